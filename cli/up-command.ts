@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
+import { credentialsPath, writeCredentials } from './credentials.js';
+import { DaemonSupervisor } from './daemon-supervisor.js';
+import { localRedisArgs } from './local-redis.js';
+
+export const DEFAULT_DATA_DIR = '.berth';
+export const DEFAULT_LOCAL_REDIS_PORT = 7079;
+
+const upFlags = z.object({
+  dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
+  apiPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_REGISTRY_PORT),
+  redisPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_LOCAL_REDIS_PORT),
+});
+
+/** Secrets `berth up` makes once and keeps in its data directory, so a rerun resumes. */
+const secretsSchema = z.object({ token: z.string().min(16), redisPassword: z.string().min(16) });
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description('Run the whole platform on this machine: a local Redis and the registry (more daemons as berth grows). Ctrl-C stops it; running it again resumes.')
+    .option('--data-dir <dir>', `where Redis data and secrets live (env BERTH_DATA_DIR, default ./${DEFAULT_DATA_DIR})`)
+    .option('--api-port <port>', `port of the REST API (env BERTH_REGISTRY_PORT, default ${DEFAULT_REGISTRY_PORT})`)
+    .option('--redis-port <port>', `port of the local Redis, on 127.0.0.1 (default ${DEFAULT_LOCAL_REDIS_PORT}); not used when REDIS_URL is set`)
+    .action(async (raw: Record<string, unknown>) => {
+      const flags = upFlags.parse({
+        dataDir: raw.dataDir ?? process.env.BERTH_DATA_DIR,
+        apiPort: raw.apiPort ?? process.env.BERTH_REGISTRY_PORT,
+        redisPort: raw.redisPort,
+      });
+      await runUp(flags);
+    });
+}
+
+async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
+  const dataDir = resolve(flags.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const secrets = loadOrMakeSecrets(join(dataDir, 'secrets.json'));
+  const supervisor = new DaemonSupervisor();
+  const say = (line: string) => process.stdout.write(`berth up: ${line}\n`);
+  supervisor.on('started', (name, pid) => say(`${name} started (pid ${pid})`));
+  supervisor.on('exited', (name, code, signal, restartInMs) => {
+    if (restartInMs !== null) say(`${name} exited (${signal ?? `code ${code}`}): restarting in ${restartInMs} ms`);
+  });
+
+  let redisUrl = process.env.REDIS_URL;
+  if (redisUrl === undefined || redisUrl === '') {
+    await assertPortFree(flags.redisPort, 'the local Redis (--redis-port)');
+    redisUrl = `redis://:${secrets.redisPassword}@127.0.0.1:${flags.redisPort}`;
+    const redisDir = join(dataDir, 'redis');
+    mkdirSync(redisDir, { recursive: true, mode: 0o700 });
+    supervisor.start({
+      name: 'redis',
+      command: 'redis-server',
+      args: localRedisArgs({ dir: redisDir, port: flags.redisPort, password: secrets.redisPassword }),
+    });
+  }
+  await assertPortFree(flags.apiPort, 'the registry API (--api-port)');
+
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const daemonEnv = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    BERTH_TOKEN: secrets.token,
+    BERTH_REGISTRY_PORT: String(flags.apiPort),
+  };
+  supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: daemonEnv });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      say(`second ${signal}: killing every daemon and exiting now`);
+      supervisor.killNow();
+      process.exit(1);
+    }
+    stopping = true;
+    say(`${signal}: stopping every daemon (send it again to exit at once)`);
+    void supervisor.stop().then(() => {
+      say('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const apiUrl = `http://127.0.0.1:${flags.apiPort}`;
+  try {
+    await waitForHealthy(apiUrl, 30_000);
+  } catch (err) {
+    await supervisor.stop();
+    throw err;
+  }
+  const credentials = credentialsPath(process.env);
+  writeCredentials(credentials, { url: apiUrl, token: secrets.token });
+  say(`registry API: ${apiUrl}  (token in ${credentials})`);
+  say(`try: curl -H "Authorization: Bearer $(node -p "require('${credentials}').token")" ${apiUrl}/v1/services`);
+  say('running: press Ctrl-C to stop');
+}
+
+function loadOrMakeSecrets(path: string): z.output<typeof secretsSchema> {
+  if (existsSync(path)) {
+    const parsed = secretsSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+    if (parsed.success) return parsed.data;
+    throw new Error(`${path} is damaged: delete it to make new secrets (the local Redis data must then be deleted too).`);
+  }
+  const secrets = { token: randomBytes(24).toString('hex'), redisPassword: randomBytes(24).toString('hex') };
+  writeFileSync(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return secrets;
+}
+
+function assertPortFree(port: number, what: string): Promise<void> {
+  return new Promise((resolveFree, reject) => {
+    const probe = createServer();
+    probe.once('error', () =>
+      reject(new Error(`Port ${port} for ${what} is in use: is berth up already running? Stop it, or choose another port.`)),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolveFree()));
+  });
+}
+
+async function waitForHealthy(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`The registry did not become healthy within ${timeoutMs / 1000} s: see the lines above for why.`);
+}

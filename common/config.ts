@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { BerthError } from './errors.js';
+
+/**
+ * One configurable option: where it comes from and what it means. Values are resolved once,
+ * in the order flag > environment variable > default, and validated by `schema`; a daemon
+ * never reads `process.env` after start-up.
+ */
+export interface OptionSpec<T> {
+  /** Environment variable that sets it, e.g. `BERTH_LEASE_MS`. */
+  env?: string;
+  /** Value when neither a flag nor the environment gives one. */
+  default: T;
+  /** Parses the raw value (a string from the environment, or a typed flag value). */
+  schema: z.ZodType<T, unknown>;
+  /** One line for `--help` and the README's configuration reference. */
+  describe: string;
+}
+
+export type OptionTable = Record<string, OptionSpec<any>>;
+export type ResolvedOptions<S extends OptionTable> = { [K in keyof S]: S[K]['default'] };
+
+/** Builds an option spec with its type inferred from the default. */
+export function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
+  return spec;
+}
+
+/**
+ * Resolves every option of `table`; throws one `invalid_config` error naming every bad value,
+ * so a user fixes them all at once.
+ */
+export function resolveOptions<S extends OptionTable>(
+  table: S,
+  flags: Partial<Record<keyof S, unknown>>,
+  env: Record<string, string | undefined>,
+): ResolvedOptions<S> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, spec] of Object.entries(table)) {
+    const flag = flags[key as keyof S];
+    const fromEnv = spec.env !== undefined ? env[spec.env] : undefined;
+    const source = flag !== undefined ? `--${kebab(key)}` : fromEnv !== undefined && fromEnv !== '' ? spec.env : undefined;
+    const raw = flag !== undefined ? flag : fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
+    if (raw === undefined) {
+      out[key] = spec.default;
+      continue;
+    }
+    const parsed = spec.schema.safeParse(raw);
+    if (parsed.success) out[key] = parsed.data;
+    else problems.push(`${source}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(raw)})`);
+  }
+  if (problems.length > 0) {
+    throw new BerthError('invalid_config', `Invalid configuration, fix these and start again: ${problems.join('; ')}`);
+  }
+  return out as ResolvedOptions<S>;
+}
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+// Reusable schemas for raw option values (strings from the environment, or typed flags).
+export const portSchema = z.coerce.number().int().min(0).max(65535);
+export const positiveMsSchema = z.coerce.number().int().min(1).max(24 * 3600_000);
+export const positiveIntSchema = z.coerce.number().int().min(1);
+export const listSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  z.array(z.string().min(1)),
+);
+export const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

@@ -1,0 +1,69 @@
+/**
+ * The error catalogue: every error berth reports to a user or a program has a stable code,
+ * an HTTP status and a default message that says what to do next. SDK users match on `code`.
+ * The README's error table lists exactly these codes (a test keeps the two in step).
+ */
+export const ERROR_CATALOGUE = {
+  invalid_json: { status: 400, message: 'The request body is not valid JSON: check its quoting and commas.' },
+  invalid_request: { status: 400, message: 'The request is not valid: see the message for the field to fix.' },
+  unauthorized: {
+    status: 401,
+    message: 'Missing or wrong API token: send "Authorization: Bearer <token>" with a token from BERTH_TOKEN.',
+  },
+  not_found: { status: 404, message: 'No such endpoint: see the README for the REST reference.' },
+  service_not_found: { status: 404, message: 'No such service: list them with GET /v1/services.' },
+  instance_not_found: {
+    status: 404,
+    message: 'No such instance of this service: list them with GET /v1/services/:service.',
+  },
+  method_not_allowed: { status: 405, message: 'This endpoint does not take that method: see the REST reference.' },
+  nothing_to_claim: {
+    status: 409,
+    message: 'No unclaimed instance of this service: poll GET /v1/unclaimed or follow GET /v1/events and try again.',
+  },
+  instance_exists: { status: 409, message: 'An instance with this id already exists: choose another id.' },
+  stale_epoch: {
+    status: 409,
+    message: 'This claim is no longer yours (its epoch or machine changed): stop the instance; do not renew or report it.',
+  },
+  invalid_state: { status: 409, message: 'The instance is not in a state that allows this change: read it again.' },
+  payload_too_large: { status: 413, message: 'The request body is too large: send a smaller body.' },
+  unsupported_media_type: {
+    status: 415,
+    message: 'Send the body as JSON with "Content-Type: application/json".',
+  },
+  internal_error: { status: 500, message: 'berth failed unexpectedly: the daemon log has the details.' },
+  redis_unavailable: {
+    status: 503,
+    message: 'The registry cannot reach Redis right now: retry shortly; if it persists, check REDIS_URL and that Redis runs.',
+  },
+  too_many_followers: {
+    status: 503,
+    message: 'Too many clients follow the event stream of this registry: retry later, or follow the Redis stream directly.',
+  },
+  shutting_down: { status: 503, message: 'This daemon is shutting down: retry against another one or in a moment.' },
+  invalid_config: { status: 500, message: 'The configuration is not valid: fix the options named in the message.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** An error with a stable code from the catalogue; safe to show to users (never a stack trace). */
+export class BerthError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CATALOGUE[code].message, options);
+    this.name = 'BerthError';
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function isBerthError(err: unknown): err is BerthError {
+  return err instanceof BerthError;
+}

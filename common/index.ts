@@ -1,0 +1,26 @@
+export { BerthError, ERROR_CATALOGUE, isBerthError, type ErrorCode } from './errors.js';
+export {
+  option,
+  resolveOptions,
+  portSchema,
+  positiveMsSchema,
+  positiveIntSchema,
+  listSchema,
+  logLevelSchema,
+  type OptionSpec,
+  type OptionTable,
+  type ResolvedOptions,
+} from './config.js';
+export { createLogger, silentLogger, type Logger } from './logger.js';
+export {
+  connectRedis,
+  closeRedis,
+  waitForReady,
+  isRedisUnavailable,
+  redisSettingsFrom,
+  REDIS_OPTIONS,
+  DEFAULT_REDIS_URL,
+  type RedisClient,
+  type RedisSettings,
+} from './redis-connection.js';
+export { closeOnSignals, idempotentClose, DEFAULT_GRACE_MS, type Closable } from './daemon-lifecycle.js';

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+/**
+ * Names and URL path prefixes as every part accepts them. One definition, so that the API,
+ * the proxy's route table and the CLI agree on what is valid.
+ */
+export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+
+export const nameSchema = z
+  .string()
+  .regex(NAME_PATTERN, 'must start with a lowercase letter and contain only a-z, 0-9 and "-" (at most 63 characters)');
+
+/** The prefix berth keeps for its own endpoints on every proxy and balancer. */
+export const RESERVED_PREFIX = '/_berth';
+
+const SEGMENT = /^[A-Za-z0-9._~-]+$/;
+export const MAX_PATH_LENGTH = 256;
+
+/** Why `path` is not a valid path prefix, or undefined when it is. */
+export function pathPrefixProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'must start with "/"';
+  if (path.length > MAX_PATH_LENGTH) return `must be at most ${MAX_PATH_LENGTH} characters`;
+  if (path === '/') return undefined;
+  if (path.endsWith('/')) return 'must not end with "/" (write "/payments", not "/payments/")';
+  for (const segment of path.slice(1).split('/')) {
+    if (segment === '') return 'must not contain empty segments ("//")';
+    if (segment === '.' || segment === '..') return 'must not contain "." or ".." segments';
+    if (!SEGMENT.test(segment)) {
+      return 'segments may contain only letters, digits and "-", "_", ".", "~" (no "%", spaces or control characters)';
+    }
+  }
+  if (path === RESERVED_PREFIX || path.startsWith(`${RESERVED_PREFIX}/`)) return `"${RESERVED_PREFIX}" is reserved for berth`;
+  return undefined;
+}
+
+export const pathPrefixSchema = z.string().superRefine((path, ctx) => {
+  const problem = pathPrefixProblem(path);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export const portNumberSchema = z.number().int().min(1).max(65535);
+
+export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+export const digestSchema = z.string().regex(SHA256_PATTERN, 'must be a sha256 digest: 64 lowercase hex characters');
+
+/** Machine names default to the host name, so they allow dots and capitals. */
+export const machineNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'must be 1-63 letters, digits, "." or "-", starting with a letter or digit');
+
+/** A host name, IPv4 or IPv6 address as given in a claim. */
+export const hostSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9.:\-[\]]+$/, 'must be a host name or an IP address');
+
+export const instanceIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be 1-64 characters of a-z, 0-9 and "-"');
+
+const ATTRIBUTE_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+export const MAX_ATTRIBUTES = 32;
+
+/** Requirements and labels: a small flat object of strings, numbers and booleans. */
+export const attributesSchema = z
+  .record(
+    z.string().regex(ATTRIBUTE_KEY, 'attribute names are letters, digits, "_", "." or "-", starting with a letter (at most 64)'),
+    z.union([z.string().max(256), z.number().finite(), z.boolean()]),
+  )
+  .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`);

@@ -1,0 +1,149 @@
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { z } from 'zod';
+import { listSchema, option, positiveMsSchema } from './config.js';
+
+export type RedisClient = Redis | Cluster;
+
+/**
+ * How to reach Redis: a URL for one server, or Sentinel or Cluster settings passed through to
+ * ioredis. Every multi-key script keeps its keys in one hash slot, so Cluster is safe.
+ */
+export interface RedisSettings {
+  /** @default 'redis://127.0.0.1:6379' */
+  url: string;
+  /** `host:port` of each Sentinel; when set, `url` gives only password and database. */
+  sentinels: string[];
+  /** @default 'mymaster' */
+  sentinelName: string;
+  /** `host:port` of Cluster seed nodes; when set, Cluster mode is used. */
+  clusterNodes: string[];
+  /** A command unanswered this long fails (so the API answers 503 instead of hanging). @default 2000 */
+  commandTimeoutMs: number;
+}
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+
+export const REDIS_OPTIONS = {
+  redisUrl: option({ env: 'REDIS_URL', default: DEFAULT_REDIS_URL, schema: z.string().url(), describe: 'Redis server URL (redis:// or rediss://, password and database included).' }),
+  redisSentinels: option({ env: 'BERTH_REDIS_SENTINELS', default: [] as string[], schema: listSchema, describe: 'Comma-separated host:port of Redis Sentinels; enables Sentinel mode.' }),
+  redisSentinelName: option({ env: 'BERTH_REDIS_SENTINEL_NAME', default: 'mymaster', schema: z.string().min(1), describe: 'Name of the Sentinel-monitored primary.' }),
+  redisClusterNodes: option({ env: 'BERTH_REDIS_CLUSTER_NODES', default: [] as string[], schema: listSchema, describe: 'Comma-separated host:port of Redis Cluster seed nodes; enables Cluster mode.' }),
+  redisCommandTimeoutMs: option({ env: 'BERTH_REDIS_COMMAND_TIMEOUT_MS', default: DEFAULT_COMMAND_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A Redis command unanswered this long fails, and the API answers 503.' }),
+};
+
+export function redisSettingsFrom(o: {
+  redisUrl: string;
+  redisSentinels: string[];
+  redisSentinelName: string;
+  redisClusterNodes: string[];
+  redisCommandTimeoutMs: number;
+}): RedisSettings {
+  return {
+    url: o.redisUrl,
+    sentinels: o.redisSentinels,
+    sentinelName: o.redisSentinelName,
+    clusterNodes: o.redisClusterNodes,
+    commandTimeoutMs: o.redisCommandTimeoutMs,
+  };
+}
+
+export interface ConnectOptions {
+  /** Shown in `CLIENT LIST`, to tell berth's connections apart. */
+  name: string;
+  /**
+   * A connection for blocking reads (XREAD BLOCK): no command timeout, since a blocked read
+   * is meant to wait.
+   */
+  blocking?: boolean;
+  /** Called on connection errors; ioredis reconnects by itself. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Opens a connection that fails fast while Redis is away (no offline queue, a command
+ * timeout) and reconnects forever with a capped backoff. EVALSHA of defined commands falls
+ * back to EVAL after a Redis restart, so scripts survive it.
+ */
+export function connectRedis(settings: RedisSettings, options: ConnectOptions): RedisClient {
+  const url = new URL(settings.url);
+  const base: RedisOptions = {
+    connectionName: options.name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    ...(options.blocking ? {} : { commandTimeout: settings.commandTimeoutMs }),
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  let client: RedisClient;
+  if (settings.clusterNodes.length > 0) {
+    client = new Cluster(settings.clusterNodes.map(parseHostPort), {
+      redisOptions: base,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: base.retryStrategy,
+    });
+  } else if (settings.sentinels.length > 0) {
+    client = new Redis({ ...base, sentinels: settings.sentinels.map(parseHostPort), name: settings.sentinelName });
+  } else {
+    client = new Redis({ ...base, host: url.hostname, port: Number(url.port || 6379) });
+  }
+  // Without a listener ioredis prints every connection error to stderr.
+  client.on('error', (err: Error) => options.onError?.(err));
+  return client;
+}
+
+/** Resolves once the client is ready, or rejects after `timeoutMs`. */
+export function waitForReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis was not ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
+
+/** Closes a connection without waiting on a Redis that may be gone. */
+export async function closeRedis(client: RedisClient): Promise<void> {
+  try {
+    if (client.status === 'ready') await client.quit();
+    else client.disconnect();
+  } catch {
+    client.disconnect();
+  }
+}
+
+function parseHostPort(s: string): ClusterNode & { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  if (i <= 0) return { host: s, port: 6379 };
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+}
+
+/** True for the errors ioredis raises while Redis is unreachable or too slow. */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const m = err.message;
+  return (
+    m.includes("Stream isn't writeable") ||
+    m.includes('Command timed out') ||
+    m.includes('Connection is closed') ||
+    m.includes('max retries per request') ||
+    m.includes('ECONNREFUSED') ||
+    m.includes('ECONNRESET') ||
+    m.includes('LOADING') ||
+    m.includes('MASTERDOWN') ||
+    m.includes('READONLY') ||
+    m.includes('CLUSTERDOWN') ||
+    m.includes('None of startup nodes is available') ||
+    m.includes('All sentinels are unreachable')
+  );
+}

@@ -1,0 +1,62 @@
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { BerthError } from '../../common/errors.js';
+import type { RedisClient } from '../../common/redis-connection.js';
+import type { RegistryStore } from '../registry-store.js';
+import { authenticate } from './authenticate.js';
+import { errorHandler } from './error-handler.js';
+import { eventRoutes } from './event-routes.js';
+import { jsonBody } from './json-body.js';
+import { serviceRoutes } from './service-routes.js';
+
+export interface ApiAppOptions {
+  store: RegistryStore;
+  redis: RedisClient;
+  openBlockingConnection: () => RedisClient;
+  tokens: readonly string[];
+  bodyLimitBytes: number;
+  maxEventClients: number;
+  logger: Logger;
+  /** True once the daemon drains: new requests get 503. */
+  isClosing: () => boolean;
+}
+
+/** The registry's REST API as an express app (no listening socket). */
+export function createApiApp(options: ApiAppOptions): { app: Express; closeStreams: () => void } {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (options.isClosing()) {
+      res.setHeader('Connection', 'close');
+      return next(new BerthError('shutting_down'));
+    }
+    next();
+  });
+
+  app.get('/healthz', async (_req, res) => {
+    await options.redis.ping();
+    res.json({ status: 'ok' });
+  });
+
+  const events = eventRoutes({
+    keys: options.store.keys,
+    openBlockingConnection: options.openBlockingConnection,
+    maxClients: options.maxEventClients,
+    logger: options.logger,
+  });
+  const v1 = express.Router();
+  v1.use(authenticate(options.tokens));
+  v1.use(jsonBody(options.bodyLimitBytes));
+  v1.use(serviceRoutes(options.store));
+  v1.use(events.router);
+  app.use('/v1', v1);
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see the README for the REST reference.`));
+  });
+  app.use(errorHandler(options.logger));
+  return { app, closeStreams: events.closeAll };
+}

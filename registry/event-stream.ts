@@ -1,0 +1,91 @@
+import type { RedisClient } from '../common/redis-connection.js';
+import type { RegistryKeys } from './keys.js';
+
+/** One change in the registry, as appended to the event stream. */
+export interface RegistryEvent {
+  /** Stream entry id; pass the last one seen to read what follows. */
+  id: string;
+  kind: string;
+  instance?: string;
+  service?: string;
+  machine?: string;
+  epoch?: number;
+  reason?: string;
+}
+
+export interface EventBatch {
+  events: RegistryEvent[];
+  /**
+   * True when events after the caller's id may have been lost (trimmed from the stream, or
+   * Redis was wiped): reload full state, then follow from `currentEventId()` taken before it.
+   */
+  resync: boolean;
+}
+
+/** The id a fresh follower starts after: the newest event now, or '0-0' when there is none. */
+export async function currentEventId(redis: RedisClient, keys: RegistryKeys): Promise<string> {
+  const last = (await redis.xrevrange(keys.events, '+', '-', 'COUNT', 1)) as [string, string[]][];
+  return last[0]?.[0] ?? '0-0';
+}
+
+/**
+ * Reads the events after `fromId`, waiting up to `blockMs` when there are none. Use a
+ * connection made for blocking reads. Detects a gap after the read (conservatively: a
+ * trim after the read only causes a needless resync, never a missed one).
+ */
+export async function readEvents(
+  redis: RedisClient,
+  keys: RegistryKeys,
+  fromId: string,
+  options: { blockMs: number; count: number },
+): Promise<EventBatch> {
+  const reply = (await redis.xread('COUNT', options.count, 'BLOCK', options.blockMs, 'STREAMS', keys.events, fromId)) as
+    | [string, [string, string[]][]][]
+    | null;
+  const entries = reply?.[0]?.[1] ?? [];
+  const events = entries.map(([id, fields]) => eventFromFields(id, fields));
+  return { events, resync: await hasGapAfter(redis, keys, fromId) };
+}
+
+async function hasGapAfter(redis: RedisClient, keys: RegistryKeys, fromId: string): Promise<boolean> {
+  if (fromId === '0-0' || fromId === '0') return false;
+  let info: unknown[];
+  try {
+    info = (await redis.call('XINFO', 'STREAM', keys.events)) as unknown[];
+  } catch (err) {
+    // No stream at all while the caller had seen events: Redis lost its data.
+    if (err instanceof Error && err.message.includes('no such key')) return true;
+    throw err;
+  }
+  const field = (name: string) => {
+    const i = info.indexOf(name);
+    return i >= 0 ? String(info[i + 1]) : undefined;
+  };
+  const maxDeleted = field('max-deleted-entry-id') ?? '0-0';
+  const lastGenerated = field('last-generated-id') ?? '0-0';
+  // Entries after fromId were trimmed, or the stream was recreated behind the caller's back.
+  return compareEventIds(maxDeleted, fromId) > 0 || compareEventIds(fromId, lastGenerated) > 0;
+}
+
+/** Orders two stream ids ("ms-seq"). */
+export function compareEventIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const d = BigInt(am) - BigInt(bm);
+  if (d !== 0n) return d < 0n ? -1 : 1;
+  const e = BigInt(as) - BigInt(bs);
+  return e === 0n ? 0 : e < 0n ? -1 : 1;
+}
+
+function eventFromFields(id: string, fields: string[]): RegistryEvent {
+  const event: RegistryEvent = { id, kind: '' };
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!;
+    const value = fields[i + 1]!;
+    if (name === 'epoch') event.epoch = Number(value);
+    else if (name === 'kind' || name === 'instance' || name === 'service' || name === 'machine' || name === 'reason') {
+      if (value !== '') event[name] = value;
+    }
+  }
+  return event;
+}

@@ -1,0 +1,116 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { idempotentClose } from '../common/daemon-lifecycle.js';
+import type { Logger } from '../common/logger.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom } from '../common/redis-connection.js';
+import { createApiApp } from './api/api-app.js';
+import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
+import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
+import { DEFAULT_KEY_PREFIX } from './keys.js';
+import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
+import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, RegistryStore } from './registry-store.js';
+
+export const DEFAULT_REGISTRY_PORT = 7070;
+
+/** Every option of `berth registry`: flag, environment variable, default. */
+export const REGISTRY_OPTIONS = {
+  host: option({ env: 'BERTH_REGISTRY_HOST', default: '127.0.0.1', schema: z.string().min(1), describe: 'Address the REST API listens on.' }),
+  port: option({ env: 'BERTH_REGISTRY_PORT', default: DEFAULT_REGISTRY_PORT, schema: portSchema, describe: 'Port the REST API listens on (0 picks a free one).' }),
+  token: option({ env: 'BERTH_TOKEN', default: [] as string[], schema: listSchema, describe: 'API token(s), comma-separated; required.' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix "{name}:" (a Cluster hash tag).' }),
+  leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: positiveMsSchema, describe: 'Lease length of a claim when the claimer gives none.' }),
+  reapIntervalMs: option({ env: 'BERTH_REAP_INTERVAL_MS', default: DEFAULT_REAP_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often expired leases are returned to unclaimed.' }),
+  eventsMaxLength: option({ env: 'BERTH_EVENTS_MAX_LENGTH', default: DEFAULT_EVENTS_MAX_LENGTH, schema: positiveIntSchema, describe: 'Approximate number of events the stream keeps.' }),
+  bodyLimitBytes: option({ env: 'BERTH_BODY_LIMIT_BYTES', default: DEFAULT_BODY_LIMIT_BYTES, schema: positiveIntSchema, describe: 'Largest JSON request body accepted.' }),
+  maxEventClients: option({ env: 'BERTH_MAX_EVENT_CLIENTS', default: DEFAULT_MAX_EVENT_CLIENTS, schema: positiveIntSchema, describe: 'Most concurrent GET /v1/events followers.' }),
+  graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
+  logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
+  ...REDIS_OPTIONS,
+};
+
+export type RegistryConfig = ResolvedOptions<typeof REGISTRY_OPTIONS>;
+
+export interface RegistryDaemon {
+  /** The API's base URL, e.g. http://127.0.0.1:7070. */
+  url: string;
+  store: RegistryStore;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the registry: the REST API and the lease reaper. It listens at once, even while
+ * Redis is away (the API answers 503 until Redis is back), so that start order never matters.
+ */
+export async function startRegistry(config: RegistryConfig, logger: Logger): Promise<RegistryDaemon> {
+  if (config.token.length === 0) {
+    throw new Error('No API token: set BERTH_TOKEN (or --token) to a long random string, e.g. `openssl rand -hex 24`.');
+  }
+  const settings = redisSettingsFrom(config);
+  let redisDown = false;
+  const redis = connectRedis(settings, {
+    name: 'berth-registry',
+    onError: (err) => {
+      if (!redisDown) logger.warn({ err: err.message }, 'Redis connection failed: answering 503 while reconnecting');
+      redisDown = true;
+    },
+  });
+  redis.on('ready', () => {
+    if (redisDown) logger.info('Redis connection is back');
+    redisDown = false;
+  });
+  const store = new RegistryStore(redis, {
+    keyPrefix: config.keyPrefix,
+    leaseMs: config.leaseMs,
+    eventsMaxLength: config.eventsMaxLength,
+  });
+
+  let closing = false;
+  const { app, closeStreams } = createApiApp({
+    store,
+    redis,
+    openBlockingConnection: () => connectRedis(settings, { name: 'berth-registry-events', blocking: true }),
+    tokens: config.token,
+    bodyLimitBytes: config.bodyLimitBytes,
+    maxEventClients: config.maxEventClients,
+    logger,
+    isClosing: () => closing,
+  });
+
+  const server = createServer(
+    { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
+    app,
+  );
+  await listen(server, config.port, config.host);
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  const reaper = startReaper({ store, logger, intervalMs: config.reapIntervalMs });
+  logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
+
+  const close = idempotentClose(async () => {
+    closing = true;
+    await reaper.close();
+    closeStreams();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await closed;
+    await closeRedis(redis);
+  });
+  return { url, store, close };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') reject(new Error(`Port ${port} on ${host} is in use: stop what uses it or choose another with --port.`));
+      else reject(err);
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

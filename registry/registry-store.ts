@@ -1,0 +1,386 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { BerthError } from '../common/errors.js';
+import { isRedisUnavailable, type RedisClient } from '../common/redis-connection.js';
+import { instanceFromFlat, instanceFromHash, type Attributes, type Instance } from './instance.js';
+import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
+import { scriptFailure } from './script-errors.js';
+
+export const DEFAULT_LEASE_MS = 15_000;
+export const DEFAULT_EVENTS_MAX_LENGTH = 100_000;
+export const DEFAULT_REAP_BATCH = 500;
+
+export interface RegistryStoreOptions {
+  /** Name inside the key prefix's hash tag. @default 'berth' */
+  keyPrefix?: string;
+  /** Approximate number of events the stream keeps. @default 100000 */
+  eventsMaxLength?: number;
+  /** Lease length when a caller gives none. @default 15000 */
+  leaseMs?: number;
+}
+
+export interface RegisterInput {
+  service: string;
+  path: string;
+  attributes?: Attributes;
+  files?: string | null;
+  release?: number | null;
+  /** Chosen by the store when absent. */
+  id?: string;
+}
+
+export interface ClaimInput {
+  service: string;
+  machine: string;
+  /** Address the instance listens on, as other machines reach it. @default the machine name */
+  host?: string;
+  port: number;
+  attributes?: Attributes;
+  /** Only an instance with this path. */
+  path?: string;
+  leaseMs?: number;
+  /**
+   * Names this claim attempt: repeating a request with the same id (after a lost reply)
+   * returns the claim it already made instead of making a second one.
+   */
+  requestId?: string;
+}
+
+export interface HolderInput {
+  id: string;
+  machine: string;
+  epoch: number;
+}
+
+export interface ReapedInstance {
+  id: string;
+  service: string;
+  machine: string;
+  epoch: number;
+}
+
+export interface MachineFacts {
+  /** Where this machine's proxy listens, as other machines and balancers reach it. */
+  proxy?: string;
+  cpus?: number;
+  memoryMb?: number;
+  freeMemoryMb?: number;
+  /** 5-minute load average per CPU. */
+  load?: number;
+  [key: string]: unknown;
+}
+
+export interface Machine {
+  name: string;
+  facts: MachineFacts;
+  heartbeatAt: number;
+  joinedAt: number;
+}
+
+interface ScriptCommands {
+  registerInstance(...args: (string | number)[]): Promise<string[] | number>;
+  claimInstance(...args: (string | number)[]): Promise<string[] | number>;
+  markRunning(...args: (string | number)[]): Promise<string[] | number>;
+  renewLease(...args: (string | number)[]): Promise<number>;
+  releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
+  unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
+  reapExpired(...args: (string | number)[]): Promise<[string, string, string, string][]>;
+  heartbeatMachine(...args: (string | number)[]): Promise<number>;
+}
+
+const SCRIPTS: Record<keyof ScriptCommands, number> = {
+  registerInstance: 7,
+  claimInstance: 5,
+  markRunning: 2,
+  renewLease: 2,
+  releaseInstance: 4,
+  unregisterInstance: 7,
+  reapExpired: 3,
+  heartbeatMachine: 3,
+};
+
+const scriptSource = new Map<string, string>();
+function loadScript(name: string, keys: number): string {
+  const file = `${name}-${keys}.lua`;
+  let lua = scriptSource.get(file);
+  if (lua === undefined) {
+    lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
+    scriptSource.set(file, lua);
+  }
+  return lua;
+}
+
+/**
+ * The registry's data in Redis. Every state change is one Lua script, called through one
+ * typed method here; reads are plain commands whose cost is bounded by what they return.
+ */
+export class RegistryStore {
+  readonly keys: RegistryKeys;
+  readonly leaseMs: number;
+  private readonly maxLen: number;
+  private readonly redis: RedisClient & ScriptCommands;
+
+  constructor(redis: RedisClient, options: RegistryStoreOptions = {}) {
+    this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.maxLen = options.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH;
+    for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
+      // Defining again on a shared client is harmless: same name, same source.
+      redis.defineCommand(name, { numberOfKeys, lua: loadScript(name, numberOfKeys) });
+    }
+    this.redis = redis as RedisClient & ScriptCommands;
+  }
+
+  async register(input: RegisterInput): Promise<Instance> {
+    const k = this.keys;
+    const id = input.id ?? newInstanceId();
+    const out = await this.call(() =>
+      this.redis.registerInstance(
+        k.instance(id),
+        k.serviceInstances(input.service),
+        k.services,
+        k.unclaimed,
+        k.serviceUnclaimed(input.service),
+        k.events,
+        k.sequence,
+        id,
+        input.service,
+        input.path,
+        JSON.stringify(input.attributes ?? {}),
+        input.files ?? '',
+        input.release ?? '',
+        this.maxLen,
+      ),
+    );
+    return instanceFromFlat(this.expectFlat(out, 'instance_exists'));
+  }
+
+  /** Removes one instance of `service` by id. */
+  async unregister(service: string, id: string): Promise<Instance> {
+    const k = this.keys;
+    const out = await this.call(() =>
+      this.redis.unregisterInstance(
+        k.instance(id),
+        k.serviceInstances(service),
+        k.services,
+        k.unclaimed,
+        k.serviceUnclaimed(service),
+        k.leases,
+        k.events,
+        service,
+        this.maxLen,
+      ),
+    );
+    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+  }
+
+  /**
+   * Removes a single instance of `service` matching the given path, host and port (the seed's
+   * UnregisterInstance(service, path, [host], [port])). Prefers an unclaimed one, then the newest.
+   */
+  async unregisterMatching(service: string, match: { path?: string; host?: string; port?: number }): Promise<Instance> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const candidates = (await this.getService(service))
+        .filter(
+          (i) =>
+            (match.path === undefined || i.path === match.path) &&
+            (match.host === undefined || i.host === match.host) &&
+            (match.port === undefined || i.port === match.port),
+        )
+        .sort((a, b) => Number(b.state === 'unclaimed') - Number(a.state === 'unclaimed') || b.createdAt - a.createdAt);
+      const victim = candidates[0];
+      if (victim === undefined) throw new BerthError('instance_not_found', `No instance of "${service}" matches ${JSON.stringify(match)}.`);
+      try {
+        return await this.unregister(service, victim.id);
+      } catch (err) {
+        // Someone else removed it between our read and our delete: look again.
+        if (!(err instanceof BerthError && err.code === 'instance_not_found')) throw err;
+      }
+    }
+    throw new BerthError('instance_not_found', `No instance of "${service}" matches ${JSON.stringify(match)}.`);
+  }
+
+  /** Claims the oldest unclaimed instance of `service`; throws nothing_to_claim or service_not_found. */
+  async claim(input: ClaimInput): Promise<Instance> {
+    const k = this.keys;
+    const out = await this.call(() =>
+      this.redis.claimInstance(
+        k.serviceUnclaimed(input.service),
+        k.unclaimed,
+        k.leases,
+        k.epoch,
+        k.events,
+        k.prefix,
+        input.service,
+        input.machine,
+        input.host ?? input.machine,
+        input.port,
+        JSON.stringify(input.attributes ?? {}),
+        input.leaseMs ?? this.leaseMs,
+        input.requestId ?? '',
+        input.path ?? '',
+        this.maxLen,
+      ),
+    );
+    if (out === -1) {
+      const known = await this.call(() => this.redis.exists(k.serviceInstances(input.service)));
+      if (known === 0) throw new BerthError('service_not_found', `No service named "${input.service}": list them with GET /v1/services.`);
+    }
+    return instanceFromFlat(this.expectFlat(out, 'nothing_to_claim'));
+  }
+
+  /** Reports that the holder's instance passed its health check and may be routed. */
+  async markRunning(input: HolderInput & { pid: number }): Promise<Instance> {
+    const out = await this.call(() =>
+      this.redis.markRunning(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.pid, this.maxLen),
+    );
+    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+  }
+
+  /** Extends the holder's lease; returns the new expiry (ms, Redis clock). */
+  async renew(input: HolderInput & { leaseMs?: number }): Promise<number> {
+    const out = await this.call(() =>
+      this.redis.renewLease(this.keys.instance(input.id), this.keys.leases, input.machine, input.epoch, input.leaseMs ?? this.leaseMs),
+    );
+    if (out < 0) throw scriptFailure(out, 'instance_not_found');
+    return out;
+  }
+
+  /** Gives the holder's claim back, so another machine may claim the instance. */
+  async release(input: HolderInput & { reason: string }): Promise<Instance> {
+    const k = this.keys;
+    const out = await this.call(() =>
+      this.redis.releaseInstance(
+        k.instance(input.id),
+        k.leases,
+        k.unclaimed,
+        k.events,
+        input.machine,
+        input.epoch,
+        input.reason,
+        this.maxLen,
+        k.prefix,
+      ),
+    );
+    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+  }
+
+  /** Returns up to `limit` instances whose lease expired to unclaimed. */
+  async reapExpired(limit = DEFAULT_REAP_BATCH): Promise<ReapedInstance[]> {
+    const k = this.keys;
+    const out = await this.call(() => this.redis.reapExpired(k.leases, k.unclaimed, k.events, k.prefix, limit, this.maxLen));
+    return out.map(([id, service, machine, epoch]) => ({ id, service, machine, epoch: Number(epoch) }));
+  }
+
+  async heartbeat(name: string, facts: MachineFacts): Promise<number> {
+    const k = this.keys;
+    return this.call(() => this.redis.heartbeatMachine(k.machine(name), k.machines, k.events, name, JSON.stringify(facts), this.maxLen));
+  }
+
+  async getInstance(id: string): Promise<Instance> {
+    const h = await this.call(() => this.redis.hgetall(this.keys.instance(id)));
+    if (!h.id) throw new BerthError('instance_not_found', `No instance with id "${id}".`);
+    return instanceFromHash(h);
+  }
+
+  /** Every instance of `service`, oldest first: O(instances of the service). */
+  async getService(service: string): Promise<Instance[]> {
+    const ids = await this.call(() => this.redis.zrange(this.keys.serviceInstances(service), 0, -1));
+    if (ids.length === 0) throw new BerthError('service_not_found', `No service named "${service}": list them with GET /v1/services.`);
+    return this.instancesById(ids);
+  }
+
+  /** Names of every service that has instances, sorted. */
+  async listServices(): Promise<string[]> {
+    const names = await this.call(() => this.redis.smembers(this.keys.services));
+    return names.sort();
+  }
+
+  /** A service name for each unclaimed instance, oldest first: O(unclaimed). */
+  async listUnclaimed(): Promise<string[]> {
+    const ids = await this.call(() => this.redis.zrange(this.keys.unclaimed, 0, -1));
+    if (ids.length === 0) return [];
+    const services = await this.call(() => {
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hget(this.keys.instance(id), 'service');
+      return pipeline.exec();
+    });
+    const out: string[] = [];
+    for (const [err, service] of services ?? []) {
+      if (err) throw this.wrap(err);
+      if (typeof service === 'string') out.push(service);
+    }
+    return out;
+  }
+
+  /** Every machine that ever sent a heartbeat, most recent first. */
+  async listMachines(): Promise<Machine[]> {
+    const names = await this.call(() => this.redis.zrevrange(this.keys.machines, 0, -1));
+    if (names.length === 0) return [];
+    const rows = await this.call(() => {
+      const pipeline = this.redis.pipeline();
+      for (const name of names) pipeline.hgetall(this.keys.machine(name));
+      return pipeline.exec();
+    });
+    const out: Machine[] = [];
+    for (const [err, h] of rows ?? []) {
+      if (err) throw this.wrap(err);
+      const m = h as Record<string, string>;
+      if (!m.name) continue;
+      out.push({
+        name: m.name,
+        facts: safeJson(m.facts) as MachineFacts,
+        heartbeatAt: Number(m.heartbeatAt ?? 0),
+        joinedAt: Number(m.joinedAt ?? 0),
+      });
+    }
+    return out;
+  }
+
+  private async instancesById(ids: string[]): Promise<Instance[]> {
+    const rows = await this.call(() => {
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hgetall(this.keys.instance(id));
+      return pipeline.exec();
+    });
+    const out: Instance[] = [];
+    for (const [err, h] of rows ?? []) {
+      if (err) throw this.wrap(err);
+      const hash = h as Record<string, string>;
+      if (hash.id) out.push(instanceFromHash(hash));
+    }
+    return out;
+  }
+
+  private expectFlat(out: string[] | number, notFound: 'instance_not_found' | 'nothing_to_claim' | 'instance_exists'): string[] {
+    if (typeof out === 'number') throw scriptFailure(out, notFound);
+    return out;
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  private wrap(err: unknown): unknown {
+    if (err instanceof BerthError) return err;
+    if (isRedisUnavailable(err)) return new BerthError('redis_unavailable', undefined, { cause: err });
+    return err;
+  }
+}
+
+function newInstanceId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+function safeJson(s: string | undefined): unknown {
+  if (!s) return {};
+  try {
+    return JSON.parse(s);
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,84 @@
+--[[
+  Claims the oldest unclaimed instance of a service for a machine, as a lease with a fencing
+  epoch. A retried request (same request id, same machine) whose claim still holds gets that
+  same claim back, so a lost reply never makes a second claim.
+
+  Input:
+    KEYS[1] service's unclaimed index (sorted set)
+    KEYS[2] unclaimed index (sorted set, all services)
+    KEYS[3] leases (sorted set by expiry)
+    KEYS[4] epoch counter
+    KEYS[5] event stream
+
+    ARGV[1] key prefix (instance keys are prefix .. 'instance:' .. id)
+    ARGV[2] service name
+    ARGV[3] machine name
+    ARGV[4] host the instance listens on
+    ARGV[5] port
+    ARGV[6] claim attributes (JSON object)
+    ARGV[7] lease length (ms)
+    ARGV[8] request id ('' for none)
+    ARGV[9] path the instance must have ('' for any)
+    ARGV[10] event stream max length (approximate)
+
+  Output:
+    the claimed instance as a flat field/value list
+    -1 nothing unclaimed (matching the path) for this service
+]]
+local rcall = redis.call
+local prefix, service, machine = ARGV[1], ARGV[2], ARGV[3]
+local leaseMs = tonumber(ARGV[7])
+local requestId, wantedPath = ARGV[8], ARGV[9]
+
+local t = rcall('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local requestKey = prefix .. 'claim-request:' .. requestId
+
+if requestId ~= '' then
+  local previous = rcall('GET', requestKey)
+  if previous then
+    local sep = string.find(previous, ' ', 1, true)
+    local prevId, prevEpoch = string.sub(previous, 1, sep - 1), string.sub(previous, sep + 1)
+    local prevKey = prefix .. 'instance:' .. prevId
+    local cur = rcall('HMGET', prevKey, 'machine', 'epoch', 'state')
+    if cur[1] == machine and cur[2] == prevEpoch and (cur[3] == 'claimed' or cur[3] == 'running') then
+      local leaseUntil = now + leaseMs
+      rcall('HSET', prevKey, 'leaseUntil', leaseUntil)
+      rcall('ZADD', KEYS[3], leaseUntil, prevId)
+      return rcall('HGETALL', prevKey)
+    end
+  end
+end
+
+local id
+if wantedPath == '' then
+  id = rcall('ZRANGE', KEYS[1], 0, 0)[1]
+else
+  for _, candidate in ipairs(rcall('ZRANGE', KEYS[1], 0, -1)) do
+    if rcall('HGET', prefix .. 'instance:' .. candidate, 'path') == wantedPath then
+      id = candidate
+      break
+    end
+  end
+end
+if not id then
+  return -1
+end
+
+local instanceKey = prefix .. 'instance:' .. id
+local epoch = rcall('INCR', KEYS[4])
+local leaseUntil = now + leaseMs
+rcall('HSET', instanceKey, 'state', 'claimed', 'machine', machine, 'host', ARGV[4], 'port', ARGV[5],
+  'claimAttributes', ARGV[6], 'epoch', epoch, 'leaseUntil', leaseUntil, 'updatedAt', now, 'reason', '')
+rcall('HDEL', instanceKey, 'pid')
+rcall('ZREM', KEYS[1], id)
+rcall('ZREM', KEYS[2], id)
+rcall('ZADD', KEYS[3], leaseUntil, id)
+if requestId ~= '' then
+  -- Kept a few leases long: a retry comes within seconds, and a stale entry is harmless.
+  rcall('SET', requestKey, id .. ' ' .. epoch, 'PX', leaseMs * 4)
+end
+rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*',
+  'kind', 'claimed', 'instance', id, 'service', service, 'epoch', epoch, 'machine', machine)
+
+return rcall('HGETALL', instanceKey)

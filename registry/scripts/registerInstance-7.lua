@@ -1,0 +1,48 @@
+--[[
+  Records a new, unclaimed instance of a service.
+
+  Input:
+    KEYS[1] instance hash
+    KEYS[2] service's instance index (sorted set)
+    KEYS[3] set of service names
+    KEYS[4] unclaimed index (sorted set, all services)
+    KEYS[5] service's unclaimed index (sorted set)
+    KEYS[6] event stream
+    KEYS[7] registration sequence counter
+
+    ARGV[1] instance id
+    ARGV[2] service name
+    ARGV[3] path prefix
+    ARGV[4] attributes (JSON object)
+    ARGV[5] files (bundle digest, or '')
+    ARGV[6] release version (or '')
+    ARGV[7] event stream max length (approximate)
+
+  Output:
+    the instance as a flat field/value list
+    -3 an instance with this id exists
+]]
+local rcall = redis.call
+local instanceKey = KEYS[1]
+local id, service = ARGV[1], ARGV[2]
+
+if rcall('EXISTS', instanceKey) == 1 then
+  return -3
+end
+
+local t = rcall('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq = rcall('INCR', KEYS[7])
+
+rcall('HSET', instanceKey,
+  'id', id, 'service', service, 'path', ARGV[3], 'attributes', ARGV[4], 'files', ARGV[5],
+  'release', ARGV[6], 'state', 'unclaimed', 'epoch', 0, 'seq', seq,
+  'createdAt', now, 'updatedAt', now)
+rcall('ZADD', KEYS[2], seq, id)
+rcall('SADD', KEYS[3], service)
+rcall('ZADD', KEYS[4], seq, id)
+rcall('ZADD', KEYS[5], seq, id)
+rcall('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*',
+  'kind', 'registered', 'instance', id, 'service', service, 'epoch', 0)
+
+return rcall('HGETALL', instanceKey)

@@ -1,0 +1,33 @@
+--[[
+  Extends the lease of a claim. Refused unless the caller holds the current claim. Renewals
+  change no state, so they append no event.
+
+  Input:
+    KEYS[1] instance hash
+    KEYS[2] leases (sorted set by expiry)
+
+    ARGV[1] machine name
+    ARGV[2] claim epoch
+    ARGV[3] lease length (ms)
+
+  Output:
+    the new lease expiry (ms, Redis clock)
+    -1 no such instance
+    -2 stale epoch: the caller's claim is gone
+]]
+local rcall = redis.call
+local instanceKey = KEYS[1]
+local cur = rcall('HMGET', instanceKey, 'id', 'state', 'machine', 'epoch')
+if not cur[1] then
+  return -1
+end
+if cur[3] ~= ARGV[1] or cur[4] ~= ARGV[2] or cur[2] == 'unclaimed' then
+  return -2
+end
+
+local t = rcall('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local leaseUntil = now + tonumber(ARGV[3])
+rcall('HSET', instanceKey, 'leaseUntil', leaseUntil)
+rcall('ZADD', KEYS[2], leaseUntil, cur[1])
+return leaseUntil

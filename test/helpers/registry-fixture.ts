@@ -1,0 +1,41 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { resolveOptions } from '../../common/config.js';
+import { silentLogger } from '../../common/logger.js';
+import { REGISTRY_OPTIONS, startRegistry, type RegistryDaemon } from '../../registry/registry-daemon.js';
+import { BerthClient } from '../../sdk/berth-client.js';
+import type { TestRedis } from './redis-server.js';
+
+/** A unique key prefix per test, so suites sharing a Redis never see each other's keys. */
+export function testPrefix(): string {
+  return `t-${randomBytes(5).toString('hex')}`;
+}
+
+export interface RegistryFixture {
+  daemon: RegistryDaemon;
+  client: BerthClient;
+  token: string;
+  prefix: string;
+  close(): Promise<void>;
+}
+
+/** An in-process registry daemon on a free port against `redis`, with an SDK client. */
+export async function startTestRegistry(redis: TestRedis, overrides: Record<string, unknown> = {}): Promise<RegistryFixture> {
+  const token = randomBytes(16).toString('hex');
+  const prefix = testPrefix();
+  const config = resolveOptions(REGISTRY_OPTIONS, { port: 0, keyPrefix: prefix, ...overrides }, { REDIS_URL: redis.url, BERTH_TOKEN: token });
+  const daemon = await startRegistry(config, silentLogger());
+  const client = new BerthClient({ url: daemon.url, token, retries: 0 });
+  return { daemon, client, token, prefix, close: () => daemon.close() };
+}
+
+/** Every key under `prefix` with a dump of its value: equal snapshots mean nothing changed. */
+export async function snapshot(redis: Redis, prefix: string): Promise<Map<string, string>> {
+  const keys = (await redis.keys(`{${prefix}}:*`)).sort();
+  const out = new Map<string, string>();
+  for (const key of keys) {
+    const dump = await redis.dumpBuffer(key);
+    out.set(key, dump === null ? '' : dump.toString('hex'));
+  }
+  return out;
+}
