@@ -16,7 +16,6 @@ export const ERROR_CATALOGUE = {
     status: 404,
     message: 'No such instance of this service: list them with GET /v1/services/:service.',
   },
-  method_not_allowed: { status: 405, message: 'This endpoint does not take that method: see the REST reference.' },
   nothing_to_claim: {
     status: 409,
     message: 'No unclaimed instance of this service: poll GET /v1/unclaimed or follow GET /v1/events and try again.',

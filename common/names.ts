@@ -62,10 +62,12 @@ export const instanceIdSchema = z
 const ATTRIBUTE_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 export const MAX_ATTRIBUTES = 32;
 
+const ATTRIBUTE_KEY_MESSAGE = 'attribute names are letters, digits, "_", "." or "-", starting with a letter (at most 64)';
+
 /** Requirements and labels: a small flat object of strings, numbers and booleans. */
 export const attributesSchema = z
-  .record(
-    z.string().regex(ATTRIBUTE_KEY, 'attribute names are letters, digits, "_", "." or "-", starting with a letter (at most 64)'),
-    z.union([z.string().max(256), z.number().finite(), z.boolean()]),
-  )
+  .unknown()
+  // A record silently drops an own "__proto__" key (as JSON.parse makes one) instead of checking it.
+  .refine((a) => typeof a !== 'object' || a === null || !Object.hasOwn(a, '__proto__'), { message: ATTRIBUTE_KEY_MESSAGE, abort: true })
+  .pipe(z.record(z.string().regex(ATTRIBUTE_KEY, ATTRIBUTE_KEY_MESSAGE), z.union([z.string().max(256), z.number().finite(), z.boolean()])))
   .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`);

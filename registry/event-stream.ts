@@ -29,9 +29,10 @@ export async function currentEventId(redis: RedisClient, keys: RegistryKeys): Pr
 }
 
 /**
- * Reads the events after `fromId`, waiting up to `blockMs` when there are none. Use a
- * connection made for blocking reads. Detects a gap after the read (conservatively: a
- * trim after the read only causes a needless resync, never a missed one).
+ * Reads the events after `fromId` (an id the caller saw, or '0-0'), waiting up to `blockMs`
+ * when there are none. Use a connection made for blocking reads. Detects a gap after the
+ * read (conservatively: a trim after the read only causes a needless resync, never a
+ * missed one).
  */
 export async function readEvents(
   redis: RedisClient,
@@ -47,24 +48,14 @@ export async function readEvents(
   return { events, resync: await hasGapAfter(redis, keys, fromId) };
 }
 
+/**
+ * The entry the follower saw last is gone: the stream was trimmed past it (trimming removes
+ * the oldest first, so while it exists nothing after it was lost) or Redis lost its data.
+ */
 async function hasGapAfter(redis: RedisClient, keys: RegistryKeys, fromId: string): Promise<boolean> {
   if (fromId === '0-0' || fromId === '0') return false;
-  let info: unknown[];
-  try {
-    info = (await redis.call('XINFO', 'STREAM', keys.events)) as unknown[];
-  } catch (err) {
-    // No stream at all while the caller had seen events: Redis lost its data.
-    if (err instanceof Error && err.message.includes('no such key')) return true;
-    throw err;
-  }
-  const field = (name: string) => {
-    const i = info.indexOf(name);
-    return i >= 0 ? String(info[i + 1]) : undefined;
-  };
-  const maxDeleted = field('max-deleted-entry-id') ?? '0-0';
-  const lastGenerated = field('last-generated-id') ?? '0-0';
-  // Entries after fromId were trimmed, or the stream was recreated behind the caller's back.
-  return compareEventIds(maxDeleted, fromId) > 0 || compareEventIds(fromId, lastGenerated) > 0;
+  const seen = (await redis.xrange(keys.events, fromId, fromId, 'COUNT', 1)) as unknown[];
+  return seen.length === 0;
 }
 
 /** Orders two stream ids ("ms-seq"). */

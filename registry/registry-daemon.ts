@@ -3,8 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
+import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
-import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom } from '../common/redis-connection.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
@@ -40,8 +41,9 @@ export interface RegistryDaemon {
 }
 
 /**
- * Starts the registry: the REST API and the lease reaper. It listens at once, even while
- * Redis is away (the API answers 503 until Redis is back), so that start order never matters.
+ * Starts the registry: the REST API and the lease reaper. It waits a few seconds for Redis,
+ * then listens even while Redis is away (answering 503 until it is back), so that start
+ * order never matters.
  */
 export async function startRegistry(config: RegistryConfig, logger: Logger): Promise<RegistryDaemon> {
   if (config.token.length === 0) {
@@ -66,6 +68,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     eventsMaxLength: config.eventsMaxLength,
   });
 
+  // Serve at once if Redis is up soon; otherwise listen anyway and answer 503 until it is.
+  await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: listening anyway, answering 503 until it is'));
+
   let closing = false;
   const { app, closeStreams } = createApiApp({
     store,
@@ -82,6 +87,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
     app,
   );
+  const connections = trackConnections(server);
   await listen(server, config.port, config.host);
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -93,9 +99,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     closing = true;
     await reaper.close();
     closeStreams();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    await closed;
+    await connections.drain(config.graceMs);
     await closeRedis(redis);
   });
   return { url, store, close };

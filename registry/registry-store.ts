@@ -47,6 +47,7 @@ export interface ClaimInput {
 }
 
 export interface HolderInput {
+  service: string;
   id: string;
   machine: string;
   epoch: number;
@@ -232,7 +233,7 @@ export class RegistryStore {
   /** Reports that the holder's instance passed its health check and may be routed. */
   async markRunning(input: HolderInput & { pid: number }): Promise<Instance> {
     const out = await this.call(() =>
-      this.redis.markRunning(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.pid, this.maxLen),
+      this.redis.markRunning(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.pid, this.maxLen, input.service),
     );
     return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
   }
@@ -240,7 +241,14 @@ export class RegistryStore {
   /** Extends the holder's lease; returns the new expiry (ms, Redis clock). */
   async renew(input: HolderInput & { leaseMs?: number }): Promise<number> {
     const out = await this.call(() =>
-      this.redis.renewLease(this.keys.instance(input.id), this.keys.leases, input.machine, input.epoch, input.leaseMs ?? this.leaseMs),
+      this.redis.renewLease(
+        this.keys.instance(input.id),
+        this.keys.leases,
+        input.machine,
+        input.epoch,
+        input.leaseMs ?? this.leaseMs,
+        input.service,
+      ),
     );
     if (out < 0) throw scriptFailure(out, 'instance_not_found');
     return out;
@@ -260,6 +268,7 @@ export class RegistryStore {
         input.reason,
         this.maxLen,
         k.prefix,
+        input.service,
       ),
     );
     return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));

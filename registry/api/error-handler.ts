@@ -13,7 +13,10 @@ export function errorHandler(logger: Logger) {
     let error: BerthError;
     if (err instanceof BerthError) error = err;
     else if (isRedisUnavailable(err)) error = new BerthError('redis_unavailable');
-    else {
+    else if (err instanceof URIError && (err as { status?: unknown }).status === 400) {
+      // The router could not percent-decode a path parameter.
+      error = new BerthError('invalid_request', 'The URL path is not valid percent-encoding: encode each parameter with encodeURIComponent.');
+    } else {
       logger.error({ err, method: req.method, url: req.originalUrl }, 'request failed unexpectedly');
       error = new BerthError('internal_error');
     }

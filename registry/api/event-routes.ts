@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
-import { closeRedis, waitForReady, type RedisClient } from '../../common/redis-connection.js';
+import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
 import { currentEventId, readEvents } from '../event-stream.js';
 import type { RegistryKeys } from '../keys.js';
 import { eventsQuery } from './schemas.js';
@@ -39,7 +39,7 @@ export function eventRoutes(options: EventRoutesOptions): { router: Router; clos
     try {
       await waitForReady(redis, 3000);
     } catch {
-      void closeRedis(redis);
+      redis.disconnect();
       throw new BerthError('redis_unavailable');
     }
     let closed = false;
@@ -48,11 +48,15 @@ export function eventRoutes(options: EventRoutesOptions): { router: Router; clos
       closed = true;
       open.delete(stop);
       clearInterval(keepalive);
-      void closeRedis(redis);
+      // A blocked XREAD would hold a polite QUIT for up to BLOCK_MS: cut the connection.
+      redis.disconnect();
+      // An event stream is never followed by another request on its connection, and a
+      // client that stopped reading would hold a graceful end (and a draining server) open.
       res.end();
+      res.socket?.destroy();
     };
     open.add(stop);
-    req.on('close', stop);
+    res.on('close', stop);
     const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
 
     res.status(200);

@@ -13,6 +13,12 @@ export function jsonBody(limitBytes: number) {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (!hasBody) return next();
     if (!req.is('application/json')) return next(new BerthError('unsupported_media_type'));
+    if (Number(req.headers['content-length'] ?? 0) > limitBytes) {
+      // Refuse on the header alone and drop the connection: the parser would first wait for
+      // the whole announced body, which a lying client never sends.
+      res.setHeader('Connection', 'close');
+      return next(bodyError({ type: 'entity.too.large' }, limitBytes));
+    }
     parse(req, res, (err?: unknown) => next(err === undefined ? undefined : bodyError(err, limitBytes)));
   };
 }
@@ -28,6 +34,12 @@ function bodyError(err: unknown, limitBytes: number): unknown {
   }
   if (type === 'request.aborted' || type === 'request.size.invalid') {
     return new BerthError('invalid_request', 'The request body ended early or did not match its Content-Length.');
+  }
+  // Any other 4xx from reading the body (such as bytes that are not the gzip they claim to be)
+  // is the client's: say so instead of answering 500.
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new BerthError('invalid_request', 'The request body cannot be read: check that it matches its Content-Encoding.');
   }
   return err;
 }

@@ -49,9 +49,7 @@ export function serviceRoutes(store: RegistryStore): Router {
   r.get('/services/:service/instances/:id', async (req, res) => {
     const { service, id } = validate(instanceParams, req.params, 'path');
     validate(emptyQuery, req.query, 'query');
-    const instance = await store.getInstance(id);
-    if (instance.service !== service) throw new BerthError('instance_not_found', `No instance "${id}" of "${service}".`);
-    res.json(instance);
+    res.json(await instanceOf(store, service, id));
   });
 
   // UnregisterInstance by id
@@ -77,24 +75,24 @@ export function serviceRoutes(store: RegistryStore): Router {
   });
 
   r.post('/services/:service/instances/:id/running', async (req, res) => {
-    const { id } = validate(instanceParams, req.params, 'path');
+    const { service, id } = validate(instanceParams, req.params, 'path');
     validate(emptyQuery, req.query, 'query');
     const body = validate(runningBody, req.body, 'body');
-    res.json(await store.markRunning({ id, ...body }));
+    res.json(await store.markRunning({ service, id, ...body }));
   });
 
   r.post('/services/:service/instances/:id/renew', async (req, res) => {
-    const { id } = validate(instanceParams, req.params, 'path');
+    const { service, id } = validate(instanceParams, req.params, 'path');
     validate(emptyQuery, req.query, 'query');
     const body = validate(renewBody, req.body, 'body');
-    res.json({ id, leaseUntil: await store.renew({ id, ...body }) });
+    res.json({ id, leaseUntil: await store.renew({ service, id, ...body }) });
   });
 
   r.post('/services/:service/instances/:id/release', async (req, res) => {
-    const { id } = validate(instanceParams, req.params, 'path');
+    const { service, id } = validate(instanceParams, req.params, 'path');
     validate(emptyQuery, req.query, 'query');
     const body = validate(releaseBody, req.body, 'body');
-    res.json(await store.release({ id, ...body }));
+    res.json(await store.release({ service, id, ...body }));
   });
 
   r.get('/machines', async (req, res) => {
@@ -103,4 +101,11 @@ export function serviceRoutes(store: RegistryStore): Router {
   });
 
   return r;
+}
+
+/** The instance `id` when it belongs to `service`, else instance_not_found. */
+async function instanceOf(store: RegistryStore, service: string, id: string) {
+  const instance = await store.getInstance(id);
+  if (instance.service !== service) throw new BerthError('instance_not_found', `No instance "${id}" of "${service}".`);
+  return instance;
 }

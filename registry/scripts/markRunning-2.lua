@@ -10,17 +10,18 @@
     ARGV[2] claim epoch
     ARGV[3] process id
     ARGV[4] event stream max length (approximate)
+    ARGV[5] service the caller expects the instance to belong to
 
   Output:
     the instance as a flat field/value list (unchanged when it already ran: idempotent)
-    -1 no such instance
+    -1 no such instance (of this service)
     -2 stale epoch: the caller's claim is gone
     -4 the instance is in a state that cannot become running (draining or stopping)
 ]]
 local rcall = redis.call
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'machine', 'epoch')
-if not cur[1] then
+if not cur[1] or cur[2] ~= ARGV[5] then
   return -1
 end
 if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] then

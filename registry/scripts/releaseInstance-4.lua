@@ -13,16 +13,17 @@
     ARGV[3] reason (e.g. crash_loop, evacuating)
     ARGV[4] event stream max length (approximate)
     ARGV[5] key prefix (the service's unclaimed index is prefix .. 'service:' .. name .. ':unclaimed')
+    ARGV[6] service the caller expects the instance to belong to
 
   Output:
     the instance as a flat field/value list
-    -1 no such instance
+    -1 no such instance (of this service)
     -2 stale epoch: the caller's claim is gone
 ]]
 local rcall = redis.call
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'machine', 'epoch', 'seq')
-if not cur[1] then
+if not cur[1] or cur[2] ~= ARGV[6] then
   return -1
 end
 if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] or cur[3] == 'unclaimed' then

@@ -9,16 +9,17 @@
     ARGV[1] machine name
     ARGV[2] claim epoch
     ARGV[3] lease length (ms)
+    ARGV[4] service the caller expects the instance to belong to
 
   Output:
     the new lease expiry (ms, Redis clock)
-    -1 no such instance
+    -1 no such instance (of this service)
     -2 stale epoch: the caller's claim is gone
 ]]
 local rcall = redis.call
 local instanceKey = KEYS[1]
-local cur = rcall('HMGET', instanceKey, 'id', 'state', 'machine', 'epoch')
-if not cur[1] then
+local cur = rcall('HMGET', instanceKey, 'id', 'state', 'machine', 'epoch', 'service')
+if not cur[1] or cur[5] ~= ARGV[4] then
   return -1
 end
 if cur[3] ~= ARGV[1] or cur[4] ~= ARGV[2] or cur[2] == 'unclaimed' then

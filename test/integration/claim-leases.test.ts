@@ -78,7 +78,7 @@ describe('claims', () => {
       expect(inst.id).toBe(id);
       expect(inst.epoch).toBeGreaterThan(last);
       last = inst.epoch;
-      await store.release({ id, machine: inst.machine!, epoch: inst.epoch, reason: 'test' });
+      await store.release({ service: 'mail', id, machine: inst.machine!, epoch: inst.epoch, reason: 'test' });
     }
   });
 
@@ -116,7 +116,7 @@ describe('leases', () => {
     const store = await readyStore(testPrefix(), { leaseMs: 300 });
     const { id } = await store.register({ service: 'pay', path: '/pay' });
     const old = await store.claim({ service: 'pay', machine: 'old', port: 4001 });
-    await store.markRunning({ id, machine: 'old', epoch: old.epoch, pid: 1234 });
+    await store.markRunning({ service: 'pay', id, machine: 'old', epoch: old.epoch, pid: 1234 });
 
     const reaped = await waitFor(async () => {
       const r = await store.reapExpired();
@@ -129,12 +129,12 @@ describe('leases', () => {
     const fresh = await store.claim({ service: 'pay', machine: 'new', port: 4002 });
     expect(fresh.id).toBe(id);
     expect(fresh.epoch).toBeGreaterThan(old.epoch);
-    await expect(store.renew({ id, machine: 'old', epoch: old.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });
-    await expect(store.markRunning({ id, machine: 'old', epoch: old.epoch, pid: 1 })).rejects.toMatchObject({ code: 'stale_epoch' });
-    await expect(store.release({ id, machine: 'old', epoch: old.epoch, reason: 'x' })).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.renew({ service: 'pay', id, machine: 'old', epoch: old.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.markRunning({ service: 'pay', id, machine: 'old', epoch: old.epoch, pid: 1 })).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.release({ service: 'pay', id, machine: 'old', epoch: old.epoch, reason: 'x' })).rejects.toMatchObject({ code: 'stale_epoch' });
     // Even the right epoch from the wrong machine is refused.
-    await expect(store.renew({ id, machine: 'old', epoch: fresh.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });
-    expect(await store.renew({ id, machine: 'new', epoch: fresh.epoch })).toBeGreaterThan(0);
+    await expect(store.renew({ service: 'pay', id, machine: 'old', epoch: fresh.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });
+    expect(await store.renew({ service: 'pay', id, machine: 'new', epoch: fresh.epoch })).toBeGreaterThan(0);
   });
 
   it('a renewed lease does not expire', async () => {
@@ -143,7 +143,7 @@ describe('leases', () => {
     const held = await store.claim({ service: 'pay', machine: 'm1', port: 4001 });
     const until = Date.now() + 1500;
     while (Date.now() < until) {
-      await store.renew({ id, machine: 'm1', epoch: held.epoch });
+      await store.renew({ service: 'pay', id, machine: 'm1', epoch: held.epoch });
       expect(await store.reapExpired()).toEqual([]);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -168,10 +168,15 @@ describe('leases', () => {
     const store = await readyStore(testPrefix());
     const { id } = await store.register({ service: 'pay', path: '/pay' });
     const held = await store.claim({ service: 'pay', machine: 'm1', port: 4001 });
-    const a = await store.markRunning({ id, machine: 'm1', epoch: held.epoch, pid: 77 });
-    const b = await store.markRunning({ id, machine: 'm1', epoch: held.epoch, pid: 77 });
+    const a = await store.markRunning({ service: 'pay', id, machine: 'm1', epoch: held.epoch, pid: 77 });
+    const b = await store.markRunning({ service: 'pay', id, machine: 'm1', epoch: held.epoch, pid: 77 });
     expect(a.state).toBe('running');
     expect(b).toEqual(a);
-    await expect(store.markRunning({ id, machine: 'm2', epoch: held.epoch, pid: 77 })).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.markRunning({ service: 'pay', id, machine: 'm2', epoch: held.epoch, pid: 77 })).rejects.toMatchObject({ code: 'stale_epoch' });
+    // Naming the instance under another service names nothing, for every holder call.
+    await expect(store.markRunning({ service: 'mail', id, machine: 'm1', epoch: held.epoch, pid: 77 })).rejects.toMatchObject({ code: 'instance_not_found' });
+    await expect(store.renew({ service: 'mail', id, machine: 'm1', epoch: held.epoch })).rejects.toMatchObject({ code: 'instance_not_found' });
+    await expect(store.release({ service: 'mail', id, machine: 'm1', epoch: held.epoch, reason: 'x' })).rejects.toMatchObject({ code: 'instance_not_found' });
+    expect((await store.getInstance(id)).state).toBe('running');
   });
 });

@@ -1,0 +1,37 @@
+// Every registry key carries the same Redis Cluster hash tag, so multi-key scripts stay in one slot.
+import { describe, expect, it } from 'vitest';
+import { registryKeys } from '../../registry/keys.js';
+
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return key.slice(open + 1, close);
+}
+
+describe('registryKeys', () => {
+  it('puts every key under one hash tag', () => {
+    const k = registryKeys('prod');
+    const all = [
+      k.instance('abc'),
+      k.serviceInstances('pay'),
+      k.serviceUnclaimed('pay'),
+      k.services,
+      k.unclaimed,
+      k.leases,
+      k.epoch,
+      k.sequence,
+      k.claimRequest('r1'),
+      k.machine('m1'),
+      k.machines,
+      k.events,
+    ];
+    expect(new Set(all.map(hashTag))).toEqual(new Set(['prod']));
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.every((key) => key.startsWith(k.prefix))).toBe(true);
+  });
+
+  it('refuses a prefix that could break the hash tag', () => {
+    expect(() => registryKeys('a}b')).toThrow();
+    expect(() => registryKeys('')).toThrow();
+  });
+});

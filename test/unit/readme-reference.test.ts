@@ -1,0 +1,35 @@
+// The README's error table lists exactly the catalogue's codes, and its configuration reference every environment variable a daemon reads.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ERROR_CATALOGUE } from '../../common/errors.js';
+import { REGISTRY_OPTIONS } from '../../registry/registry-daemon.js';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+function section(title: string): string {
+  const start = readme.indexOf(`\n${title}\n`);
+  expect(start, `README section ${title}`).toBeGreaterThanOrEqual(0);
+  const rest = readme.slice(start + title.length + 2);
+  const level = title.split(' ')[0]!;
+  const end = rest.search(new RegExp(`\\n#{1,${level.length}} `));
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+describe('README', () => {
+  it('documents every error code with its status, and no stale one', () => {
+    const rows = [...section('### Errors').matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]);
+    const documented = Object.fromEntries(rows);
+    const catalogue = Object.fromEntries(Object.entries(ERROR_CATALOGUE).map(([code, e]) => [code, e.status]));
+    expect(documented).toEqual(catalogue);
+  });
+
+  it('documents every environment variable of berth registry with its default', () => {
+    const table = section('### `berth registry`');
+    for (const [key, spec] of Object.entries(REGISTRY_OPTIONS)) {
+      expect(table, key).toContain(`\`${spec.env}\``);
+      const row = table.split('\n').find((line) => line.includes(`\`${spec.env}\``))!;
+      const shown = Array.isArray(spec.default) ? '' : String(spec.default);
+      if (shown !== '') expect(row, `${spec.env} default`).toContain(`\`${shown}\``);
+    }
+  });
+});
