@@ -98,8 +98,9 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   }
   const credentials = credentialsPath(process.env);
   writeCredentials(credentials, { url: apiUrl, token: secrets.token });
-  say(`registry API: ${apiUrl}  (token in ${credentials})`);
-  say(`try: curl -H "Authorization: Bearer $(node -p "require('${credentials}').token")" ${apiUrl}/v1/services`);
+  say(`registry API: ${apiUrl}`);
+  say(`API token: ${secrets.token}  (also written to ${credentials})`);
+  say(`try: curl -H "Authorization: Bearer ${secrets.token}" ${apiUrl}/v1/services`);
   say('running: press Ctrl-C to stop');
 }
 
