@@ -12,10 +12,20 @@ export const ERROR_CATALOGUE = {
   },
   not_found: { status: 404, message: 'No such endpoint: see the README for the REST reference.' },
   service_not_found: { status: 404, message: 'No such service: list them with GET /v1/services.' },
+  bundle_not_found: { status: 404, message: 'No bundle with this digest: upload it first with PUT /v1/bundles/:sha256.' },
   instance_not_found: {
     status: 404,
     message: 'No such instance of this service: list them with GET /v1/services/:service.',
   },
+  app_not_found: { status: 404, message: 'No such app: list them with GET /v1/apps (berth apps).' },
+  release_not_found: { status: 404, message: 'No such release of this app: list them with GET /v1/apps/:name/releases.' },
+  app_exists: { status: 409, message: 'An app with this name exists: update it, or choose another name.' },
+  path_taken: { status: 409, message: 'Another app has this path: choose another path.' },
+  release_conflict: {
+    status: 409,
+    message: 'The app changed while this change was being made: read it again and retry.',
+  },
+  nothing_to_change: { status: 400, message: 'The request changes nothing: give at least one field to change.' },
   nothing_to_claim: {
     status: 409,
     message: 'No unclaimed instance of this service: poll GET /v1/unclaimed or follow GET /v1/events and try again.',
@@ -27,9 +37,17 @@ export const ERROR_CATALOGUE = {
   },
   invalid_state: { status: 409, message: 'The instance is not in a state that allows this change: read it again.' },
   payload_too_large: { status: 413, message: 'The request body is too large: send a smaller body.' },
+  bundle_too_large: {
+    status: 413,
+    message: "The bundle is over the registry's size limit: leave dependencies and build output out of it (.berthignore), or raise BERTH_BUNDLE_LIMIT_BYTES.",
+  },
   unsupported_media_type: {
     status: 415,
     message: 'Send the body as JSON with "Content-Type: application/json".',
+  },
+  digest_mismatch: {
+    status: 422,
+    message: "The body's sha256 digest is not the one in the URL: compute it over the exact bytes you send, and send them unaltered.",
   },
   internal_error: { status: 500, message: 'berth failed unexpectedly: the daemon log has the details.' },
   redis_unavailable: {

@@ -10,6 +10,8 @@ export interface RegistryEvent {
   service?: string;
   machine?: string;
   epoch?: number;
+  /** For app events: the release version concerned. */
+  release?: number;
   reason?: string;
 }
 
@@ -73,7 +75,7 @@ function eventFromFields(id: string, fields: string[]): RegistryEvent {
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
-    if (name === 'epoch') event.epoch = Number(value);
+    if (name === 'epoch' || name === 'release') event[name] = Number(value);
     else if (name === 'kind' || name === 'instance' || name === 'service' || name === 'machine' || name === 'reason') {
       if (value !== '') event[name] = value;
     }

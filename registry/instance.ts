@@ -25,6 +25,12 @@ export interface Instance {
   pid: number | null;
   /** Why the instance last changed hands (e.g. lease_expired, crash_loop), or null. */
   reason: string | null;
+  /** Machines it crashed or failed its health check on. */
+  failedOn: string[];
+  /** While draining: when it may stop (ms, Redis clock). */
+  drainUntil: number | null;
+  /** Registration order across the registry (ties of createdAt are common). */
+  seq: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -53,6 +59,9 @@ export function instanceFromHash(h: Record<string, string>): Instance {
     leaseUntil: h.leaseUntil ? Number(h.leaseUntil) : null,
     pid: h.pid ? Number(h.pid) : null,
     reason: h.reason ? h.reason : null,
+    failedOn: h.failedOn ? h.failedOn.split(',') : [],
+    drainUntil: h.drainUntil ? Number(h.drainUntil) : null,
+    seq: Number(h.seq ?? 0),
     createdAt: Number(h.createdAt ?? 0),
     updatedAt: Number(h.updatedAt ?? 0),
   };

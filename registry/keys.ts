@@ -33,6 +33,31 @@ export interface RegistryKeys {
   readonly machines: string;
   /** The one event stream every change appends to. */
   readonly events: string;
+
+  /** Hash of an app's desired state (path, instances wanted, current release, …). */
+  app(name: string): string;
+  /** Set of app names. */
+  readonly apps: string;
+  /** Hash of path prefix → app name: keeps paths unique across apps. */
+  readonly appPaths: string;
+  /** Hash of version → release (JSON) of one app. */
+  appReleases(name: string): string;
+  /** Counter giving an app's releases their version numbers. */
+  appReleaseSequence(name: string): string;
+  /** Stream of an app's log lines (capped). */
+  appLogs(name: string): string;
+
+  /** Hash of a stored bundle's facts (size, chunk count, stored at). */
+  bundle(digest: string): string;
+  /** Hash of chunk index → bytes of a stored bundle. */
+  bundleData(digest: string): string;
+  /** Sorted set of stored bundle digests, scored by when they were stored (ms). */
+  readonly bundles: string;
+  /** Hash of chunk index → bytes of an upload in progress (expires if abandoned). */
+  upload(uploadId: string): string;
+
+  /** The reconciler's leadership lease: only its holder acts. */
+  readonly reconcilerLease: string;
 }
 
 export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryKeys {
@@ -54,5 +79,16 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     machine: (name) => `${p}machine:${name}`,
     machines: `${p}machines`,
     events: `${p}events`,
+    app: (name) => `${p}app:${name}`,
+    apps: `${p}apps`,
+    appPaths: `${p}app-paths`,
+    appReleases: (name) => `${p}app:${name}:releases`,
+    appReleaseSequence: (name) => `${p}app:${name}:release-sequence`,
+    appLogs: (name) => `${p}app:${name}:logs`,
+    bundle: (digest) => `${p}bundle:${digest}`,
+    bundleData: (digest) => `${p}bundle:${digest}:data`,
+    bundles: `${p}bundles`,
+    upload: (uploadId) => `${p}upload:${uploadId}`,
+    reconcilerLease: `${p}reconciler-lease`,
   };
 }

@@ -30,8 +30,10 @@ export function startReaper(options: ReaperOptions): { close: () => Promise<void
         batch = await store.reapExpired(DEFAULT_REAP_BATCH);
         for (const r of batch) {
           logger.warn(
-            { instance: r.id, service: r.service, machine: r.machine, epoch: r.epoch },
-            `lease of ${r.service}/${r.id} held by ${r.machine} (epoch ${r.epoch}) expired: returned to unclaimed`,
+            { instance: r.id, service: r.service, machine: r.machine, epoch: r.epoch, outcome: r.outcome },
+            r.outcome === 'unclaimed'
+              ? `lease of ${r.service}/${r.id} held by ${r.machine} (epoch ${r.epoch}) expired: returned to unclaimed`
+              : `lease of retiring ${r.service}/${r.id} held by ${r.machine} (epoch ${r.epoch}) expired: removed`,
           );
         }
       } while (batch.length === DEFAULT_REAP_BATCH && !stopped);

@@ -9,11 +9,17 @@ import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForRead
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES } from './bundle-store.js';
 import { DEFAULT_KEY_PREFIX } from './keys.js';
+import { AppService } from './app-service.js';
+import { AppStore } from './app-store.js';
+import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, RegistryStore } from './registry-store.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
+/** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
+const REQUEST_TIMEOUT_MS = 5 * 60_000;
 
 /** Every option of `berth registry`: flag, environment variable, default. */
 export const REGISTRY_OPTIONS = {
@@ -25,7 +31,14 @@ export const REGISTRY_OPTIONS = {
   reapIntervalMs: option({ env: 'BERTH_REAP_INTERVAL_MS', default: DEFAULT_REAP_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often expired leases are returned to unclaimed.' }),
   eventsMaxLength: option({ env: 'BERTH_EVENTS_MAX_LENGTH', default: DEFAULT_EVENTS_MAX_LENGTH, schema: positiveIntSchema, describe: 'Approximate number of events the stream keeps.' }),
   bodyLimitBytes: option({ env: 'BERTH_BODY_LIMIT_BYTES', default: DEFAULT_BODY_LIMIT_BYTES, schema: positiveIntSchema, describe: 'Largest JSON request body accepted.' }),
+  bundleLimitBytes: option({ env: 'BERTH_BUNDLE_LIMIT_BYTES', default: DEFAULT_BUNDLE_LIMIT_BYTES, schema: positiveIntSchema, describe: 'Largest app bundle (.tar.gz) accepted.' }),
   maxEventClients: option({ env: 'BERTH_MAX_EVENT_CLIENTS', default: DEFAULT_MAX_EVENT_CLIENTS, schema: positiveIntSchema, describe: 'Most concurrent GET /v1/events followers.' }),
+  publicUrl: option({ env: 'BERTH_PUBLIC_URL', default: '', schema: z.union([z.literal(''), z.string().url()]), describe: 'Base URL apps are served under (e.g. https://paas.example.com), shown as each app\'s URL.' }),
+  maxInstances: option({ env: 'BERTH_MAX_INSTANCES', default: 100, schema: positiveIntSchema, describe: 'Most instances one app may ask for.' }),
+  reconcileIntervalMs: option({ env: 'BERTH_RECONCILE_INTERVAL_MS', default: DEFAULT_RECONCILE_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often the leading registry converges every app.' }),
+  drainMs: option({ env: 'BERTH_DRAIN_MS', default: DEFAULT_DRAIN_MS, schema: positiveMsSchema, describe: 'How long a retired instance stays unroutable before it is stopped.' }),
+  rolloutTimeoutMs: option({ env: 'BERTH_ROLLOUT_TIMEOUT_MS', default: DEFAULT_ROLLOUT_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A release not fully running this long after it was made fails (the previous one keeps serving).' }),
+  bundleGraceMs: option({ env: 'BERTH_BUNDLE_GRACE_MS', default: DEFAULT_BUNDLE_GRACE_MS, schema: positiveMsSchema, describe: 'A bundle no release uses is deleted once it is this old.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -37,6 +50,9 @@ export interface RegistryDaemon {
   /** The API's base URL, e.g. http://127.0.0.1:7070. */
   url: string;
   store: RegistryStore;
+  bundles: BundleStore;
+  apps: AppStore;
+  reconciler: Reconciler;
   close(): Promise<void>;
 }
 
@@ -67,6 +83,14 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     leaseMs: config.leaseMs,
     eventsMaxLength: config.eventsMaxLength,
   });
+  const bundles = new BundleStore(redis, { keyPrefix: config.keyPrefix, limitBytes: config.bundleLimitBytes });
+  const appStore = new AppStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength });
+  const apps = new AppService({
+    apps: appStore,
+    store,
+    bundleExists: (digest) => bundles.has(digest),
+    publicUrl: config.publicUrl === '' ? null : config.publicUrl,
+  });
 
   // Serve at once if Redis is up soon; otherwise listen anyway and answer 503 until it is.
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: listening anyway, answering 503 until it is'));
@@ -74,17 +98,21 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   let closing = false;
   const { app, closeStreams } = createApiApp({
     store,
+    bundles,
+    apps,
+    maxInstances: config.maxInstances,
     redis,
     openBlockingConnection: () => connectRedis(settings, { name: 'berth-registry-events', blocking: true }),
     tokens: config.token,
     bodyLimitBytes: config.bodyLimitBytes,
+    bundleLimitBytes: config.bundleLimitBytes,
     maxEventClients: config.maxEventClients,
     logger,
     isClosing: () => closing,
   });
 
   const server = createServer(
-    { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
+    { headersTimeout: 10_000, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
     app,
   );
   const connections = trackConnections(server);
@@ -93,16 +121,28 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   const reaper = startReaper({ store, logger, intervalMs: config.reapIntervalMs });
+  const reconciler = new Reconciler({
+    store,
+    apps: appStore,
+    bundles,
+    logger,
+    intervalMs: config.reconcileIntervalMs,
+    drainMs: config.drainMs,
+    rolloutTimeoutMs: config.rolloutTimeoutMs,
+    bundleGraceMs: config.bundleGraceMs,
+  });
+  reconciler.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
   const close = idempotentClose(async () => {
     closing = true;
     await reaper.close();
+    await reconciler.close();
     closeStreams();
     await connections.drain(config.graceMs);
     await closeRedis(redis);
   });
-  return { url, store, close };
+  return { url, store, bundles, apps: appStore, reconciler, close };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { BerthError } from '../common/errors.js';
-import { isRedisUnavailable, type RedisClient } from '../common/redis-connection.js';
+import type { RedisClient } from '../common/redis-connection.js';
 import { instanceFromFlat, instanceFromHash, type Attributes, type Instance } from './instance.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
+import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';
 import { scriptFailure } from './script-errors.js';
 
 export const DEFAULT_LEASE_MS = 15_000;
@@ -58,7 +58,12 @@ export interface ReapedInstance {
   service: string;
   machine: string;
   epoch: number;
+  /** 'unclaimed' again, or 'removed' when it was being retired. */
+  outcome: 'unclaimed' | 'removed';
 }
+
+/** Where a retired instance stands after one retire step. */
+export type RetireOutcome = 'removed' | 'draining' | 'stopping';
 
 export interface MachineFacts {
   /** Where this machine's proxy listens, as other machines and balancers reach it. */
@@ -85,7 +90,11 @@ interface ScriptCommands {
   renewLease(...args: (string | number)[]): Promise<number>;
   releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
   unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
-  reapExpired(...args: (string | number)[]): Promise<[string, string, string, string][]>;
+  reapExpired(...args: (string | number)[]): Promise<[string, string, string, string, string][]>;
+  retireInstance(...args: (string | number)[]): Promise<string | number>;
+  registerMissing(...args: (string | number)[]): Promise<string[]>;
+  holdLeadership(...args: (string | number)[]): Promise<number>;
+  confirmStopped(...args: (string | number)[]): Promise<number>;
   heartbeatMachine(...args: (string | number)[]): Promise<number>;
 }
 
@@ -98,18 +107,11 @@ const SCRIPTS: Record<keyof ScriptCommands, number> = {
   unregisterInstance: 7,
   reapExpired: 3,
   heartbeatMachine: 3,
+  retireInstance: 7,
+  confirmStopped: 7,
+  registerMissing: 6,
+  holdLeadership: 1,
 };
-
-const scriptSource = new Map<string, string>();
-function loadScript(name: string, keys: number): string {
-  const file = `${name}-${keys}.lua`;
-  let lua = scriptSource.get(file);
-  if (lua === undefined) {
-    lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
-    scriptSource.set(file, lua);
-  }
-  return lua;
-}
 
 /**
  * The registry's data in Redis. Every state change is one Lua script, called through one
@@ -125,10 +127,7 @@ export class RegistryStore {
     this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.maxLen = options.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH;
-    for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
-      // Defining again on a shared client is harmless: same name, same source.
-      redis.defineCommand(name, { numberOfKeys, lua: loadScript(name, numberOfKeys) });
-    }
+    defineScripts(redis, SCRIPTS);
     this.redis = redis as RedisClient & ScriptCommands;
   }
 
@@ -154,6 +153,58 @@ export class RegistryStore {
       ),
     );
     return instanceFromFlat(this.expectFlat(out, 'instance_exists'));
+  }
+
+  /**
+   * Registers instances of an app's release until `wanted` of them are live (counted and
+   * added atomically, so racing callers never exceed it). Returns the new ids.
+   */
+  async registerMissing(input: {
+    service: string;
+    path: string;
+    release: number;
+    wanted: number;
+    attributes: Attributes;
+    files: string;
+  }): Promise<string[]> {
+    const k = this.keys;
+    const ids = Array.from({ length: input.wanted }, newInstanceId);
+    return this.call(() =>
+      this.redis.registerMissing(
+        k.serviceInstances(input.service),
+        k.services,
+        k.unclaimed,
+        k.serviceUnclaimed(input.service),
+        k.events,
+        k.sequence,
+        k.prefix,
+        input.service,
+        input.path,
+        input.release,
+        input.wanted,
+        JSON.stringify(input.attributes),
+        input.files,
+        this.maxLen,
+        ...ids,
+      ),
+    );
+  }
+
+  /** Takes, keeps (`hold`) or gives up (`drop`) a leadership lease; true while the caller holds it. */
+  async holdLeadership(key: string, holder: string, leaseMs: number, mode: 'hold' | 'drop'): Promise<boolean> {
+    return (await this.call(() => this.redis.holdLeadership(key, holder, leaseMs, mode))) === 1;
+  }
+
+  /** Now on Redis's clock (ms): the clock leases and drains are measured with. */
+  async now(): Promise<number> {
+    const [seconds, micros] = await this.call(() => this.redis.time());
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  /** Every instance of `service`, or none (where getService would throw). */
+  async instancesOf(service: string): Promise<Instance[]> {
+    const ids = await this.call(() => this.redis.zrange(this.keys.serviceInstances(service), 0, -1));
+    return ids.length === 0 ? [] : this.instancesById(ids);
   }
 
   /** Removes one instance of `service` by id. */
@@ -254,8 +305,11 @@ export class RegistryStore {
     return out;
   }
 
-  /** Gives the holder's claim back, so another machine may claim the instance. */
-  async release(input: HolderInput & { reason: string }): Promise<Instance> {
+  /**
+   * Gives the holder's claim back, so another machine may claim the instance; returns null
+   * when the instance was being retired and so was removed instead.
+   */
+  async release(input: HolderInput & { reason: string }): Promise<Instance | null> {
     const k = this.keys;
     const out = await this.call(() =>
       this.redis.releaseInstance(
@@ -271,14 +325,67 @@ export class RegistryStore {
         input.service,
       ),
     );
-    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+    const flat = this.expectFlat(out, 'instance_not_found');
+    return flat.length === 0 ? null : instanceFromFlat(flat);
   }
 
-  /** Returns up to `limit` instances whose lease expired to unclaimed. */
+  /**
+   * One step of retiring an instance (see retireInstance-7.lua): removed if it never ran,
+   * else draining for `drainMs` (unroutable), then stopping for its hoster to stop.
+   */
+  async retire(service: string, id: string, drainMs: number, reason: string): Promise<RetireOutcome> {
+    const k = this.keys;
+    const out = await this.call(() =>
+      this.redis.retireInstance(
+        k.instance(id),
+        k.serviceInstances(service),
+        k.services,
+        k.unclaimed,
+        k.serviceUnclaimed(service),
+        k.leases,
+        k.events,
+        service,
+        drainMs,
+        reason,
+        this.maxLen,
+      ),
+    );
+    if (typeof out === 'number') throw scriptFailure(out, 'instance_not_found');
+    return out as RetireOutcome;
+  }
+
+  /** The holder stopped a `stopping` instance: remove its record. */
+  async confirmStopped(input: HolderInput): Promise<void> {
+    const k = this.keys;
+    const out = await this.call(() =>
+      this.redis.confirmStopped(
+        k.instance(input.id),
+        k.serviceInstances(input.service),
+        k.services,
+        k.unclaimed,
+        k.serviceUnclaimed(input.service),
+        k.leases,
+        k.events,
+        input.service,
+        input.machine,
+        input.epoch,
+        this.maxLen,
+      ),
+    );
+    if (out < 0) throw scriptFailure(out, 'instance_not_found');
+  }
+
+  /** Handles up to `limit` instances whose lease expired (see reapExpired-3.lua). */
   async reapExpired(limit = DEFAULT_REAP_BATCH): Promise<ReapedInstance[]> {
     const k = this.keys;
     const out = await this.call(() => this.redis.reapExpired(k.leases, k.unclaimed, k.events, k.prefix, limit, this.maxLen));
-    return out.map(([id, service, machine, epoch]) => ({ id, service, machine, epoch: Number(epoch) }));
+    return out.map(([id, service, machine, epoch, outcome]) => ({
+      id,
+      service,
+      machine,
+      epoch: Number(epoch),
+      outcome: outcome as ReapedInstance['outcome'],
+    }));
   }
 
   async heartbeat(name: string, facts: MachineFacts): Promise<number> {
@@ -366,18 +473,12 @@ export class RegistryStore {
     return out;
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.wrap(err);
-    }
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return redisCall(fn);
   }
 
   private wrap(err: unknown): unknown {
-    if (err instanceof BerthError) return err;
-    if (isRedisUnavailable(err)) return new BerthError('redis_unavailable', undefined, { cause: err });
-    return err;
+    return asBerthError(err);
   }
 }
 

@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { Attributes, ClaimRequest, Instance, Machine, RegistryEvent } from './types.js';
+import type { AppDetails, Attributes, ClaimRequest, Instance, LogLine, Machine, PublishRequest, RegistryEvent, Release, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -15,6 +15,8 @@ export interface BerthClientOptions {
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_RETRIES = 3;
+/** Per-attempt timeout of a bundle upload or download, which may be large. */
+const BUNDLE_TIMEOUT_MS = 10 * 60_000;
 
 interface CallOptions {
   body?: unknown;
@@ -99,12 +101,130 @@ export class BerthClient {
   }
 
   /** Gives the holder's claim back with a reason. */
-  releaseInstance(service: string, id: string, holder: { machine: string; epoch: number; reason: string }): Promise<Instance> {
+  releaseInstance(service: string, id: string, holder: { machine: string; epoch: number; reason: string }): Promise<Instance | { id: string; removed: true }> {
     return this.call('POST', `/v1/services/${enc(service)}/instances/${enc(id)}/release`, { body: holder, idempotent: false });
+  }
+
+  /** Confirms that the holder stopped a `stopping` instance (its record is removed). */
+  async confirmStopped(service: string, id: string, holder: { machine: string; epoch: number }): Promise<void> {
+    await this.call('POST', `/v1/services/${enc(service)}/instances/${enc(id)}/stopped`, { body: holder, idempotent: false });
+  }
+
+  /** PublishApp: creates an app running a bundle uploaded first (uploadBundle). */
+  publishApp(app: PublishRequest): Promise<AppDetails> {
+    return this.call('POST', '/v1/apps', { body: app, idempotent: false });
+  }
+
+  /** UpdateApp: new code and/or configuration (a new release, rolled out without downtime) and/or settings. */
+  updateApp(name: string, change: UpdateRequest): Promise<AppDetails> {
+    return this.call('PUT', `/v1/apps/${enc(name)}`, { body: change, idempotent: false });
+  }
+
+  /** Sets how many instances run (and optionally prefix stripping). */
+  scaleApp(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<AppDetails> {
+    return this.call('PATCH', `/v1/apps/${enc(name)}`, { body: settings, idempotent: true });
+  }
+
+  /** DeleteApp: retires every instance, then removes the app. */
+  deleteApp(name: string): Promise<AppDetails> {
+    return this.call('DELETE', `/v1/apps/${enc(name)}`, { idempotent: true });
+  }
+
+  /** GetAppDetails: desired and actual state. */
+  getApp(name: string): Promise<AppDetails> {
+    return this.call('GET', `/v1/apps/${enc(name)}`, { idempotent: true });
+  }
+
+  /** ListApps */
+  async listApps(): Promise<AppDetails[]> {
+    return (await this.call<{ apps: AppDetails[] }>('GET', '/v1/apps', { idempotent: true })).apps;
+  }
+
+  /** ListAppInstances */
+  async listAppInstances(name: string): Promise<Instance[]> {
+    return (await this.call<{ instances: Instance[] }>('GET', `/v1/apps/${enc(name)}/instances`, { idempotent: true })).instances;
+  }
+
+  /** Every release, newest first. */
+  async listReleases(name: string): Promise<Release[]> {
+    return (await this.call<{ releases: Release[] }>('GET', `/v1/apps/${enc(name)}/releases`, { idempotent: true })).releases;
+  }
+
+  /** A new release with the code and configuration of `version` (default: the one before). */
+  rollback(name: string, version?: number): Promise<Release> {
+    return this.call('POST', `/v1/apps/${enc(name)}/rollback`, { body: version === undefined ? {} : { version }, idempotent: false });
+  }
+
+  async getConfig(name: string): Promise<Record<string, string>> {
+    return (await this.call<{ env: Record<string, string> }>('GET', `/v1/apps/${enc(name)}/config`, { idempotent: true })).env;
+  }
+
+  /** Sets and unsets variables: one new release. */
+  setConfig(name: string, change: { set?: Record<string, string>; unset?: string[] }): Promise<Release> {
+    return this.call('PATCH', `/v1/apps/${enc(name)}/config`, { body: change, idempotent: false });
+  }
+
+  /** The app's last `lines` log lines, oldest first. */
+  async logs(name: string, lines = 100): Promise<LogLine[]> {
+    return (await this.call<{ lines: LogLine[] }>('GET', `/v1/apps/${enc(name)}/logs`, { query: { lines }, idempotent: true })).lines;
+  }
+
+  /** Follows the app's log: the last `lines`, then each new line as it comes. */
+  async *followLogs(name: string, options: { lines?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
+    const res = await this.fetchImpl(`${this.base}/v1/apps/${enc(name)}/logs?follow=1&lines=${options.lines ?? 100}`, {
+      headers: { authorization: `Bearer ${this.token}` },
+      signal: options.signal,
+    });
+    if (!res.ok || res.body === null) throw await errorFrom(res);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        if (line !== '') yield JSON.parse(line) as LogLine;
+      }
+    }
   }
 
   async listMachines(): Promise<Machine[]> {
     return (await this.call<{ machines: Machine[] }>('GET', '/v1/machines', { idempotent: true })).machines;
+  }
+
+  /**
+   * Stores a bundle (an app's .tar.gz) under its sha256 hex digest. `created` is false when
+   * it was stored already. A byte array is sent again after a network failure or a 503; a
+   * stream cannot be, so it is sent once.
+   */
+  async uploadBundle(digest: string, body: Uint8Array | ReadableStream<Uint8Array>): Promise<{ digest: string; size: number; created: boolean }> {
+    const repeatable = body instanceof Uint8Array;
+    const res = await this.send(
+      'PUT',
+      `/v1/bundles/${enc(digest)}`,
+      {
+        headers: { 'content-type': 'application/gzip', accept: 'application/json' },
+        body,
+        // fetch streams a ReadableStream body only in half-duplex mode.
+        ...(repeatable ? {} : { duplex: 'half' }),
+      },
+      { idempotent: repeatable, timeoutMs: BUNDLE_TIMEOUT_MS },
+    );
+    const out = (await res.json()) as { digest: string; size: number };
+    return { digest: out.digest, size: out.size, created: res.status === 201 };
+  }
+
+  /** True when the registry stores the bundle `digest`. */
+  async hasBundle(digest: string): Promise<boolean> {
+    const res = await this.send('HEAD', `/v1/bundles/${enc(digest)}`, {}, { idempotent: true, timeoutMs: this.timeoutMs, okStatuses: [404] });
+    return res.status !== 404;
+  }
+
+  /** The bytes of bundle `digest` (`bundle_not_found` when absent). Verify them against the digest before use. */
+  async downloadBundle(digest: string): Promise<Uint8Array> {
+    const res = await this.send('GET', `/v1/bundles/${enc(digest)}`, { headers: { accept: 'application/gzip' } }, { idempotent: true, timeoutMs: BUNDLE_TIMEOUT_MS });
+    return new Uint8Array(await res.arrayBuffer());
   }
 
   async health(): Promise<{ status: string }> {
@@ -166,6 +286,35 @@ export class BerthClient {
         continue;
       }
       if (res.ok) return (await res.json()) as T;
+      lastError = await errorFrom(res);
+      if (res.status !== 503) break;
+    }
+    throw lastError!;
+  }
+
+  /**
+   * Sends one request that is not JSON both ways (bundles) and returns the answer when it is
+   * 2xx or in `okStatuses`; otherwise throws it as a BerthApiError. Retries like `call`.
+   */
+  private async send(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: Uint8Array | ReadableStream<Uint8Array>; duplex?: 'half' },
+    options: { idempotent: boolean; timeoutMs: number; okStatuses?: number[] },
+  ): Promise<Response> {
+    const headers = { authorization: `Bearer ${this.token}`, ...init.headers };
+    const attempts = options.idempotent ? this.retries + 1 : 1;
+    let lastError: BerthApiError | undefined;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await delay(Math.min(100 * 2 ** attempt, 2000) * (0.5 + Math.random() / 2));
+      let res: Response;
+      try {
+        res = await this.fetchImpl(`${this.base}${path}`, { ...init, method, headers, signal: AbortSignal.timeout(options.timeoutMs) } as RequestInit);
+      } catch (err) {
+        lastError = new BerthApiError('network_error', 0, `Cannot reach the berth API at ${this.base}: ${describe(err)}. Check BERTH_URL and that the registry runs.`, { cause: err });
+        continue;
+      }
+      if (res.ok || options.okStatuses?.includes(res.status)) return res;
       lastError = await errorFrom(res);
       if (res.status !== 503) break;
     }

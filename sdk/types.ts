@@ -19,6 +19,9 @@ export interface Instance {
   leaseUntil: number | null;
   pid: number | null;
   reason: string | null;
+  failedOn: string[];
+  drainUntil: number | null;
+  seq: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -37,6 +40,7 @@ export interface RegistryEvent {
   service?: string;
   machine?: string;
   epoch?: number;
+  release?: number;
   reason?: string;
 }
 
@@ -49,4 +53,75 @@ export interface ClaimRequest {
   leaseMs?: number;
   /** Set by the client when absent, and kept across its retries. */
   requestId?: string;
+}
+
+export interface HealthCheck {
+  /** HTTP path to GET; absent means a TCP connect is enough. */
+  path?: string;
+  status: number;
+  timeoutMs: number;
+  attempts: number;
+}
+
+export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed';
+
+export interface Release {
+  version: number;
+  bundle: string;
+  env: Record<string, string>;
+  command: string | null;
+  requirements: Attributes;
+  healthCheck: HealthCheck;
+  description: string;
+  createdBy: string;
+  createdAt: number;
+  status: ReleaseStatus;
+  reason?: string;
+}
+
+export interface AppDetails {
+  name: string;
+  path: string;
+  instances: number;
+  stripPrefix: boolean;
+  release: number;
+  state: 'active' | 'deleting';
+  createdAt: number;
+  updatedAt: number;
+  url: string | null;
+  status: 'running' | 'deploying' | 'failed' | 'stopped' | 'deleting' | 'starting';
+  current: Release | null;
+  instancesByState: Partial<Record<InstanceState, number>>;
+  running: number;
+}
+
+export interface PublishRequest {
+  name: string;
+  path: string;
+  instances: number;
+  /** sha256 of a bundle uploaded with uploadBundle. */
+  bundle: string;
+  env?: Record<string, string>;
+  attributes?: Attributes;
+  command?: string;
+  healthCheck?: Partial<HealthCheck>;
+  stripPrefix?: boolean;
+}
+
+export interface UpdateRequest {
+  bundle?: string;
+  env?: Record<string, string>;
+  attributes?: Attributes;
+  command?: string | null;
+  healthCheck?: Partial<HealthCheck>;
+  instances?: number;
+  stripPrefix?: boolean;
+}
+
+export interface LogLine {
+  id: string;
+  time: number;
+  instance: string;
+  stream: 'out' | 'err';
+  line: string;
 }

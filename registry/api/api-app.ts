@@ -2,8 +2,12 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
+import type { AppService } from '../app-service.js';
+import type { BundleStore } from '../bundle-store.js';
 import type { RegistryStore } from '../registry-store.js';
+import { appRoutes } from './app-routes.js';
 import { authenticate } from './authenticate.js';
+import { bundleRoutes } from './bundle-routes.js';
 import { errorHandler } from './error-handler.js';
 import { eventRoutes } from './event-routes.js';
 import { jsonBody } from './json-body.js';
@@ -11,10 +15,16 @@ import { serviceRoutes } from './service-routes.js';
 
 export interface ApiAppOptions {
   store: RegistryStore;
+  bundles: BundleStore;
+  apps: AppService;
+  /** Most instances one app may ask for. */
+  maxInstances: number;
   redis: RedisClient;
   openBlockingConnection: () => RedisClient;
   tokens: readonly string[];
   bodyLimitBytes: number;
+  /** Largest bundle accepted by PUT /v1/bundles/:sha256. */
+  bundleLimitBytes: number;
   maxEventClients: number;
   logger: Logger;
   /** True once the daemon drains: new requests get 503. */
@@ -49,8 +59,19 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   });
   const v1 = express.Router();
   v1.use(authenticate(options.tokens));
+  // Bundles are raw gzip bytes, streamed: they must come before the JSON body parser.
+  v1.use(bundleRoutes({ bundles: options.bundles, limitBytes: options.bundleLimitBytes }));
   v1.use(jsonBody(options.bodyLimitBytes));
+  const apps = appRoutes({
+    service: options.apps,
+    keys: options.store.keys,
+    redis: options.redis,
+    openBlockingConnection: options.openBlockingConnection,
+    maxInstances: options.maxInstances,
+    logger: options.logger,
+  });
   v1.use(serviceRoutes(options.store));
+  v1.use(apps.router);
   v1.use(events.router);
   app.use('/v1', v1);
 
@@ -58,5 +79,11 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
     next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see the README for the REST reference.`));
   });
   app.use(errorHandler(options.logger));
-  return { app, closeStreams: events.closeAll };
+  return {
+    app,
+    closeStreams: () => {
+      events.closeAll();
+      apps.closeAll();
+    },
+  };
 }

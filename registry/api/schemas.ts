@@ -50,6 +50,11 @@ export const renewBody = z.strictObject({
   leaseMs: leaseMsSchema.optional(),
 });
 
+export const stoppedBody = z.strictObject({
+  machine: machineNameSchema,
+  epoch: epochSchema,
+});
+
 export const releaseBody = z.strictObject({
   machine: machineNameSchema,
   epoch: epochSchema,

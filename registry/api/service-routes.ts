@@ -9,6 +9,7 @@ import {
   releaseBody,
   renewBody,
   runningBody,
+  stoppedBody,
   serviceParams,
   unregisterMatchingQuery,
 } from './schemas.js';
@@ -92,7 +93,17 @@ export function serviceRoutes(store: RegistryStore): Router {
     const { service, id } = validate(instanceParams, req.params, 'path');
     validate(emptyQuery, req.query, 'query');
     const body = validate(releaseBody, req.body, 'body');
-    res.json(await store.release({ service, id, ...body }));
+    const released = await store.release({ service, id, ...body });
+    res.json(released ?? { id, removed: true });
+  });
+
+  // The holder stopped a `stopping` instance: its record goes.
+  r.post('/services/:service/instances/:id/stopped', async (req, res) => {
+    const { service, id } = validate(instanceParams, req.params, 'path');
+    validate(emptyQuery, req.query, 'query');
+    const body = validate(stoppedBody, req.body, 'body');
+    await store.confirmStopped({ service, id, ...body });
+    res.json({ id, removed: true });
   });
 
   r.get('/machines', async (req, res) => {

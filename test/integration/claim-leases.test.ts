@@ -122,7 +122,7 @@ describe('leases', () => {
       const r = await store.reapExpired();
       return r.length > 0 ? r : undefined;
     }, { what: 'lease expiry' });
-    expect(reaped).toEqual([{ id, service: 'pay', machine: 'old', epoch: old.epoch }]);
+    expect(reaped).toEqual([{ id, service: 'pay', machine: 'old', epoch: old.epoch, outcome: 'unclaimed' }]);
     const after = await store.getInstance(id);
     expect(after).toMatchObject({ state: 'unclaimed', machine: null, reason: 'lease_expired' });
 

@@ -24,6 +24,17 @@ describe('registryKeys', () => {
       k.machine('m1'),
       k.machines,
       k.events,
+      k.app('pay'),
+      k.apps,
+      k.appPaths,
+      k.appReleases('pay'),
+      k.appReleaseSequence('pay'),
+      k.appLogs('pay'),
+      k.bundle('d'),
+      k.bundleData('d'),
+      k.bundles,
+      k.upload('u'),
+      k.reconcilerLease,
     ];
     expect(new Set(all.map(hashTag))).toEqual(new Set(['prod']));
     expect(new Set(all).size).toBe(all.length);

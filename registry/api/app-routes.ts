@@ -1,0 +1,170 @@
+import { Router, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
+import { BerthError } from '../../common/errors.js';
+import { followLogs, recentLogs } from '../app-logs.js';
+import type { AppService } from '../app-service.js';
+import type { RegistryKeys } from '../keys.js';
+import { appSchemas, userHeaderSchema } from './app-schemas.js';
+import { emptyQuery } from './schemas.js';
+import { validate } from './validate.js';
+
+export interface AppRoutesOptions {
+  service: AppService;
+  keys: RegistryKeys;
+  redis: RedisClient;
+  openBlockingConnection: () => RedisClient;
+  maxInstances: number;
+  logger: Logger;
+}
+
+const LOG_BLOCK_MS = 5000;
+
+/** The app layer's REST API: /v1/apps… */
+export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll: () => void } {
+  const { service } = options;
+  const s = appSchemas(options.maxInstances);
+  const r = Router();
+  const followers = new Set<() => void>();
+
+  const params = (req: Request) => validate(s.appParams, req.params, 'path').name;
+  const noQuery = (req: Request) => validate(emptyQuery, req.query, 'query');
+  const user = (req: Request) => {
+    const header = req.headers['x-berth-user'];
+    return header === undefined ? 'api' : validate(userHeaderSchema, header, 'query');
+  };
+
+  // PublishApp
+  r.post('/apps', async (req, res) => {
+    noQuery(req);
+    const body = validate(s.publish, req.body, 'body');
+    const app = await service.publish(body, user(req));
+    res.status(201).location(`/v1/apps/${app.name}`).json(app);
+  });
+
+  // ListApps
+  r.get('/apps', async (req, res) => {
+    noQuery(req);
+    res.json({ apps: await service.list() });
+  });
+
+  // GetAppDetails
+  r.get('/apps/:name', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json(await service.details(name));
+  });
+
+  // UpdateApp
+  r.put('/apps/:name', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json(await service.update(name, validate(s.update, req.body, 'body'), user(req)));
+  });
+
+  // Scale (and prefix stripping)
+  r.patch('/apps/:name', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json(await service.scale(name, validate(s.scale, req.body, 'body')));
+  });
+
+  // DeleteApp: accepted; the reconciler retires the instances, then removes the app.
+  r.delete('/apps/:name', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.status(202).json(await service.delete(name));
+  });
+
+  // ListAppInstances
+  r.get('/apps/:name/instances', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json({ instances: await service.instances(name) });
+  });
+
+  r.get('/apps/:name/releases', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json({ releases: await service.releases(name) });
+  });
+
+  r.post('/apps/:name/rollback', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    const body = validate(s.rollback, req.body ?? {}, 'body');
+    res.status(201).json(await service.rollback(name, body.version, user(req)));
+  });
+
+  r.get('/apps/:name/config', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json({ env: await service.config(name) });
+  });
+
+  r.patch('/apps/:name/config', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    const release = await service.changeConfig(name, validate(s.config, req.body, 'body'), user(req));
+    res.status(201).json(release);
+  });
+
+  r.get('/apps/:name/logs', async (req: Request, res: Response) => {
+    const name = params(req);
+    const query = validate(s.logsQuery, req.query, 'query');
+    await service.details(name); // 404 for an unknown app
+    const lines = await recentLogs(options.redis, options.keys, name, query.lines ?? 100);
+    if (query.follow !== '1' && query.follow !== 'true') {
+      res.json({ lines });
+      return;
+    }
+    await streamLogs(req, res, name, lines.at(-1)?.id ?? '$', lines);
+  });
+
+  /** `?follow=1`: newline-delimited JSON, one line object per line, until the client leaves. */
+  async function streamLogs(req: Request, res: Response, app: string, from: string, backlog: unknown[]): Promise<void> {
+    const redis = options.openBlockingConnection();
+    try {
+      await waitForReady(redis, 3000);
+    } catch {
+      redis.disconnect();
+      throw new BerthError('redis_unavailable');
+    }
+    let closed = false;
+    const stop = () => {
+      if (closed) return;
+      closed = true;
+      followers.delete(stop);
+      redis.disconnect();
+      res.end();
+      res.socket?.destroy();
+    };
+    followers.add(stop);
+    res.on('close', stop);
+    res.status(200).setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.flushHeaders();
+    for (const line of backlog) res.write(`${JSON.stringify(line)}\n`);
+    // '$' means "after whatever is there now": pin it to a real id before the first read.
+    let position = from === '$' ? ((await options.redis.xrevrange(options.keys.appLogs(app), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0') : from;
+    while (!closed) {
+      try {
+        for (const line of await followLogs(redis, options.keys, app, position, LOG_BLOCK_MS)) {
+          res.write(`${JSON.stringify(line)}\n`);
+          position = line.id;
+        }
+      } catch (err) {
+        if (closed) break;
+        options.logger.warn({ err, app }, 'log follower cannot read from Redis: retrying');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  }
+
+  return {
+    router: r,
+    closeAll: () => {
+      for (const stop of [...followers]) stop();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { attributesSchema, digestSchema, nameSchema, pathPrefixSchema } from '../../common/names.js';
+
+export const ENV_KEY = /^[A-Z_][A-Z0-9_]{0,127}$/;
+export const MAX_ENV_KEYS = 200;
+export const MAX_ENV_VALUE = 32 * 1024;
+export const MAX_ENV_BYTES = 64 * 1024;
+
+/** Set by the hoster for every instance; an app may not override them. */
+function reservedEnvKey(key: string): boolean {
+  return key === 'PORT' || key === 'HOST' || key.startsWith('BERTH_');
+}
+
+const envKeySchema = z
+  .string()
+  .regex(ENV_KEY, 'variable names are A-Z, 0-9 and "_", not starting with a digit (at most 128)')
+  .refine((k) => !reservedEnvKey(k), 'PORT, HOST and BERTH_* are set by berth for every instance');
+
+export const envSchema = z
+  .record(envKeySchema, z.string().max(MAX_ENV_VALUE, `values are at most ${MAX_ENV_VALUE} characters`))
+  .refine((env) => Object.keys(env).length <= MAX_ENV_KEYS, `at most ${MAX_ENV_KEYS} variables`)
+  .refine((env) => Buffer.byteLength(JSON.stringify(env)) <= MAX_ENV_BYTES, `at most ${MAX_ENV_BYTES} bytes of variables in all`);
+
+export const commandSchema = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[^\x00-\x1f\x7f]+$/, 'must be one line without control characters');
+
+export const healthCheckSchema = z.strictObject({
+  path: z
+    .string()
+    .max(512)
+    .regex(/^\/[\x21-\x7e]*$/, 'must start with "/" and contain no spaces or control characters')
+    .optional(),
+  status: z.number().int().min(100).max(599).optional(),
+  timeoutMs: z.number().int().min(100).max(60_000).optional(),
+  attempts: z.number().int().min(1).max(600).optional(),
+});
+
+export function appSchemas(maxInstances: number) {
+  const instances = z.number().int().min(0).max(maxInstances, `at most ${maxInstances} instances (BERTH_MAX_INSTANCES)`);
+  return {
+    appParams: z.strictObject({ name: nameSchema }),
+    publish: z.strictObject({
+      name: nameSchema,
+      path: pathPrefixSchema,
+      instances,
+      bundle: digestSchema,
+      env: envSchema.optional(),
+      attributes: attributesSchema.optional(),
+      command: commandSchema.optional(),
+      healthCheck: healthCheckSchema.optional(),
+      stripPrefix: z.boolean().optional(),
+    }),
+    update: z.strictObject({
+      bundle: digestSchema.optional(),
+      env: envSchema.optional(),
+      attributes: attributesSchema.optional(),
+      command: commandSchema.nullable().optional(),
+      healthCheck: healthCheckSchema.optional(),
+      instances: instances.optional(),
+      stripPrefix: z.boolean().optional(),
+    }),
+    scale: z.strictObject({ instances: instances.optional(), stripPrefix: z.boolean().optional() }),
+    rollback: z.strictObject({ version: z.number().int().min(1).optional() }),
+    config: z.strictObject({
+      set: envSchema.optional(),
+      unset: z.array(envKeySchema).max(MAX_ENV_KEYS).optional(),
+    }),
+    logsQuery: z.strictObject({
+      lines: z
+        .string()
+        .regex(/^[0-9]{1,5}$/, 'must be a number of lines, 1-10000')
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(10_000))
+        .optional(),
+      follow: z.enum(['0', '1', 'true', 'false']).optional(),
+    }),
+  };
+}
+
+/** Who made a change, from the optional X-Berth-User header (the CLI sends the local user). */
+export const userHeaderSchema = z.string().regex(/^[A-Za-z0-9._@+-]{1,64}$/, 'must be 1-64 letters, digits or "._@+-"');

@@ -1,0 +1,211 @@
+import { BerthError } from '../common/errors.js';
+import { appDetails, DEFAULT_HEALTH_CHECK, type AppDetails, type HealthCheck, type Release } from './app.js';
+import type { AppStore, ReleaseInput } from './app-store.js';
+import type { Attributes, Instance } from './instance.js';
+import type { RegistryStore } from './registry-store.js';
+
+export interface PublishInput {
+  name: string;
+  path: string;
+  instances: number;
+  bundle: string;
+  env?: Record<string, string>;
+  attributes?: Attributes;
+  command?: string;
+  healthCheck?: Partial<HealthCheck>;
+  stripPrefix?: boolean;
+}
+
+export interface UpdateInput {
+  bundle?: string;
+  env?: Record<string, string>;
+  attributes?: Attributes;
+  command?: string | null;
+  healthCheck?: Partial<HealthCheck>;
+  instances?: number;
+  stripPrefix?: boolean;
+}
+
+export interface AppServiceOptions {
+  apps: AppStore;
+  store: RegistryStore;
+  /** Whether a bundle with this digest is stored. */
+  bundleExists: (digest: string) => Promise<boolean>;
+  /** Base URL apps are served under (e.g. https://paas.example.com), or null when unknown. */
+  publicUrl: string | null;
+}
+
+const RELEASE_RETRIES = 5;
+
+/**
+ * The app layer's operations (the seed's PublishApp, UpdateApp, DeleteApp, GetAppDetails,
+ * ListApps, ListAppInstances, plus scale, rollback and config). They record what the user
+ * wants; the reconciler makes it so.
+ */
+export class AppService {
+  constructor(private readonly o: AppServiceOptions) {}
+
+  async publish(input: PublishInput, user: string): Promise<AppDetails> {
+    await this.requireBundle(input.bundle);
+    await this.o.apps.create({
+      name: input.name,
+      path: input.path,
+      instances: input.instances,
+      stripPrefix: input.stripPrefix ?? false,
+      release: {
+        bundle: input.bundle,
+        env: input.env ?? {},
+        command: input.command ?? null,
+        requirements: input.attributes ?? {},
+        healthCheck: { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
+        description: `Deploy ${input.bundle.slice(0, 7)}`,
+        createdBy: user,
+      },
+    });
+    return this.details(input.name);
+  }
+
+  /** Changes code and/or configuration (a new release, rolled out) and/or settings. */
+  async update(name: string, input: UpdateInput, user: string): Promise<AppDetails> {
+    if (Object.values(input).every((v) => v === undefined)) throw new BerthError('nothing_to_change');
+    if (input.bundle !== undefined) await this.requireBundle(input.bundle);
+    const changesRelease =
+      input.bundle !== undefined ||
+      input.env !== undefined ||
+      input.attributes !== undefined ||
+      input.command !== undefined ||
+      input.healthCheck !== undefined;
+    if (changesRelease) {
+      await this.newRelease(name, user, (base) => {
+        const next: ReleaseInput = {
+          bundle: input.bundle ?? base.bundle,
+          env: input.env ?? base.env,
+          command: input.command === undefined ? base.command : input.command,
+          requirements: input.attributes ?? base.requirements,
+          healthCheck: input.healthCheck === undefined ? base.healthCheck : { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
+          description: describeChange(base, input),
+          createdBy: user,
+        };
+        return next;
+      });
+    }
+    if (input.instances !== undefined || input.stripPrefix !== undefined) {
+      await this.o.apps.updateSettings(name, { instances: input.instances, stripPrefix: input.stripPrefix });
+    } else if (!changesRelease) {
+      throw new BerthError('nothing_to_change');
+    }
+    return this.details(name);
+  }
+
+  async scale(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<AppDetails> {
+    if (settings.instances === undefined && settings.stripPrefix === undefined) throw new BerthError('nothing_to_change');
+    await this.o.apps.updateSettings(name, settings);
+    return this.details(name);
+  }
+
+  async delete(name: string): Promise<AppDetails> {
+    await this.o.apps.markDeleting(name);
+    return this.details(name);
+  }
+
+  /** A new release with the code and configuration of `version` (default: the one before the current). */
+  async rollback(name: string, version: number | undefined, user: string): Promise<Release> {
+    const releases = await this.o.apps.releases(name);
+    const app = await this.o.apps.get(name);
+    let target: Release | undefined;
+    if (version !== undefined) {
+      target = releases.find((r) => r.version === version);
+      if (target === undefined) throw new BerthError('release_not_found', `${name} has no release v${version}: list them with berth releases ${name}.`);
+    } else {
+      target = releases.find((r) => r.version < app.release && r.status !== 'failed');
+      if (target === undefined) throw new BerthError('release_not_found', `${name} has no earlier working release to roll back to.`);
+    }
+    const rolledTo = target;
+    const version2 = await this.newRelease(name, user, () => ({
+      bundle: rolledTo.bundle,
+      env: rolledTo.env,
+      command: rolledTo.command,
+      requirements: rolledTo.requirements,
+      healthCheck: rolledTo.healthCheck,
+      description: `Rollback to v${rolledTo.version}`,
+      createdBy: user,
+    }));
+    return (await this.o.apps.release(name, version2))!;
+  }
+
+  async config(name: string): Promise<Record<string, string>> {
+    const app = await this.o.apps.get(name);
+    return (await this.o.apps.release(name, app.release))?.env ?? {};
+  }
+
+  /** Sets and unsets variables in one new release. */
+  async changeConfig(name: string, change: { set?: Record<string, string>; unset?: string[] }, user: string): Promise<Release> {
+    const set = change.set ?? {};
+    const unset = change.unset ?? [];
+    if (Object.keys(set).length === 0 && unset.length === 0) throw new BerthError('nothing_to_change');
+    const version = await this.newRelease(name, user, (base) => {
+      const env = { ...base.env, ...set };
+      for (const key of unset) delete env[key];
+      const parts = [];
+      if (Object.keys(set).length > 0) parts.push(`Set ${Object.keys(set).join(', ')}`);
+      if (unset.length > 0) parts.push(`Unset ${unset.join(', ')}`);
+      return { ...baseContent(base), env, description: parts.join('; '), createdBy: user };
+    });
+    return (await this.o.apps.release(name, version))!;
+  }
+
+  async details(name: string): Promise<AppDetails> {
+    const app = await this.o.apps.get(name);
+    const [current, instances] = await Promise.all([this.o.apps.release(name, app.release), this.o.store.instancesOf(name)]);
+    return appDetails(app, current ?? null, instances, this.o.publicUrl);
+  }
+
+  async list(): Promise<AppDetails[]> {
+    return Promise.all((await this.o.apps.list()).map((app) => this.details(app.name)));
+  }
+
+  async instances(name: string): Promise<Instance[]> {
+    await this.o.apps.get(name);
+    return this.o.store.instancesOf(name);
+  }
+
+  async releases(name: string): Promise<Release[]> {
+    await this.o.apps.get(name);
+    return this.o.apps.releases(name);
+  }
+
+  /** Makes a release from the current one, retrying when another change landed meanwhile. */
+  private async newRelease(name: string, user: string, make: (base: Release) => ReleaseInput): Promise<number> {
+    for (let attempt = 0; attempt < RELEASE_RETRIES; attempt++) {
+      const app = await this.o.apps.get(name);
+      const base = await this.o.apps.release(name, app.release);
+      if (base === undefined) throw new BerthError('release_not_found', `${name} has no current release: publish it again.`);
+      try {
+        return await this.o.apps.createRelease(name, make(base), app.release);
+      } catch (err) {
+        if (!(err instanceof BerthError && err.code === 'release_conflict')) throw err;
+      }
+    }
+    throw new BerthError('release_conflict');
+  }
+
+  private async requireBundle(digest: string): Promise<void> {
+    if (!(await this.o.bundleExists(digest))) {
+      throw new BerthError('bundle_not_found', `No bundle ${digest} is stored: upload it first with PUT /v1/bundles/${digest}.`);
+    }
+  }
+}
+
+function baseContent(base: Release): Omit<ReleaseInput, 'description' | 'createdBy'> {
+  return { bundle: base.bundle, env: base.env, command: base.command, requirements: base.requirements, healthCheck: base.healthCheck };
+}
+
+function describeChange(base: Release, input: UpdateInput): string {
+  const parts: string[] = [];
+  if (input.bundle !== undefined && input.bundle !== base.bundle) parts.push(`Deploy ${input.bundle.slice(0, 7)}`);
+  if (input.env !== undefined) parts.push('Replace environment');
+  if (input.command !== undefined) parts.push(input.command === null ? 'Default command' : `Command ${input.command}`);
+  if (input.attributes !== undefined) parts.push('Change requirements');
+  if (input.healthCheck !== undefined) parts.push('Change health check');
+  return parts.length > 0 ? parts.join('; ') : 'Redeploy';
+}

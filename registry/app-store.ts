@@ -1,0 +1,207 @@
+import { BerthError } from '../common/errors.js';
+import type { RedisClient } from '../common/redis-connection.js';
+import { appFromHash, releaseFromJson, type App, type HealthCheck, type Release } from './app.js';
+import type { Attributes } from './instance.js';
+import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
+import { defineScripts, redisCall } from './lua-scripts.js';
+import { DEFAULT_EVENTS_MAX_LENGTH } from './registry-store.js';
+import { scriptFailure } from './script-errors.js';
+
+/** What a new release is made of; version, time and status are set by the store. */
+export interface ReleaseInput {
+  bundle: string;
+  env: Record<string, string>;
+  command: string | null;
+  requirements: Attributes;
+  healthCheck: HealthCheck;
+  description: string;
+  createdBy: string;
+}
+
+export interface CreateAppInput {
+  name: string;
+  path: string;
+  instances: number;
+  stripPrefix: boolean;
+  release: ReleaseInput;
+}
+
+interface AppScripts {
+  createApp(...args: (string | number)[]): Promise<number>;
+  createRelease(...args: (string | number)[]): Promise<number>;
+  updateAppSettings(...args: (string | number)[]): Promise<number>;
+  markAppDeleting(...args: (string | number)[]): Promise<number>;
+  removeApp(...args: (string | number)[]): Promise<number>;
+  setReleaseStatus(...args: (string | number)[]): Promise<number>;
+}
+
+const SCRIPTS: Record<keyof AppScripts, number> = {
+  createApp: 6,
+  createRelease: 4,
+  updateAppSettings: 2,
+  markAppDeleting: 2,
+  removeApp: 7,
+  setReleaseStatus: 3,
+};
+
+/**
+ * Apps and their releases in Redis: the desired state that the reconciler converges to.
+ * Every change is one Lua script; releases are immutable except for their status.
+ */
+export class AppStore {
+  readonly keys: RegistryKeys;
+  private readonly redis: RedisClient & AppScripts;
+  private readonly maxLen: number;
+
+  constructor(redis: RedisClient, options: { keyPrefix?: string; eventsMaxLength?: number } = {}) {
+    this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.maxLen = options.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH;
+    defineScripts(redis, SCRIPTS);
+    this.redis = redis as RedisClient & AppScripts;
+  }
+
+  async create(input: CreateAppInput): Promise<number> {
+    const k = this.keys;
+    const out = await redisCall(() =>
+      this.redis.createApp(
+        k.app(input.name),
+        k.apps,
+        k.appPaths,
+        k.appReleases(input.name),
+        k.appReleaseSequence(input.name),
+        k.events,
+        input.name,
+        input.path,
+        input.instances,
+        input.stripPrefix ? '1' : '0',
+        JSON.stringify(input.release),
+        this.maxLen,
+      ),
+    );
+    if (out === -3) throw new BerthError('app_exists', `An app named "${input.name}" exists: update it with PUT /v1/apps/${input.name}, or choose another name.`);
+    if (out === -5) {
+      const owner = await redisCall(() => this.redis.hget(k.appPaths, input.path));
+      throw new BerthError('path_taken', `The path ${input.path} belongs to the app "${owner ?? '?'}": choose another path.`);
+    }
+    return out;
+  }
+
+  /**
+   * Adds a release and makes it current. `basedOn` is the current version the caller read;
+   * when the app moved on meanwhile, this throws `release_conflict` (read again and retry).
+   */
+  async createRelease(name: string, release: ReleaseInput, basedOn: number | null): Promise<number> {
+    const k = this.keys;
+    const out = await redisCall(() =>
+      this.redis.createRelease(
+        k.app(name),
+        k.appReleases(name),
+        k.appReleaseSequence(name),
+        k.events,
+        name,
+        JSON.stringify(release),
+        basedOn === null ? '' : String(basedOn),
+        this.maxLen,
+      ),
+    );
+    if (out === -1) throw appNotFound(name);
+    if (out === -6) throw new BerthError('release_conflict');
+    return out;
+  }
+
+  async updateSettings(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<void> {
+    const out = await redisCall(() =>
+      this.redis.updateAppSettings(
+        this.keys.app(name),
+        this.keys.events,
+        name,
+        settings.instances === undefined ? '' : settings.instances,
+        settings.stripPrefix === undefined ? '' : settings.stripPrefix ? '1' : '0',
+        this.maxLen,
+      ),
+    );
+    if (out === -1) throw appNotFound(name);
+  }
+
+  async markDeleting(name: string): Promise<void> {
+    const out = await redisCall(() => this.redis.markAppDeleting(this.keys.app(name), this.keys.events, name, this.maxLen));
+    if (out === -1) throw appNotFound(name);
+  }
+
+  /** Removes a deleting app that has no instances left; false when it still has some. */
+  async remove(name: string): Promise<boolean> {
+    const k = this.keys;
+    const out = await redisCall(() =>
+      this.redis.removeApp(
+        k.app(name),
+        k.apps,
+        k.appPaths,
+        k.appReleases(name),
+        k.appReleaseSequence(name),
+        k.appLogs(name),
+        k.events,
+        name,
+        k.serviceInstances(name),
+        this.maxLen,
+      ),
+    );
+    if (out === -1) return true;
+    return out === 1;
+  }
+
+  async setReleaseStatus(name: string, version: number, status: 'active' | 'failed', reason = '', fallback: number | null = null): Promise<boolean> {
+    const k = this.keys;
+    const out = await redisCall(() =>
+      this.redis.setReleaseStatus(k.app(name), k.appReleases(name), k.events, name, version, status, reason, fallback === null ? '' : fallback, this.maxLen),
+    );
+    if (out < 0) throw scriptFailure(out, 'app_not_found');
+    return out === 1;
+  }
+
+  async get(name: string): Promise<App> {
+    const app = appFromHash(await redisCall(() => this.redis.hgetall(this.keys.app(name))));
+    if (app === undefined) throw appNotFound(name);
+    return app;
+  }
+
+  async list(): Promise<App[]> {
+    const names = (await redisCall(() => this.redis.smembers(this.keys.apps))).sort();
+    if (names.length === 0) return [];
+    const rows = await redisCall(async () => {
+      const pipeline = this.redis.pipeline();
+      for (const name of names) pipeline.hgetall(this.keys.app(name));
+      return (await pipeline.exec()) ?? [];
+    });
+    const apps: App[] = [];
+    for (const [err, h] of rows) {
+      if (err) throw err;
+      const app = appFromHash(h as Record<string, string>);
+      if (app) apps.push(app);
+    }
+    return apps;
+  }
+
+  async release(name: string, version: number): Promise<Release | undefined> {
+    const json = await redisCall(() => this.redis.hget(this.keys.appReleases(name), String(version)));
+    return json === null ? undefined : releaseFromJson(json);
+  }
+
+  /** Every release of the app, newest first. */
+  async releases(name: string): Promise<Release[]> {
+    const all = await redisCall(() => this.redis.hvals(this.keys.appReleases(name)));
+    return all.map(releaseFromJson).sort((a, b) => b.version - a.version);
+  }
+
+  /** Bundle digests that some release of some app still uses. */
+  async referencedBundles(): Promise<Set<string>> {
+    const used = new Set<string>();
+    for (const name of await redisCall(() => this.redis.smembers(this.keys.apps))) {
+      for (const r of await this.releases(name)) used.add(r.bundle);
+    }
+    return used;
+  }
+}
+
+function appNotFound(name: string): BerthError {
+  return new BerthError('app_not_found', `No app named "${name}": list them with GET /v1/apps (berth apps).`);
+}

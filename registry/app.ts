@@ -1,0 +1,104 @@
+import type { Attributes, Instance, InstanceState } from './instance.js';
+
+/** How a hoster decides that an instance is ready to be routed. */
+export interface HealthCheck {
+  /** HTTP path to GET; absent means a TCP connect is enough. */
+  path?: string;
+  /** Status the HTTP check expects. @default 200 */
+  status: number;
+  /** Per attempt. @default 2000 */
+  timeoutMs: number;
+  /** Failed attempts (one a second) before the instance counts as unhealthy. @default 30 */
+  attempts: number;
+}
+
+export const DEFAULT_HEALTH_CHECK: HealthCheck = { status: 200, timeoutMs: 2000, attempts: 30 };
+
+export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed';
+
+/** An immutable snapshot of what an app runs: code and configuration together. */
+export interface Release {
+  version: number;
+  /** sha256 of the bundle (.tar.gz). */
+  bundle: string;
+  env: Record<string, string>;
+  /** Start command; null lets the hoster choose (Procfile, npm start, server.js, index.js). */
+  command: string | null;
+  /** Attributes a machine must meet (e.g. minMemoryMb) and labels. */
+  requirements: Attributes;
+  healthCheck: HealthCheck;
+  /** What made it, e.g. "Deploy 3f2a9c1", "Set DEBUG", "Rollback to v2". */
+  description: string;
+  createdBy: string;
+  createdAt: number;
+  status: ReleaseStatus;
+  /** Why it failed, when it did. */
+  reason?: string;
+}
+
+/** What the user wants of an app. */
+export interface App {
+  name: string;
+  path: string;
+  /** Instances wanted. */
+  instances: number;
+  stripPrefix: boolean;
+  /** Version of the release the app should run. */
+  release: number;
+  state: 'active' | 'deleting';
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An app with what actually runs: the answer of GetAppDetails. */
+export interface AppDetails extends App {
+  url: string | null;
+  status: 'running' | 'deploying' | 'failed' | 'stopped' | 'deleting' | 'starting';
+  current: Release | null;
+  instancesByState: Partial<Record<InstanceState, number>>;
+  /** Running instances of the current release. */
+  running: number;
+}
+
+export function appFromHash(h: Record<string, string>): App | undefined {
+  if (!h.name) return undefined;
+  return {
+    name: h.name,
+    path: h.path ?? '',
+    instances: Number(h.instances ?? 0),
+    stripPrefix: h.stripPrefix === '1',
+    release: Number(h.release ?? 0),
+    state: h.state === 'deleting' ? 'deleting' : 'active',
+    createdAt: Number(h.createdAt ?? 0),
+    updatedAt: Number(h.updatedAt ?? 0),
+  };
+}
+
+export function releaseFromJson(json: string): Release {
+  const r = JSON.parse(json) as Release;
+  // Lua's cjson has no empty-object/array distinction: normalise what may come back as [].
+  if (Array.isArray(r.env)) r.env = {};
+  if (Array.isArray(r.requirements)) r.requirements = {};
+  return r;
+}
+
+/** Summarises what runs for an app. */
+export function appDetails(app: App, current: Release | null, instances: Instance[], publicUrl: string | null): AppDetails {
+  const instancesByState: Partial<Record<InstanceState, number>> = {};
+  for (const i of instances) instancesByState[i.state] = (instancesByState[i.state] ?? 0) + 1;
+  const running = instances.filter((i) => i.release === app.release && i.state === 'running').length;
+  let status: AppDetails['status'];
+  if (app.state === 'deleting') status = 'deleting';
+  else if (current?.status === 'failed') status = 'failed';
+  else if (app.instances === 0) status = 'stopped';
+  else if (current?.status === 'deploying') status = instances.some((i) => i.state === 'running') ? 'deploying' : 'starting';
+  else status = running >= app.instances ? 'running' : 'starting';
+  return {
+    ...app,
+    url: publicUrl === null ? null : `${publicUrl.replace(/\/+$/, '')}${app.path === '/' ? '/' : app.path}`,
+    status,
+    current,
+    instancesByState,
+    running,
+  };
+}

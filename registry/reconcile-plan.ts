@@ -1,0 +1,117 @@
+import type { App, Release } from './app.js';
+import type { Instance } from './instance.js';
+
+/** What the reconciler does for one app in one round; each action is idempotent. */
+export type ReconcileAction =
+  | { kind: 'register'; release: number; wanted: number }
+  | { kind: 'retire'; id: string; reason: RetireReason }
+  | { kind: 'release-active'; version: number }
+  | { kind: 'release-failed'; version: number; reason: string; fallback: number | null }
+  | { kind: 'remove-app' };
+
+export type RetireReason = 'scaled_down' | 'replaced' | 'app_deleted' | 'release_failed';
+
+export interface PlanInput {
+  app: App;
+  /** Every release of the app, by version. */
+  releases: ReadonlyMap<number, Release>;
+  /** Every instance of the app's service. */
+  instances: readonly Instance[];
+  /** Now, on Redis's clock (ms). */
+  now: number;
+  /** A release that has not got all its instances running this long after it was made has failed. */
+  rolloutTimeoutMs: number;
+}
+
+/** Machines a release may crash on before it, not the machines, is taken to be at fault. */
+export const FAILED_MACHINES_FOR_BAD_RELEASE = 2;
+
+const STATE_ORDER: Record<string, number> = { unclaimed: 0, crashed: 1, claimed: 2, running: 3 };
+
+/**
+ * Decides what brings an app closer to what its user wants. The rules that keep an update
+ * free of failed requests: a new release's instances start first; an old instance is retired
+ * only while enough new ones run; a retired instance drains (unroutable) before it stops.
+ */
+export function planApp(input: PlanInput): ReconcileAction[] {
+  const { app, releases, now } = input;
+  const managed = input.instances.filter((i) => i.release !== null);
+  const actions: ReconcileAction[] = [];
+  // Draining instances advance to stopping once their drain time is up.
+  for (const i of managed) if (i.state === 'draining') actions.push({ kind: 'retire', id: i.id, reason: retireReasonOf(i) });
+  const live = managed.filter((i) => i.state !== 'draining' && i.state !== 'stopping');
+
+  if (app.state === 'deleting') {
+    for (const i of live) actions.push({ kind: 'retire', id: i.id, reason: 'app_deleted' });
+    if (managed.length === 0) actions.push({ kind: 'remove-app' });
+    return actions;
+  }
+
+  const current = releases.get(app.release);
+  const wanted = current === undefined || current.status === 'failed' ? 0 : app.instances;
+  const mine = live.filter((i) => i.release === app.release);
+  const others = live.filter((i) => i.release !== app.release);
+  const runningMine = mine.filter((i) => i.state === 'running');
+
+  if (current !== undefined && current.status === 'deploying') {
+    const failure = rolloutFailure(current, mine, runningMine.length, app.instances, input);
+    if (failure !== undefined) {
+      actions.push({ kind: 'release-failed', version: current.version, reason: failure, fallback: fallbackRelease(app, releases, others) });
+      return actions;
+    }
+    if (runningMine.length >= app.instances) actions.push({ kind: 'release-active', version: current.version });
+  }
+
+  if (mine.length < wanted) actions.push({ kind: 'register', release: app.release, wanted });
+  if (mine.length > wanted) {
+    const surplus = [...mine]
+      .sort((a, b) => (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9) || b.seq - a.seq)
+      .slice(0, mine.length - wanted);
+    const reason: RetireReason = current?.status === 'failed' ? 'release_failed' : 'scaled_down';
+    for (const i of surplus) actions.push({ kind: 'retire', id: i.id, reason });
+  }
+
+  // Instances of other releases give way only while enough of the current one serve.
+  const stillServing = Math.min(runningMine.length, wanted);
+  let mayRetireRunning = stillServing + others.filter((i) => i.state === 'running').length - wanted;
+  const oldestFirst = [...others].sort((a, b) => a.seq - b.seq);
+  for (const i of oldestFirst) {
+    const failed = releases.get(i.release!)?.status === 'failed';
+    if (failed) actions.push({ kind: 'retire', id: i.id, reason: 'release_failed' });
+    else if (stillServing >= wanted) actions.push({ kind: 'retire', id: i.id, reason: 'replaced' });
+    else if (i.state === 'running' && mayRetireRunning > 0) {
+      actions.push({ kind: 'retire', id: i.id, reason: 'replaced' });
+      mayRetireRunning--;
+    }
+  }
+  return actions;
+}
+
+function rolloutFailure(current: Release, mine: Instance[], running: number, wanted: number, input: PlanInput): string | undefined {
+  const crashedOn = new Set(mine.flatMap((i) => i.failedOn));
+  const worst = mine.reduce((n, i) => Math.max(n, i.failedOn.length), 0);
+  if (worst >= FAILED_MACHINES_FOR_BAD_RELEASE) {
+    return `its instances crashed or failed their health check on ${crashedOn.size} machines (${[...crashedOn].join(', ')})`;
+  }
+  if (running < wanted && input.now - current.createdAt > input.rolloutTimeoutMs) {
+    return `only ${running} of ${wanted} instances were running ${Math.round(input.rolloutTimeoutMs / 1000)} s after the release`;
+  }
+  return undefined;
+}
+
+/** The release to go back to: the one most still-running instances run, else the newest that served. */
+function fallbackRelease(app: App, releases: ReadonlyMap<number, Release>, others: Instance[]): number | null {
+  const counts = new Map<number, number>();
+  for (const i of others) if (i.state === 'running' && i.release !== null) counts.set(i.release, (counts.get(i.release) ?? 0) + 1);
+  const byRunning = [...counts.entries()].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0];
+  if (byRunning !== undefined) return byRunning[0];
+  const served = [...releases.values()]
+    .filter((r) => r.version < app.release && (r.status === 'active' || r.status === 'superseded'))
+    .sort((a, b) => b.version - a.version)[0];
+  return served?.version ?? null;
+}
+
+function retireReasonOf(i: Instance): RetireReason {
+  const r = i.reason;
+  return r === 'scaled_down' || r === 'app_deleted' || r === 'release_failed' ? r : 'replaced';
+}

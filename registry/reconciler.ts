@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { BerthError } from '../common/errors.js';
+import type { AppStore } from './app-store.js';
+import type { BundleStore } from './bundle-store.js';
+import type { App, Release } from './app.js';
+import { planApp, type ReconcileAction } from './reconcile-plan.js';
+import type { RegistryStore } from './registry-store.js';
+
+export const DEFAULT_RECONCILE_INTERVAL_MS = 200;
+export const DEFAULT_LEADER_LEASE_MS = 5000;
+export const DEFAULT_DRAIN_MS = 2000;
+export const DEFAULT_ROLLOUT_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_BUNDLE_GRACE_MS = 15 * 60_000;
+const BUNDLE_COLLECT_INTERVAL_MS = 60_000;
+
+export interface ReconcilerOptions {
+  store: RegistryStore;
+  apps: AppStore;
+  /** When given, the leader deletes bundles that no release uses. */
+  bundles?: BundleStore;
+  logger: Logger;
+  /** How often the leader looks at every app. @default 200 */
+  intervalMs?: number;
+  /** Leadership lease; a dead leader is replaced after it. @default 5000 */
+  leaseMs?: number;
+  /**
+   * How long a retired running instance stays unroutable before it is stopped: at least the
+   * time a route change takes to reach every proxy, plus their idle keep-alive. @default 2000
+   */
+  drainMs?: number;
+  /** A release whose instances are not all running this long after it was made has failed. @default 300000 */
+  rolloutTimeoutMs?: number;
+  /**
+   * An unused bundle is deleted only once it is this old, so that one uploaded for a publish
+   * that has not happened yet survives. @default 900000
+   */
+  bundleGraceMs?: number;
+  /** Called after each round the leader completes (for tests and metrics). */
+  onRound?: () => void;
+}
+
+/**
+ * Converges every app to what its user wants (see planApp). Runs in every registry daemon;
+ * only the holder of the leadership lease acts, and every action is idempotent, so a leader
+ * dying at any point leaves nothing the next leader cannot finish.
+ */
+export class Reconciler {
+  private readonly o: Required<Omit<ReconcilerOptions, 'onRound' | 'bundles'>> & Pick<ReconcilerOptions, 'onRound' | 'bundles'>;
+  private lastCollect = 0;
+  private readonly holder = `reconciler-${randomBytes(6).toString('hex')}`;
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> | undefined;
+  private stopped = false;
+  private leading = false;
+  private failing = false;
+
+  constructor(options: ReconcilerOptions) {
+    this.o = {
+      intervalMs: DEFAULT_RECONCILE_INTERVAL_MS,
+      leaseMs: DEFAULT_LEADER_LEASE_MS,
+      drainMs: DEFAULT_DRAIN_MS,
+      rolloutTimeoutMs: DEFAULT_ROLLOUT_TIMEOUT_MS,
+      bundleGraceMs: DEFAULT_BUNDLE_GRACE_MS,
+      ...options,
+    };
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** True while this process holds the leadership lease. */
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.round;
+    if (this.leading) {
+      await this.o.store.holdLeadership(this.o.store.keys.reconcilerLease, this.holder, this.o.leaseMs, 'drop').catch(() => undefined);
+      this.leading = false;
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.round = this.runRound().finally(() => this.schedule(this.o.intervalMs));
+    }, delayMs);
+  }
+
+  private async runRound(): Promise<void> {
+    const log = this.o.logger;
+    try {
+      const leading = await this.o.store.holdLeadership(this.o.store.keys.reconcilerLease, this.holder, this.o.leaseMs, 'hold');
+      if (leading !== this.leading) log.info({ holder: this.holder }, leading ? 'this registry now leads reconciliation' : 'another registry leads reconciliation now');
+      this.leading = leading;
+      if (!leading) return;
+      const started = Date.now();
+      for (const app of await this.o.apps.list()) {
+        if (this.stopped) return;
+        // A round longer than the lease would let a second leader act beside this one.
+        if (Date.now() - started > this.o.leaseMs / 2) break;
+        await this.reconcile(app);
+      }
+      if (Date.now() - this.lastCollect >= BUNDLE_COLLECT_INTERVAL_MS) {
+        this.lastCollect = Date.now();
+        await this.collectBundles();
+      }
+      if (this.failing) log.info('reconciler reaches Redis again');
+      this.failing = false;
+      this.o.onRound?.();
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'redis_unavailable') {
+        if (!this.failing) log.warn('reconciler cannot reach Redis: will keep trying');
+        this.failing = true;
+      } else log.error({ err }, 'reconcile round failed');
+    }
+  }
+
+  /** Deletes bundles that no release of any app uses and that are older than the grace period. */
+  async collectBundles(): Promise<string[]> {
+    const bundles = this.o.bundles;
+    if (bundles === undefined) return [];
+    const now = await this.o.store.now();
+    const stored = (await bundles.list()).filter((b) => now - b.storedAt >= this.o.bundleGraceMs);
+    if (stored.length === 0) return [];
+    const used = await this.o.apps.referencedBundles();
+    const deleted: string[] = [];
+    for (const b of stored) {
+      if (used.has(b.digest)) continue;
+      if (await bundles.delete(b.digest)) deleted.push(b.digest);
+    }
+    if (deleted.length > 0) this.o.logger.info({ bundles: deleted }, `deleted ${deleted.length} bundle(s) no release uses`);
+    return deleted;
+  }
+
+  private async reconcile(app: App): Promise<void> {
+    const { store, apps } = this.o;
+    const [releaseList, instances, now] = await Promise.all([apps.releases(app.name), store.instancesOf(app.name), store.now()]);
+    const releases = new Map<number, Release>(releaseList.map((r) => [r.version, r]));
+    const actions = planApp({ app, releases, instances, now, rolloutTimeoutMs: this.o.rolloutTimeoutMs });
+    for (const action of actions) await this.apply(app, releases, action);
+  }
+
+  private async apply(app: App, releases: Map<number, Release>, action: ReconcileAction): Promise<void> {
+    const { store, apps, logger } = this.o;
+    const log = logger.child({ app: app.name });
+    switch (action.kind) {
+      case 'register': {
+        const release = releases.get(action.release)!;
+        const ids = await store.registerMissing({
+          service: app.name,
+          path: app.path,
+          release: action.release,
+          wanted: action.wanted,
+          attributes: release.requirements,
+          files: release.bundle,
+        });
+        if (ids.length > 0) log.info({ release: action.release, instances: ids }, `registered ${ids.length} instance(s) of ${app.name} v${action.release}`);
+        return;
+      }
+      case 'retire': {
+        try {
+          const outcome = await store.retire(app.name, action.id, this.o.drainMs, action.reason);
+          log.debug({ instance: action.id, reason: action.reason, outcome }, 'retire step');
+        } catch (err) {
+          // Gone meanwhile (its hoster confirmed, or its lease expired): nothing left to do.
+          if (!(err instanceof BerthError && err.code === 'instance_not_found')) throw err;
+        }
+        return;
+      }
+      case 'release-active':
+        if (await apps.setReleaseStatus(app.name, action.version, 'active')) log.info({ release: action.version }, `${app.name} v${action.version} is live`);
+        return;
+      case 'release-failed':
+        if (await apps.setReleaseStatus(app.name, action.version, 'failed', action.reason, action.fallback)) {
+          log.warn(
+            { release: action.version, reason: action.reason, fallback: action.fallback },
+            `${app.name} v${action.version} failed: ${action.reason}; ${action.fallback === null ? 'no earlier release to keep serving' : `v${action.fallback} keeps serving`}`,
+          );
+        }
+        return;
+      case 'remove-app':
+        if (await apps.remove(app.name)) log.info(`${app.name} deleted`);
+        return;
+    }
+  }
+}

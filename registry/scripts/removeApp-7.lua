@@ -1,0 +1,37 @@
+--[[
+  Removes a deleted app once none of its instances remain: its record, releases and logs,
+  and frees its path prefix.
+
+  Input:
+    KEYS[1] app hash
+    KEYS[2] set of app names
+    KEYS[3] path prefix → app name (hash)
+    KEYS[4] app's releases (hash version → JSON)
+    KEYS[5] app's release counter
+    KEYS[6] app's log stream
+    KEYS[7] event stream
+
+    ARGV[1] app name
+    ARGV[2] the service's instance index key (must be empty)
+    ARGV[3] event stream max length (approximate)
+
+  Output:
+    1
+    -1 no such app
+    -4 the app is not being deleted, or still has instances
+]]
+local rcall = redis.call
+local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'path')
+if not cur[1] then
+  return -1
+end
+if cur[2] ~= 'deleting' or rcall('ZCARD', ARGV[2]) > 0 then
+  return -4
+end
+if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
+  rcall('HDEL', KEYS[3], cur[3])
+end
+rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
+rcall('SREM', KEYS[2], ARGV[1])
+rcall('XADD', KEYS[7], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'app-deleted', 'service', ARGV[1])
+return 1

@@ -1,0 +1,32 @@
+--[[
+  Changes an app's settings that need no new release: instances wanted, prefix stripping.
+
+  Input:
+    KEYS[1] app hash
+    KEYS[2] event stream
+
+    ARGV[1] app name
+    ARGV[2] instances wanted ('' to keep)
+    ARGV[3] strip prefix ('1', '0', or '' to keep)
+    ARGV[4] event stream max length (approximate)
+
+  Output:
+    1
+    -1 no such app (or it is being deleted)
+]]
+local rcall = redis.call
+local cur = rcall('HMGET', KEYS[1], 'name', 'state')
+if not cur[1] or cur[2] ~= 'active' then
+  return -1
+end
+local t = rcall('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[2] ~= '' then
+  rcall('HSET', KEYS[1], 'instances', ARGV[2])
+end
+if ARGV[3] ~= '' then
+  rcall('HSET', KEYS[1], 'stripPrefix', ARGV[3])
+end
+rcall('HSET', KEYS[1], 'updatedAt', now)
+rcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'app-updated', 'service', ARGV[1])
+return 1

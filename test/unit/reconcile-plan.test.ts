@@ -1,0 +1,133 @@
+// The reconciler's plan: scale up and down, roll out new releases before retiring old ones, fail bad releases, delete apps.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_HEALTH_CHECK, type App, type Release } from '../../registry/app.js';
+import type { Instance, InstanceState } from '../../registry/instance.js';
+import { planApp, type PlanInput } from '../../registry/reconcile-plan.js';
+
+let seq = 0;
+function inst(release: number, state: InstanceState, extra: Partial<Instance> = {}): Instance {
+  seq++;
+  return {
+    id: `i${seq}`,
+    service: 'pay',
+    path: '/pay',
+    state,
+    attributes: {},
+    claimAttributes: {},
+    files: 'd',
+    release,
+    machine: state === 'unclaimed' ? null : 'm1',
+    host: null,
+    port: null,
+    epoch: seq,
+    leaseUntil: null,
+    pid: null,
+    reason: null,
+    failedOn: [],
+    drainUntil: null,
+    seq,
+    createdAt: seq,
+    updatedAt: seq,
+    ...extra,
+  };
+}
+
+function rel(version: number, status: Release['status'], createdAt = 0): Release {
+  return { version, bundle: `b${version}`, env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: '', createdBy: 't', createdAt, status };
+}
+
+function app(instances: number, release: number, state: App['state'] = 'active'): App {
+  return { name: 'pay', path: '/pay', instances, stripPrefix: false, release, state, createdAt: 0, updatedAt: 0 };
+}
+
+function plan(over: Partial<PlanInput> & Pick<PlanInput, 'app'>) {
+  return planApp({ releases: new Map([[1, rel(1, 'active')]]), instances: [], now: 1000, rolloutTimeoutMs: 60_000, ...over });
+}
+
+describe('planApp', () => {
+  it('registers what is missing of the current release', () => {
+    expect(plan({ app: app(3, 1), instances: [inst(1, 'running')] })).toEqual([{ kind: 'register', release: 1, wanted: 3 }]);
+  });
+
+  it('scales down by retiring the least advanced, then newest, instances', () => {
+    const running = [inst(1, 'running'), inst(1, 'running')];
+    const newest = inst(1, 'running');
+    const unclaimed = inst(1, 'unclaimed');
+    const actions = plan({ app: app(1, 1), instances: [...running, newest, unclaimed] });
+    expect(actions).toEqual([
+      { kind: 'retire', id: unclaimed.id, reason: 'scaled_down' },
+      { kind: 'retire', id: newest.id, reason: 'scaled_down' },
+      { kind: 'retire', id: running[1]!.id, reason: 'scaled_down' },
+    ]);
+  });
+
+  it('keeps every old instance while the new release has none running', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 900)]]);
+    const old = [inst(1, 'running'), inst(1, 'running')];
+    const fresh = [inst(2, 'claimed'), inst(2, 'unclaimed')];
+    expect(plan({ app: app(2, 2), releases, instances: [...old, ...fresh] })).toEqual([]);
+  });
+
+  it('retires one old instance for each new one running, oldest first', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 900)]]);
+    const old = [inst(1, 'running'), inst(1, 'running')];
+    const fresh = [inst(2, 'running'), inst(2, 'claimed')];
+    expect(plan({ app: app(2, 2), releases, instances: [...old, ...fresh] })).toEqual([{ kind: 'retire', id: old[0]!.id, reason: 'replaced' }]);
+  });
+
+  it('marks the release live and retires the rest once all new instances run', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 900)]]);
+    const old = inst(1, 'running');
+    const oldUnclaimed = inst(1, 'unclaimed');
+    const fresh = [inst(2, 'running'), inst(2, 'running')];
+    expect(plan({ app: app(2, 2), releases, instances: [old, oldUnclaimed, ...fresh] })).toEqual([
+      { kind: 'release-active', version: 2 },
+      { kind: 'retire', id: old.id, reason: 'replaced' },
+      { kind: 'retire', id: oldUnclaimed.id, reason: 'replaced' },
+    ]);
+  });
+
+  it('fails a release whose instances crashed on two machines, falling back to the one still serving', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 900)]]);
+    const old = [inst(1, 'running'), inst(1, 'running')];
+    const bad = inst(2, 'unclaimed', { failedOn: ['m1', 'm2'] });
+    const actions = plan({ app: app(2, 2), releases, instances: [...old, bad, inst(2, 'claimed')] });
+    expect(actions).toEqual([{ kind: 'release-failed', version: 2, reason: expect.stringContaining('2 machines'), fallback: 1 }]);
+  });
+
+  it('fails a release that is not all running after the rollout timeout', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 0)]]);
+    const actions = plan({ app: app(1, 2), releases, instances: [inst(1, 'running'), inst(2, 'claimed')], now: 60_001 });
+    expect(actions).toEqual([{ kind: 'release-failed', version: 2, reason: expect.stringContaining('0 of 1'), fallback: 1 }]);
+  });
+
+  it('after a failure, retires the failed release and keeps the fallback serving', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'failed')]]);
+    const old = [inst(1, 'running'), inst(1, 'running')];
+    const bad = inst(2, 'unclaimed');
+    expect(plan({ app: app(2, 1), releases, instances: [...old, bad] })).toEqual([{ kind: 'retire', id: bad.id, reason: 'release_failed' }]);
+  });
+
+  it('a failed first release with nothing to fall back to runs nothing', () => {
+    const releases = new Map([[1, rel(1, 'failed')]]);
+    const bad = inst(1, 'claimed');
+    expect(plan({ app: app(2, 1), releases, instances: [bad] })).toEqual([{ kind: 'retire', id: bad.id, reason: 'release_failed' }]);
+  });
+
+  it('advances draining instances and leaves stopping ones to their hoster', () => {
+    const draining = inst(1, 'draining', { reason: 'scaled_down' });
+    const stopping = inst(1, 'stopping');
+    const running = inst(1, 'running');
+    expect(plan({ app: app(1, 1), instances: [draining, stopping, running] })).toEqual([{ kind: 'retire', id: draining.id, reason: 'scaled_down' }]);
+  });
+
+  it('deletes: retires everything, and removes the app once nothing is left', () => {
+    const a = inst(1, 'running');
+    expect(plan({ app: app(2, 1, 'deleting'), instances: [a] })).toEqual([{ kind: 'retire', id: a.id, reason: 'app_deleted' }]);
+    expect(plan({ app: app(2, 1, 'deleting'), instances: [] })).toEqual([{ kind: 'remove-app' }]);
+  });
+
+  it('leaves instances that berth does not manage (no release) alone', () => {
+    expect(plan({ app: app(0, 1), instances: [inst(1, 'running', { release: null })] })).toEqual([]);
+  });
+});
