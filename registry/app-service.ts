@@ -1,4 +1,5 @@
 import { BerthError } from '../common/errors.js';
+import { MAX_ENV_BYTES, MAX_ENV_KEYS } from './api/app-schemas.js';
 import { appDetails, DEFAULT_HEALTH_CHECK, type AppDetails, type HealthCheck, type Release } from './app.js';
 import type { AppStore, ReleaseInput } from './app-store.js';
 import type { Attributes, Instance } from './instance.js';
@@ -146,6 +147,15 @@ export class AppService {
     const version = await this.newRelease(name, user, (base) => {
       const env = { ...base.env, ...set };
       for (const key of unset) delete env[key];
+      // The request's own variables are checked on their own: the limits are on what the app ends up with.
+      const count = Object.keys(env).length;
+      if (count > MAX_ENV_KEYS) {
+        throw new BerthError('invalid_request', `Invalid body: set: ${name} would have ${count} variables, over the limit of ${MAX_ENV_KEYS}: unset some.`);
+      }
+      const bytes = Buffer.byteLength(JSON.stringify(env));
+      if (bytes > MAX_ENV_BYTES) {
+        throw new BerthError('invalid_request', `Invalid body: set: ${name} would have ${bytes} bytes of variables, over the limit of ${MAX_ENV_BYTES}: unset some or send smaller values.`);
+      }
       const parts = [];
       if (Object.keys(set).length > 0) parts.push(`Set ${Object.keys(set).join(', ')}`);
       if (unset.length > 0) parts.push(`Unset ${unset.join(', ')}`);

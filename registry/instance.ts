@@ -29,6 +29,8 @@ export interface Instance {
   failedOn: string[];
   /** While draining: when it may stop (ms, Redis clock). */
   drainUntil: number | null;
+  /** Its hoster is leaving: a replacement starts, then this one is retired. */
+  evacuating: boolean;
   /** Registration order across the registry (ties of createdAt are common). */
   seq: number;
   createdAt: number;
@@ -61,6 +63,7 @@ export function instanceFromHash(h: Record<string, string>): Instance {
     reason: h.reason ? h.reason : null,
     failedOn: h.failedOn ? h.failedOn.split(',') : [],
     drainUntil: h.drainUntil ? Number(h.drainUntil) : null,
+    evacuating: h.evacuating === '1',
     seq: Number(h.seq ?? 0),
     createdAt: Number(h.createdAt ?? 0),
     updatedAt: Number(h.updatedAt ?? 0),

@@ -49,8 +49,9 @@ export function planApp(input: PlanInput): ReconcileAction[] {
 
   const current = releases.get(app.release);
   const wanted = current === undefined || current.status === 'failed' ? 0 : app.instances;
-  const mine = live.filter((i) => i.release === app.release);
-  const others = live.filter((i) => i.release !== app.release);
+  // An evacuating instance counts like one of an old release: replaced first, then retired.
+  const mine = live.filter((i) => i.release === app.release && !i.evacuating);
+  const others = live.filter((i) => i.release !== app.release || i.evacuating);
   const runningMine = mine.filter((i) => i.state === 'running');
 
   if (current !== undefined && current.status === 'deploying') {
@@ -76,7 +77,7 @@ export function planApp(input: PlanInput): ReconcileAction[] {
   let mayRetireRunning = stillServing + others.filter((i) => i.state === 'running').length - wanted;
   const oldestFirst = [...others].sort((a, b) => a.seq - b.seq);
   for (const i of oldestFirst) {
-    const failed = releases.get(i.release!)?.status === 'failed';
+    const failed = i.release !== app.release && releases.get(i.release!)?.status === 'failed';
     if (failed) actions.push({ kind: 'retire', id: i.id, reason: 'release_failed' });
     else if (stillServing >= wanted) actions.push({ kind: 'retire', id: i.id, reason: 'replaced' });
     else if (i.state === 'running' && mayRetireRunning > 0) {

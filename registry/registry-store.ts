@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BerthError } from '../common/errors.js';
 import type { RedisClient } from '../common/redis-connection.js';
-import { instanceFromFlat, instanceFromHash, type Attributes, type Instance } from './instance.js';
+import { instanceFromFlat, instanceFromHash, type Attributes, type Instance, type InstanceState } from './instance.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';
 import { scriptFailure } from './script-errors.js';
@@ -38,6 +38,8 @@ export interface ClaimInput {
   attributes?: Attributes;
   /** Only an instance with this path. */
   path?: string;
+  /** Only this unclaimed instance (a hoster that checked its requirements first). */
+  instanceId?: string;
   leaseMs?: number;
   /**
    * Names this claim attempt: repeating a request with the same id (after a lost reply)
@@ -87,13 +89,14 @@ interface ScriptCommands {
   registerInstance(...args: (string | number)[]): Promise<string[] | number>;
   claimInstance(...args: (string | number)[]): Promise<string[] | number>;
   markRunning(...args: (string | number)[]): Promise<string[] | number>;
-  renewLease(...args: (string | number)[]): Promise<number>;
+  renewLease(...args: (string | number)[]): Promise<[number, string] | number>;
   releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
   unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
   reapExpired(...args: (string | number)[]): Promise<[string, string, string, string, string][]>;
   retireInstance(...args: (string | number)[]): Promise<string | number>;
   registerMissing(...args: (string | number)[]): Promise<string[]>;
   holdLeadership(...args: (string | number)[]): Promise<number>;
+  markEvacuating(...args: (string | number)[]): Promise<number>;
   confirmStopped(...args: (string | number)[]): Promise<number>;
   heartbeatMachine(...args: (string | number)[]): Promise<number>;
 }
@@ -111,6 +114,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number> = {
   confirmStopped: 7,
   registerMissing: 6,
   holdLeadership: 1,
+  markEvacuating: 2,
 };
 
 /**
@@ -272,6 +276,7 @@ export class RegistryStore {
         input.requestId ?? '',
         input.path ?? '',
         this.maxLen,
+        input.instanceId ?? '',
       ),
     );
     if (out === -1) {
@@ -289,8 +294,8 @@ export class RegistryStore {
     return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
   }
 
-  /** Extends the holder's lease; returns the new expiry (ms, Redis clock). */
-  async renew(input: HolderInput & { leaseMs?: number }): Promise<number> {
+  /** Extends the holder's lease; returns the new expiry (ms, Redis clock) and the instance's state. */
+  async renew(input: HolderInput & { leaseMs?: number }): Promise<{ leaseUntil: number; state: InstanceState }> {
     const out = await this.call(() =>
       this.redis.renewLease(
         this.keys.instance(input.id),
@@ -301,8 +306,8 @@ export class RegistryStore {
         input.service,
       ),
     );
-    if (out < 0) throw scriptFailure(out, 'instance_not_found');
-    return out;
+    if (typeof out === 'number') throw scriptFailure(out, 'instance_not_found');
+    return { leaseUntil: Number(out[0]), state: out[1] as InstanceState };
   }
 
   /**
@@ -352,6 +357,17 @@ export class RegistryStore {
     );
     if (typeof out === 'number') throw scriptFailure(out, 'instance_not_found');
     return out as RetireOutcome;
+  }
+
+  /**
+   * The holder is leaving (evacuation): the reconciler starts a replacement and then retires
+   * this one through draining, so that no request fails. Idempotent.
+   */
+  async markEvacuating(input: HolderInput): Promise<void> {
+    const out = await this.call(() =>
+      this.redis.markEvacuating(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.service, this.maxLen),
+    );
+    if (out < 0) throw scriptFailure(out, 'instance_not_found');
   }
 
   /** The holder stopped a `stopping` instance: remove its record. */

@@ -21,6 +21,7 @@ export interface Instance {
   reason: string | null;
   failedOn: string[];
   drainUntil: number | null;
+  evacuating: boolean;
   seq: number;
   createdAt: number;
   updatedAt: number;

@@ -31,7 +31,10 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   const noQuery = (req: Request) => validate(emptyQuery, req.query, 'query');
   const user = (req: Request) => {
     const header = req.headers['x-berth-user'];
-    return header === undefined ? 'api' : validate(userHeaderSchema, header, 'query');
+    if (header === undefined) return 'api';
+    const parsed = userHeaderSchema.safeParse(header);
+    if (!parsed.success) throw new BerthError('invalid_request', `Invalid X-Berth-User header: ${parsed.error.issues[0]?.message ?? 'not valid'}.`);
+    return parsed.data;
   };
 
   // PublishApp

@@ -11,13 +11,18 @@ function reservedEnvKey(key: string): boolean {
   return key === 'PORT' || key === 'HOST' || key.startsWith('BERTH_');
 }
 
+const ENV_KEY_MESSAGE = 'variable names are A-Z, 0-9 and "_", not starting with a digit (at most 128)';
+
 const envKeySchema = z
   .string()
-  .regex(ENV_KEY, 'variable names are A-Z, 0-9 and "_", not starting with a digit (at most 128)')
+  .regex(ENV_KEY, ENV_KEY_MESSAGE)
   .refine((k) => !reservedEnvKey(k), 'PORT, HOST and BERTH_* are set by berth for every instance');
 
 export const envSchema = z
-  .record(envKeySchema, z.string().max(MAX_ENV_VALUE, `values are at most ${MAX_ENV_VALUE} characters`))
+  .unknown()
+  // A record silently drops an own "__proto__" key (as JSON.parse makes one) instead of checking it.
+  .refine((e) => typeof e !== 'object' || e === null || !Object.hasOwn(e, '__proto__'), { message: ENV_KEY_MESSAGE, abort: true })
+  .pipe(z.record(envKeySchema, z.string().max(MAX_ENV_VALUE, `values are at most ${MAX_ENV_VALUE} characters`)))
   .refine((env) => Object.keys(env).length <= MAX_ENV_KEYS, `at most ${MAX_ENV_KEYS} variables`)
   .refine((env) => Buffer.byteLength(JSON.stringify(env)) <= MAX_ENV_BYTES, `at most ${MAX_ENV_BYTES} bytes of variables in all`);
 

@@ -86,7 +86,7 @@ export function serviceRoutes(store: RegistryStore): Router {
     const { service, id } = validate(instanceParams, req.params, 'path');
     validate(emptyQuery, req.query, 'query');
     const body = validate(renewBody, req.body, 'body');
-    res.json({ id, leaseUntil: await store.renew({ service, id, ...body }) });
+    res.json({ id, ...(await store.renew({ service, id, ...body })) });
   });
 
   r.post('/services/:service/instances/:id/release', async (req, res) => {

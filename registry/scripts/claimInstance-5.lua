@@ -20,10 +20,11 @@
     ARGV[8] request id ('' for none)
     ARGV[9] path the instance must have ('' for any)
     ARGV[10] event stream max length (approximate)
+    ARGV[11] the id of the one unclaimed instance wanted ('' for the oldest)
 
   Output:
     the claimed instance as a flat field/value list
-    -1 nothing unclaimed (matching the path) for this service
+    -1 nothing unclaimed (matching the path, or with that id) for this service
 ]]
 local rcall = redis.call
 local prefix, service, machine = ARGV[1], ARGV[2], ARGV[3]
@@ -51,7 +52,11 @@ if requestId ~= '' then
 end
 
 local id
-if wantedPath == '' then
+if ARGV[11] ~= '' then
+  if rcall('ZSCORE', KEYS[1], ARGV[11]) then
+    id = ARGV[11]
+  end
+elseif wantedPath == '' then
   id = rcall('ZRANGE', KEYS[1], 0, 0)[1]
 else
   for _, candidate in ipairs(rcall('ZRANGE', KEYS[1], 0, -1)) do

@@ -1,6 +1,6 @@
 --[[
   Registers unclaimed instances of an app's release until it has as many live instances of
-  that release (any state but draining or stopping) as wanted. Counting and adding happen in
+  that release (any state but draining or stopping, and not evacuating) as wanted. Counting and adding happen in
   one script, so two reconcilers racing can never register more than wanted.
 
   Input:
@@ -30,8 +30,8 @@ local wanted = tonumber(ARGV[5])
 
 local live = 0
 for _, id in ipairs(rcall('ZRANGE', KEYS[1], 0, -1)) do
-  local cur = rcall('HMGET', prefix .. 'instance:' .. id, 'release', 'state')
-  if cur[1] == release and cur[2] ~= 'draining' and cur[2] ~= 'stopping' then
+  local cur = rcall('HMGET', prefix .. 'instance:' .. id, 'release', 'state', 'evacuating')
+  if cur[1] == release and cur[2] ~= 'draining' and cur[2] ~= 'stopping' and cur[3] ~= '1' then
     live = live + 1
   end
 end

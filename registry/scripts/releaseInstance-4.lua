@@ -1,7 +1,7 @@
 --[[
   Gives a claim back: the instance becomes unclaimed again, for any machine to claim with a
-  higher epoch. A release for a failure (crash_loop, unhealthy) also records the machine it
-  failed on, so that the reconciler can tell a bad release from a bad machine. An instance
+  higher epoch. A release for a failure (crash_loop, unhealthy, build_failed,
+  bundle_rejected, no_start_command) also records the machine it failed on, so that the reconciler can tell a bad release from a bad machine. An instance
   that was being retired (draining, stopping) is removed instead: nobody should run it again.
   Refused unless the caller holds the current claim.
 
@@ -56,7 +56,8 @@ if cur[3] == 'draining' or cur[3] == 'stopping' then
 end
 
 local failedOn = cur[7] or ''
-if ARGV[3] == 'crash_loop' or ARGV[3] == 'unhealthy' then
+local failures = { crash_loop = true, unhealthy = true, build_failed = true, bundle_rejected = true, no_start_command = true }
+if failures[ARGV[3]] then
   if not string.find(',' .. failedOn .. ',', ',' .. ARGV[1] .. ',', 1, true) then
     failedOn = failedOn == '' and ARGV[1] or (failedOn .. ',' .. ARGV[1])
   end

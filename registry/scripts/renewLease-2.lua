@@ -12,7 +12,8 @@
     ARGV[4] service the caller expects the instance to belong to
 
   Output:
-    the new lease expiry (ms, Redis clock)
+    {new lease expiry (ms, Redis clock), state}: the state tells the holder at every renewal
+    whether it is asked to stop (stopping) without a read of its own
     -1 no such instance (of this service)
     -2 stale epoch: the caller's claim is gone
 ]]
@@ -31,4 +32,4 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leaseUntil = now + tonumber(ARGV[3])
 rcall('HSET', instanceKey, 'leaseUntil', leaseUntil)
 rcall('ZADD', KEYS[2], leaseUntil, cur[1])
-return leaseUntil
+return { leaseUntil, cur[2] }

@@ -134,7 +134,7 @@ describe('leases', () => {
     await expect(store.release({ service: 'pay', id, machine: 'old', epoch: old.epoch, reason: 'x' })).rejects.toMatchObject({ code: 'stale_epoch' });
     // Even the right epoch from the wrong machine is refused.
     await expect(store.renew({ service: 'pay', id, machine: 'old', epoch: fresh.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });
-    expect(await store.renew({ service: 'pay', id, machine: 'new', epoch: fresh.epoch })).toBeGreaterThan(0);
+    expect(await store.renew({ service: 'pay', id, machine: 'new', epoch: fresh.epoch })).toMatchObject({ leaseUntil: expect.any(Number), state: 'claimed' });
   });
 
   it('a renewed lease does not expire', async () => {

@@ -25,6 +25,7 @@ function inst(release: number, state: InstanceState, extra: Partial<Instance> = 
     reason: null,
     failedOn: [],
     drainUntil: null,
+    evacuating: false,
     seq,
     createdAt: seq,
     updatedAt: seq,
@@ -125,6 +126,14 @@ describe('planApp', () => {
     const a = inst(1, 'running');
     expect(plan({ app: app(2, 1, 'deleting'), instances: [a] })).toEqual([{ kind: 'retire', id: a.id, reason: 'app_deleted' }]);
     expect(plan({ app: app(2, 1, 'deleting'), instances: [] })).toEqual([{ kind: 'remove-app' }]);
+  });
+
+  it('replaces an evacuating instance first, then retires it', () => {
+    const leaving = inst(1, 'running', { evacuating: true });
+    const staying = inst(1, 'running');
+    expect(plan({ app: app(2, 1), instances: [leaving, staying] })).toEqual([{ kind: 'register', release: 1, wanted: 2 }]);
+    const replacement = inst(1, 'running');
+    expect(plan({ app: app(2, 1), instances: [leaving, staying, replacement] })).toEqual([{ kind: 'retire', id: leaving.id, reason: 'replaced' }]);
   });
 
   it('leaves instances that berth does not manage (no release) alone', () => {
