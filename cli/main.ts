@@ -2,6 +2,7 @@
 // The `berth` command: daemons and the platform. Only this entry reads argv and the environment.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { hosterCommand } from './hoster-command.js';
 import { registryCommand } from './registry-command.js';
 import { upCommand } from './up-command.js';
 
@@ -16,6 +17,7 @@ const program = new Command()
 
 program.addCommand(upCommand());
 program.addCommand(registryCommand());
+program.addCommand(hosterCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,177 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus, hostname, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { idempotentClose } from '../common/daemon-lifecycle.js';
+import type { Logger } from '../common/logger.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
+import { AppStore } from '../registry/app-store.js';
+import { BundleStore } from '../registry/bundle-store.js';
+import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
+import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
+import { buildApp, BuildFailedError } from './app-build.js';
+import { BundleCache } from './bundle-cache.js';
+import { BundleRejectedError } from './bundle-unpacker.js';
+import { Hoster } from './hoster.js';
+import { systemLoad, type LoadSource } from './load-source.js';
+import { NoStartCommandError, startCommand } from './start-command.js';
+
+const labelsSchema = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? Object.fromEntries(
+          v
+            .split(',')
+            .map((p) => p.trim())
+            .filter(Boolean)
+            .map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')), p.includes('=') ? p.slice(p.indexOf('=') + 1) : 'true']),
+        )
+      : v,
+  z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), z.string().max(256)),
+);
+
+const portRangeSchema = z
+  .string()
+  .regex(/^[0-9]{1,5}-[0-9]{1,5}$/, 'must look like 20000-29999')
+  .transform((s) => s.split('-').map(Number) as [number, number])
+  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'must be within 1024-65535, low-high');
+
+export const DEFAULT_CAPACITY = Math.max(1, Math.min(cpus().length * 8, Math.floor(totalmem() / 2 ** 20 / 128)));
+
+/** Every option of `berth hoster`. */
+export const HOSTER_OPTIONS = {
+  machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/), describe: "This machine's name in the registry." }),
+  dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/).' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: positiveMsSchema, describe: 'Lease of each claim; renewed every third of it.' }),
+  pollIntervalMs: option({ env: 'BERTH_POLL_INTERVAL_MS', default: 60_000, schema: positiveMsSchema, describe: 'Full look for unclaimed work this often (events wake it at once besides).' }),
+  maxLoadPerCpu: option({ env: 'BERTH_MAX_LOAD_PER_CPU', default: 1.0, schema: z.coerce.number().positive(), describe: 'Claim only while the 5-minute load average per CPU is below this.' }),
+  capacity: option({ env: 'BERTH_CAPACITY', default: DEFAULT_CAPACITY, schema: positiveIntSchema, describe: 'Most instances on this machine (default: 8 per CPU, at most one per 128 MB).' }),
+  claimsPerRound: option({ env: 'BERTH_CLAIMS_PER_ROUND', default: 4, schema: positiveIntSchema, describe: 'Most claims in one round (the load average lags).' }),
+  spreadDelayMs: option({ env: 'BERTH_SPREAD_DELAY_MS', default: 150, schema: z.coerce.number().int().min(0).max(10_000), describe: 'Wait per instance of the same app already here before claiming another.' }),
+  portRange: option({ env: 'BERTH_PORT_RANGE', default: [20_000, 29_999] as [number, number], schema: portRangeSchema, describe: 'Loopback ports for app instances.' }),
+  labels: option({ env: 'BERTH_MACHINE_LABELS', default: {} as Record<string, string>, schema: labelsSchema, describe: 'Labels apps can require, e.g. zone=a,ssd=true.' }),
+  proxyUrl: option({ env: 'BERTH_PROXY_URL', default: '', schema: z.union([z.literal(''), z.string().url()]), describe: "Where this machine's proxy listens, as other machines reach it." }),
+  appUser: option({ env: 'BERTH_APP_USER', default: 'berth-app', schema: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/), describe: 'When the hoster runs as root, apps run as this user.' }),
+  stopGraceMs: option({ env: 'BERTH_STOP_GRACE_MS', default: 5000, schema: positiveMsSchema, describe: 'SIGTERM to SIGKILL grace when an app is stopped.' }),
+  healthIntervalMs: option({ env: 'BERTH_HEALTH_INTERVAL_MS', default: 1000, schema: positiveMsSchema, describe: 'Time between health check attempts.' }),
+  evacuateTimeoutMs: option({ env: 'BERTH_EVACUATE_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'On SIGTERM, how long to wait for replacements before stopping what is left.' }),
+  heartbeatMs: option({ env: 'BERTH_HEARTBEAT_MS', default: 5000, schema: positiveMsSchema, describe: 'Machine heartbeat interval.' }),
+  logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
+  ...REDIS_OPTIONS,
+};
+
+export type HosterConfig = ResolvedOptions<typeof HOSTER_OPTIONS>;
+
+export const CRASH_LIMIT = 3;
+export const CRASH_WINDOW_MS = 60_000;
+
+export interface HosterDaemon {
+  hoster: Hoster;
+  /** Evacuates (the default on SIGTERM), or leaves the apps for the next hoster to re-adopt. */
+  close(options?: { evacuate: boolean }): Promise<void>;
+}
+
+/** Starts the hoster of this machine. `load` is injectable for tests of the load gate. */
+export async function startHoster(config: HosterConfig, logger: Logger, overrides: { load?: LoadSource } = {}): Promise<HosterDaemon> {
+  const settings = redisSettingsFrom(config);
+  let redisDown = false;
+  const redis = connectRedis(settings, {
+    name: `berth-hoster-${config.machine}`,
+    onError: (err) => {
+      if (!redisDown) logger.warn({ err: err.message }, 'Redis connection failed: apps keep running while their leases last');
+      redisDown = true;
+    },
+  });
+  redis.on('ready', () => {
+    if (redisDown) logger.info('Redis connection is back');
+    redisDown = false;
+  });
+  const events = connectRedis(settings, { name: `berth-hoster-${config.machine}-events`, blocking: true });
+  await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: will keep trying'));
+
+  const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix, leaseMs: config.leaseMs });
+  const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
+  const bundleStore = new BundleStore(redis, { keyPrefix: config.keyPrefix });
+  const dataDir = resolve(config.dataDir, 'hoster');
+  const cache = new BundleCache({
+    dir: join(dataDir, 'bundles'),
+    fetch: (digest) => bundleStore.read(digest),
+    build: async (appDir, digestDir) => {
+      const result = await buildApp(appDir, { logFile: join(digestDir, 'build.log') });
+      if (result.ran !== 'none') logger.info({ appDir, ran: result.ran, ms: result.ms }, `built ${appDir} (${result.ran})`);
+    },
+  });
+  const appUser = process.getuid?.() === 0 ? lookupUser(config.appUser, logger) : undefined;
+
+  // Fencing: the app must be dead this long before the lease could end on Redis's clock.
+  const fenceMarginMs = Math.max(1000, Math.floor(config.leaseMs / 5));
+  const hoster = new Hoster({
+    machine: config.machine,
+    store,
+    apps,
+    redis,
+    events,
+    logger,
+    dataDir,
+    shimPath: shimPath(),
+    leaseMs: config.leaseMs,
+    renewEveryMs: Math.max(200, Math.floor(config.leaseMs / 3)),
+    fenceMarginMs,
+    stopGraceMs: Math.min(config.stopGraceMs, Math.floor(config.leaseMs / 3)),
+    healthIntervalMs: config.healthIntervalMs,
+    crashLimit: CRASH_LIMIT,
+    crashWindowMs: CRASH_WINDOW_MS,
+    appUser,
+    prepare: (digest) => cache.prepare(digest),
+    startCommand,
+    failureReason: (err) =>
+      err instanceof BuildFailedError ? 'build_failed' : err instanceof BundleRejectedError ? 'bundle_rejected' : err instanceof NoStartCommandError ? 'no_start_command' : undefined,
+    portRange: config.portRange,
+    pollIntervalMs: config.pollIntervalMs,
+    heartbeatMs: config.heartbeatMs,
+    maxLoadPerCpu: config.maxLoadPerCpu,
+    load: overrides.load ?? systemLoad,
+    capacity: config.capacity,
+    claimsPerRound: config.claimsPerRound,
+    spreadDelayMs: config.spreadDelayMs,
+    labels: config.labels,
+    proxyUrl: config.proxyUrl,
+    evacuateTimeoutMs: config.evacuateTimeoutMs,
+  });
+  await hoster.start();
+  logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appUser: appUser?.name }, `hoster of ${config.machine} started`);
+
+  let how = { evacuate: true };
+  const closeOnce = idempotentClose(async () => {
+    await hoster.close(how);
+    await closeRedis(redis);
+  });
+  return {
+    hoster,
+    close: (options = { evacuate: true }) => {
+      how = options;
+      return closeOnce();
+    },
+  };
+}
+
+function shimPath(): string {
+  const beside = fileURLToPath(new URL('./instance-shim.js', import.meta.url));
+  // Run from TypeScript sources (tests): use the compiled shim.
+  return existsSync(beside) ? beside : fileURLToPath(new URL('../dist/hoster/instance-shim.js', import.meta.url));
+}
+
+function lookupUser(name: string, logger: Logger): { uid: number; gid: number; name: string } | undefined {
+  try {
+    const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+    return { uid, gid, name };
+  } catch {
+    logger.warn({ user: name }, `user ${name} does not exist: apps run as nobody (create it: useradd --system ${name})`);
+    return { uid: 65534, gid: 65534, name: 'nobody' };
+  }
+}

@@ -1,0 +1,361 @@
+import { spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { BerthError } from '../common/errors.js';
+import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/app.js';
+import type { AppStore } from '../registry/app-store.js';
+import type { Instance } from '../registry/instance.js';
+import type { RegistryStore } from '../registry/registry-store.js';
+import { waitHealthy } from './health-check.js';
+import type { PortAllocator } from './port-allocator.js';
+import { onLines, send, type ShimSpec, type ShimToHoster } from './shim-protocol.js';
+
+/** Everything an instance runner needs from its hoster. */
+export interface RunnerContext {
+  machine: string;
+  store: RegistryStore;
+  apps: AppStore;
+  ports: PortAllocator;
+  logger: Logger;
+  /** Where each instance gets its own directory. */
+  instancesDir: string;
+  /** Path of the compiled instance shim. */
+  shimPath: string;
+  leaseMs: number;
+  /** Renewals come this often (well inside the lease). */
+  renewEveryMs: number;
+  /**
+   * Safety kept between the moment the app must be dead and the lease's end: covers a
+   * renewal's round trip and the reaper's tick. The app is stopped stopGraceMs before it.
+   */
+  fenceMarginMs: number;
+  stopGraceMs: number;
+  healthIntervalMs: number;
+  /** Crashes within crashWindowMs that make a crash loop. */
+  crashLimit: number;
+  crashWindowMs: number;
+  /** When the hoster runs as root, apps run as this user. */
+  appUser?: { uid: number; gid: number; name: string };
+  /** Installs the bundle (fetch, verify, unpack, build) once per digest; returns the app's directory. */
+  prepare: (digest: string) => Promise<string>;
+  /** The command that starts the app in `appDir`. */
+  startCommand: (appDir: string, releaseCommand: string | null) => { shell: string } | { file: string; args: string[] };
+  /** Turns an install failure into a release reason (e.g. build_failed), or undefined for other errors. */
+  failureReason: (err: unknown) => string | undefined;
+  onLog: (service: string, instance: string, stream: 'out' | 'err', line: string) => void;
+  /** Called once when the runner is done (stopped, released or lost). */
+  onDone: (runner: InstanceRunner) => void;
+}
+
+type Phase = 'preparing' | 'starting' | 'running' | 'restarting' | 'stopping' | 'done';
+
+/**
+ * One claimed instance on this machine: installs and starts it under a shim, checks its
+ * health, reports it running, renews its lease (stopping it itself when it cannot), restarts
+ * it when it crashes, and stops it when the registry retires it or the claim is lost.
+ */
+export class InstanceRunner {
+  readonly id: string;
+  readonly service: string;
+  readonly epoch: number;
+  readonly release: number | null;
+  port: number;
+  phase: Phase = 'preparing';
+  private shim: Socket | undefined;
+  private shimExited: Promise<void> = Promise.resolve();
+  private appPid = 0;
+  /** Monotonic time (ms) before which the app must be dead unless the lease is renewed. */
+  private validUntil: number;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private crashes: number[] = [];
+  private health: HealthCheck = DEFAULT_HEALTH_CHECK;
+  private readonly log: Logger;
+  private stopRequested = false;
+
+  constructor(
+    private readonly ctx: RunnerContext,
+    instance: Pick<Instance, 'id' | 'service' | 'epoch' | 'release' | 'files'>,
+    port: number,
+    /** Monotonic time the claim (or the renewal that re-adopted it) was sent. */
+    claimSentAt: number,
+  ) {
+    this.id = instance.id;
+    this.service = instance.service;
+    this.epoch = instance.epoch;
+    this.release = instance.release;
+    this.port = port;
+    this.validUntil = claimSentAt + ctx.leaseMs - ctx.fenceMarginMs;
+    this.log = ctx.logger.child({ app: this.service, instance: this.id, epoch: this.epoch });
+    this.files = instance.files;
+  }
+
+  private readonly files: string | null;
+
+  get dir(): string {
+    return join(this.ctx.instancesDir, `${this.id}-${this.epoch}`);
+  }
+
+  /** A newly claimed instance: install, start, check, report. */
+  start(): void {
+    this.startRenewals();
+    void this.launch().catch((err) => this.fail(err));
+  }
+
+  /** An instance whose shim survived a hoster restart: supervise it again. */
+  adopt(socket: Socket, appPid: number): void {
+    this.phase = 'running';
+    this.appPid = appPid;
+    this.attachShim(socket);
+    this.startRenewals();
+    this.log.info({ port: this.port, pid: appPid }, `re-adopted ${this.service}/${this.id} (it kept running while the hoster restarted)`);
+  }
+
+  /** Stops the app (SIGTERM, then SIGKILL after the grace) and, when asked by the registry, confirms. */
+  async stop(why: 'retired' | 'lost' | 'evacuated' | 'shutdown', confirm: boolean): Promise<void> {
+    if (this.phase === 'done' || this.stopRequested) return;
+    this.stopRequested = true;
+    this.phase = 'stopping';
+    this.log.info({ why }, `stopping ${this.service}/${this.id} (${why})`);
+    await this.stopShim();
+    if (confirm) {
+      await this.ctx.store.confirmStopped(this.holder()).catch((err) => this.log.warn({ err: errMessage(err) }, 'could not confirm the stop (the lease will expire instead)'));
+    }
+    this.finish();
+  }
+
+  /** Leaves the app running (hoster restart): the shim keeps it alive until its lease deadline. */
+  detach(): void {
+    clearInterval(this.renewTimer);
+    this.shim?.destroy();
+    this.phase = 'done';
+  }
+
+  private holder() {
+    return { service: this.service, id: this.id, machine: this.ctx.machine, epoch: this.epoch };
+  }
+
+  private async launch(): Promise<void> {
+    const ctx = this.ctx;
+    const release = this.release === null ? undefined : await ctx.apps.release(this.service, this.release);
+    const digest = release?.bundle ?? this.files;
+    if (!digest) throw new InstallFailure('bundle_rejected', 'the instance names no bundle');
+    this.health = release?.healthCheck ?? DEFAULT_HEALTH_CHECK;
+    const appDir = await ctx.prepare(digest);
+    if (this.stopRequested) return;
+    const command = ctx.startCommand(appDir, release?.command ?? null);
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      NODE_ENV: 'production',
+      ...(release?.env ?? {}),
+      PORT: String(this.port),
+      HOST: '127.0.0.1',
+      BERTH_APP: this.service,
+      BERTH_PATH: (await ctx.apps.get(this.service).catch(() => undefined))?.path ?? '',
+      BERTH_INSTANCE: this.id,
+      BERTH_RELEASE: release === undefined ? '' : `v${release.version}`,
+    };
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    const home = join(this.dir, 'home');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    if (ctx.appUser) chownSync(home, ctx.appUser.uid, ctx.appUser.gid);
+    env.HOME = home;
+    env.TMPDIR = home;
+    this.spec = {
+      instance: this.id,
+      service: this.service,
+      epoch: this.epoch,
+      release: release?.version ?? 0,
+      port: this.port,
+      socketPath: join(this.dir, 'shim.sock'),
+      logFile: join(this.dir, 'app.log'),
+      cwd: appDir,
+      env,
+      command,
+      uid: ctx.appUser?.uid,
+      gid: ctx.appUser?.gid,
+      leaseValidForMs: 0,
+      stopGraceMs: ctx.stopGraceMs,
+    };
+    await this.runOnce();
+  }
+
+  private spec: ShimSpec | undefined;
+
+  /** Starts the app under a fresh shim and waits for it to pass its health check. */
+  private async runOnce(): Promise<void> {
+    const spec = this.spec!;
+    this.phase = this.phase === 'restarting' ? 'restarting' : 'starting';
+    spec.leaseValidForMs = Math.max(0, this.validUntil - performance.now());
+    const specFile = join(this.dir, `shim-${Date.now()}.json`);
+    writeFileSync(specFile, JSON.stringify(spec), { mode: 0o600 });
+    // Detached and unreferenced: the shim must outlive a hoster restart.
+    const child = spawn(process.execPath, [this.ctx.shimPath, specFile], { detached: true, stdio: 'ignore' });
+    child.unref();
+    const socket = await connectWhenReady(spec.socketPath, 5000);
+    const hello = await new Promise<ShimToHoster & { t: 'hello' }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the instance shim did not answer')), 5000);
+      onLines<ShimToHoster>(socket, (m) => {
+        if (m.t === 'hello') {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      });
+    });
+    this.appPid = hello.appPid;
+    this.attachShim(socket);
+    const healthy = await waitHealthy(this.port, this.health, this.ctx.healthIntervalMs, () => this.stopRequested || this.shim !== socket);
+    if (this.stopRequested || this.shim !== socket) return;
+    if (!healthy) {
+      this.log.warn({ check: this.health }, `${this.service}/${this.id} never passed its health check: releasing it`);
+      await this.releaseWith('unhealthy');
+      return;
+    }
+    await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
+    this.phase = 'running';
+    this.log.info({ port: this.port, pid: this.appPid }, `${this.service}/${this.id} is running on port ${this.port}`);
+  }
+
+  private attachShim(socket: Socket): void {
+    this.shim = socket;
+    this.pushLease();
+    let exited = false;
+    this.shimExited = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    onLines<ShimToHoster>(socket, (m) => {
+      if (m.t === 'log') this.ctx.onLog(this.service, this.id, m.s, m.l);
+      else if (m.t === 'exit') {
+        exited = true;
+        void this.onAppExit(m);
+      }
+    });
+    socket.once('close', () => {
+      if (!exited && this.shim === socket && !this.stopRequested) void this.onAppExit({ t: 'exit', code: null, signal: 'shim_lost', why: 'exited' });
+    });
+    socket.on('error', () => socket.destroy());
+  }
+
+  private async onAppExit(m: ShimToHoster & { t: 'exit' }): Promise<void> {
+    if (this.stopRequested || this.phase === 'done') return;
+    this.shim = undefined;
+    if (m.why === 'lease_deadline') {
+      this.log.error('the shim stopped the app because the lease was not renewed in time');
+      this.finish();
+      return;
+    }
+    const now = performance.now();
+    this.crashes = [...this.crashes.filter((t) => now - t < this.ctx.crashWindowMs), now];
+    if (this.crashes.length >= this.ctx.crashLimit) {
+      this.log.warn({ crashes: this.crashes.length, code: m.code, signal: m.signal }, `${this.service}/${this.id} is crash-looping: releasing it`);
+      await this.releaseWith('crash_loop');
+      return;
+    }
+    const backoff = Math.min(250 * 2 ** (this.crashes.length - 1), 10_000);
+    this.log.warn({ code: m.code, signal: m.signal, restartInMs: backoff }, `${this.service}/${this.id} exited (${m.signal ?? `code ${m.code}`}): restarting`);
+    this.phase = 'restarting';
+    await new Promise((r) => setTimeout(r, backoff));
+    if (this.stopRequested) return;
+    await this.runOnce().catch((err) => this.fail(err));
+  }
+
+  private startRenewals(): void {
+    clearInterval(this.renewTimer);
+    this.renewTimer = setInterval(() => void this.renewOnce(), this.ctx.renewEveryMs);
+  }
+
+  private renewing = false;
+  private lastRenewFailureLogged = 0;
+
+  private async renewOnce(): Promise<void> {
+    if (this.renewing || this.phase === 'done') return;
+    this.renewing = true;
+    const sentAt = performance.now();
+    try {
+      const { state } = await this.ctx.store.renew({ ...this.holder(), leaseMs: this.ctx.leaseMs });
+      this.validUntil = sentAt + this.ctx.leaseMs - this.ctx.fenceMarginMs;
+      this.pushLease();
+      if (state === 'stopping') await this.stop('retired', true);
+    } catch (err) {
+      if (err instanceof BerthError && (err.code === 'stale_epoch' || err.code === 'instance_not_found')) {
+        this.log.warn({ code: err.code }, `lost the claim on ${this.service}/${this.id}: stopping it`);
+        await this.stop('lost', false);
+      } else if (performance.now() >= this.validUntil) {
+        // Self-fencing: the lease may run out before Redis hears from us again.
+        this.log.error({ err: errMessage(err) }, `cannot renew the lease of ${this.service}/${this.id} in time: stopping it before it can be claimed elsewhere`);
+        await this.stop('lost', false);
+      } else if (performance.now() - this.lastRenewFailureLogged > 5000) {
+        this.lastRenewFailureLogged = performance.now();
+        this.log.warn({ err: errMessage(err), msLeft: Math.round(this.validUntil - performance.now()) }, 'lease renewal failed: retrying');
+      }
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private pushLease(): void {
+    if (this.shim) send(this.shim, { t: 'lease', validForMs: Math.max(0, this.validUntil - performance.now()) });
+  }
+
+  private async stopShim(): Promise<void> {
+    const shim = this.shim;
+    if (!shim || shim.destroyed) return;
+    send(shim, { t: 'stop', graceMs: this.ctx.stopGraceMs });
+    const timeout = new Promise<void>((r) => setTimeout(r, this.ctx.stopGraceMs + 2000).unref());
+    await Promise.race([this.shimExited, timeout]);
+    shim.destroy();
+  }
+
+  private async releaseWith(reason: string): Promise<void> {
+    this.stopRequested = true;
+    this.phase = 'stopping';
+    await this.stopShim();
+    await this.ctx.store.release({ ...this.holder(), reason }).catch((err) => this.log.warn({ err: errMessage(err) }, 'could not release the claim (the lease will expire instead)'));
+    this.finish();
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    const reason = err instanceof InstallFailure ? err.reason : this.ctx.failureReason(err);
+    this.log.error({ err: errMessage(err), reason }, `${this.service}/${this.id} could not start: ${errMessage(err)}`);
+    await this.releaseWith(reason ?? 'start_failed');
+  }
+
+  private finish(): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    clearInterval(this.renewTimer);
+    this.shim?.destroy();
+    this.ctx.ports.release(this.port);
+    rmSync(this.dir, { recursive: true, force: true });
+    this.ctx.onDone(this);
+  }
+}
+
+/** An install step failed for a reason that is the bundle's, not the machine's. */
+export class InstallFailure extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+async function connectWhenReady(path: string, timeoutMs: number): Promise<Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (existsSync(path)) {
+      try {
+        return await new Promise<Socket>((resolve, reject) => {
+          const s = connect(path);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+      } catch {
+        // not listening yet
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`the instance shim did not open ${path}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

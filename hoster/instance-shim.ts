@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// One app instance's keeper, a process of its own: it runs the app and stops it before the
+// hoster's lease could run out, even when the hoster is gone (killed, frozen, cut off), so an
+// app never outlives its claim. A restarted hoster re-adopts it through its Unix socket.
+import { spawn } from 'node:child_process';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { onLines, send, type HosterToShim, type ShimSpec, type ShimToHoster } from './shim-protocol.js';
+
+const MAX_LINE = 8 * 1024;
+const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as ShimSpec;
+rmSync(process.argv[2]!, { force: true });
+
+const now = () => performance.now();
+let deadline = now() + spec.leaseValidForMs - spec.stopGraceMs;
+let stopping: 'stopped' | 'lease_deadline' | undefined;
+const hosters = new Set<Socket>();
+
+function log(line: string): void {
+  try {
+    appendFileSync(spec.logFile, `${new Date().toISOString()} [berth] ${line}\n`);
+  } catch {
+    // the log is best effort
+  }
+}
+
+function broadcast(message: ShimToHoster): void {
+  for (const s of hosters) send(s, message);
+}
+
+const shell = 'shell' in spec.command;
+const app = spawn(shell ? '/bin/sh' : (spec.command as { file: string }).file, shell ? ['-c', (spec.command as { shell: string }).shell] : (spec.command as { args: string[] }).args, {
+  cwd: spec.cwd,
+  env: spec.env,
+  uid: spec.uid,
+  gid: spec.gid,
+  // Its own process group, so that stopping it reaches everything it started.
+  detached: true,
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
+
+function forward(stream: NodeJS.ReadableStream, s: 'out' | 'err'): void {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    partial += chunk;
+    let end;
+    while ((end = partial.indexOf('\n')) >= 0) {
+      emit(partial.slice(0, end), s);
+      partial = partial.slice(end + 1);
+    }
+    if (partial.length > MAX_LINE) {
+      emit(partial, s);
+      partial = '';
+    }
+  });
+  stream.on('end', () => partial && emit(partial, s));
+}
+
+function emit(line: string, s: 'out' | 'err'): void {
+  const l = line.slice(0, MAX_LINE);
+  try {
+    appendFileSync(spec.logFile, `${l}\n`);
+  } catch {
+    // the file is best effort; the hoster still gets the line
+  }
+  broadcast({ t: 'log', s, l });
+}
+
+forward(app.stdout!, 'out');
+forward(app.stderr!, 'err');
+
+function stopApp(why: 'stopped' | 'lease_deadline', graceMs: number): void {
+  if (stopping !== undefined || app.exitCode !== null || app.signalCode !== null) return;
+  stopping = why;
+  log(why === 'lease_deadline' ? 'lease not renewed in time: stopping the app before it could be claimed elsewhere' : 'stop requested by the hoster');
+  killGroup('SIGTERM');
+  setTimeout(() => killGroup('SIGKILL'), graceMs).unref();
+}
+
+function killGroup(signal: NodeJS.Signals): void {
+  try {
+    if (app.pid !== undefined) process.kill(-app.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+app.once('error', (err) => {
+  log(`cannot start the app: ${err.message}`);
+  broadcast({ t: 'exit', code: 127, signal: null, why: 'exited' });
+  finish(127);
+});
+
+app.once('exit', (code, signal) => {
+  // Children the app left behind in its group go with it.
+  killGroup('SIGKILL');
+  const why = stopping ?? 'exited';
+  log(`app exited (${signal ?? `code ${code}`}; ${why})`);
+  broadcast({ t: 'exit', code, signal, why });
+  finish(0);
+});
+
+function finish(code: number): void {
+  clearInterval(watchdog);
+  server.close();
+  for (const s of hosters) s.end();
+  rmSync(spec.socketPath, { force: true });
+  setTimeout(() => process.exit(code), 50).unref();
+}
+
+// Measured on the monotonic clock: a wall-clock jump cannot stretch a lease.
+const watchdog = setInterval(() => {
+  if (now() >= deadline) stopApp('lease_deadline', spec.stopGraceMs);
+}, 50);
+
+const server = createServer((socket) => {
+  hosters.add(socket);
+  socket.on('close', () => hosters.delete(socket));
+  socket.on('error', () => socket.destroy());
+  send(socket, { t: 'hello', instance: spec.instance, service: spec.service, epoch: spec.epoch, port: spec.port, pid: process.pid, appPid: app.pid ?? 0 });
+  onLines<HosterToShim>(socket, (m) => {
+    if (m.t === 'lease' && typeof m.validForMs === 'number') deadline = now() + m.validForMs - spec.stopGraceMs;
+    else if (m.t === 'stop') stopApp('stopped', typeof m.graceMs === 'number' ? m.graceMs : spec.stopGraceMs);
+  });
+});
+rmSync(spec.socketPath, { force: true });
+server.listen(spec.socketPath);
+
+// The shim is not the app: signals for it mean "stop the app".
+process.on('SIGTERM', () => stopApp('stopped', spec.stopGraceMs));
+process.on('SIGINT', () => stopApp('stopped', spec.stopGraceMs));
+process.on('SIGHUP', () => undefined);

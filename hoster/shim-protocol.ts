@@ -1,0 +1,62 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Messages between a hoster and an instance shim, one JSON object per line over the shim's
+ * Unix socket. The shim owns the app process; the hoster owns the lease.
+ */
+export type HosterToShim =
+  /** The claim is good for this much longer; stop the app before then unless told again. */
+  | { t: 'lease'; validForMs: number }
+  /** Stop the app now: SIGTERM its process group, SIGKILL after graceMs. */
+  | { t: 'stop'; graceMs: number };
+
+export type ShimToHoster =
+  | { t: 'hello'; instance: string; service: string; epoch: number; port: number; pid: number; appPid: number }
+  | { t: 'log'; s: 'out' | 'err'; l: string }
+  | { t: 'exit'; code: number | null; signal: string | null; why: 'exited' | 'stopped' | 'lease_deadline' };
+
+/** What the hoster tells a shim at start, in a file only root (or the hoster's user) can read. */
+export interface ShimSpec {
+  instance: string;
+  service: string;
+  epoch: number;
+  release: number;
+  port: number;
+  socketPath: string;
+  logFile: string;
+  cwd: string;
+  env: Record<string, string>;
+  command: { shell: string } | { file: string; args: string[] };
+  uid?: number;
+  gid?: number;
+  /** How long the app may run before the hoster must have renewed (it stops in time otherwise). */
+  leaseValidForMs: number;
+  /** SIGTERM → SIGKILL grace when the shim stops the app on its own. */
+  stopGraceMs: number;
+}
+
+/** Writes one message as a line. */
+export function send(socket: Socket, message: HosterToShim | ShimToHoster): void {
+  if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(message)}\n`);
+}
+
+/** Calls `onMessage` for each complete JSON line read from `socket`; ignores malformed lines. */
+export function onLines<T>(socket: Socket, onMessage: (message: T) => void): void {
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    // A peer that never sends a newline must not grow the buffer without end.
+    if (buffer.length > 1024 * 1024) buffer = '';
+    let end;
+    while ((end = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+      try {
+        onMessage(JSON.parse(line) as T);
+      } catch {
+        // not ours: ignore
+      }
+    }
+  });
+}

@@ -1,0 +1,158 @@
+// The hoster runs published apps for real: claims at once, runs unprivileged, restarts crashes, releases crash loops and unhealthy apps, stops retired instances, obeys the load gate, ships logs.
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Instance } from '../../registry/instance.js';
+import type { BerthClient } from '../../sdk/berth-client.js';
+import { helloApp, startTestHoster, uploadApp, type HosterFixture } from '../helpers/hoster-fixture.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+let redis: TestRedis;
+let registry: RegistryFixture;
+let client: BerthClient;
+let hosters: HosterFixture[] = [];
+
+async function hoster(machine: string, overrides: Record<string, unknown> = {}, load?: () => ReturnType<import('../../hoster/load-source.js').LoadSource>) {
+  const h = await startTestHoster(redis, registry.prefix, machine, overrides, load);
+  hosters.push(h);
+  return h;
+}
+
+async function running(app: string): Promise<Instance[]> {
+  return (await client.listAppInstances(app)).filter((i) => i.state === 'running');
+}
+
+async function get(port: number): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
+  return (await res.json()) as Record<string, unknown>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  registry = await startTestRegistry(redis, { reconcileIntervalMs: 50, drainMs: 200, leaseMs: 3000 });
+  client = registry.client;
+});
+
+afterEach(async () => {
+  await Promise.all(hosters.map((h) => h.close({ evacuate: false })));
+  hosters = [];
+  for (const app of await client.listApps()) await client.deleteApp(app.name).catch(() => undefined);
+});
+
+afterAll(async () => {
+  await registry.close();
+  await redis.stop();
+});
+
+describe('hoster', () => {
+  it('runs a published app within moments, as the unprivileged app user, with its environment', async () => {
+    await hoster('m1');
+    const bundle = await uploadApp(client, helloApp());
+    const published = Date.now();
+    await client.publishApp({ name: 'hello', path: '/hello', instances: 2, bundle, env: { GREETING: 'hi' } });
+    const [a, b] = await waitFor(async () => {
+      const r = await running('hello');
+      return r.length === 2 ? r : undefined;
+    }, { deadlineMs: 15_000, what: '2 instances running' });
+    const took = Date.now() - published;
+    expect(took).toBeLessThan(10_000);
+    for (const i of [a!, b!]) {
+      expect(i.machine).toBe('m1');
+      const answer = await get(i.port!);
+      expect(answer).toMatchObject({ instance: i.id, release: 'v1', greeting: 'hi' });
+      if (process.getuid?.() === 0) {
+        expect(answer.uid).not.toBe(0);
+        const status = readFileSync(`/proc/${i.pid}/status`, 'utf8');
+        expect(status).not.toMatch(/^Uid:\s+0\s/m);
+      }
+    }
+    expect(a!.port).not.toBe(b!.port);
+  });
+
+  it('restarts an app killed with SIGKILL, keeping its claim', async () => {
+    await hoster('m1');
+    await client.publishApp({ name: 'tough', path: '/tough', instances: 1, bundle: await uploadApp(client, helloApp()) });
+    const [before] = await waitFor(async () => {
+      const r = await running('tough');
+      return r.length === 1 ? r : undefined;
+    }, { deadlineMs: 15_000, what: 'running' });
+    process.kill(before!.pid!, 'SIGKILL');
+    await waitFor(async () => {
+      try {
+        return (await get(before!.port!)).instance === before!.id && !alive(before!.pid!);
+      } catch {
+        return false;
+      }
+    }, { deadlineMs: 15_000, what: 'the app to answer again after the kill' });
+    const [after] = await client.listAppInstances('tough');
+    expect(after).toMatchObject({ id: before!.id, epoch: before!.epoch, state: 'running' });
+  });
+
+  it('releases a crash-looping app with reason crash_loop', async () => {
+    await hoster('m1');
+    await client.publishApp({ name: 'crashy', path: '/crashy', instances: 1, bundle: await uploadApp(client, { 'server.js': "console.error('boom'); process.exit(3);" }) });
+    const released = await waitFor(async () => {
+      const [i] = await client.listAppInstances('crashy');
+      return i?.reason === 'crash_loop' ? i : undefined;
+    }, { deadlineMs: 20_000, what: 'crash_loop release' });
+    expect(released.failedOn).toEqual(['m1']);
+    expect(released.state).toBe('unclaimed');
+    // The lines it printed reached the app's log.
+    expect((await client.logs('crashy')).some((l) => l.line === 'boom' && l.stream === 'err')).toBe(true);
+  });
+
+  it('never routes an app that does not pass its health check, and releases it as unhealthy', async () => {
+    await hoster('m1');
+    const bundle = await uploadApp(client, {
+      'server.js': "require('node:http').createServer((q, s) => { s.writeHead(500); s.end(); }).listen(Number(process.env.PORT), process.env.HOST);",
+    });
+    await client.publishApp({ name: 'sick', path: '/sick', instances: 1, bundle, healthCheck: { path: '/health', attempts: 3, timeoutMs: 500 } });
+    let everRunning = false;
+    const released = await waitFor(async () => {
+      const [i] = await client.listAppInstances('sick');
+      if (i?.state === 'running') everRunning = true;
+      return i?.reason === 'unhealthy' ? i : undefined;
+    }, { deadlineMs: 20_000, what: 'unhealthy release' });
+    expect(everRunning).toBe(false);
+    expect(released.failedOn).toEqual(['m1']);
+  });
+
+  it('stops and removes the instances a scale-down retires', async () => {
+    await hoster('m1');
+    await client.publishApp({ name: 'shrink', path: '/shrink', instances: 2, bundle: await uploadApp(client, helloApp()) });
+    const two = await waitFor(async () => {
+      const r = await running('shrink');
+      return r.length === 2 ? r : undefined;
+    }, { deadlineMs: 15_000, what: '2 running' });
+    await client.scaleApp('shrink', { instances: 1 });
+    await waitFor(async () => (await client.listAppInstances('shrink')).length === 1, { deadlineMs: 15_000, what: 'one instance left' });
+    const [kept] = await client.listAppInstances('shrink');
+    const gone = two.find((i) => i.id !== kept!.id)!;
+    await waitFor(() => !alive(gone.pid!), { deadlineMs: 10_000, what: 'the retired process to exit' });
+    expect(alive(kept!.pid!)).toBe(true);
+  });
+
+  it('claims nothing while the load per CPU is at or over the threshold, and resumes under it', async () => {
+    let perCpu = 1.0;
+    const h = await hoster('m1', { maxLoadPerCpu: 1.0 }, () => ({ load1: perCpu * 2, load5: perCpu * 2, load15: perCpu * 2, cpus: 2, perCpu }));
+    await client.publishApp({ name: 'gated', path: '/gated', instances: 1, bundle: await uploadApp(client, helloApp()) });
+    await waitFor(async () => (await client.listAppInstances('gated')).length === 1, { what: 'registered' });
+    expect(await h.daemon.hoster.claimRound()).toBe(0);
+    perCpu = 1.5;
+    expect(await h.daemon.hoster.claimRound()).toBe(0);
+    expect((await client.listAppInstances('gated'))[0]!.state).toBe('unclaimed');
+    perCpu = 0.99;
+    expect(await h.daemon.hoster.claimRound()).toBe(1);
+    await waitFor(async () => (await running('gated')).length === 1, { deadlineMs: 15_000, what: 'claimed under the threshold' });
+  });
+});
