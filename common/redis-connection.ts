@@ -71,7 +71,8 @@ export function connectRedis(settings: RedisSettings, options: ConnectOptions): 
     connectionName: options.name,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    // Reconnect quickly: a hoster has only part of a lease to renew after Redis returns.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
     ...(options.blocking ? {} : { commandTimeout: settings.commandTimeoutMs }),
     username: url.username ? decodeURIComponent(url.username) : undefined,

@@ -46,7 +46,7 @@ export const HOSTER_OPTIONS = {
   machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/), describe: "This machine's name in the registry." }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/).' }),
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
-  leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: positiveMsSchema, describe: 'Lease of each claim; renewed every third of it.' }),
+  leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of each claim (renewed four times per lease); an app stops about half a lease after its hoster is last heard of.' }),
   pollIntervalMs: option({ env: 'BERTH_POLL_INTERVAL_MS', default: 60_000, schema: positiveMsSchema, describe: 'Full look for unclaimed work this often (events wake it at once besides).' }),
   maxLoadPerCpu: option({ env: 'BERTH_MAX_LOAD_PER_CPU', default: 1.0, schema: z.coerce.number().positive(), describe: 'Claim only while the 5-minute load average per CPU is below this.' }),
   capacity: option({ env: 'BERTH_CAPACITY', default: DEFAULT_CAPACITY, schema: positiveIntSchema, describe: 'Most instances on this machine (default: 8 per CPU, at most one per 128 MB).' }),
@@ -101,14 +101,27 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     dir: join(dataDir, 'bundles'),
     fetch: (digest) => bundleStore.read(digest),
     build: async (appDir, digestDir) => {
-      const result = await buildApp(appDir, { logFile: join(digestDir, 'build.log') });
+      // Install scripts are the app's code: they get no secret of the hoster's (token, Redis URL).
+      const result = await buildApp(appDir, {
+        logFile: join(digestDir, 'build.log'),
+        env: {
+          PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+          HOME: digestDir,
+          npm_config_cache: join(dataDir, 'npm-cache'),
+          npm_config_update_notifier: 'false',
+          NODE_ENV: 'production',
+        },
+      });
       if (result.ran !== 'none') logger.info({ appDir, ran: result.ran, ms: result.ms }, `built ${appDir} (${result.ran})`);
     },
   });
   const appUser = process.getuid?.() === 0 ? lookupUser(config.appUser, logger) : undefined;
 
-  // Fencing: the app must be dead this long before the lease could end on Redis's clock.
-  const fenceMarginMs = Math.max(1000, Math.floor(config.leaseMs / 5));
+  // Renew four times a lease; the app must be dead fenceMarginMs before the lease could end
+  // on Redis's clock, and its stop starts stopGraceMs before that: so a renewal may be late
+  // by about half a lease before the shim stops the app.
+  const fenceMarginMs = Math.floor(config.leaseMs / 5);
+  const stopGraceMs = Math.min(config.stopGraceMs, Math.floor(config.leaseMs / 6));
   const hoster = new Hoster({
     machine: config.machine,
     store,
@@ -119,9 +132,9 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     dataDir,
     shimPath: shimPath(),
     leaseMs: config.leaseMs,
-    renewEveryMs: Math.max(200, Math.floor(config.leaseMs / 3)),
+    renewEveryMs: Math.max(100, Math.floor(config.leaseMs / 4)),
     fenceMarginMs,
-    stopGraceMs: Math.min(config.stopGraceMs, Math.floor(config.leaseMs / 3)),
+    stopGraceMs,
     healthIntervalMs: config.healthIntervalMs,
     crashLimit: CRASH_LIMIT,
     crashWindowMs: CRASH_WINDOW_MS,

@@ -16,6 +16,9 @@ import { InstanceRunner, type RunnerContext } from './instance-runner.js';
 import { PortAllocator } from './port-allocator.js';
 import { onLines, send, type ShimToHoster } from './shim-protocol.js';
 
+/** How long an instance that failed on this machine is left for others before it is tried here again. */
+export const FAILED_HERE_BACKOFF_MS = 60_000;
+
 export interface HosterOptions extends Omit<RunnerContext, 'ports' | 'onLog' | 'onDone' | 'instancesDir'> {
   /** A connection for blocking reads of the event stream. */
   events: RedisClient;
@@ -171,8 +174,13 @@ export class Hoster {
     for (const service of services) {
       if (this.stopped || claimed >= this.o.claimsPerRound || this.runners.size >= this.o.capacity) break;
       const offer = { cpus: load.cpus, freeMemoryMb: freemem() / 2 ** 20, labels: this.o.labels };
+      const now = Date.now();
       const candidates = (await this.o.store.instancesOf(service)).filter(
-        (i) => i.state === 'unclaimed' && !i.failedOn.includes(this.o.machine) && unmetRequirement(i.attributes, offer) === undefined,
+        (i) =>
+          i.state === 'unclaimed' &&
+          // Failed here lately: let another machine try first (it may come back to us later).
+          !(i.failedOn.includes(this.o.machine) && now - i.updatedAt < FAILED_HERE_BACKOFF_MS) &&
+          unmetRequirement(i.attributes, offer) === undefined,
       );
       for (const fit of candidates) {
         if (this.stopped || claimed >= this.o.claimsPerRound || this.runners.size >= this.o.capacity) break;

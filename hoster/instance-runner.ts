@@ -49,6 +49,9 @@ export interface RunnerContext {
   onDone: (runner: InstanceRunner) => void;
 }
 
+/** After a failed renewal, the next try comes this soon. */
+const RENEW_RETRY_MS = 150;
+
 type Phase = 'preparing' | 'starting' | 'running' | 'restarting' | 'stopping' | 'done';
 
 /**
@@ -128,6 +131,7 @@ export class InstanceRunner {
   /** Leaves the app running (hoster restart): the shim keeps it alive until its lease deadline. */
   detach(): void {
     clearInterval(this.renewTimer);
+    clearTimeout(this.retryTimer);
     this.shim?.destroy();
     this.phase = 'done';
   }
@@ -265,6 +269,7 @@ export class InstanceRunner {
 
   private renewing = false;
   private lastRenewFailureLogged = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   private async renewOnce(): Promise<void> {
     if (this.renewing || this.phase === 'done') return;
@@ -283,9 +288,14 @@ export class InstanceRunner {
         // Self-fencing: the lease may run out before Redis hears from us again.
         this.log.error({ err: errMessage(err) }, `cannot renew the lease of ${this.service}/${this.id} in time: stopping it before it can be claimed elsewhere`);
         await this.stop('lost', false);
-      } else if (performance.now() - this.lastRenewFailureLogged > 5000) {
-        this.lastRenewFailureLogged = performance.now();
-        this.log.warn({ err: errMessage(err), msLeft: Math.round(this.validUntil - performance.now()) }, 'lease renewal failed: retrying');
+      } else {
+        if (performance.now() - this.lastRenewFailureLogged > 5000) {
+          this.lastRenewFailureLogged = performance.now();
+          this.log.warn({ err: errMessage(err), msLeft: Math.round(this.validUntil - performance.now()) }, 'lease renewal failed: retrying');
+        }
+        // Every moment counts now: try again soon rather than at the next regular renewal.
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => void this.renewOnce(), RENEW_RETRY_MS);
       }
     } finally {
       this.renewing = false;
@@ -323,6 +333,7 @@ export class InstanceRunner {
     if (this.phase === 'done') return;
     this.phase = 'done';
     clearInterval(this.renewTimer);
+    clearTimeout(this.retryTimer);
     this.shim?.destroy();
     this.ctx.ports.release(this.port);
     rmSync(this.dir, { recursive: true, force: true });

@@ -17,6 +17,9 @@ export function traversableTempDir(prefix: string): string {
   return dir;
 }
 
+// Spread by pid: test files run side by side in separate processes.
+let nextPortRange = 30_000 + (process.pid % 10) * 3000;
+
 export interface HosterFixture {
   daemon: HosterDaemon;
   dataDir: string;
@@ -45,6 +48,8 @@ export async function startTestHoster(
       spreadDelayMs: 0,
       heartbeatMs: 1000,
       evacuateTimeoutMs: 15_000,
+      // Hosters in one test share this host: each gets its own ports, as machines would.
+      portRange: `${nextPortRange}-${(nextPortRange += 1000) - 1}`,
       ...overrides,
     },
     { REDIS_URL: redis.url },

@@ -15,7 +15,7 @@ export interface TestRedis {
   client(): Redis;
   /** SIGKILL the server (data on disk stays). */
   kill(): Promise<void>;
-  /** Start it again on the same port and dir (loads the append-only file). */
+  /** Start it again on the same port and dir (loads the append-only file); no-op while it runs. */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -27,6 +27,7 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
   const clients: Redis[] = [];
 
   const start = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) return;
     const proc = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no', '--daemonize', 'no'],
