@@ -24,7 +24,7 @@ const secretsSchema = z.object({ token: z.string().min(16), redisPassword: z.str
 
 export function upCommand(): Command {
   return new Command('up')
-    .description('Run the whole platform on this machine: a local Redis and the registry (more daemons as berth grows). Ctrl-C stops it; running it again resumes.')
+    .description('Run the whole platform on this machine: a local Redis, the registry and the hoster (more daemons as berth grows). Ctrl-C stops it; running it again resumes.')
     .option('--data-dir <dir>', `where Redis data and secrets live (env BERTH_DATA_DIR, default ./${DEFAULT_DATA_DIR})`)
     .option('--api-port <port>', `port of the REST API (env BERTH_REGISTRY_PORT, default ${DEFAULT_REGISTRY_PORT})`)
     .option('--redis-port <port>', `port of the local Redis, on 127.0.0.1 (default ${DEFAULT_LOCAL_REDIS_PORT}); not used when REDIS_URL is set`)
@@ -40,7 +40,9 @@ export function upCommand(): Command {
 
 async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   const dataDir = resolve(flags.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Traversable (not readable) by others: apps, which run as their own user, reach their files under it.
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+  chmodSync(dataDir, 0o711);
   const secrets = loadOrMakeSecrets(join(dataDir, 'secrets.json'));
   const supervisor = new DaemonSupervisor();
   const say = (line: string) => process.stdout.write(`berth up: ${line}\n`);
@@ -71,6 +73,14 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     BERTH_REGISTRY_PORT: String(flags.apiPort),
   };
   supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: daemonEnv });
+  supervisor.start({
+    name: 'hoster',
+    command: process.execPath,
+    args: [main, 'hoster', '--data-dir', dataDir],
+    env: daemonEnv,
+    // Stopping the hoster stops its apps first (each within its grace).
+    stopGraceMs: 30_000,
+  });
 
   let stopping = false;
   const stop = (signal: string) => {

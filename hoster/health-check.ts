@@ -30,14 +30,15 @@ export function probe(port: number, check: HealthCheck, hostHeader = 'localhost'
 }
 
 /**
- * Probes until one attempt passes (true) or `check.attempts` failed (false), `intervalMs`
- * apart; `cancelled()` ends it early (false).
+ * Probes until one attempt passes (true) or `check.attempts` failed (false); `cancelled()`
+ * ends it early (false). The first retries come quickly (most apps listen within a few
+ * tens of milliseconds), growing to `intervalMs` apart.
  */
 export async function waitHealthy(port: number, check: HealthCheck, intervalMs: number, cancelled: () => boolean): Promise<boolean> {
   for (let attempt = 0; attempt < check.attempts; attempt++) {
     if (cancelled()) return false;
     if (await probe(port, check)) return true;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, 25 * 2 ** attempt)));
   }
   return false;
 }

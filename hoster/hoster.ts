@@ -118,6 +118,14 @@ export class Hoster {
   private async evacuate(): Promise<void> {
     const runners = [...this.runners.values()];
     this.log.info({ instances: runners.length }, `evacuating ${runners.length} instance(s): replacements start elsewhere first`);
+    // With no other live machine, nobody can take over: waiting would only delay the stop.
+    const others = (await this.o.store.listMachines().catch(() => [])).filter(
+      (m) => m.name !== this.o.machine && Date.now() - m.heartbeatAt < 3 * this.o.heartbeatMs,
+    );
+    if (others.length === 0) {
+      this.log.info('no other machine is alive to take over: stopping the instances here');
+      return;
+    }
     for (const r of runners) {
       await this.o.store.markEvacuating({ service: r.service, id: r.id, machine: this.o.machine, epoch: r.epoch }).catch(() => undefined);
     }

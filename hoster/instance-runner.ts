@@ -124,6 +124,9 @@ export class InstanceRunner {
     await this.stopShim();
     if (confirm) {
       await this.ctx.store.confirmStopped(this.holder()).catch((err) => this.log.warn({ err: errMessage(err) }, 'could not confirm the stop (the lease will expire instead)'));
+    } else if (why === 'shutdown') {
+      // Unroutable at once, and claimable again (by this machine too, once it is back).
+      await this.ctx.store.release({ ...this.holder(), reason: 'hoster_stopped' }).catch(() => undefined);
     }
     this.finish();
   }

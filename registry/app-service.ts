@@ -171,7 +171,16 @@ export class AppService {
   }
 
   async list(): Promise<AppDetails[]> {
-    return Promise.all((await this.o.apps.list()).map((app) => this.details(app.name)));
+    const details = await Promise.all(
+      (await this.o.apps.list()).map((app) =>
+        // Deleted between the listing and this read: it is simply no longer listed.
+        this.details(app.name).catch((err: unknown) => {
+          if (err instanceof BerthError && err.code === 'app_not_found') return undefined;
+          throw err;
+        }),
+      ),
+    );
+    return details.filter((d): d is AppDetails => d !== undefined);
   }
 
   async instances(name: string): Promise<Instance[]> {

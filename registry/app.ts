@@ -8,7 +8,7 @@ export interface HealthCheck {
   status: number;
   /** Per attempt. @default 2000 */
   timeoutMs: number;
-  /** Failed attempts (one a second) before the instance counts as unhealthy. @default 30 */
+  /** Failed attempts (the first few quickly, then one a second) before the instance counts as unhealthy. @default 30 */
   attempts: number;
 }
 

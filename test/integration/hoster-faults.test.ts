@@ -192,8 +192,10 @@ describe('hoster shutdown', () => {
     await publish('move', 2);
     await waitFor(async () => (await byMachine('move')).get('m1')?.length === 2, { deadlineMs: 20_000, what: '2 running on m1' });
     const old = new Map(live());
+    const m2Started = Date.now();
     hosterProcess('m2');
-    await waitFor(async () => (await client.listMachines()).some((m) => m.name === 'm2'), { what: 'm2 up' });
+    // Machines outlive tests in the registry: wait for this m2's own heartbeat.
+    await waitFor(async () => (await client.listMachines()).some((m) => m.name === 'm2' && m.heartbeatAt >= m2Started), { deadlineMs: 15_000, what: 'm2 up' });
 
     // Sample: at every moment, at least 2 instances run (processes), counting both machines.
     let lowest = Infinity;

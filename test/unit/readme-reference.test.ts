@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../common/errors.js';
+import { HOSTER_OPTIONS } from '../../hoster/hoster-daemon.js';
 import { REGISTRY_OPTIONS } from '../../registry/registry-daemon.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -30,6 +31,16 @@ describe('README', () => {
       const row = table.split('\n').find((line) => line.includes(`\`${spec.env}\``))!;
       const shown = Array.isArray(spec.default) ? '' : String(spec.default);
       if (shown !== '') expect(row, `${spec.env} default`).toContain(`\`${shown}\``);
+    }
+  });
+});
+
+describe('README hoster reference', () => {
+  it('documents every environment variable of berth hoster', () => {
+    const table = section('### `berth hoster`');
+    for (const [key, spec] of Object.entries(HOSTER_OPTIONS)) {
+      if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
+      expect(table, key).toContain(`\`${spec.env}\``);
     }
   });
 });
