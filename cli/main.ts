@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { hosterCommand } from './hoster-command.js';
+import { proxyCommand } from './proxy-command.js';
 import { registryCommand } from './registry-command.js';
 import { upCommand } from './up-command.js';
 
@@ -18,6 +19,7 @@ const program = new Command()
 program.addCommand(upCommand());
 program.addCommand(registryCommand());
 program.addCommand(hosterCommand());
+program.addCommand(proxyCommand());
 
 try {
   await program.parseAsync(process.argv);

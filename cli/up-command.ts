@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { z } from 'zod';
+import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
 import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
 import { credentialsPath, writeCredentials } from './credentials.js';
 import { DaemonSupervisor } from './daemon-supervisor.js';
@@ -17,6 +18,7 @@ const upFlags = z.object({
   dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
   apiPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_REGISTRY_PORT),
   redisPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_LOCAL_REDIS_PORT),
+  proxyPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_PROXY_PORT),
 });
 
 /** Secrets `berth up` makes once and keeps in its data directory, so a rerun resumes. */
@@ -24,15 +26,17 @@ const secretsSchema = z.object({ token: z.string().min(16), redisPassword: z.str
 
 export function upCommand(): Command {
   return new Command('up')
-    .description('Run the whole platform on this machine: a local Redis, the registry and the hoster (more daemons as berth grows). Ctrl-C stops it; running it again resumes.')
+    .description('Run the whole platform on this machine: a local Redis, the registry, the hoster and the proxy (the balancer comes next). Ctrl-C stops it; running it again resumes.')
     .option('--data-dir <dir>', `where Redis data and secrets live (env BERTH_DATA_DIR, default ./${DEFAULT_DATA_DIR})`)
     .option('--api-port <port>', `port of the REST API (env BERTH_REGISTRY_PORT, default ${DEFAULT_REGISTRY_PORT})`)
+    .option('--proxy-port <port>', `port of this machine's proxy (env BERTH_PROXY_PORT, default ${DEFAULT_PROXY_PORT})`)
     .option('--redis-port <port>', `port of the local Redis, on 127.0.0.1 (default ${DEFAULT_LOCAL_REDIS_PORT}); not used when REDIS_URL is set`)
     .action(async (raw: Record<string, unknown>) => {
       const flags = upFlags.parse({
         dataDir: raw.dataDir ?? process.env.BERTH_DATA_DIR,
         apiPort: raw.apiPort ?? process.env.BERTH_REGISTRY_PORT,
         redisPort: raw.redisPort,
+        proxyPort: raw.proxyPort ?? process.env.BERTH_PROXY_PORT,
       });
       await runUp(flags);
     });
@@ -64,6 +68,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     });
   }
   await assertPortFree(flags.apiPort, 'the registry API (--api-port)');
+  await assertPortFree(flags.proxyPort, 'the proxy (--proxy-port)');
 
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const daemonEnv = {
@@ -71,8 +76,13 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     REDIS_URL: redisUrl,
     BERTH_TOKEN: secrets.token,
     BERTH_REGISTRY_PORT: String(flags.apiPort),
+    BERTH_PROXY_PORT: String(flags.proxyPort),
+    BERTH_PROXY_HOST: process.env.BERTH_PROXY_HOST ?? '127.0.0.1',
+    // One machine: the hoster tells the registry where this machine's proxy is.
+    BERTH_PROXY_URL: `http://127.0.0.1:${flags.proxyPort}`,
   };
   supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: daemonEnv });
+  supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   supervisor.start({
     name: 'hoster',
     command: process.execPath,
@@ -110,6 +120,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   writeCredentials(credentials, { url: apiUrl, token: secrets.token });
   say(`registry API: ${apiUrl}`);
   say(`API token: ${secrets.token}  (also written to ${credentials})`);
+  say(`apps answer on http://127.0.0.1:${flags.proxyPort}/<their path>`);
   say(`try: curl -H "Authorization: Bearer ${secrets.token}" ${apiUrl}/v1/services`);
   say('running: press Ctrl-C to stop');
 }

@@ -49,6 +49,20 @@ export const ERROR_CATALOGUE = {
     status: 422,
     message: "The body's sha256 digest is not the one in the URL: compute it over the exact bytes you send, and send them unaltered.",
   },
+  bad_path: {
+    status: 400,
+    message: 'The request path is not allowed: no "." or ".." segments, no encoded slashes or dots.',
+  },
+  no_route: { status: 404, message: 'No app is published on this path: check the URL, or list the apps with berth apps.' },
+  upstream_failed: {
+    status: 502,
+    message: "The app's instance failed to answer properly: the app's logs (berth logs) say why; retry shortly.",
+  },
+  no_healthy_instance: {
+    status: 503,
+    message: 'The app has no instance able to answer right now (starting, or all failing): retry in a moment.',
+  },
+  upstream_timeout: { status: 504, message: "The app's instance did not answer in time: it may be overloaded." },
   internal_error: { status: 500, message: 'berth failed unexpectedly: the daemon log has the details.' },
   redis_unavailable: {
     status: 503,

@@ -64,6 +64,8 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
   };
 
   await start();
+  // A suite that dies before its afterAll must not leave a server behind.
+  process.once('exit', () => child?.kill('SIGKILL'));
   return {
     port,
     url: `redis://127.0.0.1:${port}`,

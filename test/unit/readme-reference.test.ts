@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../common/errors.js';
 import { HOSTER_OPTIONS } from '../../hoster/hoster-daemon.js';
+import { PROXY_OPTIONS } from '../../proxy/proxy-daemon.js';
 import { REGISTRY_OPTIONS } from '../../registry/registry-daemon.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -39,6 +40,16 @@ describe('README hoster reference', () => {
   it('documents every environment variable of berth hoster', () => {
     const table = section('### `berth hoster`');
     for (const [key, spec] of Object.entries(HOSTER_OPTIONS)) {
+      if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
+      expect(table, key).toContain(`\`${spec.env}\``);
+    }
+  });
+});
+
+describe('README proxy reference', () => {
+  it('documents every environment variable of berth proxy', () => {
+    const table = section('### `berth proxy`');
+    for (const [key, spec] of Object.entries(PROXY_OPTIONS)) {
       if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
       expect(table, key).toContain(`\`${spec.env}\``);
     }

@@ -1,0 +1,136 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { idempotentClose } from '../common/daemon-lifecycle.js';
+import { trackConnections } from '../common/http-drain.js';
+import type { Logger } from '../common/logger.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
+import { systemLoad, type LoadSource } from '../hoster/load-source.js';
+import { AppStore } from '../registry/app-store.js';
+import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
+import { RegistryStore } from '../registry/registry-store.js';
+import { CpuSampler } from './cpu-sampler.js';
+import { HttpForwarder } from './http-forwarder.js';
+import { culpritReport, loadReport } from './machine-report.js';
+import { createProxyServer } from './proxy-server.js';
+import { ProxyMetrics } from './proxy-metrics.js';
+import { RouteSync } from './route-sync.js';
+import { RouteTable } from './route-table.js';
+import { WebSocketForwarder } from './websocket-forwarder.js';
+
+export const DEFAULT_PROXY_PORT = 8080;
+
+/** Every option of `berth proxy`. */
+export const PROXY_OPTIONS = {
+  host: option({ env: 'BERTH_PROXY_HOST', default: '0.0.0.0', schema: z.string().min(1), describe: 'Address the proxy listens on.' }),
+  port: option({ env: 'BERTH_PROXY_PORT', default: DEFAULT_PROXY_PORT, schema: portSchema, describe: 'Port the proxy listens on (0 picks a free one).' }),
+  machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/), describe: "This machine's name in the registry (as its hoster's)." }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  trustedProxies: option({ env: 'BERTH_TRUSTED_PROXIES', default: ['127.0.0.1', '::1', '::ffff:127.0.0.1'], schema: listSchema, describe: 'Addresses whose X-Forwarded-* headers are believed (balancers, other machines\' proxies).' }),
+  upstreamTimeoutMs: option({ env: 'BERTH_UPSTREAM_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'An instance must start answering within this (504 otherwise).' }),
+  connectTimeoutMs: option({ env: 'BERTH_CONNECT_TIMEOUT_MS', default: 2000, schema: positiveMsSchema, describe: 'Connecting to an instance may take this long before another is tried.' }),
+  headersTimeoutMs: option({ env: 'BERTH_HEADERS_TIMEOUT_MS', default: 10_000, schema: positiveMsSchema, describe: 'A client must send its request headers within this (408).' }),
+  requestTimeoutMs: option({ env: 'BERTH_REQUEST_TIMEOUT_MS', default: 120_000, schema: positiveMsSchema, describe: 'A client must send its whole request within this (408).' }),
+  keepAliveTimeoutMs: option({ env: 'BERTH_KEEP_ALIVE_TIMEOUT_MS', default: 5000, schema: positiveMsSchema, describe: 'Idle client connections close after this.' }),
+  maxHeaderBytes: option({ env: 'BERTH_MAX_HEADER_BYTES', default: 16 * 1024, schema: z.coerce.number().int().min(1024).max(1024 * 1024), describe: 'Largest request head (431 beyond).' }),
+  maxConnections: option({ env: 'BERTH_MAX_CONNECTIONS', default: 10_000, schema: z.coerce.number().int().min(1), describe: 'Most client connections at once.' }),
+  graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
+  logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
+  ...REDIS_OPTIONS,
+};
+
+export type ProxyConfig = ResolvedOptions<typeof PROXY_OPTIONS>;
+
+export interface ProxyDaemon {
+  url: string;
+  table: RouteTable;
+  sync: RouteSync;
+  close(): Promise<void>;
+}
+
+/** Starts this machine's proxy. `load` is injectable for tests of GetLoad. */
+export async function startProxy(config: ProxyConfig, logger: Logger, overrides: { load?: LoadSource } = {}): Promise<ProxyDaemon> {
+  const settings = redisSettingsFrom(config);
+  const redis = connectRedis(settings, { name: `berth-proxy-${config.machine}` });
+  const events = connectRedis(settings, { name: `berth-proxy-${config.machine}-events`, blocking: true });
+  await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: serving no routes until it is'));
+  const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix });
+  const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
+  const table = new RouteTable(config.machine);
+  const sync = new RouteSync({ table, store, apps, events, logger });
+  const metrics = new ProxyMetrics();
+  const trusted = new Set(config.trustedProxies);
+  const isTrusted = (address: string | undefined) => address !== undefined && trusted.has(address);
+  const http = new HttpForwarder({ table, metrics, proxyOf: sync.proxyOf, trusted: isTrusted, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
+  const websocket = new WebSocketForwarder({ table, proxyOf: sync.proxyOf, trusted: isTrusted, connectTimeoutMs: config.connectTimeoutMs });
+  const load = overrides.load ?? systemLoad;
+  const sampler = new CpuSampler({
+    targets: () => {
+      const out: { service: string; instance: string; pid: number }[] = [];
+      for (const route of table.routes()) for (const u of route.local) if (u.pid > 0) out.push({ service: route.app, instance: u.id, pid: u.pid });
+      return out;
+    },
+  });
+  sampler.start();
+  sync.start();
+
+  const server: Server = createProxyServer({
+    table,
+    http,
+    websocket,
+    metricsText: () => metrics.render(),
+    isReady: () => sync.ready,
+    reports: {
+      '/_berth/load': () => loadReport(load()),
+      '/_berth/culprit': () => culpritReport(sampler, config.machine),
+      '/_berth/routes': () => routesReport(table),
+    },
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    maxHeaderSize: config.maxHeaderBytes,
+    maxConnections: config.maxConnections,
+  });
+  const connections = trackConnections(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`Port ${config.port} on ${config.host} is in use: stop what uses it or choose another with --port.`) : err),
+    );
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  logger.info({ url, machine: config.machine }, `proxy of ${config.machine} listening on ${url}`);
+
+  const close = idempotentClose(async () => {
+    websocket.closeAll();
+    await connections.drain(config.graceMs);
+    http.close();
+    sampler.close();
+    await sync.close();
+    await closeRedis(redis);
+  });
+  return { url, table, sync, close };
+}
+
+function routesReport(table: RouteTable) {
+  const now = Date.now();
+  return {
+    routes: [...table.routes()].map((r) => ({
+      prefix: r.prefix,
+      app: r.app,
+      stripPrefix: r.stripPrefix,
+      local: r.local.map((u) => ({
+        instance: u.id,
+        epoch: u.epoch,
+        port: u.port,
+        inFlight: u.inFlight,
+        setAside: u.setAsideUntil > now ? { forMs: u.setAsideUntil - now, why: u.setAsideWhy } : null,
+      })),
+      remote: Object.fromEntries([...r.remote].map(([m, list]) => [m, list.map((u) => ({ instance: u.id, epoch: u.epoch }))])),
+    })),
+  };
+}

@@ -1,0 +1,31 @@
+import type { ServerResponse } from 'node:http';
+import { ERROR_CATALOGUE, type ErrorCode } from '../common/errors.js';
+
+/**
+ * Writes a proxy error that a person and a program can read: JSON by default, a small HTML
+ * page when the client prefers HTML. Does nothing once the response has started.
+ */
+export function sendProxyError(res: ServerResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const entry = ERROR_CATALOGUE[code];
+  const text = message ?? entry.message;
+  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  if (code === 'no_healthy_instance') headers['retry-after'] = '1';
+  if (accept !== undefined && accept.includes('text/html')) {
+    headers['content-type'] = 'text/html; charset=utf-8';
+    res.writeHead(entry.status, headers).end(
+      `<!doctype html><html><head><meta charset="utf-8"><title>${entry.status} ${code}</title></head>` +
+        `<body style="font-family:sans-serif;margin:3em"><h1>${entry.status} ${escapeHtml(code)}</h1><p>${escapeHtml(text)}</p><hr><p>berth</p></body></html>\n`,
+    );
+    return;
+  }
+  headers['content-type'] = 'application/json';
+  res.writeHead(entry.status, headers).end(`${JSON.stringify({ error: { code, message: text } })}\n`);
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

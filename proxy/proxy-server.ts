@@ -1,0 +1,78 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { HttpForwarder } from './http-forwarder.js';
+import type { RouteTable } from './route-table.js';
+import type { WebSocketForwarder } from './websocket-forwarder.js';
+
+export interface ProxyServerOptions {
+  table: RouteTable;
+  http: HttpForwarder;
+  websocket: WebSocketForwarder;
+  /** Answers for /_berth/* and /metrics, by path. */
+  reports: Record<string, () => unknown>;
+  metricsText: () => string;
+  isReady: () => boolean;
+  /** Limits, each set explicitly (Node's defaults are not a policy). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Client keep-alive; the proxy's own upstream keep-alive is shorter than apps' (see the forwarder). */
+  keepAliveTimeoutMs: number;
+  maxHeaderSize: number;
+  maxConnections: number;
+}
+
+/** The proxy's listening server: berth's own endpoints first, everything else routed. */
+export function createProxyServer(o: ProxyServerOptions): Server {
+  const server = createServer(
+    {
+      headersTimeout: o.headersTimeoutMs,
+      requestTimeout: o.requestTimeoutMs,
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      maxHeaderSize: o.maxHeaderSize,
+      // How often Node enforces the two timeouts above (30 s by default, far too coarse).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(o.headersTimeoutMs / 2))),
+      // Refuse absolute-form and other odd targets in the router, not by crashing.
+      insecureHTTPParser: false,
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      const url = req.url ?? '';
+      if (url.startsWith('/_berth/') || url === '/metrics') {
+        own(req, res, url, o);
+        return;
+      }
+      o.http.handle(req, res);
+    },
+  );
+  server.maxConnections = o.maxConnections;
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => o.websocket.handle(req, socket, head));
+  // A broken client connection (bad request line, oversized headers) is answered by Node; never a crash.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+  return server;
+}
+
+function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxyServerOptions): void {
+  const path = url.split('?')[0]!;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { 'content-type': 'application/json', allow: 'GET, HEAD' }).end(`${JSON.stringify({ error: { code: 'not_found', message: 'Only GET here.' } })}\n`);
+    return;
+  }
+  if (path === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }).end(o.metricsText());
+    return;
+  }
+  if (path === '/_berth/health') {
+    const ready = o.isReady();
+    res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ status: ready ? 'ok' : 'starting', routes: o.table.size })}\n`);
+    return;
+  }
+  const report = o.reports[path];
+  if (report === undefined) {
+    res.writeHead(404, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'not_found', message: `No endpoint ${path}: try /_berth/load, /_berth/culprit, /_berth/routes, /_berth/health or /metrics.` } })}\n`);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(report())}\n`);
+}

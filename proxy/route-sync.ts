@@ -1,0 +1,161 @@
+import type { Logger } from 'pino';
+import type { RedisClient } from '../common/redis-connection.js';
+import type { AppStore } from '../registry/app-store.js';
+import { currentEventId, readEvents, type RegistryEvent } from '../registry/event-stream.js';
+import type { Instance } from '../registry/instance.js';
+import type { RegistryStore } from '../registry/registry-store.js';
+import type { AppRouteSettings, RouteTable, RunningInstance } from './route-table.js';
+
+export interface RouteSyncOptions {
+  table: RouteTable;
+  store: RegistryStore;
+  apps: AppStore;
+  /** A connection for blocking reads of the event stream. */
+  events: RedisClient;
+  logger: Logger;
+  /** Full reload this often, as a safety net besides events. @default 30000 */
+  resyncIntervalMs?: number;
+}
+
+const GONE = new Set(['draining', 'stopping', 'unregistered', 'released', 'expired']);
+
+/**
+ * Keeps the route table equal to the registry: a full load at start, after a gap in the
+ * event stream, after Redis comes back, and periodically; in between, each event is applied
+ * as it comes (milliseconds). While Redis is away the last table keeps serving.
+ */
+export class RouteSync {
+  private readonly machines = new Map<string, string>();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private lastFull = 0;
+  /** Set once the first full load succeeded. */
+  ready = false;
+
+  constructor(private readonly o: RouteSyncOptions) {}
+
+  /** Where the proxy of `machine` listens, from its heartbeats. */
+  proxyOf = (machine: string): string | undefined => this.machines.get(machine);
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.o.events.disconnect();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { events, store, logger } = this.o;
+    let position: string | undefined;
+    let failing = false;
+    while (!this.stopped) {
+      try {
+        if (position === undefined || Date.now() - this.lastFull > (this.o.resyncIntervalMs ?? 30_000)) {
+          // Take the stream position first: nothing that happens during the load is missed.
+          const from = await currentEventId(events, store.keys);
+          await this.fullLoad();
+          position = from;
+          if (failing) logger.info('route sync reaches Redis again: table reloaded');
+          failing = false;
+        }
+        const batch = await readEvents(events, store.keys, position, { blockMs: 1000, count: 500 });
+        if (batch.resync) {
+          logger.warn('route sync fell behind the event stream: reloading the table');
+          position = undefined;
+          continue;
+        }
+        for (const e of batch.events) {
+          position = e.id;
+          await this.apply(e);
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        if (!failing) logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'route sync cannot reach Redis: serving the last known table');
+        failing = true;
+        position = undefined;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /** Reads every app and running instance; replaces the table in one step. */
+  async fullLoad(): Promise<void> {
+    const { store, apps } = this.o;
+    const settings: AppRouteSettings[] = [];
+    const running: RunningInstance[] = [];
+    const appList = await apps.list();
+    const appNames = new Set(appList.map((a) => a.name));
+    for (const app of appList) settings.push({ name: app.name, path: app.path, stripPrefix: app.stripPrefix });
+    for (const service of await store.listServices()) {
+      const instances = await store.instancesOf(service);
+      // Services registered through the plain registry API are routed on their instances' path.
+      if (!appNames.has(service) && instances[0] !== undefined) settings.push({ name: service, path: instances[0].path, stripPrefix: false });
+      for (const i of instances) if (routable(i)) running.push(toRunning(i));
+    }
+    await this.loadMachines();
+    this.o.table.replaceAll(settings, running);
+    this.lastFull = Date.now();
+    this.ready = true;
+  }
+
+  private async apply(e: RegistryEvent): Promise<void> {
+    const { table, store, apps } = this.o;
+    switch (e.kind) {
+      case 'running': {
+        const i = await store.getInstance(e.instance!).catch(() => undefined);
+        if (i !== undefined && routable(i)) {
+          if (!this.knowsApp(i.service)) await this.learnService(i);
+          table.addInstance(toRunning(i));
+        }
+        return;
+      }
+      case 'claimed':
+        // A new claim: any older epoch of this instance is gone.
+        if (e.instance !== undefined && e.epoch !== undefined) table.removeInstance(e.instance, e.epoch - 1);
+        return;
+      case 'app-created':
+      case 'app-updated': {
+        const app = await apps.get(e.service!).catch(() => undefined);
+        if (app !== undefined) table.setApp({ name: app.name, path: app.path, stripPrefix: app.stripPrefix });
+        return;
+      }
+      case 'app-deleted':
+        table.removeApp(e.service!);
+        return;
+      case 'machine-joined':
+        await this.loadMachines();
+        return;
+      default:
+        if (GONE.has(e.kind) && e.instance !== undefined) table.removeInstance(e.instance, e.epoch);
+    }
+  }
+
+  private knowsApp(name: string): boolean {
+    for (const r of this.o.table.routes()) if (r.app === name) return true;
+    return false;
+  }
+
+  private async learnService(i: Instance): Promise<void> {
+    const app = await this.o.apps.get(i.service).catch(() => undefined);
+    this.o.table.setApp(app ? { name: app.name, path: app.path, stripPrefix: app.stripPrefix } : { name: i.service, path: i.path, stripPrefix: false });
+  }
+
+  private async loadMachines(): Promise<void> {
+    for (const m of await this.o.store.listMachines()) {
+      const proxy = typeof m.facts.proxy === 'string' && m.facts.proxy !== '' ? m.facts.proxy : undefined;
+      if (proxy) this.machines.set(m.name, proxy);
+      else this.machines.delete(m.name);
+    }
+  }
+}
+
+function routable(i: Instance): boolean {
+  return i.state === 'running' && i.machine !== null && i.port !== null;
+}
+
+function toRunning(i: Instance): RunningInstance {
+  return { id: i.id, service: i.service, epoch: i.epoch, machine: i.machine!, host: i.host ?? '127.0.0.1', port: i.port!, pid: i.pid ?? 0 };
+}

@@ -1,0 +1,172 @@
+/** An instance the proxy can send requests to, with what balancing needs to know of it. */
+export interface Upstream {
+  id: string;
+  epoch: number;
+  machine: string;
+  host: string;
+  port: number;
+  /** The app's process id (for GetCulprit), 0 when unknown. */
+  pid: number;
+  /** Requests sent and not yet answered. */
+  inFlight: number;
+  /** Set aside after a failure until this time (ms, Date.now()); 0 when usable. */
+  setAsideUntil: number;
+  /** Why it was last set aside, for /_berth/routes. */
+  setAsideWhy: string | null;
+  consecutiveFailures: number;
+}
+
+export interface Route {
+  app: string;
+  prefix: string;
+  stripPrefix: boolean;
+  /** Instances on this machine. */
+  local: Upstream[];
+  /** Instances elsewhere, by machine: where to forward when none runs here. */
+  remote: Map<string, Upstream[]>;
+}
+
+export interface AppRouteSettings {
+  name: string;
+  path: string;
+  stripPrefix: boolean;
+}
+
+export interface RunningInstance {
+  id: string;
+  service: string;
+  epoch: number;
+  machine: string;
+  host: string;
+  port: number;
+  pid: number;
+}
+
+/**
+ * Path prefix → the running instances of the app served there. Only running instances of
+ * their current epoch are in it. Lookup matches whole segments and takes the longest prefix,
+ * by probing the path's own segment boundaries: O(depth) map lookups, no scan of routes.
+ */
+export class RouteTable {
+  private readonly byPrefix = new Map<string, Route>();
+  private readonly byApp = new Map<string, Route>();
+  /** Instances whose app is not known yet (events can arrive in any order). */
+  private readonly orphans = new Map<string, RunningInstance>();
+  private readonly instanceApp = new Map<string, string>();
+
+  constructor(private readonly machine: string) {}
+
+  get size(): number {
+    return this.byPrefix.size;
+  }
+
+  routes(): IterableIterator<Route> {
+    return this.byPrefix.values();
+  }
+
+  lookup(path: string): Route | undefined {
+    let end = path.length;
+    for (;;) {
+      const candidate = end === 0 ? '/' : path.slice(0, end);
+      const route = this.byPrefix.get(candidate);
+      if (route !== undefined) return route;
+      if (end === 0) return undefined;
+      end = path.lastIndexOf('/', end - 1);
+      if (end < 0) return undefined;
+    }
+  }
+
+  setApp(settings: AppRouteSettings): void {
+    const existing = this.byApp.get(settings.name);
+    if (existing !== undefined && existing.prefix === settings.path) {
+      existing.stripPrefix = settings.stripPrefix;
+      return;
+    }
+    const route: Route = existing ?? { app: settings.name, prefix: settings.path, stripPrefix: settings.stripPrefix, local: [], remote: new Map() };
+    if (existing !== undefined) this.byPrefix.delete(existing.prefix);
+    route.prefix = settings.path;
+    route.stripPrefix = settings.stripPrefix;
+    this.byApp.set(settings.name, route);
+    this.byPrefix.set(settings.path, route);
+    for (const [id, orphan] of this.orphans) {
+      if (orphan.service === settings.name) {
+        this.orphans.delete(id);
+        this.addInstance(orphan);
+      }
+    }
+  }
+
+  removeApp(name: string): void {
+    const route = this.byApp.get(name);
+    if (route === undefined) return;
+    this.byApp.delete(name);
+    if (this.byPrefix.get(route.prefix) === route) this.byPrefix.delete(route.prefix);
+    for (const u of [...route.local, ...[...route.remote.values()].flat()]) this.instanceApp.delete(u.id);
+  }
+
+  /** Adds a running instance, or replaces an older epoch of it; an older epoch than known is ignored. */
+  addInstance(instance: RunningInstance): void {
+    const route = this.byApp.get(instance.service);
+    if (route === undefined) {
+      this.orphans.set(instance.id, instance);
+      return;
+    }
+    const known = this.find(route, instance.id);
+    if (known !== undefined) {
+      if (known.epoch > instance.epoch) return;
+      this.removeInstance(instance.id);
+    }
+    const upstream: Upstream = {
+      id: instance.id,
+      epoch: instance.epoch,
+      machine: instance.machine,
+      host: instance.host,
+      port: instance.port,
+      pid: instance.pid,
+      inFlight: 0,
+      setAsideUntil: 0,
+      setAsideWhy: null,
+      consecutiveFailures: 0,
+    };
+    if (instance.machine === this.machine) route.local = [...route.local, upstream];
+    else route.remote.set(instance.machine, [...(route.remote.get(instance.machine) ?? []), upstream]);
+    this.instanceApp.set(instance.id, instance.service);
+  }
+
+  /** Drops an instance; with `epoch`, only when it is that epoch or older (a late event for a newer claim is ignored). */
+  removeInstance(id: string, epoch?: number): void {
+    this.orphans.delete(id);
+    const app = this.instanceApp.get(id);
+    if (app === undefined) return;
+    const route = this.byApp.get(app);
+    if (route === undefined) return;
+    const known = this.find(route, id);
+    if (known === undefined || (epoch !== undefined && known.epoch > epoch)) return;
+    route.local = route.local.filter((u) => u.id !== id);
+    for (const [machine, list] of route.remote) {
+      const kept = list.filter((u) => u.id !== id);
+      if (kept.length === 0) route.remote.delete(machine);
+      else if (kept.length !== list.length) route.remote.set(machine, kept);
+    }
+    this.instanceApp.delete(id);
+  }
+
+  /** Replaces everything (a full resync), keeping balancing state of instances that stay. */
+  replaceAll(apps: AppRouteSettings[], instances: RunningInstance[]): void {
+    const previous = new Map<string, Upstream>();
+    for (const route of this.byApp.values()) for (const u of [...route.local, ...[...route.remote.values()].flat()]) previous.set(`${u.id}:${u.epoch}`, u);
+    this.byPrefix.clear();
+    this.byApp.clear();
+    this.orphans.clear();
+    this.instanceApp.clear();
+    for (const app of apps) this.setApp(app);
+    for (const instance of instances) this.addInstance(instance);
+    for (const route of this.byApp.values()) {
+      route.local = route.local.map((u) => previous.get(`${u.id}:${u.epoch}`) ?? u);
+    }
+  }
+
+  private find(route: Route, id: string): Upstream | undefined {
+    return route.local.find((u) => u.id === id) ?? [...route.remote.values()].flat().find((u) => u.id === id);
+  }
+}

@@ -1,0 +1,55 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { resolveOptions } from '../../common/config.js';
+import { silentLogger } from '../../common/logger.js';
+import type { LoadSource } from '../../hoster/load-source.js';
+import { PROXY_OPTIONS, startProxy, type ProxyDaemon } from '../../proxy/proxy-daemon.js';
+import type { RegistryStore } from '../../registry/registry-store.js';
+import type { TestRedis } from './redis-server.js';
+import { waitFor } from './wait-for.js';
+
+/** An in-process proxy on a free port, following the test registry's keys. */
+export async function startTestProxy(redis: TestRedis, prefix: string, machine: string, overrides: Record<string, unknown> = {}, load?: LoadSource): Promise<ProxyDaemon> {
+  const config = resolveOptions(PROXY_OPTIONS, { host: '127.0.0.1', port: 0, machine, keyPrefix: prefix, ...overrides }, { REDIS_URL: redis.url });
+  const proxy = await startProxy(config, silentLogger(), load ? { load } : {});
+  await waitFor(() => proxy.sync.ready, { what: 'proxy route table loaded' });
+  return proxy;
+}
+
+/** A real app server on a free loopback port; `handler` answers, the default echoes who it is. */
+export async function startAppServer(name: string, handler?: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number; hits: () => number; close: () => Promise<void> }> {
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits++;
+    if (handler) return handler(req, res);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ name, url: req.url, headers: req.headers }));
+  });
+  // Every socket, upgraded ones included (the server forgets those), so that close never waits.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  let closed: Promise<void> | undefined;
+  return {
+    server,
+    port,
+    hits: () => hits,
+    close: () =>
+      (closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      })),
+  };
+}
+
+/** Registers, claims and marks running an instance of `service` at `port` on `machine`; returns its id and epoch. */
+export async function runInstance(store: RegistryStore, service: string, path: string, machine: string, port: number): Promise<{ id: string; epoch: number }> {
+  const registered = await store.register({ service, path });
+  const claimed = await store.claim({ service, machine, host: '127.0.0.1', port, instanceId: registered.id, leaseMs: 60_000 });
+  await store.markRunning({ service, id: claimed.id, machine, epoch: claimed.epoch, pid: process.pid });
+  return { id: claimed.id, epoch: claimed.epoch };
+}
