@@ -1,30 +1,106 @@
 #!/usr/bin/env node
-// The `berth` command: daemons and the platform. Only this entry reads argv and the environment.
+// The `berth` command: apps, machines and the daemons. Only this entry reads argv and the environment, and only it exits.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { balancerCommand } from './balancer-command.js';
+import type { CliContext } from './cli-context.js';
+import { appsCommand } from './commands/apps.js';
+import { configCommand } from './commands/config.js';
+import { configSetCommand } from './commands/config-set.js';
+import { configUnsetCommand } from './commands/config-unset.js';
+import { culpritCommand } from './commands/culprit.js';
+import { deleteCommand } from './commands/delete.js';
+import { infoCommand } from './commands/info.js';
+import { instancesCommand } from './commands/instances.js';
+import { loadCommand } from './commands/load.js';
+import { loginCommand } from './commands/login.js';
+import { logsCommand } from './commands/logs.js';
+import { machinesCommand } from './commands/machines.js';
+import { publishCommand } from './commands/publish.js';
+import { releasesCommand } from './commands/releases.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { scaleCommand } from './commands/scale.js';
+import { updateCommand } from './commands/update.js';
 import { hosterCommand } from './hoster-command.js';
+import { Output } from './output.js';
 import { proxyCommand } from './proxy-command.js';
 import { registryCommand } from './registry-command.js';
 import { upCommand } from './up-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** Every command, in the order and under the headings of `berth --help`. */
+const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<(ctx: CliContext) => Command> }> = [
+  {
+    heading: 'Apps:',
+    commands: [
+      publishCommand,
+      updateCommand,
+      appsCommand,
+      infoCommand,
+      instancesCommand,
+      scaleCommand,
+      releasesCommand,
+      rollbackCommand,
+      configCommand,
+      configSetCommand,
+      configUnsetCommand,
+      logsCommand,
+      deleteCommand,
+    ],
+  },
+  { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
+  { heading: 'Set-up:', commands: [upCommand, loginCommand] },
+  { heading: 'Daemons (berth up runs them for one machine):', commands: [registryCommand, hosterCommand, proxyCommand, balancerCommand] },
+];
+
+const ctx: CliContext = {
+  env: process.env,
+  output: new Output({ stdout: process.stdout, stderr: process.stderr, env: process.env }),
+  // Opened only by a command that asks something: an unused stdin stays untouched.
+  get stdin() {
+    return process.stdin;
+  },
+};
+
 const program = new Command()
   .name('berth')
   .description('A self-hosted Platform as a Service: publish a Node.js web app with one command.')
   .version(pkg.version, '-V, --version')
   .showHelpAfterError('(run berth --help for the commands)')
-  .exitOverride();
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+Every app command finds the API in BERTH_URL and BERTH_TOKEN, else in the credentials file
+that berth up and berth login write. Each takes --json to print its result as JSON on
+stdout, and --help for its flags and examples. Errors go to stderr as "berth: <message>",
+with exit code 1.
 
-program.addCommand(upCommand());
-program.addCommand(registryCommand());
-program.addCommand(hosterCommand());
-program.addCommand(proxyCommand());
+Examples:
+  $ berth up                          # run berth on this machine
+  $ cd my-app && berth publish        # publish this folder as an app, served on /my-app
+  $ berth apps
+  $ berth logs my-app -f
+  $ berth scale my-app 3`,
+  );
+
+for (const { heading, commands } of COMMAND_TABLE) {
+  program.commandsGroup(heading);
+  for (const make of commands) {
+    const command = make(ctx);
+    // addCommand, unlike .command(), does not pass settings down: commands must throw, not exit.
+    command.copyInheritedSettings(program);
+    command.showHelpAfterError(`(run berth ${command.name()} --help for its usage)`);
+    program.addCommand(command);
+  }
+}
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
+  ctx.output.endProgress();
   process.stderr.write(`berth: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }

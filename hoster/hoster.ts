@@ -120,7 +120,7 @@ export class Hoster {
     this.log.info({ instances: runners.length }, `evacuating ${runners.length} instance(s): replacements start elsewhere first`);
     // With no other live machine, nobody can take over: waiting would only delay the stop.
     const others = (await this.o.store.listMachines().catch(() => [])).filter(
-      (m) => m.name !== this.o.machine && Date.now() - m.heartbeatAt < 3 * this.o.heartbeatMs,
+      (m) => m.name !== this.o.machine && Date.now() - m.heartbeatAt < Math.max(15_000, 3 * this.o.heartbeatMs),
     );
     if (others.length === 0) {
       this.log.info('no other machine is alive to take over: stopping the instances here');

@@ -1,12 +1,12 @@
 import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT, responseHeaders } from './http-headers.js';
 import { parseRequestTarget, stripPrefix } from './request-path.js';
 import { sendProxyError } from './proxy-errors.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import type { Route, RouteTable, Upstream } from './route-table.js';
 import { chooseUpstream, markHealthy, setAside } from './upstream-choice.js';
 
-export const HOP_HEADER = 'x-berth-hop';
 
 export interface ForwarderOptions {
   table: RouteTable;
@@ -20,9 +20,6 @@ export interface ForwarderOptions {
   connectTimeoutMs: number;
 }
 
-/** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', HOP_HEADER]);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /**
  * The request path of the proxy, as a chain of small steps: resolve the target, pick an
@@ -184,24 +181,4 @@ export class HttpForwarder {
   close(): void {
     this.agent.destroy();
   }
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-}
-
-function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  return new Set(value.toLowerCase().split(',').map((t) => t.trim()));
-}
-
-/** The upstream's response headers minus hop-by-hop ones, as a flat [name, value, …] list. */
-function responseHeaders(raw: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-    out.push(name, raw[i + 1]!);
-  }
-  return out;
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RedisClient } from '../common/redis-connection.js';
+import { waitForReady, type RedisClient } from '../common/redis-connection.js';
 import type { AppStore } from '../registry/app-store.js';
 import { currentEventId, readEvents, type RegistryEvent } from '../registry/event-stream.js';
 import type { Instance } from '../registry/instance.js';
@@ -53,6 +53,8 @@ export class RouteSync {
     let failing = false;
     while (!this.stopped) {
       try {
+        // A fresh or reconnecting connection refuses commands until ready: wait for it, briefly.
+        if (events.status !== 'ready') await waitForReady(events, 2000);
         if (position === undefined || Date.now() - this.lastFull > (this.o.resyncIntervalMs ?? 30_000)) {
           // Take the stream position first: nothing that happens during the load is missed.
           const from = await currentEventId(events, store.keys);

@@ -1,6 +1,6 @@
 --[[
   Records how a release's rollout ended. 'active': it serves, and the release that served
-  before it becomes 'superseded'. 'failed': it crashed or never became healthy; when it is the
+  before it (or an older one still deploying) becomes 'superseded'. 'failed': it crashed or never became healthy; when it is the
   app's current release, the app's current release goes back to `fallback` (the one still
   serving), so that the next change builds on what works.
 
@@ -42,7 +42,8 @@ if status == 'active' then
   for i = 1, #all, 2 do
     if all[i] ~= version then
       local other = cjson.decode(all[i + 1])
-      if other.status == 'active' then
+      -- An older release still deploying when this one went live never will: superseded too.
+      if other.status == 'active' or (other.status == 'deploying' and other.version < release.version) then
         other.status = 'superseded'
         rcall('HSET', KEYS[2], all[i], cjson.encode(other))
       end

@@ -32,7 +32,7 @@ function hosterProcess(machine: string, dataDir = traversableTempDir(`berth-${ma
     BERTH_STOP_GRACE_MS: '1000',
     BERTH_SPREAD_DELAY_MS: '20',
     BERTH_HEARTBEAT_MS: '1000',
-    BERTH_EVACUATE_TIMEOUT_MS: '20000',
+    BERTH_EVACUATE_TIMEOUT_MS: '45000',
     BERTH_CLAIMS_PER_ROUND: '8',
     BERTH_CAPACITY: '40',
     BERTH_PORT_RANGE: ports,

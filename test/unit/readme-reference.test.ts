@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../common/errors.js';
+import { BALANCER_OPTIONS } from '../../balancer/balancer-daemon.js';
 import { HOSTER_OPTIONS } from '../../hoster/hoster-daemon.js';
 import { PROXY_OPTIONS } from '../../proxy/proxy-daemon.js';
 import { REGISTRY_OPTIONS } from '../../registry/registry-daemon.js';
@@ -50,6 +51,16 @@ describe('README proxy reference', () => {
   it('documents every environment variable of berth proxy', () => {
     const table = section('### `berth proxy`');
     for (const [key, spec] of Object.entries(PROXY_OPTIONS)) {
+      if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
+      expect(table, key).toContain(`\`${spec.env}\``);
+    }
+  });
+});
+
+describe('README balancer reference', () => {
+  it('documents every environment variable of berth balancer', () => {
+    const table = section('### `berth balancer`');
+    for (const [key, spec] of Object.entries(BALANCER_OPTIONS)) {
       if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
       expect(table, key).toContain(`\`${spec.env}\``);
     }

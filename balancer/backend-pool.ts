@@ -1,0 +1,130 @@
+import { request } from 'node:http';
+
+/** One machine's proxy, as the balancer sees it. */
+export interface Backend {
+  url: string;
+  host: string;
+  port: number;
+  /** The machine it belongs to, when known from the registry (for route-aware choice). */
+  machine: string | null;
+  /** Where it came from: the static list, the registry, or both. */
+  sources: Set<'static' | 'registry'>;
+  /** Last active health check result. */
+  healthy: boolean;
+  /** Passively ejected after connection failures until this time (ms). */
+  ejectedUntil: number;
+  consecutiveFailures: number;
+  inFlight: number;
+  requests: number;
+  errors: number;
+}
+
+export interface BackendPoolOptions {
+  /** Active health checks of each proxy's /_berth/health this often. @default 2000 */
+  healthIntervalMs?: number;
+  /** Never eject more than this share of backends at once (the rest may be fine). @default 0.5 */
+  maxEjectedShare?: number;
+}
+
+/**
+ * The proxies the balancer spreads over: a static list and/or the live machines of the
+ * registry. Active health checks decide who is healthy; connection failures eject a backend
+ * for a while (doubling), but never more than a bounded share at once, and recovery
+ * re-admits it.
+ */
+export class BackendPool {
+  private readonly byUrl = new Map<string, Backend>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly healthIntervalMs: number;
+  private readonly maxEjectedShare: number;
+
+  constructor(options: BackendPoolOptions = {}) {
+    this.healthIntervalMs = options.healthIntervalMs ?? 2000;
+    this.maxEjectedShare = options.maxEjectedShare ?? 0.5;
+  }
+
+  get all(): Backend[] {
+    return [...this.byUrl.values()];
+  }
+
+  /** Replaces the backends of one source (others keep theirs). */
+  setSource(source: 'static' | 'registry', entries: { url: string; machine: string | null }[]): void {
+    const wanted = new Map(entries.map((e) => [normalize(e.url), e]));
+    for (const [url, b] of this.byUrl) {
+      if (b.sources.has(source) && !wanted.has(url)) {
+        b.sources.delete(source);
+        if (b.sources.size === 0) this.byUrl.delete(url);
+      }
+    }
+    for (const [url, e] of wanted) {
+      let b = this.byUrl.get(url);
+      if (b === undefined) {
+        const u = new URL(url);
+        b = { url, host: u.hostname, port: Number(u.port || 80), machine: e.machine, sources: new Set(), healthy: true, ejectedUntil: 0, consecutiveFailures: 0, inFlight: 0, requests: 0, errors: 0 };
+        this.byUrl.set(url, b);
+      }
+      b.sources.add(source);
+      if (e.machine !== null) b.machine = e.machine;
+    }
+  }
+
+  byMachine(machine: string): Backend | undefined {
+    for (const b of this.byUrl.values()) if (b.machine === machine) return b;
+    return undefined;
+  }
+
+  usable(b: Backend, now: number): boolean {
+    return b.healthy && b.ejectedUntil <= now;
+  }
+
+  /** A connection to it failed: eject it for a while, unless too many are ejected already. */
+  failed(b: Backend, now: number): void {
+    b.errors++;
+    b.consecutiveFailures++;
+    const ejected = this.all.filter((x) => x.ejectedUntil > now).length;
+    if ((ejected + 1) / Math.max(1, this.byUrl.size) <= this.maxEjectedShare || this.byUrl.size === 1) {
+      b.ejectedUntil = now + Math.min(1000 * 2 ** (b.consecutiveFailures - 1), 30_000);
+    }
+  }
+
+  succeeded(b: Backend): void {
+    b.consecutiveFailures = 0;
+    b.ejectedUntil = 0;
+  }
+
+  startHealthChecks(): void {
+    const tick = async () => {
+      await Promise.all(this.all.map((b) => this.check(b)));
+      this.timer = setTimeout(() => void tick(), this.healthIntervalMs);
+      this.timer.unref();
+    };
+    void tick();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+
+  private check(b: Backend): Promise<void> {
+    return new Promise((resolve) => {
+      const req = request({ host: b.host, port: b.port, path: '/_berth/health', timeout: Math.min(2000, this.healthIntervalMs), agent: false }, (res) => {
+        res.resume();
+        const ok = res.statusCode === 200;
+        if (ok && !b.healthy) this.succeeded(b);
+        b.healthy = ok;
+        resolve();
+      });
+      req.once('timeout', () => req.destroy());
+      req.once('error', () => {
+        b.healthy = false;
+        resolve();
+      });
+      req.end();
+    });
+  }
+}
+
+function normalize(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
+}

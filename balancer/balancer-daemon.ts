@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { idempotentClose } from '../common/daemon-lifecycle.js';
+import { trackConnections } from '../common/http-drain.js';
+import type { Logger } from '../common/logger.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
+import { ProxyMetrics } from '../proxy/proxy-metrics.js';
+import { RouteSync } from '../proxy/route-sync.js';
+import { RouteTable } from '../proxy/route-table.js';
+import { AppStore } from '../registry/app-store.js';
+import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
+import { RegistryStore } from '../registry/registry-store.js';
+import { BackendPool } from './backend-pool.js';
+import { BalancerForwarder } from './balancer-forwarder.js';
+import { ensureLocalCertificates } from './local-certificates.js';
+import { tlsServerOptions, watchCertificateFiles } from './tls-options.js';
+
+export const DEFAULT_HTTPS_PORT = 8443;
+
+const booleanSchema = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
+
+/** Every option of `berth balancer`. */
+export const BALANCER_OPTIONS = {
+  host: option({ env: 'BERTH_BALANCER_HOST', default: '0.0.0.0', schema: z.string().min(1), describe: 'Address the balancer listens on.' }),
+  httpsPort: option({ env: 'BERTH_HTTPS_PORT', default: DEFAULT_HTTPS_PORT, schema: portSchema, describe: 'HTTPS port (0 picks a free one).' }),
+  httpPort: option({ env: 'BERTH_HTTP_PORT', default: -1, schema: z.coerce.number().int().min(-1).max(65535), describe: 'Plain-HTTP port that redirects to HTTPS (-1: none).' }),
+  backends: option({ env: 'BERTH_BALANCER_BACKENDS', default: [] as string[], schema: listSchema, describe: "Static list of machines' proxy URLs, as the seed's pound had." }),
+  discover: option({ env: 'BERTH_BALANCER_DISCOVER', default: true, schema: booleanSchema, describe: 'Also spread over every live machine of the registry, route-aware.' }),
+  tlsCert: option({ env: 'BERTH_TLS_CERT', default: '', schema: z.string(), describe: 'PEM certificate (with chain); with BERTH_TLS_KEY. Reloaded when the files change.' }),
+  tlsKey: option({ env: 'BERTH_TLS_KEY', default: '', schema: z.string(), describe: 'PEM private key of BERTH_TLS_CERT.' }),
+  tlsNames: option({ env: 'BERTH_TLS_NAMES', default: [] as string[], schema: listSchema, describe: 'Extra host names for the self-made certificate (besides localhost, 127.0.0.1, ::1 and the host name).' }),
+  dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where the self-made CA and certificate are kept (tls/).' }),
+  hstsMaxAge: option({ env: 'BERTH_HSTS_MAX_AGE', default: 0, schema: z.coerce.number().int().min(0), describe: 'Strict-Transport-Security max-age in seconds (0: no header).' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  upstreamTimeoutMs: option({ env: 'BERTH_UPSTREAM_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'A proxy must start answering within this (504).' }),
+  connectTimeoutMs: option({ env: 'BERTH_CONNECT_TIMEOUT_MS', default: 2000, schema: positiveMsSchema, describe: 'Connecting to a proxy may take this long before another is tried.' }),
+  handshakeTimeoutMs: option({ env: 'BERTH_HANDSHAKE_TIMEOUT_MS', default: 10_000, schema: positiveMsSchema, describe: 'A TLS handshake must finish within this.' }),
+  headersTimeoutMs: option({ env: 'BERTH_HEADERS_TIMEOUT_MS', default: 10_000, schema: positiveMsSchema, describe: 'A client must send its request headers within this (408).' }),
+  requestTimeoutMs: option({ env: 'BERTH_REQUEST_TIMEOUT_MS', default: 120_000, schema: positiveMsSchema, describe: 'A client must send its whole request within this (408).' }),
+  keepAliveTimeoutMs: option({ env: 'BERTH_KEEP_ALIVE_TIMEOUT_MS', default: 5000, schema: positiveMsSchema, describe: 'Idle client connections close after this.' }),
+  maxHeaderBytes: option({ env: 'BERTH_MAX_HEADER_BYTES', default: 16 * 1024, schema: z.coerce.number().int().min(1024).max(1024 * 1024), describe: 'Largest request head (431 beyond).' }),
+  graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
+  logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
+  ...REDIS_OPTIONS,
+};
+
+export type BalancerConfig = ResolvedOptions<typeof BALANCER_OPTIONS>;
+
+export interface BalancerDaemon {
+  url: string;
+  /** The plain-HTTP redirect listener, when one runs. */
+  httpUrl: string | null;
+  /** The CA that signed the self-made certificate (null with certificate files). */
+  caCertPath: string | null;
+  pool: BackendPool;
+  close(): Promise<void>;
+}
+
+/** Starts the TLS balancer in front of the machines' proxies. */
+export async function startBalancer(config: BalancerConfig, logger: Logger): Promise<BalancerDaemon> {
+  let cert: string;
+  let key: string;
+  let caCertPath: string | null = null;
+  let certPaths: { certPath: string; keyPath: string } | undefined;
+  if (config.tlsCert !== '' || config.tlsKey !== '') {
+    if (config.tlsCert === '' || config.tlsKey === '') throw new Error('Give both BERTH_TLS_CERT and BERTH_TLS_KEY, or neither (then berth makes its own).');
+    certPaths = { certPath: resolve(config.tlsCert), keyPath: resolve(config.tlsKey) };
+    cert = readFileSync(certPaths.certPath, 'utf8');
+    key = readFileSync(certPaths.keyPath, 'utf8');
+  } else {
+    const made = await ensureLocalCertificates({ dir: join(resolve(config.dataDir), 'tls'), names: [hostname(), ...config.tlsNames] });
+    cert = made.certPem;
+    key = made.keyPem;
+    caCertPath = made.caCertPath;
+  }
+
+  const pool = new BackendPool();
+  pool.setSource('static', config.backends.map((url) => ({ url, machine: null })));
+  const metrics = new ProxyMetrics();
+
+  let redis: RedisClient | undefined;
+  let sync: RouteSync | undefined;
+  let table: RouteTable | undefined;
+  let discoverTimer: NodeJS.Timeout | undefined;
+  if (config.discover) {
+    const settings = redisSettingsFrom(config);
+    redis = connectRedis(settings, { name: 'berth-balancer' });
+    const events = connectRedis(settings, { name: 'berth-balancer-events', blocking: true });
+    await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: using the static backends until it is'));
+    const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix });
+    // No machine is "here" for the balancer: every instance is somewhere else.
+    table = new RouteTable('');
+    sync = new RouteSync({ table, store, apps: new AppStore(redis, { keyPrefix: config.keyPrefix }), events, logger });
+    sync.start();
+    const started = sync;
+    // Route-aware from the first request when Redis is there: wait (briefly) for the table.
+    await new Promise<void>((resolveReady) => {
+      const deadline = Date.now() + 5000;
+      const poll = () => (started.ready || Date.now() > deadline ? resolveReady() : setTimeout(poll, 20));
+      poll();
+    });
+    const discover = async () => {
+      try {
+        const now = await store.now();
+        const live = (await store.listMachines()).filter((m) => typeof m.facts.proxy === 'string' && m.facts.proxy !== '' && now - m.heartbeatAt < 15_000);
+        pool.setSource('registry', live.map((m) => ({ url: m.facts.proxy as string, machine: m.name })));
+      } catch {
+        // Redis away: keep the last known machines.
+      }
+      discoverTimer = setTimeout(() => void discover(), 2000);
+      discoverTimer.unref();
+    };
+    await discover();
+  }
+  pool.startHealthChecks();
+
+  const forwarder = new BalancerForwarder({ pool, table, metrics, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
+  const hsts = config.hstsMaxAge > 0 ? `max-age=${config.hstsMaxAge}; includeSubDomains` : undefined;
+  const server: HttpsServer = createHttpsServer(
+    {
+      ...tlsServerOptions({ cert, key }),
+      handshakeTimeout: config.handshakeTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      maxHeaderSize: config.maxHeaderBytes,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 2))),
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      if (hsts) res.setHeader('strict-transport-security', hsts);
+      const url = req.url ?? '';
+      if (url === '/_berth/balancer') return json(res, 200, status(pool, table));
+      if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
+      if (url === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+        return;
+      }
+      forwarder.handle(req, res);
+    },
+  );
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => forwarder.handleUpgrade(req, socket, head));
+  // CONNECT would make the balancer a tunnel to anywhere: refused.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const statusLine = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${statusLine}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+  server.on('tlsClientError', () => undefined);
+  const connections = trackConnections(server);
+  await listen(server, config.httpsPort, config.host);
+  const address = server.address() as AddressInfo;
+  const shownHost = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.address;
+  const url = `https://${shownHost}:${address.port}`;
+
+  const watcher = certPaths
+    ? watchCertificateFiles({
+        ...certPaths,
+        onChange: (options) => {
+          server.setSecureContext(options);
+          logger.info('certificate files changed: new connections use the new certificate');
+        },
+        onError: (err) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'certificate files changed but are not a valid pair: keeping the old one'),
+      })
+    : undefined;
+
+  let redirect: HttpServer | undefined;
+  let httpUrl: string | null = null;
+  if (config.httpPort >= 0) {
+    redirect = createHttpServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: 10_000 }, (req, res) => {
+      const host = (req.headers.host ?? shownHost).replace(/:\d+$/, '');
+      const target = (req.url ?? '/').startsWith('/') ? (req.url ?? '/') : '/';
+      res.writeHead(308, { location: `https://${host}${address.port === 443 ? '' : `:${address.port}`}${target}`, 'content-length': '0' }).end();
+    });
+    await listen(redirect, config.httpPort, config.host);
+    httpUrl = `http://${shownHost}:${(redirect.address() as AddressInfo).port}`;
+  }
+  logger.info({ url, httpUrl, backends: pool.all.length, caCertPath }, `balancer listening on ${url}`);
+
+  const close = idempotentClose(async () => {
+    watcher?.close();
+    redirect?.close();
+    redirect?.closeAllConnections();
+    await connections.drain(config.graceMs);
+    forwarder.close();
+    pool.close();
+    clearTimeout(discoverTimer);
+    await sync?.close();
+    if (redis) await closeRedis(redis);
+  });
+  return { url, httpUrl, caCertPath, pool, close };
+}
+
+function status(pool: BackendPool, table: RouteTable | undefined) {
+  const now = Date.now();
+  return {
+    routes: table === undefined ? null : Object.fromEntries([...table.routes()].map((r) => [r.prefix, Object.fromEntries([...r.remote].map(([m, list]) => [m, list.length]))])),
+    backends: pool.all.map((b) => ({
+      url: b.url,
+      machine: b.machine,
+      sources: [...b.sources],
+      healthy: b.healthy,
+      ejectedForMs: Math.max(0, b.ejectedUntil - now),
+      inFlight: b.inFlight,
+      requests: b.requests,
+      errors: b.errors,
+    })),
+  };
+}
+
+function json(res: ServerResponse, statusCode: number, body: unknown): void {
+  res.writeHead(statusCode, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
+}
+
+function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`Port ${port} on ${host} is in use: stop what uses it or choose another port.`) : err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolvePromise();
+    });
+  });
+}

@@ -1,0 +1,167 @@
+import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT, responseHeaders } from '../proxy/http-headers.js';
+import { sendProxyError } from '../proxy/proxy-errors.js';
+import type { ProxyMetrics } from '../proxy/proxy-metrics.js';
+import { parseRequestTarget } from '../proxy/request-path.js';
+import type { RouteTable } from '../proxy/route-table.js';
+import { refuseUpgrade, tunnelUpgrade } from '../proxy/upgrade-tunnel.js';
+import type { Backend, BackendPool } from './backend-pool.js';
+
+export interface BalancerForwarderOptions {
+  pool: BackendPool;
+  /** Which machines run which prefixes (from the registry), or undefined without one. */
+  table: RouteTable | undefined;
+  metrics: ProxyMetrics;
+  upstreamTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+/**
+ * Spreads requests over the machines' proxies: to a machine that runs the requested prefix
+ * when the registry says which (weighted by how many instances it runs there, so most
+ * requests take one hop), else to any healthy proxy. Retries another proxy only when the
+ * connection was refused (the request went nowhere). Forwarded headers are the balancer's
+ * own: a client's claims are never passed on.
+ */
+export class BalancerForwarder {
+  readonly agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, timeout: 4000, scheduling: 'lifo' });
+  private readonly open = new Set<Socket>();
+
+  constructor(private readonly o: BalancerForwarderOptions) {}
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const target = parseRequestTarget(req.url);
+    if ('refused' in target) {
+      sendProxyError(res, req.headers.accept, 'bad_path', `Refused: ${target.refused}.`);
+      return;
+    }
+    const app = this.o.table?.lookup(target.path)?.app ?? '-';
+    res.once('finish', () => this.o.metrics.request(app, res.statusCode, (performance.now() - started) / 1000));
+    this.attempt(req, res, target.path + target.query, target.path, new Set(), 0);
+  }
+
+  private attempt(req: IncomingMessage, res: ServerResponse, forwardPath: string, path: string, tried: Set<Backend>, attempts: number): void {
+    const backend = this.choose(path, tried);
+    if (backend === undefined) {
+      sendProxyError(res, req.headers.accept, 'no_healthy_instance', 'No machine of the platform can answer right now: retry in a moment.');
+      return;
+    }
+    backend.inFlight++;
+    backend.requests++;
+    let done = false;
+    const finish = () => {
+      if (!done) {
+        done = true;
+        backend.inFlight--;
+      }
+    };
+    const proxyReq = request({ host: backend.host, port: backend.port, method: req.method, path: forwardPath, headers: this.headers(req), agent: this.agent, timeout: this.o.connectTimeoutMs });
+    proxyReq.once('socket', (socket: Socket) => {
+      const onConnected = () => {
+        proxyReq.setTimeout(this.o.upstreamTimeoutMs);
+        if (req.readableEnded) proxyReq.end();
+        else req.pipe(proxyReq);
+      };
+      if (socket.connecting) socket.once('connect', onConnected);
+      else onConnected();
+    });
+    proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('timeout'), { code: 'BERTH_UPSTREAM_TIMEOUT' })));
+    proxyReq.once('response', (proxyRes: IncomingMessage) => {
+      this.o.pool.succeeded(backend);
+      proxyRes.once('end', finish);
+      proxyRes.once('close', () => {
+        finish();
+        if (!proxyRes.complete) res.destroy();
+      });
+      proxyRes.on('error', () => undefined);
+      res.writeHead(proxyRes.statusCode ?? 502, responseHeaders(proxyRes.rawHeaders));
+      proxyRes.pipe(res);
+    });
+    proxyReq.once('error', (err: NodeJS.ErrnoException) => {
+      finish();
+      if (res.destroyed || res.writableEnded) return;
+      const code = err.code ?? '';
+      const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH';
+      const staleSocket = code === 'ECONNRESET' && proxyReq.reusedSocket && IDEMPOTENT.has(req.method ?? '') && !hasBody(req);
+      if (refused) this.o.pool.failed(backend, Date.now());
+      if ((refused || staleSocket) && !res.headersSent && attempts < 4) {
+        tried.add(backend);
+        this.attempt(req, res, forwardPath, path, tried, attempts + 1);
+        return;
+      }
+      if (code === 'BERTH_UPSTREAM_TIMEOUT') sendProxyError(res, req.headers.accept, 'upstream_timeout');
+      else sendProxyError(res, req.headers.accept, 'upstream_failed', `A machine's proxy failed to answer (${code || err.message}): retry shortly.`);
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) proxyReq.destroy();
+    });
+  }
+
+  /** Route-aware first, weighted by instances per machine; else the least busy of two random healthy proxies. */
+  choose(path: string, tried: ReadonlySet<Backend>): Backend | undefined {
+    const now = Date.now();
+    const pool = this.o.pool;
+    const route = this.o.table?.lookup(path);
+    if (route !== undefined) {
+      let total = 0;
+      const weighted: [Backend, number][] = [];
+      for (const [machine, instances] of route.remote) {
+        const b = pool.byMachine(machine);
+        if (b !== undefined && !tried.has(b) && pool.usable(b, now)) {
+          weighted.push([b, instances.length]);
+          total += instances.length;
+        }
+      }
+      if (total > 0) {
+        let r = Math.random() * total;
+        for (const [b, w] of weighted) if ((r -= w) < 0) return b;
+        return weighted[weighted.length - 1]![0];
+      }
+    }
+    const usable = pool.all.filter((b) => !tried.has(b) && pool.usable(b, now));
+    if (usable.length === 0) {
+      // All ejected or failing checks: try one not yet tried rather than refuse outright.
+      return pool.all.find((b) => !tried.has(b));
+    }
+    const a = usable[(Math.random() * usable.length) | 0]!;
+    const b = usable[(Math.random() * usable.length) | 0]!;
+    return b.inFlight < a.inFlight ? b : a;
+  }
+
+  handleUpgrade(req: IncomingMessage, client: Socket, head: Buffer): void {
+    client.on('error', () => client.destroy());
+    const target = parseRequestTarget(req.url);
+    if ('refused' in target) return refuseUpgrade(client, 400, 'bad_path');
+    const backend = this.choose(target.path, new Set());
+    if (backend === undefined) return refuseUpgrade(client, 503, 'no_healthy_instance');
+    const lines: string[] = [];
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      const lower = req.rawHeaders[i]!.toLowerCase();
+      if (lower.startsWith('x-forwarded-') || lower === HOP_HEADER) continue;
+      lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    }
+    lines.push(`X-Forwarded-For: ${client.remoteAddress ?? ''}`, 'X-Forwarded-Proto: https', `X-Forwarded-Host: ${req.headers.host ?? ''}`);
+    tunnelUpgrade(req, client, head, { host: backend.host, port: backend.port, path: target.path + target.query, connectTimeoutMs: this.o.connectTimeoutMs }, lines, this.open);
+  }
+
+  private headers(req: IncomingMessage): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    const dropped = connectionTokens(req.headers.connection);
+    for (const name in req.headers) {
+      if (HOP_BY_HOP.has(name) || dropped?.has(name) || name.startsWith('x-forwarded-')) continue;
+      out[name] = req.headers[name]!;
+    }
+    // The balancer is the edge: what a client says of itself is not believed.
+    out['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+    out['x-forwarded-proto'] = 'https';
+    out['x-forwarded-host'] = req.headers.host ?? '';
+    return out;
+  }
+
+  close(): void {
+    for (const s of this.open) s.destroy();
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,55 @@
+import { userInfo } from 'node:os';
+import { BerthClient } from '../sdk/berth-client.js';
+import { credentialsPath, readCredentials, type Credentials } from './credentials.js';
+
+/**
+ * Where the API is and the token for it: `$BERTH_URL` and `$BERTH_TOKEN` first, else the
+ * credentials file that `berth up` and `berth login` write. Each is looked up on its own, so
+ * that a token in the environment can go with the URL in the file.
+ */
+export function resolveCredentials(env: NodeJS.ProcessEnv): Credentials {
+  const path = credentialsPath(env);
+  const saved = readCredentials(path);
+  const url = nonEmpty(env.BERTH_URL) ?? saved?.url;
+  const token = nonEmpty(env.BERTH_TOKEN) ?? saved?.token;
+  if (url === undefined || token === undefined) {
+    const missing = url === undefined && token === undefined ? 'No berth API is configured' : `No berth API ${url === undefined ? 'URL' : 'token'} is configured`;
+    throw new Error(
+      `${missing} (neither BERTH_URL/BERTH_TOKEN nor ${path} has it). Run \`berth up\` to start berth on this machine, or \`berth login --url URL --token TOKEN\` to use a running one.`,
+    );
+  }
+  return { url, token };
+}
+
+/** A client of the API that names the local user as the author of changes (shown by `berth releases`). */
+export function apiClient(credentials: Credentials): BerthClient {
+  const user = localUser();
+  const withUser: typeof fetch = (input, init) => {
+    const headers = new Headers(init?.headers);
+    if (user !== undefined) headers.set('x-berth-user', user);
+    return globalThis.fetch(input, { ...init, headers });
+  };
+  return new BerthClient({ url: credentials.url, token: credentials.token, fetch: withUser });
+}
+
+/** The login name, trimmed to what the API's X-Berth-User header accepts, or undefined. */
+function localUser(): string | undefined {
+  let name: string;
+  try {
+    name = userInfo().username;
+  } catch {
+    // No passwd entry for this uid (containers): the API then records "api".
+    return undefined;
+  }
+  const clean = name.replace(/[^A-Za-z0-9._@+-]/g, '').slice(0, 64);
+  return clean === '' ? undefined : clean;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** The client for a command: credentials from the environment or the file, else a clear error. */
+export function connect(env: NodeJS.ProcessEnv): BerthClient {
+  return apiClient(resolveCredentials(env));
+}

@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { connect } from '../api-client.js';
+import { JSON_FLAG, type CliContext } from '../cli-context.js';
+import { ago } from '../output.js';
+
+export function infoCommand(ctx: CliContext): Command {
+  return new Command('info')
+    .description('Show an app: its settings, current release and instances by state.')
+    .argument('<name>', 'the app')
+    .option(...JSON_FLAG)
+    .addHelpText('after', '\nExample:\n  $ berth info shop')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const { output } = ctx;
+      const app = await connect(ctx.env).getApp(name);
+      if (flags.json) return output.json(app);
+      const release = app.current;
+      const health = release?.healthCheck.path === undefined ? 'TCP connect' : `GET ${release.healthCheck.path} answers ${release.healthCheck.status}`;
+      const states = Object.entries(app.instancesByState)
+        .map(([state, n]) => `${n} ${output.status(state)}`)
+        .join(', ');
+      const rows: Array<[string, string]> = [
+        ['status', output.status(app.status)],
+        ['path', app.path + (app.stripPrefix ? ' (prefix stripped)' : '')],
+        ['url', app.url ?? '-'],
+        ['instances', `${app.running}/${app.instances} running`],
+        ['by state', states === '' ? 'none' : states],
+        [
+          'release',
+          release === null
+            ? '-'
+            : `v${release.version} ${output.status(release.status)}: ${release.description}, by ${release.createdBy}, ${ago(release.createdAt)}${release.reason ? ` (${release.reason})` : ''}`,
+        ],
+        ['bundle', release?.bundle.slice(0, 12) ?? '-'],
+        ['command', release?.command ?? '(default)'],
+        ['health check', health],
+        ['requirements', release === null || Object.keys(release.requirements).length === 0 ? 'none' : Object.entries(release.requirements).map(([k, v]) => `${k}=${v}`).join(', ')],
+        // Names only: values may be secrets (berth config shows them).
+        ['variables', release === null || Object.keys(release.env).length === 0 ? 'none' : Object.keys(release.env).sort().join(', ')],
+      ];
+      output.line(output.paint.bold(app.name));
+      const width = Math.max(...rows.map(([k]) => k.length));
+      for (const [key, value] of rows) output.line(`  ${key.padEnd(width)}  ${value}`);
+    });
+}

@@ -1,0 +1,57 @@
+import { Command } from 'commander';
+import { connect } from '../api-client.js';
+import { JSON_FLAG, type CliContext } from '../cli-context.js';
+import { lineCount } from '../flag-values.js';
+import type { Output } from '../output.js';
+import type { LogLine } from '../../sdk/types.js';
+
+export function logsCommand(ctx: CliContext): Command {
+  return new Command('logs')
+    .description("Print an app's output (stdout and stderr of every instance), oldest first.")
+    .argument('<name>', 'the app')
+    .option('-n, --lines <n>', 'how many of the last lines', lineCount, 100)
+    .option('-f, --follow', 'keep printing new lines as they come, until Ctrl-C')
+    .option(...JSON_FLAG)
+    .addHelpText(
+      'after',
+      `
+Each line starts with the instance (its id's first 8 characters) and the stream (out or
+err). With --json: the lines as one JSON array, or with --follow one JSON object per line.
+
+Examples:
+  $ berth logs shop -n 20
+  $ berth logs shop -f | grep -i error`,
+    )
+    .action(async (name: string, flags: { lines: number; follow?: boolean; json?: boolean }) => {
+      const { output } = ctx;
+      const client = connect(ctx.env);
+      if (!flags.follow) {
+        const lines = await client.logs(name, flags.lines);
+        if (flags.json) return output.json(lines);
+        for (const line of lines) printLine(output, line);
+        return;
+      }
+      // Ctrl-C ends the follow as a normal finish (exit 0), not as an interrupted process.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        for await (const line of client.followLogs(name, { lines: flags.lines, signal: stop.signal })) {
+          if (flags.json) output.jsonLine(line);
+          else printLine(output, line);
+        }
+        if (!stop.signal.aborted) throw new Error('The registry closed the log stream (it may be restarting): run the command again.');
+      } catch (err) {
+        if (!stop.signal.aborted) throw err;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
+
+function printLine(output: Output, line: LogLine): void {
+  const stream = line.stream === 'err' ? output.paint.red('err') : output.paint.dim('out');
+  output.line(`${output.paint.cyan(line.instance.slice(0, 8))} ${stream} | ${line.line}`);
+}

@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import { connect } from '../api-client.js';
+import { JSON_FLAG, type CliContext } from '../cli-context.js';
+import { ago } from '../output.js';
+
+export function releasesCommand(ctx: CliContext): Command {
+  return new Command('releases')
+    .description("List an app's releases, newest first: each code or configuration change made one.")
+    .argument('<name>', 'the app')
+    .option(...JSON_FLAG)
+    .addHelpText('after', '\nExample:\n  $ berth releases shop')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const { output } = ctx;
+      const releases = await connect(ctx.env).listReleases(name);
+      if (flags.json) return output.json(releases);
+      output.table(
+        ['VERSION', 'STATUS', 'DESCRIPTION', 'BY', 'WHEN'],
+        releases.map((r) => [
+          `v${r.version}`,
+          output.status(r.status),
+          r.description + (r.reason ? ` (${r.reason})` : ''),
+          r.createdBy,
+          ago(r.createdAt),
+        ]),
+      );
+    });
+}

@@ -1,0 +1,136 @@
+import { Command } from 'commander';
+import { BerthApiError } from '../sdk/api-error.js';
+import type { BerthClient } from '../sdk/berth-client.js';
+import type { AppDetails, Attributes, UpdateRequest } from '../sdk/types.js';
+import { connect } from './api-client.js';
+import { defaultAppName } from './app-name.js';
+import { packFolder } from './bundle-packer.js';
+import { JSON_FLAG, type CliContext } from './cli-context.js';
+import { collectAttribute, collectEnv, instanceCount, seconds } from './flag-values.js';
+import { bytes, type Output } from './output.js';
+import { DEFAULT_WAIT_SECONDS, waitForInstances, waitForRelease } from './rollout-watch.js';
+
+/** The flags `publish` and `update` share, as commander hands them over. */
+export interface DeployFlags {
+  name?: string;
+  path?: string;
+  instances?: number;
+  env?: Record<string, string>;
+  attr?: Attributes;
+  command?: string;
+  healthPath?: string;
+  stripPrefix?: boolean;
+  wait: boolean;
+  timeout: number;
+  json?: boolean;
+}
+
+/** Declares the flags `publish` and `update` share. */
+export function addDeployFlags(command: Command): Command {
+  return command
+    .option('--name <name>', 'the app (default: package.json "name", else the folder\'s name, made valid)')
+    .option('--path <path>', 'URL path prefix it is served on (default /<name>; fixed once published)')
+    .option('--instances <n>', 'how many instances run (default 1 when publishing)', instanceCount)
+    .option('--env <KEY=VALUE>', 'an environment variable (repeat for more; added to those set already)', collectEnv)
+    .option('--attr <KEY=VALUE>', 'a requirement on machines, e.g. minMemoryMb=256 or zone=a (repeatable)', collectAttribute)
+    .option('--command <command>', 'start command (default: Procfile web:, npm start, node server.js or index.js)')
+    .option('--health-path <path>', 'HTTP path that answers 200 when an instance is ready (default: a TCP connect)')
+    .option('--strip-prefix', 'send the app /x for <path>/x (the prefix goes in X-Forwarded-Prefix)')
+    .option('--no-strip-prefix', 'send the app the whole path')
+    .option('--no-wait', 'return once the change is recorded, without waiting for instances to run')
+    .option('--timeout <seconds>', 'how long to wait for the instances', seconds, DEFAULT_WAIT_SECONDS)
+    .option(...JSON_FLAG);
+}
+
+/**
+ * Ships a folder (when given) and records the change: a new app, or a new release of an
+ * existing one with only what the flags give changed. Then waits until it runs, and prints
+ * the outcome.
+ */
+export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: string | undefined, flags: DeployFlags): Promise<void> {
+  const { output } = ctx;
+  const client = connect(ctx.env);
+  const folder = dir ?? (mode === 'publish' ? '.' : undefined);
+  if (folder === undefined && !changesSomething(flags)) {
+    throw new Error('Nothing to change: give a folder for new code, or flags such as --instances or --env (see berth update --help).');
+  }
+  const name = flags.name ?? defaultAppName(folder ?? '.');
+  const bundle = folder === undefined ? undefined : await shipFolder(client, output, folder);
+
+  let details: AppDetails | undefined;
+  if (mode === 'publish') {
+    try {
+      details = await client.publishApp({
+        name,
+        path: flags.path ?? `/${name}`,
+        instances: flags.instances ?? 1,
+        bundle: bundle!,
+        env: flags.env,
+        attributes: flags.attr,
+        command: flags.command,
+        healthCheck: flags.healthPath === undefined ? undefined : { path: flags.healthPath },
+        stripPrefix: flags.stripPrefix,
+      });
+      output.note(`published ${name} on ${details.path}`);
+    } catch (err) {
+      if (!(err instanceof BerthApiError && err.code === 'app_exists')) throw err;
+      output.note(`${name} exists: deploying a new release`);
+    }
+  }
+  let newRelease = details !== undefined;
+  if (details === undefined) {
+    const change = await updateRequest(client, name, bundle, flags);
+    newRelease = change.bundle !== undefined || change.env !== undefined || change.attributes !== undefined || change.command !== undefined || change.healthCheck !== undefined;
+    details = await client.updateApp(name, change);
+  }
+  if (newRelease) output.note(`${name} v${details.release}: ${details.current?.description ?? 'new release'}`);
+
+  if (flags.wait) {
+    const timeoutMs = flags.timeout * 1000;
+    details = newRelease ? await waitForRelease(client, output, name, details.release, { timeoutMs }) : await waitForInstances(client, output, name, { timeoutMs });
+  }
+  printOutcome(output, details, flags);
+}
+
+/** Packs `folder` and uploads it unless the registry has those exact bytes; returns the digest. */
+async function shipFolder(client: BerthClient, output: Output, folder: string): Promise<string> {
+  const packed = await packFolder(folder);
+  const short = packed.digest.slice(0, 12);
+  output.note(`packed ${packed.files.length} file(s) from ${folder}: ${bytes(packed.size)}, ${bytes(packed.bytes.length)} compressed, sha256 ${short}`);
+  if (await client.hasBundle(packed.digest)) {
+    output.note('bundle already uploaded');
+  } else {
+    await client.uploadBundle(packed.digest, packed.bytes);
+    output.note(`uploaded bundle ${short}`);
+  }
+  return packed.digest;
+}
+
+/** What to send UpdateApp: only what was given; variables and requirements add to those set. */
+async function updateRequest(client: BerthClient, name: string, bundle: string | undefined, flags: DeployFlags): Promise<UpdateRequest> {
+  const app = await client.getApp(name);
+  if (flags.path !== undefined && flags.path !== app.path) {
+    throw new Error(`${name} is served on ${app.path}; a path cannot change. Leave out --path, or delete the app and publish it again on ${flags.path}.`);
+  }
+  const change: UpdateRequest = {};
+  if (bundle !== undefined) change.bundle = bundle;
+  if (flags.env !== undefined) change.env = { ...app.current?.env, ...flags.env };
+  if (flags.attr !== undefined) change.attributes = { ...app.current?.requirements, ...flags.attr };
+  if (flags.command !== undefined) change.command = flags.command;
+  if (flags.healthPath !== undefined) change.healthCheck = { path: flags.healthPath };
+  if (flags.instances !== undefined) change.instances = flags.instances;
+  if (flags.stripPrefix !== undefined) change.stripPrefix = flags.stripPrefix;
+  return change;
+}
+
+function changesSomething(flags: DeployFlags): boolean {
+  return [flags.instances, flags.env, flags.attr, flags.command, flags.healthPath, flags.stripPrefix].some((v) => v !== undefined);
+}
+
+function printOutcome(output: Output, app: AppDetails, flags: DeployFlags): void {
+  if (flags.json) return output.json(app);
+  const release = app.current;
+  const summary = `${app.name} v${app.release} ${output.status(release?.status ?? app.status)}: ${app.running}/${app.instances} running`;
+  output.line(flags.wait ? `${summary} (${release?.description ?? ''})` : `${summary}; follow it with: berth info ${app.name}`);
+  output.line(app.url ?? app.path);
+}

@@ -1,0 +1,102 @@
+import type { BerthClient } from '../sdk/berth-client.js';
+import { BerthApiError } from '../sdk/api-error.js';
+import type { AppDetails, Instance, Release } from '../sdk/types.js';
+import type { Output } from './output.js';
+
+/** How long `publish`, `update`, `scale` and the rest wait by default (as the registry's rollout timeout). */
+export const DEFAULT_WAIT_SECONDS = 300;
+/** Between two looks at the app: about what a person notices, and light on the API. */
+const POLL_MS = 500;
+
+export interface WaitOptions {
+  /** Give up after this long. @default 300000 */
+  timeoutMs: number;
+}
+
+/**
+ * Waits until release `version` of `name` is active with every wanted instance running.
+ * Throws when the release fails (with the registry's reason) or the time runs out; the
+ * rollout itself goes on either way.
+ */
+export async function waitForRelease(client: BerthClient, output: Output, name: string, version: number, options: WaitOptions): Promise<AppDetails> {
+  const started = Date.now();
+  for (;;) {
+    const app = await client.getApp(name);
+    if (app.release === version && app.current?.status === 'active' && app.running >= app.instances) return app;
+    const release = app.current?.version === version ? app.current : (await client.listReleases(name)).find((r) => r.version === version);
+    if (release?.status === 'failed') throw new Error(failureMessage(app, release));
+    if (release?.status === 'superseded' || (release !== undefined && app.release > version && app.current?.status !== 'failed')) {
+      output.note(`${name} v${version} was replaced by v${app.release} while waiting.`);
+      return app;
+    }
+    const instances = await client.listAppInstances(name);
+    const why = problems(instances, version);
+    const what = `${name} v${version} ${release?.status ?? 'deploying'}: ${runningOf(instances, version)}/${app.instances} running${why}`;
+    if (Date.now() - started > options.timeoutMs) {
+      // Without a failure on record, the likeliest cause is that no hoster took the instances.
+      const hint = why === '' ? 'Is a hoster running with room for it (berth machines)? ' : '';
+      throw new Error(`${what} after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (the rollout goes on). ${hint}See its output with: berth logs ${name}`);
+    }
+    output.progress(`${what}  ${Math.round((Date.now() - started) / 1000)}s`);
+    await delay(POLL_MS);
+  }
+}
+
+/** Waits until `name` runs exactly as many instances of its current release as it wants (after a scale). */
+export async function waitForInstances(client: BerthClient, output: Output, name: string, options: WaitOptions): Promise<AppDetails> {
+  const started = Date.now();
+  for (;;) {
+    const app = await client.getApp(name);
+    if (app.current?.status === 'failed') throw new Error(failureMessage(app, app.current));
+    if (app.running === app.instances && app.current?.status !== 'deploying') return app;
+    const instances = await client.listAppInstances(name);
+    const what = `${name}: ${app.running}/${app.instances} running${problems(instances, app.release)}`;
+    if (Date.now() - started > options.timeoutMs) {
+      throw new Error(`${what} after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (berth keeps trying). See berth info ${name} and berth machines.`);
+    }
+    output.progress(`${what}  ${Math.round((Date.now() - started) / 1000)}s`);
+    await delay(POLL_MS);
+  }
+}
+
+/** Waits until the app is gone (its instances stopped and its records removed). */
+export async function waitForDeletion(client: BerthClient, output: Output, name: string, options: WaitOptions): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    let left: number;
+    try {
+      left = (await client.listAppInstances(name)).length;
+    } catch (err) {
+      if (err instanceof BerthApiError && err.code === 'app_not_found') return;
+      throw err;
+    }
+    if (Date.now() - started > options.timeoutMs) {
+      throw new Error(`${name} still has ${left} instance(s) after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (the deletion goes on).`);
+    }
+    output.progress(`deleting ${name}: ${left} instance(s) left  ${Math.round((Date.now() - started) / 1000)}s`);
+    await delay(POLL_MS);
+  }
+}
+
+function failureMessage(app: AppDetails, release: Release): string {
+  const serving = app.release !== release.version ? ` ${app.name} still runs v${app.release}.` : '';
+  return `${app.name} v${release.version} failed: ${release.reason ?? 'no reason given'}.${serving} See its output with: berth logs ${app.name}`;
+}
+
+function runningOf(instances: Instance[], version: number): number {
+  return instances.filter((i) => i.release === version && i.state === 'running').length;
+}
+
+/** Why instances of `version` are not running yet, when the registry knows: " (crash_loop on m1)". */
+function problems(instances: Instance[], version: number): string {
+  const reasons = new Set<string>();
+  for (const i of instances) {
+    if (i.release !== version || i.state === 'running' || i.reason === null) continue;
+    reasons.add(i.failedOn.length > 0 ? `${i.reason} on ${i.failedOn.join(', ')}` : i.reason);
+  }
+  return reasons.size > 0 ? ` (${[...reasons].join('; ')})` : '';
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,265 @@
+// The proxy benchmark's parts, run by scripts/bench/proxy (which starts and always stops every
+// process; run that instead). One file, three roles:
+//   node proxy.mjs app <port>                              the upstream app: answers "hello"
+//   node proxy.mjs http-proxy-3 <port> <app port> <dir>    a minimal http-proxy-3 reverse proxy
+//   node proxy.mjs measure                                 the measurements (settings in BENCH_* env)
+// It uses the compiled code, as berth runs it.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, createServer, request } from 'node:http';
+import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const role = process.argv[2];
+if (role === 'app') runApp(Number(process.argv[3]));
+else if (role === 'http-proxy-3') runHttpProxy3(Number(process.argv[3]), Number(process.argv[4]), process.argv[5]);
+else if (role === 'measure') await measure();
+else {
+  console.error('usage: run scripts/bench/proxy (this file is its helper)');
+  process.exit(2);
+}
+
+/** The tiny upstream app: "hello" to everything, keep-alive (Node's default). */
+function runApp(port) {
+  const body = Buffer.from('hello');
+  createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+    res.end(body);
+  }).listen(port, '127.0.0.1');
+}
+
+/** The same reverse proxy with http-proxy-3 and a keep-alive agent like berth's. */
+function runHttpProxy3(port, appPort, dir) {
+  const { createProxyServer } = createRequire(join(dir, 'noop.js'))('http-proxy-3');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, timeout: 4000, scheduling: 'lifo' });
+  const proxy = createProxyServer({ target: `http://127.0.0.1:${appPort}`, agent, xfwd: true });
+  proxy.on('error', (err, req, res) => {
+    if (typeof res.writeHead === 'function' && !res.headersSent) res.writeHead(502);
+    res.end();
+  });
+  createServer((req, res) => proxy.web(req, res)).listen(port, '127.0.0.1');
+}
+
+async function measure() {
+  const { closeRedis, connectRedis, waitForReady } = await import('../../dist/common/redis-connection.js');
+  const { RegistryStore } = await import('../../dist/registry/registry-store.js');
+
+  const env = (name) => process.env[name] ?? '';
+  const redisPort = Number(env('BENCH_REDIS_PORT'));
+  const appPort = Number(env('BENCH_APP_PORT'));
+  const proxyPort = Number(env('BENCH_PROXY_PORT'));
+  const proxyPid = Number(env('BENCH_PROXY_PID'));
+  // The instances' pid: the app's (the proxy samples the CPU of each local instance's process).
+  const appPid = Number(env('BENCH_APP_PID'));
+  const nginxPort = Number(env('BENCH_NGINX_PORT'));
+  const hp3Port = env('BENCH_HP3_PORT') === '' ? undefined : Number(env('BENCH_HP3_PORT'));
+  const machine = env('BENCH_MACHINE');
+  const keyPrefix = env('BENCH_KEY_PREFIX');
+  const loadTool = env('BENCH_LOAD_TOOL') || 'wrk';
+
+  const WARMUP_S = 3;
+  const LOAD_S = 10;
+  const CONNECTIONS = 64;
+  const PROPAGATION_RUNS = 50;
+  const MEMORY_ROUTES = 10_000;
+  const REGISTER_CONCURRENCY = 64;
+  const LEASE_MS = 3_600_000;
+
+  const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+  /** One GET on a keep-alive connection: status and body. */
+  const get = (port, path) =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode, body }));
+        res.on('error', reject);
+      });
+      req.setTimeout(5000, () => req.destroy(new Error(`GET 127.0.0.1:${port}${path} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
+
+  async function waitFor(what, check, timeoutMs = 15_000, everyMs = 50) {
+    const until = Date.now() + timeoutMs;
+    let last;
+    for (;;) {
+      try {
+        if (await check()) return;
+      } catch (err) {
+        last = err;
+      }
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? ` (${last.message})` : ''}`);
+      await sleep(everyMs);
+    }
+  }
+  const answersHello = (port, path) => async () => {
+    const r = await get(port, path);
+    return r.status === 200 && r.body === 'hello';
+  };
+  const proxyHealth = async () => JSON.parse((await get(proxyPort, '/_berth/health')).body);
+  const rssKiB = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${proxyPid}/status`, 'utf8'))[1]);
+
+  const redis = connectRedis(
+    { url: `redis://127.0.0.1:${redisPort}`, sentinels: [], sentinelName: 'mymaster', clusterNodes: [], commandTimeoutMs: 10_000 },
+    { name: 'bench-proxy' },
+  );
+  try {
+    await waitForReady(redis, 10_000);
+    const store = new RegistryStore(redis, { keyPrefix });
+
+    /** Registers, claims (for this machine, at the app's port) and marks running one instance. */
+    const runInstance = async (service, path) => {
+      const registered = await store.register({ service, path });
+      const claimed = await store.claim({ service, machine, host: '127.0.0.1', port: appPort, instanceId: registered.id, leaseMs: LEASE_MS });
+      return () => store.markRunning({ service, id: claimed.id, machine, epoch: claimed.epoch, pid: appPid });
+    };
+
+    await waitFor('the app', answersHello(appPort, '/bench'));
+    await waitFor("the proxy's route table", async () => (await proxyHealth()).status === 'ok');
+    await (await runInstance('bench', '/bench'))();
+    await waitFor('the proxy to route /bench', answersHello(proxyPort, '/bench'));
+    await waitFor('nginx', answersHello(nginxPort, '/bench'));
+    if (hp3Port !== undefined) await waitFor('the http-proxy-3 proxy', answersHello(hp3Port, '/bench'));
+
+    const hp3Version = hp3Port === undefined ? '' : JSON.parse(readFileSync(join(env('BENCH_HP3_DIR'), 'node_modules/http-proxy-3/package.json'), 'utf8')).version;
+    const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))[1];
+    const toolName = loadTool === 'wrk' ? `wrk -t2 -c${CONNECTIONS} -d${LOAD_S}s --latency` : `autocannon -c ${CONNECTIONS} -d ${LOAD_S} (wrk is missing)`;
+    console.log(`berth proxy benchmark: Node ${process.version}, ${env('BENCH_NGINX_VERSION').replace(/^nginx version: /, '')}, redis-server ${redisVersion}, ${cpus().length} CPUs, loopback`);
+    console.log(`(the load generator, the app, the proxy under test and Redis all share these CPUs)`);
+    console.log('');
+
+    // 1. Throughput and latency, back to back.
+    const targets = [
+      { name: 'app direct', port: appPort },
+      { name: 'berth proxy', port: proxyPort },
+      { name: 'nginx (1 worker)', port: nginxPort },
+      ...(hp3Port === undefined ? [] : [{ name: `http-proxy-3 ${hp3Version}`, port: hp3Port }]),
+    ];
+    console.log(`keep-alive load on GET /bench ("hello"): ${toolName}, each after a ${WARMUP_S} s warm-up`);
+    if (hp3Port === undefined) console.log('(http-proxy-3 could not be installed from npm: its line is skipped)');
+    const results = new Map();
+    const widths = [20, 12, 9, 9];
+    const row = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]) : i < widths.length ? c.padStart(widths[i]) : c)).join('  ');
+    console.log(row(['target', 'requests/s', 'p50 ms', 'p99 ms', 'check']));
+    for (const t of targets) {
+      await runLoad(loadTool, t.port, WARMUP_S, CONNECTIONS);
+      const r = await runLoad(loadTool, t.port, LOAD_S, CONNECTIONS);
+      results.set(t.name, r);
+      const bad = r.non2xx + r.errors;
+      const check = bad === 0 ? `${fmt(r.requests)} requests, all 2xx` : `${fmt(r.requests)} requests, ${fmt(r.non2xx)} not 2xx, ${fmt(r.errors)} errors`;
+      console.log(row([t.name, fmt(r.rps), fmt(r.p50, 2), fmt(r.p99, 2), check]));
+    }
+    const direct = results.get('app direct');
+    const berth = results.get('berth proxy');
+    const nginx = results.get('nginx (1 worker)');
+    console.log(`berth/direct throughput ${fmt(berth.rps / direct.rps, 2)}, berth/nginx throughput ${fmt(berth.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(berth.p99 / nginx.p99, 2)}`);
+    if (hp3Port !== undefined) {
+      const hp3 = results.get(targets[3].name);
+      console.log(`berth/http-proxy-3 throughput ${fmt(berth.rps / hp3.rps, 2)}, berth/http-proxy-3 p99 ${fmt(berth.p99 / hp3.p99, 2)}`);
+    }
+    console.log('');
+
+    // 2. Route-change propagation: markRunning returned -> first 200 through the proxy.
+    const delays = [];
+    let failures = 0;
+    for (let n = 0; n < PROPAGATION_RUNS; n++) {
+      const path = `/p${n}`;
+      const markRunning = await runInstance(`bench-p${n}`, path);
+      const before = await get(proxyPort, path);
+      if (before.status === 200) throw new Error(`${path} answered 200 before its instance was running`);
+      await markRunning();
+      const start = performance.now();
+      let delay;
+      while (performance.now() - start < 5000) {
+        if ((await get(proxyPort, path)).status === 200) {
+          delay = performance.now() - start;
+          break;
+        }
+        await sleep(1);
+      }
+      if (delay === undefined) failures++;
+      else delays.push(delay);
+    }
+    delays.sort((a, b) => a - b);
+    const rank = (p) => delays[Math.max(0, Math.ceil(p * delays.length) - 1)];
+    console.log(`route propagation, ${PROPAGATION_RUNS} new services (markRunning returned -> first 200 through the proxy, polled every ~1 ms):`);
+    if (delays.length > 0) {
+      console.log(`  p50 ${fmt(rank(0.5), 1)} ms   p99 ${fmt(rank(0.99), 1)} ms   max ${fmt(delays.at(-1), 1)} ms   min ${fmt(delays[0], 1)} ms` + (delays.length < 100 ? '   (p99 of fewer than 100 samples is the largest)' : ''));
+    }
+    if (failures > 0) console.log(`  ${failures} of ${PROPAGATION_RUNS} were not routed within 5 s`);
+    console.log('');
+
+    // 3. Memory with 10,000 more routes.
+    const routesBefore = (await proxyHealth()).routes;
+    await sleep(1000);
+    const rssBefore = rssKiB();
+    const registerStart = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < MEMORY_ROUTES) {
+        const n = next++;
+        await (await runInstance(`bench-r${n}`, `/r${n}`))();
+      }
+    };
+    await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, worker));
+    const registered = performance.now();
+    let routesAfter = routesBefore;
+    await waitFor(
+      `the proxy to hold ${fmt(routesBefore + MEMORY_ROUTES)} routes`,
+      async () => (routesAfter = (await proxyHealth()).routes) >= routesBefore + MEMORY_ROUTES,
+      90_000,
+      100,
+    );
+    const routed = performance.now();
+    const sample = await get(proxyPort, `/r${MEMORY_ROUTES - 1}`);
+    if (sample.status !== 200 || sample.body !== 'hello') throw new Error(`/r${MEMORY_ROUTES - 1} answered ${sample.status} through the proxy`);
+    // A moment for the last events' garbage; RSS still holds whatever V8 has not given back.
+    await sleep(2000);
+    const rssAfter = rssKiB();
+    console.log(`proxy memory (VmRSS of pid ${proxyPid}) with ${fmt(MEMORY_ROUTES)} more running instances of as many services (/r0../r${MEMORY_ROUTES - 1}):`);
+    console.log(
+      `  registered+claimed+running in ${fmt((registered - registerStart) / 1000, 1)} s; the proxy held them all ${fmt((routed - registered) / 1000, 1)} s later` +
+        ` (routes ${fmt(routesBefore)} -> ${fmt(routesAfter)}, checked with /r${MEMORY_ROUTES - 1})`,
+    );
+    console.log(
+      `  RSS before ${fmt(rssBefore / 1024, 1)} MiB, after ${fmt(rssAfter / 1024, 1)} MiB: +${fmt((rssAfter - rssBefore) / 1024, 1)} MiB` +
+        ` = ${fmt(((rssAfter - rssBefore) * 1024) / MEMORY_ROUTES)} bytes per route (route table, sync and CPU-sampler state; uncollected garbage included)`,
+    );
+  } finally {
+    agent.destroy();
+    await closeRedis(redis);
+  }
+}
+
+/** One load run against 127.0.0.1:<port>/bench: requests/s, p50 and p99 (ms), and what failed. */
+async function runLoad(tool, port, seconds, connections) {
+  const url = `http://127.0.0.1:${port}/bench`;
+  const run = promisify(execFile);
+  if (tool === 'wrk') {
+    const { stdout } = await run('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', url], { timeout: (seconds + 30) * 1000 });
+    const ms = (re) => {
+      const m = re.exec(stdout);
+      if (m === null) throw new Error(`cannot read ${re} from wrk's output:\n${stdout}`);
+      return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2]];
+    };
+    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+    return {
+      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)[1]),
+      p50: ms(/^\s+50%\s+([\d.]+)(us|ms|s|m)\b/m),
+      p99: ms(/^\s+99%\s+([\d.]+)(us|ms|s|m)\b/m),
+      requests: Number(/(\d+) requests in/.exec(stdout)[1]),
+      non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
+      errors: socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    };
+  }
+  const { stdout } = await run(tool, ['-c', String(connections), '-d', String(seconds), '-j', url], { timeout: (seconds + 30) * 1000, maxBuffer: 64 * 1024 * 1024 });
+  const r = JSON.parse(stdout);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+}
