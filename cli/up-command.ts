@@ -5,6 +5,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { z } from 'zod';
+import { spawn } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
+import { DEFAULT_HTTPS_PORT } from '../balancer/balancer-daemon.js';
 import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
 import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
 import { credentialsPath, writeCredentials } from './credentials.js';
@@ -19,6 +22,9 @@ const upFlags = z.object({
   apiPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_REGISTRY_PORT),
   redisPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_LOCAL_REDIS_PORT),
   proxyPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_PROXY_PORT),
+  httpsPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_HTTPS_PORT),
+  httpPort: z.coerce.number().int().min(1).max(65535).optional(),
+  demo: z.boolean().default(false),
 });
 
 /** Secrets `berth up` makes once and keeps in its data directory, so a rerun resumes. */
@@ -26,10 +32,13 @@ const secretsSchema = z.object({ token: z.string().min(16), redisPassword: z.str
 
 export function upCommand(): Command {
   return new Command('up')
-    .description('Run the whole platform on this machine: a local Redis, the registry, the hoster and the proxy (the balancer comes next). Ctrl-C stops it; running it again resumes.')
+    .description('Run the whole platform on this machine: a local Redis, the registry, a hoster, a proxy and the HTTPS balancer. Ctrl-C stops it; running it again resumes with the same apps.')
     .option('--data-dir <dir>', `where Redis data and secrets live (env BERTH_DATA_DIR, default ./${DEFAULT_DATA_DIR})`)
     .option('--api-port <port>', `port of the REST API (env BERTH_REGISTRY_PORT, default ${DEFAULT_REGISTRY_PORT})`)
     .option('--proxy-port <port>', `port of this machine's proxy (env BERTH_PROXY_PORT, default ${DEFAULT_PROXY_PORT})`)
+    .option('--https-port <port>', `HTTPS port of the balancer (env BERTH_HTTPS_PORT, default ${DEFAULT_HTTPS_PORT})`)
+    .option('--http-port <port>', 'plain-HTTP port that redirects to HTTPS (env BERTH_HTTP_PORT; default none)')
+    .option('--demo', 'also publish examples/hello on /hello and print its URL')
     .option('--redis-port <port>', `port of the local Redis, on 127.0.0.1 (default ${DEFAULT_LOCAL_REDIS_PORT}); not used when REDIS_URL is set`)
     .action(async (raw: Record<string, unknown>) => {
       const flags = upFlags.parse({
@@ -37,6 +46,9 @@ export function upCommand(): Command {
         apiPort: raw.apiPort ?? process.env.BERTH_REGISTRY_PORT,
         redisPort: raw.redisPort,
         proxyPort: raw.proxyPort ?? process.env.BERTH_PROXY_PORT,
+        httpsPort: raw.httpsPort ?? process.env.BERTH_HTTPS_PORT,
+        httpPort: raw.httpPort ?? process.env.BERTH_HTTP_PORT,
+        demo: raw.demo === true,
       });
       await runUp(flags);
     });
@@ -69,6 +81,8 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   }
   await assertPortFree(flags.apiPort, 'the registry API (--api-port)');
   await assertPortFree(flags.proxyPort, 'the proxy (--proxy-port)');
+  await assertPortFree(flags.httpsPort, 'the HTTPS balancer (--https-port)');
+  if (flags.httpPort !== undefined) await assertPortFree(flags.httpPort, 'the HTTP redirect (--http-port)');
 
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const daemonEnv = {
@@ -80,9 +94,16 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     BERTH_PROXY_HOST: process.env.BERTH_PROXY_HOST ?? '127.0.0.1',
     // One machine: the hoster tells the registry where this machine's proxy is.
     BERTH_PROXY_URL: `http://127.0.0.1:${flags.proxyPort}`,
+    BERTH_HTTPS_PORT: String(flags.httpsPort),
+    BERTH_HTTP_PORT: flags.httpPort === undefined ? '-1' : String(flags.httpPort),
+    // Loopback unless asked: one machine's platform is not public until its owner says so.
+    BERTH_BALANCER_HOST: process.env.BERTH_BALANCER_HOST ?? '127.0.0.1',
+    BERTH_DATA_DIR: dataDir,
+    BERTH_PUBLIC_URL: process.env.BERTH_PUBLIC_URL ?? `https://localhost:${flags.httpsPort}`,
   };
   supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: daemonEnv });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
+  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: daemonEnv });
   supervisor.start({
     name: 'hoster',
     command: process.execPath,
@@ -116,12 +137,31 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     await supervisor.stop();
     throw err;
   }
+  const httpsUrl = `https://localhost:${flags.httpsPort}`;
+  try {
+    await waitForHttps(flags.httpsPort, 30_000);
+  } catch (err) {
+    await supervisor.stop();
+    throw err;
+  }
   const credentials = credentialsPath(process.env);
   writeCredentials(credentials, { url: apiUrl, token: secrets.token });
-  say(`registry API: ${apiUrl}`);
-  say(`API token: ${secrets.token}  (also written to ${credentials})`);
-  say(`apps answer on http://127.0.0.1:${flags.proxyPort}/<their path>`);
-  say(`try: curl -H "Authorization: Bearer ${secrets.token}" ${apiUrl}/v1/services`);
+  const ca = join(dataDir, 'tls', 'ca.pem');
+  say(`HTTPS: ${httpsUrl}/<app path>   (trust the CA once: ${ca})`);
+  say(`registry API: ${apiUrl}   token: ${secrets.token}   (the CLI's credentials: ${credentials})`);
+  say(`publish an app: bin/berth publish examples/hello --path /hello   then: curl --cacert ${ca} ${httpsUrl}/hello`);
+  if (flags.demo) {
+    const demo = fileURLToPath(new URL('../../examples/hello', import.meta.url));
+    say(`--demo: publishing ${demo} on /hello`);
+    const code = await new Promise<number>((resolveCode) => {
+      const child = spawn(process.execPath, [main, 'publish', demo, '--name', 'hello', '--path', '/hello', '--instances', '2'], {
+        env: { ...process.env, BERTH_URL: apiUrl, BERTH_TOKEN: secrets.token },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      child.once('exit', (c) => resolveCode(c ?? 1));
+    });
+    say(code === 0 ? `demo: curl --cacert ${ca} ${httpsUrl}/hello` : 'the demo did not publish: see the lines above');
+  }
   say('running: press Ctrl-C to stop');
 }
 
@@ -145,6 +185,26 @@ function assertPortFree(port: number, what: string): Promise<void> {
     );
     probe.listen(port, '127.0.0.1', () => probe.close(() => resolveFree()));
   });
+}
+
+/** Resolves once the balancer completes TLS handshakes on `port`. */
+async function waitForHttps(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolveOk) => {
+      // Only readiness is asked here: the certificate is checked by every real client.
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/_berth/health', rejectUnauthorized: false, timeout: 1000 }, (res) => {
+        res.resume();
+        resolveOk(res.statusCode === 200);
+      });
+      req.on('error', () => resolveOk(false));
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`The balancer did not answer on port ${port} within ${timeoutMs / 1000} s: see the lines above for why.`);
 }
 
 async function waitForHealthy(url: string, timeoutMs: number): Promise<void> {

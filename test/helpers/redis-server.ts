@@ -21,7 +21,17 @@ export interface TestRedis {
 }
 
 export async function startRedis(options: { appendonly?: boolean } = {}): Promise<TestRedis> {
-  const port = await getPort();
+  // A free port can be taken by someone else before redis-server binds it: try a few.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRedisOnce(options, await getPort());
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
+async function startRedisOnce(options: { appendonly?: boolean }, port: number): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-redis-'));
   let child: ChildProcess | undefined;
   const clients: Redis[] = [];

@@ -200,9 +200,13 @@ describe('hoster shutdown', () => {
     // Sample: at every moment, at least 2 instances run (processes), counting both machines.
     let lowest = Infinity;
     let sampling = true;
+    const trace: string[] = [];
     const sampler = (async () => {
       while (sampling) {
-        lowest = Math.min(lowest, live().size);
+        const l = live();
+        const desc = [...l.keys()].sort().join(',');
+        if (trace.at(-1)?.split(' ')[1] !== desc) trace.push(`${Date.now()} ${desc}`);
+        lowest = Math.min(lowest, l.size);
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -210,6 +214,7 @@ describe('hoster shutdown', () => {
     expect(await leaving.exited).toBe(0);
     sampling = false;
     await sampler;
+    if (lowest < 2) process.stderr.write('TRACE\n' + trace.join('\n') + '\nM1 ' + leaving.output() + '\nM2 ' + daemons[1]!.proc.output() + '\n');
     expect(lowest).toBeGreaterThanOrEqual(2);
     const placed = await byMachine('move');
     expect(placed.get('m2')).toHaveLength(2);
