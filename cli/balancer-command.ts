@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { resolveOptions } from '../common/config.js';
-import { closeOnSignals } from '../common/daemon-lifecycle.js';
+import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { BALANCER_OPTIONS, startBalancer } from '../balancer/balancer-daemon.js';
 
@@ -16,5 +16,6 @@ export function balancerCommand(): Command {
       const logger = createLogger({ name: 'balancer', level: config.logLevel });
       const daemon = await startBalancer(config, logger);
       closeOnSignals(daemon, { logger, graceMs: config.graceMs });
+      if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
     });
 }

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { resolveOptions } from '../common/config.js';
-import { closeOnSignals } from '../common/daemon-lifecycle.js';
+import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { HOSTER_OPTIONS, startHoster } from '../hoster/hoster-daemon.js';
 
@@ -17,6 +17,7 @@ export function hosterCommand(): Command {
       const logger = createLogger({ name: 'hoster', level: config.logLevel });
       const daemon = await startHoster(config, logger);
       closeOnSignals(daemon, { logger, graceMs: config.evacuateTimeoutMs + config.stopGraceMs + 10_000 });
+      if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
       process.once('SIGUSR2', () => {
         logger.info('SIGUSR2: exiting and leaving the apps running for the next hoster');
         void daemon.close({ evacuate: false }).then(() => process.exit(0));

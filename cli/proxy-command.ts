@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { resolveOptions } from '../common/config.js';
-import { closeOnSignals } from '../common/daemon-lifecycle.js';
+import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { PROXY_OPTIONS, startProxy } from '../proxy/proxy-daemon.js';
 
@@ -16,5 +16,6 @@ export function proxyCommand(): Command {
       const logger = createLogger({ name: 'proxy', level: config.logLevel });
       const daemon = await startProxy(config, logger);
       closeOnSignals(daemon, { logger, graceMs: config.graceMs });
+      if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
     });
 }

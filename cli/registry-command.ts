@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { closeOnSignals } from '../common/daemon-lifecycle.js';
+import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { resolveOptions } from '../common/config.js';
 import { REGISTRY_OPTIONS, startRegistry } from '../registry/registry-daemon.js';
@@ -16,5 +16,6 @@ export function registryCommand(): Command {
       const logger = createLogger({ name: 'registry', level: config.logLevel });
       const daemon = await startRegistry(config, logger);
       closeOnSignals(daemon, { logger, graceMs: config.graceMs });
+      if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
     });
 }

@@ -87,6 +87,8 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const daemonEnv = {
     ...process.env,
+    // Each daemon stops by itself if this supervisor dies (even by SIGKILL).
+    BERTH_SUPERVISED: '1',
     REDIS_URL: redisUrl,
     BERTH_TOKEN: secrets.token,
     BERTH_REGISTRY_PORT: String(flags.apiPort),

@@ -61,3 +61,21 @@ export function closeOnSignals(daemon: Closable, options: SignalHandlingOptions)
   proc.on('SIGTERM', onSignal);
   proc.on('SIGINT', onSignal);
 }
+
+/**
+ * For daemons run by a supervisor (`berth up`): when the supervisor dies, even by SIGKILL,
+ * the daemon is re-parented; it notices within a second and stops as if sent SIGTERM, so
+ * that nothing of the platform is left running on its own.
+ */
+export function stopWhenOrphaned(options: { logger: Logger; process?: NodeJS.Process; intervalMs?: number }): void {
+  const proc = options.process ?? process;
+  const parent = proc.ppid;
+  const timer = setInterval(() => {
+    if (proc.ppid !== parent) {
+      clearInterval(timer);
+      options.logger.warn({ parent }, 'the supervising process is gone: stopping');
+      proc.kill(proc.pid, 'SIGTERM');
+    }
+  }, options.intervalMs ?? 1000);
+  timer.unref();
+}
