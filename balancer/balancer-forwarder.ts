@@ -58,8 +58,10 @@ export class BalancerForwarder {
       }
     };
     const proxyReq = request({ host: backend.host, port: backend.port, method: req.method, path: forwardPath, headers: this.headers(req), agent: this.agent, timeout: this.o.connectTimeoutMs });
+    let sent = false;
     proxyReq.once('socket', (socket: Socket) => {
       const onConnected = () => {
+        sent = true;
         proxyReq.setTimeout(this.o.upstreamTimeoutMs);
         if (req.readableEnded) proxyReq.end();
         else req.pipe(proxyReq);
@@ -67,8 +69,10 @@ export class BalancerForwarder {
       if (socket.connecting) socket.once('connect', onConnected);
       else onConnected();
     });
-    proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('timeout'), { code: 'BERTH_UPSTREAM_TIMEOUT' })));
+    proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('timeout'), { code: sent ? 'BERTH_UPSTREAM_TIMEOUT' : 'BERTH_CONNECT_TIMEOUT' })));
     proxyReq.once('response', (proxyRes: IncomingMessage) => {
+      // The timeout is for the answer to start; a long or quiet body (SSE, slow readers) is fine.
+      proxyReq.setTimeout(0);
       this.o.pool.succeeded(backend);
       proxyRes.once('end', finish);
       proxyRes.once('close', () => {
@@ -83,7 +87,7 @@ export class BalancerForwarder {
       finish();
       if (res.destroyed || res.writableEnded) return;
       const code = err.code ?? '';
-      const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH';
+      const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'BERTH_CONNECT_TIMEOUT';
       const staleSocket = code === 'ECONNRESET' && proxyReq.reusedSocket && IDEMPOTENT.has(req.method ?? '') && !hasBody(req);
       if (refused) this.o.pool.failed(backend, Date.now());
       if ((refused || staleSocket) && !res.headersSent && attempts < 4) {

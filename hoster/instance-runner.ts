@@ -193,6 +193,7 @@ export class InstanceRunner {
   /** Starts the app under a fresh shim and waits for it to pass its health check. */
   private async runOnce(): Promise<void> {
     const spec = this.spec!;
+    if (this.stopRequested) return;
     this.phase = this.phase === 'restarting' ? 'restarting' : 'starting';
     spec.leaseValidForMs = Math.max(0, this.validUntil - performance.now());
     const specFile = join(this.dir, `shim-${Date.now()}.json`);
@@ -212,6 +213,11 @@ export class InstanceRunner {
     });
     this.appPid = hello.appPid;
     this.attachShim(socket);
+    // Stopped while the shim was starting: the stop found no shim to stop, so stop it now.
+    if (this.stopRequested) {
+      await this.stopShim();
+      return;
+    }
     const healthy = await waitHealthy(this.port, this.health, this.ctx.healthIntervalMs, () => this.stopRequested || this.shim !== socket);
     if (this.stopRequested || this.shim !== socket) return;
     if (!healthy) {
@@ -319,6 +325,7 @@ export class InstanceRunner {
   }
 
   private async releaseWith(reason: string): Promise<void> {
+    if (this.phase === 'done') return;
     this.stopRequested = true;
     this.phase = 'stopping';
     await this.stopShim();
@@ -327,6 +334,7 @@ export class InstanceRunner {
   }
 
   private async fail(err: unknown): Promise<void> {
+    if (this.phase === 'done') return;
     const reason = err instanceof InstallFailure ? err.reason : this.ctx.failureReason(err);
     this.log.error({ err: errMessage(err), reason }, `${this.service}/${this.id} could not start: ${errMessage(err)}`);
     await this.releaseWith(reason ?? 'start_failed');

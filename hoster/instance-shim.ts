@@ -12,7 +12,9 @@ const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as ShimSpec;
 rmSync(process.argv[2]!, { force: true });
 
 const now = () => performance.now();
-let deadline = now() + spec.leaseValidForMs - spec.stopGraceMs;
+// Counted from this process's start (performance.now() is 0 then), so the time Node took to
+// boot does not stretch the lease.
+let deadline = spec.leaseValidForMs - spec.stopGraceMs;
 let stopping: 'stopped' | 'lease_deadline' | undefined;
 const hosters = new Set<Socket>();
 
@@ -124,6 +126,14 @@ const server = createServer((socket) => {
     else if (m.t === 'stop') stopApp('stopped', typeof m.graceMs === 'number' ? m.graceMs : spec.stopGraceMs);
   });
 });
+// Should the shim itself fail, the app must not run on without a deadline: take it down too.
+function die(err: unknown): void {
+  log(`the shim failed (${err instanceof Error ? err.message : String(err)}): stopping the app`);
+  killGroup('SIGKILL');
+  process.exit(1);
+}
+server.on('error', die);
+process.on('uncaughtException', die);
 rmSync(spec.socketPath, { force: true });
 server.listen(spec.socketPath);
 

@@ -111,6 +111,8 @@ export class HttpForwarder {
     });
     proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('upstream timeout'), { code: sent ? 'BERTH_UPSTREAM_TIMEOUT' : 'BERTH_CONNECT_TIMEOUT' })));
     proxyReq.once('response', (proxyRes: IncomingMessage) => {
+      // The timeout is for the answer to start; a long or quiet body (SSE, slow readers) is fine.
+      proxyReq.setTimeout(0);
       markHealthy(chosen);
       proxyRes.once('end', finish);
       proxyRes.once('close', () => {

@@ -78,10 +78,12 @@ export function planApp(input: PlanInput): ReconcileAction[] {
   const oldestFirst = [...others].sort((a, b) => a.seq - b.seq);
   for (const i of oldestFirst) {
     const failed = i.release !== app.release && releases.get(i.release!)?.status === 'failed';
-    if (failed) actions.push({ kind: 'retire', id: i.id, reason: 'release_failed' });
-    else if (stillServing >= wanted) actions.push({ kind: 'retire', id: i.id, reason: 'replaced' });
+    const reason: RetireReason = failed ? 'release_failed' : 'replaced';
+    if (i.state !== 'running' && (failed || stillServing >= wanted)) actions.push({ kind: 'retire', id: i.id, reason });
+    else if (stillServing >= wanted) actions.push({ kind: 'retire', id: i.id, reason });
     else if (i.state === 'running' && mayRetireRunning > 0) {
-      actions.push({ kind: 'retire', id: i.id, reason: 'replaced' });
+      // Even a failed release's running instance serves until enough others do.
+      actions.push({ kind: 'retire', id: i.id, reason });
       mayRetireRunning--;
     }
   }
@@ -103,7 +105,10 @@ function rolloutFailure(current: Release, mine: Instance[], running: number, wan
 /** The release to go back to: the one most still-running instances run, else the newest that served. */
 function fallbackRelease(app: App, releases: ReadonlyMap<number, Release>, others: Instance[]): number | null {
   const counts = new Map<number, number>();
-  for (const i of others) if (i.state === 'running' && i.release !== null) counts.set(i.release, (counts.get(i.release) ?? 0) + 1);
+  for (const i of others) {
+    // Evacuating instances of the failing release itself are no fallback.
+    if (i.state === 'running' && i.release !== null && i.release !== app.release) counts.set(i.release, (counts.get(i.release) ?? 0) + 1);
+  }
   const byRunning = [...counts.entries()].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0];
   if (byRunning !== undefined) return byRunning[0];
   const served = [...releases.values()]

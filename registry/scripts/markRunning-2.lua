@@ -13,7 +13,7 @@
     ARGV[5] service the caller expects the instance to belong to
 
   Output:
-    the instance as a flat field/value list (unchanged when it already ran: idempotent)
+    the instance as a flat field/value list (only the pid changes when it already ran: idempotent)
     -1 no such instance (of this service)
     -2 stale epoch: the caller's claim is gone
     -4 the instance is in a state that cannot become running (draining or stopping)
@@ -28,6 +28,8 @@ if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] then
   return -2
 end
 if cur[3] == 'running' then
+  -- Restarted by its hoster: same claim, a new process.
+  rcall('HSET', instanceKey, 'pid', ARGV[3])
   return rcall('HGETALL', instanceKey)
 end
 if cur[3] ~= 'claimed' then

@@ -51,6 +51,13 @@ if status == 'active' then
   end
 elseif status == 'failed' and current == version and ARGV[5] ~= '' then
   rcall('HSET', KEYS[1], 'release', ARGV[5])
+  -- The release going back into service is the live one again.
+  local fallbackJson = rcall('HGET', KEYS[2], ARGV[5])
+  if fallbackJson then
+    local fallback = cjson.decode(fallbackJson)
+    fallback.status = 'active'
+    rcall('HSET', KEYS[2], ARGV[5], cjson.encode(fallback))
+  end
 end
 rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
   'kind', 'release-' .. status, 'service', ARGV[1], 'release', version, 'reason', ARGV[4])

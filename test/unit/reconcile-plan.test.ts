@@ -136,6 +136,24 @@ describe('planApp', () => {
     expect(plan({ app: app(2, 1), instances: [leaving, staying, replacement] })).toEqual([{ kind: 'retire', id: leaving.id, reason: 'replaced' }]);
   });
 
+  it('never falls back to the failing release itself, even through its evacuating instances', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 0)]]);
+    const actions = plan({ app: app(2, 2), releases, instances: [inst(1, 'running'), inst(2, 'running', { evacuating: true }), inst(2, 'claimed', { failedOn: ['m1', 'm2'] })] });
+    expect(actions).toEqual([{ kind: 'release-failed', version: 2, reason: expect.any(String), fallback: 1 }]);
+  });
+
+  it("keeps a failed release's running instances until the fallback has enough running", () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'failed')]]);
+    const v1 = inst(1, 'running');
+    const v2Running = inst(2, 'running');
+    const v2Starting = inst(2, 'claimed');
+    // Fallback v1 wants 2 and has 1 running: the running v2 still serves; the starting one goes.
+    expect(plan({ app: app(2, 1), releases, instances: [v1, v2Running, v2Starting] })).toEqual([
+      { kind: 'register', release: 1, wanted: 2 },
+      { kind: 'retire', id: v2Starting.id, reason: 'release_failed' },
+    ]);
+  });
+
   it('leaves instances that berth does not manage (no release) alone', () => {
     expect(plan({ app: app(0, 1), instances: [inst(1, 'running', { release: null })] })).toEqual([]);
   });
