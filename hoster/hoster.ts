@@ -236,7 +236,11 @@ export class Hoster {
     let position: string | undefined;
     while (!this.stopped) {
       try {
-        position ??= await currentEventId(events, keys);
+        if (position === undefined) {
+          position = await currentEventId(events, keys);
+          // Following (again) from now: whatever happened before is seen by a full look.
+          this.poke();
+        }
         const batch = await readEvents(events, keys, position, { blockMs: 2000, count: 200 });
         if (batch.resync) {
           position = await currentEventId(events, keys);

@@ -48,6 +48,8 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private readonly o: Required<Omit<ReconcilerOptions, 'onRound' | 'bundles'>> & Pick<ReconcilerOptions, 'onRound' | 'bundles'>;
   private lastCollect = 0;
+  /** Where the next round starts in the list of apps. */
+  private next = 0;
   private readonly holder = `reconciler-${randomBytes(6).toString('hex')}`;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
@@ -100,11 +102,22 @@ export class Reconciler {
       this.leading = leading;
       if (!leading) return;
       const started = Date.now();
-      for (const app of await this.o.apps.list()) {
+      const apps = await this.o.apps.list();
+      // Each round starts where the last one stopped, so that no app waits behind slow ones.
+      const first = apps.length === 0 ? 0 : this.next % apps.length;
+      for (let k = 0; k < apps.length; k++) {
         if (this.stopped) return;
         // A round longer than the lease would let a second leader act beside this one.
         if (Date.now() - started > this.o.leaseMs / 2) break;
-        await this.reconcile(app);
+        const app = apps[(first + k) % apps.length]!;
+        this.next = first + k + 1;
+        try {
+          await this.reconcile(app);
+        } catch (err) {
+          // One app's trouble must not stop the others from converging.
+          if (err instanceof BerthError && err.code === 'redis_unavailable') throw err;
+          log.error({ err, app: app.name }, `reconciling ${app.name} failed: will retry`);
+        }
       }
       if (Date.now() - this.lastCollect >= BUNDLE_COLLECT_INTERVAL_MS) {
         this.lastCollect = Date.now();

@@ -214,6 +214,7 @@ describe('hoster shutdown', () => {
     expect(await leaving.exited).toBe(0);
     sampling = false;
     await sampler;
+    if (lowest < 2) process.stderr.write('STATE ' + JSON.stringify({ leader: registry.daemon.reconciler.isLeader, apps: (await client.listApps()).map((a) => [a.name, a.state, a.status]), instances: (await client.listAppInstances('move')).map((i) => [i.id, i.state, i.machine, i.evacuating, i.release]) }) + '\n');
     if (lowest < 2) process.stderr.write('TRACE\n' + trace.join('\n') + '\nM1 ' + leaving.output() + '\nM2 ' + daemons[1]!.proc.output() + '\n');
     expect(lowest).toBeGreaterThanOrEqual(2);
     const placed = await byMachine('move');

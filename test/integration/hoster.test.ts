@@ -63,7 +63,7 @@ describe('hoster', () => {
     const [a, b] = await waitFor(async () => {
       const r = await running('hello');
       return r.length === 2 ? r : undefined;
-    }, { deadlineMs: 15_000, what: '2 instances running' });
+    }, { deadlineMs: 40_000, what: '2 instances running' });
     const took = Date.now() - published;
     expect(took).toBeLessThan(10_000);
     for (const i of [a!, b!]) {
@@ -85,7 +85,7 @@ describe('hoster', () => {
     const [before] = await waitFor(async () => {
       const r = await running('tough');
       return r.length === 1 ? r : undefined;
-    }, { deadlineMs: 15_000, what: 'running' });
+    }, { deadlineMs: 40_000, what: 'running' });
     process.kill(before!.pid!, 'SIGKILL');
     await waitFor(async () => {
       try {
@@ -133,9 +133,9 @@ describe('hoster', () => {
     const two = await waitFor(async () => {
       const r = await running('shrink');
       return r.length === 2 ? r : undefined;
-    }, { deadlineMs: 15_000, what: '2 running' });
+    }, { deadlineMs: 40_000, what: '2 running' });
     await client.scaleApp('shrink', { instances: 1 });
-    await waitFor(async () => (await client.listAppInstances('shrink')).length === 1, { deadlineMs: 15_000, what: 'one instance left' });
+    await waitFor(async () => (await client.listAppInstances('shrink')).length === 1, { deadlineMs: 40_000, what: 'one instance left' });
     const [kept] = await client.listAppInstances('shrink');
     const gone = two.find((i) => i.id !== kept!.id)!;
     await waitFor(() => !alive(gone.pid!), { deadlineMs: 10_000, what: 'the retired process to exit' });

@@ -1,0 +1,134 @@
+// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, and a clean stop with nothing left running.
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli-process.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
+import { getPort } from '../helpers/get-port.js';
+import { traversableTempDir } from '../helpers/hoster-fixture.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+let dir: string;
+let up: DaemonProcess;
+let httpsPort: number;
+let ca: string;
+let env: NodeJS.ProcessEnv;
+
+function get(path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: httpsPort, path, ca, servername: 'localhost', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function berth(...args: string[]): Promise<string> {
+  const run = await runCli(args, env, { deadlineMs: 120_000 });
+  if (run.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
+  return run.stdout;
+}
+
+/** Processes whose command line or working directory is under the tour's directory. */
+function platformProcesses(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(dir)) out.push(`${pid} ${cmd}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  dir = traversableTempDir('berth-tour-');
+  httpsPort = await getPort();
+  env = {
+    BERTH_HOME: join(dir, 'home'),
+    // The tour's own load must not close the hoster's load gate on a busy test machine.
+    BERTH_MAX_LOAD_PER_CPU: '1000',
+    BERTH_DRAIN_MS: '500',
+  };
+  up = startDaemon(
+    ['up', '--data-dir', join(dir, 'data'), '--api-port', String(await getPort()), '--proxy-port', String(await getPort()), '--https-port', String(httpsPort), '--redis-port', String(await getPort())],
+    env,
+  );
+  await waitFor(() => up.output().includes('running: press Ctrl-C to stop'), { deadlineMs: 60_000, what: 'berth up' });
+  ca = readFileSync(join(dir, 'data', 'tls', 'ca.pem'), 'utf8');
+}, 90_000);
+
+afterAll(async () => {
+  up.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the five-minute tour', () => {
+  it('publishes, serves over HTTPS, scales, updates without a failed request, rolls back, configures, logs, deletes, stops cleanly', async () => {
+    const app = mkdtempSync(join(tmpdir(), 'berth-tour-app-'));
+    cpSync(new URL('../../examples/hello', import.meta.url), app, { recursive: true });
+    try {
+      const published = await berth('publish', app, '--name', 'hello', '--path', '/hello', '--instances', '2');
+      expect(published).toContain('/hello');
+
+      const instances = new Set<string>();
+      await waitFor(async () => {
+        const r = await get('/hello');
+        if (r.status === 200) instances.add(JSON.parse(r.body).instance);
+        return instances.size === 2;
+      }, { deadlineMs: 20_000, what: 'both instances answering over HTTPS' });
+
+      await berth('scale', 'hello', '3');
+      expect(JSON.parse(await berth('info', 'hello', '--json')).running).toBe(3);
+      await berth('scale', 'hello', '1');
+      await waitFor(async () => JSON.parse(await berth('instances', 'hello', '--json')).length === 1, { deadlineMs: 30_000, what: 'scaled to 1' });
+
+      // An update under load: not one request may fail.
+      let failures = 0;
+      let total = 0;
+      let loading = true;
+      const releases = new Set<string>();
+      const workers = Array.from({ length: 3 }, async () => {
+        while (loading) {
+          const r = await get('/hello').catch(() => ({ status: 0, body: '' }));
+          if (r.status === 200) releases.add(JSON.parse(r.body).release);
+          else failures++;
+          total++;
+        }
+      });
+      writeFileSync(join(app, 'server.js'), readFileSync(join(app, 'server.js'), 'utf8').replace("'Hello from berth'", "'Hello again'"));
+      await berth('publish', app, '--name', 'hello', '--path', '/hello');
+      const after = total;
+      await waitFor(() => total > after + 100, { what: 'load after the update' });
+      loading = false;
+      await Promise.all(workers);
+      expect(failures).toBe(0);
+      expect(releases.has('v2')).toBe(true);
+      expect(JSON.parse((await get('/hello')).body).greeting).toBe('Hello again');
+
+      await berth('rollback', 'hello');
+      expect(JSON.parse((await get('/hello')).body).greeting).toBe('Hello from berth');
+      await berth('config:set', 'hello', 'GREETING=configured');
+      expect(JSON.parse((await get('/hello')).body).greeting).toBe('configured');
+      expect(await berth('logs', 'hello')).toContain('hello listening');
+
+      await berth('delete', 'hello', '--yes');
+      await waitFor(async () => (await get('/hello')).status === 404, { deadlineMs: 20_000, what: 'no_route after delete' });
+      expect(JSON.parse((await get('/hello')).body).error.code).toBe('no_route');
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+
+    up.kill('SIGTERM');
+    expect(await up.exited).toBe(0);
+    await waitFor(() => platformProcesses().length === 0, { deadlineMs: 15_000, what: 'nothing of the platform left running' });
+  }, 240_000);
+});
