@@ -9,6 +9,7 @@ import type { AppStore } from '../registry/app-store.js';
 import type { Instance } from '../registry/instance.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import { waitHealthy } from './health-check.js';
+import { withResourceLimits } from './resource-limits.js';
 import type { PortAllocator } from './port-allocator.js';
 import { onLines, send, type ShimSpec, type ShimToHoster } from './shim-protocol.js';
 
@@ -151,7 +152,7 @@ export class InstanceRunner {
     this.health = release?.healthCheck ?? DEFAULT_HEALTH_CHECK;
     const appDir = await ctx.prepare(digest);
     if (this.stopRequested) return;
-    const command = ctx.startCommand(appDir, release?.command ?? null);
+    const command = withResourceLimits(ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       NODE_ENV: 'production',

@@ -1,4 +1,5 @@
 import type { Attributes } from '../registry/instance.js';
+import { LIMIT_ATTRIBUTES } from './resource-limits.js';
 
 /** What a machine offers, against which an instance's requirements are checked. */
 export interface MachineOffer {
@@ -15,6 +16,8 @@ export interface MachineOffer {
  */
 export function unmetRequirement(requirements: Attributes, machine: MachineOffer): string | undefined {
   for (const [key, want] of Object.entries(requirements)) {
+    // Limits on the app's own processes, not a requirement of the machine.
+    if (LIMIT_ATTRIBUTES.has(key)) continue;
     if (key === 'minMemoryMb') {
       if (machine.freeMemoryMb < Number(want)) return `needs ${want} MB free memory, this machine has ${Math.floor(machine.freeMemoryMb)}`;
     } else if (key === 'minCpus') {

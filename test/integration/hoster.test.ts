@@ -79,6 +79,24 @@ describe('hoster', () => {
     expect(a!.port).not.toBe(b!.port);
   });
 
+  it("applies the app's resource limits (maxOpenFiles) to its process", async () => {
+    await hoster('m1');
+    const bundle = await uploadApp(client, {
+      'server.js': `
+const http = require('node:http');
+const fs = require('node:fs');
+http.createServer((req, res) => res.end(fs.readFileSync('/proc/self/limits', 'utf8'))).listen(Number(process.env.PORT), process.env.HOST);
+`,
+    });
+    await client.publishApp({ name: 'limited', path: '/limited', instances: 1, bundle, attributes: { maxOpenFiles: 200 } });
+    const [i] = await waitFor(async () => {
+      const r = await running('limited');
+      return r.length === 1 ? r : undefined;
+    }, { deadlineMs: 40_000, what: 'running' });
+    const limits = await (await fetch(`http://127.0.0.1:${i!.port}/`)).text();
+    expect(limits).toMatch(/Max open files\s+200\s+200/);
+  });
+
   it('restarts an app killed with SIGKILL, keeping its claim', async () => {
     await hoster('m1');
     await client.publishApp({ name: 'tough', path: '/tough', instances: 1, bundle: await uploadApp(client, helloApp()) });
