@@ -1,9 +1,10 @@
 import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT, responseHeaders } from '../proxy/http-headers.js';
+import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from '../proxy/http-headers.js';
 import { sendProxyError } from '../proxy/proxy-errors.js';
 import type { ProxyMetrics } from '../proxy/proxy-metrics.js';
 import { parseRequestTarget } from '../proxy/request-path.js';
+import { wireExchange } from '../proxy/upstream-exchange.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import { refuseUpgrade, tunnelUpgrade } from '../proxy/upgrade-tunnel.js';
 import type { Backend, BackendPool } from './backend-pool.js';
@@ -58,31 +59,7 @@ export class BalancerForwarder {
       }
     };
     const proxyReq = request({ host: backend.host, port: backend.port, method: req.method, path: forwardPath, headers: this.headers(req), agent: this.agent, timeout: this.o.connectTimeoutMs });
-    let sent = false;
-    proxyReq.once('socket', (socket: Socket) => {
-      const onConnected = () => {
-        sent = true;
-        proxyReq.setTimeout(this.o.upstreamTimeoutMs);
-        if (req.readableEnded) proxyReq.end();
-        else req.pipe(proxyReq);
-      };
-      if (socket.connecting) socket.once('connect', onConnected);
-      else onConnected();
-    });
-    proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('timeout'), { code: sent ? 'BERTH_UPSTREAM_TIMEOUT' : 'BERTH_CONNECT_TIMEOUT' })));
-    proxyReq.once('response', (proxyRes: IncomingMessage) => {
-      // The timeout is for the answer to start; a long or quiet body (SSE, slow readers) is fine.
-      proxyReq.setTimeout(0);
-      this.o.pool.succeeded(backend);
-      proxyRes.once('end', finish);
-      proxyRes.once('close', () => {
-        finish();
-        if (!proxyRes.complete) res.destroy();
-      });
-      proxyRes.on('error', () => undefined);
-      res.writeHead(proxyRes.statusCode ?? 502, responseHeaders(proxyRes.rawHeaders));
-      proxyRes.pipe(res);
-    });
+    wireExchange(req, res, proxyReq, { upstreamTimeoutMs: this.o.upstreamTimeoutMs, onResponse: () => this.o.pool.succeeded(backend), finish });
     proxyReq.once('error', (err: NodeJS.ErrnoException) => {
       finish();
       if (res.destroyed || res.writableEnded) return;
@@ -97,9 +74,6 @@ export class BalancerForwarder {
       }
       if (code === 'BERTH_UPSTREAM_TIMEOUT') sendProxyError(res, req.headers.accept, 'upstream_timeout');
       else sendProxyError(res, req.headers.accept, 'upstream_failed', `A machine's proxy failed to answer (${code || err.message}): retry shortly.`);
-    });
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
     });
   }
 

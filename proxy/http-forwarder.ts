@@ -1,7 +1,7 @@
 import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT, responseHeaders } from './http-headers.js';
+import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from './http-headers.js';
 import { parseRequestTarget, stripPrefix } from './request-path.js';
+import { wireExchange } from './upstream-exchange.js';
 import { sendProxyError } from './proxy-errors.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import type { Route, RouteTable, Upstream } from './route-table.js';
@@ -95,35 +95,7 @@ export class HttpForwarder {
       }
     };
     const proxyReq = request({ host, port, method: req.method, path: forwardPath, headers, agent: this.agent, timeout: this.o.connectTimeoutMs });
-    let sent = false;
-    proxyReq.once('socket', (socket: Socket) => {
-      // The body flows only once connected: a refused connection leaves it unread, so that
-      // another instance can still get the whole request.
-      const onConnected = () => {
-        sent = true;
-        proxyReq.setTimeout(this.o.upstreamTimeoutMs);
-        // A retry of a request without a body: it was read to its end by the first attempt.
-        if (req.readableEnded) proxyReq.end();
-        else req.pipe(proxyReq);
-      };
-      if (socket.connecting) socket.once('connect', onConnected);
-      else onConnected();
-    });
-    proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('upstream timeout'), { code: sent ? 'BERTH_UPSTREAM_TIMEOUT' : 'BERTH_CONNECT_TIMEOUT' })));
-    proxyReq.once('response', (proxyRes: IncomingMessage) => {
-      // The timeout is for the answer to start; a long or quiet body (SSE, slow readers) is fine.
-      proxyReq.setTimeout(0);
-      markHealthy(chosen);
-      proxyRes.once('end', finish);
-      proxyRes.once('close', () => {
-        finish();
-        // The app's connection died mid-response: the client must see a broken response, not wait forever.
-        if (!proxyRes.complete) res.destroy();
-      });
-      proxyRes.on('error', () => undefined);
-      res.writeHead(proxyRes.statusCode ?? 502, responseHeaders(proxyRes.rawHeaders));
-      proxyRes.pipe(res);
-    });
+    wireExchange(req, res, proxyReq, { upstreamTimeoutMs: this.o.upstreamTimeoutMs, onResponse: () => markHealthy(chosen), finish });
     proxyReq.once('error', (err: NodeJS.ErrnoException) => {
       finish();
       // (The client's request may be fully read, hence "destroyed": only the response matters.)
@@ -142,10 +114,6 @@ export class HttpForwarder {
       }
       if (code === 'BERTH_UPSTREAM_TIMEOUT') sendProxyError(res, req.headers.accept, 'upstream_timeout');
       else sendProxyError(res, req.headers.accept, 'upstream_failed', `The instance of ${route.app} failed to answer properly (${code || err.message}): retry shortly, or check berth logs ${route.app}.`);
-    });
-    // The client went away: stop the upstream request too.
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
     });
   }
 

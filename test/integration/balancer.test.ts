@@ -15,6 +15,8 @@ import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 
+/** A raw client gives the server this long to answer and close before it ends the connection itself. */
+const RAW_CLOSE_FALLBACK_MS = 1000;
 let redis: TestRedis;
 let registry: RegistryFixture;
 let m1: ProxyDaemon;
@@ -140,7 +142,8 @@ describe('balancer', () => {
         s.on('data', (d) => (out += d.toString()));
         s.on('close', () => resolve(out));
         s.on('error', () => resolve(out));
-        setTimeout(() => s.end(), 1000).unref();
+        // Fallback only: the balancer answers and closes first.
+        setTimeout(() => s.end(), RAW_CLOSE_FALLBACK_MS).unref();
       });
     expect(await raw('GET http://evil.example/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
     expect(await raw('CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n')).toMatch(/^HTTP\/1\.1 405 /);

@@ -8,7 +8,9 @@ import { waitFor } from '../helpers/wait-for.js';
 
 // Bounded in themselves too, so that not even a killed test runner leaves them spinning.
 const BURN = 'const end = Date.now() + 30000; while (Date.now() < end) {}';
-const IDLE = 'setTimeout(() => {}, 30000)';
+// The idle child's program (it exits by itself after half a minute should cleanup fail).
+const IDLE_CHILD_LIFETIME_MS = 30_000;
+const IDLE = `setTimeout(() => {}, ${IDLE_CHILD_LIFETIME_MS})`;
 
 let groups: ChildProcess[] = [];
 let sampler: CpuSampler | undefined;

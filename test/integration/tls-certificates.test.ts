@@ -11,6 +11,9 @@ import { ensureLocalCertificates, type LocalCertificates } from '../../balancer/
 import { tlsServerOptions, watchCertificateFiles, type TlsServerOptions } from '../../balancer/tls-options.js';
 import { waitFor } from '../helpers/wait-for.js';
 
+/** A deadline, not a sleep: how long a session ticket may take to arrive. */
+const TICKET_DEADLINE_MS = 5000;
+
 const EXTRA_NAME = 'berth.example.test';
 const EXTRA_IP = '10.11.12.13';
 
@@ -195,7 +198,7 @@ describe('tlsServerOptions', () => {
       cleanups.push(() => void firstSocket.destroy());
       // TLS 1.3 tickets arrive after the handshake: wait for the 'session' event, not secureConnect.
       const session = await new Promise<Buffer>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no session ticket over ${maxVersion} within 5 s`)), 5000);
+        const timer = setTimeout(() => reject(new Error(`no session ticket over ${maxVersion} within 5 s`)), TICKET_DEADLINE_MS);
         firstSocket.once('session', (s: Buffer) => {
           clearTimeout(timer);
           resolve(s);

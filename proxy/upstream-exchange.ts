@@ -1,0 +1,51 @@
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { responseHeaders } from './http-headers.js';
+
+/**
+ * Wires one forwarded request to its client, the same way for the proxy and the balancer:
+ * the body flows only once the upstream connection is up (a refused connection leaves it
+ * unread, so another upstream can still get the whole request); timeouts are named for
+ * what was missed (`BERTH_CONNECT_TIMEOUT` before connecting, `BERTH_UPSTREAM_TIMEOUT`
+ * before the answer starts); the answer is relayed minus hop-by-hop headers; an upstream
+ * that dies mid-answer breaks the client's response rather than leaving it waiting; and a
+ * client that goes away ends the upstream request. Errors stay with the caller.
+ */
+export function wireExchange(
+  req: IncomingMessage,
+  res: ServerResponse,
+  proxyReq: ClientRequest,
+  o: { upstreamTimeoutMs: number; onResponse: () => void; finish: () => void },
+): void {
+  let sent = false;
+  proxyReq.once('socket', (socket: Socket) => {
+    const onConnected = () => {
+      sent = true;
+      proxyReq.setTimeout(o.upstreamTimeoutMs);
+      // A retry of a request without a body: the first attempt read it to its end.
+      if (req.readableEnded) proxyReq.end();
+      else req.pipe(proxyReq);
+    };
+    if (socket.connecting) socket.once('connect', onConnected);
+    else onConnected();
+  });
+  proxyReq.once('timeout', () =>
+    proxyReq.destroy(Object.assign(new Error('upstream timeout'), { code: sent ? 'BERTH_UPSTREAM_TIMEOUT' : 'BERTH_CONNECT_TIMEOUT' })),
+  );
+  proxyReq.once('response', (proxyRes: IncomingMessage) => {
+    // The timeout is for the answer to start; a long or quiet body (SSE, slow readers) is fine.
+    proxyReq.setTimeout(0);
+    o.onResponse();
+    proxyRes.once('end', o.finish);
+    proxyRes.once('close', () => {
+      o.finish();
+      if (!proxyRes.complete) res.destroy();
+    });
+    proxyRes.on('error', () => undefined);
+    res.writeHead(proxyRes.statusCode ?? 502, responseHeaders(proxyRes.rawHeaders));
+    proxyRes.pipe(res);
+  });
+  res.once('close', () => {
+    if (!res.writableFinished) proxyReq.destroy();
+  });
+}
