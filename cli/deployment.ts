@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { BerthApiError } from '../sdk/api-error.js';
+import { shipFolder } from '../sdk/bundle-packer.js';
 import type { BerthClient } from '../sdk/berth-client.js';
 import type { AppDetails, Attributes, UpdateRequest } from '../sdk/types.js';
 import { connect } from './api-client.js';
 import { defaultAppName } from './app-name.js';
-import { packFolder } from './bundle-packer.js';
 import { JSON_FLAG, type CliContext } from './cli-context.js';
 import { collectAttribute, collectEnv, instanceCount, seconds } from './flag-values.js';
 import { bytes, type Output } from './output.js';
@@ -55,7 +55,7 @@ export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: s
     throw new Error('Nothing to change: give a folder for new code, or flags such as --instances or --env (see berth update --help).');
   }
   const name = flags.name ?? defaultAppName(folder ?? '.');
-  const bundle = folder === undefined ? undefined : await shipFolder(client, output, folder);
+  const bundle = folder === undefined ? undefined : await shipAndReport(client, output, folder);
 
   let details: AppDetails | undefined;
   if (mode === 'publish') {
@@ -93,17 +93,12 @@ export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: s
 }
 
 /** Packs `folder` and uploads it unless the registry has those exact bytes; returns the digest. */
-async function shipFolder(client: BerthClient, output: Output, folder: string): Promise<string> {
-  const packed = await packFolder(folder);
-  const short = packed.digest.slice(0, 12);
-  output.note(`packed ${packed.files.length} file(s) from ${folder}: ${bytes(packed.size)}, ${bytes(packed.bytes.length)} compressed, sha256 ${short}`);
-  if (await client.hasBundle(packed.digest)) {
-    output.note('bundle already uploaded');
-  } else {
-    await client.uploadBundle(packed.digest, packed.bytes);
-    output.note(`uploaded bundle ${short}`);
-  }
-  return packed.digest;
+async function shipAndReport(client: BerthClient, output: Output, folder: string): Promise<string> {
+  const shipped = await shipFolder(client, folder);
+  const short = shipped.digest.slice(0, 12);
+  output.note(`packed ${shipped.files.length} file(s) from ${folder}: ${bytes(shipped.size)}, ${bytes(shipped.bytes.length)} compressed, sha256 ${short}`);
+  output.note(shipped.uploaded ? `uploaded bundle ${short}` : 'bundle already uploaded');
+  return shipped.digest;
 }
 
 /** What to send UpdateApp: only what was given; variables and requirements add to those set. */

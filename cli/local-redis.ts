@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface LocalRedisOptions {
@@ -12,26 +12,37 @@ export interface LocalRedisOptions {
 }
 
 /**
- * The arguments of a private redis-server: loopback only, a password, persistence on, and
- * no dangerous admin commands reachable from outside (it never leaves loopback).
+ * The configuration of a private redis-server: loopback only, a password, persistence on. It
+ * goes in a 0600 file rather than on the command line, where any local user could read the
+ * password.
  */
-export function localRedisArgs(options: LocalRedisOptions): string[] {
+export function localRedisConfig(options: LocalRedisOptions): string {
   return [
-    '--bind', '127.0.0.1',
-    '--port', String(options.port),
-    '--requirepass', options.password,
-    '--dir', options.dir,
-    '--appendonly', 'yes',
-    '--appendfsync', 'everysec',
-    '--save', '60 1',
-    '--protected-mode', 'yes',
-    '--daemonize', 'no',
-    '--logfile', join(options.dir, 'redis.log'),
-  ];
+    'bind 127.0.0.1',
+    `port ${options.port}`,
+    `requirepass "${options.password}"`,
+    `dir "${options.dir}"`,
+    'appendonly yes',
+    'appendfsync everysec',
+    'save 60 1',
+    'protected-mode yes',
+    'daemonize no',
+    `logfile "${join(options.dir, 'redis.log')}"`,
+    '',
+  ].join('\n');
 }
 
-/** Starts redis-server as a child process (it saves and exits on SIGTERM). */
-export function spawnLocalRedis(options: LocalRedisOptions): ChildProcess {
-  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-  return spawn(options.binary ?? 'redis-server', localRedisArgs(options), { stdio: ['ignore', 'inherit', 'inherit'] });
+/**
+ * How to start the private redis-server: its config written to `<dir>/redis.conf`, and, where
+ * util-linux's `setpriv` exists, a parent-death signal, so that a `berth up` killed with
+ * SIGKILL does not leave Redis running behind it (the daemons stop by themselves; Redis cannot
+ * watch its parent).
+ */
+export function localRedisCommand(options: LocalRedisOptions): { command: string; args: string[] } {
+  const config = join(options.dir, 'redis.conf');
+  writeFileSync(config, localRedisConfig(options), { mode: 0o600 });
+  chmodSync(config, 0o600);
+  const binary = options.binary ?? 'redis-server';
+  if (spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status !== 0) return { command: binary, args: [config] };
+  return { command: 'setpriv', args: ['--pdeathsig', 'SIGTERM', binary, config] };
 }

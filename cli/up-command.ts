@@ -12,7 +12,7 @@ import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
 import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
 import { credentialsPath, writeCredentials } from './credentials.js';
 import { DaemonSupervisor } from './daemon-supervisor.js';
-import { localRedisArgs } from './local-redis.js';
+import { localRedisCommand } from './local-redis.js';
 
 export const DEFAULT_DATA_DIR = '.berth';
 export const DEFAULT_LOCAL_REDIS_PORT = 7079;
@@ -73,11 +73,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     redisUrl = `redis://:${secrets.redisPassword}@127.0.0.1:${flags.redisPort}`;
     const redisDir = join(dataDir, 'redis');
     mkdirSync(redisDir, { recursive: true, mode: 0o700 });
-    supervisor.start({
-      name: 'redis',
-      command: 'redis-server',
-      args: localRedisArgs({ dir: redisDir, port: flags.redisPort, password: secrets.redisPassword }),
-    });
+    supervisor.start({ name: 'redis', ...localRedisCommand({ dir: redisDir, port: flags.redisPort, password: secrets.redisPassword }) });
   }
   await assertPortFree(flags.apiPort, 'the registry API (--api-port)');
   await assertPortFree(flags.proxyPort, 'the proxy (--proxy-port)');

@@ -1,5 +1,5 @@
 // The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, and a clean stop with nothing left running.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli-process.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
+import { platformProcesses } from '../helpers/platform-processes.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -33,20 +34,6 @@ async function berth(...args: string[]): Promise<string> {
   const run = await runCli(args, env, { deadlineMs: 120_000 });
   if (run.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
   return run.stdout;
-}
-
-/** Processes whose command line or working directory is under the tour's directory. */
-function platformProcesses(): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(dir)) out.push(`${pid} ${cmd}`);
-    } catch {
-      // gone
-    }
-  }
-  return out;
 }
 
 beforeAll(async () => {
@@ -129,6 +116,6 @@ describe('the five-minute tour', () => {
 
     up.kill('SIGTERM');
     expect(await up.exited).toBe(0);
-    await waitFor(() => platformProcesses().length === 0, { deadlineMs: 15_000, what: 'nothing of the platform left running' });
+    await waitFor(() => platformProcesses(dir).length === 0, { deadlineMs: 15_000, what: 'nothing of the platform left running' });
   }, 240_000);
 });

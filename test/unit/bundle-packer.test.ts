@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { list } from 'tar';
-import { bundleEntries, packFolder } from '../../cli/bundle-packer.js';
+import { bundleEntries, packFolder } from '../../sdk/bundle-packer.js';
 
 const dirs: string[] = [];
 function app(files: Record<string, string>): string {

@@ -1,6 +1,6 @@
 // The .gitignore/.berthignore subset the bundle packer honours: names, dir/, *.ext, **, anchors, negation, comments, nested files.
 import { describe, expect, it } from 'vitest';
-import { IgnoreRules } from '../../cli/ignore-rules.js';
+import { IgnoreRules } from '../../sdk/ignore-rules.js';
 
 function rules(text: string, base = ''): IgnoreRules {
   const r = new IgnoreRules();

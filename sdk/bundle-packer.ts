@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pack } from 'tar';
+import type { BerthClient } from './berth-client.js';
 import { IgnoreRules } from './ignore-rules.js';
 
 /** Ignore files read in every folder of the bundle; `.berthignore` comes second, so it can take back what `.gitignore` leaves out. */
@@ -45,6 +46,22 @@ export async function packFolder(dir: string): Promise<PackedBundle> {
   await done;
   const bytes = Buffer.concat(chunks);
   return { bytes, digest: createHash('sha256').update(bytes).digest('hex'), files, size };
+}
+
+export interface ShippedBundle extends PackedBundle {
+  /** False when the registry already held these exact bytes and nothing was sent. */
+  uploaded: boolean;
+}
+
+/**
+ * Packs `dir` and uploads it unless the registry already holds those exact bytes; the digest
+ * it returns is what `publishApp` and `updateApp` take as `bundle`.
+ */
+export async function shipFolder(client: BerthClient, dir: string): Promise<ShippedBundle> {
+  const packed = await packFolder(dir);
+  if (await client.hasBundle(packed.digest)) return { ...packed, uploaded: false };
+  await client.uploadBundle(packed.digest, packed.bytes);
+  return { ...packed, uploaded: true };
 }
 
 /** What `packFolder` would pack: folders (before what they hold) and files, in name order. */
