@@ -16,6 +16,7 @@ import { HttpForwarder } from './http-forwarder.js';
 import { culpritReport, loadReport } from './machine-report.js';
 import { createProxyServer } from './proxy-server.js';
 import { ProxyMetrics } from './proxy-metrics.js';
+import { joinProxyPrimary } from './proxy-workers.js';
 import { RouteSync } from './route-sync.js';
 import { RouteTable } from './route-table.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
@@ -36,6 +37,7 @@ export const PROXY_OPTIONS = {
   keepAliveTimeoutMs: option({ env: 'BERTH_KEEP_ALIVE_TIMEOUT_MS', default: 5000, schema: positiveMsSchema, describe: 'Idle client connections close after this.' }),
   maxHeaderBytes: option({ env: 'BERTH_MAX_HEADER_BYTES', default: 16 * 1024, schema: z.coerce.number().int().min(1024).max(1024 * 1024), describe: 'Largest request head (431 beyond).' }),
   maxConnections: option({ env: 'BERTH_MAX_CONNECTIONS', default: 10_000, schema: z.coerce.number().int().min(1), describe: 'Most client connections at once.' }),
+  workers: option({ env: 'BERTH_PROXY_WORKERS', default: 0, schema: z.coerce.number().int().min(0).max(256), describe: 'Proxy processes sharing the port; 0 means one per CPU.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -50,8 +52,11 @@ export interface ProxyDaemon {
   close(): Promise<void>;
 }
 
-/** Starts this machine's proxy. `load` is injectable for tests of GetLoad. */
-export async function startProxy(config: ProxyConfig, logger: Logger, overrides: { load?: LoadSource } = {}): Promise<ProxyDaemon> {
+/**
+ * Starts this machine's proxy. `load` is injectable for tests of GetLoad; `worker` is set in a
+ * worker of `startProxyPrimary`, whose /metrics then adds up every worker's numbers.
+ */
+export async function startProxy(config: ProxyConfig, logger: Logger, overrides: { load?: LoadSource; worker?: number } = {}): Promise<ProxyDaemon> {
   const settings = redisSettingsFrom(config);
   const redis = connectRedis(settings, { name: `berth-proxy-${config.machine}` });
   const events = connectRedis(settings, { name: `berth-proxy-${config.machine}-events`, blocking: true });
@@ -61,6 +66,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const table = new RouteTable(config.machine);
   const sync = new RouteSync({ table, store, apps, events, logger });
   const metrics = new ProxyMetrics();
+  let metricsText: () => string | Promise<string> = () => metrics.render();
   const trusted = new Set(config.trustedProxies);
   const isTrusted = (address: string | undefined) => address !== undefined && trusted.has(address);
   const http = new HttpForwarder({ table, metrics, proxyOf: sync.proxyOf, trusted: isTrusted, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
@@ -80,12 +86,12 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     table,
     http,
     websocket,
-    metricsText: () => metrics.render(),
+    metricsText: () => metricsText(),
     isReady: () => sync.ready,
     reports: {
       '/_berth/load': () => loadReport(load()),
       '/_berth/culprit': () => culpritReport(sampler, config.machine),
-      '/_berth/routes': () => routesReport(table),
+      '/_berth/routes': () => routesReport(table, overrides.worker),
     },
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -94,6 +100,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     maxConnections: config.maxConnections,
   });
   const connections = trackConnections(server);
+  if (overrides.worker !== undefined) await untilRoutesLoaded(sync, logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`Port ${config.port} on ${config.host} is in use: stop what uses it or choose another with --port.`) : err),
@@ -113,12 +120,24 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     await sync.close();
     await closeRedis(redis);
   });
+  if (overrides.worker !== undefined) metricsText = joinProxyPrimary(metrics, { close }, logger).metricsText;
   return { url, table, sync, close };
 }
 
-function routesReport(table: RouteTable) {
+/** Beside its siblings, a worker that listened before loading routes would answer 404 for apps that exist. */
+const WORKER_LOAD_WAIT_MS = 10_000;
+
+async function untilRoutesLoaded(sync: RouteSync, logger: Logger): Promise<void> {
+  const deadline = Date.now() + WORKER_LOAD_WAIT_MS;
+  while (!sync.ready && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (!sync.ready) logger.warn(`routes not loaded after ${WORKER_LOAD_WAIT_MS / 1000} s (is Redis reachable?): serving anyway`);
+}
+
+function routesReport(table: RouteTable, worker: number | undefined) {
   const now = Date.now();
   return {
+    // In-flight counts and set-asides are each worker's own: say whose these are.
+    ...(worker === undefined ? {} : { worker }),
     routes: [...table.routes()].map((r) => ({
       prefix: r.prefix,
       app: r.app,

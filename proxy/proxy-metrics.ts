@@ -38,6 +38,16 @@ interface AppSeries {
   errorLines: string[];
 }
 
+/** One app's numbers as plain data: what a proxy worker sends to be added up with the others'. */
+export interface AppMetricsSnapshot {
+  app: string;
+  requests: number[];
+  buckets: number[];
+  sum: number;
+  count: number;
+  errors: number[];
+}
+
 /**
  * The proxy's counters and request-duration histogram per app, in Prometheus text format.
  * Recording costs a map lookup and a few additions; strings are built only when an app is
@@ -60,7 +70,7 @@ export class ProxyMetrics {
 
   /** One request answered (or abandoned) with `status` after `seconds`. */
   request(app: string, status: number, seconds: number): void {
-    const s = this.apps.get(app) ?? this.add(app);
+    const s = this.apps.get(app) ?? this.series(app);
     const hundreds = (status / 100) | 0;
     s.requests[hundreds >= 1 && hundreds <= 5 ? hundreds : 0]!++;
     // A clock step can give a negative or NaN duration; one would poison the sum for good.
@@ -73,9 +83,27 @@ export class ProxyMetrics {
   }
 
   upstreamError(app: string, kind: UpstreamErrorKind): void {
-    const s = this.apps.get(app) ?? this.add(app);
+    const s = this.apps.get(app) ?? this.series(app);
     const i = KIND_INDEX[kind];
     if (i !== undefined) s.errors[i]!++;
+  }
+
+  /** Every app's numbers, to be added to another ProxyMetrics with the same buckets. */
+  snapshot(): AppMetricsSnapshot[] {
+    return [...this.apps.values()].map((s) => ({ app: s.app, requests: [...s.requests], buckets: [...s.buckets], sum: s.sum, count: s.count, errors: [...s.errors] }));
+  }
+
+  /** Adds another process's numbers (the proxy's workers are added up for /metrics). */
+  add(snapshot: readonly AppMetricsSnapshot[]): void {
+    for (const other of snapshot) {
+      const s = this.apps.get(other.app) ?? this.series(other.app);
+      if (other.buckets.length !== s.buckets.length) continue; // another bucket layout: not comparable
+      other.requests.forEach((n, i) => (s.requests[i]! += n));
+      other.buckets.forEach((n, i) => (s.buckets[i]! += n));
+      other.errors.forEach((n, i) => (s.errors[i]! += n));
+      s.sum += other.sum;
+      s.count += other.count;
+    }
   }
 
   render(): string {
@@ -105,7 +133,7 @@ export class ProxyMetrics {
     return out.join('\n') + '\n';
   }
 
-  private add(app: string): AppSeries {
+  private series(app: string): AppSeries {
     const label = `app="${escapeLabelValue(app)}"`;
     const s: AppSeries = {
       app,

@@ -10,7 +10,8 @@ export interface ProxyServerOptions {
   websocket: WebSocketForwarder;
   /** Answers for /_berth/* and /metrics, by path. */
   reports: Record<string, () => unknown>;
-  metricsText: () => string;
+  /** Prometheus text; a worker's asks its siblings for their numbers first. */
+  metricsText: () => string | Promise<string>;
   isReady: () => boolean;
   /** Limits, each set explicitly (Node's defaults are not a policy). */
   headersTimeoutMs: number;
@@ -61,7 +62,9 @@ function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxySer
     return;
   }
   if (path === '/metrics') {
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }).end(o.metricsText());
+    void Promise.resolve(o.metricsText()).then((text) => {
+      if (!res.destroyed) res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }).end(text);
+    });
     return;
   }
   if (path === '/_berth/health') {

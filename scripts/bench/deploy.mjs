@@ -1,17 +1,19 @@
 // The deploy benchmark's measurements, run by scripts/bench/deploy (which picks the ports,
 // makes the temp dir and always cleans up; run that instead). Settings come in BENCH_* env.
-// It starts `bin/berth up`, times 10 publishes of examples/hello from invoking
+// It starts `bin/berth up`, times 20 publishes of examples/hello (10 with a bundle never seen,
+// 10 with one already uploaded, alternating) from invoking
 // `bin/berth publish ... --no-wait` to the first HTTP 200 through the HTTPS balancer, then
 // stops `berth up` with SIGTERM and checks that none of its processes is left.
 import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { cpSync, createWriteStream, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const RUNS = 10;
+/** Runs alternate: odd ones ship a bundle never seen, even ones the previous run's again. */
+const RUNS = 20;
 const POLL_MS = 5;
 const RUN_TIMEOUT_MS = 30_000;
 const UP_TIMEOUT_MS = 60_000;
@@ -108,9 +110,9 @@ const get = (path) =>
   });
 
 /** Runs `bin/berth publish` and resolves with its exit code, stderr and when it exited. */
-const publish = (name, t0) =>
+const publish = (folder, name, t0) =>
   new Promise((resolvePublish) => {
-    const child = spawn(berth, ['publish', hello, '--name', name, '--path', `/${name}`, '--no-wait'], {
+    const child = spawn(berth, ['publish', folder, '--name', name, '--path', `/${name}`, '--no-wait'], {
       env: baseEnv,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -120,17 +122,27 @@ const publish = (name, t0) =>
     child.once('exit', (code) => resolvePublish({ code, stderr, ms: performance.now() - t0 }));
   });
 
-// --- 10 publishes ----------------------------------------------------------------------------
+/** A copy of examples/hello with a file of its own: the same app, a bundle never uploaded. */
+const freshCopy = (i) => {
+  const folder = join(dir, `hello-${i}`);
+  cpSync(hello, folder, { recursive: true });
+  writeFileSync(join(folder, 'bench-run.txt'), `${i}\n`);
+  return folder;
+};
+
+// --- 20 publishes ----------------------------------------------------------------------------
 console.log(
   `berth up ready in ${(upReadyMs / 1000).toFixed(1)} s on ${cpus().length} CPUs; the hoster runs with ` +
     `BERTH_MAX_LOAD_PER_CPU=${MAX_LOAD_PER_CPU}, so the benchmark's own load does not gate its claims`,
 );
 console.log('run  app   bundle                    CLI exits ms   first 200 ms   polls');
 const results = [];
+let folder;
 for (let i = 1; i <= RUNS; i++) {
   const name = `h${i}`;
+  if (i % 2 === 1) folder = freshCopy(i);
   const t0 = performance.now();
-  const cli = publish(name, t0);
+  const cli = publish(folder, name, t0);
   let polls = 0;
   let first200;
   let last = { status: 0, body: '' };
@@ -171,7 +183,7 @@ const summarise = (label, rows) => {
       `   (CLI exits: p50 ${percentile(cli, 50).toFixed(0)} ms)`,
   );
 };
-summarise(`bundle new (run 1, n=${results.filter((r) => r.bundle === 'new').length})`, results.filter((r) => r.bundle === 'new'));
+summarise(`bundle new (n=${results.filter((r) => r.bundle === 'new').length})`, results.filter((r) => r.bundle === 'new'));
 summarise(
   `bundle already uploaded (n=${results.filter((r) => r.bundle === 'already uploaded').length})`,
   results.filter((r) => r.bundle === 'already uploaded'),

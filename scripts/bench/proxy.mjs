@@ -51,6 +51,7 @@ async function measure() {
   const appPort = Number(env('BENCH_APP_PORT'));
   const proxyPort = Number(env('BENCH_PROXY_PORT'));
   const proxyPid = Number(env('BENCH_PROXY_PID'));
+  const workersPort = Number(env('BENCH_WORKERS_PORT'));
   // The instances' pid: the app's (the proxy samples the CPU of each local instance's process).
   const appPid = Number(env('BENCH_APP_PID'));
   const nginxPort = Number(env('BENCH_NGINX_PORT'));
@@ -125,6 +126,7 @@ async function measure() {
     await waitFor("the proxy's route table", async () => (await proxyHealth()).status === 'ok');
     await (await runInstance('bench', '/bench'))();
     await waitFor('the proxy to route /bench', answersHello(proxyPort, '/bench'));
+    await waitFor('the proxy workers to route /bench', answersHello(workersPort, '/bench'));
     await waitFor('nginx', answersHello(nginxPort, '/bench'));
     if (hp3Port !== undefined) await waitFor('the http-proxy-3 proxy', answersHello(hp3Port, '/bench'));
 
@@ -138,7 +140,8 @@ async function measure() {
     // 1. Throughput and latency, back to back.
     const targets = [
       { name: 'app direct', port: appPort },
-      { name: 'berth proxy', port: proxyPort },
+      { name: 'berth, 1 process', port: proxyPort },
+      { name: `berth, ${cpus().length} workers`, port: workersPort },
       { name: 'nginx (1 worker)', port: nginxPort },
       ...(hp3Port === undefined ? [] : [{ name: `http-proxy-3 ${hp3Version}`, port: hp3Port }]),
     ];
@@ -157,11 +160,13 @@ async function measure() {
       console.log(row([t.name, fmt(r.rps), fmt(r.p50, 2), fmt(r.p99, 2), check]));
     }
     const direct = results.get('app direct');
-    const berth = results.get('berth proxy');
+    const berth = results.get('berth, 1 process');
     const nginx = results.get('nginx (1 worker)');
+    const workers = results.get(targets[2].name);
     console.log(`berth/direct throughput ${fmt(berth.rps / direct.rps, 2)}, berth/nginx throughput ${fmt(berth.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(berth.p99 / nginx.p99, 2)}`);
+    console.log(`with ${cpus().length} workers (the default): berth/nginx throughput ${fmt(workers.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(workers.p99 / nginx.p99, 2)}`);
     if (hp3Port !== undefined) {
-      const hp3 = results.get(targets[3].name);
+      const hp3 = results.get(targets[4].name);
       console.log(`berth/http-proxy-3 throughput ${fmt(berth.rps / hp3.rps, 2)}, berth/http-proxy-3 p99 ${fmt(berth.p99 / hp3.p99, 2)}`);
     }
     console.log('');
@@ -223,7 +228,7 @@ async function measure() {
     // A moment for the last events' garbage; RSS still holds whatever V8 has not given back.
     await sleep(2000);
     const rssAfter = rssKiB();
-    console.log(`proxy memory (VmRSS of pid ${proxyPid}) with ${fmt(MEMORY_ROUTES)} more running instances of as many services (/r0../r${MEMORY_ROUTES - 1}):`);
+    console.log(`proxy memory (VmRSS of the one-process proxy, pid ${proxyPid}; each worker holds as much) with ${fmt(MEMORY_ROUTES)} more running instances of as many services (/r0../r${MEMORY_ROUTES - 1}):`);
     console.log(
       `  registered+claimed+running in ${fmt((registered - registerStart) / 1000, 1)} s; the proxy held them all ${fmt((routed - registered) / 1000, 1)} s later` +
         ` (routes ${fmt(routesBefore)} -> ${fmt(routesAfter)}, checked with /r${MEMORY_ROUTES - 1})`,

@@ -1,0 +1,138 @@
+// `berth proxy --workers 2` as a real process: both workers serve the one port, /metrics adds up
+// every worker's numbers exactly, a worker that dies is replaced, SIGTERM drains and exits with
+// no worker left, and a primary killed with SIGKILL takes its workers with it.
+import { readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
+import { getPort } from '../helpers/get-port.js';
+import { runInstance, startAppServer } from '../helpers/proxy-fixture.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const STOP_DEADLINE_MS = 20_000;
+
+let redis: TestRedis;
+let registry: RegistryFixture;
+let app: Awaited<ReturnType<typeof startAppServer>>;
+const daemons: DaemonProcess[] = [];
+
+/** One request on a connection of its own, so that cluster hands each to the next worker. */
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Live (not zombie) children of `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z' && Number(fields[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function startWorkers(): Promise<{ proxy: DaemonProcess; port: number }> {
+  const port = await getPort();
+  const proxy = startDaemon(['proxy', '--workers', '2', '--host', '127.0.0.1', '--port', String(port), '--machine', 'm1'], {
+    REDIS_URL: redis.url,
+    BERTH_KEY_PREFIX: registry.prefix,
+    BERTH_GRACE_MS: '2000',
+  });
+  daemons.push(proxy);
+  await waitFor(async () => (await get(port, '/w/ready')).status === 200 && childrenOf(proxy.child.pid!).length === 2, {
+    deadlineMs: 30_000,
+    what: 'both proxy workers serving /w',
+  });
+  return { proxy, port };
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  registry = await startTestRegistry(redis);
+  await registry.daemon.apps.create({
+    name: 'w',
+    path: '/w',
+    instances: 0,
+    stripPrefix: false,
+    release: { bundle: 'a'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
+  });
+  app = await startAppServer('w');
+  await runInstance(registry.daemon.store, 'w', '/w', 'm1', app.port);
+});
+
+afterAll(async () => {
+  for (const d of daemons) d.kill('SIGKILL');
+  await app?.close();
+  await registry?.close();
+  await redis?.stop();
+});
+
+describe('proxy workers', () => {
+  it('serve one port together, and /metrics counts every request of every worker once', async () => {
+    const { proxy, port } = await startWorkers();
+    const before = app.hits();
+    const workersSeen = new Set<number>();
+    const REQUESTS = 40;
+    for (let i = 0; i < REQUESTS; i++) expect((await get(port, `/w/${i}`)).status).toBe(200);
+    // Which worker answers is cluster's round-robin: over many connections both take some.
+    for (let i = 0; i < 20; i++) workersSeen.add(JSON.parse((await get(port, '/_berth/routes')).body).worker);
+    expect(workersSeen).toEqual(new Set([1, 2]));
+    expect(app.hits() - before).toBe(REQUESTS);
+
+    // Asked of either worker, the totals are the same and include the other worker's requests
+    // (the readiness probes of startWorkers included, which is why it is at least REQUESTS).
+    const totals = await Promise.all(Array.from({ length: 6 }, () => get(port, '/metrics')));
+    const counts = totals.map((t) => Number(/berth_proxy_requests_total\{app="w",class="2xx"\} (\d+)/.exec(t.body)?.[1]));
+    expect(counts.every((c) => c >= REQUESTS + 1)).toBe(true);
+    expect(new Set(counts).size).toBe(1);
+    expect(counts[0]).toBe(app.hits());
+
+    // A worker that dies is replaced; the port never stops answering meanwhile.
+    const [victim] = childrenOf(proxy.child.pid!);
+    process.kill(victim!, 'SIGKILL');
+    await waitFor(() => proxy.output().includes('proxy worker') && childrenOf(proxy.child.pid!).filter((p) => p !== victim).length === 2, {
+      deadlineMs: 15_000,
+      what: 'a new worker in place of the killed one',
+    });
+    await waitFor(async () => (await get(port, '/w/again')).status === 200, { what: 'served after the replacement' });
+
+    const workers = childrenOf(proxy.child.pid!);
+    proxy.kill('SIGTERM');
+    expect(await proxy.exited).toBe(0);
+    await waitFor(() => workers.every((p) => !alive(p)), { deadlineMs: STOP_DEADLINE_MS, what: 'workers gone after SIGTERM' });
+  }, 90_000);
+
+  it('a primary killed with SIGKILL leaves no worker behind', async () => {
+    const { proxy } = await startWorkers();
+    const workers = childrenOf(proxy.child.pid!);
+    expect(workers).toHaveLength(2);
+    proxy.kill('SIGKILL');
+    await waitFor(() => workers.every((p) => !alive(p)), { deadlineMs: STOP_DEADLINE_MS, what: 'workers gone after the primary was killed' });
+  }, 60_000);
+});
