@@ -66,7 +66,17 @@ export function createClientServer(
   });
 
   server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
-    if (req.httpVersionMajor === 2) limitStream(req as Http2ServerRequest, res as Http2ServerResponse, limits.requestTimeoutMs);
+    if (req.httpVersionMajor === 2) {
+      // The advertised SETTINGS limit binds only once the client has acknowledged it: a
+      // session's first requests are measured here (as HTTP/2 counts: 32 bytes per field).
+      let size = 0;
+      for (const field of req.rawHeaders) size += field.length + 16;
+      if (size > limits.maxHeaderBytes) {
+        res.writeHead(431, { 'content-length': '0' }).end();
+        return;
+      }
+      limitStream(req as Http2ServerRequest, res as Http2ServerResponse, limits.requestTimeoutMs);
+    }
     handlers.request(req as IncomingMessage, res as ServerResponse);
   });
   server.on('upgrade', handlers.upgrade);
