@@ -50,6 +50,9 @@ export function createClientServer(
   const server = createSecureServer({
     ...tls,
     allowHTTP1: true,
+    // https.Server sets this by default, a TLS server does not: without it Nagle's algorithm
+    // holds back small answers until the client's delayed ACK (tens of ms per request).
+    noDelay: true,
     handshakeTimeout: limits.handshakeTimeoutMs,
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
     peerMaxConcurrentStreams: MAX_CONCURRENT_STREAMS,
