@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
-import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { ProxyMetrics } from '../proxy/proxy-metrics.js';
@@ -18,6 +17,8 @@ import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { RegistryStore } from '../registry/registry-store.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
+import { createClientServer } from './client-server.js';
+import { HostCertificates, parseHostCertificates } from './host-certificates.js';
 import { ensureLocalCertificates } from './local-certificates.js';
 import { tlsServerOptions, watchCertificateFiles } from './tls-options.js';
 
@@ -34,6 +35,12 @@ export const BALANCER_OPTIONS = {
   discover: option({ env: 'BERTH_BALANCER_DISCOVER', default: true, schema: booleanSchema, describe: 'Also spread over every live machine of the registry, route-aware.' }),
   tlsCert: option({ env: 'BERTH_TLS_CERT', default: '', schema: z.string(), describe: 'PEM certificate (with chain); with BERTH_TLS_KEY. Reloaded when the files change.' }),
   tlsKey: option({ env: 'BERTH_TLS_KEY', default: '', schema: z.string(), describe: 'PEM private key of BERTH_TLS_CERT.' }),
+  tlsHost: option({
+    env: 'BERTH_TLS_HOSTS',
+    default: [] as string[],
+    schema: listSchema,
+    describe: 'Certificates per host name (SNI), name=certfile:keyfile, repeatable (env: comma-separated); other names get the default certificate. Reloaded when the files change.',
+  }),
   tlsNames: option({ env: 'BERTH_TLS_NAMES', default: [] as string[], schema: listSchema, describe: 'Extra host names for the self-made certificate (besides localhost, 127.0.0.1, ::1 and the host name).' }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where the self-made CA and certificate are kept (tls/).' }),
   hstsMaxAge: option({ env: 'BERTH_HSTS_MAX_AGE', default: 0, schema: z.coerce.number().int().min(0), describe: 'Strict-Transport-Security max-age in seconds (0: no header).' }),
@@ -80,6 +87,12 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     caCertPath = made.caCertPath;
   }
 
+  const hostSpecs = parseHostCertificates(config.tlsHost);
+  const hosts = await HostCertificates.load(hostSpecs, {
+    reloaded: (name) => logger.info({ name }, `certificate files of ${name} changed: new connections use the new certificate`),
+    failed: (name, err) => logger.error({ name, err: err.message }, `certificate files of ${name} changed but are not a valid pair: keeping the old one`),
+  });
+
   const pool = new BackendPool();
   pool.setSource('static', config.backends.map((url) => ({ url, machine: null })));
   const metrics = new ProxyMetrics();
@@ -122,38 +135,30 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
 
   const forwarder = new BalancerForwarder({ pool, table, metrics, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
   const hsts = config.hstsMaxAge > 0 ? `max-age=${config.hstsMaxAge}; includeSubDomains` : undefined;
-  const server: HttpsServer = createHttpsServer(
+  const { server, drain } = createClientServer(
+    { ...tlsServerOptions({ cert, key }), ...(hosts.size > 0 ? { SNICallback: hosts.sniCallback } : {}) },
     {
-      ...tlsServerOptions({ cert, key }),
-      handshakeTimeout: config.handshakeTimeoutMs,
-      headersTimeout: config.headersTimeoutMs,
-      requestTimeout: config.requestTimeoutMs,
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-      maxHeaderSize: config.maxHeaderBytes,
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.headersTimeoutMs / 2))),
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      maxHeaderBytes: config.maxHeaderBytes,
     },
-    (req: IncomingMessage, res: ServerResponse) => {
-      if (hsts) res.setHeader('strict-transport-security', hsts);
-      const url = req.url ?? '';
-      if (url === '/_berth/balancer') return json(res, 200, status(pool, table));
-      if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
-      if (url === '/metrics') {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
-        return;
-      }
-      forwarder.handle(req, res);
+    {
+      request: (req, res) => {
+        if (hsts) res.setHeader('strict-transport-security', hsts);
+        const url = req.url ?? '';
+        if (url === '/_berth/balancer') return json(res, 200, status(pool, table));
+        if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
+        if (url === '/metrics') {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+          return;
+        }
+        forwarder.handle(req, res);
+      },
+      upgrade: (req, socket, head) => forwarder.handleUpgrade(req, socket, head),
     },
   );
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => forwarder.handleUpgrade(req, socket, head));
-  // CONNECT would make the balancer a tunnel to anywhere: refused.
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
-    const statusLine = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${statusLine}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  });
-  server.on('tlsClientError', () => undefined);
-  const connections = trackConnections(server);
   await listen(server, config.httpsPort, config.host);
   const address = server.address() as AddressInfo;
   const shownHost = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.address;
@@ -185,9 +190,10 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
 
   const close = idempotentClose(async () => {
     watcher?.close();
+    hosts.close();
     redirect?.close();
     redirect?.closeAllConnections();
-    await connections.drain(config.graceMs);
+    await drain(config.graceMs);
     forwarder.close();
     pool.close();
     clearTimeout(discoverTimer);
@@ -218,7 +224,7 @@ function json(res: ServerResponse, statusCode: number, body: unknown): void {
   res.writeHead(statusCode, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
 }
 
-function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<void> {
+function listen(server: HttpServer | Http2SecureServer, port: number, host: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const onError = (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`Port ${port} on ${host} is in use: stop what uses it or choose another port.`) : err);

@@ -1,4 +1,5 @@
 import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from '../proxy/http-headers.js';
 import { sendProxyError } from '../proxy/proxy-errors.js';
@@ -65,7 +66,7 @@ export class BalancerForwarder {
       if (res.destroyed || res.writableEnded) return;
       const code = err.code ?? '';
       const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'BERTH_CONNECT_TIMEOUT';
-      const staleSocket = code === 'ECONNRESET' && proxyReq.reusedSocket && IDEMPOTENT.has(req.method ?? '') && !hasBody(req);
+      const staleSocket = code === 'ECONNRESET' && proxyReq.reusedSocket && IDEMPOTENT.has(req.method ?? '') && !requestHasBody(req);
       if (refused) this.o.pool.failed(backend, Date.now());
       if ((refused || staleSocket) && !res.headersSent && attempts < 4) {
         tried.add(backend);
@@ -128,13 +129,16 @@ export class BalancerForwarder {
     const out: Record<string, string | string[]> = {};
     const dropped = connectionTokens(req.headers.connection);
     for (const name in req.headers) {
-      if (HOP_BY_HOP.has(name) || dropped?.has(name) || name.startsWith('x-forwarded-')) continue;
+      // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are not HTTP/1.1 headers.
+      if (HOP_BY_HOP.has(name) || dropped?.has(name) || name.startsWith('x-forwarded-') || name.charCodeAt(0) === 58) continue;
       out[name] = req.headers[name]!;
     }
+    const host = requestHost(req);
+    if (host !== '') out.host = host;
     // The balancer is the edge: what a client says of itself is not believed.
     out['x-forwarded-for'] = req.socket.remoteAddress ?? '';
     out['x-forwarded-proto'] = 'https';
-    out['x-forwarded-host'] = req.headers.host ?? '';
+    out['x-forwarded-host'] = host;
     return out;
   }
 
@@ -142,4 +146,16 @@ export class BalancerForwarder {
     for (const s of this.open) s.destroy();
     this.agent.destroy();
   }
+}
+
+/** The host a client asked for: Host on HTTP/1.1, :authority on HTTP/2 (which may carry Host too). */
+function requestHost(req: IncomingMessage): string {
+  const authority = req.headers[':authority'];
+  return req.headers.host ?? (typeof authority === 'string' ? authority : '');
+}
+
+/** HTTP/2 bodies need no Content-Length: a stream that did not end with its headers has one. */
+function requestHasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
+  return hasBody(req);
 }

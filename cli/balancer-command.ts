@@ -10,6 +10,7 @@ export function balancerCommand(): Command {
     .option('--host <address>', `address to listen on (env BERTH_BALANCER_HOST, default ${BALANCER_OPTIONS.host.default})`)
     .option('--https-port <port>', `HTTPS port (env BERTH_HTTPS_PORT, default ${BALANCER_OPTIONS.httpsPort.default})`)
     .option('--http-port <port>', 'plain-HTTP port redirecting to HTTPS (env BERTH_HTTP_PORT; default none)')
+    .option('--tls-host <name=cert:key>', 'certificate and key for one host name (SNI), repeatable (env BERTH_TLS_HOSTS, comma-separated)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--log-level <level>', 'log level (env BERTH_LOG_LEVEL, default info)')
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveOptions(BALANCER_OPTIONS, flags, process.env);

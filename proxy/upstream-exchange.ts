@@ -32,10 +32,18 @@ export function wireExchange(
   proxyReq.once('timeout', () =>
     proxyReq.destroy(Object.assign(new Error('upstream timeout'), { code: sent ? 'BERTH_UPSTREAM_TIMEOUT' : 'BERTH_CONNECT_TIMEOUT' })),
   );
+  let answered = false;
   proxyReq.once('response', (proxyRes: IncomingMessage) => {
+    answered = true;
     // The timeout is for the answer to start; a long or quiet body (SSE, slow readers) is fine.
     proxyReq.setTimeout(0);
     o.onResponse();
+    if (res.headersSent || res.destroyed) {
+      // The client was answered already (the balancer's HTTP/2 request timeout): nothing to relay.
+      proxyReq.destroy();
+      o.finish();
+      return;
+    }
     proxyRes.once('end', o.finish);
     proxyRes.once('close', () => {
       o.finish();
@@ -46,6 +54,6 @@ export function wireExchange(
     proxyRes.pipe(res);
   });
   res.once('close', () => {
-    if (!res.writableFinished) proxyReq.destroy();
+    if (!res.writableFinished || !answered) proxyReq.destroy();
   });
 }

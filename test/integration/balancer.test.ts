@@ -17,6 +17,9 @@ import { waitFor } from '../helpers/wait-for.js';
 
 /** A raw client gives the server this long to answer and close before it ends the connection itself. */
 const RAW_CLOSE_FALLBACK_MS = 1000;
+/** Machines count as live for 15 s after a heartbeat; on a loaded machine this file runs longer, so they keep beating. */
+const HEARTBEAT_EVERY_MS = 2000;
+let heartbeats: NodeJS.Timeout | undefined;
 let redis: TestRedis;
 let registry: RegistryFixture;
 let m1: ProxyDaemon;
@@ -61,6 +64,9 @@ beforeAll(async () => {
   m2 = await startTestProxy(redis, registry.prefix, 'm2');
   await registry.daemon.store.heartbeat('m1', { proxy: m1.url });
   await registry.daemon.store.heartbeat('m2', { proxy: m2.url });
+  heartbeats = setInterval(() => {
+    void Promise.all([registry.daemon.store.heartbeat('m1', { proxy: m1.url }), registry.daemon.store.heartbeat('m2', { proxy: m2.url })]).catch(() => undefined);
+  }, HEARTBEAT_EVERY_MS);
   dataDir = traversableTempDir('berth-balancer-');
   const config = resolveOptions(
     BALANCER_OPTIONS,
@@ -73,6 +79,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  clearInterval(heartbeats);
   await balancer.close();
   await m1.close().catch(() => undefined);
   await m2.close().catch(() => undefined);
