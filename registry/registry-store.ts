@@ -462,7 +462,8 @@ export class RegistryStore {
    * oldest `window`, and when more wait, `window` more from a random place. O(log n + window)
    * however many wait (listUnclaimed is O(unclaimed), which stalls 50 hosters once 20,000 wait);
    * the random part keeps instances no machine can take, at the head, from hiding the rest.
-   * Distinct names, the oldest window's first.
+   * Distinct names in random order: in the same order, every hoster would race for the same
+   * app's instances while the others wait.
    */
   async unclaimedServicesSample(window: number, random: () => number = Math.random): Promise<string[]> {
     const k = this.keys;
@@ -489,7 +490,12 @@ export class RegistryStore {
       if (err) throw this.wrap(err);
       if (typeof service === 'string') out.add(service);
     }
-    return [...out];
+    const names = [...out];
+    for (let i = names.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [names[i], names[j]] = [names[j]!, names[i]!];
+    }
+    return names;
   }
 
   /** Every machine that ever sent a heartbeat, most recent first. */

@@ -26,12 +26,12 @@ async function registerMany(store: RegistryStore, service: string, n: number): P
 }
 
 describe('unclaimedServicesSample', () => {
-  it('returns every service once when no more than the window wait, oldest first, and nothing when none wait', async () => {
+  it('returns every service once when no more than the window wait, and nothing when none wait', async () => {
     const store = new RegistryStore(connection, { keyPrefix: testPrefix() });
     expect(await store.unclaimedServicesSample(WINDOW)).toEqual([]);
     await registerMany(store, 'old', 3);
     await registerMany(store, 'new', 2);
-    expect(await store.unclaimedServicesSample(WINDOW)).toEqual(['old', 'new']);
+    expect((await store.unclaimedServicesSample(WINDOW)).sort()).toEqual(['new', 'old']);
   });
 
   it('reads the oldest window and one more window at the random place, never the whole set', async () => {
@@ -42,9 +42,19 @@ describe('unclaimedServicesSample', () => {
     // random 0: the window right after the oldest one, still all "head".
     expect(await store.unclaimedServicesSample(WINDOW, () => 0)).toEqual(['head']);
     // Near 1: the newest window, so instances behind a head no machine takes are still seen.
-    expect(await store.unclaimedServicesSample(WINDOW, () => 0.999)).toEqual(['head', 'tail']);
+    expect((await store.unclaimedServicesSample(WINDOW, () => 0.999)).sort()).toEqual(['head', 'tail']);
     // Half way through what follows the oldest window (40 of them): the middle ones.
-    expect(await store.unclaimedServicesSample(WINDOW, () => (WINDOW * 3) / (WINDOW * 5))).toEqual(['head', 'middle']);
+    expect((await store.unclaimedServicesSample(WINDOW, () => (WINDOW * 3) / (WINDOW * 5))).sort()).toEqual(['head', 'middle']);
+  });
+
+  it('gives the services in random order, so hosters do not all race for the same app', async () => {
+    const store = new RegistryStore(connection, { keyPrefix: testPrefix() });
+    for (const service of ['a', 'b', 'c', 'd']) await registerMany(store, service, 1);
+    const orders = new Set<string>();
+    for (let i = 0; i < 40; i++) orders.add((await store.unclaimedServicesSample(WINDOW)).join(','));
+    // 24 orders are possible; 40 draws all giving one is a broken shuffle (chance about 1e-53).
+    expect(orders.size).toBeGreaterThan(1);
+    for (const order of orders) expect(order.split(',').sort()).toEqual(['a', 'b', 'c', 'd']);
   });
 
   it('stops showing an instance once it is claimed', async () => {
