@@ -325,9 +325,11 @@ async function runPhase(admin, name) {
 
   // Renewal throughput: every hoster renews all it holds at once.
   const renewalsBefore = hosters.reduce((s, h) => s + h.renewals, 0);
+  const renewCpuBefore = await redisCpuSeconds(admin);
   const r0 = performance.now();
   await Promise.all(hosters.map((h) => h.renewAll()));
   const renewSeconds = (performance.now() - r0) / 1000;
+  const renewCpu = (await redisCpuSeconds(admin)) - renewCpuBefore;
   const renewals = hosters.reduce((s, h) => s + h.renewals, 0) - renewalsBefore;
 
   const check = await verify(admin, adminStore, registered, hosters);
@@ -335,7 +337,7 @@ async function runPhase(admin, name) {
   const s = spread(hosters, registered.length);
   const rounds = hosters.reduce((sum, h) => sum + h.rounds, 0);
   const timeouts = hosters.reduce((sum, h) => sum + h.timeouts, 0);
-  return { timeouts, name, registered, registerSeconds, seconds, placed, check, s, cpu, commands, renewals, renewSeconds, reaped, rounds, claimsMade: check.claimsMade };
+  return { renewCpu, timeouts, name, registered, registerSeconds, seconds, placed, check, s, cpu, commands, renewals, renewSeconds, reaped, rounds, claimsMade: check.claimsMade };
 }
 
 function report(r) {
@@ -348,9 +350,15 @@ function report(r) {
       ? `  placed all ${fmt(r.placed)} (claimed and running) in ${fmt(r.seconds, 2)} s: ${fmt(r.claimsMade / r.seconds)} claims/s`
       : `  STOPPED at the ${fmt(PHASE_CAP_MS / 1000)} s cap: placed ${fmt(r.placed)} of ${fmt(r.registered.length)} in ${fmt(r.seconds, 1)} s: ${fmt(r.claimsMade / r.seconds)} claims/s; all ${fmt(r.registered.length)} would take about ${fmt(r.registered.length / (r.claimsMade / r.seconds))} s at that rate`,
   );
-  console.log(`  Redis: ${fmt(r.cpu, 2)} CPU s busy of ${fmt(r.seconds, 2)} s (${fmt((r.cpu / r.seconds) * 100)} %), ${fmt(r.commands)} commands = ${fmt(r.commands / Math.max(r.claimsMade, 1), 1)} per claim`);
+  console.log(
+    `  Redis: ${fmt(r.cpu, 2)} CPU s busy of ${fmt(r.seconds, 2)} s (${fmt((r.cpu / r.seconds) * 100)} %), ${fmt(r.commands)} commands = ${fmt(r.commands / Math.max(r.claimsMade, 1), 1)} per claim, ` +
+      `${fmt((r.cpu / Math.max(r.claimsMade, 1)) * 1e6)} µs of Redis CPU per claim (everything of the phase included)`,
+  );
   if (r.name === 'rounds') console.log(`  ${fmt(r.rounds)} claim rounds (${fmt(r.claimsMade / Math.max(r.rounds, 1), 2)} claims per round), ${fmt(r.timeouts)} failed with a Redis timeout (${fmt(settings.commandTimeoutMs / 1000)} s); reaper returned ${r.reaped} expired leases`);
-  console.log(`  renewals: ${fmt(r.renewals)} in ${fmt(r.renewSeconds, 2)} s = ${fmt(r.renewals / r.renewSeconds)} renewals/s (all hosters renewing everything at once)`);
+  console.log(
+    `  renewals: ${fmt(r.renewals)} in ${fmt(r.renewSeconds, 2)} s = ${fmt(r.renewals / r.renewSeconds)} renewals/s (all hosters renewing everything at once); ` +
+      `Redis CPU ${fmt((r.renewCpu / Math.max(r.renewals, 1)) * 1e6, 1)} µs per renewal`,
+  );
   console.log(`  ${r.s.line}`);
   console.log(`  ${r.s.appLine}`);
   const c = r.check;
