@@ -1,6 +1,7 @@
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { listSchema, option, positiveMsSchema } from './config.js';
+import { BerthError } from './errors.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -19,6 +20,12 @@ export interface RedisSettings {
   clusterNodes: string[];
   /** A command unanswered this long fails (so the API answers 503 instead of hanging). @default 2000 */
   commandTimeoutMs: number;
+  /**
+   * After each change to claims and leases, wait until this many replicas have it (Redis WAIT),
+   * else the change counts as failed: a claim the caller was told of then survives a failover to
+   * one of them. Not in Cluster mode. @default 0
+   */
+  waitReplicas?: number;
 }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -30,6 +37,7 @@ export const REDIS_OPTIONS = {
   redisSentinelName: option({ env: 'BERTH_REDIS_SENTINEL_NAME', default: 'mymaster', schema: z.string().min(1), describe: 'Name of the Sentinel-monitored primary.' }),
   redisClusterNodes: option({ env: 'BERTH_REDIS_CLUSTER_NODES', default: [] as string[], schema: listSchema, describe: 'Comma-separated host:port of Redis Cluster seed nodes; enables Cluster mode.' }),
   redisCommandTimeoutMs: option({ env: 'BERTH_REDIS_COMMAND_TIMEOUT_MS', default: DEFAULT_COMMAND_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A Redis command unanswered this long fails, and the API answers 503.' }),
+  redisWaitReplicas: option({ env: 'BERTH_REDIS_WAIT_REPLICAS', default: 0, schema: z.coerce.number().int().min(0).max(16), describe: 'Each claim and lease change waits until this many replicas have it (WAIT), so a failover does not lose it; 0: do not wait.' }),
 };
 
 export function redisSettingsFrom(o: {
@@ -38,14 +46,24 @@ export function redisSettingsFrom(o: {
   redisSentinelName: string;
   redisClusterNodes: string[];
   redisCommandTimeoutMs: number;
+  redisWaitReplicas: number;
 }): RedisSettings {
+  if (o.redisWaitReplicas > 0 && o.redisClusterNodes.length > 0) {
+    throw new BerthError('invalid_config', 'BERTH_REDIS_WAIT_REPLICAS works with one server or Sentinel, not with Redis Cluster: set it to 0 or leave BERTH_REDIS_CLUSTER_NODES empty.');
+  }
   return {
     url: o.redisUrl,
     sentinels: o.redisSentinels,
     sentinelName: o.redisSentinelName,
     clusterNodes: o.redisClusterNodes,
     commandTimeoutMs: o.redisCommandTimeoutMs,
+    waitReplicas: o.redisWaitReplicas,
   };
+}
+
+/** The registry store's replica wait: half the command timeout, so the wait itself never times out. */
+export function replicaWait(settings: RedisSettings): { waitReplicas: number; waitTimeoutMs: number } {
+  return { waitReplicas: settings.waitReplicas ?? 0, waitTimeoutMs: Math.max(1, Math.floor(settings.commandTimeoutMs / 2)) };
 }
 
 export interface ConnectOptions {

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
-import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
 import { AppStore } from '../registry/app-store.js';
 import { BundleStore } from '../registry/bundle-store.js';
 import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
@@ -93,7 +93,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   const events = connectRedis(settings, { name: `berth-hoster-${config.machine}-events`, blocking: true });
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: will keep trying'));
 
-  const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix, leaseMs: config.leaseMs });
+  const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix, leaseMs: config.leaseMs, ...replicaWait(settings) });
   const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
   const bundleStore = new BundleStore(redis, { keyPrefix: config.keyPrefix });
   const dataDir = resolve(config.dataDir, 'hoster');

@@ -18,6 +18,11 @@ import { onLines, send, type ShimToHoster } from './shim-protocol.js';
 
 /** How long an instance that failed on this machine is left for others before it is tried here again. */
 export const FAILED_HERE_BACKOFF_MS = 60_000;
+/**
+ * Unclaimed instances one claim round looks at (twice this, see unclaimedServicesSample): a round
+ * claims a few, so reading every unclaimed one (O(n) per round, per hoster) would only cost.
+ */
+const UNCLAIMED_SAMPLE = 64;
 
 export interface HosterOptions extends Omit<RunnerContext, 'ports' | 'onLog' | 'onDone' | 'instancesDir'> {
   /** A connection for blocking reads of the event stream. */
@@ -177,7 +182,7 @@ export class Hoster {
       this.gateOpen = open;
     }
     if (!open || this.runners.size >= this.o.capacity) return 0;
-    const services = [...new Set(await this.o.store.listUnclaimed())];
+    const services = await this.o.store.unclaimedServicesSample(UNCLAIMED_SAMPLE);
     let claimed = 0;
     for (const service of services) {
       if (this.stopped || claimed >= this.o.claimsPerRound || this.runners.size >= this.o.capacity) break;

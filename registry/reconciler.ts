@@ -47,7 +47,9 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   private readonly o: Required<Omit<ReconcilerOptions, 'onRound' | 'bundles'>> & Pick<ReconcilerOptions, 'onRound' | 'bundles'>;
-  private lastCollect = 0;
+  // The first collection comes one interval after start, not at once: a bundle uploaded just
+  // before its app is published must not be swept in between (with a short grace period).
+  private lastCollect = Date.now();
   /** Where the next round starts in the list of apps. */
   private next = 0;
   private readonly holder = `reconciler-${randomBytes(6).toString('hex')}`;

@@ -5,7 +5,7 @@ import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, posi
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
-import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
+import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
@@ -82,6 +82,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     keyPrefix: config.keyPrefix,
     leaseMs: config.leaseMs,
     eventsMaxLength: config.eventsMaxLength,
+    ...replicaWait(settings),
   });
   const bundles = new BundleStore(redis, { keyPrefix: config.keyPrefix, limitBytes: config.bundleLimitBytes });
   const appStore = new AppStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength });

@@ -9,6 +9,7 @@ import { scriptFailure } from './script-errors.js';
 export const DEFAULT_LEASE_MS = 15_000;
 export const DEFAULT_EVENTS_MAX_LENGTH = 100_000;
 export const DEFAULT_REAP_BATCH = 500;
+export const DEFAULT_WAIT_TIMEOUT_MS = 1000;
 
 export interface RegistryStoreOptions {
   /** Name inside the key prefix's hash tag. @default 'berth' */
@@ -17,6 +18,13 @@ export interface RegistryStoreOptions {
   eventsMaxLength?: number;
   /** Lease length when a caller gives none. @default 15000 */
   leaseMs?: number;
+  /**
+   * After each change, wait until this many replicas have it (Redis WAIT), else fail with
+   * redis_unavailable: a change the caller was told of then survives a failover. @default 0
+   */
+  waitReplicas?: number;
+  /** How long such a wait may take. @default 1000 */
+  waitTimeoutMs?: number;
 }
 
 export interface RegisterInput {
@@ -125,12 +133,16 @@ export class RegistryStore {
   readonly keys: RegistryKeys;
   readonly leaseMs: number;
   private readonly maxLen: number;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
   private readonly redis: RedisClient & ScriptCommands;
 
   constructor(redis: RedisClient, options: RegistryStoreOptions = {}) {
     this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.maxLen = options.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH;
+    this.waitReplicas = options.waitReplicas ?? 0;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
     defineScripts(redis, SCRIPTS);
     this.redis = redis as RedisClient & ScriptCommands;
   }
@@ -138,7 +150,7 @@ export class RegistryStore {
   async register(input: RegisterInput): Promise<Instance> {
     const k = this.keys;
     const id = input.id ?? newInstanceId();
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.registerInstance(
         k.instance(id),
         k.serviceInstances(input.service),
@@ -173,7 +185,7 @@ export class RegistryStore {
   }): Promise<string[]> {
     const k = this.keys;
     const ids = Array.from({ length: input.wanted }, newInstanceId);
-    return this.call(() =>
+    return this.change(() =>
       this.redis.registerMissing(
         k.serviceInstances(input.service),
         k.services,
@@ -196,7 +208,7 @@ export class RegistryStore {
 
   /** Takes, keeps (`hold`) or gives up (`drop`) a leadership lease; true while the caller holds it. */
   async holdLeadership(key: string, holder: string, leaseMs: number, mode: 'hold' | 'drop'): Promise<boolean> {
-    return (await this.call(() => this.redis.holdLeadership(key, holder, leaseMs, mode))) === 1;
+    return (await this.change(() => this.redis.holdLeadership(key, holder, leaseMs, mode))) === 1;
   }
 
   /** Now on Redis's clock (ms): the clock leases and drains are measured with. */
@@ -214,7 +226,7 @@ export class RegistryStore {
   /** Removes one instance of `service` by id. */
   async unregister(service: string, id: string): Promise<Instance> {
     const k = this.keys;
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.unregisterInstance(
         k.instance(id),
         k.serviceInstances(service),
@@ -259,7 +271,7 @@ export class RegistryStore {
   /** Claims the oldest unclaimed instance of `service`; throws nothing_to_claim or service_not_found. */
   async claim(input: ClaimInput): Promise<Instance> {
     const k = this.keys;
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.claimInstance(
         k.serviceUnclaimed(input.service),
         k.unclaimed,
@@ -288,7 +300,7 @@ export class RegistryStore {
 
   /** Reports that the holder's instance passed its health check and may be routed. */
   async markRunning(input: HolderInput & { pid: number }): Promise<Instance> {
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.markRunning(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.pid, this.maxLen, input.service),
     );
     return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
@@ -296,7 +308,7 @@ export class RegistryStore {
 
   /** Extends the holder's lease; returns the new expiry (ms, Redis clock) and the instance's state. */
   async renew(input: HolderInput & { leaseMs?: number }): Promise<{ leaseUntil: number; state: InstanceState }> {
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.renewLease(
         this.keys.instance(input.id),
         this.keys.leases,
@@ -316,7 +328,7 @@ export class RegistryStore {
    */
   async release(input: HolderInput & { reason: string }): Promise<Instance | null> {
     const k = this.keys;
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.releaseInstance(
         k.instance(input.id),
         k.leases,
@@ -340,7 +352,7 @@ export class RegistryStore {
    */
   async retire(service: string, id: string, drainMs: number, reason: string): Promise<RetireOutcome> {
     const k = this.keys;
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.retireInstance(
         k.instance(id),
         k.serviceInstances(service),
@@ -364,7 +376,7 @@ export class RegistryStore {
    * this one through draining, so that no request fails. Idempotent.
    */
   async markEvacuating(input: HolderInput): Promise<void> {
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.markEvacuating(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.service, this.maxLen),
     );
     if (out < 0) throw scriptFailure(out, 'instance_not_found');
@@ -373,7 +385,7 @@ export class RegistryStore {
   /** The holder stopped a `stopping` instance: remove its record. */
   async confirmStopped(input: HolderInput): Promise<void> {
     const k = this.keys;
-    const out = await this.call(() =>
+    const out = await this.change(() =>
       this.redis.confirmStopped(
         k.instance(input.id),
         k.serviceInstances(input.service),
@@ -394,7 +406,7 @@ export class RegistryStore {
   /** Handles up to `limit` instances whose lease expired (see reapExpired-3.lua). */
   async reapExpired(limit = DEFAULT_REAP_BATCH): Promise<ReapedInstance[]> {
     const k = this.keys;
-    const out = await this.call(() => this.redis.reapExpired(k.leases, k.unclaimed, k.events, k.prefix, limit, this.maxLen));
+    const out = await this.change(() => this.redis.reapExpired(k.leases, k.unclaimed, k.events, k.prefix, limit, this.maxLen));
     return out.map(([id, service, machine, epoch, outcome]) => ({
       id,
       service,
@@ -406,7 +418,7 @@ export class RegistryStore {
 
   async heartbeat(name: string, facts: MachineFacts): Promise<number> {
     const k = this.keys;
-    return this.call(() => this.redis.heartbeatMachine(k.machine(name), k.machines, k.events, name, JSON.stringify(facts), this.maxLen));
+    return this.change(() => this.redis.heartbeatMachine(k.machine(name), k.machines, k.events, name, JSON.stringify(facts), this.maxLen));
   }
 
   async getInstance(id: string): Promise<Instance> {
@@ -443,6 +455,47 @@ export class RegistryStore {
       if (typeof service === 'string') out.push(service);
     }
     return out;
+  }
+
+  /**
+   * Services of a bounded sample of the unclaimed instances, for a hoster's claim round: the
+   * oldest `window`, and when more wait, `window` more from a random place. O(log n + window)
+   * however many wait (listUnclaimed is O(unclaimed), which stalls 50 hosters once 20,000 wait);
+   * the random part keeps instances no machine can take, at the head, from hiding the rest.
+   * Distinct names in random order: in the same order, every hoster would race for the same
+   * app's instances while the others wait.
+   */
+  async unclaimedServicesSample(window: number, random: () => number = Math.random): Promise<string[]> {
+    const k = this.keys;
+    const ids = await this.call(async () => {
+      const [head, size] = (await this.redis.pipeline().zrange(k.unclaimed, 0, window - 1).zcard(k.unclaimed).exec()) ?? [];
+      if (!head || !size) throw new Error('Redis answered a pipeline of two commands with fewer replies');
+      if (head[0] || size[0]) throw head[0] ?? size[0];
+      const out = head[1] as string[];
+      const n = size[1] as number;
+      if (n > window) {
+        const start = window + Math.floor(random() * (n - window));
+        out.push(...(await this.redis.zrange(k.unclaimed, start, start + window - 1)));
+      }
+      return out;
+    });
+    if (ids.length === 0) return [];
+    const rows = await this.call(() => {
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hget(this.keys.instance(id), 'service');
+      return pipeline.exec();
+    });
+    const out = new Set<string>();
+    for (const [err, service] of rows ?? []) {
+      if (err) throw this.wrap(err);
+      if (typeof service === 'string') out.add(service);
+    }
+    const names = [...out];
+    for (let i = names.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [names[i], names[j]] = [names[j]!, names[i]!];
+    }
+    return names;
   }
 
   /** Every machine that ever sent a heartbeat, most recent first. */
@@ -491,6 +544,25 @@ export class RegistryStore {
 
   private call<T>(fn: () => Promise<T>): Promise<T> {
     return redisCall(fn);
+  }
+
+  /**
+   * Runs a script that changes state; with `waitReplicas`, only returns once that many replicas
+   * have the change (WAIT covers every earlier write of this connection), so that a failover to
+   * one of them keeps it. Without enough of them the caller must treat the change as failed.
+   */
+  private async change<T>(fn: () => Promise<T>): Promise<T> {
+    const out = await redisCall(fn);
+    if (this.waitReplicas > 0) {
+      const acked = await redisCall(() => this.redis.wait(this.waitReplicas, this.waitTimeoutMs));
+      if (acked < this.waitReplicas) {
+        throw new BerthError(
+          'redis_unavailable',
+          `Redis made the change but only ${acked} of ${this.waitReplicas} replicas confirmed it within ${this.waitTimeoutMs} ms: retry shortly; if it persists, check the replicas or lower BERTH_REDIS_WAIT_REPLICAS.`,
+        );
+      }
+    }
+    return out;
   }
 
   private wrap(err: unknown): unknown {

@@ -20,10 +20,11 @@ export interface RegistryFixture {
 }
 
 /** An in-process registry daemon on a free port against `redis`, with an SDK client. */
-export async function startTestRegistry(redis: TestRedis, overrides: Record<string, unknown> = {}): Promise<RegistryFixture> {
+/** `redis.env`: what else a daemon needs to reach it (Sentinel settings, see test-redis-backend.ts). */
+export async function startTestRegistry(redis: Pick<TestRedis, 'url'> & { env?: Record<string, string> }, overrides: Record<string, unknown> = {}): Promise<RegistryFixture> {
   const token = randomBytes(16).toString('hex');
   const prefix = testPrefix();
-  const config = resolveOptions(REGISTRY_OPTIONS, { port: 0, keyPrefix: prefix, ...overrides }, { REDIS_URL: redis.url, BERTH_TOKEN: token });
+  const config = resolveOptions(REGISTRY_OPTIONS, { port: 0, keyPrefix: prefix, ...overrides }, { REDIS_URL: redis.url, BERTH_TOKEN: token, ...redis.env });
   const daemon = await startRegistry(config, silentLogger());
   const client = new BerthClient({ url: daemon.url, token, retries: 0 });
   return { daemon, client, token, prefix, close: () => daemon.close() };

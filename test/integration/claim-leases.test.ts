@@ -2,16 +2,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, closeRedis, type RedisClient } from '../../common/redis-connection.js';
 import { RegistryStore } from '../../registry/registry-store.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startRedisBackend, type TestRedisBackend } from '../helpers/test-redis-backend.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-let redis: TestRedis;
+let redis: TestRedisBackend;
 const connections: RedisClient[] = [];
 
 function connection(): RedisClient {
   const c = connectRedis(
-    { url: redis.url, sentinels: [], sentinelName: 'mymaster', clusterNodes: [], commandTimeoutMs: 5000 },
+    redis.settings(5000),
     { name: 'test' },
   );
   connections.push(c);
@@ -25,7 +25,7 @@ async function readyStore(prefix: string, options: { leaseMs?: number } = {}): P
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startRedisBackend();
 });
 
 afterAll(async () => {

@@ -3,22 +3,22 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
 import { RegistryStore } from '../../registry/registry-store.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startRedisBackend, type TestRedisBackend } from '../helpers/test-redis-backend.js';
 import { startTestRegistry, testPrefix, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-let redis: TestRedis;
+let redis: TestRedisBackend;
 const connections: RedisClient[] = [];
 
 async function store(prefix: string): Promise<RegistryStore> {
-  const c = connectRedis({ url: redis.url, sentinels: [], sentinelName: 'mymaster', clusterNodes: [], commandTimeoutMs: 5000 }, { name: 'test' });
+  const c = connectRedis(redis.settings(5000), { name: 'test' });
   connections.push(c);
   await waitFor(() => c.status === 'ready', { what: 'redis connection' });
   return new RegistryStore(c, { keyPrefix: prefix });
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startRedisBackend();
 });
 
 afterAll(async () => {

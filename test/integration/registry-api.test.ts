@@ -1,15 +1,15 @@
 // Every seed registry call works through REST and the SDK: register, get, list, list unclaimed, claim, unregister (by id and by match), plus running, renew, release and machines.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthClient } from '../../sdk/berth-client.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startRedisBackend, type TestRedisBackend } from '../helpers/test-redis-backend.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 
-let redis: TestRedis;
+let redis: TestRedisBackend;
 let fixture: RegistryFixture;
 let client: BerthClient;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startRedisBackend();
   fixture = await startTestRegistry(redis);
   client = fixture.client;
 });
