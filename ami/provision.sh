@@ -14,6 +14,9 @@
 #   --token T              API token (BERTH_TOKEN); the registry role makes one up when none is set
 #   --env KEY=VALUE        any other berth setting for /etc/berth/berth.env (repeatable)
 #   --no-start             enable the units but do not start them now
+#   --image                for a machine image: install everything the roles need, but write no
+#                          settings and enable nothing; each machine made from the image runs
+#                          berth-provision (this script, installed) with its settings at first boot
 set -euo pipefail
 
 say() { printf 'provision: %s\n' "$*"; }
@@ -32,6 +35,7 @@ redis_password=''
 redis_bind='127.0.0.1'
 token=''
 start=1
+image=0
 extra_env=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,7 +52,8 @@ while [ $# -gt 0 ]; do
       esac
       shift 2 ;;
     --no-start) start=0; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --image) image=1; shift ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -69,6 +74,19 @@ if [ -n "$tarball" ]; then
 fi
 own_redis=0
 if has_role registry && [ -z "$redis_url" ]; then own_redis=1; fi
+# Say what is missing before installing anything.
+env_file=$ETC/berth.env
+current() { if [ -f "$env_file" ]; then sed -n "s/^$1=//p" "$env_file" | tail -n 1; fi; }
+if [ "$image" -eq 0 ]; then
+  if [ "$own_redis" -eq 0 ] && [ -z "$redis_url" ] && [ -z "$(current REDIS_URL)" ]; then
+    die "this machine has no registry role: give the platform's Redis with --redis-url"
+  fi
+  if ! has_role registry && [ -z "$token" ] && [ -z "$(current BERTH_TOKEN)" ]; then
+    die "give the platform's API token with --token (the registry machine's $env_file has it)"
+  fi
+fi
+# This script and the units come in the tarball (ami/): run from there, it is berth-provision.
+installed_ami=$PREFIX/lib/node_modules/berth/ami
 
 # --- packages -------------------------------------------------------------------------------
 apt_updated=0
@@ -119,6 +137,9 @@ elif [ -z "$installed_sum" ]; then
   die "berth is not installed yet: give --tarball (npm pack in a berth checkout makes it)"
 fi
 ln -sfn "$PREFIX/bin/berth" /usr/local/bin/berth
+if [ -x "$installed_ami/provision.sh" ]; then
+  ln -sfn "$installed_ami/provision.sh" /usr/local/sbin/berth-provision
+fi
 say "berth $(/usr/local/bin/berth --version)"
 
 # --- users and directories ------------------------------------------------------------------
@@ -144,7 +165,9 @@ put() {
 
 # dir MODE OWNER:GROUP PATH
 dir() { install -d -m "$1" -o "${2%:*}" -g "${2#*:}" "$3"; }
-dir 0750 root:berth "$ETC"
+# Readable by all, like /etc: berth-redis (user redis) reads its config there. The settings
+# themselves are 0640.
+dir 0755 root:root "$ETC"
 # The app user must traverse to its instance's home and bundle, and list nothing else.
 dir 0711 root:root "$DATA"
 has_role hoster && dir 0711 root:root "$DATA/hoster"
@@ -153,9 +176,31 @@ if [ "$own_redis" -eq 1 ]; then
   dir 0750 redis:redis "$DATA/redis"
 fi
 
+install_units() {
+  for unit in "$@"; do
+    put 0644 root:root "$here/systemd/$unit" "$UNIT_DIR/$unit"
+  done
+}
+units=()
+[ "$own_redis" -eq 1 ] && units+=(berth-redis.service)
+for role in registry hoster proxy balancer; do
+  has_role "$role" && units+=("berth-$role.service")
+done
+mask_debian_redis() {
+  # Debian's own redis-server would take the same port: berth-redis replaces it.
+  if [ -d /run/systemd/system ]; then systemctl stop redis-server.service 2>/dev/null || true; fi
+  systemctl mask redis-server.service >/dev/null 2>&1 || true
+}
+
+if [ "$image" -eq 1 ]; then
+  install_units "${units[@]}"
+  [ "$own_redis" -eq 0 ] || mask_debian_redis
+  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+  say "image ready for roles $roles: no settings written, nothing enabled (run berth-provision with the machine's settings at first boot)"
+  exit 0
+fi
+
 # --- settings -------------------------------------------------------------------------------
-env_file=$ETC/berth.env
-current() { if [ -f "$env_file" ]; then sed -n "s/^$1=//p" "$env_file" | tail -n 1; fi; }
 secret() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
 
 if [ "$own_redis" -eq 1 ]; then
@@ -212,27 +257,21 @@ new_env=$(mktemp)
       done
   fi
   for kv in ${extra_env[@]+"${extra_env[@]}"}; do echo "$kv"; done
+  # Other machines' proxies and the balancer reach this machine's proxy through this URL.
+  if has_role proxy && ! grep -q '^BERTH_PROXY_URL=' "$env_file" 2>/dev/null && [[ " ${extra_env[*]+"${extra_env[*]}"} " != *" BERTH_PROXY_URL="* ]]; then
+    address=$(hostname -I 2>/dev/null | awk '{ print $1 }')
+    echo "BERTH_PROXY_URL=http://${address:-127.0.0.1}:8080"
+  fi
 } >"$new_env"
 put 0640 root:berth "$new_env" "$env_file"
 rm -f "$new_env"
 
 # --- systemd --------------------------------------------------------------------------------
-units=()
-[ "$own_redis" -eq 1 ] && units+=(berth-redis.service)
-for role in registry hoster proxy balancer; do
-  has_role "$role" && units+=("berth-$role.service")
-done
-for unit in "${units[@]}"; do
-  put 0644 root:root "$here/systemd/$unit" "$UNIT_DIR/$unit"
-done
+install_units "${units[@]}"
 
 systemd_running=0
 [ -d /run/systemd/system ] && systemd_running=1
-if [ "$own_redis" -eq 1 ]; then
-  # Debian's own redis-server would take the same port: berth-redis replaces it.
-  if [ "$systemd_running" -eq 1 ]; then systemctl stop redis-server.service 2>/dev/null || true; fi
-  systemctl mask redis-server.service >/dev/null 2>&1 || true
-fi
+[ "$own_redis" -eq 0 ] || mask_debian_redis
 if [ "$systemd_running" -eq 1 ]; then
   systemctl daemon-reload
   systemctl enable "${units[@]}"
