@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Makes a Debian or Ubuntu server a berth machine with the chosen roles; used by the Packer
+# build and by hand. Safe to run again: it only changes what differs from what it would make.
+#
+#   provision.sh --roles registry,hoster,proxy,balancer [options]
+#
+#   --roles LIST           any of registry, hoster, proxy, balancer (comma-separated)
+#   --tarball PATH         berth's `npm pack` tarball to install (needed the first time)
+#   --redis-url URL        Redis of the platform; without it, the registry role runs its own
+#                          (berth-redis, append-only file) and the URL points there
+#   --redis-password PW    password of that own Redis (made up once when not given)
+#   --redis-bind ADDRS     addresses that own Redis listens on (default 127.0.0.1; other
+#                          machines of a cluster need a reachable one)
+#   --token T              API token (BERTH_TOKEN); the registry role makes one up when none is set
+#   --env KEY=VALUE        any other berth setting for /etc/berth/berth.env (repeatable)
+#   --no-start             enable the units but do not start them now
+#   --image                for a machine image: install everything the roles need, but write no
+#                          settings and enable nothing; each machine made from the image runs
+#                          berth-provision (this script, installed) with its settings at first boot
+set -euo pipefail
+
+say() { printf 'provision: %s\n' "$*"; }
+die() { printf 'provision: %s\n' "$*" >&2; exit 1; }
+
+PREFIX=/opt/berth
+ETC=/etc/berth
+DATA=/var/lib/berth
+UNIT_DIR=/etc/systemd/system
+here=$(cd "$(dirname "$0")" && pwd)
+
+roles=''
+tarball=''
+redis_url=''
+redis_password=''
+redis_bind='127.0.0.1'
+token=''
+start=1
+image=0
+extra_env=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --roles) roles=${2:?--roles needs a list}; shift 2 ;;
+    --tarball) tarball=${2:?--tarball needs a path}; shift 2 ;;
+    --redis-url) redis_url=${2:?--redis-url needs a URL}; shift 2 ;;
+    --redis-password) redis_password=${2:?--redis-password needs a value}; shift 2 ;;
+    --redis-bind) redis_bind=${2:?--redis-bind needs addresses}; shift 2 ;;
+    --token) token=${2:?--token needs a value}; shift 2 ;;
+    --env)
+      case "${2:-}" in
+        [A-Z_]*=*) extra_env+=("$2") ;;
+        *) die "--env takes KEY=VALUE (got: ${2:-nothing})" ;;
+      esac
+      shift 2 ;;
+    --no-start) start=0; shift ;;
+    --image) image=1; shift ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+done
+
+[ -n "$roles" ] || die "say which roles this machine has: --roles registry,hoster,proxy,balancer"
+has_role() { case ",$roles," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+for role in ${roles//,/ }; do
+  case "$role" in
+    registry | hoster | proxy | balancer) ;;
+    *) die "unknown role: $role (roles: registry, hoster, proxy, balancer)" ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || die "run it as root (sudo $0 …)"
+command -v apt-get >/dev/null 2>&1 || die "this script knows Debian and Ubuntu (apt-get) only"
+if [ -n "$tarball" ]; then
+  [ -f "$tarball" ] || die "no tarball at $tarball: make it with npm pack in a berth checkout"
+  tarball=$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")
+fi
+own_redis=0
+if has_role registry && [ -z "$redis_url" ]; then own_redis=1; fi
+# Say what is missing before installing anything.
+env_file=$ETC/berth.env
+current() { if [ -f "$env_file" ]; then sed -n "s/^$1=//p" "$env_file" | tail -n 1; fi; }
+if [ "$image" -eq 0 ]; then
+  if [ "$own_redis" -eq 0 ] && [ -z "$redis_url" ] && [ -z "$(current REDIS_URL)" ]; then
+    die "this machine has no registry role: give the platform's Redis with --redis-url"
+  fi
+  if ! has_role registry && [ -z "$token" ] && [ -z "$(current BERTH_TOKEN)" ]; then
+    die "give the platform's API token with --token (the registry machine's $env_file has it)"
+  fi
+fi
+# This script and the units come in the tarball (ami/): run from there, it is berth-provision.
+installed_ami=$PREFIX/lib/node_modules/berth/ami
+
+# --- packages -------------------------------------------------------------------------------
+apt_updated=0
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  say "installing $* (apt)"
+  # The package lists may be missing or old: fetch them once, then try again.
+  if ! apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
+    [ "$apt_updated" -eq 0 ] || die "apt-get could not install $*"
+    apt-get update -qq
+    apt_updated=1
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  fi
+}
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+if [ "$(node_major)" -lt 20 ]; then
+  candidate=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9]*\).*/\1/p')
+  if [ -z "$candidate" ] || [ "$candidate" = "0" ]; then
+    apt-get update -qq
+    apt_updated=1
+    candidate=$(apt-cache policy nodejs | sed -n 's/^ *Candidate: *\([0-9]*\).*/\1/p')
+  fi
+  [ "${candidate:-0}" -ge 20 ] 2>/dev/null ||
+    die "Node.js 20 or newer is needed and this release's archive has ${candidate:-no} nodejs: install Node.js 20 (e.g. from NodeSource), or use Debian 13, then run this again"
+  apt_install nodejs
+fi
+# The hoster builds apps with npm; installing berth needs it too.
+command -v npm >/dev/null 2>&1 || apt_install npm
+command -v prlimit >/dev/null 2>&1 || apt_install util-linux
+if [ "$own_redis" -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+fi
+
+changed=0
+# --- berth ----------------------------------------------------------------------------------
+installed_sum=$(cat "$PREFIX/.tarball.sha256" 2>/dev/null || true)
+if [ -n "$tarball" ]; then
+  sum=$(sha256sum "$tarball" | cut -d' ' -f1)
+  if [ "$sum" != "$installed_sum" ]; then
+    say "installing berth from $tarball into $PREFIX"
+    mkdir -p "$PREFIX"
+    npm install --global --prefix "$PREFIX" --omit=dev --no-audit --no-fund --loglevel=error "$tarball"
+    echo "$sum" >"$PREFIX/.tarball.sha256"
+    changed=1
+  fi
+elif [ -z "$installed_sum" ]; then
+  die "berth is not installed yet: give --tarball (npm pack in a berth checkout makes it)"
+fi
+ln -sfn "$PREFIX/bin/berth" /usr/local/bin/berth
+if [ -x "$installed_ami/provision.sh" ]; then
+  ln -sfn "$installed_ami/provision.sh" /usr/local/sbin/berth-provision
+fi
+say "berth $(/usr/local/bin/berth --version)"
+
+# --- users and directories ------------------------------------------------------------------
+nologin=$(command -v nologin || echo /usr/sbin/nologin)
+if ! id -u berth >/dev/null 2>&1; then
+  say "creating the system user berth (the daemons run as it; the hoster runs as root)"
+  useradd --system --user-group --home-dir "$DATA" --no-create-home --shell "$nologin" berth
+fi
+if ! id -u berth-app >/dev/null 2>&1; then
+  say "creating the system user berth-app (apps run as it)"
+  useradd --system --user-group --home-dir /nonexistent --no-create-home --shell "$nologin" berth-app
+fi
+
+# put MODE OWNER:GROUP SOURCE TARGET: installs SOURCE as TARGET when it differs, and notes it.
+put() {
+  if ! cmp -s "$3" "$4"; then
+    install -m "$1" -o "${2%:*}" -g "${2#*:}" "$3" "$4"
+    changed=1
+  fi
+  chmod "$1" "$4"
+  chown "$2" "$4"
+}
+
+# dir MODE OWNER:GROUP PATH
+dir() { install -d -m "$1" -o "${2%:*}" -g "${2#*:}" "$3"; }
+# Readable by all, like /etc: berth-redis (user redis) reads its config there. The settings
+# themselves are 0640.
+dir 0755 root:root "$ETC"
+# The app user must traverse to its instance's home and bundle, and list nothing else.
+dir 0711 root:root "$DATA"
+has_role hoster && dir 0711 root:root "$DATA/hoster"
+has_role balancer && dir 0700 berth:berth "$DATA/tls"
+if [ "$own_redis" -eq 1 ]; then
+  dir 0750 redis:redis "$DATA/redis"
+fi
+
+install_units() {
+  for unit in "$@"; do
+    put 0644 root:root "$here/systemd/$unit" "$UNIT_DIR/$unit"
+  done
+}
+units=()
+[ "$own_redis" -eq 1 ] && units+=(berth-redis.service)
+for role in registry hoster proxy balancer; do
+  has_role "$role" && units+=("berth-$role.service")
+done
+mask_debian_redis() {
+  # Debian's own redis-server would take the same port: berth-redis replaces it.
+  if [ -d /run/systemd/system ]; then systemctl stop redis-server.service 2>/dev/null || true; fi
+  systemctl mask redis-server.service >/dev/null 2>&1 || true
+}
+
+if [ "$image" -eq 1 ]; then
+  install_units "${units[@]}"
+  [ "$own_redis" -eq 0 ] || mask_debian_redis
+  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+  say "image ready for roles $roles: no settings written, nothing enabled (run berth-provision with the machine's settings at first boot)"
+  exit 0
+fi
+
+# --- settings -------------------------------------------------------------------------------
+secret() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
+
+if [ "$own_redis" -eq 1 ]; then
+  redis_conf=$ETC/redis.conf
+  if [ -z "$redis_password" ]; then
+    redis_password=$(sed -n 's/^requirepass "\(.*\)"$/\1/p' "$redis_conf" 2>/dev/null || true)
+  fi
+  [ -n "$redis_password" ] || redis_password=$(secret)
+  new_conf=$(mktemp)
+  cat >"$new_conf" <<CONF
+# Written by ami/provision.sh: berth's Redis (berth-redis.service). Run provision.sh to change it.
+bind ${redis_bind//,/ }
+port 6379
+protected-mode yes
+requirepass "$redis_password"
+dir $DATA/redis
+appendonly yes
+appendfsync everysec
+# berth's leases and records must never be evicted: refuse writes instead.
+maxmemory-policy noeviction
+supervised systemd
+daemonize no
+logfile ""
+CONF
+  put 0640 root:redis "$new_conf" "$redis_conf"
+  rm -f "$new_conf"
+  first_bind=${redis_bind%%,*}
+  case "$first_bind" in 0.0.0.0 | '*' | '::') first_bind=127.0.0.1 ;; esac
+  redis_url="redis://:$redis_password@$first_bind:6379"
+fi
+
+[ -n "$redis_url" ] || redis_url=$(current REDIS_URL)
+[ -n "$redis_url" ] || die "this machine has no registry role: give the platform's Redis with --redis-url"
+[ -n "$token" ] || token=$(current BERTH_TOKEN)
+if [ -z "$token" ]; then
+  has_role registry || die "give the platform's API token with --token (the registry machine's $env_file has it)"
+  token=$(secret)
+fi
+
+new_env=$(mktemp)
+{
+  echo "# Written by ami/provision.sh: the berth daemons' settings (see README, Configuration)."
+  echo "REDIS_URL=$redis_url"
+  echo "BERTH_TOKEN=$token"
+  echo "BERTH_DATA_DIR=$DATA"
+  # Keep what an earlier run or an admin set, except what this run sets.
+  if [ -f "$env_file" ]; then
+    { grep -E '^[A-Z_][A-Z0-9_]*=' "$env_file" || true; } | { grep -vE '^(REDIS_URL|BERTH_TOKEN|BERTH_DATA_DIR)=' || true; } |
+      while IFS= read -r line; do
+        key=${line%%=*}
+        overridden=0
+        for kv in ${extra_env[@]+"${extra_env[@]}"}; do [ "${kv%%=*}" = "$key" ] && overridden=1; done
+        [ "$overridden" -eq 1 ] || echo "$line"
+      done
+  fi
+  for kv in ${extra_env[@]+"${extra_env[@]}"}; do echo "$kv"; done
+  # Other machines' proxies and the balancer reach this machine's proxy through this URL.
+  if has_role proxy && ! grep -q '^BERTH_PROXY_URL=' "$env_file" 2>/dev/null && [[ " ${extra_env[*]+"${extra_env[*]}"} " != *" BERTH_PROXY_URL="* ]]; then
+    address=$(hostname -I 2>/dev/null | awk '{ print $1 }')
+    echo "BERTH_PROXY_URL=http://${address:-127.0.0.1}:8080"
+  fi
+} >"$new_env"
+put 0640 root:berth "$new_env" "$env_file"
+rm -f "$new_env"
+
+# --- systemd --------------------------------------------------------------------------------
+install_units "${units[@]}"
+
+systemd_running=0
+[ -d /run/systemd/system ] && systemd_running=1
+[ "$own_redis" -eq 0 ] || mask_debian_redis
+if [ "$systemd_running" -eq 1 ]; then
+  systemctl daemon-reload
+  systemctl enable "${units[@]}"
+  if [ "$start" -eq 1 ] && [ "$changed" -eq 1 ]; then
+    # A changed unit, setting or berth takes effect only on a restart.
+    systemctl restart "${units[@]}"
+    say "(re)started: ${units[*]}"
+  elif [ "$start" -eq 1 ]; then
+    systemctl start "${units[@]}"
+    say "nothing changed; running: ${units[*]}"
+  fi
+else
+  # In an image build or a chroot, enabling only makes the links; the units start at boot.
+  systemctl enable "${units[@]}"
+  say "systemd is not running here: enabled ${units[*]}, they start at the next boot"
+fi
+say "done: roles $roles"
