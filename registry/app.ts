@@ -50,6 +50,9 @@ export interface AutoscalePolicy {
   cooldownDownSeconds: number;
 }
 
+/** What a policy set with only min and max aims for. */
+export const DEFAULT_AUTOSCALE: Omit<AutoscalePolicy, 'min' | 'max'> = { targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 };
+
 /** What the user wants of an app. */
 export interface App {
   name: string;
