@@ -31,7 +31,7 @@ export interface ScalerOptions extends Partial<PlanOptions> {
   /** Machines whose last heartbeat is older are left out. @default 60000 */
   machineStaleMs?: number;
   /** Called with each decision applied (tests, metrics). */
-  onDecision?: (decision: ScaleDecision & { at: number }) => void;
+  onDecision?: (decision: ScaleDecision & { at: number; scaler: string }) => void;
   /** Called after each round this scaler completes as the lease holder. */
   onRound?: () => void;
 }
@@ -166,7 +166,7 @@ export class Scaler {
       }
       if (d.cause === 'at_max') log.warn({ decision: d }, d.reason);
       else log.info({ decision: d }, `${d.app}: ${d.from} -> ${d.to} instances: ${d.reason}`);
-      this.o.onDecision?.({ ...d, at: outcome.at });
+      this.o.onDecision?.({ ...d, at: outcome.at, scaler: this.holder });
     }
   }
 }
