@@ -14,7 +14,7 @@
     ARGV[2] holder id of the calling scaler
     ARGV[3] instances the decision started from
     ARGV[4] instances it wants
-    ARGV[5] decision (JSON), recorded as it is with an `at` added
+    ARGV[5] decision (a JSON object), recorded as it is with an `at` added
     ARGV[6] decision log length kept
     ARGV[7] event stream max length (approximate)
     ARGV[8] cause (for the event)
@@ -50,9 +50,9 @@ else
   memory.noticeAt = now
 end
 rcall('HSET', KEYS[5], name, cjson.encode(memory))
-local decision = cjson.decode(ARGV[5])
-decision.at = now
-rcall('LPUSH', KEYS[4], cjson.encode(decision))
+-- Spliced, not decoded and encoded again: cjson would turn every empty array into {}.
+local decision = ARGV[5] == '{}' and ('{"at":' .. now .. '}') or ('{"at":' .. now .. ',' .. string.sub(ARGV[5], 2))
+rcall('LPUSH', KEYS[4], decision)
 rcall('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
 rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'kind', 'scaler-decision', 'service', name, 'reason', ARGV[8] .. ' ' .. from .. '->' .. to)
 return now
