@@ -33,7 +33,7 @@ export function scalerCommand(ctx: CliContext): Command {
         if (flags.json) return output.json(decisions);
         if (decisions.length === 0) return output.line(app === undefined ? 'No scaler decisions yet.' : `No scaler decisions for ${app} yet.`);
         for (const d of decisions) {
-          const change = d.to === d.from ? `stays at ${d.to}` : `${d.from} -> ${d.to}`;
+          const change = d.move !== undefined ? `moves ${d.move.instance.slice(0, 8)} off ${d.move.from}` : d.to === d.from ? `stays at ${d.to}` : `${d.from} -> ${d.to}`;
           const i = d.inputs;
           const numbers = `cpu/instance ${i.cpuPerInstance ?? '?'}${i.inFlightPerInstance === null ? '' : `, in flight/instance ${i.inFlightPerInstance}`}, loads ${Object.entries(i.machineLoads).map(([m, l]) => `${m}=${l ?? '?'}`).join(' ')}`;
           output.line(`${ago(d.at).padEnd(10)} ${d.app}  ${change}  ${output.status(d.cause)}: ${d.reason}  (${numbers})`);

@@ -10,6 +10,8 @@ export const DEFAULT_SCALER_INTERVAL_MS = 5000;
 export const DEFAULT_SCALER_LEASE_MS = 15_000;
 export const DEFAULT_HOT_LOAD = 0.9;
 export const DEFAULT_IDLE_RATIO = 0.5;
+/** The hosters' default claim gate: a machine this loaded does not claim the moved copy itself. */
+export const DEFAULT_REBALANCE_LOAD = 1.0;
 export const DEFAULT_NOTICE_INTERVAL_MS = 60_000;
 export const DEFAULT_REPORT_TIMEOUT_MS = 2000;
 export const DEFAULT_DECISION_LOG_LENGTH = 1000;
@@ -60,6 +62,7 @@ export class Scaler {
       leaseMs: DEFAULT_SCALER_LEASE_MS,
       hotLoad: DEFAULT_HOT_LOAD,
       idleRatio: DEFAULT_IDLE_RATIO,
+      rebalanceLoad: DEFAULT_REBALANCE_LOAD,
       noticeIntervalMs: DEFAULT_NOTICE_INTERVAL_MS,
       reportTimeoutMs: DEFAULT_REPORT_TIMEOUT_MS,
       logLength: DEFAULT_DECISION_LOG_LENGTH,
@@ -116,6 +119,24 @@ export class Scaler {
     }
   }
 
+  /**
+   * Flags the instance evacuating with its holder's own claim (machine and epoch, read now):
+   * the reconciler starts a copy where a hoster has room and retires this one only once the
+   * copy runs, as when a hoster leaves its machine.
+   */
+  private async move(app: string, id: string, log: Logger): Promise<void> {
+    try {
+      const instance = await this.o.store.getInstance(id);
+      if (instance.service !== app || instance.machine === null || instance.state !== 'running') return;
+      await this.o.store.markEvacuating({ service: app, id, machine: instance.machine, epoch: instance.epoch });
+      log.info({ instance: id, machine: instance.machine }, `moving instance ${id} of ${app} off ${instance.machine}: a copy starts elsewhere first`);
+    } catch (err) {
+      // Gone or re-claimed meanwhile: the next round looks again.
+      if (err instanceof BerthError && (err.code === 'instance_not_found' || err.code === 'stale_epoch')) return;
+      throw err;
+    }
+  }
+
   /** One look at every machine and app, and the decisions it leads to (applied). */
   private async scaleOnce(): Promise<void> {
     const { store, apps, logger } = this.o;
@@ -132,13 +153,15 @@ export class Scaler {
 
     const appObservations: AppObservation[] = await Promise.all(
       policed.map(async (app) => {
-        const running = (await store.instancesOf(app.name)).filter((i) => i.state === 'running' && i.release === app.release);
+        const all = await store.instancesOf(app.name);
+        const running = all.filter((i) => i.state === 'running' && i.release === app.release && !i.evacuating);
         const remembered = memory.get(app.name);
         return {
           name: app.name,
           wanted: app.instances,
           running: running.length,
           machines: [...new Set(running.map((i) => i.machine).filter((m): m is string => m !== null))],
+          moving: all.filter((i) => i.evacuating).length,
           policy: app.autoscale!,
           lastChangeAt: remembered?.changeAt ?? null,
           lastNoticeAt: remembered?.noticeAt ?? null,
@@ -149,7 +172,7 @@ export class Scaler {
       machines: observations.map(({ error: _error, ...m }) => m),
       apps: appObservations,
       now,
-      options: { hotLoad: this.o.hotLoad, idleRatio: this.o.idleRatio, noticeIntervalMs: this.o.noticeIntervalMs },
+      options: { hotLoad: this.o.hotLoad, idleRatio: this.o.idleRatio, noticeIntervalMs: this.o.noticeIntervalMs, rebalanceLoad: this.o.rebalanceLoad },
     });
     for (const d of decisions) {
       if (this.stopped) return;
@@ -164,6 +187,7 @@ export class Scaler {
         }
         continue;
       }
+      if (d.move !== undefined) await this.move(d.app, d.move.instance, log);
       if (d.cause === 'at_max') log.warn({ decision: d }, d.reason);
       else log.info({ decision: d }, `${d.app}: ${d.from} -> ${d.to} instances: ${d.reason}`);
       this.o.onDecision?.({ ...d, at: outcome.at, scaler: this.holder });

@@ -35,6 +35,8 @@ export interface AppObservation {
   running: number;
   /** Machine of each running instance: their reports must all be in before the app may shrink. */
   machines: string[];
+  /** Instances being moved (evacuating): no other move starts meanwhile. */
+  moving: number;
   policy: AutoscalePolicy;
   /** When the scaler last changed it (ms), or null. */
   lastChangeAt: number | null;
@@ -49,17 +51,25 @@ export interface PlanOptions {
   idleRatio: number;
   /** An "at its max" notice is repeated at most this often per app. */
   noticeIntervalMs: number;
+  /**
+   * An app at its max that is the culprit of a machine this loaded moves that instance to a
+   * machine under `hotLoad` (make before break). At least the hosters' claim gate, so that the
+   * loaded machine does not claim the copy itself. Infinity: never.
+   */
+  rebalanceLoad: number;
 }
 
-export type ScaleCause = 'below_min' | 'above_max' | 'hot_machine' | 'over_target' | 'idle' | 'at_max';
+export type ScaleCause = 'below_min' | 'above_max' | 'hot_machine' | 'over_target' | 'idle' | 'at_max' | 'rebalance';
 
 /** One decision with the numbers that made it, as recorded in the decision log. */
 export interface ScaleDecision {
   app: string;
   from: number;
-  /** Equal to `from` for a notice (at_max). */
+  /** Equal to `from` for a notice (at_max) and a move (rebalance). */
   to: number;
   cause: ScaleCause;
+  /** For a move: the instance to move and the machine it leaves. */
+  move?: { instance: string; from: string; to: string[] };
   /** One sentence a person can read. */
   reason: string;
   inputs: DecisionInputs;
@@ -144,6 +154,25 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
             ? `its CPU per instance ${inputs.cpuPerInstance} is over its target of ${p.targetCpu}`
             : `its requests in flight per instance ${inputs.inFlightPerInstance} are over its target of ${p.targetInFlight}`;
       if (app.wanted >= p.max) {
+        // At its max: move its busiest instance off the most loaded machine to a cool one, if any.
+        const overloaded = hot
+          .filter((m) => m.load >= options.rebalanceLoad && m.culprit?.app === app.name)
+          .sort((a, b) => b.load - a.load)[0];
+        const cool = reachable.filter((m) => m.load < options.hotLoad).map((m) => m.name);
+        if (overloaded !== undefined && cool.length > 0) {
+          if (app.moving === 0 && app.running >= app.wanted && sinceChange >= p.cooldownUpSeconds * 1000) {
+            decisions.push({
+              app: app.name,
+              from: app.wanted,
+              to: app.wanted,
+              cause: 'rebalance',
+              reason: `moves instance ${overloaded.culprit!.instance} off ${overloaded.name} (load per CPU ${overloaded.load} >= ${options.rebalanceLoad}) to a cooler machine (${cool.join(', ')}), starting the copy first: it is at its max of ${p.max}`,
+              inputs,
+              move: { instance: overloaded.culprit!.instance, from: overloaded.name, to: cool },
+            });
+          }
+          continue;
+        }
         const sinceNotice = app.lastNoticeAt === null ? Infinity : now - app.lastNoticeAt;
         if (sinceNotice >= options.noticeIntervalMs) {
           decide(

@@ -98,10 +98,12 @@ export interface AutoscalePolicy {
 export interface ScaleDecision {
   app: string;
   from: number;
-  /** Equal to `from` for a notice (at_max). */
+  /** Equal to `from` for a notice (at_max) and a move (rebalance). */
   to: number;
-  cause: 'below_min' | 'above_max' | 'hot_machine' | 'over_target' | 'idle' | 'at_max';
+  cause: 'below_min' | 'above_max' | 'hot_machine' | 'over_target' | 'idle' | 'at_max' | 'rebalance';
   reason: string;
+  /** For a move (rebalance): the instance moved, the machine it leaves and the cool machines. */
+  move?: { instance: string; from: string; to: string[] };
   /** When it was applied (ms). */
   at: number;
   /** The scaler that made it. */

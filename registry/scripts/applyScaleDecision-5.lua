@@ -1,7 +1,8 @@
 --[[
   Applies one scaler decision and records it, fenced by the scaler's lease: a scaler that lost
   its lease (paused past it) or read an app that changed since cannot change anything.
-  A notice (to == from) only records.
+  A notice (to == from) only records; so does a move (cause 'rebalance'), which counts as a
+  change for the cool-downs.
 
   Input:
     KEYS[1] app hash
@@ -45,6 +46,9 @@ if to ~= from then
   rcall('HSET', KEYS[1], 'instances', to, 'updatedAt', now)
   -- The same event an API scale sends: hosters and proxies react alike.
   rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'kind', 'app-updated', 'service', name)
+  memory.changeAt = now
+elseif ARGV[8] == 'rebalance' then
+  -- A move (the caller then flags the instance evacuating): a change for the cool-downs.
   memory.changeAt = now
 else
   memory.noticeAt = now

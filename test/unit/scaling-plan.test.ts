@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { planScaling, type AppObservation, type AutoscalePolicy, type MachineObservation, type PlanOptions } from '../../scaler/scaling-plan.js';
 
-const OPTIONS: PlanOptions = { hotLoad: 0.9, idleRatio: 0.5, noticeIntervalMs: 60_000 };
+const OPTIONS: PlanOptions = { hotLoad: 0.9, idleRatio: 0.5, noticeIntervalMs: 60_000, rebalanceLoad: 1.0 };
 const NOW = 1_000_000;
 const SECOND = 1000;
 const POLICY: AutoscalePolicy = { min: 1, max: 4, targetCpu: 0.5, cooldownUpSeconds: 30, cooldownDownSeconds: 120 };
@@ -20,6 +20,7 @@ function app(over: Partial<AppObservation> = {}): AppObservation {
     wanted,
     running: wanted,
     machines: ['m1'],
+    moving: 0,
     policy: POLICY,
     lastChangeAt: null,
     lastNoticeAt: null,
@@ -27,8 +28,8 @@ function app(over: Partial<AppObservation> = {}): AppObservation {
   };
 }
 
-function plan(machines: MachineObservation[], apps: AppObservation[], now = NOW) {
-  return planScaling({ machines, apps, now, options: OPTIONS });
+function plan(machines: MachineObservation[], apps: AppObservation[], now = NOW, options: PlanOptions = OPTIONS) {
+  return planScaling({ machines, apps, now, options });
 }
 
 describe('growing', () => {
@@ -71,8 +72,8 @@ describe('growing', () => {
     expect(plan(hot, [{ ...atMax, lastNoticeAt: NOW - 61 * SECOND }])).toHaveLength(1);
   });
 
-  it('says only "raise its max" when some machine is still cool', () => {
-    const [d] = plan([machine('m1', 1.5, [['shop', 0.9]]), machine('m2', 0.2)], [app({ wanted: 4 })]);
+  it('says only "raise its max" when some machine is still cool (and moving is off)', () => {
+    const [d] = plan([machine('m1', 1.5, [['shop', 0.9]]), machine('m2', 0.2)], [app({ wanted: 4 })], NOW, { ...OPTIONS, rebalanceLoad: Infinity });
     expect(d!.cause).toBe('at_max');
     expect(d!.inputs.everyMachineHot).toBe(false);
     expect(d!.reason).not.toContain('every machine');
@@ -97,6 +98,34 @@ describe('growing', () => {
       ['shop', 3],
       ['blog', 3],
     ]);
+  });
+});
+
+describe('rebalancing', () => {
+  const overloaded = () => [machine('m1', 1.4, [['shop', 0.9], ['shop', 0.8], ['blog', 0.1]]), machine('m2', 0.3, [['shop', 0.4]]), machine('m3', 0.95)];
+  const atMax = (over: Partial<AppObservation> = {}) => app({ wanted: 4, running: 4, machines: ['m1', 'm2'], ...over });
+
+  it('moves the culprit instance of an app at its max off an overloaded machine to the cool ones', () => {
+    const [d, ...rest] = plan(overloaded(), [atMax()]);
+    expect(rest).toEqual([]);
+    expect(d).toMatchObject({ app: 'shop', from: 4, to: 4, cause: 'rebalance', move: { instance: 'm1-shop-0', from: 'm1', to: ['m2'] } });
+    expect(d!.reason).toContain('starting the copy first');
+  });
+
+  it('moves nothing while a move is under way, an instance is not running yet, or inside the up cool-down', () => {
+    expect(plan(overloaded(), [atMax({ moving: 1 })])).toEqual([]);
+    expect(plan(overloaded(), [atMax({ running: 3 })])).toEqual([]);
+    expect(plan(overloaded(), [atMax({ lastChangeAt: NOW - 5 * SECOND })])).toEqual([]);
+  });
+
+  it('moves nothing from a machine hot but under the rebalance load, and says at_max instead', () => {
+    const [d] = plan([machine('m1', 0.95, [['shop', 0.9]]), machine('m2', 0.3)], [atMax()]);
+    expect(d!.cause).toBe('at_max');
+  });
+
+  it('grows rather than moves while under max', () => {
+    const [d] = plan(overloaded(), [atMax({ wanted: 3, running: 3 })]);
+    expect(d).toMatchObject({ cause: 'hot_machine', to: 4 });
   });
 });
 
