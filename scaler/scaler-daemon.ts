@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
+import { BerthError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
 import { AppStore } from '../registry/app-store.js';
@@ -47,6 +48,9 @@ export interface ScalerDaemon {
 
 /** Starts `berth scaler`; it needs only Redis (machines, apps and the proxies' addresses are there). */
 export async function startScaler(config: ScalerConfig, logger: Logger, hooks: Pick<ScalerOptions, 'onDecision' | 'onRound'> = {}): Promise<ScalerDaemon> {
+  if (config.reportTimeoutMs >= config.leaseMs / 2) {
+    throw new BerthError('invalid_config', `BERTH_SCALER_REPORT_TIMEOUT_MS (${config.reportTimeoutMs}) must be under half of BERTH_SCALER_LEASE_MS (${config.leaseMs}): a round must end well within the lease.`);
+  }
   const redis = connectRedis(redisSettingsFrom(config), { name: 'berth-scaler' });
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: the scaler waits for it'));
   const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength });
