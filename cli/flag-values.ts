@@ -54,3 +54,16 @@ export function releaseVersion(text: string): number {
   if (match === null || Number(match[1]) < 1) throw new InvalidArgumentError('Expected a release version like 3 or v3 (see berth releases NAME).');
   return Number(match[1]);
 }
+
+/** A positive number (a target such as CPU cores or requests in flight per instance). */
+export function positiveNumber(text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || n <= 0) throw new InvalidArgumentError('Expected a number above 0, like 0.6.');
+  return n;
+}
+
+/** A whole number of seconds, 0 or more. */
+export function wholeSeconds(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('Expected a whole number of seconds (0 or more).');
+  return Number(text);
+}

@@ -25,6 +25,7 @@ import { hosterCommand } from './hoster-command.js';
 import { Output } from './output.js';
 import { proxyCommand } from './proxy-command.js';
 import { registryCommand } from './registry-command.js';
+import { scalerCommand } from './scaler-command.js';
 import { upCommand } from './up-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -51,7 +52,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<(c
   },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Set-up:', commands: [upCommand, loginCommand] },
-  { heading: 'Daemons (berth up runs them for one machine):', commands: [registryCommand, hosterCommand, proxyCommand, balancerCommand] },
+  { heading: 'Daemons (berth up runs them for one machine):', commands: [registryCommand, hosterCommand, proxyCommand, balancerCommand, scalerCommand] },
 ];
 
 const ctx: CliContext = {
@@ -92,6 +93,10 @@ for (const { heading, commands } of COMMAND_TABLE) {
     // addCommand, unlike .command(), does not pass settings down: commands must throw, not exit.
     command.copyInheritedSettings(program);
     command.showHelpAfterError(`(run berth ${command.name()} --help for its usage)`);
+    for (const sub of command.commands) {
+      sub.copyInheritedSettings(command);
+      sub.showHelpAfterError(`(run berth ${command.name()} ${sub.name()} --help for its usage)`);
+    }
     program.addCommand(command);
   }
 }

@@ -32,7 +32,7 @@ const secretsSchema = z.object({ token: z.string().min(16), redisPassword: z.str
 
 export function upCommand(): Command {
   return new Command('up')
-    .description('Run the whole platform on this machine: a local Redis, the registry, a hoster, a proxy and the HTTPS balancer. Ctrl-C stops it; running it again resumes with the same apps.')
+    .description('Run the whole platform on this machine: a local Redis, the registry, a hoster, a proxy, the HTTPS balancer and the scaler. Ctrl-C stops it; running it again resumes with the same apps.')
     .option('--data-dir <dir>', `where Redis data and secrets live (env BERTH_DATA_DIR, default ./${DEFAULT_DATA_DIR})`)
     .option('--api-port <port>', `port of the REST API (env BERTH_REGISTRY_PORT, default ${DEFAULT_REGISTRY_PORT})`)
     .option('--proxy-port <port>', `port of this machine's proxy (env BERTH_PROXY_PORT, default ${DEFAULT_PROXY_PORT})`)
@@ -102,6 +102,8 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: daemonEnv });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: daemonEnv });
+  // Acts only on apps given a policy (berth scale NAME --min --max).
+  supervisor.start({ name: 'scaler', command: process.execPath, args: [main, 'scaler'], env: daemonEnv });
   supervisor.start({
     name: 'hoster',
     command: process.execPath,

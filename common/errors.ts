@@ -25,6 +25,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     message: 'The app changed while this change was being made: read it again and retry.',
   },
+  autoscale_on: {
+    status: 409,
+    message: 'This app scales automatically: change its policy (berth scale NAME --min N --max N) or turn it off (berth scale NAME --off) before setting its instances.',
+  },
   nothing_to_change: { status: 400, message: 'The request changes nothing: give at least one field to change.' },
   nothing_to_claim: {
     status: 409,

@@ -16,6 +16,8 @@ export interface LoadReport {
 export interface CulpritReport {
   machine: string;
   culprit: { app: string; instance: string; pid: number; cpuShare: number; cpuCores: number } | null;
+  /** Every measured instance of this machine, the busiest first (the scaler judges idle apps by it). */
+  instances: { app: string; instance: string; cpuShare: number; cpuCores: number }[];
   /** How far back the culprit's CPU use was measured. */
   windowMs: number;
 }
@@ -26,11 +28,12 @@ export function loadReport(load: MachineLoad): LoadReport {
   return { load: perCpu, load1: round3(load.load1), load5: round3(load.load5), load15: round3(load.load15), cpus: load.cpus, atCapacity: perCpu >= 1 };
 }
 
-export function culpritReport(sampler: Pick<CpuSampler, 'culprit' | 'windowMs'>, machine: string): CulpritReport {
+export function culpritReport(sampler: Pick<CpuSampler, 'culprit' | 'shares' | 'windowMs'>, machine: string): CulpritReport {
   const top = sampler.culprit();
   return {
     machine,
     culprit: top ? { app: top.service, instance: top.instance, pid: top.pid, cpuShare: round3(top.cpuShare), cpuCores: round3(top.cpuCores) } : null,
+    instances: sampler.shares().map((s) => ({ app: s.service, instance: s.instance, cpuShare: round3(s.cpuShare), cpuCores: round3(s.cpuCores) })),
     windowMs: sampler.windowMs,
   };
 }

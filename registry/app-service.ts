@@ -1,6 +1,6 @@
 import { BerthError } from '../common/errors.js';
 import { MAX_ENV_BYTES, MAX_ENV_KEYS } from './api/app-schemas.js';
-import { appDetails, DEFAULT_HEALTH_CHECK, type AppDetails, type HealthCheck, type Release } from './app.js';
+import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
 import type { AppStore, ReleaseInput } from './app-store.js';
 import type { Attributes, Instance } from './instance.js';
 import type { RegistryStore } from './registry-store.js';
@@ -102,6 +102,24 @@ export class AppService {
     if (settings.instances === undefined && settings.stripPrefix === undefined) throw new BerthError('nothing_to_change');
     await this.o.apps.updateSettings(name, settings);
     return this.details(name);
+  }
+
+  /** Turns automatic scaling on (or changes its policy); the unset fields take their defaults. */
+  async setAutoscale(name: string, policy: Pick<AutoscalePolicy, 'min' | 'max'> & Partial<AutoscalePolicy>): Promise<AppDetails> {
+    await this.o.apps.setAutoscale(name, { ...DEFAULT_AUTOSCALE, ...policy });
+    return this.details(name);
+  }
+
+  /** Turns automatic scaling off: the app keeps the instances it has. */
+  async removeAutoscale(name: string): Promise<AppDetails> {
+    await this.o.apps.setAutoscale(name, null);
+    return this.details(name);
+  }
+
+  /** The scaler's recent decisions, newest first. */
+  async scalerLog(limit: number, app?: string): Promise<Record<string, unknown>[]> {
+    if (app !== undefined) await this.o.apps.get(app);
+    return this.o.apps.scalerLog(limit, app);
   }
 
   async delete(name: string): Promise<AppDetails> {

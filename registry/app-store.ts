@@ -1,6 +1,6 @@
 import { BerthError } from '../common/errors.js';
 import type { RedisClient } from '../common/redis-connection.js';
-import { appFromHash, releaseFromJson, type App, type HealthCheck, type Release } from './app.js';
+import { appFromHash, releaseFromJson, type App, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
 import type { Attributes } from './instance.js';
 import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
@@ -33,7 +33,18 @@ interface AppScripts {
   markAppDeleting(...args: (string | number)[]): Promise<number>;
   removeApp(...args: (string | number)[]): Promise<number>;
   setReleaseStatus(...args: (string | number)[]): Promise<number>;
+  setAutoscale(...args: (string | number)[]): Promise<number>;
+  applyScaleDecision(...args: (string | number)[]): Promise<number>;
 }
+
+/** What the scaler remembers of an app, for its cool-downs (kept in Redis, so a new leader keeps them). */
+export interface ScalerMemory {
+  changeAt?: number;
+  noticeAt?: number;
+}
+
+/** What became of a scaler decision sent to Redis. */
+export type ScaleOutcome = { applied: true; at: number } | { applied: false; why: 'not_leader' | 'app_changed' | 'app_not_found' };
 
 const SCRIPTS: Record<keyof AppScripts, number> = {
   createApp: 6,
@@ -42,6 +53,8 @@ const SCRIPTS: Record<keyof AppScripts, number> = {
   markAppDeleting: 2,
   removeApp: 7,
   setReleaseStatus: 3,
+  setAutoscale: 2,
+  applyScaleDecision: 5,
 };
 
 /**
@@ -121,6 +134,65 @@ export class AppStore {
       ),
     );
     if (out === -1) throw appNotFound(name);
+    if (out === -9) throw new BerthError('autoscale_on', `${name} scales automatically: change its policy (berth scale ${name} --min N --max N) or turn it off (berth scale ${name} --off) before setting its instances.`);
+  }
+
+  /** Sets the app's scaling policy, or removes it (null): its instances stay as they are. */
+  async setAutoscale(name: string, policy: AutoscalePolicy | null): Promise<void> {
+    const out = await redisCall(() => this.redis.setAutoscale(this.keys.app(name), this.keys.events, name, policy === null ? '' : JSON.stringify(policy), this.maxLen));
+    if (out === -1) throw appNotFound(name);
+  }
+
+  /**
+   * Applies and records one scaler decision in one script, fenced by the scaler lease held by
+   * `holder` and by the instance count the decision started from.
+   */
+  async applyScaleDecision(
+    decision: { app: string; from: number; to: number; cause: string },
+    record: object,
+    holder: string,
+    logLength: number,
+  ): Promise<ScaleOutcome> {
+    const k = this.keys;
+    const out = await redisCall(() =>
+      this.redis.applyScaleDecision(
+        k.app(decision.app),
+        k.scalerLease,
+        k.events,
+        k.scalerLog,
+        k.scalerMemory,
+        decision.app,
+        holder,
+        decision.from,
+        decision.to,
+        JSON.stringify(record),
+        logLength,
+        this.maxLen,
+        decision.cause,
+      ),
+    );
+    if (out === -7) return { applied: false, why: 'not_leader' };
+    if (out === -8) return { applied: false, why: 'app_changed' };
+    if (out === -1) return { applied: false, why: 'app_not_found' };
+    return { applied: true, at: out };
+  }
+
+  /** The scaler's most recent decisions, newest first (optionally of one app). */
+  async scalerLog(limit: number, app?: string): Promise<Record<string, unknown>[]> {
+    const raw = await redisCall(() => this.redis.lrange(this.keys.scalerLog, 0, -1));
+    const out: Record<string, unknown>[] = [];
+    for (const line of raw) {
+      const d = JSON.parse(line) as Record<string, unknown>;
+      if (app !== undefined && d.app !== app) continue;
+      out.push(d);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async scalerMemory(): Promise<Map<string, ScalerMemory>> {
+    const h = await redisCall(() => this.redis.hgetall(this.keys.scalerMemory));
+    return new Map(Object.entries(h).map(([name, json]) => [name, JSON.parse(json) as ScalerMemory]));
   }
 
   async markDeleting(name: string): Promise<void> {

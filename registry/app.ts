@@ -36,6 +36,23 @@ export interface Release {
   reason?: string;
 }
 
+/** An app's scaling policy (see README "Scaling"); an app without one is never touched. */
+export interface AutoscalePolicy {
+  min: number;
+  max: number;
+  /** CPU per instance to aim for, in cores (1.0 = one core kept busy; a Node app uses at most about one). */
+  targetCpu: number;
+  /** Requests in flight per instance to aim for; absent: CPU alone decides. */
+  targetInFlight?: number;
+  /** After any change, no growth for this long. */
+  cooldownUpSeconds: number;
+  /** After any change, no shrinking for this long. */
+  cooldownDownSeconds: number;
+}
+
+/** What a policy set with only min and max aims for. */
+export const DEFAULT_AUTOSCALE: Omit<AutoscalePolicy, 'min' | 'max'> = { targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 };
+
 /** What the user wants of an app. */
 export interface App {
   name: string;
@@ -46,6 +63,8 @@ export interface App {
   /** Version of the release the app should run. */
   release: number;
   state: 'active' | 'deleting';
+  /** When set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
+  autoscale: AutoscalePolicy | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -69,6 +88,7 @@ export function appFromHash(h: Record<string, string>): App | undefined {
     stripPrefix: h.stripPrefix === '1',
     release: Number(h.release ?? 0),
     state: h.state === 'deleting' ? 'deleting' : 'active',
+    autoscale: h.autoscale ? (JSON.parse(h.autoscale) as AutoscalePolicy) : null,
     createdAt: Number(h.createdAt ?? 0),
     updatedAt: Number(h.updatedAt ?? 0),
   };

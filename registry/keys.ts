@@ -58,6 +58,12 @@ export interface RegistryKeys {
 
   /** The reconciler's leadership lease: only its holder acts. */
   readonly reconcilerLease: string;
+  /** The scaler's lease: only its holder changes instances (any number of scalers may run). */
+  readonly scalerLease: string;
+  /** List of the scaler's decisions (JSON), newest first, capped. */
+  readonly scalerLog: string;
+  /** Hash of app name → when the scaler last changed it and last noticed it at its max (JSON). */
+  readonly scalerMemory: string;
 }
 
 export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryKeys {
@@ -90,5 +96,8 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     bundles: `${p}bundles`,
     upload: (uploadId) => `${p}upload:${uploadId}`,
     reconcilerLease: `${p}reconciler-lease`,
+    scalerLease: `${p}scaler-lease`,
+    scalerLog: `${p}scaler-log`,
+    scalerMemory: `${p}scaler-memory`,
   };
 }

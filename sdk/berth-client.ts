@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, ClaimRequest, Instance, LogLine, Machine, PublishRequest, RegistryEvent, Release, UpdateRequest } from './types.js';
+import type { AppDetails, Attributes, AutoscalePolicy, ClaimRequest, Instance, LogLine, Machine, PublishRequest, RegistryEvent, Release, ScaleDecision, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -123,6 +123,24 @@ export class BerthClient {
   /** Sets how many instances run (and optionally prefix stripping). */
   scaleApp(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<AppDetails> {
     return this.call('PATCH', `/v1/apps/${enc(name)}`, { body: settings, idempotent: true });
+  }
+
+  /**
+   * Turns automatic scaling on, or changes its policy: the scaler keeps the app's instances
+   * between min and max. Fields left out take their defaults.
+   */
+  setAutoscale(name: string, policy: Pick<AutoscalePolicy, 'min' | 'max'> & Partial<AutoscalePolicy>): Promise<AppDetails> {
+    return this.call('PUT', `/v1/apps/${enc(name)}/autoscale`, { body: policy, idempotent: true });
+  }
+
+  /** Turns automatic scaling off; the app keeps the instances it has. */
+  removeAutoscale(name: string): Promise<AppDetails> {
+    return this.call('DELETE', `/v1/apps/${enc(name)}/autoscale`, { idempotent: true });
+  }
+
+  /** The scaler's recent decisions with their inputs, newest first (of one app, or all). */
+  async scalerLog(options: { app?: string; limit?: number } = {}): Promise<ScaleDecision[]> {
+    return (await this.call<{ decisions: ScaleDecision[] }>('GET', '/v1/scaler/log', { query: { app: options.app, limit: options.limit }, idempotent: true })).decisions;
   }
 
   /** DeleteApp: retires every instance, then removes the app. */

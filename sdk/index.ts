@@ -2,6 +2,7 @@ export { BerthClient, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, type BerthClientOptio
 export { BerthApiError } from './api-error.js';
 export type {
   AppDetails,
+  AutoscalePolicy,
   Attributes,
   ClaimRequest,
   HealthCheck,
@@ -13,5 +14,6 @@ export type {
   RegistryEvent,
   Release,
   ReleaseStatus,
+  ScaleDecision,
   UpdateRequest,
 } from './types.js';

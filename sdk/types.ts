@@ -80,6 +80,48 @@ export interface Release {
   reason?: string;
 }
 
+/** An app's scaling policy: the scaler keeps its instances between min and max. */
+export interface AutoscalePolicy {
+  min: number;
+  max: number;
+  /** CPU per instance to aim for, in cores (1.0 = one core kept busy). @default 0.6 */
+  targetCpu: number;
+  /** Requests in flight per instance to aim for; absent: CPU alone decides. */
+  targetInFlight?: number;
+  /** After any change, no growth for this long. @default 30 */
+  cooldownUpSeconds: number;
+  /** After any change, no shrinking for this long. @default 120 */
+  cooldownDownSeconds: number;
+}
+
+/** One decision of the scaler, with the numbers that made it. */
+export interface ScaleDecision {
+  app: string;
+  from: number;
+  /** Equal to `from` for a notice (at_max) and a move (rebalance). */
+  to: number;
+  cause: 'below_min' | 'above_max' | 'hot_machine' | 'over_target' | 'idle' | 'at_max' | 'rebalance';
+  reason: string;
+  /** For a move (rebalance): the instance moved, the machine it leaves and the cool machines. */
+  move?: { instance: string; from: string; to: string[] };
+  /** When it was applied (ms). */
+  at: number;
+  /** The scaler that made it. */
+  scaler: string;
+  inputs: {
+    wanted: number;
+    running: number;
+    policy: AutoscalePolicy;
+    cpuCores: number | null;
+    inFlight: number | null;
+    cpuPerInstance: number | null;
+    inFlightPerInstance: number | null;
+    hotCulpritOn: string[];
+    machineLoads: Record<string, number | null>;
+    everyMachineHot: boolean;
+  };
+}
+
 export interface AppDetails {
   name: string;
   path: string;
@@ -87,6 +129,8 @@ export interface AppDetails {
   stripPrefix: boolean;
   release: number;
   state: 'active' | 'deleting';
+  /** Set when the scaler changes its instances. */
+  autoscale: AutoscalePolicy | null;
   createdAt: number;
   updatedAt: number;
   url: string | null;

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
 import { ago } from '../output.js';
+import { describePolicy } from './scale.js';
 
 export function infoCommand(ctx: CliContext): Command {
   return new Command('info')
@@ -23,6 +24,7 @@ export function infoCommand(ctx: CliContext): Command {
         ['path', app.path + (app.stripPrefix ? ' (prefix stripped)' : '')],
         ['url', app.url ?? '-'],
         ['instances', `${app.running}/${app.instances} running`],
+        ['autoscale', app.autoscale ? describePolicy(app.autoscale) : 'off'],
         ['by state', states === '' ? 'none' : states],
         [
           'release',

@@ -1,24 +1,79 @@
 import { Command } from 'commander';
+import type { AutoscalePolicy } from '../../sdk/types.js';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
-import { instanceCount, seconds } from '../flag-values.js';
+import { instanceCount, positiveNumber, seconds, wholeSeconds } from '../flag-values.js';
 import { DEFAULT_WAIT_SECONDS, waitForInstances } from '../rollout-watch.js';
+
+interface ScaleFlags {
+  wait: boolean;
+  timeout: number;
+  json?: boolean;
+  min?: number;
+  max?: number;
+  target?: number;
+  targetInFlight?: number;
+  cooldownUp?: number;
+  cooldownDown?: number;
+  off?: boolean;
+}
 
 export function scaleCommand(ctx: CliContext): Command {
   return new Command('scale')
-    .description('Set how many instances of an app run; waits until they do.')
+    .description('Set how many instances of an app run (waits until they do), or let the scaler choose between --min and --max.')
     .argument('<name>', 'the app')
-    .argument('<instances>', 'how many (0 stops it without deleting it)', instanceCount)
+    .argument('[instances]', 'how many (0 stops it without deleting it)', instanceCount)
+    .option('--min <n>', 'automatic scaling: fewest instances (1 or more)', instanceCount)
+    .option('--max <n>', 'automatic scaling: most instances', instanceCount)
+    .option('--target <cores>', 'automatic scaling: CPU per instance to aim for, in cores (default 0.6)', positiveNumber)
+    .option('--target-in-flight <n>', 'automatic scaling: also aim for this many requests in flight per instance', positiveNumber)
+    .option('--cooldown-up <seconds>', 'automatic scaling: no growth this long after a change (default 30)', wholeSeconds)
+    .option('--cooldown-down <seconds>', 'automatic scaling: no shrinking this long after a change (default 120)', wholeSeconds)
+    .option('--off', 'turn automatic scaling off (the app keeps the instances it has)')
     .option('--no-wait', 'return at once, without waiting for the instances')
     .option('--timeout <seconds>', 'how long to wait', seconds, DEFAULT_WAIT_SECONDS)
     .option(...JSON_FLAG)
-    .addHelpText('after', '\nExamples:\n  $ berth scale shop 3\n  $ berth scale shop 0     # stop it, keep its releases')
-    .action(async (name: string, instances: number, flags: { wait: boolean; timeout: number; json?: boolean }) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ berth scale shop 3\n  $ berth scale shop 0                          # stop it, keep its releases\n  $ berth scale shop --min 2 --max 6 --target 0.6 # berth scaler keeps it between 2 and 6\n  $ berth scale shop --off                      # back to a fixed number',
+    )
+    .action(async (name: string, instances: number | undefined, flags: ScaleFlags) => {
       const { output } = ctx;
       const client = connect(ctx.env);
-      let app = await client.scaleApp(name, { instances });
+      const policyFlags = [flags.min, flags.max, flags.target, flags.targetInFlight, flags.cooldownUp, flags.cooldownDown].some((v) => v !== undefined);
+      const modes = [instances !== undefined, policyFlags, flags.off === true].filter(Boolean).length;
+      if (modes !== 1) throw new Error(`Give a number of instances, or --min/--max/--target, or --off: e.g. berth scale ${name} 3, or berth scale ${name} --min 1 --max 4.`);
+      if (flags.off) {
+        const app = await client.removeAutoscale(name);
+        if (flags.json) return output.json(app);
+        return output.line(`${name}: automatic scaling off, ${app.instances} instance(s) wanted`);
+      }
+      if (policyFlags) {
+        const current = (await client.getApp(name)).autoscale;
+        const min = flags.min ?? current?.min;
+        const max = flags.max ?? current?.max;
+        if (min === undefined || max === undefined) throw new Error(`Give both --min and --max to turn automatic scaling on, e.g. berth scale ${name} --min 1 --max 4.`);
+        const policy: Pick<AutoscalePolicy, 'min' | 'max'> & Partial<AutoscalePolicy> = {
+          min,
+          max,
+          targetCpu: flags.target ?? current?.targetCpu,
+          targetInFlight: flags.targetInFlight ?? current?.targetInFlight,
+          cooldownUpSeconds: flags.cooldownUp ?? current?.cooldownUpSeconds,
+          cooldownDownSeconds: flags.cooldownDown ?? current?.cooldownDownSeconds,
+        };
+        const app = await client.setAutoscale(name, policy);
+        if (flags.json) return output.json(app);
+        return output.line(`${name}: scales automatically, ${describePolicy(app.autoscale!)} (now ${app.instances} wanted)`);
+      }
+      let app = await client.scaleApp(name, { instances: instances! });
       if (flags.wait) app = await waitForInstances(client, output, name, { timeoutMs: flags.timeout * 1000 });
       if (flags.json) return output.json(app);
       output.line(`${name}: ${app.running}/${app.instances} running`);
     });
+}
+
+/** One line for a policy, as `berth scale` and `berth info` show it. */
+export function describePolicy(p: AutoscalePolicy): string {
+  const targets = [`${p.targetCpu} CPU`, ...(p.targetInFlight === undefined ? [] : [`${p.targetInFlight} in flight`])].join(' or ');
+  return `${p.min}-${p.max} instances, target ${targets} per instance, cool-down ${p.cooldownUpSeconds}s up / ${p.cooldownDownSeconds}s down`;
 }

@@ -72,6 +72,25 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     res.json(await service.scale(name, validate(s.scale, req.body, 'body')));
   });
 
+  // Automatic scaling: the scaler keeps the app's instances within the policy.
+  r.put('/apps/:name/autoscale', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json(await service.setAutoscale(name, validate(s.autoscale, req.body, 'body')));
+  });
+
+  r.delete('/apps/:name/autoscale', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    res.json(await service.removeAutoscale(name));
+  });
+
+  // The scaler's decisions with their inputs, newest first.
+  r.get('/scaler/log', async (req, res) => {
+    const query = validate(s.scalerLogQuery, req.query, 'query');
+    res.json({ decisions: await service.scalerLog(query.limit ?? 50, query.app) });
+  });
+
   // DeleteApp: accepted; the reconciler retires the instances, then removes the app.
   r.delete('/apps/:name', async (req, res) => {
     const name = params(req);

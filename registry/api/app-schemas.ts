@@ -69,6 +69,26 @@ export function appSchemas(maxInstances: number) {
     }),
     scale: z.strictObject({ instances: instances.optional(), stripPrefix: z.boolean().optional() }),
     rollback: z.strictObject({ version: z.number().int().min(1).optional() }),
+    autoscale: z
+      .strictObject({
+        // At least one instance: with none, no load could ever show that the app needs one.
+        min: z.number().int().min(1).max(maxInstances, `at most ${maxInstances} instances (BERTH_MAX_INSTANCES)`),
+        max: z.number().int().min(1).max(maxInstances, `at most ${maxInstances} instances (BERTH_MAX_INSTANCES)`),
+        targetCpu: z.number().min(0.01).max(64).optional(),
+        targetInFlight: z.number().min(0.1).max(100_000).optional(),
+        cooldownUpSeconds: z.number().int().min(0).max(86_400).optional(),
+        cooldownDownSeconds: z.number().int().min(0).max(86_400).optional(),
+      })
+      .refine((p) => p.min <= p.max, { message: 'min must not be over max', path: ['min'] }),
+    scalerLogQuery: z.strictObject({
+      app: nameSchema.optional(),
+      limit: z
+        .string()
+        .regex(/^[0-9]{1,4}$/, 'must be a number of decisions, 1-1000')
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(1000))
+        .optional(),
+    }),
     config: z.strictObject({
       set: envSchema.optional(),
       unset: z.array(envKeySchema).max(MAX_ENV_KEYS).optional(),

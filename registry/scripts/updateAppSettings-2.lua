@@ -13,11 +13,15 @@
   Output:
     1
     -1 no such app (or it is being deleted)
+    -9 instances were given but the app scales automatically (its policy decides them)
 ]]
 local rcall = redis.call
-local cur = rcall('HMGET', KEYS[1], 'name', 'state')
+local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'autoscale')
 if not cur[1] or cur[2] ~= 'active' then
   return -1
+end
+if ARGV[2] ~= '' and cur[3] then
+  return -9
 end
 local t = rcall('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

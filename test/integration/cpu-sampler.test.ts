@@ -105,6 +105,10 @@ describe('CpuSampler on real processes', () => {
     expect(report).toEqual({
       machine: 'machine-a',
       culprit: { app: 'hot', instance: 'burner', pid: burner.pid, cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
+      instances: [
+        { app: 'hot', instance: 'burner', cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
+        { app: 'hot', instance: 'idle', cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
+      ],
       windowMs: 2000,
     });
     expect(report.culprit!.cpuCores).toBeGreaterThan(BUSY_CORES);

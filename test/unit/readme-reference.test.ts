@@ -6,6 +6,7 @@ import { BALANCER_OPTIONS } from '../../balancer/balancer-daemon.js';
 import { HOSTER_OPTIONS } from '../../hoster/hoster-daemon.js';
 import { PROXY_OPTIONS } from '../../proxy/proxy-daemon.js';
 import { REGISTRY_OPTIONS } from '../../registry/registry-daemon.js';
+import { SCALER_OPTIONS } from '../../scaler/scaler-daemon.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
@@ -63,6 +64,18 @@ describe('README balancer reference', () => {
     for (const [key, spec] of Object.entries(BALANCER_OPTIONS)) {
       if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
       expect(table, key).toContain(`\`${spec.env}\``);
+    }
+  });
+});
+
+describe('README scaler reference', () => {
+  it('documents every environment variable of berth scaler with its default', () => {
+    const table = section('### `berth scaler`');
+    for (const [key, spec] of Object.entries(SCALER_OPTIONS)) {
+      if (spec.env?.startsWith('BERTH_REDIS_') || spec.env === 'REDIS_URL') continue;
+      expect(table, key).toContain(`\`${spec.env}\``);
+      const row = table.split('\n').find((line) => line.includes(`\`${spec.env}\``))!;
+      expect(row, `${spec.env} default`).toContain(`\`${String(spec.default)}\``);
     }
   });
 });

@@ -1,0 +1,49 @@
+import type { Machine } from '../registry/registry-store.js';
+import type { CulpritReport, LoadReport } from '../proxy/machine-report.js';
+import type { InstanceUse, MachineObservation } from './scaling-plan.js';
+
+/** The part of a proxy's GET /_berth/routes the scaler reads: requests in flight per local instance. */
+interface RoutesReport {
+  routes: { app: string; local: { instance: string; inFlight: number }[] }[];
+}
+
+/**
+ * Asks one machine's proxy (its `facts.proxy` URL from the hoster's heartbeat) for its load,
+ * culprit and routes, all at once, each within `timeoutMs`. A proxy that is down, slow or
+ * unknown makes the machine unreachable, never a failed round.
+ */
+export async function observeMachine(machine: Machine, timeoutMs: number): Promise<MachineObservation & { error?: string }> {
+  const proxy = typeof machine.facts.proxy === 'string' && machine.facts.proxy !== '' ? machine.facts.proxy.replace(/\/+$/, '') : null;
+  const unreachable = (error: string) => ({ name: machine.name, reachable: false, load: 0, culprit: null, instances: [], error });
+  if (proxy === null) return unreachable('no proxy URL known (set BERTH_PROXY_URL for its hoster)');
+  try {
+    const [load, culprit, routes] = await Promise.all([
+      getJson<LoadReport>(`${proxy}/_berth/load`, timeoutMs),
+      getJson<CulpritReport>(`${proxy}/_berth/culprit`, timeoutMs),
+      getJson<RoutesReport>(`${proxy}/_berth/routes`, timeoutMs),
+    ]);
+    const cpu = new Map((culprit.instances ?? []).map((i) => [i.instance, i.cpuCores]));
+    const instances: InstanceUse[] = [];
+    for (const route of routes.routes) {
+      for (const local of route.local) {
+        instances.push({ app: route.app, instance: local.instance, cpuCores: cpu.get(local.instance) ?? 0, inFlight: local.inFlight });
+      }
+    }
+    return {
+      name: machine.name,
+      reachable: true,
+      load: load.load,
+      culprit: culprit.culprit === null ? null : { app: culprit.culprit.app, instance: culprit.culprit.instance, cpuCores: culprit.culprit.cpuCores },
+      instances,
+    };
+  } catch (err) {
+    return unreachable(err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : err.message) : String(err));
+  }
+}
+
+async function getJson<T>(url: string, timeoutMs: number): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return JSON.parse(text) as T;
+}

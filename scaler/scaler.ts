@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { BerthError } from '../common/errors.js';
+import type { AppStore } from '../registry/app-store.js';
+import type { RegistryStore } from '../registry/registry-store.js';
+import { observeMachine } from './machine-observer.js';
+import { planScaling, type AppObservation, type PlanOptions, type ScaleDecision } from './scaling-plan.js';
+
+export const DEFAULT_SCALER_INTERVAL_MS = 5000;
+export const DEFAULT_SCALER_LEASE_MS = 15_000;
+export const DEFAULT_HOT_LOAD = 0.9;
+export const DEFAULT_IDLE_RATIO = 0.5;
+/** The hosters' default claim gate: a machine this loaded does not claim the moved copy itself. */
+export const DEFAULT_REBALANCE_LOAD = 1.0;
+export const DEFAULT_NOTICE_INTERVAL_MS = 60_000;
+export const DEFAULT_REPORT_TIMEOUT_MS = 2000;
+export const DEFAULT_DECISION_LOG_LENGTH = 1000;
+/** A machine silent for this long is no longer counted (it is gone, not cool). */
+export const DEFAULT_MACHINE_STALE_MS = 60_000;
+
+export interface ScalerOptions extends Partial<PlanOptions> {
+  store: RegistryStore;
+  apps: AppStore;
+  logger: Logger;
+  /** How often the lease holder looks at every machine and app. @default 5000 */
+  intervalMs?: number;
+  /** The scaler lease; a dead scaler is replaced after it. @default 15000 */
+  leaseMs?: number;
+  /** Each proxy report must come within this. @default 2000 */
+  reportTimeoutMs?: number;
+  /** Decisions the log keeps. @default 1000 */
+  logLength?: number;
+  /** Machines whose last heartbeat is older are left out. @default 60000 */
+  machineStaleMs?: number;
+  /** Called with each decision applied (tests, metrics). */
+  onDecision?: (decision: ScaleDecision & { at: number; scaler: string }) => void;
+  /** Called after each round this scaler completes as the lease holder. */
+  onRound?: () => void;
+}
+
+/**
+ * `berth scaler`'s loop: any number may run; only the holder of the scaler lease acts. Each
+ * round it reads every machine's load, culprit and routes from its proxy, plans (see
+ * planScaling) and applies each decision with one fenced script that also records it, so a
+ * scaler that lost its lease while it planned changes nothing. The reconciler then starts
+ * new instances and retires removed ones through the no-downtime path, as for `berth scale`.
+ */
+export class Scaler {
+  readonly holder = `scaler-${randomBytes(6).toString('hex')}`;
+  private readonly o: Required<Omit<ScalerOptions, 'onDecision' | 'onRound'>> & Pick<ScalerOptions, 'onDecision' | 'onRound'>;
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> | undefined;
+  private stopped = false;
+  private leading = false;
+  private failing = false;
+  /** Machines unreachable last round, so that each is logged once when it goes and comes back. */
+  private unreachable = new Set<string>();
+
+  constructor(options: ScalerOptions) {
+    this.o = {
+      intervalMs: DEFAULT_SCALER_INTERVAL_MS,
+      leaseMs: DEFAULT_SCALER_LEASE_MS,
+      hotLoad: DEFAULT_HOT_LOAD,
+      idleRatio: DEFAULT_IDLE_RATIO,
+      rebalanceLoad: DEFAULT_REBALANCE_LOAD,
+      noticeIntervalMs: DEFAULT_NOTICE_INTERVAL_MS,
+      reportTimeoutMs: DEFAULT_REPORT_TIMEOUT_MS,
+      logLength: DEFAULT_DECISION_LOG_LENGTH,
+      machineStaleMs: DEFAULT_MACHINE_STALE_MS,
+      ...options,
+    };
+    if (this.o.reportTimeoutMs >= this.o.leaseMs / 2) {
+      throw new BerthError('invalid_config', `The report timeout (${this.o.reportTimeoutMs} ms) must be under half the scaler lease (${this.o.leaseMs} ms): a round must end well within the lease.`);
+    }
+  }
+
+  start(): this {
+    this.schedule(0);
+    return this;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.round;
+    if (this.leading) {
+      await this.o.store.holdLeadership(this.o.store.keys.scalerLease, this.holder, this.o.leaseMs, 'drop').catch(() => undefined);
+      this.leading = false;
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.round = this.runRound().finally(() => this.schedule(this.o.intervalMs));
+    }, delayMs);
+  }
+
+  private async runRound(): Promise<void> {
+    const log = this.o.logger;
+    try {
+      const leading = await this.o.store.holdLeadership(this.o.store.keys.scalerLease, this.holder, this.o.leaseMs, 'hold');
+      if (leading !== this.leading) log.info({ holder: this.holder }, leading ? 'this scaler now acts' : 'another scaler acts now: standing by');
+      this.leading = leading;
+      if (!leading) return;
+      await this.scaleOnce();
+      if (this.failing) log.info('scaler reaches Redis again');
+      this.failing = false;
+      this.o.onRound?.();
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'redis_unavailable') {
+        if (!this.failing) log.warn('scaler cannot reach Redis: will keep trying');
+        this.failing = true;
+      } else log.error({ err }, 'scaler round failed: will retry');
+    }
+  }
+
+  /**
+   * Flags the instance evacuating with its holder's own claim (machine and epoch, read now):
+   * the reconciler starts a copy where a hoster has room and retires this one only once the
+   * copy runs, as when a hoster leaves its machine.
+   */
+  private async move(app: string, id: string, log: Logger): Promise<void> {
+    try {
+      const instance = await this.o.store.getInstance(id);
+      if (instance.service !== app || instance.machine === null || instance.state !== 'running') return;
+      await this.o.store.markEvacuating({ service: app, id, machine: instance.machine, epoch: instance.epoch });
+      log.info({ instance: id, machine: instance.machine }, `moving instance ${id} of ${app} off ${instance.machine}: a copy starts elsewhere first`);
+    } catch (err) {
+      // Gone or re-claimed meanwhile: the next round looks again.
+      if (err instanceof BerthError && (err.code === 'instance_not_found' || err.code === 'stale_epoch')) return;
+      throw err;
+    }
+  }
+
+  /** One look at every machine and app, and the decisions it leads to (applied). */
+  private async scaleOnce(): Promise<void> {
+    const { store, apps, logger } = this.o;
+    const policed = (await apps.list()).filter((a) => a.autoscale !== null && a.state === 'active');
+    if (policed.length === 0) return;
+    const [allMachines, memory, now] = await Promise.all([store.listMachines(), apps.scalerMemory(), store.now()]);
+    const machines = allMachines.filter((m) => now - m.heartbeatAt <= this.o.machineStaleMs);
+    const observations = await Promise.all(machines.map((m) => observeMachine(m, this.o.reportTimeoutMs)));
+    for (const m of observations) {
+      if (!m.reachable && !this.unreachable.has(m.name)) logger.warn({ machine: m.name, error: m.error }, `cannot read the reports of ${m.name}: its apps will not shrink until it answers`);
+      if (m.reachable && this.unreachable.has(m.name)) logger.info({ machine: m.name }, `${m.name} reports again`);
+    }
+    this.unreachable = new Set(observations.filter((m) => !m.reachable).map((m) => m.name));
+
+    const appObservations: AppObservation[] = await Promise.all(
+      policed.map(async (app) => {
+        const all = await store.instancesOf(app.name);
+        const running = all.filter((i) => i.state === 'running' && i.release === app.release && !i.evacuating);
+        const remembered = memory.get(app.name);
+        return {
+          name: app.name,
+          wanted: app.instances,
+          running: running.length,
+          machines: [...new Set(running.map((i) => i.machine).filter((m): m is string => m !== null))],
+          moving: all.filter((i) => i.evacuating).length,
+          policy: app.autoscale!,
+          lastChangeAt: remembered?.changeAt ?? null,
+          lastNoticeAt: remembered?.noticeAt ?? null,
+        };
+      }),
+    );
+    const decisions = planScaling({
+      machines: observations.map(({ error: _error, ...m }) => m),
+      apps: appObservations,
+      now,
+      options: { hotLoad: this.o.hotLoad, idleRatio: this.o.idleRatio, noticeIntervalMs: this.o.noticeIntervalMs, rebalanceLoad: this.o.rebalanceLoad },
+    });
+    for (const d of decisions) {
+      if (this.stopped) return;
+      const outcome = await apps.applyScaleDecision(d, { ...d, scaler: this.holder }, this.holder, this.o.logLength);
+      const log = logger.child({ app: d.app });
+      if (!outcome.applied) {
+        // Lost the lease, or someone changed the app meanwhile: the next round looks again.
+        log.info({ decision: d, why: outcome.why }, `decision on ${d.app} not applied (${outcome.why})`);
+        if (outcome.why === 'not_leader') {
+          this.leading = false;
+          return;
+        }
+        continue;
+      }
+      if (d.move !== undefined) await this.move(d.app, d.move.instance, log);
+      if (d.cause === 'at_max') log.warn({ decision: d }, d.reason);
+      else log.info({ decision: d }, `${d.app}: ${d.from} -> ${d.to} instances: ${d.reason}`);
+      this.o.onDecision?.({ ...d, at: outcome.at, scaler: this.holder });
+    }
+  }
+}

@@ -1,0 +1,142 @@
+// The autoscale policy through the API (set, change, remove, bad input refused, manual instances refused while on) and the fencing of scaler decisions: only the lease holder, only from the state it read, each one recorded in the decision log and the event stream.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppStore } from '../../registry/app-store.js';
+import type { BerthClient } from '../../sdk/berth-client.js';
+import { helloApp, uploadApp } from '../helpers/hoster-fixture.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
+
+const LEASE_MS = 10_000;
+
+let redis: TestRedis;
+let registry: RegistryFixture;
+let client: BerthClient;
+let apps: AppStore;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  registry = await startTestRegistry(redis, { maxInstances: 10 });
+  client = registry.client;
+  apps = registry.daemon.apps;
+  await client.publishApp({ name: 'shop', path: '/shop', instances: 2, bundle: await uploadApp(client, helloApp()) });
+});
+
+afterAll(async () => {
+  await registry?.close();
+  await redis?.stop();
+});
+
+async function put(body: unknown): Promise<{ status: number; code?: string; message?: string }> {
+  const res = await fetch(`${registry.daemon.url}/v1/apps/shop/autoscale`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${registry.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as { error?: { code: string; message: string } };
+  return { status: res.status, code: json.error?.code, message: json.error?.message };
+}
+
+const decision = (from: number, to: number) => ({ app: 'shop', from, to, cause: 'idle' });
+
+describe('autoscale policy', () => {
+  it('is off until set; set fills in defaults; berth scale N is refused while it is on; DELETE turns it off', async () => {
+    expect((await client.getApp('shop')).autoscale).toBeNull();
+    const on = await client.setAutoscale('shop', { min: 1, max: 4 });
+    expect(on.autoscale).toEqual({ min: 1, max: 4, targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 });
+    const changed = await client.setAutoscale('shop', { min: 2, max: 5, targetCpu: 0.3, targetInFlight: 8, cooldownUpSeconds: 5, cooldownDownSeconds: 60 });
+    expect(changed.autoscale).toEqual({ min: 2, max: 5, targetCpu: 0.3, targetInFlight: 8, cooldownUpSeconds: 5, cooldownDownSeconds: 60 });
+    await expect(client.scaleApp('shop', { instances: 3 })).rejects.toMatchObject({ code: 'autoscale_on', status: 409 });
+    await expect(client.updateApp('shop', { instances: 3 })).rejects.toMatchObject({ code: 'autoscale_on' });
+    // Prefix stripping is not the scaler's business.
+    expect((await client.scaleApp('shop', { stripPrefix: true })).stripPrefix).toBe(true);
+    const off = await client.removeAutoscale('shop');
+    expect(off.autoscale).toBeNull();
+    expect(off.instances).toBe(2);
+    expect((await client.scaleApp('shop', { instances: 3 })).instances).toBe(3);
+    await client.scaleApp('shop', { instances: 2 });
+    // Removing it twice is fine.
+    expect((await client.removeAutoscale('shop')).autoscale).toBeNull();
+  });
+
+  it('refuses bad policies with 400 invalid_request and changes neither the app nor its policy events', async () => {
+    const r = redis.client();
+    // The reconciler may still be retiring instances of the last test: count only policy events.
+    const policyEvents = async () => (await r.xrange(registry.daemon.store.keys.events, '-', '+')).filter(([, f]) => f.includes('app-autoscale')).length;
+    const state = async () => [await r.hgetall(registry.daemon.store.keys.app('shop')), await policyEvents()];
+    const before = await state();
+    const bad: unknown[] = [
+      { min: 3, max: 2 },
+      { min: 0, max: 2 },
+      { max: 2 },
+      { min: 1, max: 11 },
+      { min: 1, max: 2, targetCpu: 0 },
+      { min: 1, max: 2, targetCpu: '0.5' },
+      { min: 1, max: 2, cooldownUpSeconds: -1 },
+      { min: 1, max: 2, surprise: true },
+      [],
+    ];
+    for (const body of bad) {
+      const answer = await put(body);
+      expect(answer, JSON.stringify(body)).toMatchObject({ status: 400, code: 'invalid_request' });
+    }
+    expect((await put({ min: 3, max: 2 })).message).toContain('min must not be over max');
+    expect(await state()).toEqual(before);
+    await expect(client.setAutoscale('nope', { min: 1, max: 2 })).rejects.toMatchObject({ code: 'app_not_found' });
+    await expect(client.scalerLog({ app: 'nope' })).rejects.toMatchObject({ code: 'app_not_found' });
+  });
+});
+
+describe('scaler decisions', () => {
+  it('apply only for the lease holder, only from the instances it read, and are logged with their inputs', async () => {
+    await client.setAutoscale('shop', { min: 1, max: 4 });
+    const store = registry.daemon.store;
+    const record = (from: number, to: number) => ({ ...decision(from, to), reason: `test ${from}->${to}`, inputs: { wanted: from } });
+
+    // No lease: nothing changes.
+    expect(await apps.applyScaleDecision(decision(2, 3), record(2, 3), 'scaler-a', 100)).toEqual({ applied: false, why: 'not_leader' });
+    expect(await store.holdLeadership(store.keys.scalerLease, 'scaler-a', LEASE_MS, 'hold')).toBe(true);
+    // Another scaler cannot take it, nor act.
+    expect(await store.holdLeadership(store.keys.scalerLease, 'scaler-b', LEASE_MS, 'hold')).toBe(false);
+    expect(await apps.applyScaleDecision(decision(2, 3), record(2, 3), 'scaler-b', 100)).toEqual({ applied: false, why: 'not_leader' });
+    // From a state that is no longer there: refused.
+    expect(await apps.applyScaleDecision(decision(1, 2), record(1, 2), 'scaler-a', 100)).toEqual({ applied: false, why: 'app_changed' });
+    expect((await client.getApp('shop')).instances).toBe(2);
+
+    const ok = await apps.applyScaleDecision(decision(2, 3), record(2, 3), 'scaler-a', 100);
+    expect(ok).toMatchObject({ applied: true });
+    expect((await client.getApp('shop')).instances).toBe(3);
+    // The same decision again (a retry after a lost reply) does not grow it twice.
+    expect(await apps.applyScaleDecision(decision(2, 3), record(2, 3), 'scaler-a', 100)).toEqual({ applied: false, why: 'app_changed' });
+    // A notice changes nothing but is logged.
+    expect(await apps.applyScaleDecision({ ...decision(3, 3), cause: 'at_max' }, record(3, 3), 'scaler-a', 100)).toMatchObject({ applied: true });
+
+    const log = await client.scalerLog({ app: 'shop' });
+    expect(log.map((d) => [d.from, d.to])).toEqual([
+      [3, 3],
+      [2, 3],
+    ]);
+    expect(log[1]).toMatchObject({ reason: 'test 2->3', inputs: { wanted: 2 } });
+    expect(typeof log[1]!.at).toBe('number');
+    const memory = (await apps.scalerMemory()).get('shop')!;
+    expect(memory.changeAt).toBe(log[1]!.at);
+    expect(memory.noticeAt).toBe(log[0]!.at);
+
+    // Each decision is on the event stream too, next to the app-updated every scale sends.
+    const events = (await redis.client().xrange(store.keys.events, '-', '+')).map(([, f]: [string, string[]]) => Object.fromEntries(Array.from({ length: f.length / 2 }, (_, i) => [f[2 * i], f[2 * i + 1]])));
+    const decisions = events.filter((e: Record<string, string | undefined>) => e.kind === 'scaler-decision');
+    expect(decisions.map((e: Record<string, string | undefined>) => e.reason)).toEqual(['idle 2->3', 'at_max 3->3']);
+
+    // The log is capped.
+    for (let i = 0; i < 5; i++) await apps.applyScaleDecision({ ...decision(3, 3), cause: 'at_max' }, record(3, 3), 'scaler-a', 4);
+    expect(await client.scalerLog({ limit: 100 })).toHaveLength(4);
+    await store.holdLeadership(store.keys.scalerLease, 'scaler-a', LEASE_MS, 'drop');
+  });
+
+  it('refuses a decision once the policy is removed', async () => {
+    const store = registry.daemon.store;
+    await store.holdLeadership(store.keys.scalerLease, 'scaler-c', LEASE_MS, 'hold');
+    await client.removeAutoscale('shop');
+    expect(await apps.applyScaleDecision(decision(3, 2), {}, 'scaler-c', 100)).toEqual({ applied: false, why: 'app_changed' });
+    expect((await client.getApp('shop')).instances).toBe(3);
+  });
+});
