@@ -14,6 +14,8 @@ import { waitFor } from '../helpers/wait-for.js';
 export const NAME_PREFIX = 'bc';
 const STATE_ROOT = '/tmp/berth-cluster';
 const PROXY_PORT = 8080;
+/** A daemon starting on a loaded 2-core machine (a dozen start at once) answers within this. */
+const DAEMON_START_MS = 45_000;
 const NAME_RE = new RegExp(`^${NAME_PREFIX}([0-9a-f]{4})`);
 
 export interface ClusterOptions {
@@ -281,7 +283,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     );
     const registryUrl = `http://127.0.0.1:${registryPort}`;
     const client = new BerthClient({ url: registryUrl, token, retries: 0 });
-    await waitFor(async () => (await client.health().catch(() => undefined))?.status === 'ok', { deadlineMs: 20_000, what: 'the registry to answer' }).catch((err) => {
+    await waitFor(async () => (await client.health().catch(() => undefined))?.status === 'ok', { deadlineMs: DAEMON_START_MS, what: 'the registry to answer' }).catch((err) => {
       throw new Error(`${(err as Error).message}: ${registryProc.output().slice(-2000)}`);
     });
     say(`registry on ${registryUrl}`);
@@ -347,8 +349,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
             startDaemon(['proxy', '--machine', name], { ...common, BERTH_PROXY_HOST: '0.0.0.0', BERTH_PROXY_PORT: String(PROXY_PORT), BERTH_CONNECT_TIMEOUT_MS: '1000' }, { wrap }),
           );
           await waitFor(async () => (await fetch(`${machine.proxyUrl}/_berth/health`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined))?.ok, {
-            deadlineMs: 20_000,
+            deadlineMs: DAEMON_START_MS,
             what: `the proxy of ${name} to answer`,
+          }).catch((err) => {
+            throw new Error(`${(err as Error).message}: ${machine.proxy?.output().slice(-1500)}`);
           });
           return machine.proxy;
         },
@@ -368,7 +372,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await Promise.all(machines.map((m) => m.startProxy()));
     say('proxies answer');
     await waitFor(async () => (await client.listMachines()).filter((m) => machines.some((x) => x.name === m.name)).length === machines.length, {
-      deadlineMs: 20_000,
+      deadlineMs: DAEMON_START_MS,
       what: 'every hoster to join',
     });
 
@@ -380,7 +384,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       startDaemon(['balancer'], { ...common, BERTH_BALANCER_HOST: '127.0.0.1', BERTH_HTTPS_PORT: String(httpsPort), BERTH_DATA_DIR: balancerDir, BERTH_CONNECT_TIMEOUT_MS: '1000' }),
     );
     const caFile = join(balancerDir, 'tls', 'ca.pem');
-    await waitFor(() => existsSync(caFile) && balancerProc.output().includes('listening'), { deadlineMs: 20_000, what: 'the balancer to listen' }).catch(() =>
+    await waitFor(() => existsSync(caFile) && balancerProc.output().includes('listening'), { deadlineMs: DAEMON_START_MS, what: 'the balancer to listen' }).catch(() =>
       waitFor(() => existsSync(caFile), { deadlineMs: 5000, what: 'the balancer CA' }),
     );
     say(`balancer on https://127.0.0.1:${httpsPort} (CA ${caFile})`);
