@@ -57,7 +57,7 @@ export interface Cluster {
   /** The root namespace's address on the bridge (collector, balancer's source). */
   hostIp: string;
   machines: Machine[];
-  redis: { url: string; localUrl: string; port: number; dir: string; kill(): Promise<void>; start(): Promise<void> };
+  redis: { url: string; localUrl: string; port: number; dir: string; kill(): Promise<void>; start(): Promise<void>; /** FLUSHALL: every key gone. */ wipe(): void };
   registry: { url: string; token: string; prefix: string; client: BerthClient; proc: DaemonProcess };
   balancer: { url: string; ca: string; proc: DaemonProcess };
   /** Everything the daemons printed, last lines first: for failure messages. */
@@ -403,7 +403,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       subnet: `${net}.0/24`,
       hostIp,
       machines,
-      redis: { url: redisUrl, localUrl: `redis://:${redisPassword}@127.0.0.1:${redisPort}`, port: redisPort, dir: redisDir, kill: killRedisServer, start: startRedisServer },
+      redis: { url: redisUrl, localUrl: `redis://:${redisPassword}@127.0.0.1:${redisPort}`, port: redisPort, dir: redisDir, kill: killRedisServer,
+        start: startRedisServer,
+        wipe: () => execFileSync('redis-cli', ['-p', String(redisPort), 'flushall'], { stdio: 'ignore', env: { ...process.env, REDISCLI_AUTH: redisPassword } }),
+      },
       registry: { url: registryUrl, token, prefix, client, proc: registryProc },
       balancer: { url: `https://127.0.0.1:${httpsPort}`, ca: readFileSync(caFile, 'utf8'), proc: balancerProc },
       tail: (lines = 30) => procs.map(({ name, proc }) => `--- ${name}\n${proc.output().split('\n').slice(-lines).join('\n')}`).join('\n'),
