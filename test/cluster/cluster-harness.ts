@@ -4,6 +4,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { BerthClient } from '../../sdk/berth-client.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
@@ -359,8 +360,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         cutFromRedis: () => ip('-n', ns, 'route', 'add', 'blackhole', `${redisIp}/32`),
         healRedis: () => ip('-n', ns, 'route', 'del', 'blackhole', `${redisIp}/32`),
         setLoad: (perCpu: number) => {
-          const cpus = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || 1;
-          const l = (perCpu * cpus).toFixed(2);
+          // The hoster divides by the CPU count it sees, as for the system's load.
+          const l = (perCpu * Math.max(1, cpus().length)).toFixed(2);
           writeFileSync(loadFile, `${l} ${l} ${l} 1/100 1\n`);
         },
         exec: (command, args) => spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: 'ignore' }),
