@@ -16,7 +16,7 @@ import { buildApp, BuildFailedError } from './app-build.js';
 import { BundleCache } from './bundle-cache.js';
 import { BundleRejectedError } from './bundle-unpacker.js';
 import { Hoster } from './hoster.js';
-import { systemLoad, type LoadSource } from './load-source.js';
+import { fileLoad, systemLoad, type LoadSource } from './load-source.js';
 import { NoStartCommandError, startCommand } from './start-command.js';
 
 const labelsSchema = z.preprocess(
@@ -49,6 +49,7 @@ export const HOSTER_OPTIONS = {
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of each claim (renewed four times per lease); an app stops about half a lease after its hoster is last heard of.' }),
   pollIntervalMs: option({ env: 'BERTH_POLL_INTERVAL_MS', default: 60_000, schema: positiveMsSchema, describe: 'Full look for unclaimed work this often (events wake it at once besides).' }),
   maxLoadPerCpu: option({ env: 'BERTH_MAX_LOAD_PER_CPU', default: 1.0, schema: z.coerce.number().positive(), describe: 'Claim only while the 5-minute load average per CPU is below this.' }),
+  loadFile: option({ env: 'BERTH_LOAD_FILE', default: '', schema: z.string(), describe: 'Read the load from this file (/proc/loadavg form) instead of the system: for machines sharing one kernel.' }),
   capacity: option({ env: 'BERTH_CAPACITY', default: DEFAULT_CAPACITY, schema: positiveIntSchema, describe: 'Most instances on this machine (default: 8 per CPU, at most one per 128 MB).' }),
   claimsPerRound: option({ env: 'BERTH_CLAIMS_PER_ROUND', default: 4, schema: positiveIntSchema, describe: 'Most claims in one round (the load average lags).' }),
   spreadDelayMs: option({ env: 'BERTH_SPREAD_DELAY_MS', default: 150, schema: z.coerce.number().int().min(0).max(10_000), describe: 'Wait per instance of the same app already here before claiming another.' }),
@@ -147,7 +148,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     pollIntervalMs: config.pollIntervalMs,
     heartbeatMs: config.heartbeatMs,
     maxLoadPerCpu: config.maxLoadPerCpu,
-    load: overrides.load ?? systemLoad,
+    load: overrides.load ?? (config.loadFile === '' ? systemLoad : fileLoad(config.loadFile, (reason) => logger.warn({ reason }, `cannot read the load file ${config.loadFile}: counting no load (write it as /proc/loadavg is written)`))),
     capacity: config.capacity,
     claimsPerRound: config.claimsPerRound,
     spreadDelayMs: config.spreadDelayMs,

@@ -162,6 +162,9 @@ export class InstanceRunner {
       BERTH_APP: this.service,
       BERTH_PATH: (await ctx.apps.get(this.service).catch(() => undefined))?.path ?? '',
       BERTH_INSTANCE: this.id,
+      // Which claim this copy runs under: observers tell copies of one instance apart by these.
+      BERTH_EPOCH: String(this.epoch),
+      BERTH_MACHINE: ctx.machine,
       BERTH_RELEASE: release === undefined ? '' : `v${release.version}`,
     };
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });

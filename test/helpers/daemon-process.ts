@@ -15,8 +15,10 @@ export interface DaemonProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function startDaemon(args: string[], env: NodeJS.ProcessEnv): DaemonProcess {
-  const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `wrap` runs the daemon through a command that then execs it, e.g. `ip netns exec <ns>` (same pid). */
+export function startDaemon(args: string[], env: NodeJS.ProcessEnv, options: { wrap?: string[] } = {}): DaemonProcess {
+  const [command, ...rest] = [...(options.wrap ?? []), process.execPath, CLI_MAIN, ...args];
+  const child = spawn(command!, rest, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
