@@ -67,3 +67,10 @@ export function wholeSeconds(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('Expected a whole number of seconds (0 or more).');
   return Number(text);
 }
+
+/** How many decisions of the scaler's log to show, 1 to 1,000 (what the API answers). */
+export function decisionCount(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 1000) throw new InvalidArgumentError('Expected a number of decisions from 1 to 1000.');
+  return n;
+}

@@ -5,6 +5,7 @@ import { createLogger } from '../common/logger.js';
 import { SCALER_OPTIONS, startScaler } from '../scaler/scaler-daemon.js';
 import { connect } from './api-client.js';
 import { JSON_FLAG, type CliContext } from './cli-context.js';
+import { decisionCount } from './flag-values.js';
 import { ago } from './output.js';
 
 export function scalerCommand(ctx: CliContext): Command {
@@ -24,7 +25,7 @@ export function scalerCommand(ctx: CliContext): Command {
     new Command('log')
       .description("Show the scaler's recent decisions and why it made them, newest first.")
       .argument('[app]', 'only this app')
-      .option('-n, --limit <n>', 'how many decisions', (v) => Number(v), 20)
+      .option('-n, --limit <n>', 'how many decisions (1-1000)', decisionCount, 20)
       .option(...JSON_FLAG)
       .addHelpText('after', '\nExamples:\n  $ berth scaler log\n  $ berth scaler log shop -n 50')
       .action(async (app: string | undefined, flags: { limit: number; json?: boolean }) => {

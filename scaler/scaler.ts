@@ -162,6 +162,7 @@ export class Scaler {
           running: running.length,
           machines: [...new Set(running.map((i) => i.machine).filter((m): m is string => m !== null))],
           moving: all.filter((i) => i.evacuating).length,
+          movable: running.map((i) => i.id),
           policy: app.autoscale!,
           lastChangeAt: remembered?.changeAt ?? null,
           lastNoticeAt: remembered?.noticeAt ?? null,

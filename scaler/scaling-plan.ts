@@ -37,6 +37,8 @@ export interface AppObservation {
   machines: string[];
   /** Instances being moved (evacuating): no other move starts meanwhile. */
   moving: number;
+  /** Ids of its running instances of the current release not being moved: only these may move. */
+  movable: string[];
   policy: AutoscalePolicy;
   /** When the scaler last changed it (ms), or null. */
   lastChangeAt: number | null;
@@ -116,7 +118,8 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
     const cpuCores = known ? sum(uses.map((u) => u.cpuCores)) : null;
     const inFlight = known ? sum(uses.map((u) => u.inFlight)) : null;
     const per = (total: number | null) => (total === null || app.wanted === 0 ? null : round3(total / app.wanted));
-    const hotCulpritOn = hot.filter((m) => m.culprit?.app === app.name).map((m) => m.name);
+    // Only a live instance counts: one retiring or being moved is on its way out already.
+    const hotCulpritOn = hot.filter((m) => m.culprit?.app === app.name && app.movable.includes(m.culprit.instance)).map((m) => m.name);
     const inputs: DecisionInputs = {
       wanted: app.wanted,
       running: app.running,
@@ -156,7 +159,7 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
       if (app.wanted >= p.max) {
         // At its max: move its busiest instance off the most loaded machine to a cool one, if any.
         const overloaded = hot
-          .filter((m) => m.load >= options.rebalanceLoad && m.culprit?.app === app.name)
+          .filter((m) => m.load >= options.rebalanceLoad && hotCulpritOn.includes(m.name))
           .sort((a, b) => b.load - a.load)[0];
         const cool = reachable.filter((m) => m.load < options.hotLoad).map((m) => m.name);
         if (overloaded !== undefined && cool.length > 0) {

@@ -107,7 +107,7 @@ describe('CpuSampler on real processes', () => {
       culprit: { app: 'hot', instance: 'burner', pid: burner.pid, cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
       instances: [
         { app: 'hot', instance: 'burner', cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
-        { app: 'hot', instance: 'idle', cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
+        { app: 'calm', instance: 'idle', cpuShare: expect.any(Number), cpuCores: expect.any(Number) },
       ],
       windowMs: 2000,
     });

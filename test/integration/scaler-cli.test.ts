@@ -94,6 +94,9 @@ describe('berth scaler log', () => {
     expect(text.stdout).toMatch(/^\S+ ago +shop {2}1 -> 2 {2}over_target: grows because its CPU per instance 0\.9 is over its target of 0\.6 {2}\(cpu\/instance 0\.9, in flight\/instance 3, loads m1=0\.42\)\n$/);
     const json = await runCli(['scaler', 'log', '--json', '-n', '5'], env);
     expect(JSON.parse(json.stdout)).toEqual([expect.objectContaining({ app: 'shop', from: 1, to: 2, cause: 'over_target', scaler: 'scaler-cli-test', inputs })]);
+    const many = await runCli(['scaler', 'log', '-n', 'lots'], env);
+    expect(many.code).toBe(1);
+    expect(many.stderr).toContain('Expected a number of decisions from 1 to 1000');
     const unknown = await runCli(['scaler', 'log', 'nope'], env);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('No app named "nope"');
