@@ -22,8 +22,9 @@ export interface BalancerForwarderOptions {
 /**
  * Spreads requests over the machines' proxies: to a machine that runs the requested prefix
  * when the registry says which (weighted by how many instances it runs there, so most
- * requests take one hop), else to any healthy proxy. Retries another proxy only when the
- * connection was refused (the request went nowhere). Forwarded headers are the balancer's
+ * requests take one hop), else to any healthy proxy. Retries another proxy when the
+ * connection was refused (the request went nowhere), or cut before any answer for an
+ * idempotent request without a body (a proxy killed mid-request). Forwarded headers are the balancer's
  * own: a client's claims are never passed on.
  */
 export class BalancerForwarder {
@@ -66,9 +67,11 @@ export class BalancerForwarder {
       if (res.destroyed || res.writableEnded) return;
       const code = err.code ?? '';
       const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'BERTH_CONNECT_TIMEOUT';
-      const staleSocket = code === 'ECONNRESET' && proxyReq.reusedSocket && IDEMPOTENT.has(req.method ?? '') && !requestHasBody(req);
+      // A proxy that dies (or closes a kept-alive socket) before answering cuts the connection:
+      // an idempotent request without a body may be sent again (RFC 9110 9.2.2), to another proxy.
+      const cutOff = code === 'ECONNRESET' && IDEMPOTENT.has(req.method ?? '') && !requestHasBody(req);
       if (refused) this.o.pool.failed(backend, Date.now());
-      if ((refused || staleSocket) && !res.headersSent && attempts < 4) {
+      if ((refused || cutOff) && !res.headersSent && attempts < 4) {
         tried.add(backend);
         this.attempt(req, res, forwardPath, path, tried, attempts + 1);
         return;
