@@ -11,6 +11,7 @@ import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fix
 import { waitFor } from '../helpers/wait-for.js';
 
 const LEASE_MS = 3000;
+const READOPT_LEASE_MS = 10_000;
 let redis: TestRedis;
 let registry: RegistryFixture;
 let client: BerthClient;
@@ -224,17 +225,19 @@ describe('hoster shutdown', () => {
 
   it('a hoster restarted quickly after SIGKILL re-adopts its running apps (same processes)', async () => {
     const dir = traversableTempDir('berth-m1-');
-    const first = hosterProcess('m1', dir);
+    // Re-adoption needs the new hoster up within the lease (else the shims rightly stop the
+    // apps first): a lease long enough for a Node process to boot on an oversubscribed machine.
+    const first = hosterProcess('m1', dir, READOPT_LEASE_MS);
     await publish('keep', 2);
     await waitFor(async () => (await client.listAppInstances('keep')).filter((i) => i.state === 'running').length === 2, { deadlineMs: 20_000, what: '2 running' });
     const pids = new Map(live());
     const before = await client.listAppInstances('keep');
     first.kill('SIGKILL');
     await first.exited;
-    const second = hosterProcess('m1', dir);
-    await waitFor(() => second.output().includes('re-adopted'), { deadlineMs: 10_000, what: 're-adoption' });
+    const second = hosterProcess('m1', dir, READOPT_LEASE_MS);
+    await waitFor(() => second.output().includes('re-adopted'), { deadlineMs: READOPT_LEASE_MS, what: 're-adoption' });
     // Well past the old leases: the same processes serve, under the same claims.
-    await new Promise((r) => setTimeout(r, LEASE_MS + 500));
+    await new Promise((r) => setTimeout(r, READOPT_LEASE_MS + 500));
     expect(live()).toEqual(pids);
     const after = await client.listAppInstances('keep');
     expect(after.map((i) => [i.id, i.epoch, i.state]).sort()).toEqual(before.map((i) => [i.id, i.epoch, 'running']).sort());
