@@ -49,6 +49,8 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
+      // A status HTTP/1.1 carries (100-999) but HTTP/2 cannot (200-599 only).
+      if (req.url === '/echo/status-601') return void res.writeHead(601, { 'content-length': '0' }).end();
       res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], connection: 'keep-alive' });
       res.end(JSON.stringify({ url: req.url, method: req.method, headers: req.headers, body }));
     });
@@ -280,6 +282,18 @@ describe('balancer over HTTP/2 and HTTP/1.1 (ALPN)', () => {
   it('answers 408 to slow HTTP/1.1 heads and bodies', async () => {
     expect(await rawHttp1('GET /echo HTTP/1.1\r\nHost: localhost\r\n', true)).toMatch(/^HTTP\/1\.1 408 /);
     expect(await rawHttp1('POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly a part', true)).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('answers 502 for an app answer HTTP/2 cannot carry (status 601), and keeps serving', async () => {
+    const session = await h2Session();
+    try {
+      const odd = await h2Request(session, { ':path': '/echo/status-601' });
+      expect(odd.headers[':status'], JSON.stringify(odd)).toBe(502);
+      expect(JSON.parse(odd.body).error.code).toBe('upstream_failed');
+      expect((await h2Request(session, { ':path': '/echo/after-601' })).headers[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
   });
 
   it('refuses CONNECT over h2 (405)', async () => {
