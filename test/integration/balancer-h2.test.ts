@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2Connect, constants as h2, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { request } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -22,6 +23,7 @@ import { waitFor } from '../helpers/wait-for.js';
 /** Short, so the slow-client tests wait little; a loaded machine still sends a small request well within it. */
 const HEADERS_TIMEOUT_MS = 1000;
 const REQUEST_TIMEOUT_MS = 1500;
+const HANDSHAKE_TIMEOUT_MS = 1000;
 /** The balancer refuses heads larger than this; the oversized-header tests send more. */
 const MAX_HEADER_BYTES = 8192;
 /** A client waits this long for an answer before failing the test with a clear message. */
@@ -87,6 +89,7 @@ beforeAll(async () => {
       dataDir,
       headersTimeoutMs: HEADERS_TIMEOUT_MS,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
       maxHeaderBytes: MAX_HEADER_BYTES,
       tlsHost: [`a.test=${hostA.certPath}:${hostA.keyPath}`, `B.Test=${hostB.certPath}:${hostB.keyPath}`],
     },
@@ -294,6 +297,31 @@ describe('balancer over HTTP/2 and HTTP/1.1 (ALPN)', () => {
     } finally {
       session.close();
     }
+  });
+
+  it('drops a client that never starts its TLS handshake once the handshake timeout passes', async () => {
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve, reject) => {
+      const socket = netConnect({ host: '127.0.0.1', port });
+      socket.on('close', () => resolve(Date.now() - started));
+      socket.on('error', () => undefined);
+      const deadline = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`still open after ${CLIENT_DEADLINE_MS} ms`));
+      }, CLIENT_DEADLINE_MS);
+      deadline.unref();
+    });
+    expect(closedAfter).toBeGreaterThanOrEqual(HANDSHAKE_TIMEOUT_MS - 50);
+  });
+
+  it('fails the handshake of a TLS 1.0/1.1-only client and keeps serving', async () => {
+    // The same old client tls-certificates.test.ts proves genuinely offers TLS 1.1.
+    const failed = await handshake({ servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }).then(
+      () => null,
+      (err: NodeJS.ErrnoException) => err,
+    );
+    expect(failed?.code ?? failed?.message).toMatch(/VERSION|PROTOCOL|ALERT/i);
+    expect((await handshake({ servername: 'localhost', ALPNProtocols: ['h2'] })).alpn).toBe('h2');
   });
 
   it('refuses CONNECT over h2 (405)', async () => {
