@@ -93,7 +93,9 @@ export function createClientServer(
     const statusLine = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${statusLine}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
-  server.on('tlsClientError', () => undefined);
+  // A failed handshake is over: Node closes the socket on OpenSSL's errors, but on a handshake
+  // timeout an HTTP/2 server only reports it, leaving the silent client connected.
+  server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
   // Session and stream errors are a client's problem, already answered with GOAWAY/RST_STREAM.
   server.on('sessionError', () => undefined);
 

@@ -1,6 +1,7 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { responseHeaders } from './http-headers.js';
+import { sendProxyError } from './proxy-errors.js';
 
 /**
  * Wires one forwarded request to its client, the same way for the proxy and the balancer:
@@ -50,7 +51,18 @@ export function wireExchange(
       if (!proxyRes.complete) res.destroy();
     });
     proxyRes.on('error', () => undefined);
-    res.writeHead(proxyRes.statusCode ?? 502, responseHeaders(proxyRes.rawHeaders));
+    const headers = responseHeaders(proxyRes.rawHeaders);
+    try {
+      res.writeHead(proxyRes.statusCode ?? 502, headers);
+    } catch (err) {
+      // An answer HTTP/1.1 carried but this client's protocol cannot (HTTP/2 allows only
+      // statuses 200-599 and is stricter about headers): a 502 for this request, never a crash.
+      proxyReq.destroy();
+      // The failed writeHead may have kept some of them (a Content-Length would cut the 502's body).
+      for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
+      sendProxyError(res, req.headers.accept, 'upstream_failed', `The app's answer cannot be passed on to this client (${(err as Error).message}): fix its status or headers.`);
+      return;
+    }
     proxyRes.pipe(res);
   });
   res.once('close', () => {

@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2Connect, constants as h2, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { request } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -22,6 +23,7 @@ import { waitFor } from '../helpers/wait-for.js';
 /** Short, so the slow-client tests wait little; a loaded machine still sends a small request well within it. */
 const HEADERS_TIMEOUT_MS = 1000;
 const REQUEST_TIMEOUT_MS = 1500;
+const HANDSHAKE_TIMEOUT_MS = 1000;
 /** The balancer refuses heads larger than this; the oversized-header tests send more. */
 const MAX_HEADER_BYTES = 8192;
 /** A client waits this long for an answer before failing the test with a clear message. */
@@ -49,6 +51,8 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
+      // A status HTTP/1.1 carries (100-999) but HTTP/2 cannot (200-599 only).
+      if (req.url === '/echo/status-601') return void res.writeHead(601, { 'content-length': '0' }).end();
       res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], connection: 'keep-alive' });
       res.end(JSON.stringify({ url: req.url, method: req.method, headers: req.headers, body }));
     });
@@ -85,6 +89,7 @@ beforeAll(async () => {
       dataDir,
       headersTimeoutMs: HEADERS_TIMEOUT_MS,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
       maxHeaderBytes: MAX_HEADER_BYTES,
       tlsHost: [`a.test=${hostA.certPath}:${hostA.keyPath}`, `B.Test=${hostB.certPath}:${hostB.keyPath}`],
     },
@@ -280,6 +285,43 @@ describe('balancer over HTTP/2 and HTTP/1.1 (ALPN)', () => {
   it('answers 408 to slow HTTP/1.1 heads and bodies', async () => {
     expect(await rawHttp1('GET /echo HTTP/1.1\r\nHost: localhost\r\n', true)).toMatch(/^HTTP\/1\.1 408 /);
     expect(await rawHttp1('POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly a part', true)).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('answers 502 for an app answer HTTP/2 cannot carry (status 601), and keeps serving', async () => {
+    const session = await h2Session();
+    try {
+      const odd = await h2Request(session, { ':path': '/echo/status-601' });
+      expect(odd.headers[':status'], JSON.stringify(odd)).toBe(502);
+      expect(JSON.parse(odd.body).error.code).toBe('upstream_failed');
+      expect((await h2Request(session, { ':path': '/echo/after-601' })).headers[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('drops a client that never starts its TLS handshake once the handshake timeout passes', async () => {
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve, reject) => {
+      const socket = netConnect({ host: '127.0.0.1', port });
+      socket.on('close', () => resolve(Date.now() - started));
+      socket.on('error', () => undefined);
+      const deadline = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`still open after ${CLIENT_DEADLINE_MS} ms`));
+      }, CLIENT_DEADLINE_MS);
+      deadline.unref();
+    });
+    expect(closedAfter).toBeGreaterThanOrEqual(HANDSHAKE_TIMEOUT_MS - 50);
+  });
+
+  it('fails the handshake of a TLS 1.0/1.1-only client and keeps serving', async () => {
+    // The same old client tls-certificates.test.ts proves genuinely offers TLS 1.1.
+    const failed = await handshake({ servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }).then(
+      () => null,
+      (err: NodeJS.ErrnoException) => err,
+    );
+    expect(failed?.code ?? failed?.message).toMatch(/VERSION|PROTOCOL|ALERT/i);
+    expect((await handshake({ servername: 'localhost', ALPNProtocols: ['h2'] })).alpn).toBe('h2');
   });
 
   it('refuses CONNECT over h2 (405)', async () => {
