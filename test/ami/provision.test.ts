@@ -37,7 +37,7 @@ let work: string;
 let tarball: string;
 
 interface Machine {
-  run(command: string[], options?: { network?: boolean }): { status: number | null; out: string };
+  run(command: string[], options?: { network?: boolean; addresses?: string[] }): { status: number | null; out: string };
   sh(script: string): { status: number | null; out: string };
 }
 
@@ -49,12 +49,13 @@ function machine(name: string, lower: string): Machine {
   cpSync(tarball, join(srv, 'berth.tgz'));
   cpSync(join(ROOT, 'ami'), join(srv, 'ami'), { recursive: true });
   cpSync(join(ROOT, 'examples', 'hello'), join(srv, 'hello'), { recursive: true });
-  const run = (command: string[], options: { network?: boolean } = {}) => {
+  const run = (command: string[], options: { network?: boolean; addresses?: string[] } = {}) => {
     const args = ['run', lower, upper, ...command];
-    // Without the network: a network namespace of its own, with only loopback (and a pid
-    // namespace, so nothing started in it outlives the command).
+    // Without the network: a network namespace of its own, with only loopback carrying the
+    // machine's own addresses (and a pid namespace, so nothing started in it outlives the command).
+    const up = ['ip link set lo up', ...(options.addresses ?? []).map((a) => `ip addr add ${a}/${a.includes(':') ? 128 : 32} dev lo`)].join(' && ');
     const r = options.network === false
-      ? spawnSync('unshare', ['--net', '--pid', '--fork', '--', '/bin/sh', '-c', 'ip link set lo up && exec "$@"', 'sh', THROWAWAY, ...args], { encoding: 'utf8', timeout: PROVISION_DEADLINE_MS })
+      ? spawnSync('unshare', ['--net', '--pid', '--fork', '--', '/bin/sh', '-c', `${up} && exec "$@"`, 'sh', THROWAWAY, ...args], { encoding: 'utf8', timeout: PROVISION_DEADLINE_MS })
       : spawnSync(THROWAWAY, args, { encoding: 'utf8', timeout: PROVISION_DEADLINE_MS });
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   };
@@ -161,7 +162,7 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(verify.status).toBe(0);
     });
 
-    it('runs as set up: Redis, the registry with the token, and the hoster with only its unit\'s capabilities running an app as berth-app', () => {
+    it('runs as set up: Redis, the registry with the token, the hoster with only its unit\'s capabilities running an app as berth-app, the balancer on 443', () => {
       // Each daemon as its unit runs it (user, capabilities, no new privileges), without systemd.
       const script = `
         set -e
@@ -170,10 +171,14 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
         as redis redis-server /etc/berth/redis.conf >/tmp/redis.log 2>&1 &
         as berth berth registry >/tmp/registry.log 2>&1 &
         as berth berth proxy >/tmp/proxy.log 2>&1 &
+        # The balancer on 443 and 80 as its unit says: user berth with CAP_NET_BIND_SERVICE alone.
+        unit=/etc/systemd/system/berth-balancer.service
+        bind=$(sed -n 's/^AmbientCapabilities=//p' $unit | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+        env $(sed -n 's/^Environment=//p' $unit) setpriv --reuid=berth --regid=berth --init-groups --no-new-privs --inh-caps="-all,$bind" --ambient-caps="-all,$bind" --bounding-set="-all,$bind" berth balancer >/tmp/balancer.log 2>&1 &
         caps=$(sed -n 's/^CapabilityBoundingSet=//p' /etc/systemd/system/berth-hoster.service | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
         # This shared test machine's load average is no measure of the throwaway root's room.
         BERTH_MAX_LOAD_PER_CPU=1000 setpriv --no-new-privs --inh-caps=-all --bounding-set="-all,$caps" berth hoster >/tmp/hoster.log 2>&1 &
-        logs() { tail -n 20 /tmp/redis.log /tmp/registry.log /tmp/hoster.log /tmp/proxy.log; }
+        logs() { tail -n 20 /tmp/redis.log /tmp/registry.log /tmp/hoster.log /tmp/proxy.log /tmp/balancer.log; }
         trap 'logs' ERR
         node --input-type=module -e '
           const deadline = Date.now() + ${CHECK_DEADLINE_MS};
@@ -188,16 +193,34 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
         '
         BERTH_URL=http://127.0.0.1:7070 berth publish /srv/berth/hello --timeout ${CHECK_DEADLINE_MS / 1000} >/tmp/publish.log 2>&1 || { cat /tmp/publish.log; logs; exit 1; }
         node -e 'fetch("http://127.0.0.1:8080/hello").then(async (r) => console.log("hello through the proxy", r.status, (await r.text()).length > 0))'
+        # The balancer finds the machine's proxy through the registry (BERTH_PROXY_URL) and
+        # answers HTTPS with the certificate of its self-made CA.
+        NODE_EXTRA_CA_CERTS=/var/lib/berth/tls/ca.pem node --input-type=module -e '
+          const deadline = Date.now() + ${CHECK_DEADLINE_MS};
+          for (;;) {
+            try {
+              const r = await fetch("https://localhost/hello");
+              if (r.ok) { console.log("hello through the balancer", r.status, JSON.parse(await r.text()) !== null); break; }
+            } catch {}
+            if (Date.now() > deadline) { console.log("the balancer never served /hello"); process.exit(1); }
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          const plain = await fetch("http://localhost/hello", { redirect: "manual" });
+          console.log("plain HTTP", plain.status, plain.headers.get("location"));
+        '
         for p in /proc/[0-9]*; do
           if tr '\\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q '^node server.js'; then echo "app uid $(awk '/^Uid:/ { print $2 }' "$p/status") berth-app $(id -u berth-app)"; fi
         done
         ls /var/lib/berth/redis/appendonlydir | sed -n 's/.*\\.\\(manifest\\)$/aof \\1/p'
       `;
-      const r = m.run(['/bin/bash', '-c', script], { network: false });
+      const address = new URL(envFile(m).BERTH_PROXY_URL!).hostname;
+      const r = m.run(['/bin/bash', '-c', script], { network: false, addresses: [address] });
       expect(r.status, r.out).toBe(0);
       expect(r.out).toContain('apps with token 200');
       expect(r.out).toContain('apps without token 401');
       expect(r.out).toContain('hello through the proxy 200 true');
+      expect(r.out).toContain('hello through the balancer 200 true');
+      expect(r.out).toContain('plain HTTP 308 https://localhost/hello');
       const uid = /^app uid (\d+) berth-app (\d+)$/m.exec(r.out);
       expect(uid, r.out).not.toBeNull();
       expect(uid![1]).toBe(uid![2]);
