@@ -26,7 +26,8 @@ PREFIX=/opt/berth
 ETC=/etc/berth
 DATA=/var/lib/berth
 UNIT_DIR=/etc/systemd/system
-here=$(cd "$(dirname "$0")" && pwd)
+# Where the units are: beside this script, also when it runs as the berth-provision link.
+here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 
 roles=''
 tarball=''
@@ -240,6 +241,15 @@ if [ -z "$token" ]; then
   token=$(secret)
 fi
 
+# This machine's first address, as the other machines of its network reach it.
+address=$(hostname -I 2>/dev/null | awk '{ print $1 }')
+address=${address:-127.0.0.1}
+# is_set KEY: an earlier run, an admin or this run's --env sets KEY.
+is_set() {
+  grep -q "^$1=" "$env_file" 2>/dev/null && return 0
+  for kv in ${extra_env[@]+"${extra_env[@]}"}; do [ "${kv%%=*}" = "$1" ] && return 0; done
+  return 1
+}
 new_env=$(mktemp)
 {
   echo "# Written by ami/provision.sh: the berth daemons' settings (see README, Configuration)."
@@ -252,16 +262,22 @@ new_env=$(mktemp)
       while IFS= read -r line; do
         key=${line%%=*}
         overridden=0
-        for kv in ${extra_env[@]+"${extra_env[@]}"}; do [ "${kv%%=*}" = "$key" ] && overridden=1; done
+        for kv in ${extra_env[@]+"${extra_env[@]}"}; do
+          if [ "${kv%%=*}" = "$key" ]; then overridden=1; fi
+        done
         [ "$overridden" -eq 1 ] || echo "$line"
       done
   fi
-  for kv in ${extra_env[@]+"${extra_env[@]}"}; do echo "$kv"; done
   # Other machines' proxies and the balancer reach this machine's proxy through this URL.
-  if has_role proxy && ! grep -q '^BERTH_PROXY_URL=' "$env_file" 2>/dev/null && [[ " ${extra_env[*]+"${extra_env[*]}"} " != *" BERTH_PROXY_URL="* ]]; then
-    address=$(hostname -I 2>/dev/null | awk '{ print $1 }')
-    echo "BERTH_PROXY_URL=http://${address:-127.0.0.1}:8080"
+  if has_role proxy && ! is_set BERTH_PROXY_URL; then
+    echo "BERTH_PROXY_URL=http://$address:8080"
   fi
+  # The balancer here reaches the proxy here through that address: believe its X-Forwarded-*.
+  if has_role proxy && has_role balancer && ! is_set BERTH_TRUSTED_PROXIES; then
+    echo "BERTH_TRUSTED_PROXIES=127.0.0.1,::1,::ffff:127.0.0.1,$address"
+  fi
+  # Last, so that a run with the same --env writes the same file.
+  for kv in ${extra_env[@]+"${extra_env[@]}"}; do echo "$kv"; done
 } >"$new_env"
 put 0640 root:berth "$new_env" "$env_file"
 rm -f "$new_env"

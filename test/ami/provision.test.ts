@@ -18,6 +18,7 @@ const CHECK_DEADLINE_MS = 2 * 60_000;
 // Two machines' worth of files, on a loaded disk.
 const CLEANUP_DEADLINE_MS = 5 * 60_000;
 
+const ALL_ROLES = 'registry,hoster,proxy,balancer';
 const tool = (cmd: string, ...args: string[]) => spawnSync(cmd, args).error === undefined;
 const missing = [
   process.getuid?.() !== 0 ? 'root' : '',
@@ -36,7 +37,7 @@ let work: string;
 let tarball: string;
 
 interface Machine {
-  run(command: string[], options?: { network?: boolean }): { status: number | null; out: string };
+  run(command: string[], options?: { network?: boolean; addresses?: string[] }): { status: number | null; out: string };
   sh(script: string): { status: number | null; out: string };
 }
 
@@ -47,12 +48,14 @@ function machine(name: string, lower: string): Machine {
   mkdirSync(srv, { recursive: true });
   cpSync(tarball, join(srv, 'berth.tgz'));
   cpSync(join(ROOT, 'ami'), join(srv, 'ami'), { recursive: true });
-  const run = (command: string[], options: { network?: boolean } = {}) => {
+  cpSync(join(ROOT, 'examples', 'hello'), join(srv, 'hello'), { recursive: true });
+  const run = (command: string[], options: { network?: boolean; addresses?: string[] } = {}) => {
     const args = ['run', lower, upper, ...command];
-    // Without the network: a network namespace of its own, with only loopback (and a pid
-    // namespace, so nothing started in it outlives the command).
+    // Without the network: a network namespace of its own, with only loopback carrying the
+    // machine's own addresses (and a pid namespace, so nothing started in it outlives the command).
+    const up = ['ip link set lo up', ...(options.addresses ?? []).map((a) => `ip addr add ${a}/${a.includes(':') ? 128 : 32} dev lo`)].join(' && ');
     const r = options.network === false
-      ? spawnSync('unshare', ['--net', '--pid', '--fork', '--', '/bin/sh', '-c', 'ip link set lo up && exec "$@"', 'sh', THROWAWAY, ...args], { encoding: 'utf8', timeout: PROVISION_DEADLINE_MS })
+      ? spawnSync('unshare', ['--net', '--pid', '--fork', '--', '/bin/sh', '-c', `${up} && exec "$@"`, 'sh', THROWAWAY, ...args], { encoding: 'utf8', timeout: PROVISION_DEADLINE_MS })
       : spawnSync(THROWAWAY, args, { encoding: 'utf8', timeout: PROVISION_DEADLINE_MS });
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   };
@@ -88,12 +91,12 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
     if (work) rmSync(work, { recursive: true, force: true });
   }, CLEANUP_DEADLINE_MS);
 
-  describe('the registry machine (registry, balancer), from a bare Debian', () => {
+  describe('a whole platform on one machine (registry with its Redis, hoster, proxy, balancer), from a bare Debian', () => {
     let m: Machine;
     let first: { status: number | null; out: string };
     beforeAll(() => {
       m = machine('registry', join(CACHE, 'base'));
-      first = m.run(['/srv/berth/ami/provision.sh', '--roles', 'registry,balancer', '--redis-bind', '0.0.0.0', '--tarball', '/srv/berth/berth.tgz']);
+      first = m.run(['/srv/berth/ami/provision.sh', '--roles', ALL_ROLES, '--redis-bind', '0.0.0.0', '--env', 'BERTH_LOG_LEVEL=info', '--tarball', '/srv/berth/berth.tgz']);
     }, PROVISION_DEADLINE_MS);
 
     it('installs Node.js, npm, Redis and berth, and berth runs there', () => {
@@ -115,19 +118,21 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(users.status, users.out).toBe(0);
       expect(users.out).toMatch(/^berth:x:\d+:\d+::\/var\/lib\/berth:\/usr\/sbin\/nologin$/m);
       expect(users.out).toMatch(/^berth-app:x:\d+:\d+::\/nonexistent:\/usr\/sbin\/nologin$/m);
-      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/tls', '/var/lib/berth/redis'])).toEqual({
+      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis'])).toEqual({
         '/etc/berth': '755 root:root',
         '/etc/berth/berth.env': '640 root:berth',
         '/etc/berth/redis.conf': '640 root:redis',
         '/var/lib/berth': '711 root:root',
+        '/var/lib/berth/hoster': '711 root:root',
         '/var/lib/berth/tls': '700 berth:berth',
         '/var/lib/berth/redis': '750 redis:redis',
       });
-      // No hoster role, no hoster directory.
-      expect(m.sh('test -e /var/lib/berth/hoster').status).not.toBe(0);
       const env = envFile(m);
       expect(env.BERTH_TOKEN).toMatch(/^[A-Za-z0-9_-]{32}$/);
       expect(env.BERTH_DATA_DIR).toBe('/var/lib/berth');
+      const address = /^http:\/\/([0-9a-f.:]+):8080$/.exec(env.BERTH_PROXY_URL!)?.[1];
+      expect(address, env.BERTH_PROXY_URL).toBeDefined();
+      expect(env.BERTH_TRUSTED_PROXIES).toBe(`127.0.0.1,::1,::ffff:127.0.0.1,${address}`);
       const password = /^redis:\/\/:([A-Za-z0-9_-]{32})@127\.0\.0\.1:6379$/.exec(env.REDIS_URL!)?.[1];
       expect(password, env.REDIS_URL).toBeDefined();
       const conf = m.sh('cat /etc/berth/redis.conf').out;
@@ -141,14 +146,14 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(r.status, r.out).toBe(0);
       expect(r.out.split('\n').filter(Boolean)).toEqual([
         'berth-balancer.service',
+        'berth-hoster.service',
+        'berth-proxy.service',
         'berth-redis.service',
         'berth-registry.service',
-        'multi-user.target.wants/berth-balancer.service -> /etc/systemd/system/berth-balancer.service',
-        'multi-user.target.wants/berth-redis.service -> /etc/systemd/system/berth-redis.service',
-        'multi-user.target.wants/berth-registry.service -> /etc/systemd/system/berth-registry.service',
+        ...['balancer', 'hoster', 'proxy', 'redis', 'registry'].map((u) => `multi-user.target.wants/berth-${u}.service -> /etc/systemd/system/berth-${u}.service`),
         'redis-server -> /dev/null',
       ]);
-      for (const unit of ['berth-balancer.service', 'berth-redis.service', 'berth-registry.service']) {
+      for (const unit of ['balancer', 'hoster', 'proxy', 'redis', 'registry'].map((u) => `berth-${u}.service`)) {
         expect(m.sh(`cmp /etc/systemd/system/${unit} /srv/berth/ami/systemd/${unit}`).status).toBe(0);
       }
       // Verified where they are installed, with the programs they name really there.
@@ -157,12 +162,24 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(verify.status).toBe(0);
     });
 
-    it('runs Redis and the registry as set up: the API answers with the token, Redis writes its append-only file', () => {
+    it('runs as set up: Redis, the registry with the token, the hoster with only its unit\'s capabilities running an app as berth-app, the balancer on 443', () => {
+      // Each daemon as its unit runs it (user, capabilities, no new privileges), without systemd.
       const script = `
         set -e
         set -a; . /etc/berth/berth.env; set +a
-        setpriv --reuid=redis --regid=redis --init-groups redis-server /etc/berth/redis.conf >/tmp/redis.log 2>&1 &
-        setpriv --reuid=berth --regid=berth --init-groups berth registry >/tmp/registry.log 2>&1 &
+        as() { user=$1; shift; setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs "$@"; }
+        as redis redis-server /etc/berth/redis.conf >/tmp/redis.log 2>&1 &
+        as berth berth registry >/tmp/registry.log 2>&1 &
+        as berth berth proxy >/tmp/proxy.log 2>&1 &
+        # The balancer on 443 and 80 as its unit says: user berth with CAP_NET_BIND_SERVICE alone.
+        unit=/etc/systemd/system/berth-balancer.service
+        bind=$(sed -n 's/^AmbientCapabilities=//p' $unit | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+        env $(sed -n 's/^Environment=//p' $unit) setpriv --reuid=berth --regid=berth --init-groups --no-new-privs --inh-caps="-all,$bind" --ambient-caps="-all,$bind" --bounding-set="-all,$bind" berth balancer >/tmp/balancer.log 2>&1 &
+        caps=$(sed -n 's/^CapabilityBoundingSet=//p' /etc/systemd/system/berth-hoster.service | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+        # This shared test machine's load average is no measure of the throwaway root's room.
+        BERTH_MAX_LOAD_PER_CPU=1000 setpriv --no-new-privs --inh-caps=-all --bounding-set="-all,$caps" berth hoster >/tmp/hoster.log 2>&1 &
+        logs() { tail -n 20 /tmp/redis.log /tmp/registry.log /tmp/hoster.log /tmp/proxy.log /tmp/balancer.log; }
+        trap 'logs' ERR
         node --input-type=module -e '
           const deadline = Date.now() + ${CHECK_DEADLINE_MS};
           const get = (path, token) => fetch("http://127.0.0.1:7070" + path, { headers: token ? { authorization: "Bearer " + token } : {} });
@@ -173,19 +190,46 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
           }
           console.log("apps with token", (await get("/v1/apps", process.env.BERTH_TOKEN)).status);
           console.log("apps without token", (await get("/v1/apps")).status);
-        ' || { cat /tmp/registry.log /tmp/redis.log; exit 1; }
+        '
+        BERTH_URL=http://127.0.0.1:7070 berth publish /srv/berth/hello --timeout ${CHECK_DEADLINE_MS / 1000} >/tmp/publish.log 2>&1 || { cat /tmp/publish.log; logs; exit 1; }
+        node -e 'fetch("http://127.0.0.1:8080/hello").then(async (r) => console.log("hello through the proxy", r.status, (await r.text()).length > 0))'
+        # The balancer finds the machine's proxy through the registry (BERTH_PROXY_URL) and
+        # answers HTTPS with the certificate of its self-made CA.
+        NODE_EXTRA_CA_CERTS=/var/lib/berth/tls/ca.pem node --input-type=module -e '
+          const deadline = Date.now() + ${CHECK_DEADLINE_MS};
+          for (;;) {
+            try {
+              const r = await fetch("https://localhost/hello");
+              if (r.ok) { console.log("hello through the balancer", r.status, JSON.parse(await r.text()) !== null); break; }
+            } catch {}
+            if (Date.now() > deadline) { console.log("the balancer never served /hello"); process.exit(1); }
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          const plain = await fetch("http://localhost/hello", { redirect: "manual" });
+          console.log("plain HTTP", plain.status, plain.headers.get("location"));
+        '
+        for p in /proc/[0-9]*; do
+          if tr '\\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q '^node server.js'; then echo "app uid $(awk '/^Uid:/ { print $2 }' "$p/status") berth-app $(id -u berth-app)"; fi
+        done
         ls /var/lib/berth/redis/appendonlydir | sed -n 's/.*\\.\\(manifest\\)$/aof \\1/p'
       `;
-      const r = m.run(['/bin/bash', '-c', script], { network: false });
+      const address = new URL(envFile(m).BERTH_PROXY_URL!).hostname;
+      const r = m.run(['/bin/bash', '-c', script], { network: false, addresses: [address] });
       expect(r.status, r.out).toBe(0);
       expect(r.out).toContain('apps with token 200');
       expect(r.out).toContain('apps without token 401');
+      expect(r.out).toContain('hello through the proxy 200 true');
+      expect(r.out).toContain('hello through the balancer 200 true');
+      expect(r.out).toContain('plain HTTP 308 https://localhost/hello');
+      const uid = /^app uid (\d+) berth-app (\d+)$/m.exec(r.out);
+      expect(uid, r.out).not.toBeNull();
+      expect(uid![1]).toBe(uid![2]);
       expect(r.out).toContain('aof manifest');
-    }, CHECK_DEADLINE_MS * 2);
+    }, CHECK_DEADLINE_MS * 3);
 
     it('changes nothing when run again with the same roles', () => {
       const before = m.sh('sha256sum /etc/berth/berth.env /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out;
-      const again = m.run(['/srv/berth/ami/provision.sh', '--roles', 'registry,balancer', '--redis-bind', '0.0.0.0', '--tarball', '/srv/berth/berth.tgz']);
+      const again = m.run(['/srv/berth/ami/provision.sh', '--roles', ALL_ROLES, '--redis-bind', '0.0.0.0', '--env', 'BERTH_LOG_LEVEL=info', '--tarball', '/srv/berth/berth.tgz']);
       expect(again.status, again.out).toBe(0);
       expect(again.out).not.toContain('installing');
       expect(again.out).not.toContain('creating');
