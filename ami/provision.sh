@@ -67,6 +67,10 @@ for role in ${roles//,/ }; do
     *) die "unknown role: $role (roles: registry, hoster, proxy, balancer)" ;;
   esac
 done
+# They end up inside redis.conf's quotes and a redis:// URL: only characters safe in both.
+safe_secret='^[A-Za-z0-9._~-]+$'
+[[ -z "$redis_password" || "$redis_password" =~ $safe_secret ]] || die "--redis-password may hold only letters, digits and . _ ~ - (e.g. openssl rand -hex 24)"
+[[ -z "$token" || "$token" =~ $safe_secret ]] || die "--token may hold only letters, digits and . _ ~ - (e.g. openssl rand -hex 24)"
 [ "$(id -u)" -eq 0 ] || die "run it as root (sudo $0 …)"
 command -v apt-get >/dev/null 2>&1 || die "this script knows Debian and Ubuntu (apt-get) only"
 if [ -n "$tarball" ]; then

@@ -42,10 +42,10 @@ export class BalancerForwarder {
     }
     const app = this.o.table?.lookup(target.path)?.app ?? '-';
     res.once('finish', () => this.o.metrics.request(app, res.statusCode, (performance.now() - started) / 1000));
-    this.attempt(req, res, target.path + target.query, target.path, new Set(), 0);
+    this.attempt(req, res, target.path + target.query, target.path, new Set(), 0, false);
   }
 
-  private attempt(req: IncomingMessage, res: ServerResponse, forwardPath: string, path: string, tried: Set<Backend>, attempts: number): void {
+  private attempt(req: IncomingMessage, res: ServerResponse, forwardPath: string, path: string, tried: Set<Backend>, attempts: number, resent: boolean): void {
     const backend = this.choose(path, tried);
     if (backend === undefined) {
       sendProxyError(res, req.headers.accept, 'no_healthy_instance', 'No machine of the platform can answer right now: retry in a moment.');
@@ -68,12 +68,14 @@ export class BalancerForwarder {
       const code = err.code ?? '';
       const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'BERTH_CONNECT_TIMEOUT';
       // A proxy that dies (or closes a kept-alive socket) before answering cuts the connection:
-      // an idempotent request without a body may be sent again (RFC 9110 9.2.2), to another proxy.
-      const cutOff = code === 'ECONNRESET' && IDEMPOTENT.has(req.method ?? '') && !requestHasBody(req);
+      // an idempotent request without a body may be sent again (RFC 9110 9.2.2), to another
+      // proxy. Once only, unless the socket was a reused one that the proxy had closed: a
+      // request that itself crashes proxies must not be carried to one machine after another.
+      const cutOff = code === 'ECONNRESET' && IDEMPOTENT.has(req.method ?? '') && !requestHasBody(req) && (!resent || proxyReq.reusedSocket);
       if (refused) this.o.pool.failed(backend, Date.now());
       if ((refused || cutOff) && !res.headersSent && attempts < 4) {
         tried.add(backend);
-        this.attempt(req, res, forwardPath, path, tried, attempts + 1);
+        this.attempt(req, res, forwardPath, path, tried, attempts + 1, resent || (cutOff && !proxyReq.reusedSocket));
         return;
       }
       if (code === 'BERTH_UPSTREAM_TIMEOUT') sendProxyError(res, req.headers.accept, 'upstream_timeout');

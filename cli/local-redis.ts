@@ -20,16 +20,21 @@ export function localRedisConfig(options: LocalRedisOptions): string {
   return [
     'bind 127.0.0.1',
     `port ${options.port}`,
-    `requirepass "${options.password}"`,
-    `dir "${options.dir}"`,
+    `requirepass ${quoted(options.password)}`,
+    `dir ${quoted(options.dir)}`,
     'appendonly yes',
     'appendfsync everysec',
     'save 60 1',
     'protected-mode yes',
     'daemonize no',
-    `logfile "${join(options.dir, 'redis.log')}"`,
+    `logfile ${quoted(join(options.dir, 'redis.log'))}`,
     '',
   ].join('\n');
+}
+
+/** A value as redis.conf reads a double-quoted string: a data dir may hold spaces, quotes or backslashes. */
+function quoted(value: string): string {
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 /**

@@ -16,7 +16,7 @@ import { HttpForwarder } from './http-forwarder.js';
 import { culpritReport, loadReport } from './machine-report.js';
 import { createProxyServer } from './proxy-server.js';
 import { ProxyMetrics } from './proxy-metrics.js';
-import { joinProxyPrimary } from './proxy-workers.js';
+import { joinProxyPrimary, totalMetricsText } from './proxy-workers.js';
 import { RouteSync } from './route-sync.js';
 import { RouteTable } from './route-table.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
@@ -82,17 +82,18 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   sampler.start();
   sync.start();
 
+  const reports: Record<string, () => unknown> = {
+    '/_berth/load': () => loadReport(load()),
+    '/_berth/culprit': () => culpritReport(sampler, config.machine),
+    '/_berth/routes': () => routesReport(table, overrides.worker),
+  };
   const server: Server = createProxyServer({
     table,
     http,
     websocket,
     metricsText: () => metricsText(),
     isReady: () => sync.ready,
-    reports: {
-      '/_berth/load': () => loadReport(load()),
-      '/_berth/culprit': () => culpritReport(sampler, config.machine),
-      '/_berth/routes': () => routesReport(table, overrides.worker),
-    },
+    reports,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
@@ -120,7 +121,12 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     await sync.close();
     await closeRedis(redis);
   });
-  if (overrides.worker !== undefined) metricsText = joinProxyPrimary(metrics, { close }, logger).metricsText;
+  if (overrides.worker !== undefined) {
+    const worker = overrides.worker;
+    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, worker) }, { close }, logger);
+    metricsText = () => totalMetricsText(metrics, gather);
+    reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, worker), (await gather('routes')) as RoutesReport[] | undefined);
+  }
   return { url, table, sync, close };
 }
 
@@ -131,6 +137,23 @@ async function untilRoutesLoaded(sync: RouteSync, logger: Logger): Promise<void>
   const deadline = Date.now() + WORKER_LOAD_WAIT_MS;
   while (!sync.ready && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   if (!sync.ready) logger.warn(`routes not loaded after ${WORKER_LOAD_WAIT_MS / 1000} s (is Redis reachable?): serving anyway`);
+}
+
+type RoutesReport = ReturnType<typeof routesReport>;
+
+/**
+ * A worker's /_berth/routes with every worker's requests in flight added up per instance (what
+ * the scaler reads as the machine's); set-asides stay the answering worker's own.
+ */
+function totalRoutesReport(own: RoutesReport, all: RoutesReport[] | undefined): RoutesReport & { inFlightOf?: string } {
+  if (all === undefined) return { ...own, inFlightOf: 'this worker only (the others did not answer)' };
+  const inFlight = new Map<string, number>();
+  for (const report of all) for (const r of report.routes) for (const u of r.local) inFlight.set(`${r.prefix} ${u.instance}`, (inFlight.get(`${r.prefix} ${u.instance}`) ?? 0) + u.inFlight);
+  return {
+    ...own,
+    inFlightOf: `all ${all.length} workers`,
+    routes: own.routes.map((r) => ({ ...r, local: r.local.map((u) => ({ ...u, inFlight: inFlight.get(`${r.prefix} ${u.instance}`) ?? u.inFlight })) })),
+  };
 }
 
 function routesReport(table: RouteTable, worker: number | undefined) {

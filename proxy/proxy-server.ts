@@ -8,7 +8,7 @@ export interface ProxyServerOptions {
   table: RouteTable;
   http: HttpForwarder;
   websocket: WebSocketForwarder;
-  /** Answers for /_berth/* and /metrics, by path. */
+  /** Answers for /_berth/* and /metrics, by path (a worker's may have to ask its siblings). */
   reports: Record<string, () => unknown>;
   /** Prometheus text; a worker's asks its siblings for their numbers first. */
   metricsText: () => string | Promise<string>;
@@ -62,9 +62,7 @@ function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxySer
     return;
   }
   if (path === '/metrics') {
-    void Promise.resolve(o.metricsText()).then((text) => {
-      if (!res.destroyed) res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }).end(text);
-    });
+    answer(res, o.metricsText, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }, (text) => text as string);
     return;
   }
   if (path === '/_berth/health') {
@@ -77,5 +75,21 @@ function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxySer
     res.writeHead(404, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'not_found', message: `No endpoint ${path}: try /_berth/load, /_berth/culprit, /_berth/routes, /_berth/health or /metrics.` } })}\n`);
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(report())}\n`);
+  answer(res, report, { 'content-type': 'application/json', 'cache-control': 'no-store' }, (value) => `${JSON.stringify(value)}\n`);
+}
+
+/** Sends what `make` gives (now or later); a report that fails is a 500, never a hung request. */
+function answer(res: ServerResponse, make: () => unknown, headers: Record<string, string>, body: (value: unknown) => string): void {
+  Promise.resolve()
+    .then(make)
+    .then(
+      (value) => {
+        if (!res.destroyed) res.writeHead(200, headers).end(body(value));
+      },
+      () => {
+        if (!res.destroyed && !res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'internal_error', message: 'The report failed: see the proxy log.' } })}\n`);
+        }
+      },
+    );
 }

@@ -15,14 +15,19 @@ import { ProxyMetrics, type AppMetricsSnapshot } from './proxy-metrics.js';
 const SNAPSHOT_WAIT_MS = 1000;
 /** A worker that asked for the totals and heard nothing answers with its own numbers. */
 const TOTALS_WAIT_MS = 2000;
+/** Workers that die before listening, in a row, before the primary gives up. */
+const MAX_FAILED_STARTS = 5;
 /** A worker that stayed up this long starts its restart backoff afresh. */
 const STABLE_AFTER_MS = 30_000;
 
+/** What a worker can be asked for: its metrics snapshot, or its /_berth/routes view. */
+export type ReportKind = 'metrics' | 'routes';
+
 type Message =
-  | { berth: 'totals?'; id: number }
-  | { berth: 'snapshot?'; id: number }
-  | { berth: 'snapshot'; id: number; snapshot: AppMetricsSnapshot[] }
-  | { berth: 'totals'; id: number; snapshots: AppMetricsSnapshot[][] }
+  | { berth: 'gather?'; id: number; kind: ReportKind }
+  | { berth: 'report?'; id: number; kind: ReportKind }
+  | { berth: 'report'; id: number; data: unknown }
+  | { berth: 'gathered'; id: number; reports: unknown[] }
   | { berth: 'drain' };
 
 function isMessage(value: unknown): value is Message {
@@ -36,37 +41,44 @@ function isMessage(value: unknown): value is Message {
 export function startProxyPrimary(count: number, logger: Logger, graceMs: number): Closable {
   let closing = false;
   const restarts = new Map<number, number>(); // slot -> restarts in a row
-  const slots = new Map<Worker, { slot: number; startedAt: number }>();
+  const slots = new Map<Worker, { slot: number; startedAt: number; listened: boolean }>();
   let nextAsk = 1;
-  /** Totals being gathered, by the primary's own id; `replyId` is the asking worker's. */
-  const asks = new Map<number, { from: Worker; replyId: number; snapshots: AppMetricsSnapshot[][]; waiting: number; timer: NodeJS.Timeout }>();
+  /** Reports being gathered, by the primary's own id; `replyId` is the asking worker's. */
+  const asks = new Map<number, { from: Worker; replyId: number; reports: unknown[]; waiting: number; timer: NodeJS.Timeout }>();
+  /** Restarts in a row of workers that never listened: a port in use, a bad config. */
+  let failedStarts = 0;
 
   const answer = (id: number) => {
     const ask = asks.get(id);
     if (ask === undefined) return;
     asks.delete(id);
     clearTimeout(ask.timer);
-    if (ask.from.isConnected()) ask.from.send({ berth: 'totals', id: ask.replyId, snapshots: ask.snapshots } satisfies Message);
+    if (ask.from.isConnected()) ask.from.send({ berth: 'gathered', id: ask.replyId, reports: ask.reports } satisfies Message);
   };
 
   const fork = (slot: number) => {
     const worker = cluster.fork({ BERTH_PROXY_WORKER: String(slot) });
-    slots.set(worker, { slot, startedAt: Date.now() });
+    slots.set(worker, { slot, startedAt: Date.now(), listened: false });
     worker.on('message', (message: unknown) => {
       if (!isMessage(message)) return;
-      if (message.berth === 'totals?') {
-        // Ask every worker (the asker too) for its numbers, under an id of the primary's own.
+      if (message.berth === 'gather?') {
+        // Ask every worker (the asker too) for its report, under an id of the primary's own.
         const id = nextAsk++;
         const live = [...slots.keys()].filter((w) => w.isConnected());
         const timer = setTimeout(() => answer(id), SNAPSHOT_WAIT_MS);
-        asks.set(id, { from: worker, replyId: message.id, snapshots: [], waiting: live.length, timer });
-        for (const w of live) w.send({ berth: 'snapshot?', id } satisfies Message);
-      } else if (message.berth === 'snapshot') {
+        asks.set(id, { from: worker, replyId: message.id, reports: [], waiting: live.length, timer });
+        for (const w of live) w.send({ berth: 'report?', id, kind: message.kind } satisfies Message);
+      } else if (message.berth === 'report') {
         const ask = asks.get(message.id);
         if (ask === undefined) return; // too late: already answered
-        ask.snapshots.push(message.snapshot);
+        ask.reports.push(message.data);
         if (--ask.waiting <= 0) answer(message.id);
       }
+    });
+    worker.once('listening', () => {
+      failedStarts = 0;
+      const entry = slots.get(worker);
+      if (entry !== undefined) entry.listened = true;
     });
   };
 
@@ -74,11 +86,17 @@ export function startProxyPrimary(count: number, logger: Logger, graceMs: number
     const entry = slots.get(worker);
     slots.delete(worker);
     if (entry === undefined || closing) return;
+    if (!entry.listened && ++failedStarts >= MAX_FAILED_STARTS) {
+      // Restarting for ever would hide it: exit non-zero, so that systemd or `berth up` says so.
+      logger.error({ failedStarts }, `proxy workers failed to start ${failedStarts} times in a row (see the errors above): exiting`);
+      process.exit(1);
+    }
     const inARow = Date.now() - entry.startedAt > STABLE_AFTER_MS ? 0 : (restarts.get(entry.slot) ?? 0);
     const delayMs = Math.min(250 * 2 ** inARow, 5000);
     restarts.set(entry.slot, inARow + 1);
     logger.warn({ worker: entry.slot, code, signal, delayMs }, `proxy worker ${entry.slot} exited (${signal ?? `code ${code}`}): starting another in ${delayMs} ms`);
-    setTimeout(() => !closing && fork(entry.slot), delayMs).unref();
+    // Not unref'd: while every worker is down, this timer is what keeps the primary alive.
+    setTimeout(() => !closing && fork(entry.slot), delayMs);
   });
   for (let slot = 1; slot <= count; slot++) fork(slot);
   logger.info({ workers: count }, `proxy: ${count} workers (one per CPU unless --workers says otherwise)`);
@@ -96,13 +114,18 @@ export function startProxyPrimary(count: number, logger: Logger, graceMs: number
 }
 
 /**
- * In a worker: /metrics answers with every worker's numbers added up (asked of the primary),
- * or this worker's own when the primary does not answer in time. `drain` is how the primary
- * stops the worker; a primary that is gone (even SIGKILLed) stops it too.
+ * In a worker: `gather` asks the primary for every worker's report of a kind (this worker's
+ * own included), or resolves undefined when the primary does not answer in time or is gone.
+ * `drain` is how the primary stops the worker; a primary that is gone (even SIGKILLed) stops
+ * it too.
  */
-export function joinProxyPrimary(local: ProxyMetrics, daemon: Closable, logger: Logger): { metricsText: () => Promise<string> } {
+export function joinProxyPrimary(
+  reports: Record<ReportKind, () => unknown>,
+  daemon: Closable,
+  logger: Logger,
+): { gather: (kind: ReportKind) => Promise<unknown[] | undefined> } {
   let nextId = 1;
-  const waiting = new Map<number, (snapshots: AppMetricsSnapshot[][] | undefined) => void>();
+  const waiting = new Map<number, (reports: unknown[] | undefined) => void>();
   const stop = (why: string) => {
     logger.info(why);
     void daemon.close().then(
@@ -110,29 +133,40 @@ export function joinProxyPrimary(local: ProxyMetrics, daemon: Closable, logger: 
       () => process.exit(1),
     );
   };
+  const send = (message: Message) => {
+    // The channel may close at any moment (the primary gone): that is handled by 'disconnect'.
+    if (process.connected) process.send?.(message, undefined, {}, () => undefined);
+  };
   process.on('message', (message: unknown) => {
     if (!isMessage(message)) return;
-    if (message.berth === 'snapshot?') process.send?.({ berth: 'snapshot', id: message.id, snapshot: local.snapshot() } satisfies Message);
-    else if (message.berth === 'totals') waiting.get(message.id)?.(message.snapshots);
+    if (message.berth === 'report?') send({ berth: 'report', id: message.id, data: reports[message.kind]() });
+    else if (message.berth === 'gathered') waiting.get(message.id)?.(message.reports);
     else if (message.berth === 'drain') stop('the proxy primary asks this worker to drain');
   });
   process.on('disconnect', () => stop('the proxy primary is gone: stopping this worker'));
 
-  const metricsText = async () => {
+  const gather = async (kind: ReportKind) => {
+    if (!process.connected) return undefined;
     const id = nextId++;
-    const snapshots = await new Promise<AppMetricsSnapshot[][] | undefined>((resolve) => {
+    const gathered = await new Promise<unknown[] | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), TOTALS_WAIT_MS);
-      waiting.set(id, (s) => {
+      waiting.set(id, (r) => {
         clearTimeout(timer);
-        resolve(s);
+        resolve(r);
       });
-      process.send?.({ berth: 'totals?', id } satisfies Message);
+      send({ berth: 'gather?', id, kind });
     });
     waiting.delete(id);
-    if (snapshots === undefined) return local.render();
-    const total = new ProxyMetrics();
-    for (const s of snapshots) total.add(s);
-    return total.render();
+    return gathered;
   };
-  return { metricsText };
+  return { gather };
+}
+
+/** /metrics of a worker: every worker's numbers added up, or its own when they cannot be had. */
+export async function totalMetricsText(local: ProxyMetrics, gather: (kind: ReportKind) => Promise<unknown[] | undefined>): Promise<string> {
+  const snapshots = (await gather('metrics')) as AppMetricsSnapshot[][] | undefined;
+  if (snapshots === undefined) return local.render();
+  const total = new ProxyMetrics();
+  for (const s of snapshots) total.add(s);
+  return total.render();
 }

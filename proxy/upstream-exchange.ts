@@ -48,7 +48,8 @@ export function wireExchange(
     proxyRes.once('end', o.finish);
     proxyRes.once('close', () => {
       o.finish();
-      if (!proxyRes.complete) res.destroy();
+      // Cut short by the app: break the client's answer too. Not a 502 sent in its place.
+      if (!proxyRes.complete && !res.writableEnded) res.destroy();
     });
     proxyRes.on('error', () => undefined);
     const headers = responseHeaders(proxyRes.rawHeaders);

@@ -70,6 +70,11 @@ export class AppService {
   async update(name: string, input: UpdateInput, user: string): Promise<AppDetails> {
     if (Object.values(input).every((v) => v === undefined)) throw new BerthError('nothing_to_change');
     if (input.bundle !== undefined) await this.requireBundle(input.bundle);
+    // Refused before any release is made: an update must not deploy and then answer 409. (The
+    // settings script checks again, atomically, for a policy set meanwhile.)
+    if (input.instances !== undefined && (await this.o.apps.get(name)).autoscale) {
+      throw new BerthError('autoscale_on', `${name} scales automatically: leave out instances, change its policy (berth scale ${name} --min N --max N) or turn it off (berth scale ${name} --off).`);
+    }
     const changesRelease =
       input.bundle !== undefined ||
       input.env !== undefined ||

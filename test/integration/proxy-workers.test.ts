@@ -1,6 +1,7 @@
 // `berth proxy --workers 2` as a real process: both workers serve the one port, /metrics adds up
 // every worker's numbers exactly, a worker that dies is replaced, SIGTERM drains and exits with
-// no worker left, and a primary killed with SIGKILL takes its workers with it.
+// no worker left, workers that cannot listen stop the primary, and a primary killed with SIGKILL
+// takes its workers with it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +113,8 @@ describe('proxy workers', () => {
     expect(counts.every((c) => c >= REQUESTS + 1)).toBe(true);
     expect(new Set(counts).size).toBe(1);
     expect(counts[0]).toBe(app.hits());
+    // /_berth/routes adds up requests in flight over the workers (what the scaler reads).
+    expect(JSON.parse((await get(port, '/_berth/routes')).body).inFlightOf).toBe('all 2 workers');
 
     // A worker that dies is replaced; the port never stops answering meanwhile.
     const [victim] = childrenOf(proxy.child.pid!);
@@ -127,6 +130,22 @@ describe('proxy workers', () => {
     expect(await proxy.exited).toBe(0);
     await waitFor(() => workers.every((p) => !alive(p)), { deadlineMs: STOP_DEADLINE_MS, what: 'workers gone after SIGTERM' });
   }, 90_000);
+
+  it('workers that cannot listen make the primary exit non-zero instead of restarting them for ever', async () => {
+    const taken = await startAppServer('squatter');
+    const proxy = startDaemon(['proxy', '--workers', '2', '--host', '127.0.0.1', '--port', String(taken.port), '--machine', 'm1'], {
+      REDIS_URL: redis.url,
+      BERTH_KEY_PREFIX: registry.prefix,
+    });
+    daemons.push(proxy);
+    try {
+      expect(await proxy.exited).toBe(1);
+      expect(proxy.output()).toContain('failed to start');
+      expect(proxy.output()).toContain('is in use');
+    } finally {
+      await taken.close();
+    }
+  }, 60_000);
 
   it('a primary killed with SIGKILL leaves no worker behind', async () => {
     const { proxy } = await startWorkers();
