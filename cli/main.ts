@@ -2,7 +2,6 @@
 // The `berth` command: apps, machines and the daemons. Only this entry reads argv and the environment, and only it exits.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { balancerCommand } from './balancer-command.js';
 import type { CliContext } from './cli-context.js';
 import { appsCommand } from './commands/apps.js';
 import { configCommand } from './commands/config.js';
@@ -21,17 +20,39 @@ import { releasesCommand } from './commands/releases.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { scaleCommand } from './commands/scale.js';
 import { updateCommand } from './commands/update.js';
-import { hosterCommand } from './hoster-command.js';
 import { Output } from './output.js';
-import { proxyCommand } from './proxy-command.js';
-import { registryCommand } from './registry-command.js';
-import { scalerCommand } from './scaler-command.js';
-import { upCommand } from './up-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+type MakeCommand = (ctx: CliContext) => Command;
+
+/**
+ * The commands that start daemons, loaded only when asked for (or for help): their modules
+ * (express, the TLS stack, the hoster…) take longer to load than an app command needs in all.
+ */
+const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
+  up: async () => (await import('./up-command.js')).upCommand,
+  registry: async () => (await import('./registry-command.js')).registryCommand,
+  hoster: async () => (await import('./hoster-command.js')).hosterCommand,
+  proxy: async () => (await import('./proxy-command.js')).proxyCommand,
+  balancer: async () => (await import('./balancer-command.js')).balancerCommand,
+  scaler: async () => (await import('./scaler-command.js')).scalerCommand,
+};
+
+/** The command named on the command line, if any (the first word that is not an option). */
+const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login']);
+const loaded: Record<string, MakeCommand> = {};
+for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
+  // An app command needs none of them; a daemon command only its own; help and typos all.
+  if (named !== undefined && APP_COMMANDS.has(named)) continue;
+  if (named !== undefined && named in DAEMON_COMMANDS && named !== name) continue;
+  loaded[name] = await load();
+}
+const daemon = (name: string): MakeCommand[] => (loaded[name] === undefined ? [] : [loaded[name]]);
+
 /** Every command, in the order and under the headings of `berth --help`. */
-const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<(ctx: CliContext) => Command> }> = [
+const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<MakeCommand> }> = [
   {
     heading: 'Apps:',
     commands: [
@@ -51,8 +72,8 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<(c
     ],
   },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
-  { heading: 'Set-up:', commands: [upCommand, loginCommand] },
-  { heading: 'Daemons (berth up runs them for one machine):', commands: [registryCommand, hosterCommand, proxyCommand, balancerCommand, scalerCommand] },
+  { heading: 'Set-up:', commands: [...daemon('up'), loginCommand] },
+  { heading: 'Daemons (berth up runs them for one machine):', commands: ['registry', 'hoster', 'proxy', 'balancer', 'scaler'].flatMap(daemon) },
 ];
 
 const ctx: CliContext = {

@@ -19,6 +19,8 @@ const RUN_TIMEOUT_MS = 30_000;
 const UP_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 45_000;
 const MAX_LOAD_PER_CPU = '1000';
+/** Room for every run's app on the one machine (the default is 8 per CPU). */
+const CAPACITY = '64';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const berth = join(root, 'bin', 'berth');
@@ -61,7 +63,7 @@ const up = spawn(
     '--https-port', String(httpsPort),
     '--redis-port', env('BENCH_REDIS_PORT'),
   ],
-  { env: { ...baseEnv, BERTH_MAX_LOAD_PER_CPU: MAX_LOAD_PER_CPU }, stdio: ['ignore', 'pipe', 'pipe'] },
+  { env: { ...baseEnv, BERTH_MAX_LOAD_PER_CPU: MAX_LOAD_PER_CPU, BERTH_CAPACITY: CAPACITY }, stdio: ['ignore', 'pipe', 'pipe'] },
 );
 let upExit;
 const upExited = new Promise((r) => up.once('exit', (code, signal) => r((upExit = { code, signal }))));
