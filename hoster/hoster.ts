@@ -109,10 +109,13 @@ export class Hoster {
     this.stopped = true;
     this.poke();
     if (options.evacuate && this.runners.size > 0) await this.evacuate();
-    for (const runner of [...this.runners.values()]) {
-      if (options.evacuate || runner.phase !== 'running') await runner.stop('shutdown', false);
-      else runner.detach();
-    }
+    // All at once: each may take its stop grace, and a machine's shutdown should not take the sum.
+    await Promise.all(
+      [...this.runners.values()].map(async (runner) => {
+        if (options.evacuate || runner.phase !== 'running') await runner.stop('shutdown', false);
+        else runner.detach();
+      }),
+    );
     clearInterval(this.heartbeatTimer);
     clearInterval(this.logTimer);
     await this.flushLogs();

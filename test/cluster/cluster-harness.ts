@@ -17,6 +17,8 @@ const STATE_ROOT = '/tmp/berth-cluster';
 const PROXY_PORT = 8080;
 /** A daemon starting on a loaded 2-core machine (a dozen start at once) answers within this. */
 const DAEMON_START_MS = 45_000;
+/** How long teardown waits for a SIGKILLed process's exit to be seen before going on. */
+const KILLED_EXIT_WAIT_MS = 2000;
 const NAME_RE = new RegExp(`^${NAME_PREFIX}([0-9a-f]{4})`);
 
 export interface ClusterOptions {
@@ -393,7 +395,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const down = async () => {
       process.removeListener('exit', downOnExit);
       for (const { proc } of procs) proc.kill('SIGKILL');
-      await Promise.all(procs.map(({ proc }) => Promise.race([proc.exited, new Promise((r) => setTimeout(r, 2000))])));
+      await Promise.all(procs.map(({ proc }) => Promise.race([proc.exited, new Promise((r) => setTimeout(r, KILLED_EXIT_WAIT_MS))])));
       await killRedisServer();
       removeRun(id);
       say('down');
