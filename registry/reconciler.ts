@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
+import { LeaderLoop } from './leader-loop.js';
 import type { AppStore } from './app-store.js';
 import type { BundleStore } from './bundle-store.js';
 import type { App, Release } from './app.js';
@@ -53,11 +54,7 @@ export class Reconciler {
   /** Where the next round starts in the list of apps. */
   private next = 0;
   private readonly holder = `reconciler-${randomBytes(6).toString('hex')}`;
-  private timer: NodeJS.Timeout | undefined;
-  private round: Promise<void> | undefined;
-  private stopped = false;
-  private leading = false;
-  private failing = false;
+  private readonly loop: LeaderLoop;
 
   constructor(options: ReconcilerOptions) {
     this.o = {
@@ -68,71 +65,56 @@ export class Reconciler {
       bundleGraceMs: DEFAULT_BUNDLE_GRACE_MS,
       ...options,
     };
+    this.loop = new LeaderLoop({
+      store: this.o.store,
+      leaseKey: this.o.store.keys.reconcilerLease,
+      holder: this.holder,
+      leaseMs: this.o.leaseMs,
+      intervalMs: this.o.intervalMs,
+      logger: this.o.logger,
+      says: { name: 'reconciler', leading: 'this registry now leads reconciliation', following: 'another registry leads reconciliation now' },
+      round: () => this.reconcileRound(),
+      onRound: this.o.onRound,
+    });
   }
 
   start(): void {
-    this.schedule(0);
+    this.loop.start();
   }
 
   /** True while this process holds the leadership lease. */
   get isLeader(): boolean {
-    return this.leading;
+    return this.loop.isLeader;
   }
 
-  async close(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.round;
-    if (this.leading) {
-      await this.o.store.holdLeadership(this.o.store.keys.reconcilerLease, this.holder, this.o.leaseMs, 'drop').catch(() => undefined);
-      this.leading = false;
-    }
+  close(): Promise<void> {
+    return this.loop.close();
   }
 
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.round = this.runRound().finally(() => this.schedule(this.o.intervalMs));
-    }, delayMs);
-  }
-
-  private async runRound(): Promise<void> {
+  /** One round as the leader: every app (from where the last round stopped), then bundle collection. */
+  private async reconcileRound(): Promise<void> {
     const log = this.o.logger;
-    try {
-      const leading = await this.o.store.holdLeadership(this.o.store.keys.reconcilerLease, this.holder, this.o.leaseMs, 'hold');
-      if (leading !== this.leading) log.info({ holder: this.holder }, leading ? 'this registry now leads reconciliation' : 'another registry leads reconciliation now');
-      this.leading = leading;
-      if (!leading) return;
-      const started = Date.now();
-      const apps = await this.o.apps.list();
-      // Each round starts where the last one stopped, so that no app waits behind slow ones.
-      const first = apps.length === 0 ? 0 : this.next % apps.length;
-      for (let k = 0; k < apps.length; k++) {
-        if (this.stopped) return;
-        // A round longer than the lease would let a second leader act beside this one.
-        if (Date.now() - started > this.o.leaseMs / 2) break;
-        const app = apps[(first + k) % apps.length]!;
-        this.next = first + k + 1;
-        try {
-          await this.reconcile(app);
-        } catch (err) {
-          // One app's trouble must not stop the others from converging.
-          if (err instanceof BerthError && err.code === 'redis_unavailable') throw err;
-          log.error({ err, app: app.name }, `reconciling ${app.name} failed: will retry`);
-        }
+    const started = Date.now();
+    const apps = await this.o.apps.list();
+    // Each round starts where the last one stopped, so that no app waits behind slow ones.
+    const first = apps.length === 0 ? 0 : this.next % apps.length;
+    for (let k = 0; k < apps.length; k++) {
+      if (this.loop.stopped) return;
+      // A round longer than the lease would let a second leader act beside this one.
+      if (Date.now() - started > this.o.leaseMs / 2) break;
+      const app = apps[(first + k) % apps.length]!;
+      this.next = first + k + 1;
+      try {
+        await this.reconcile(app);
+      } catch (err) {
+        // One app's trouble must not stop the others from converging.
+        if (err instanceof BerthError && err.code === 'redis_unavailable') throw err;
+        log.error({ err, app: app.name }, `reconciling ${app.name} failed: will retry`);
       }
-      if (Date.now() - this.lastCollect >= BUNDLE_COLLECT_INTERVAL_MS) {
-        this.lastCollect = Date.now();
-        await this.collectBundles();
-      }
-      if (this.failing) log.info('reconciler reaches Redis again');
-      this.failing = false;
-      this.o.onRound?.();
-    } catch (err) {
-      if (err instanceof BerthError && err.code === 'redis_unavailable') {
-        if (!this.failing) log.warn('reconciler cannot reach Redis: will keep trying');
-        this.failing = true;
-      } else log.error({ err }, 'reconcile round failed');
+    }
+    if (Date.now() - this.lastCollect >= BUNDLE_COLLECT_INTERVAL_MS) {
+      this.lastCollect = Date.now();
+      await this.collectBundles();
     }
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
+import { LeaderLoop } from '../registry/leader-loop.js';
 import type { AppStore } from '../registry/app-store.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import { observeMachine } from './machine-observer.js';
@@ -48,11 +49,7 @@ export interface ScalerOptions extends Partial<PlanOptions> {
 export class Scaler {
   readonly holder = `scaler-${randomBytes(6).toString('hex')}`;
   private readonly o: Required<Omit<ScalerOptions, 'onDecision' | 'onRound'>> & Pick<ScalerOptions, 'onDecision' | 'onRound'>;
-  private timer: NodeJS.Timeout | undefined;
-  private round: Promise<void> | undefined;
-  private stopped = false;
-  private leading = false;
-  private failing = false;
+  private readonly loop: LeaderLoop;
   /** Machines unreachable last round, so that each is logged once when it goes and comes back. */
   private unreachable = new Set<string>();
 
@@ -72,51 +69,30 @@ export class Scaler {
     if (this.o.reportTimeoutMs >= this.o.leaseMs / 2) {
       throw new BerthError('invalid_config', `The report timeout (${this.o.reportTimeoutMs} ms) must be under half the scaler lease (${this.o.leaseMs} ms): a round must end well within the lease.`);
     }
+    this.loop = new LeaderLoop({
+      store: this.o.store,
+      leaseKey: this.o.store.keys.scalerLease,
+      holder: this.holder,
+      leaseMs: this.o.leaseMs,
+      intervalMs: this.o.intervalMs,
+      logger: this.o.logger,
+      says: { name: 'scaler', leading: 'this scaler now acts', following: 'another scaler acts now: standing by' },
+      round: () => this.scaleOnce(),
+      onRound: this.o.onRound,
+    });
   }
 
   start(): this {
-    this.schedule(0);
+    this.loop.start();
     return this;
   }
 
   get isLeader(): boolean {
-    return this.leading;
+    return this.loop.isLeader;
   }
 
-  async close(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.round;
-    if (this.leading) {
-      await this.o.store.holdLeadership(this.o.store.keys.scalerLease, this.holder, this.o.leaseMs, 'drop').catch(() => undefined);
-      this.leading = false;
-    }
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.round = this.runRound().finally(() => this.schedule(this.o.intervalMs));
-    }, delayMs);
-  }
-
-  private async runRound(): Promise<void> {
-    const log = this.o.logger;
-    try {
-      const leading = await this.o.store.holdLeadership(this.o.store.keys.scalerLease, this.holder, this.o.leaseMs, 'hold');
-      if (leading !== this.leading) log.info({ holder: this.holder }, leading ? 'this scaler now acts' : 'another scaler acts now: standing by');
-      this.leading = leading;
-      if (!leading) return;
-      await this.scaleOnce();
-      if (this.failing) log.info('scaler reaches Redis again');
-      this.failing = false;
-      this.o.onRound?.();
-    } catch (err) {
-      if (err instanceof BerthError && err.code === 'redis_unavailable') {
-        if (!this.failing) log.warn('scaler cannot reach Redis: will keep trying');
-        this.failing = true;
-      } else log.error({ err }, 'scaler round failed: will retry');
-    }
+  close(): Promise<void> {
+    return this.loop.close();
   }
 
   /**
@@ -176,14 +152,14 @@ export class Scaler {
       options: { hotLoad: this.o.hotLoad, idleRatio: this.o.idleRatio, noticeIntervalMs: this.o.noticeIntervalMs, rebalanceLoad: this.o.rebalanceLoad },
     });
     for (const d of decisions) {
-      if (this.stopped) return;
+      if (this.loop.stopped) return;
       const outcome = await apps.applyScaleDecision(d, { ...d, scaler: this.holder }, this.holder, this.o.logLength);
       const log = logger.child({ app: d.app });
       if (!outcome.applied) {
         // Lost the lease, or someone changed the app meanwhile: the next round looks again.
         log.info({ decision: d, why: outcome.why }, `decision on ${d.app} not applied (${outcome.why})`);
         if (outcome.why === 'not_leader') {
-          this.leading = false;
+          this.loop.lost();
           return;
         }
         continue;
