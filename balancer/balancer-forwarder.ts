@@ -1,11 +1,11 @@
-import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from '../proxy/http-headers.js';
+import type { Agent } from 'undici';
+import { connectionTokens, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from '../proxy/http-headers.js';
 import { sendProxyError } from '../proxy/proxy-errors.js';
 import type { ProxyMetrics } from '../proxy/proxy-metrics.js';
 import { parseRequestTarget } from '../proxy/request-path.js';
-import { wireExchange } from '../proxy/upstream-exchange.js';
+import { forwardExchange, requestHasBody, upstreamAgent } from '../proxy/upstream-exchange.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import { refuseUpgrade, tunnelUpgrade } from '../proxy/upgrade-tunnel.js';
 import type { Backend, BackendPool } from './backend-pool.js';
@@ -19,19 +19,24 @@ export interface BalancerForwarderOptions {
   connectTimeoutMs: number;
 }
 
+/** Attempts per request: a refused connection moves on to another proxy, up to this many. */
+const MAX_ATTEMPTS = 5;
+
 /**
  * Spreads requests over the machines' proxies: to a machine that runs the requested prefix
  * when the registry says which (weighted by how many instances it runs there, so most
  * requests take one hop), else to any healthy proxy. Retries another proxy when the
  * connection was refused (the request went nowhere), or cut before any answer for an
- * idempotent request without a body (a proxy killed mid-request). Forwarded headers are the balancer's
- * own: a client's claims are never passed on.
+ * idempotent request without a body, once (a proxy killed mid-request). Forwarded headers
+ * are the balancer's own: a client's claims are never passed on.
  */
 export class BalancerForwarder {
-  readonly agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, timeout: 4000, scheduling: 'lifo' });
+  private readonly agent: Agent;
   private readonly open = new Set<Socket>();
 
-  constructor(private readonly o: BalancerForwarderOptions) {}
+  constructor(private readonly o: BalancerForwarderOptions) {
+    this.agent = upstreamAgent(o);
+  }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
@@ -53,33 +58,29 @@ export class BalancerForwarder {
     }
     backend.inFlight++;
     backend.requests++;
-    let done = false;
-    const finish = () => {
-      if (!done) {
-        done = true;
-        backend.inFlight--;
-      }
-    };
-    const proxyReq = request({ host: backend.host, port: backend.port, method: req.method, path: forwardPath, headers: this.headers(req), agent: this.agent, timeout: this.o.connectTimeoutMs });
-    wireExchange(req, res, proxyReq, { upstreamTimeoutMs: this.o.upstreamTimeoutMs, onResponse: () => this.o.pool.succeeded(backend), finish });
-    proxyReq.once('error', (err: NodeJS.ErrnoException) => {
-      finish();
-      if (res.destroyed || res.writableEnded) return;
-      const code = err.code ?? '';
-      const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'BERTH_CONNECT_TIMEOUT';
-      // A proxy that dies (or closes a kept-alive socket) before answering cuts the connection:
-      // an idempotent request without a body may be sent again (RFC 9110 9.2.2), to another
-      // proxy. Once only, unless the socket was a reused one that the proxy had closed: a
-      // request that itself crashes proxies must not be carried to one machine after another.
-      const cutOff = code === 'ECONNRESET' && IDEMPOTENT.has(req.method ?? '') && !requestHasBody(req) && (!resent || proxyReq.reusedSocket);
-      if (refused) this.o.pool.failed(backend, Date.now());
-      if ((refused || cutOff) && !res.headersSent && attempts < 4) {
-        tried.add(backend);
-        this.attempt(req, res, forwardPath, path, tried, attempts + 1, resent || (cutOff && !proxyReq.reusedSocket));
-        return;
-      }
-      if (code === 'BERTH_UPSTREAM_TIMEOUT') sendProxyError(res, req.headers.accept, 'upstream_timeout');
-      else sendProxyError(res, req.headers.accept, 'upstream_failed', `A machine's proxy failed to answer (${code || err.message}): retry shortly.`);
+    const body = requestHasBody(req);
+    forwardExchange(this.agent, req, res, {
+      origin: `http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`,
+      path: forwardPath,
+      headers: this.headers(req),
+      body,
+      onAnswer: () => this.o.pool.succeeded(backend),
+      onDone: () => backend.inFlight--,
+      onFailure: (failure, code) => {
+        if (failure === 'refused') this.o.pool.failed(backend, Date.now());
+        // A proxy that dies (or closes a kept-alive connection) before answering cuts the
+        // connection: an idempotent request without a body may be sent again (RFC 9110 9.2.2),
+        // to another proxy, once: a request that itself crashes proxies must not be carried
+        // to one machine after another.
+        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && !body);
+        if (again && attempts + 1 < MAX_ATTEMPTS) {
+          tried.add(backend);
+          this.attempt(req, res, forwardPath, path, tried, attempts + 1, resent || failure === 'cut');
+          return;
+        }
+        if (failure === 'timeout') sendProxyError(res, req.headers.accept, 'upstream_timeout');
+        else sendProxyError(res, req.headers.accept, 'upstream_failed', `A machine's proxy failed to answer (${code}): retry shortly.`);
+      },
     });
   }
 
@@ -130,26 +131,29 @@ export class BalancerForwarder {
     tunnelUpgrade(req, client, head, { host: backend.host, port: backend.port, path: target.path + target.query, connectTimeoutMs: this.o.connectTimeoutMs }, lines, this.open);
   }
 
-  private headers(req: IncomingMessage): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = {};
+  private headers(req: IncomingMessage): string[] {
+    const out: string[] = [];
+    const raw = req.rawHeaders;
     const dropped = connectionTokens(req.headers.connection);
-    for (const name in req.headers) {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
       // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are not HTTP/1.1 headers.
-      if (HOP_BY_HOP.has(name) || dropped?.has(name) || name.startsWith('x-forwarded-') || name.charCodeAt(0) === 58) continue;
-      out[name] = req.headers[name]!;
+      if (name.charCodeAt(0) === 58) continue;
+      const lower = name.toLowerCase();
+      // Expect: 100-continue was answered here already (by Node's server); Host is set below.
+      if (HOP_BY_HOP.has(lower) || lower === 'expect' || lower === 'host' || dropped?.has(lower) || lower.startsWith('x-forwarded-')) continue;
+      out.push(name, raw[i + 1]!);
     }
     const host = requestHost(req);
-    if (host !== '') out.host = host;
+    if (host !== '') out.push('host', host);
     // The balancer is the edge: what a client says of itself is not believed.
-    out['x-forwarded-for'] = req.socket.remoteAddress ?? '';
-    out['x-forwarded-proto'] = 'https';
-    out['x-forwarded-host'] = host;
+    out.push('x-forwarded-for', req.socket.remoteAddress ?? '', 'x-forwarded-proto', 'https', 'x-forwarded-host', host);
     return out;
   }
 
   close(): void {
     for (const s of this.open) s.destroy();
-    this.agent.destroy();
+    void this.agent.destroy().catch(() => undefined);
   }
 }
 
@@ -157,10 +161,4 @@ export class BalancerForwarder {
 function requestHost(req: IncomingMessage): string {
   const authority = req.headers[':authority'];
   return req.headers.host ?? (typeof authority === 'string' ? authority : '');
-}
-
-/** HTTP/2 bodies need no Content-Length: a stream that did not end with its headers has one. */
-function requestHasBody(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor === 2) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
-  return hasBody(req);
 }

@@ -1,7 +1,8 @@
-import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connectionTokens, hasBody, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from './http-headers.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Agent } from 'undici';
+import { connectionTokens, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from './http-headers.js';
 import { parseRequestTarget, stripPrefix } from './request-path.js';
-import { wireExchange } from './upstream-exchange.js';
+import { forwardExchange, requestHasBody, upstreamAgent } from './upstream-exchange.js';
 import { sendProxyError } from './proxy-errors.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import type { Route, RouteTable, Upstream } from './route-table.js';
@@ -21,17 +22,22 @@ export interface ForwarderOptions {
 }
 
 
+/** Attempts per request: a refused connection moves on to another instance, up to this many. */
+const MAX_ATTEMPTS = 5;
+
 /**
  * The request path of the proxy, as a chain of small steps: resolve the target, pick an
  * instance (here first, else another machine's proxy), set forwarded headers, stream both
  * ways, and answer clearly when nothing can serve. A request is retried on another instance
- * only when it provably never reached the first.
+ * when it provably never reached the first, and an idempotent one without a body once when
+ * its connection was cut before any answer.
  */
 export class HttpForwarder {
-  /** Keep-alive to every upstream; idle sockets close before an app's own keep-alive would (5 s in Node). */
-  readonly agent = new Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, timeout: 4000, scheduling: 'lifo' });
+  private readonly agent: Agent;
 
-  constructor(private readonly o: ForwarderOptions) {}
+  constructor(private readonly o: ForwarderOptions) {
+    this.agent = upstreamAgent(o);
+  }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
@@ -47,7 +53,7 @@ export class HttpForwarder {
     }
     res.once('finish', () => this.o.metrics.request(route.app, res.statusCode, (performance.now() - started) / 1000));
     const hopped = req.headers[HOP_HEADER] !== undefined;
-    this.attempt(req, res, route, target.path, target.query, hopped, new Set(), 0);
+    this.attempt(req, res, route, target.path, target.query, hopped, new Set(), 0, false);
   }
 
   private attempt(
@@ -59,6 +65,7 @@ export class HttpForwarder {
     hopped: boolean,
     tried: Set<Upstream>,
     attempts: number,
+    resent: boolean,
   ): void {
     const now = Date.now();
     let upstream = chooseUpstream(route.local, now, tried);
@@ -84,36 +91,31 @@ export class HttpForwarder {
       forwardPath = path + query;
     }
 
-    const headers = this.forwardHeaders(req, route, viaMachine !== undefined);
     const chosen = upstream;
     chosen.inFlight++;
-    let done = false;
-    const finish = () => {
-      if (!done) {
-        done = true;
-        chosen.inFlight--;
-      }
-    };
-    const proxyReq = request({ host, port, method: req.method, path: forwardPath, headers, agent: this.agent, timeout: this.o.connectTimeoutMs });
-    wireExchange(req, res, proxyReq, { upstreamTimeoutMs: this.o.upstreamTimeoutMs, onResponse: () => markHealthy(chosen), finish });
-    proxyReq.once('error', (err: NodeJS.ErrnoException) => {
-      finish();
-      // (The client's request may be fully read, hence "destroyed": only the response matters.)
-      if (res.destroyed || res.writableEnded) return;
-      const code = err.code ?? '';
-      const refused = code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'BERTH_CONNECT_TIMEOUT';
-      // A reused keep-alive socket the app had just closed: the request went nowhere, but
-      // only a request without a body and without side effects is safe to send again.
-      const staleSocket = code === 'ECONNRESET' && proxyReq.reusedSocket && IDEMPOTENT.has(req.method ?? '') && !hasBody(req);
-      if (refused) setAside(chosen, Date.now(), `connection failed (${code})`);
-      this.o.metrics.upstreamError(route.app, refused ? 'refused' : code === 'BERTH_UPSTREAM_TIMEOUT' ? 'timeout' : code === 'ECONNRESET' ? 'reset' : 'bad_response');
-      if ((refused || staleSocket) && !res.headersSent && attempts < 4) {
-        tried.add(chosen);
-        this.attempt(req, res, route, path, query, hopped, tried, attempts + 1);
-        return;
-      }
-      if (code === 'BERTH_UPSTREAM_TIMEOUT') sendProxyError(res, req.headers.accept, 'upstream_timeout');
-      else sendProxyError(res, req.headers.accept, 'upstream_failed', `The instance of ${route.app} failed to answer properly (${code || err.message}): retry shortly, or check berth logs ${route.app}.`);
+    const body = requestHasBody(req);
+    forwardExchange(this.agent, req, res, {
+      origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      path: forwardPath,
+      headers: this.forwardHeaders(req, route, viaMachine !== undefined),
+      body,
+      onAnswer: () => markHealthy(chosen),
+      onDone: () => chosen.inFlight--,
+      onFailure: (failure, code) => {
+        if (failure === 'refused') setAside(chosen, Date.now(), `connection failed (${code})`);
+        this.o.metrics.upstreamError(route.app, failure === 'cut' ? 'reset' : failure);
+        // Never sent: any request may go to another instance. Cut before any answer: an
+        // idempotent request without a body may be sent again (RFC 9110 9.2.2), once, so a
+        // request that itself kills instances is not carried from one to the next.
+        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && !body);
+        if (again && attempts + 1 < MAX_ATTEMPTS) {
+          tried.add(chosen);
+          this.attempt(req, res, route, path, query, hopped, tried, attempts + 1, resent || failure === 'cut');
+          return;
+        }
+        if (failure === 'timeout') sendProxyError(res, req.headers.accept, 'upstream_timeout');
+        else sendProxyError(res, req.headers.accept, 'upstream_failed', `The instance of ${route.app} failed to answer properly (${code}): retry shortly, or check berth logs ${route.app}.`);
+      },
     });
   }
 
@@ -128,27 +130,32 @@ export class HttpForwarder {
     return options.length === 0 ? undefined : options[(Math.random() * options.length) | 0];
   }
 
-  private forwardHeaders(req: IncomingMessage, route: Route, hop: boolean): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = {};
-    const incoming: IncomingHttpHeaders = req.headers;
+  /** The client's headers minus hop-by-hop ones, with X-Forwarded-* set (believed only from trusted clients). */
+  private forwardHeaders(req: IncomingMessage, route: Route, hop: boolean): string[] {
+    const out: string[] = [];
+    const raw = req.rawHeaders;
+    const incoming = req.headers;
     const dropped = connectionTokens(incoming.connection);
-    for (const name in incoming) {
-      if (HOP_BY_HOP.has(name) || dropped?.has(name)) continue;
-      if (name.startsWith('x-forwarded-')) continue;
-      out[name] = incoming[name]!;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      const lower = name.toLowerCase();
+      // Expect: 100-continue was answered here already (by Node's server).
+      if (HOP_BY_HOP.has(lower) || lower === 'expect' || dropped?.has(lower) || lower.startsWith('x-forwarded-')) continue;
+      out.push(name, raw[i + 1]!);
     }
     const address = req.socket.remoteAddress;
     const trusted = this.o.trusted(address);
     const client = address ?? '';
-    out['x-forwarded-for'] = trusted && incoming['x-forwarded-for'] ? `${incoming['x-forwarded-for']}, ${client}` : client;
-    out['x-forwarded-proto'] = trusted && typeof incoming['x-forwarded-proto'] === 'string' ? incoming['x-forwarded-proto'] : 'http';
-    out['x-forwarded-host'] = trusted && typeof incoming['x-forwarded-host'] === 'string' ? incoming['x-forwarded-host'] : (incoming.host ?? '');
-    if (route.stripPrefix && !hop) out['x-forwarded-prefix'] = route.prefix;
-    if (hop) out[HOP_HEADER] = '1';
+    const forwardedFor = incoming['x-forwarded-for'];
+    out.push('x-forwarded-for', trusted && forwardedFor ? `${forwardedFor}, ${client}` : client);
+    out.push('x-forwarded-proto', trusted && typeof incoming['x-forwarded-proto'] === 'string' ? incoming['x-forwarded-proto'] : 'http');
+    out.push('x-forwarded-host', trusted && typeof incoming['x-forwarded-host'] === 'string' ? incoming['x-forwarded-host'] : (incoming.host ?? ''));
+    if (route.stripPrefix && !hop) out.push('x-forwarded-prefix', route.prefix);
+    if (hop) out.push(HOP_HEADER, '1');
     return out;
   }
 
   close(): void {
-    this.agent.destroy();
+    void this.agent.destroy().catch(() => undefined);
   }
 }

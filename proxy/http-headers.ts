@@ -29,14 +29,3 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   if (value === undefined) return undefined;
   return new Set(value.toLowerCase().split(',').map((t) => t.trim()));
 }
-
-/** An upstream's response headers minus hop-by-hop ones, as a flat [name, value, …] list. */
-export function responseHeaders(raw: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-    out.push(name, raw[i + 1]!);
-  }
-  return out;
-}
