@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import type { RedisClient } from '../common/redis-connection.js';
+import { StopSignal, STOPPED } from '../common/stop-signal.js';
 import { appendLogs } from '../registry/app-logs.js';
 import type { AppStore } from '../registry/app-store.js';
 import { currentEventId, readEvents } from '../registry/event-stream.js';
@@ -62,6 +63,8 @@ export class Hoster {
   private readonly ctx: RunnerContext;
   private readonly log: Logger;
   private stopped = false;
+  /** Ends the event follower's wait on its blocking connection (see StopSignal). */
+  private readonly stopSignal = new StopSignal();
   private wake: (() => void) | undefined;
   private loops: Promise<void>[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -119,6 +122,7 @@ export class Hoster {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.logTimer);
     await this.flushLogs();
+    this.stopSignal.stop();
     this.o.events.disconnect();
     await Promise.allSettled(this.loops);
   }
@@ -245,14 +249,16 @@ export class Hoster {
     while (!this.stopped) {
       try {
         if (position === undefined) {
-          position = await currentEventId(events, keys);
+          const now = await this.stopSignal.race(currentEventId(events, keys));
+          if (now === STOPPED) return;
+          position = now;
           // Following (again) from now: whatever happened before is seen by a full look.
           this.poke();
         }
-        const batch = await readEvents(events, keys, position, { blockMs: 2000, count: 200 });
+        const batch = await this.stopSignal.race(readEvents(events, keys, position, { blockMs: 2000, count: 200 }));
+        if (batch === STOPPED) return;
         if (batch.resync) {
-          position = await currentEventId(events, keys);
-          this.poke();
+          position = undefined;
           continue;
         }
         for (const e of batch.events) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { waitForReady, type RedisClient } from '../common/redis-connection.js';
+import { StopSignal, STOPPED } from '../common/stop-signal.js';
 import type { AppStore } from '../registry/app-store.js';
 import { currentEventId, readEvents, type RegistryEvent } from '../registry/event-stream.js';
 import type { Instance } from '../registry/instance.js';
@@ -27,6 +28,7 @@ const GONE = new Set(['draining', 'stopping', 'unregistered', 'released', 'expir
 export class RouteSync {
   private readonly machines = new Map<string, string>();
   private stopped = false;
+  private readonly stopSignal = new StopSignal();
   private loop: Promise<void> | undefined;
   private lastFull = 0;
   /** Set once the first full load succeeded. */
@@ -43,6 +45,7 @@ export class RouteSync {
 
   async close(): Promise<void> {
     this.stopped = true;
+    this.stopSignal.stop();
     this.o.events.disconnect();
     await this.loop;
   }
@@ -57,13 +60,15 @@ export class RouteSync {
         if (events.status !== 'ready') await waitForReady(events, 2000);
         if (position === undefined || Date.now() - this.lastFull > (this.o.resyncIntervalMs ?? 30_000)) {
           // Take the stream position first: nothing that happens during the load is missed.
-          const from = await currentEventId(events, store.keys);
+          const from = await this.stopSignal.race(currentEventId(events, store.keys));
+          if (from === STOPPED) return;
           await this.fullLoad();
           position = from;
           if (failing) logger.info('route sync reaches Redis again: table reloaded');
           failing = false;
         }
-        const batch = await readEvents(events, store.keys, position, { blockMs: 1000, count: 500 });
+        const batch = await this.stopSignal.race(readEvents(events, store.keys, position, { blockMs: 1000, count: 500 }));
+        if (batch === STOPPED) return;
         if (batch.resync) {
           logger.warn('route sync fell behind the event stream: reloading the table');
           position = undefined;

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
 import { BerthError } from '../../common/errors.js';
+import { StopSignal, STOPPED } from '../../common/stop-signal.js';
 import { followLogs, recentLogs } from '../app-logs.js';
 import type { AppService } from '../app-service.js';
 import type { RegistryKeys } from '../keys.js';
@@ -153,9 +154,11 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
       throw new BerthError('redis_unavailable');
     }
     let closed = false;
+    const stopSignal = new StopSignal();
     const stop = () => {
       if (closed) return;
       closed = true;
+      stopSignal.stop();
       followers.delete(stop);
       redis.disconnect();
       res.end();
@@ -171,7 +174,9 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     let position = from === '$' ? ((await options.redis.xrevrange(options.keys.appLogs(app), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0') : from;
     while (!closed) {
       try {
-        for (const line of await followLogs(redis, options.keys, app, position, LOG_BLOCK_MS)) {
+        const lines = await stopSignal.race(followLogs(redis, options.keys, app, position, LOG_BLOCK_MS));
+        if (lines === STOPPED) break;
+        for (const line of lines) {
           res.write(`${JSON.stringify(line)}\n`);
           position = line.id;
         }

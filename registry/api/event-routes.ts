@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
+import { StopSignal, STOPPED } from '../../common/stop-signal.js';
 import { currentEventId, readEvents } from '../event-stream.js';
 import type { RegistryKeys } from '../keys.js';
 import { eventsQuery } from './schemas.js';
@@ -43,9 +44,11 @@ export function eventRoutes(options: EventRoutesOptions): { router: Router; clos
       throw new BerthError('redis_unavailable');
     }
     let closed = false;
+    const stopSignal = new StopSignal();
     const stop = () => {
       if (closed) return;
       closed = true;
+      stopSignal.stop();
       open.delete(stop);
       clearInterval(keepalive);
       // A blocked XREAD would hold a polite QUIT for up to BLOCK_MS: cut the connection.
@@ -70,7 +73,8 @@ export function eventRoutes(options: EventRoutesOptions): { router: Router; clos
     let failures = 0;
     while (!closed) {
       try {
-        const batch = await readEvents(redis, options.keys, position, { blockMs: BLOCK_MS, count: 500 });
+        const batch = await stopSignal.race(readEvents(redis, options.keys, position, { blockMs: BLOCK_MS, count: 500 }));
+        if (batch === STOPPED) break;
         failures = 0;
         if (batch.resync) {
           position = await currentEventId(redis, options.keys);

@@ -1,11 +1,15 @@
 // While Redis is away the registry answers 503 quickly (never hangs), and it recovers by itself when Redis returns.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTestProxy } from '../helpers/proxy-fixture.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let redis: TestRedis;
 let fixture: RegistryFixture;
+
+/** A close takes milliseconds; one that waits on a read the outage cut never ends. */
+const CLOSE_DEADLINE_MS = 5000;
 
 beforeAll(async () => {
   redis = await startRedis({ appendonly: true });
@@ -64,5 +68,22 @@ describe('Redis outage', () => {
     expect(answer.ms).toBeLessThan(2900);
     await c.call('CLIENT', 'UNPAUSE');
     await waitFor(async () => (await timedGet('/v1/services')).status === 200, { deadlineMs: 20_000, what: 'registry to answer again' });
+  });
+
+  it('stops a proxy promptly while Redis is away (its blocked event read, cut by the outage, is not waited on)', async () => {
+    const proxy = await startTestProxy(redis, fixture.prefix, 'm1');
+    // The event connection (private to the route sync) between its loss and its first reconnect.
+    const events = (proxy.sync as unknown as { o: { events: { status: string } } }).o.events;
+    await redis.kill();
+    try {
+      await waitFor(() => events.status === 'reconnecting', { what: "the proxy's event connection to notice the outage" });
+      const outcome = await Promise.race([
+        proxy.close().then(() => 'closed'),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still closing'), CLOSE_DEADLINE_MS).unref()),
+      ]);
+      expect(outcome).toBe('closed');
+    } finally {
+      await redis.start();
+    }
   });
 });
