@@ -2,6 +2,7 @@
 // process; run that instead). One file, three roles:
 //   node proxy.mjs app <port>                              the upstream app: answers "hello"
 //   node proxy.mjs http-proxy-3 <port> <app port> <dir>    a minimal http-proxy-3 reverse proxy
+//   node proxy.mjs floor <port> <app port>                 Node's floor: the least a Node proxy does
 //   node proxy.mjs measure                                 the measurements (settings in BENCH_* env)
 // It uses the compiled code, as berth runs it.
 import { execFile } from 'node:child_process';
@@ -15,6 +16,7 @@ import { promisify } from 'node:util';
 const role = process.argv[2];
 if (role === 'app') runApp(Number(process.argv[3]));
 else if (role === 'http-proxy-3') runHttpProxy3(Number(process.argv[3]), Number(process.argv[4]), process.argv[5]);
+else if (role === 'floor') await runFloor(Number(process.argv[3]), Number(process.argv[4]));
 else if (role === 'measure') await measure();
 else {
   console.error('usage: run scripts/bench/proxy (this file is its helper)');
@@ -42,6 +44,12 @@ function runHttpProxy3(port, appPort, dir) {
   createServer((req, res) => proxy.web(req, res)).listen(port, '127.0.0.1');
 }
 
+/** Node's floor (see floor-forwarder.mjs) over plain HTTP. */
+async function runFloor(port, appPort) {
+  const { floorForwarder } = await import('./floor-forwarder.mjs');
+  createServer(await floorForwarder(`http://127.0.0.1:${appPort}`)).listen(port, '127.0.0.1');
+}
+
 async function measure() {
   const { closeRedis, connectRedis, waitForReady } = await import('../../dist/common/redis-connection.js');
   const { RegistryStore } = await import('../../dist/registry/registry-store.js');
@@ -55,6 +63,7 @@ async function measure() {
   // The instances' pid: the app's (the proxy samples the CPU of each local instance's process).
   const appPid = Number(env('BENCH_APP_PID'));
   const nginxPort = Number(env('BENCH_NGINX_PORT'));
+  const floorPort = Number(env('BENCH_FLOOR_PORT'));
   const hp3Port = env('BENCH_HP3_PORT') === '' ? undefined : Number(env('BENCH_HP3_PORT'));
   const machine = env('BENCH_MACHINE');
   const keyPrefix = env('BENCH_KEY_PREFIX');
@@ -128,6 +137,7 @@ async function measure() {
     await waitFor('the proxy to route /bench', answersHello(proxyPort, '/bench'));
     await waitFor('the proxy workers to route /bench', answersHello(workersPort, '/bench'));
     await waitFor('nginx', answersHello(nginxPort, '/bench'));
+    await waitFor("Node's floor proxy", answersHello(floorPort, '/bench'));
     if (hp3Port !== undefined) await waitFor('the http-proxy-3 proxy', answersHello(hp3Port, '/bench'));
 
     const hp3Version = hp3Port === undefined ? '' : JSON.parse(readFileSync(join(env('BENCH_HP3_DIR'), 'node_modules/http-proxy-3/package.json'), 'utf8')).version;
@@ -141,6 +151,8 @@ async function measure() {
     const targets = [
       { name: 'app direct', port: appPort },
       { name: 'berth, 1 process', port: proxyPort },
+      // Right after berth's one process, so that the two compare under the same conditions.
+      { name: 'Node floor (undici)', port: floorPort },
       { name: `berth, ${cpus().length} workers`, port: workersPort },
       { name: 'nginx (1 worker)', port: nginxPort },
       ...(hp3Port === undefined ? [] : [{ name: `http-proxy-3 ${hp3Version}`, port: hp3Port }]),
@@ -162,11 +174,13 @@ async function measure() {
     const direct = results.get('app direct');
     const berth = results.get('berth, 1 process');
     const nginx = results.get('nginx (1 worker)');
-    const workers = results.get(targets[2].name);
+    const workers = results.get(targets[3].name);
     console.log(`berth/direct throughput ${fmt(berth.rps / direct.rps, 2)}, berth/nginx throughput ${fmt(berth.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(berth.p99 / nginx.p99, 2)}`);
     console.log(`with ${cpus().length} workers (the default): berth/nginx throughput ${fmt(workers.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(workers.p99 / nginx.p99, 2)}`);
+    const floor = results.get('Node floor (undici)');
+    console.log(`berth/Node floor throughput ${fmt(berth.rps / floor.rps, 2)} (berth's own cost), Node floor/nginx ${fmt(floor.rps / nginx.rps, 2)} (Node's)`);
     if (hp3Port !== undefined) {
-      const hp3 = results.get(targets[4].name);
+      const hp3 = results.get(targets[5].name);
       console.log(`berth/http-proxy-3 throughput ${fmt(berth.rps / hp3.rps, 2)}, berth/http-proxy-3 p99 ${fmt(berth.p99 / hp3.p99, 2)}`);
     }
     console.log('');

@@ -19,6 +19,7 @@ const appPid = Number(env('BENCH_APP_PID'));
 const proxyPort = Number(env('BENCH_PROXY_PORT'));
 const balancerPort = Number(env('BENCH_BALANCER_PORT'));
 const nginxPort = Number(env('BENCH_NGINX_PORT'));
+const floorPort = Number(env('BENCH_FLOOR_PORT'));
 const machine = env('BENCH_MACHINE');
 const keyPrefix = env('BENCH_KEY_PREFIX');
 const ca = readFileSync(env('BENCH_CA'), 'utf8');
@@ -136,10 +137,11 @@ try {
   await waitFor('the proxy to route /bench', answersHello(proxyPort));
   await waitFor('the balancer to answer /bench over HTTPS', answersHello(balancerPort, true));
   await waitFor('nginx to answer /bench over HTTPS', answersHello(nginxPort, true));
+  await waitFor("Node's floor to answer /bench over HTTPS", answersHello(floorPort, true));
 
   const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))[1];
   console.log(`berth TLS benchmark: Node ${process.version} (OpenSSL ${process.versions.openssl}), ${env('BENCH_NGINX_VERSION').replace(/^nginx version: /, '')}, redis-server ${redisVersion}, ${cpus().length} CPUs, loopback`);
-  console.log('(wrk, the app, the proxy, the balancer, nginx and Redis all share these CPUs; both TLS servers serve the same RSA 2048 certificate, TLS 1.3 negotiated)');
+  console.log('(wrk, the app, the proxy, the balancer, nginx and Redis all share these CPUs; the TLS servers serve the same RSA 2048 certificate, TLS 1.3 negotiated)');
   console.log('');
 
   // 1. Keep-alive throughput and latency, back to back.
@@ -149,6 +151,8 @@ try {
     { name: 'berth proxy -> app (HTTP)', url: `http://127.0.0.1:${proxyPort}/bench` },
     { name: 'berth balancer -> proxy -> app', url: `https://127.0.0.1:${balancerPort}/bench` },
     { name: 'nginx (1 worker) -> proxy -> app', url: `https://127.0.0.1:${nginxPort}/bench` },
+    // Node's https server and berth's undici agent, forwarding and nothing else.
+    { name: 'Node floor -> proxy -> app', url: `https://127.0.0.1:${floorPort}/bench` },
   ];
   console.log(row(['target', 'requests/s', 'p50 ms', 'p99 ms', 'check']));
   const results = new Map();
@@ -161,8 +165,10 @@ try {
   const direct = results.get(targets[0].name);
   const berth = results.get(targets[2].name);
   const nginx = results.get(targets[3].name);
+  const floor = results.get(targets[4].name);
   console.log(
     `berth HTTPS/nginx HTTPS throughput ${fmt(berth.rps / nginx.rps, 2)} (target >= 0.5), p99 ${fmt(berth.p99 / nginx.p99, 2)}; ` +
+      `Node floor/nginx ${fmt(floor.rps / nginx.rps, 2)}, berth/Node floor ${fmt(berth.rps / floor.rps, 2)}; ` +
       `berth HTTPS/direct ${fmt(berth.rps / direct.rps, 2)}, nginx HTTPS/direct ${fmt(nginx.rps / direct.rps, 2)}`,
   );
   console.log('');
@@ -179,7 +185,8 @@ try {
   }
   const hb = handshakes.get(targets[2].name);
   const hn = handshakes.get(targets[3].name);
-  console.log(`berth/nginx handshakes/s ${fmt(hb.rps / hn.rps, 2)} (target >= 0.5)`);
+  const hf = handshakes.get(targets[4].name);
+  console.log(`berth/nginx handshakes/s ${fmt(hb.rps / hn.rps, 2)} (target >= 0.5); Node floor/nginx ${fmt(hf.rps / hn.rps, 2)}, berth/Node floor ${fmt(hb.rps / hf.rps, 2)}`);
   console.log('');
 
   // 3. Session resumption, as a client that keeps its session sees it.

@@ -5,6 +5,7 @@ import type { BerthClient } from '../../sdk/berth-client.js';
 import { helloApp, uploadApp } from '../helpers/hoster-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const LEASE_MS = 10_000;
 
@@ -138,5 +139,16 @@ describe('scaler decisions', () => {
     await client.removeAutoscale('shop');
     expect(await apps.applyScaleDecision(decision(3, 2), {}, 'scaler-c', 100)).toEqual({ applied: false, why: 'app_changed' });
     expect((await client.getApp('shop')).instances).toBe(3);
+  });
+
+  it('forgets what it remembered of an app once the app is removed, so a new app of that name starts afresh', async () => {
+    await client.publishApp({ name: 'brief', path: '/brief', instances: 1, bundle: await uploadApp(client, helloApp()) });
+    await redis.client().hset(apps.keys.scalerMemory, 'brief', JSON.stringify({ changeAt: Date.now() }));
+    expect((await apps.scalerMemory()).has('brief')).toBe(true);
+    await client.deleteApp('brief');
+    await waitFor(async () => !(await client.listApps()).some((a) => a.name === 'brief'), { what: 'the deleted app to be removed' });
+    const memory = await apps.scalerMemory();
+    expect(memory.has('brief')).toBe(false);
+    expect(memory.has('shop')).toBe(true);
   });
 });

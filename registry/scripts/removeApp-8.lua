@@ -1,5 +1,6 @@
 --[[
-  Removes a deleted app once none of its instances remain: its record, releases and logs,
+  Removes a deleted app once none of its instances remain: its record, releases, logs and
+  what the scaler remembered of it (an app made later under the same name starts afresh),
   and frees its path prefix.
 
   Input:
@@ -10,6 +11,7 @@
     KEYS[5] app's release counter
     KEYS[6] app's log stream
     KEYS[7] event stream
+    KEYS[8] scaler memory (hash app name → JSON)
 
     ARGV[1] app name
     ARGV[2] the service's instance index key (must be empty)
@@ -33,5 +35,6 @@ if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
 end
 rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 rcall('SREM', KEYS[2], ARGV[1])
+rcall('HDEL', KEYS[8], ARGV[1])
 rcall('XADD', KEYS[7], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'app-deleted', 'service', ARGV[1])
 return 1
