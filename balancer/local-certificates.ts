@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { access, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -175,6 +175,8 @@ async function loadServer(certPath: string, keyPath: string): Promise<Pair | nul
 
 function serverStillFits(server: Pair, ca: Pair, names: RequestedNames): boolean {
   if (!server.cert.checkIssued(ca.cert) || !server.cert.verify(ca.cert.publicKey)) return false;
+  // An RSA server certificate from an older berth is replaced by a P-256 one (same CA).
+  if (server.key.asymmetricKeyType !== 'ec') return false;
   if (!validForMoreThan(server.cert, DEFAULT_RENEW_BEFORE_DAYS * DAY_MS)) return false;
   // Exact SAN entries rather than checkHost: a wildcard entry must not stand in for a name
   // that was asked for explicitly, and a requested wildcard is not a host checkHost accepts.
@@ -187,6 +189,7 @@ function serverStillFits(server: Pair, ca: Pair, names: RequestedNames): boolean
   return names.dns.every((name) => sanDns.has(name)) && names.ips.every((ip) => server.cert.checkIP(ip) !== undefined);
 }
 
+/** The CA's key: RSA 2048, which every client verifies. */
 function newKeyPair(): { keyPem: string; privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey } {
   // Node generates the key natively (forge's pure-JS RSA generation takes seconds); forge
   // only needs the key to sign.
@@ -234,14 +237,39 @@ function makeCa(): Pair {
   return { certPem, keyPem, cert: new X509Certificate(certPem), key: createPrivateKey(keyPem) };
 }
 
+/**
+ * The server's key is ECDSA P-256, not RSA: a full TLS handshake signs with it, and P-256
+ * signs about 20 times faster than RSA 2048 (bench/tls: the balancer's handshakes per second
+ * went from 0.43-0.46x nginx's to 0.62-0.69x). The CA stays RSA, so a CA users already trust
+ * signs the new certificates.
+ */
+function newServerKey(): { keyPem: string; spkiDer: Buffer; point: Buffer } {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = pair.publicKey.export({ format: 'jwk' });
+  return {
+    keyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    spkiDer: pair.publicKey.export({ type: 'spki', format: 'der' }),
+    // The uncompressed point (0x04 || X || Y): the subjectPublicKey bits.
+    point: Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]),
+  };
+}
+
+/** What node-forge has and its type definitions do not declare. */
+const forgeUndeclared = forge as unknown as {
+  pki: { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 };
+  asn1: { fromDer(bytes: string, options: { decodeBitStrings: boolean }): forge.asn1.Asn1 };
+};
+
 function makeServerCertificate(ca: Pair, names: RequestedNames): { certPem: string; keyPem: string } {
-  const { keyPem, publicKey } = newKeyPair();
+  const { asn1, pki } = forge;
+  const { keyPem, spkiDer, point } = newServerKey();
   // Parsing the CA with forge is only to copy its subject and key identifier into the new
   // certificate; whether the CA is sound was checked with Node.
-  const caCert = forge.pki.certificateFromPem(ca.certPem);
-  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
+  const caCert = pki.certificateFromPem(ca.certPem);
+  const cert = pki.createCertificate();
+  // forge writes only RSA key info: the CA's public key stands in until the P-256 key info
+  // replaces it in the signed part below.
+  cert.publicKey = caCert.publicKey;
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
   cert.validity.notAfter = new Date(Date.now() + DEFAULT_SERVER_VALIDITY_DAYS * DAY_MS);
@@ -249,18 +277,34 @@ function makeServerCertificate(ca: Pair, names: RequestedNames): { certPem: stri
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'keyUsage', digitalSignature: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     {
       name: 'subjectAltName',
       altNames: [...names.dns.map((value) => ({ type: 2, value })), ...names.ips.map((ip) => ({ type: 7, ip }))],
     },
-    { name: 'subjectKeyIdentifier' },
+    // RFC 5280 4.2.1.2, method 1: the SHA-1 of the subjectPublicKey bits.
+    { name: 'subjectKeyIdentifier', value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, createHash('sha1').update(point).digest('binary')) },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(caKey, forge.md.sha256.create());
+  cert.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
+  const tbs = forgeUndeclared.pki.getTBSCertificate(cert);
+  // TBSCertificate: version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions.
+  (tbs.value as forge.asn1.Asn1[])[6] = forgeUndeclared.asn1.fromDer(spkiDer.toString('binary'), { decodeBitStrings: false });
+  const tbsDer = asn1.toDer(tbs).getBytes();
+  // Signed by the CA's RSA key with Node (PKCS #1 v1.5 with SHA-256, as the algorithm above says).
+  const signature = sign('sha256', Buffer.from(tbsDer, 'binary'), ca.key);
+  const signed = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    tbs,
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(pki.oids.sha256WithRSAEncryption!).getBytes()),
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
+    ]),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\0${signature.toString('binary')}`),
+  ]);
+  const certPem = forge.pem.encode({ type: 'CERTIFICATE', body: asn1.toDer(signed).getBytes() }).replace(/\r\n/g, '\n');
   // The chain goes with the certificate so that clients given only the CA can build the path.
-  return { certPem: toPem(cert) + ca.certPem, keyPem };
+  return { certPem: certPem + ca.certPem, keyPem };
 }
 
 /** Temp file + rename, so a reader (or a crash) never sees a half-written file; the mode is set before the rename. */

@@ -2,10 +2,12 @@
 // every process: run that instead). Settings come in BENCH_* variables. It uses the compiled
 // code, as berth runs it.
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 
@@ -23,6 +25,9 @@ const floorPort = Number(env('BENCH_FLOOR_PORT'));
 const machine = env('BENCH_MACHINE');
 const keyPrefix = env('BENCH_KEY_PREFIX');
 const ca = readFileSync(env('BENCH_CA'), 'utf8');
+/** The key of the certificate every TLS server here serves (the balancer's self-made one, beside its CA). */
+const leafKey = new X509Certificate(readFileSync(join(dirname(env('BENCH_CA')), 'server.pem'))).publicKey;
+const keyName = leafKey.asymmetricKeyType === 'ec' ? `ECDSA ${leafKey.asymmetricKeyDetails?.namedCurve}` : `${leafKey.asymmetricKeyType?.toUpperCase()} ${leafKey.asymmetricKeyDetails?.modulusLength}`;
 
 const WARMUP_S = 3;
 const LOAD_S = 10;
@@ -141,7 +146,7 @@ try {
 
   const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))[1];
   console.log(`berth TLS benchmark: Node ${process.version} (OpenSSL ${process.versions.openssl}), ${env('BENCH_NGINX_VERSION').replace(/^nginx version: /, '')}, redis-server ${redisVersion}, ${cpus().length} CPUs, loopback`);
-  console.log('(wrk, the app, the proxy, the balancer, nginx and Redis all share these CPUs; the TLS servers serve the same RSA 2048 certificate, TLS 1.3 negotiated)');
+  console.log(`(wrk, the app, the proxy, the balancer, nginx and Redis all share these CPUs; the TLS servers serve the same ${keyName} certificate, TLS 1.3 negotiated)`);
   console.log('');
 
   // 1. Keep-alive throughput and latency, back to back.

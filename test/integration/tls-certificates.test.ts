@@ -1,11 +1,12 @@
-// The self-made local CA and server certificate are sound by Node's own checks and in real handshakes, are reused across calls and re-issued by the same CA when names change; the server refuses TLS 1.0/1.1 cleanly, resumes sessions, times out silent handshakes, and swaps in replaced certificate files live while ignoring broken ones.
-import { X509Certificate } from 'node:crypto';
+// The self-made local CA (RSA) and server certificate (P-256) are sound by Node's own checks and in real handshakes, are reused across calls and re-issued by the same CA when names change or an older berth's RSA server certificate is found; the server refuses TLS 1.0/1.1 cleanly, resumes sessions, times out silent handshakes, and swaps in replaced certificate files live while ignoring broken ones.
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, get as httpsGet, type Server as HttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import forge from 'node-forge';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureLocalCertificates, type LocalCertificates } from '../../balancer/local-certificates.js';
 import { tlsServerOptions, watchCertificateFiles, type TlsServerOptions } from '../../balancer/tls-options.js';
@@ -111,6 +112,11 @@ describe('ensureLocalCertificates', () => {
     expect(server).toBeDefined();
     const cert = server!;
     expect(cert.ca).toBe(false);
+    // A P-256 key for the server (cheap handshakes), signed by an RSA CA.
+    expect(cert.publicKey.asymmetricKeyType).toBe('ec');
+    expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    expect(ca.publicKey.asymmetricKeyType).toBe('rsa');
+    expect(cert.checkPrivateKey(createPrivateKey(first.keyPem))).toBe(true);
     expect(cert.verify(ca.publicKey)).toBe(true);
     expect(cert.checkIssued(ca)).toBe(true);
     expect(cert.keyUsage).toContain('1.3.6.1.5.5.7.3.1'); // extendedKeyUsage serverAuth
@@ -135,7 +141,7 @@ describe('ensureLocalCertificates', () => {
 
     const tls12 = await handshake(port, { ca: first.caCertPem, servername: 'localhost', maxVersion: 'TLSv1.2' });
     expect(tls12.getProtocol()).toBe('TLSv1.2');
-    expect(tls12.getCipher().name).toMatch(/^ECDHE-RSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
+    expect(tls12.getCipher().name).toMatch(/^ECDHE-ECDSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
     expect(await httpsGetBody(port, first.caCertPem)).toBe('ok');
   });
 
@@ -163,6 +169,37 @@ describe('ensureLocalCertificates', () => {
     const { port } = await startHttps(tlsServerOptions({ cert: next.certPem, key: next.keyPem }));
     const socket = await handshake(port, { ca: first.caCertPem, servername: added });
     expect(socket.authorized).toBe(true);
+  });
+});
+
+describe('ensureLocalCertificates after an older berth', () => {
+  it('replaces an RSA server certificate by a P-256 one from the same CA, which stays', async () => {
+    const oldDir = join(root, 'older', 'tls');
+    const made = await ensureLocalCertificates({ dir: oldDir });
+    // What berth made before: an RSA 2048 server key, signed by the same CA.
+    const caCert = forge.pki.certificateFromPem(made.caCertPem);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const leaf = forge.pki.createCertificate();
+    leaf.publicKey = forge.pki.publicKeyFromPem(rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    leaf.serialNumber = '4a01';
+    leaf.validity.notBefore = new Date(Date.now() - 3_600_000);
+    leaf.validity.notAfter = new Date(Date.now() + 300 * 86_400_000);
+    leaf.setSubject([{ name: 'commonName', value: 'localhost' }]);
+    leaf.setIssuer(caCert.subject.attributes);
+    leaf.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 2, value: hostname().toLowerCase() }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] }]);
+    leaf.sign(forge.pki.privateKeyFromPem(readFileSync(join(oldDir, 'ca-key.pem'), 'utf8')), forge.md.sha256.create());
+    writeFileSync(made.keyPath, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    writeFileSync(made.certPath, forge.pki.certificateToPem(leaf) + made.caCertPem);
+    expect(new X509Certificate(readFileSync(made.certPath, 'utf8')).publicKey.asymmetricKeyType).toBe('rsa');
+
+    const next = await ensureLocalCertificates({ dir: oldDir });
+    expect(next.made).toBe('server');
+    expect(next.caCertPem).toBe(made.caCertPem);
+    const cert = new X509Certificate(next.certPem);
+    expect(cert.publicKey.asymmetricKeyType).toBe('ec');
+    expect(cert.verify(new X509Certificate(made.caCertPem).publicKey)).toBe(true);
+    const { port } = await startHttps(tlsServerOptions({ cert: next.certPem, key: next.keyPem }));
+    expect((await handshake(port, { ca: made.caCertPem, servername: 'localhost' })).authorized).toBe(true);
   });
 });
 
