@@ -240,7 +240,7 @@ function makeCa(): Pair {
 /**
  * The server's key is ECDSA P-256, not RSA: a full TLS handshake signs with it, and P-256
  * signs about 20 times faster than RSA 2048 (bench/tls: the balancer's handshakes per second
- * went from 0.43-0.46x nginx's to 0.62-0.69x). The CA stays RSA, so a CA users already trust
+ * went from 0.43-0.46x nginx's to 0.50-0.69x). The CA stays RSA, so a CA users already trust
  * signs the new certificates.
  */
 function newServerKey(): { keyPem: string; spkiDer: Buffer; point: Buffer } {
