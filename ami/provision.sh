@@ -116,9 +116,12 @@ if [ "$(node_major)" -lt 20 ]; then
     candidate=$(apt-cache policy nodejs | sed -n 's/^ *Candidate: *\([0-9]*\).*/\1/p')
   fi
   [ "${candidate:-0}" -ge 20 ] 2>/dev/null ||
-    die "Node.js 20 or newer is needed and this release's archive has ${candidate:-no} nodejs: install Node.js 20 (e.g. from NodeSource), or use Debian 13, then run this again"
+    die "Node.js 20.18.1 or newer is needed and this release's archive has ${candidate:-no} nodejs: install Node.js 20.18.1 or newer (e.g. from NodeSource), or use Debian 13, then run this again"
   apt_install nodejs
 fi
+# undici (the proxy's and balancer's upstream client) needs 20.18.1, not just any Node 20.
+node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)' ||
+  die "Node.js 20.18.1 or newer is needed (found $(node --version)): install a newer one (e.g. from NodeSource), then run this again"
 # The hoster builds apps with npm; installing berth needs it too.
 command -v npm >/dev/null 2>&1 || apt_install npm
 command -v prlimit >/dev/null 2>&1 || apt_install util-linux
