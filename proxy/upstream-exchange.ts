@@ -166,12 +166,15 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    this.o.onFailure(failureOf(code), code || err.message);
+    // undici refused to send the request as it is (it reports that here, or by throwing).
+    if (code === 'UND_ERR_INVALID_ARG') this.refuseRequest(err);
+    else this.o.onFailure(failureOf(code), code || err.message);
   }
 
-  /** dispatch() threw: the request could not be sent as it is. */
+  /** The request cannot be sent as it is: the client's to fix, nothing was sent. */
   refuseRequest(err: Error): void {
     this.end();
+    if (this.res.headersSent || this.res.destroyed) return;
     sendProxyError(this.res, this.req.headers.accept, 'invalid_request', `The request cannot be forwarded (${err.message}): fix it and send it again.`);
   }
 

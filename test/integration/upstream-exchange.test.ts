@@ -1,0 +1,89 @@
+// forwardExchange against real servers: a request undici refuses to send is the client's 400
+// (nothing reaches the upstream), and a refused connection is reported to the caller as such.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forwardExchange, upstreamAgent, type ExchangeFailure } from '../../proxy/upstream-exchange.js';
+
+const agent = upstreamAgent({ connectTimeoutMs: 2000, upstreamTimeoutMs: 5000 });
+let upstream: Server;
+let upstreamHits = 0;
+let front: Server;
+/** What the front server forwards: the headers list to send, and what the exchange reported. */
+let headersToSend: string[] = [];
+let origin = '';
+const failures: [ExchangeFailure, string][] = [];
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+beforeAll(async () => {
+  upstream = createServer((_req, res) => {
+    upstreamHits++;
+    res.end('from upstream');
+  });
+  origin = `http://127.0.0.1:${await listen(upstream)}`;
+  front = createServer((req, res) =>
+    forwardExchange(agent, req, res, {
+      origin,
+      path: req.url ?? '/',
+      headers: headersToSend,
+      body: false,
+      onAnswer: () => undefined,
+      onDone: () => undefined,
+      onFailure: (failure, code) => {
+        failures.push([failure, code]);
+        res.writeHead(502).end(failure);
+      },
+    }),
+  );
+  await listen(front);
+});
+
+afterAll(async () => {
+  await agent.close();
+  front.closeAllConnections();
+  upstream.closeAllConnections();
+  await new Promise((resolve) => front.close(resolve));
+  await new Promise((resolve) => upstream.close(resolve));
+});
+
+const frontUrl = () => `http://127.0.0.1:${(front.address() as AddressInfo).port}/x`;
+
+describe('forwardExchange', () => {
+  it('relays an answer', async () => {
+    headersToSend = ['x-ok', '1'];
+    const res = await fetch(frontUrl());
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('from upstream');
+  });
+
+  it('answers 400 invalid_request for a request undici will not send, and sends nothing', async () => {
+    const before = upstreamHits;
+    // A header value with a line break: undici refuses it (header injection).
+    headersToSend = ['x-bad', 'a\r\nx-injected: 1'];
+    const res = await fetch(frontUrl());
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
+    expect(upstreamHits).toBe(before);
+    expect(failures).toEqual([]);
+  });
+
+  it('reports a refused connection as refused, for the caller to try elsewhere', async () => {
+    const closed = createServer();
+    const port = await listen(closed);
+    await new Promise((resolve) => closed.close(resolve));
+    const saved = origin;
+    origin = `http://127.0.0.1:${port}`;
+    headersToSend = [];
+    try {
+      const res = await fetch(frontUrl());
+      expect(res.status).toBe(502);
+      expect(failures.at(-1)).toEqual(['refused', 'ECONNREFUSED']);
+    } finally {
+      origin = saved;
+    }
+  });
+});
