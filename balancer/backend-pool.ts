@@ -5,6 +5,8 @@ export interface Backend {
   url: string;
   host: string;
   port: number;
+  /** `http://host:port` (URL.origin: an IPv6 address keeps its brackets), what requests are dispatched to. */
+  origin: string;
   /** The machine it belongs to, when known from the registry (for route-aware choice). */
   machine: string | null;
   /** Where it came from: the static list, the registry, or both. */
@@ -60,7 +62,7 @@ export class BackendPool {
       let b = this.byUrl.get(url);
       if (b === undefined) {
         const u = new URL(url);
-        b = { url, host: u.hostname, port: Number(u.port || 80), machine: e.machine, sources: new Set(), healthy: true, ejectedUntil: 0, consecutiveFailures: 0, inFlight: 0, requests: 0, errors: 0 };
+        b = { url, host: u.hostname, port: Number(u.port || 80), origin: u.origin, machine: e.machine, sources: new Set(), healthy: true, ejectedUntil: 0, consecutiveFailures: 0, inFlight: 0, requests: 0, errors: 0 };
         this.byUrl.set(url, b);
       }
       b.sources.add(source);

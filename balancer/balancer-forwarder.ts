@@ -60,7 +60,7 @@ export class BalancerForwarder {
     backend.requests++;
     const body = requestHasBody(req);
     forwardExchange(this.agent, req, res, {
-      origin: `http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`,
+      origin: backend.origin,
       path: forwardPath,
       headers: this.headers(req),
       body,

@@ -70,12 +70,10 @@ export class HttpForwarder {
     const now = Date.now();
     let upstream = chooseUpstream(route.local, now, tried);
     let viaMachine: string | undefined;
-    let host: string;
-    let port: number;
+    let origin: string;
     let forwardPath: string;
     if (upstream !== undefined) {
-      host = upstream.host;
-      port = upstream.port;
+      origin = upstream.origin;
       forwardPath = (route.stripPrefix ? stripPrefix(path, route.prefix) : path) + query;
     } else {
       // None here: one hop to a machine that runs the app (never a second hop).
@@ -86,8 +84,8 @@ export class HttpForwarder {
       }
       upstream = remote.upstream;
       viaMachine = remote.machine;
-      host = remote.url.hostname;
-      port = Number(remote.url.port || 80);
+      // URL.origin keeps an IPv6 address in its brackets and drops any path.
+      origin = new URL(remote.proxy).origin;
       forwardPath = path + query;
     }
 
@@ -95,7 +93,7 @@ export class HttpForwarder {
     chosen.inFlight++;
     const body = requestHasBody(req);
     forwardExchange(this.agent, req, res, {
-      origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      origin,
       path: forwardPath,
       headers: this.forwardHeaders(req, route, viaMachine !== undefined),
       body,
@@ -119,13 +117,14 @@ export class HttpForwarder {
     });
   }
 
-  private remoteProxy(route: Route, tried: Set<Upstream>): { machine: string; url: URL; upstream: Upstream } | undefined {
+  private remoteProxy(route: Route, tried: Set<Upstream>): { machine: string; proxy: string; upstream: Upstream } | undefined {
     // Weighted by how many instances each machine runs.
-    const options: { machine: string; url: URL; upstream: Upstream }[] = [];
+    const options: { machine: string; proxy: string; upstream: Upstream }[] = [];
+    const now = Date.now();
     for (const [machine, list] of route.remote) {
       const proxy = this.o.proxyOf(machine);
       if (proxy === undefined) continue;
-      for (const u of list) if (!tried.has(u) && u.setAsideUntil <= Date.now()) options.push({ machine, url: new URL(proxy), upstream: u });
+      for (const u of list) if (!tried.has(u) && u.setAsideUntil <= now) options.push({ machine, proxy, upstream: u });
     }
     return options.length === 0 ? undefined : options[(Math.random() * options.length) | 0];
   }

@@ -5,6 +5,8 @@ export interface Upstream {
   machine: string;
   host: string;
   port: number;
+  /** `http://host:port`, what the forwarder dispatches to (made once, not per request). */
+  origin: string;
   /** The app's process id (for GetCulprit), 0 when unknown. */
   pid: number;
   /** Requests sent and not yet answered. */
@@ -122,6 +124,7 @@ export class RouteTable {
       machine: instance.machine,
       host: instance.host,
       port: instance.port,
+      origin: `http://${instance.host.includes(':') ? `[${instance.host}]` : instance.host}:${instance.port}`,
       pid: instance.pid,
       inFlight: 0,
       setAsideUntil: 0,
