@@ -58,7 +58,7 @@ export class BalancerForwarder {
     }
     backend.inFlight++;
     backend.requests++;
-    const body = requestHasBody(req);
+    const body = requestHasBody(req) ? req : null;
     forwardExchange(this.agent, req, res, {
       origin: backend.origin,
       path: forwardPath,
@@ -72,7 +72,7 @@ export class BalancerForwarder {
         // connection: an idempotent request without a body may be sent again (RFC 9110 9.2.2),
         // to another proxy, once: a request that itself crashes proxies must not be carried
         // to one machine after another.
-        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && !body);
+        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && body === null);
         if (again && attempts + 1 < MAX_ATTEMPTS) {
           tried.add(backend);
           this.attempt(req, res, forwardPath, path, tried, attempts + 1, resent || failure === 'cut');

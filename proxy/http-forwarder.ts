@@ -1,5 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage } from 'node:http';
 import type { Agent } from 'undici';
+import type { ClientRequest, ClientResponse } from './client-exchange.js';
 import { connectionTokens, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from './http-headers.js';
 import { parseRequestTarget, stripPrefix } from './request-path.js';
 import { forwardExchange, requestHasBody, upstreamAgent } from './upstream-exchange.js';
@@ -39,7 +40,7 @@ export class HttpForwarder {
     this.agent = upstreamAgent(o);
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  handle(req: ClientRequest, res: ClientResponse): void {
     const started = performance.now();
     const target = parseRequestTarget(req.url);
     if ('refused' in target) {
@@ -57,8 +58,8 @@ export class HttpForwarder {
   }
 
   private attempt(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ClientRequest,
+    res: ClientResponse,
     route: Route,
     path: string,
     query: string,
@@ -91,7 +92,8 @@ export class HttpForwarder {
 
     const chosen = upstream;
     chosen.inFlight++;
-    const body = requestHasBody(req);
+    // Only node:http's requests carry a body: a simple one never has one.
+    const body = req instanceof IncomingMessage && requestHasBody(req) ? req : null;
     forwardExchange(this.agent, req, res, {
       origin,
       path: forwardPath,
@@ -105,7 +107,7 @@ export class HttpForwarder {
         // Never sent: any request may go to another instance. Cut before any answer: an
         // idempotent request without a body may be sent again (RFC 9110 9.2.2), once, so a
         // request that itself kills instances is not carried from one to the next.
-        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && !body);
+        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && body === null);
         if (again && attempts + 1 < MAX_ATTEMPTS) {
           tried.add(chosen);
           this.attempt(req, res, route, path, query, hopped, tried, attempts + 1, resent || failure === 'cut');
@@ -130,7 +132,7 @@ export class HttpForwarder {
   }
 
   /** The client's headers minus hop-by-hop ones, with X-Forwarded-* set (believed only from trusted clients). */
-  private forwardHeaders(req: IncomingMessage, route: Route, hop: boolean): string[] {
+  private forwardHeaders(req: ClientRequest, route: Route, hop: boolean): string[] {
     const out: string[] = [];
     const raw = req.rawHeaders;
     const incoming = req.headers;

@@ -29,3 +29,26 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   if (value === undefined) return undefined;
   return new Set(value.toLowerCase().split(',').map((t) => t.trim()));
 }
+
+/** tchar of RFC 9110 5.6.2, by character code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+/** A header name (or method): one or more tchars. */
+export function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** A header value as node:http accepts it: visible characters, spaces, tabs and obs-text; no CR, LF, NUL or other controls. */
+export function isFieldValue(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+  }
+  return true;
+}

@@ -1,10 +1,8 @@
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
-import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
 import { systemLoad, type LoadSource } from '../hoster/load-source.js';
@@ -87,7 +85,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     '/_berth/culprit': () => culpritReport(sampler, config.machine),
     '/_berth/routes': () => routesReport(table, overrides.worker),
   };
-  const server: Server = createProxyServer({
+  const { listener, connections } = createProxyServer({
     table,
     http,
     websocket,
@@ -100,15 +98,14 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     maxHeaderSize: config.maxHeaderBytes,
     maxConnections: config.maxConnections,
   });
-  const connections = trackConnections(server);
   if (overrides.worker !== undefined) await untilRoutesLoaded(sync, logger);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
+    listener.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`Port ${config.port} on ${config.host} is in use: stop what uses it or choose another with --port.`) : err),
     );
-    server.listen(config.port, config.host, () => resolve());
+    listener.listen(config.port, config.host, () => resolve());
   });
-  const address = server.address() as AddressInfo;
+  const address = listener.address() as AddressInfo;
   const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   logger.info({ url, machine: config.machine }, `proxy of ${config.machine} listening on ${url}`);

@@ -1,11 +1,11 @@
-import type { ServerResponse } from 'node:http';
 import { ERROR_CATALOGUE, type ErrorCode } from '../common/errors.js';
+import type { ClientResponse } from './client-exchange.js';
 
 /**
  * Writes a proxy error that a person and a program can read: JSON by default, a small HTML
  * page when the client prefers HTML. Does nothing once the response has started.
  */
-export function sendProxyError(res: ServerResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
+export function sendProxyError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { trackConnections, type ConnectionTracker } from '../common/http-drain.js';
+import { serveFastPath } from './fast-path.js';
 import type { HttpForwarder } from './http-forwarder.js';
 import type { RouteTable } from './route-table.js';
 import type { WebSocketForwarder } from './websocket-forwarder.js';
@@ -22,8 +24,20 @@ export interface ProxyServerOptions {
   maxConnections: number;
 }
 
-/** The proxy's listening server: berth's own endpoints first, everything else routed. */
-export function createProxyServer(o: ProxyServerOptions): Server {
+export interface ProxyServer {
+  /** Accepts the connections: listen, address and errors are its. */
+  listener: NetServer;
+  /** node:http, for every request the fast path leaves to it. */
+  http: Server;
+  connections: ConnectionTracker;
+}
+
+/**
+ * The proxy's server. Each connection starts on the fast path (simple GET and HEAD requests,
+ * forwarded without node:http's objects) and moves to node:http at its first other request,
+ * which then serves berth's own endpoints, routes everything else, and enforces its limits.
+ */
+export function createProxyServer(o: ProxyServerOptions): ProxyServer {
   const server = createServer(
     {
       headersTimeout: o.headersTimeoutMs,
@@ -37,14 +51,13 @@ export function createProxyServer(o: ProxyServerOptions): Server {
     },
     (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '';
-      if (url.startsWith('/_berth/') || url === '/metrics') {
+      if (isOwn(url)) {
         own(req, res, url, o);
         return;
       }
       o.http.handle(req, res);
     },
   );
-  server.maxConnections = o.maxConnections;
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => o.websocket.handle(req, socket, head));
   // A broken client connection (bad request line, oversized headers) is answered by Node; never a crash.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -52,7 +65,30 @@ export function createProxyServer(o: ProxyServerOptions): Server {
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
-  return server;
+
+  const listener = createNetServer({ noDelay: true });
+  listener.maxConnections = o.maxConnections;
+  const connections = trackConnections(server, listener);
+  listener.on('connection', (socket: Socket) =>
+    serveFastPath(socket, {
+      handle: (req, res) => o.http.handle(req, res),
+      isOwn,
+      handOver: (s) => server.emit('connection', s),
+      started: connections.started,
+      finished: connections.finished,
+      headersTimeoutMs: o.headersTimeoutMs,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+      maxHeaderSize: o.maxHeaderSize,
+    }),
+  );
+  // node:http starts checking its headers and request timeouts when it listens; here the
+  // listener does, and hands it connections.
+  listener.on('listening', () => server.emit('listening'));
+  return { listener, http: server, connections };
+}
+
+function isOwn(url: string): boolean {
+  return url.startsWith('/_berth/') || url === '/metrics';
 }
 
 function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxyServerOptions): void {

@@ -1,6 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
+import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import type { ClientResponse } from './client-exchange.js';
 import { hasBody, HOP_BY_HOP } from './http-headers.js';
 import { sendProxyError } from './proxy-errors.js';
 
@@ -42,8 +44,8 @@ export interface ExchangeOptions {
   path: string;
   /** Request headers as a flat [name, value, …] list, hop-by-hop ones already removed. */
   headers: string[];
-  /** Whether the client's request has a body to stream on (see requestHasBody). */
-  body: boolean;
+  /** The client's request body to stream on (see requestHasBody), or null without one. */
+  body: Readable | null;
   /** The upstream's answer started (it is healthy). */
   onAnswer: () => void;
   /** The exchange is over, whichever way: called exactly once. */
@@ -59,14 +61,20 @@ export interface ExchangeOptions {
  * hop-by-hop headers, with backpressure; an upstream that dies mid-answer breaks the client's
  * response rather than leaving it waiting; a client that goes away ends the upstream request.
  */
-export function forwardExchange(agent: Dispatcher, req: IncomingMessage, res: ServerResponse, o: ExchangeOptions): void {
+export function forwardExchange(agent: Dispatcher, req: ExchangeRequest, res: ClientResponse, o: ExchangeOptions): void {
   const exchange = new UpstreamExchange(req, res, o);
   try {
-    agent.dispatch({ origin: o.origin, path: o.path, method: req.method ?? 'GET', headers: o.headers, body: o.body ? req : null }, exchange);
+    agent.dispatch({ origin: o.origin, path: o.path, method: req.method ?? 'GET', headers: o.headers, body: o.body }, exchange);
   } catch (err) {
     // A request undici will not send (a header it refuses): the client's fault, nothing sent.
     exchange.refuseRequest(err as Error);
   }
+}
+
+/** What an exchange reads of the client's request itself (its headers go in ExchangeOptions). */
+export interface ExchangeRequest {
+  method?: string | undefined;
+  headers: { accept?: string | undefined };
 }
 
 /** HTTP/2 bodies need no Content-Length: a stream that did not end with its headers has one. */
@@ -100,8 +108,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   private readonly onDrain = () => this.resume?.();
 
   constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    private readonly req: ExchangeRequest,
+    private readonly res: ClientResponse,
     private readonly o: ExchangeOptions,
   ) {
     res.once('close', this.onClientClose);

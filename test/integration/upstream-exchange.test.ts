@@ -30,7 +30,7 @@ beforeAll(async () => {
       origin,
       path: req.url ?? '/',
       headers: headersToSend,
-      body: false,
+      body: null,
       onAnswer: () => undefined,
       onDone: () => undefined,
       onFailure: (failure, code) => {
