@@ -71,6 +71,7 @@ async function measure() {
 
   const WARMUP_S = 3;
   const LOAD_S = 10;
+  const ROUNDS = Math.max(1, Number(env('BENCH_ROUNDS') || 3));
   const CONNECTIONS = 64;
   const PROPAGATION_RUNS = 50;
   const MEMORY_ROUTES = 10_000;
@@ -157,31 +158,47 @@ async function measure() {
       { name: 'nginx (1 worker)', port: nginxPort },
       ...(hp3Port === undefined ? [] : [{ name: `http-proxy-3 ${hp3Version}`, port: hp3Port }]),
     ];
-    console.log(`keep-alive load on GET /bench ("hello"): ${toolName}, each after a ${WARMUP_S} s warm-up`);
+    // The four compared side by side run again in later rounds, interleaved: on a shared
+    // 2-CPU machine one 10 s run moves by 15 %, so ratios are taken within each round and
+    // their median and range reported.
+    const workersName = targets[3].name;
+    const compared = new Set(['berth, 1 process', 'Node floor (undici)', workersName, 'nginx (1 worker)']);
+    console.log(`keep-alive load on GET /bench ("hello"): ${toolName}, each after a ${WARMUP_S} s warm-up; ${ROUNDS} rounds of the four compared`);
     if (hp3Port === undefined) console.log('(http-proxy-3 could not be installed from npm: its line is skipped)');
-    const results = new Map();
-    const widths = [20, 12, 9, 9];
+    const rounds = [];
+    const widths = [24, 12, 9, 9];
     const row = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]) : i < widths.length ? c.padStart(widths[i]) : c)).join('  ');
     console.log(row(['target', 'requests/s', 'p50 ms', 'p99 ms', 'check']));
-    for (const t of targets) {
-      await runLoad(loadTool, t.port, WARMUP_S, CONNECTIONS);
-      const r = await runLoad(loadTool, t.port, LOAD_S, CONNECTIONS);
-      results.set(t.name, r);
-      const bad = r.non2xx + r.errors;
-      const check = bad === 0 ? `${fmt(r.requests)} requests, all 2xx` : `${fmt(r.requests)} requests, ${fmt(r.non2xx)} not 2xx, ${fmt(r.errors)} errors`;
-      console.log(row([t.name, fmt(r.rps), fmt(r.p50, 2), fmt(r.p99, 2), check]));
+    for (let round = 1; round <= ROUNDS; round++) {
+      const results = new Map();
+      for (const t of targets) {
+        if (round > 1 && !compared.has(t.name)) continue;
+        await runLoad(loadTool, t.port, WARMUP_S, CONNECTIONS);
+        const r = await runLoad(loadTool, t.port, LOAD_S, CONNECTIONS);
+        results.set(t.name, r);
+        const bad = r.non2xx + r.errors;
+        const check = bad === 0 ? `${fmt(r.requests)} requests, all 2xx` : `${fmt(r.requests)} requests, ${fmt(r.non2xx)} not 2xx, ${fmt(r.errors)} errors`;
+        console.log(row([round === 1 ? t.name : `${t.name} #${round}`, fmt(r.rps), fmt(r.p50, 2), fmt(r.p99, 2), check]));
+      }
+      rounds.push(results);
     }
-    const direct = results.get('app direct');
-    const berth = results.get('berth, 1 process');
-    const nginx = results.get('nginx (1 worker)');
-    const workers = results.get(targets[3].name);
-    console.log(`berth/direct throughput ${fmt(berth.rps / direct.rps, 2)}, berth/nginx throughput ${fmt(berth.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(berth.p99 / nginx.p99, 2)}`);
-    console.log(`with ${cpus().length} workers (the default): berth/nginx throughput ${fmt(workers.rps / nginx.rps, 2)}, berth/nginx p99 ${fmt(workers.p99 / nginx.p99, 2)}`);
-    const floor = results.get('Node floor (undici)');
-    console.log(`berth/Node floor throughput ${fmt(berth.rps / floor.rps, 2)} (berth's own cost), Node floor/nginx ${fmt(floor.rps / nginx.rps, 2)} (Node's)`);
+    /** The median and range over the rounds of one ratio, each taken within its round. */
+    const ratio = (f) => {
+      const values = rounds.map(f).sort((a, b) => a - b);
+      const median = values[Math.floor(values.length / 2)];
+      return values.length === 1 ? fmt(median, 2) : `${fmt(median, 2)} (${fmt(values[0], 2)}-${fmt(values[values.length - 1], 2)})`;
+    };
+    const first = rounds[0];
+    const B = 'berth, 1 process';
+    const N = 'nginx (1 worker)';
+    const F = 'Node floor (undici)';
+    console.log(`ratios: the median over ${ROUNDS} rounds (lowest-highest)`);
+    console.log(`berth/direct throughput ${fmt(first.get(B).rps / first.get('app direct').rps, 2)} (round 1), berth/nginx throughput ${ratio((r) => r.get(B).rps / r.get(N).rps)}, berth/nginx p99 ${ratio((r) => r.get(B).p99 / r.get(N).p99)}`);
+    console.log(`with ${cpus().length} workers (the default): berth/nginx throughput ${ratio((r) => r.get(workersName).rps / r.get(N).rps)}, berth/nginx p99 ${ratio((r) => r.get(workersName).p99 / r.get(N).p99)}`);
+    console.log(`berth/Node floor throughput ${ratio((r) => r.get(B).rps / r.get(F).rps)} (berth's own cost, or gain), Node floor/nginx ${ratio((r) => r.get(F).rps / r.get(N).rps)} (Node's)`);
     if (hp3Port !== undefined) {
-      const hp3 = results.get(targets[5].name);
-      console.log(`berth/http-proxy-3 throughput ${fmt(berth.rps / hp3.rps, 2)}, berth/http-proxy-3 p99 ${fmt(berth.p99 / hp3.p99, 2)}`);
+      const hp3 = first.get(targets[5].name);
+      console.log(`berth/http-proxy-3 throughput ${fmt(first.get(B).rps / hp3.rps, 2)}, berth/http-proxy-3 p99 ${fmt(first.get(B).p99 / hp3.p99, 2)} (round 1)`);
     }
     console.log('');
 
