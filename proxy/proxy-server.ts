@@ -22,6 +22,8 @@ export interface ProxyServerOptions {
   keepAliveTimeoutMs: number;
   maxHeaderSize: number;
   maxConnections: number;
+  /** false hands every connection to node:http at once (scripts/bench/fast-path compares the two). */
+  fastPath?: boolean;
 }
 
 export interface ProxyServer {
@@ -69,18 +71,20 @@ export function createProxyServer(o: ProxyServerOptions): ProxyServer {
   const listener = createNetServer({ noDelay: true });
   listener.maxConnections = o.maxConnections;
   const connections = trackConnections(server, listener);
-  listener.on('connection', (socket: Socket) =>
+  const handOver = (socket: Socket) => server.emit('connection', socket);
+  listener.on('connection', (socket: Socket) => {
+    if (o.fastPath === false) return handOver(socket);
     serveFastPath(socket, {
       handle: (req, res) => o.http.handle(req, res),
       isOwn,
-      handOver: (s) => server.emit('connection', s),
+      handOver,
       started: connections.started,
       finished: connections.finished,
       headersTimeoutMs: o.headersTimeoutMs,
       keepAliveTimeoutMs: o.keepAliveTimeoutMs,
       maxHeaderSize: o.maxHeaderSize,
-    }),
-  );
+    });
+  });
   // node:http starts checking its headers and request timeouts when it listens; here the
   // listener does, and hands it connections.
   listener.on('listening', () => server.emit('listening'));
