@@ -7,6 +7,8 @@ export interface ConnectionTracker {
   /** A request on this connection began or ended outside node:http (the proxy's fast path). */
   started(socket: Socket): void;
   finished(socket: Socket): void;
+  /** Connections open now. */
+  open(): number;
 }
 
 /**
@@ -20,9 +22,14 @@ export function trackConnections(server: Server, listener: NetServer = server): 
   const inFlight = new Map<Socket, number>();
   let draining = false;
 
-  const started = (socket: Socket) => inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+  const started = (socket: Socket) => {
+    if (!socket.destroyed) inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+  };
   const finished = (socket: Socket) => {
-    const left = (inFlight.get(socket) ?? 1) - 1;
+    const now = inFlight.get(socket);
+    // Closed already (a client that went away before its answer ended): forgotten, not re-added.
+    if (now === undefined) return;
+    const left = now - 1;
     inFlight.set(socket, left);
     if (draining && left === 0) socket.destroy();
   };
@@ -40,6 +47,7 @@ export function trackConnections(server: Server, listener: NetServer = server): 
   return {
     started,
     finished,
+    open: () => inFlight.size,
     drain: async (graceMs) => {
       draining = true;
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));

@@ -63,7 +63,10 @@ export function createProxyServer(o: ProxyServerOptions): ProxyServer {
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => o.websocket.handle(req, socket, head));
   // A broken client connection (bad request line, oversized headers) is answered by Node; never a crash.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
+    // Once an earlier request's answer has started, an error answer would land inside it: cut
+    // the connection instead (node:http's own check, on the answer it is writing).
+    const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || answering?.headersSent === true) return socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });

@@ -55,7 +55,8 @@ export function parseSimpleHead(head: string, remoteAddress: string | undefined)
   const url = head.slice(targetStart, targetEnd);
 
   const rawHeaders: string[] = [];
-  const headers: IncomingHttpHeaders = {};
+  // No prototype: a header named like an Object property ("constructor") is only a header.
+  const headers: IncomingHttpHeaders = Object.create(null) as IncomingHttpHeaders;
   let hosts = 0;
   let start = lineEnd + 2;
   while (start < head.length) {
@@ -78,7 +79,8 @@ export function parseSimpleHead(head: string, remoteAddress: string | undefined)
     const lower = name.toLowerCase();
     if (NOT_SIMPLE.has(lower)) return undefined;
     if (lower === 'host') hosts++;
-    else if (lower === 'connection') {
+    // node:http's parser reads Proxy-Connection as Connection.
+    else if (lower === 'connection' || lower === 'proxy-connection') {
       const tokens = connectionTokens(value)!;
       if (tokens.has('close') || tokens.has('upgrade')) return undefined;
     }

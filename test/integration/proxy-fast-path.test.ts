@@ -178,6 +178,16 @@ describe('the fast path', () => {
     expect(received().match(/^HTTP\/1\.1/gm)).toHaveLength(1);
   });
 
+  it("never writes an error answer inside an answer that has started: a bad request pipelined behind a streaming one cuts the connection", async () => {
+    // A POST goes to node:http; the line after it is not HTTP.
+    const { socket, received } = await openAndRead('POST /t/endless HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', /tick/);
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write('not a request\r\n\r\n');
+    await closed;
+    expect(received()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(received()).not.toContain('400 Bad Request');
+  });
+
   it('refuses path escapes it is given, like node:http does', async () => {
     const reply = await exchange('GET /t/../x HTTP/1.1\r\nHost: x\r\n\r\nGET /t/ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(reply.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 400', 'HTTP/1.1 200']);
@@ -186,9 +196,13 @@ describe('the fast path', () => {
 });
 
 describe('closing', () => {
-  it('closes idle fast-path connections at once, not after its grace', async () => {
+  it('closes idle fast-path connections at once, not after its grace, with one that never sent a byte', async () => {
     const other = await startTestProxy(redis, registry.prefix, 'm1', { graceMs: 8000 });
     await waitFor(async () => (await fetch(`${other.url}/t/ready`)).status === 200, { what: 'the route in the second proxy' });
+    const silent = connect(port(other), '127.0.0.1');
+    silent.on('error', () => undefined);
+    const silentClosed = new Promise((resolve) => silent.once('close', resolve));
+    await new Promise((resolve) => silent.once('connect', resolve));
     const idle = connect(port(other), '127.0.0.1');
     const idleClosed = new Promise((resolve) => idle.once('close', resolve));
     idle.on('error', () => undefined);
@@ -200,7 +214,7 @@ describe('closing', () => {
 
     const started = Date.now();
     await other.close();
-    await idleClosed;
+    await Promise.all([idleClosed, silentClosed]);
     // The drain did not wait for the idle connection until its grace (8 s) ran out.
     expect(Date.now() - started).toBeLessThan(6000);
   });

@@ -20,6 +20,9 @@ describe('parseSimpleHead', () => {
       socket: { remoteAddress: '10.0.0.1' },
     });
     expect(parseSimpleHead(head(['HEAD / HTTP/1.1', 'Host: x', 'Connection: keep-alive', 'X-Empty:']), undefined)).toMatchObject({ method: 'HEAD', url: '/', headers: { connection: 'keep-alive', 'x-empty': '' } });
+    // A header named like an Object property is only a header.
+    expect(parseSimpleHead(head(['GET / HTTP/1.1', 'Host: x', 'Constructor: a', 'constructor: b']), undefined)?.headers.constructor).toBe('a, b');
+    expect(parseSimpleHead(head(['GET / HTTP/1.1', 'Host: x', 'Proxy-Connection: keep-alive']), undefined)).toBeDefined();
     // obs-text in a value is allowed, as node:http allows it.
     expect(parseSimpleHead(head(['GET / HTTP/1.1', 'Host: x', 'X-Name: caf\u00e9']), undefined)?.headers['x-name']).toBe('caf\u00e9');
   });
@@ -42,6 +45,8 @@ describe('parseSimpleHead', () => {
       ['an upgrade', ['GET / HTTP/1.1', 'Host: x', 'Connection: Upgrade', 'Upgrade: websocket']],
       ['100-continue', ['GET / HTTP/1.1', 'Host: x', 'Expect: 100-continue']],
       ['Connection: close', ['GET / HTTP/1.1', 'Host: x', 'Connection: keep-alive, Close']],
+      // node:http's parser reads Proxy-Connection as Connection: it would close after this request.
+      ['Proxy-Connection: close', ['GET / HTTP/1.1', 'Host: x', 'Proxy-Connection: close']],
       ['a space before the colon', ['GET / HTTP/1.1', 'Host : x']],
       ['obs-fold', ['GET / HTTP/1.1', 'Host: x', 'X-A: 1', ' continued']],
       ['no colon', ['GET / HTTP/1.1', 'Host: x', 'Broken']],
