@@ -13,7 +13,7 @@ import { chooseUpstream, markHealthy, setAside } from './upstream-choice.js';
 export interface ForwarderOptions {
   table: RouteTable;
   metrics: ProxyMetrics;
-  /** Where other machines' proxies listen, by machine name. */
+  /** Where other machines' proxies listen, by machine name: an origin (`http://host:port`). */
   proxyOf: (machine: string) => string | undefined;
   /** Clients whose X-Forwarded-* headers are believed (a balancer, another machine's proxy). */
   trusted: (address: string | undefined) => boolean;
@@ -85,8 +85,7 @@ export class HttpForwarder {
       }
       upstream = remote.upstream;
       viaMachine = remote.machine;
-      // URL.origin keeps an IPv6 address in its brackets and drops any path.
-      origin = new URL(remote.proxy).origin;
+      origin = remote.proxy;
       forwardPath = path + query;
     }
 

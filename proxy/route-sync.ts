@@ -152,10 +152,25 @@ export class RouteSync {
 
   private async loadMachines(): Promise<void> {
     for (const m of await this.o.store.listMachines()) {
-      const proxy = typeof m.facts.proxy === 'string' && m.facts.proxy !== '' ? m.facts.proxy : undefined;
+      const proxy = proxyOrigin(m.facts.proxy);
       if (proxy) this.machines.set(m.name, proxy);
       else this.machines.delete(m.name);
     }
+  }
+}
+
+/**
+ * A machine's proxy from its heartbeat as the origin requests are forwarded to
+ * (`http://host:port`, made once here, not per request), or undefined when it gives none that
+ * parses: such a machine is not forwarded to, and nothing in the request path can throw on it.
+ */
+export function proxyOrigin(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -36,7 +36,8 @@ export class WebSocketForwarder {
       const proxy = machine === undefined ? undefined : this.o.proxyOf(machine);
       if (proxy === undefined) return refuseUpgrade(client, 503, 'no_healthy_instance');
       const url = new URL(proxy);
-      at = { host: url.hostname, port: Number(url.port || 80), path: target.path + target.query };
+      // URL.hostname keeps an IPv6 address in its brackets; a socket connects without them.
+      at = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80), path: target.path + target.query };
       hop = true;
     }
     const lines: string[] = [];

@@ -1,31 +1,20 @@
 // The proxy's fast path against node:http, side by side: berth's proxy server with the same
 // forwarder, route table and metrics, once as it runs (simple GET and HEAD requests on the fast
 // path) and once with every connection handed to node:http at once. Run scripts/bench/fast-path
-// (it checks for wrk and a build). One file, three roles:
-//   node fast-path.mjs app <port>                  the upstream app: answers "hello"
+// (it checks for wrk and a build). The app is proxy.mjs's hello app. One file, two roles:
 //   node fast-path.mjs proxy <port> <app port> <fast: 1|0>
 //   node fast-path.mjs measure                     interleaved rounds, settings in BENCH_* env
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { promisify } from 'node:util';
 
 const role = process.argv[2];
-if (role === 'app') runApp(Number(process.argv[3]));
-else if (role === 'proxy') await runProxy(Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === '1');
+if (role === 'proxy') await runProxy(Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === '1');
 else if (role === 'measure') await measure();
 else {
   console.error('usage: run scripts/bench/fast-path (this file is its helper)');
   process.exit(2);
-}
-
-function runApp(port) {
-  const body = Buffer.from('hello');
-  createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
-  }).listen(port, '127.0.0.1');
 }
 
 /** berth's proxy server with a route table filled by hand: no Redis, nothing else running. */
@@ -74,17 +63,17 @@ async function measure() {
       process.exit(130);
     });
   }
-  const start = (...args) => {
-    const child = spawn(process.execPath, [new URL(import.meta.url).pathname, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const start = (script, ...args) => {
+    const child = spawn(process.execPath, [new URL(script, import.meta.url).pathname, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(child);
     return child;
   };
   try {
     const [appPort, fastPort, plainPort] = [await freePort(), await freePort(), await freePort()];
-    start('app', String(appPort));
+    start('proxy.mjs', 'app', String(appPort));
     const targets = [
-      { name: 'fast path', port: fastPort, child: start('proxy', String(fastPort), String(appPort), '1'), runs: [] },
-      { name: 'node:http only', port: plainPort, child: start('proxy', String(plainPort), String(appPort), '0'), runs: [] },
+      { name: 'fast path', port: fastPort, child: start('fast-path.mjs', 'proxy', String(fastPort), String(appPort), '1'), runs: [] },
+      { name: 'node:http only', port: plainPort, child: start('fast-path.mjs', 'proxy', String(plainPort), String(appPort), '0'), runs: [] },
     ];
     for (const t of targets) await untilAnswers(t.port);
     await untilAnswers(appPort, '/bench');
@@ -96,6 +85,8 @@ async function measure() {
     console.log(`the proxy's fast path against node:http: berth's proxy server and forwarder both ways, wrk -t2 -c64 -d${seconds}s, ${rounds} interleaved rounds, Node ${process.version}`);
     const row = (cells) => [cells[0].padEnd(22), ...cells.slice(1).map((c) => c.padStart(12))].join('');
     console.log(row(['target', 'requests/s', 'p99 ms', 'CPU us/req']));
+    // Both warmed up first, so that the first round does not measure one of them (and the app) still compiling.
+    for (const t of targets) await run('wrk', ['-t2', '-c64', '-d5s', `http://127.0.0.1:${t.port}/bench`]);
     for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
         await run('wrk', ['-t2', '-c64', '-d2s', `http://127.0.0.1:${t.port}/bench`]);

@@ -4,6 +4,8 @@ import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import type { LoadSource } from '../../hoster/load-source.js';
 import { PROXY_OPTIONS, startProxy, type ProxyDaemon } from '../../proxy/proxy-daemon.js';
+import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
+import type { AppStore } from '../../registry/app-store.js';
 import type { RegistryStore } from '../../registry/registry-store.js';
 import type { TestRedis } from './redis-server.js';
 import { waitFor } from './wait-for.js';
@@ -44,6 +46,17 @@ export async function startAppServer(name: string, handler?: (req: IncomingMessa
         for (const socket of sockets) socket.destroy();
       })),
   };
+}
+
+/** Creates an app routed at `path` with no instances of its own: the test runs its servers and registers them (runInstance). */
+export async function createRoutedApp(apps: Pick<AppStore, 'create'>, name: string, path: string, stripPrefix = false): Promise<void> {
+  await apps.create({
+    name,
+    path,
+    instances: 0,
+    stripPrefix,
+    release: { bundle: 'a'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
+  });
 }
 
 /** Registers, claims and marks running an instance of `service` at `port` on `machine`; returns its id and epoch. */

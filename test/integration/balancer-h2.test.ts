@@ -13,9 +13,8 @@ import { ensureLocalCertificates, SERVER_CERT_FILE, type LocalCertificates } fro
 import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
-import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
-import { runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
+import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -64,13 +63,7 @@ beforeAll(async () => {
     socket.on('end', () => socket.destroy());
     socket.on('error', () => undefined);
   });
-  await registry.daemon.apps.create({
-    name: 'echo',
-    path: '/echo',
-    instances: 0,
-    stripPrefix: false,
-    release: { bundle: 'b'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
-  });
+  await createRoutedApp(registry.daemon.apps, 'echo', '/echo');
   await runInstance(registry.daemon.store, 'echo', '/echo', 'm1', app.port);
 
   // Two host names with certificates of their own (each from its own CA), kept in files.

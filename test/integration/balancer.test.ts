@@ -8,9 +8,8 @@ import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import { BALANCER_OPTIONS, startBalancer, type BalancerDaemon } from '../../balancer/balancer-daemon.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
-import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
-import { runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
+import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -44,13 +43,7 @@ function get(path: string, headers: Record<string, string> = {}, options: Reques
 }
 
 async function app(name: string, path: string, machine: string) {
-  await registry.daemon.apps.create({
-    name,
-    path,
-    instances: 0,
-    stripPrefix: false,
-    release: { bundle: 'b'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
-  });
+  await createRoutedApp(registry.daemon.apps, name, path);
   const s = await startAppServer(`${name}@${machine}`);
   closers.push(s.close);
   await runInstance(registry.daemon.store, name, path, machine, s.port);
@@ -158,13 +151,7 @@ describe('balancer', () => {
   });
 
   it('passes WebSockets through balancer and proxy', async () => {
-    await registry.daemon.apps.create({
-      name: 'wss',
-      path: '/wss',
-      instances: 0,
-      stripPrefix: false,
-      release: { bundle: 'b'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
-    });
+    await createRoutedApp(registry.daemon.apps, 'wss', '/wss');
     const s = await startAppServer('wss');
     closers.push(s.close);
     s.server.on('upgrade', (_req, socket) => {

@@ -6,8 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
-import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
-import { runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
+import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -94,13 +93,7 @@ beforeAll(async () => {
   redis = await startRedis();
   registry = await startTestRegistry(redis);
   proxy = await startTestProxy(redis, registry.prefix, 'm1', { headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 });
-  await registry.daemon.apps.create({
-    name: 't',
-    path: '/t',
-    instances: 0,
-    stripPrefix: false,
-    release: { bundle: 'a'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
-  });
+  await createRoutedApp(registry.daemon.apps, 't', '/t');
   const app = await startAppServer('t', handler);
   closers.push(app.close);
   await runInstance(registry.daemon.store, 't', '/t', 'm1', app.port);

@@ -5,10 +5,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
-import { runInstance, startAppServer } from '../helpers/proxy-fixture.js';
+import { createRoutedApp, runInstance, startAppServer } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -76,13 +75,7 @@ async function startWorkers(): Promise<{ proxy: DaemonProcess; port: number }> {
 beforeAll(async () => {
   redis = await startRedis();
   registry = await startTestRegistry(redis);
-  await registry.daemon.apps.create({
-    name: 'w',
-    path: '/w',
-    instances: 0,
-    stripPrefix: false,
-    release: { bundle: 'a'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
-  });
+  await createRoutedApp(registry.daemon.apps, 'w', '/w');
   app = await startAppServer('w');
   await runInstance(registry.daemon.store, 'w', '/w', 'm1', app.port);
 });

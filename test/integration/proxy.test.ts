@@ -2,9 +2,8 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
-import { runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
+import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -15,13 +14,7 @@ let proxy: ProxyDaemon;
 const closers: (() => Promise<void>)[] = [];
 
 async function app(name: string, path: string, stripPrefix = false): Promise<void> {
-  await registry.daemon.apps.create({
-    name,
-    path,
-    instances: 0,
-    stripPrefix,
-    release: { bundle: 'a'.repeat(64), env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: 'test', createdBy: 'test' },
-  });
+  await createRoutedApp(registry.daemon.apps, name, path, stripPrefix);
 }
 
 async function server(name: string, path: string, machine = 'm1', handler?: Parameters<typeof startAppServer>[1]) {

@@ -2,6 +2,7 @@
 // origin for IPv6 addresses (in brackets, once) as for IPv4 ones and names.
 import { describe, expect, it } from 'vitest';
 import { BackendPool } from '../../balancer/backend-pool.js';
+import { proxyOrigin } from '../../proxy/route-sync.js';
 import { RouteTable } from '../../proxy/route-table.js';
 
 describe('upstream origins', () => {
@@ -21,5 +22,12 @@ describe('upstream origins', () => {
     ]);
     expect(pool.all.map((b) => b.origin)).toEqual(['http://[::1]:8080', 'http://proxy.example']);
     pool.close();
+  });
+
+  it("another machine's proxy, from its heartbeat, is an origin, or nothing when it does not parse", () => {
+    expect(proxyOrigin('http://10.0.0.2:8080/')).toBe('http://10.0.0.2:8080');
+    expect(proxyOrigin('http://[::1]:8080')).toBe('http://[::1]:8080');
+    expect(proxyOrigin('https://proxy.example/x')).toBe('https://proxy.example');
+    for (const bad of [undefined, 42, '', 'not a url', 'ftp://x', 'file:///etc']) expect(proxyOrigin(bad), String(bad)).toBeUndefined();
   });
 });
