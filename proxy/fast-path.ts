@@ -24,11 +24,11 @@ const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nCo
  * The proxy's fast path, one per client connection. It serves the common request (a simple
  * GET or HEAD, see parseSimpleHead) without node:http's request and response objects, which
  * cost more than berth's own routing: side by side with the same forwarder on node:http
- * (scripts/bench/fast-path), 1.28 times the throughput at 0.77 of the CPU per request. The
- * first request that is not simple, and a head that has not arrived whole, sends the
- * connection to node:http with every byte not yet served: from then on node:http parses,
- * limits and answers it as before (bodies, upgrades, 400, 408, 431). Requests are served one
- * at a time, in order.
+ * (scripts/bench/fast-path), 1.26-1.28 times the throughput at 0.77-0.80 of the CPU per
+ * request. The first request that is not simple, and a head that has not arrived whole,
+ * sends the connection to node:http with every byte not yet served: from then on node:http
+ * parses, limits and answers it as before (bodies, upgrades, 400, 408, 431). Requests are
+ * served one at a time, in order.
  */
 export function serveFastPath(socket: Socket, o: FastPathOptions): void {
   new FastConnection(socket, o);
