@@ -132,3 +132,9 @@ export function bytes(n: number): string {
   if (n < 1_000_000) return `${(n / 1000).toFixed(1)} kB`;
   return `${(n / 1_000_000).toFixed(1)} MB`;
 }
+
+/** A failure reason's first line, for a table cell (the lines after it are the app's output). */
+export function firstLine(text: string): string {
+  const end = text.indexOf('\n');
+  return end === -1 ? text : `${text.slice(0, end)} …`;
+}

@@ -80,7 +80,9 @@ export async function waitForDeletion(client: BerthClient, output: Output, name:
 
 function failureMessage(app: AppDetails, release: Release): string {
   const serving = app.release !== release.version ? ` ${app.name} still runs v${app.release}.` : '';
-  return `${app.name} v${release.version} failed: ${release.reason ?? 'no reason given'}.${serving} See its output with: berth logs ${app.name}`;
+  const [summary, ...lines] = (release.reason ?? 'no reason given').split('\n');
+  const output = lines.length === 0 ? '' : `\nIts last lines of output:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+  return `${app.name} v${release.version} failed: ${summary}.${serving}${output}\nSee all of its output with: berth logs ${app.name}`;
 }
 
 function runningOf(instances: Instance[], version: number): number {

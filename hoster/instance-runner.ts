@@ -50,6 +50,9 @@ export interface RunnerContext {
   onDone: (runner: InstanceRunner) => void;
 }
 
+/** Lines of the app's (or its build's) output quoted with a failure. */
+const DETAIL_LINES = 20;
+
 /** After a failed renewal, the next try comes this soon. */
 const RENEW_RETRY_MS = 150;
 
@@ -77,6 +80,8 @@ export class InstanceRunner {
   private health: HealthCheck = DEFAULT_HEALTH_CHECK;
   private readonly log: Logger;
   private stopRequested = false;
+  /** The app's last lines of output, quoted when it fails: the cause in its own words. */
+  private readonly lastLines: string[] = [];
 
   constructor(
     private readonly ctx: RunnerContext,
@@ -153,6 +158,10 @@ export class InstanceRunner {
     const appDir = await ctx.prepare(digest);
     if (this.stopRequested) return;
     const command = withResourceLimits(ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
+    for (const [name, value] of Object.entries(release?.env ?? {})) {
+      // No process can be given such a variable: the release is at fault, not this machine.
+      if (value.includes('\0')) throw new InstallFailure('invalid_env', `config var ${name} contains a NUL byte: set it again without one (berth config:set)`);
+    }
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       NODE_ENV: 'production',
@@ -226,7 +235,12 @@ export class InstanceRunner {
     if (this.stopRequested || this.shim !== socket) return;
     if (!healthy) {
       this.log.warn({ check: this.health }, `${this.service}/${this.id} never passed its health check: releasing it`);
-      await this.releaseWith('unhealthy');
+      // Without a path the check is a TCP connect: failing it means nothing listens on $PORT.
+      const noListen = this.health.path === undefined;
+      const summary = noListen
+        ? `nothing listened on $PORT (${this.port}) after ${this.health.attempts} attempts: listen on process.env.PORT`
+        : `GET ${this.health.path} never answered ${this.health.status} after ${this.health.attempts} attempts`;
+      await this.releaseWith(noListen ? 'not_listening' : 'unhealthy', this.detail(summary));
       return;
     }
     await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
@@ -240,7 +254,10 @@ export class InstanceRunner {
     let exited = false;
     this.shimExited = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     onLines<ShimToHoster>(socket, (m) => {
-      if (m.t === 'log') this.ctx.onLog(this.service, this.id, m.s, m.l);
+      if (m.t === 'log') {
+        this.remember(m.l);
+        this.ctx.onLog(this.service, this.id, m.s, m.l);
+      }
       else if (m.t === 'exit') {
         exited = true;
         void this.onAppExit(m);
@@ -264,7 +281,8 @@ export class InstanceRunner {
     this.crashes = [...this.crashes.filter((t) => now - t < this.ctx.crashWindowMs), now];
     if (this.crashes.length >= this.ctx.crashLimit) {
       this.log.warn({ crashes: this.crashes.length, code: m.code, signal: m.signal }, `${this.service}/${this.id} is crash-looping: releasing it`);
-      await this.releaseWith('crash_loop');
+      const how = m.signal !== null ? `was killed by ${m.signal}` : `exited with code ${m.code}`;
+      await this.releaseWith('crash_loop', this.detail(`${how}, ${this.crashes.length} times in ${Math.round(this.ctx.crashWindowMs / 1000)} s`));
       return;
     }
     const backoff = Math.min(250 * 2 ** (this.crashes.length - 1), 10_000);
@@ -328,12 +346,22 @@ export class InstanceRunner {
     shim.destroy();
   }
 
-  private async releaseWith(reason: string): Promise<void> {
+  private remember(line: string): void {
+    this.lastLines.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
+    if (this.lastLines.length > DETAIL_LINES) this.lastLines.shift();
+  }
+
+  /** A failure's summary, then the app's last lines of output. */
+  private detail(summary: string, lines: readonly string[] = this.lastLines): string {
+    return lines.length === 0 ? summary : `${summary}\n${lines.join('\n')}`;
+  }
+
+  private async releaseWith(reason: string, detail?: string): Promise<void> {
     if (this.phase === 'done') return;
     this.stopRequested = true;
     this.phase = 'stopping';
     await this.stopShim();
-    await this.ctx.store.release({ ...this.holder(), reason }).catch((err) => this.log.warn({ err: errMessage(err) }, 'could not release the claim (the lease will expire instead)'));
+    await this.ctx.store.release({ ...this.holder(), reason, detail }).catch((err) => this.log.warn({ err: errMessage(err) }, 'could not release the claim (the lease will expire instead)'));
     this.finish();
   }
 
@@ -341,7 +369,9 @@ export class InstanceRunner {
     if (this.phase === 'done') return;
     const reason = err instanceof InstallFailure ? err.reason : this.ctx.failureReason(err);
     this.log.error({ err: errMessage(err), reason }, `${this.service}/${this.id} could not start: ${errMessage(err)}`);
-    await this.releaseWith(reason ?? 'start_failed');
+    // A build failure's message already ends with the build's last lines.
+    const [summary = '', ...rest] = errMessage(err).split('\n');
+    await this.releaseWith(reason ?? 'start_failed', this.detail(summary, rest.length > 0 ? rest.slice(-DETAIL_LINES) : this.lastLines));
   }
 
   private finish(): void {

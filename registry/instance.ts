@@ -27,6 +27,8 @@ export interface Instance {
   reason: string | null;
   /** Machines it crashed or failed its health check on. */
   failedOn: string[];
+  /** The last failure in the app's own words (exit code, the build's last lines), or null. */
+  reasonDetail: string | null;
   /** While draining: when it may stop (ms, Redis clock). */
   drainUntil: number | null;
   /** Its hoster is leaving: a replacement starts, then this one is retired. */
@@ -62,6 +64,7 @@ export function instanceFromHash(h: Record<string, string>): Instance {
     pid: h.pid ? Number(h.pid) : null,
     reason: h.reason ? h.reason : null,
     failedOn: h.failedOn ? h.failedOn.split(',') : [],
+    reasonDetail: h.reasonDetail ? h.reasonDetail : null,
     drainUntil: h.drainUntil ? Number(h.drainUntil) : null,
     evacuating: h.evacuating === '1',
     seq: Number(h.seq ?? 0),

@@ -21,10 +21,18 @@ export interface PlanInput {
   now: number;
   /** A release that has not got all its instances running this long after it was made has failed. */
   rolloutTimeoutMs: number;
+  /** Machines whose hoster sent a heartbeat lately: a crash on each of them is conclusive. @default 2 */
+  liveMachines?: number;
 }
 
 /** Machines a release may crash on before it, not the machines, is taken to be at fault. */
 export const FAILED_MACHINES_FOR_BAD_RELEASE = 2;
+
+/**
+ * Failures that are the release's whatever the machine: the same bundle, build and config
+ * fail the same way anywhere, so one machine's word is conclusive.
+ */
+export const RELEASE_FAULTS: ReadonlySet<string> = new Set(['build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env']);
 
 const STATE_ORDER: Record<string, number> = { unclaimed: 0, crashed: 1, claimed: 2, running: 3 };
 
@@ -91,15 +99,27 @@ export function planApp(input: PlanInput): ReconcileAction[] {
 }
 
 function rolloutFailure(current: Release, mine: Instance[], running: number, wanted: number, input: PlanInput): string | undefined {
-  const crashedOn = new Set(mine.flatMap((i) => i.failedOn));
-  const worst = mine.reduce((n, i) => Math.max(n, i.failedOn.length), 0);
-  if (worst >= FAILED_MACHINES_FOR_BAD_RELEASE) {
-    return `its instances crashed or failed their health check on ${crashedOn.size} machines (${[...crashedOn].join(', ')})`;
+  const fault = mine.find((i) => i.reason !== null && RELEASE_FAULTS.has(i.reason) && i.failedOn.length > 0);
+  if (fault !== undefined) return verdict(fault);
+  // A crash may be the machine's (a full disk, a missing tool): conclusive only once it
+  // happened on two machines, or on every machine there is.
+  const crashMachines = Math.max(1, Math.min(FAILED_MACHINES_FOR_BAD_RELEASE, input.liveMachines ?? FAILED_MACHINES_FOR_BAD_RELEASE));
+  const worst = [...mine].sort((a, b) => b.failedOn.length - a.failedOn.length)[0];
+  if (worst !== undefined && worst.failedOn.length >= crashMachines) {
+    if (worst.reasonDetail !== null) return verdict(worst);
+    const crashedOn = new Set(mine.flatMap((i) => i.failedOn));
+    return `its instances crashed or failed their health check on ${crashedOn.size} machine${crashedOn.size === 1 ? '' : 's'} (${[...crashedOn].join(', ')})`;
   }
   if (running < wanted && input.now - current.createdAt > input.rolloutTimeoutMs) {
     return `only ${running} of ${wanted} instances were running ${Math.round(input.rolloutTimeoutMs / 1000)} s after the release`;
   }
   return undefined;
+}
+
+/** "crash_loop on m1: exited with code 3" and the app's last lines, as the hoster reported them. */
+function verdict(i: Instance): string {
+  const where = i.failedOn.length > 0 ? ` on ${i.failedOn.join(', ')}` : '';
+  return i.reasonDetail === null ? `${i.reason}${where}` : `${i.reason}${where}: ${i.reasonDetail}`;
 }
 
 /** The release to go back to: the one most still-running instances run, else the newest that served. */

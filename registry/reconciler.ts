@@ -14,6 +14,8 @@ export const DEFAULT_DRAIN_MS = 2000;
 export const DEFAULT_ROLLOUT_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_BUNDLE_GRACE_MS = 15 * 60_000;
 const BUNDLE_COLLECT_INTERVAL_MS = 60_000;
+/** A machine heard from this recently counts as one a release could run on (hosters beat every few seconds). */
+const LIVE_MACHINE_MS = 30_000;
 
 export interface ReconcilerOptions {
   store: RegistryStore;
@@ -135,11 +137,22 @@ export class Reconciler {
     return deleted;
   }
 
+  private machinesSeen: { at: number; count: number } | undefined;
+
+  /** Machines heard from lately, read at most once a second: every app's plan uses it. */
+  private async liveMachines(): Promise<number> {
+    if (this.machinesSeen !== undefined && Date.now() - this.machinesSeen.at < 1000) return this.machinesSeen.count;
+    const [machines, now] = await Promise.all([this.o.store.listMachines(), this.o.store.now()]);
+    const count = machines.filter((m) => now - m.heartbeatAt <= LIVE_MACHINE_MS).length;
+    this.machinesSeen = { at: Date.now(), count };
+    return count;
+  }
+
   private async reconcile(app: App): Promise<void> {
     const { store, apps } = this.o;
-    const [releaseList, instances, now] = await Promise.all([apps.releases(app.name), store.instancesOf(app.name), store.now()]);
+    const [releaseList, instances, now, liveMachines] = await Promise.all([apps.releases(app.name), store.instancesOf(app.name), store.now(), this.liveMachines()]);
     const releases = new Map<number, Release>(releaseList.map((r) => [r.version, r]));
-    const actions = planApp({ app, releases, instances, now, rolloutTimeoutMs: this.o.rolloutTimeoutMs });
+    const actions = planApp({ app, releases, instances, now, rolloutTimeoutMs: this.o.rolloutTimeoutMs, liveMachines });
     for (const action of actions) await this.apply(app, releases, action);
   }
 

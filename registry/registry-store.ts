@@ -326,7 +326,7 @@ export class RegistryStore {
    * Gives the holder's claim back, so another machine may claim the instance; returns null
    * when the instance was being retired and so was removed instead.
    */
-  async release(input: HolderInput & { reason: string }): Promise<Instance | null> {
+  async release(input: HolderInput & { reason: string; detail?: string }): Promise<Instance | null> {
     const k = this.keys;
     const out = await this.change(() =>
       this.redis.releaseInstance(
@@ -340,6 +340,7 @@ export class RegistryStore {
         this.maxLen,
         k.prefix,
         input.service,
+        boundedDetail(input.detail),
       ),
     );
     const flat = this.expectFlat(out, 'instance_not_found');
@@ -581,4 +582,12 @@ function safeJson(s: string | undefined): unknown {
   } catch {
     return {};
   }
+}
+
+/** The most of a failure's detail kept on an instance: the last lines of its output, not a whole log. */
+export const MAX_REASON_DETAIL_CHARS = 4000;
+
+function boundedDetail(detail: string | undefined): string {
+  if (detail === undefined) return '';
+  return detail.length <= MAX_REASON_DETAIL_CHARS ? detail : detail.slice(detail.length - MAX_REASON_DETAIL_CHARS);
 }

@@ -20,6 +20,8 @@ export interface Instance {
   pid: number | null;
   reason: string | null;
   failedOn: string[];
+  /** The last failure in the app's own words (exit code, the build's last lines), or null. */
+  reasonDetail: string | null;
   drainUntil: number | null;
   evacuating: boolean;
   seq: number;

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
-import { ago } from '../output.js';
+import { ago, firstLine } from '../output.js';
 import { describePolicy } from './scale.js';
 
 export function infoCommand(ctx: CliContext): Command {
@@ -30,7 +30,7 @@ export function infoCommand(ctx: CliContext): Command {
           'release',
           release === null
             ? '-'
-            : `v${release.version} ${output.status(release.status)}: ${release.description}, by ${release.createdBy}, ${ago(release.createdAt)}${release.reason ? ` (${release.reason})` : ''}`,
+            : `v${release.version} ${output.status(release.status)}: ${release.description}, by ${release.createdBy}, ${ago(release.createdAt)}${release.reason ? ` (${firstLine(release.reason)})` : ''}`,
         ],
         ['bundle', release?.bundle.slice(0, 12) ?? '-'],
         ['command', release?.command ?? '(default)'],

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
-import { ago } from '../output.js';
+import { ago, firstLine } from '../output.js';
 
 export function releasesCommand(ctx: CliContext): Command {
   return new Command('releases')
@@ -18,7 +18,7 @@ export function releasesCommand(ctx: CliContext): Command {
         releases.map((r) => [
           `v${r.version}`,
           output.status(r.status),
-          r.description + (r.reason ? ` (${r.reason})` : ''),
+          r.description + (r.reason ? ` (${firstLine(r.reason)})` : ''),
           r.createdBy,
           ago(r.createdAt),
         ]),

@@ -22,7 +22,13 @@ export const envSchema = z
   .unknown()
   // A record silently drops an own "__proto__" key (as JSON.parse makes one) instead of checking it.
   .refine((e) => typeof e !== 'object' || e === null || !Object.hasOwn(e, '__proto__'), { message: ENV_KEY_MESSAGE, abort: true })
-  .pipe(z.record(envKeySchema, z.string().max(MAX_ENV_VALUE, `values are at most ${MAX_ENV_VALUE} characters`)))
+  .pipe(
+    z.record(
+      envKeySchema,
+      // No process can be given a variable holding NUL: refused here rather than at every start.
+      z.string().max(MAX_ENV_VALUE, `values are at most ${MAX_ENV_VALUE} characters`).regex(/^[^\0]*$/, 'values must not contain a NUL character'),
+    ),
+  )
   .refine((env) => Object.keys(env).length <= MAX_ENV_KEYS, `at most ${MAX_ENV_KEYS} variables`)
   .refine((env) => Buffer.byteLength(JSON.stringify(env)) <= MAX_ENV_BYTES, `at most ${MAX_ENV_BYTES} bytes of variables in all`);
 

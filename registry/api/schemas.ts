@@ -59,6 +59,8 @@ export const releaseBody = z.strictObject({
   machine: machineNameSchema,
   epoch: epochSchema,
   reason: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a short snake_case word such as crash_loop'),
+  // The app's own words for the failure; NUL would end the Redis value early in some clients.
+  detail: z.string().max(4000).regex(/^[^\0]*$/, 'must not contain NUL').optional(),
 });
 
 export const unregisterMatchingQuery = z.strictObject({

@@ -18,6 +18,8 @@
     ARGV[5] key prefix (a service's indexes are prefix .. 'service:' .. name .. ':instances'
             and ':unclaimed'; the set of services prefix .. 'services')
     ARGV[6] service the caller expects the instance to belong to
+    ARGV[7] what the failure looked like, in the app's own words ('' for none): kept as
+            the instance's reasonDetail until its next release, for the release's verdict
 
   Output:
     the instance as a flat field/value list (empty when it was removed)
@@ -56,14 +58,16 @@ if cur[3] == 'draining' or cur[3] == 'stopping' then
 end
 
 local failedOn = cur[7] or ''
-local failures = { crash_loop = true, unhealthy = true, build_failed = true, bundle_rejected = true, no_start_command = true }
+local failures = { crash_loop = true, unhealthy = true, build_failed = true, bundle_rejected = true, no_start_command = true,
+  invalid_env = true, not_listening = true }
 if failures[ARGV[3]] then
   if not string.find(',' .. failedOn .. ',', ',' .. ARGV[1] .. ',', 1, true) then
     failedOn = failedOn == '' and ARGV[1] or (failedOn .. ',' .. ARGV[1])
   end
 end
 
-rcall('HSET', instanceKey, 'state', 'unclaimed', 'reason', ARGV[3], 'failedOn', failedOn, 'updatedAt', now)
+rcall('HSET', instanceKey, 'state', 'unclaimed', 'reason', ARGV[3], 'failedOn', failedOn, 'updatedAt', now,
+  'reasonDetail', ARGV[7] or '')
 rcall('HDEL', instanceKey, 'machine', 'host', 'port', 'pid', 'leaseUntil', 'claimAttributes')
 rcall('ZREM', KEYS[2], id)
 rcall('ZADD', KEYS[3], cur[6], id)

@@ -24,6 +24,7 @@ function inst(release: number, state: InstanceState, extra: Partial<Instance> = 
     pid: null,
     reason: null,
     failedOn: [],
+    reasonDetail: null,
     drainUntil: null,
     evacuating: false,
     seq,
@@ -94,6 +95,23 @@ describe('planApp', () => {
     const bad = inst(2, 'unclaimed', { failedOn: ['m1', 'm2'] });
     const actions = plan({ app: app(2, 2), releases, instances: [...old, bad, inst(2, 'claimed')] });
     expect(actions).toEqual([{ kind: 'release-failed', version: 2, reason: expect.stringContaining('2 machines'), fallback: 1 }]);
+  });
+
+  it('fails a release at once when its build failed on one machine, quoting the build', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 900)]]);
+    const bad = inst(2, 'unclaimed', { reason: 'build_failed', failedOn: ['m1'], reasonDetail: "npm install exited with code 1\nnpm ERR! 404 'no-such-pkg@*'" });
+    const actions = plan({ app: app(1, 2), releases, instances: [inst(1, 'running'), bad], liveMachines: 3 });
+    expect(actions).toEqual([{ kind: 'release-failed', version: 2, reason: "build_failed on m1: npm install exited with code 1\nnpm ERR! 404 'no-such-pkg@*'", fallback: 1 }]);
+  });
+
+  it('fails a release whose instance crash-looped on the only machine there is', () => {
+    const releases = new Map([[1, rel(1, 'active')], [2, rel(2, 'deploying', 900)]]);
+    const bad = inst(2, 'unclaimed', { reason: 'crash_loop', failedOn: ['m1'], reasonDetail: 'exited with code 3, 3 times in 10 s' });
+    expect(plan({ app: app(1, 2), releases, instances: [inst(1, 'running'), bad], liveMachines: 1 })).toEqual([
+      { kind: 'release-failed', version: 2, reason: 'crash_loop on m1: exited with code 3, 3 times in 10 s', fallback: 1 },
+    ]);
+    // With a second machine to try, one crash loop may be the machine's: the release goes on.
+    expect(plan({ app: app(1, 2), releases, instances: [inst(1, 'running'), bad], liveMachines: 2 })).toEqual([]);
   });
 
   it('fails a release that is not all running after the rollout timeout', () => {

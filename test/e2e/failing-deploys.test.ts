@@ -1,0 +1,164 @@
+// Deploys that cannot succeed fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request.
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
+import type { BerthClient } from '../../sdk/berth-client.js';
+import { runCli } from '../helpers/cli-process.js';
+import { startTestHoster, traversableTempDir, type HosterFixture } from '../helpers/hoster-fixture.js';
+import { startTestProxy } from '../helpers/proxy-fixture.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTestRegistry, testPrefix, type RegistryFixture } from '../helpers/registry-fixture.js';
+
+const HELLO = fileURLToPath(new URL('../../examples/hello', import.meta.url));
+/** The bound the issue sets for a crash or a build failure on one machine. */
+const FAIL_WITHIN_MS = 30_000;
+
+let redis: TestRedis;
+let proxy: ProxyDaemon;
+let registry: RegistryFixture;
+let hoster: HosterFixture;
+let client: BerthClient;
+let work: string;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const prefix = testPrefix();
+  proxy = await startTestProxy(redis, prefix, 'm1');
+  registry = await startTestRegistry(redis, { keyPrefix: prefix, publicUrl: proxy.url, reconcileIntervalMs: 50, drainMs: 200 });
+  client = registry.client;
+  hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: proxy.url });
+  work = traversableTempDir('berth-failing-');
+  const home = join(work, 'home');
+  mkdirSync(home);
+  env = { HOME: home, BERTH_HOME: join(home, 'berth'), BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token };
+  const good = join(work, 'good');
+  cpSync(HELLO, good, { recursive: true });
+  const r = await runCli(['publish', good, '--name', 'shop', '--path', '/shop', '--timeout', '60'], env, { deadlineMs: 90_000 });
+  expect(r.code, r.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  for (const app of await client?.listApps().catch(() => []) ?? []) await client.deleteApp(app.name).catch(() => undefined);
+  await hoster?.close({ evacuate: true });
+  await proxy?.close();
+  await registry?.close();
+  await redis?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** A folder holding one app, from its files. */
+function appFolder(name: string, files: Record<string, string>): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(join(dir, file, '..'), { recursive: true });
+    writeFileSync(join(dir, file), text);
+  }
+  return dir;
+}
+
+/** GETs the serving app in a loop until stopped; counts what did not answer 200. */
+function requestLoop(): { stop(): Promise<{ ok: number; failed: string[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const loop = (async () => {
+    while (running) {
+      try {
+        const res = await fetch(`${proxy.url}/shop`, { signal: AbortSignal.timeout(5000) });
+        await res.arrayBuffer();
+        if (res.status === 200) ok++;
+        else failed.push(String(res.status));
+      } catch (err) {
+        failed.push(String(err));
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { ok, failed };
+    },
+  };
+}
+
+/** Publishes `dir` as shop, expecting it to fail fast; returns the CLI's run. */
+async function failingPublish(dir: string) {
+  const load = requestLoop();
+  const started = Date.now();
+  const r = await runCli(['publish', dir, '--name', 'shop', '--path', '/shop', '--timeout', '120'], env, { deadlineMs: 150_000 });
+  const ms = Date.now() - started;
+  const served = await load.stop();
+  return { ...r, ms, served };
+}
+
+describe('a deploy that cannot succeed', () => {
+  it('an app that throws at start: crash_loop with its exit code and its own last lines, in seconds', async () => {
+    const dir = appFolder('throws', {
+      'package.json': JSON.stringify({ name: 'throws', version: '1.0.0', scripts: { start: 'node server.js' } }),
+      'server.js': "console.error('boom: DATABASE_URL is not set');\nprocess.exit(3);\n",
+    });
+    const r = await failingPublish(dir);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 3/);
+    expect(r.stderr).toContain('boom: DATABASE_URL is not set');
+    expect(r.stderr).toContain('shop still runs v1');
+    expect(r.served.failed).toEqual([]);
+    expect(r.served.ok).toBeGreaterThan(0);
+  });
+
+  it('an app whose dependencies cannot be installed: build_failed with npm’s own error', async () => {
+    const dir = appFolder('unbuildable', {
+      'package.json': JSON.stringify({ name: 'unbuildable', version: '1.0.0', dependencies: { native: 'file:./native' } }),
+      'native/package.json': JSON.stringify({ name: 'native', version: '1.0.0', scripts: { install: "echo 'gyp: no-such-toolchain for native' >&2; exit 7" } }),
+      'server.js': "require('native');\n",
+    });
+    const r = await failingPublish(dir);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/failed: build_failed on m1: npm install exited with code \d+/);
+    expect(r.stderr).toContain('gyp: no-such-toolchain for native');
+    expect(r.served.failed).toEqual([]);
+  });
+
+  it('an app that never listens on $PORT: not_listening, naming the port to use', async () => {
+    const dir = appFolder('deaf', {
+      'package.json': JSON.stringify({ name: 'deaf', version: '1.0.0', scripts: { start: 'node server.js' } }),
+      'server.js': "console.log('working hard, listening nowhere');\nsetInterval(() => {}, 1000);\n",
+    });
+    const r = await failingPublish(dir);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/failed: not_listening on m1: nothing listened on \$PORT/);
+    expect(r.stderr).toContain('working hard, listening nowhere');
+    expect(r.served.failed).toEqual([]);
+  });
+
+  it('a failed release is not retried: its instances are gone and v1 still serves', async () => {
+    const app = await client.getApp('shop');
+    expect(app.current?.status).toBe('active');
+    const instances = await client.listAppInstances('shop');
+    expect(instances.filter((i) => i.release !== app.release)).toEqual([]);
+    const releases = await client.listReleases('shop');
+    expect(releases.filter((x) => x.status === 'failed')).toHaveLength(3);
+  });
+
+  it('a config var holding NUL is refused before any release is made', async () => {
+    const before = (await client.listReleases('shop')).length;
+    // Node refuses NUL in a command's arguments, so the API is asked as the SDK would.
+    const res = await fetch(`${registry.daemon.url}/v1/apps/shop/config`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${registry.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ set: { TOKEN: 'a\0b' } }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('NUL');
+    expect(await client.listReleases('shop')).toHaveLength(before);
+  });
+});
