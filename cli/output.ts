@@ -28,6 +28,7 @@ export class Output {
   private readonly stderr: OutputStream;
   private readonly liveProgress: boolean;
   private progressShown = false;
+  private lastStatus: string | undefined;
   private frame = 0;
 
   constructor(options: OutputOptions) {
@@ -82,9 +83,17 @@ export class Output {
     for (const row of rows) this.line(render(row));
   }
 
-  /** Rewrites one status line on stderr while waiting; nothing when stderr is not a terminal. */
-  progress(text: string): void {
-    if (!this.liveProgress) return;
+  /**
+   * Rewrites one status line on stderr while waiting, with the seconds waited. When stderr is
+   * no terminal (CI, a log file), each new status is printed once, on a line of its own.
+   */
+  progress(text: string, seconds?: number): void {
+    if (!this.liveProgress) {
+      if (text !== this.lastStatus) this.stderr.write(`${text}${seconds === undefined ? '' : `  ${seconds}s`}\n`);
+      this.lastStatus = text;
+      return;
+    }
+    if (seconds !== undefined) text = `${text}  ${seconds}s`;
     const spinner = SPINNER[this.frame++ % SPINNER.length]!;
     const width = this.stderr.columns || 80;
     this.stderr.write(`\r\x1b[2K${spinner} ${text.slice(0, Math.max(10, width - 3))}`);

@@ -37,7 +37,7 @@ export async function waitForRelease(client: BerthClient, output: Output, name: 
       const hint = why === '' ? 'Is a hoster running with room for it (berth machines)? ' : '';
       throw new Error(`${what} after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (the rollout goes on). ${hint}See its output with: berth logs ${name}`);
     }
-    output.progress(`${what}  ${Math.round((Date.now() - started) / 1000)}s`);
+    output.progress(what, Math.round((Date.now() - started) / 1000));
     await delay(POLL_MS);
   }
 }
@@ -54,7 +54,7 @@ export async function waitForInstances(client: BerthClient, output: Output, name
     if (Date.now() - started > options.timeoutMs) {
       throw new Error(`${what} after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (berth keeps trying). See berth info ${name} and berth machines.`);
     }
-    output.progress(`${what}  ${Math.round((Date.now() - started) / 1000)}s`);
+    output.progress(what, Math.round((Date.now() - started) / 1000));
     await delay(POLL_MS);
   }
 }
@@ -73,7 +73,7 @@ export async function waitForDeletion(client: BerthClient, output: Output, name:
     if (Date.now() - started > options.timeoutMs) {
       throw new Error(`${name} still has ${left} instance(s) after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (the deletion goes on).`);
     }
-    output.progress(`deleting ${name}: ${left} instance(s) left  ${Math.round((Date.now() - started) / 1000)}s`);
+    output.progress(`deleting ${name}: ${left} instance(s) left`, Math.round((Date.now() - started) / 1000));
     await delay(POLL_MS);
   }
 }

@@ -109,6 +109,8 @@ describe('a deploy that cannot succeed', () => {
     expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 3/);
     expect(r.stderr).toContain('boom: DATABASE_URL is not set');
     expect(r.stderr).toContain('shop still runs v1');
+    // Without a terminal, the wait still says what it is waiting for, once per new status.
+    expect(r.stderr).toMatch(/^shop v\d+ deploying: 0\/1 running.*\d+s$/m);
     expect(r.served.failed).toEqual([]);
     expect(r.served.ok).toBeGreaterThan(0);
   });
