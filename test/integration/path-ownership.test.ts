@@ -100,6 +100,13 @@ describe('apps', () => {
     expect((await fx.client.registerInstance('rogue', { path: '/gone' }).catch((e: { code: string }) => e.code))).toBe('path_taken');
   });
 
+  it('apps made before the list of prefixes existed (only in the path hash) still own what is under them', async () => {
+    await inspect.del(`{${fx.prefix}}:app-path-list`);
+    const err = await failure(app('other', '/outer'));
+    expect([err.code, err.message]).toEqual(['path_taken', expect.stringContaining('"deep"')]);
+    expect(await inspect.zcard(`{${fx.prefix}}:app-path-list`)).toBe(await inspect.hlen(`{${fx.prefix}}:app-paths`));
+  });
+
   it('two racing creates on one path: exactly one wins', async () => {
     for (let round = 0; round < 5; round++) {
       const path = `/race${round}`;
