@@ -20,7 +20,8 @@ export const ERROR_CATALOGUE = {
   app_not_found: { status: 404, message: 'No such app: list them with GET /v1/apps (berth apps).' },
   release_not_found: { status: 404, message: 'No such release of this app: list them with GET /v1/apps/:name/releases.' },
   app_exists: { status: 409, message: 'An app with this name exists: update it, or choose another name.' },
-  path_taken: { status: 409, message: 'Another app has this path: choose another path.' },
+  path_taken: { status: 409, message: 'Another app owns this path, a prefix above it or one under it: choose a path outside it.' },
+  reserved_path: { status: 400, message: 'The path "/" is reserved (it would take every other path): choose a prefix such as /shop.' },
   release_conflict: {
     status: 409,
     message: 'The app changed while this change was being made: read it again and retry.',

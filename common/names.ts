@@ -33,6 +33,15 @@ export function pathPrefixProblem(path: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why `path`, a valid prefix, may still be given to no app or instance: `/` would lie above
+ * every other app's prefix and berth's own `/_berth` (which pathPrefixProblem already refuses).
+ */
+export function reservedPathProblem(path: string): string | undefined {
+  if (path === '/') return 'The path "/" is reserved: it would take every path, berth\'s own /_berth included. Choose a prefix such as /shop.';
+  return undefined;
+}
+
 export const pathPrefixSchema = z.string().superRefine((path, ctx) => {
   const problem = pathPrefixProblem(path);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });

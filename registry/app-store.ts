@@ -1,11 +1,12 @@
 import { BerthError } from '../common/errors.js';
+import { reservedPathProblem } from '../common/names.js';
 import type { RedisClient } from '../common/redis-connection.js';
 import { appFromHash, releaseFromJson, type App, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
 import type { Attributes } from './instance.js';
 import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
 import { DEFAULT_EVENTS_MAX_LENGTH } from './registry-store.js';
-import { scriptFailure } from './script-errors.js';
+import { pathTakenFailure, scriptFailure } from './script-errors.js';
 
 /** What a new release is made of; version, time and status are set by the store. */
 export interface ReleaseInput {
@@ -27,7 +28,7 @@ export interface CreateAppInput {
 }
 
 interface AppScripts {
-  createApp(...args: (string | number)[]): Promise<number>;
+  createApp(...args: (string | number)[]): Promise<number | [number, string, string]>;
   createRelease(...args: (string | number)[]): Promise<number>;
   updateAppSettings(...args: (string | number)[]): Promise<number>;
   markAppDeleting(...args: (string | number)[]): Promise<number>;
@@ -47,11 +48,11 @@ export interface ScalerMemory {
 export type ScaleOutcome = { applied: true; at: number } | { applied: false; why: 'not_leader' | 'app_changed' | 'app_not_found' };
 
 const SCRIPTS: Record<keyof AppScripts, number> = {
-  createApp: 6,
+  createApp: 7,
   createRelease: 4,
   updateAppSettings: 2,
   markAppDeleting: 2,
-  removeApp: 8,
+  removeApp: 9,
   setReleaseStatus: 3,
   setAutoscale: 2,
   applyScaleDecision: 5,
@@ -74,6 +75,8 @@ export class AppStore {
   }
 
   async create(input: CreateAppInput): Promise<number> {
+    const reserved = reservedPathProblem(input.path);
+    if (reserved !== undefined) throw new BerthError('reserved_path', reserved);
     const k = this.keys;
     const out = await redisCall(() =>
       this.redis.createApp(
@@ -83,6 +86,7 @@ export class AppStore {
         k.appReleases(input.name),
         k.appReleaseSequence(input.name),
         k.events,
+        k.appPathList,
         input.name,
         input.path,
         input.instances,
@@ -92,11 +96,9 @@ export class AppStore {
       ),
     );
     if (out === -3) throw new BerthError('app_exists', `An app named "${input.name}" exists: update it with PUT /v1/apps/${input.name}, or choose another name.`);
-    if (out === -5) {
-      const owner = await redisCall(() => this.redis.hget(k.appPaths, input.path));
-      throw new BerthError('path_taken', `The path ${input.path} belongs to the app "${owner ?? '?'}": choose another path.`);
-    }
-    return out;
+    const taken = pathTakenFailure(out, input.path);
+    if (taken !== undefined) throw taken;
+    return out as number;
   }
 
   /**
@@ -213,6 +215,7 @@ export class AppStore {
         k.appLogs(name),
         k.events,
         k.scalerMemory,
+        k.appPathList,
         name,
         k.serviceInstances(name),
         this.maxLen,

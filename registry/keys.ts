@@ -40,6 +40,8 @@ export interface RegistryKeys {
   readonly apps: string;
   /** Hash of path prefix → app name: keeps paths unique across apps. */
   readonly appPaths: string;
+  /** Sorted set (scores 0) of the same path prefixes, to find those under a path by range. */
+  readonly appPathList: string;
   /** Hash of version → release (JSON) of one app. */
   appReleases(name: string): string;
   /** Counter giving an app's releases their version numbers. */
@@ -88,6 +90,7 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     app: (name) => `${p}app:${name}`,
     apps: `${p}apps`,
     appPaths: `${p}app-paths`,
+    appPathList: `${p}app-path-list`,
     appReleases: (name) => `${p}app:${name}:releases`,
     appReleaseSequence: (name) => `${p}app:${name}:release-sequence`,
     appLogs: (name) => `${p}app:${name}:logs`,

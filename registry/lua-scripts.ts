@@ -4,11 +4,16 @@ import { isRedisUnavailable, type RedisClient } from '../common/redis-connection
 
 const sources = new Map<string, string>();
 
+/** A line `--- @include "name"` is replaced by `scripts/include/name.lua` (a function several scripts share). */
+const INCLUDE = /^--- @include "([A-Za-z]+)"$/gm;
+
 function loadScript(name: string, keys: number): string {
   const file = `${name}-${keys}.lua`;
   let lua = sources.get(file);
   if (lua === undefined) {
-    lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
+    lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8').replace(INCLUDE, (_line, included: string) =>
+      readFileSync(new URL(`./scripts/include/${included}.lua`, import.meta.url), 'utf8'),
+    );
     sources.set(file, lua);
   }
   return lua;

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { BerthError } from '../common/errors.js';
+import { reservedPathProblem } from '../common/names.js';
 import type { RedisClient } from '../common/redis-connection.js';
 import { instanceFromFlat, instanceFromHash, type Attributes, type Instance, type InstanceState } from './instance.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';
-import { scriptFailure } from './script-errors.js';
+import { pathTakenFailure, scriptFailure } from './script-errors.js';
 
 export const DEFAULT_LEASE_MS = 15_000;
 export const DEFAULT_EVENTS_MAX_LENGTH = 100_000;
@@ -94,7 +95,7 @@ export interface Machine {
 }
 
 interface ScriptCommands {
-  registerInstance(...args: (string | number)[]): Promise<string[] | number>;
+  registerInstance(...args: (string | number)[]): Promise<string[] | number | [number, string, string]>;
   claimInstance(...args: (string | number)[]): Promise<string[] | number>;
   markRunning(...args: (string | number)[]): Promise<string[] | number>;
   renewLease(...args: (string | number)[]): Promise<[number, string] | number>;
@@ -110,7 +111,7 @@ interface ScriptCommands {
 }
 
 const SCRIPTS: Record<keyof ScriptCommands, number> = {
-  registerInstance: 7,
+  registerInstance: 9,
   claimInstance: 5,
   markRunning: 2,
   renewLease: 2,
@@ -148,6 +149,8 @@ export class RegistryStore {
   }
 
   async register(input: RegisterInput): Promise<Instance> {
+    const reserved = reservedPathProblem(input.path);
+    if (reserved !== undefined) throw new BerthError('reserved_path', reserved);
     const k = this.keys;
     const id = input.id ?? newInstanceId();
     const out = await this.change(() =>
@@ -159,6 +162,8 @@ export class RegistryStore {
         k.serviceUnclaimed(input.service),
         k.events,
         k.sequence,
+        k.appPaths,
+        k.appPathList,
         id,
         input.service,
         input.path,
@@ -168,7 +173,9 @@ export class RegistryStore {
         this.maxLen,
       ),
     );
-    return instanceFromFlat(this.expectFlat(out, 'instance_exists'));
+    const taken = pathTakenFailure(out, input.path);
+    if (taken !== undefined) throw taken;
+    return instanceFromFlat(this.expectFlat(out as string[] | number, 'instance_exists'));
   }
 
   /**

@@ -17,6 +17,25 @@ async function app(name: string, path: string, stripPrefix = false): Promise<voi
   await createRoutedApp(registry.daemon.apps, name, path, stripPrefix);
 }
 
+/**
+ * Apps on prefixes inside one another are refused since paths are owned, but the proxy must still
+ * route them right where they exist (data from before): they are made with the path index out of the way.
+ */
+async function asBeforePathsWereOwned<T>(fn: () => Promise<T>): Promise<T> {
+  const r = redis.client();
+  const k = registry.daemon.apps.keys;
+  const saved = await r.hgetall(k.appPaths);
+  await r.del(k.appPaths, k.appPathList);
+  try {
+    return await fn();
+  } finally {
+    // Only the prefixes from before: an app made inside would make every instance registered by hand at /pay conflict.
+    await r.del(k.appPaths, k.appPathList);
+    if (Object.keys(saved).length > 0) await r.hset(k.appPaths, saved);
+    r.disconnect();
+  }
+}
+
 async function server(name: string, path: string, machine = 'm1', handler?: Parameters<typeof startAppServer>[1]) {
   const s = await startAppServer(name, handler);
   closers.push(s.close);
@@ -47,8 +66,7 @@ beforeAll(async () => {
   registry = await startTestRegistry(redis);
   proxy = await startTestProxy(redis, registry.prefix, 'm1', { trustedProxies: '10.255.255.1', headersTimeoutMs: 1000, requestTimeoutMs: 1500 });
   await app('pay', '/pay');
-  await app('payv2', '/pay/v2', true);
-  await app('root', '/');
+  await asBeforePathsWereOwned(() => app('payv2', '/pay/v2', true));
 });
 
 
@@ -65,9 +83,8 @@ afterAll(async () => {
 describe('routing', () => {
   it('matches whole segments, takes the longest prefix, strips only when asked', async () => {
     const pay = await server('pay', '/pay');
-    const v2 = await server('payv2', '/pay/v2');
-    const root = await server('root', '/');
-    await waitFor(async () => (await get('/pay')).status === 200 && (await get('/pay/v2/x')).status === 200 && (await get('/')).status === 200, { what: 'routes' });
+    const v2 = await asBeforePathsWereOwned(() => server('payv2', '/pay/v2'));
+    await waitFor(async () => (await get('/pay')).status === 200 && (await get('/pay/v2/x')).status === 200, { what: 'routes' });
 
     const cases: [string, string, string][] = [
       ['/pay', 'pay', '/pay'],
@@ -76,9 +93,7 @@ describe('routing', () => {
       ['/pay/v2', 'payv2', '/'],
       ['/pay/v2/', 'payv2', '/'],
       ['/pay/v2/a/b?c=d', 'payv2', '/a/b?c=d'],
-      ['/payx', 'root', '/payx'],
       ['/pay/v22', 'pay', '/pay/v22'],
-      ['/other', 'root', '/other'],
     ];
     for (const [path, name, seen] of cases) {
       const answer = JSON.parse((await get(path)).body) as { name: string; url: string; headers: Record<string, string> };
@@ -86,12 +101,9 @@ describe('routing', () => {
     }
     const stripped = JSON.parse((await get('/pay/v2/a')).body) as { headers: Record<string, string> };
     expect(stripped.headers['x-forwarded-prefix']).toBe('/pay/v2');
-    expect(pay.hits() + v2.hits() + root.hits()).toBeGreaterThanOrEqual(cases.length);
-    // The catch-all app goes, so that the other tests see unrouted paths.
-    await registry.daemon.apps.markDeleting('root');
-    await registry.daemon.store.unregister('root', root.id);
-    expect(await registry.daemon.apps.remove('root')).toBe(true);
-    await waitFor(async () => (await get('/payx')).status === 404, { what: 'the root route to go' });
+    expect(pay.hits() + v2.hits()).toBeGreaterThanOrEqual(cases.length);
+    // Whole segments: /payx is not under /pay ("/" cannot be an app's path, so nothing catches it).
+    expect((await get('/payx')).status).toBe(404);
   });
 
   it('refuses path escapes with 400 and never reaches any app', async () => {

@@ -1,5 +1,7 @@
 --[[
-  Records a new, unclaimed instance of a service.
+  Records a new, unclaimed instance of a service. Its path must be one no app owns (nor a
+  prefix above or below it), or one of the app of the same name as the service: an instance
+  registered by hand never takes over another app's traffic.
 
   Input:
     KEYS[1] instance hash
@@ -9,6 +11,8 @@
     KEYS[5] service's unclaimed index (sorted set)
     KEYS[6] event stream
     KEYS[7] registration sequence counter
+    KEYS[8] path prefix → app name (hash)
+    KEYS[9] sorted set of the path prefixes of KEYS[8]
 
     ARGV[1] instance id
     ARGV[2] service name
@@ -21,13 +25,19 @@
   Output:
     the instance as a flat field/value list
     -3 an instance with this id exists
+    {-5, owner, the prefix it owns} another app owns this path, a prefix above or one below it
 ]]
 local rcall = redis.call
+--- @include "pathConflict"
 local instanceKey = KEYS[1]
 local id, service = ARGV[1], ARGV[2]
 
 if rcall('EXISTS', instanceKey) == 1 then
   return -3
+end
+local owner, owned = pathConflict(KEYS[8], KEYS[9], ARGV[3], service)
+if owner then
+  return { -5, owner, owned }
 end
 
 local t = rcall('TIME')

@@ -12,6 +12,7 @@
     KEYS[6] app's log stream
     KEYS[7] event stream
     KEYS[8] scaler memory (hash app name → JSON)
+    KEYS[9] sorted set of the path prefixes of KEYS[3]
 
     ARGV[1] app name
     ARGV[2] the service's instance index key (must be empty)
@@ -32,6 +33,7 @@ if cur[2] ~= 'deleting' or rcall('ZCARD', ARGV[2]) > 0 then
 end
 if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
   rcall('HDEL', KEYS[3], cur[3])
+  rcall('ZREM', KEYS[9], cur[3])
 end
 rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 rcall('SREM', KEYS[2], ARGV[1])

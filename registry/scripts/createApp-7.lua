@@ -1,5 +1,6 @@
 --[[
-  Creates an app with its first release (v1). The app's path prefix must be free.
+  Creates an app with its first release (v1). The app's path prefix must be free: no other app
+  owns it, a prefix above it or one below it (checked here, so two creates never both win).
 
   Input:
     KEYS[1] app hash
@@ -8,6 +9,7 @@
     KEYS[4] app's releases (hash version → JSON)
     KEYS[5] app's release counter
     KEYS[6] event stream
+    KEYS[7] sorted set of the path prefixes of KEYS[3] (to find those below a path)
 
     ARGV[1] app name
     ARGV[2] path prefix
@@ -19,15 +21,17 @@
   Output:
     the version of the first release (1)
     -3 an app with this name exists
-    -5 another app has this path
+    {-5, owner, the prefix it owns} another app owns this path, a prefix above or one below it
 ]]
 local rcall = redis.call
+--- @include "pathConflict"
 local name, path = ARGV[1], ARGV[2]
 if rcall('EXISTS', KEYS[1]) == 1 then
   return -3
 end
-if rcall('HEXISTS', KEYS[3], path) == 1 then
-  return -5
+local owner, owned = pathConflict(KEYS[3], KEYS[7], path, name)
+if owner then
+  return { -5, owner, owned }
 end
 local t = rcall('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,5 +48,6 @@ rcall('HSET', KEYS[1], 'name', name, 'path', path, 'instances', ARGV[3], 'stripP
   'release', version, 'state', 'active', 'createdAt', now, 'updatedAt', now)
 rcall('SADD', KEYS[2], name)
 rcall('HSET', KEYS[3], path, name)
+rcall('ZADD', KEYS[7], 0, path)
 rcall('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'app-created', 'service', name, 'release', version)
 return version
