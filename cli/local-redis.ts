@@ -27,6 +27,9 @@ export function localRedisConfig(options: LocalRedisOptions): string {
     'save 60 1',
     'protected-mode yes',
     'daemonize no',
+    // Exit on SIGTERM even when the final save fails (its data dir removed, a full disk):
+    // otherwise Redis refuses to stop and outlives the berth up that started it.
+    'shutdown-on-sigterm force',
     `logfile ${quoted(join(options.dir, 'redis.log'))}`,
     '',
   ].join('\n');

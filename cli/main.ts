@@ -76,6 +76,12 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
   { heading: 'Daemons (berth up runs them for one machine):', commands: ['registry', 'hoster', 'proxy', 'balancer', 'scaler'].flatMap(daemon) },
 ];
 
+// A reader that stops early (berth logs x | head -1) closes the pipe: that is not a failure.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const ctx: CliContext = {
   env: process.env,
   output: new Output({ stdout: process.stdout, stderr: process.stderr, env: process.env }),

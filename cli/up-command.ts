@@ -148,7 +148,8 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   writeCredentials(credentials, { url: apiUrl, token: secrets.token });
   const ca = join(dataDir, 'tls', 'ca.pem');
   say(`HTTPS: ${httpsUrl}/<app path>   (trust the CA once: ${ca})`);
-  say(`registry API: ${apiUrl}   token: ${secrets.token}   (the CLI's credentials: ${credentials})`);
+  // Never the whole token: this output ends up in logs that others (apps) may read.
+  say(`registry API: ${apiUrl}   token: ${secrets.token.slice(0, 6)}… (the whole token is in the CLI's credentials: ${credentials})`);
   say(`publish an app: bin/berth publish examples/hello --path /hello   then: curl --cacert ${ca} ${httpsUrl}/hello`);
   if (flags.demo) {
     const demo = fileURLToPath(new URL('../../examples/hello', import.meta.url));

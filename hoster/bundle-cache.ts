@@ -72,6 +72,7 @@ export class BundleCache {
     const appDir = join(digestDir, APP_DIR);
     if (await this.isReady(digest)) return appDir;
     await mkdir(digestDir, { recursive: true, mode: 0o755 });
+    await this.stopPackageLookup();
     // An earlier attempt that failed or died mid-way (unpacked, half built): start over.
     await this.clearAttempt(digestDir);
     const download = join(digestDir, DOWNLOAD_FILE);
@@ -113,6 +114,17 @@ export class BundleCache {
       throw new BundleRejectedError(`digest mismatch: the bytes fetched for ${digest} hash to ${actual}; the stored bundle is damaged: publish the app again.`);
     }
     return size;
+  }
+
+  /**
+   * Node looks for the nearest package.json above a file to tell CommonJS from ES modules: an
+   * app without one would inherit whatever lies above the cache (berth's own `"type": "module"`
+   * when the data dir is in the checkout). This one, above every bundle, stops the lookup.
+   */
+  private async stopPackageLookup(): Promise<void> {
+    const file = join(this.dir, 'package.json');
+    if (await exists(file)) return;
+    await writeFile(file, `${JSON.stringify({ type: 'commonjs' })}\n`, { mode: 0o644 });
   }
 
   /** Removes all of an attempt but the build log. */

@@ -1,4 +1,5 @@
 // The berth command, run as a separate process against a real registry, hoster and proxy: publish (without ignored files), republish, list, scale, config, rollback, logs, machines, load, delete, and clear errors.
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { BerthApiError } from '../../sdk/api-error.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import type { AppDetails, Instance, Release } from '../../sdk/types.js';
 import { runCli } from '../helpers/cli-process.js';
-import { startDaemon } from '../helpers/daemon-process.js';
+import { CLI_MAIN, startDaemon } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
 import { startTestHoster, type HosterFixture } from '../helpers/hoster-fixture.js';
 import { startTestProxy } from '../helpers/proxy-fixture.js';
@@ -172,6 +173,17 @@ describe('berth app commands', () => {
     expect(r.stdout).toBe('hello v4 active (Rollback to v2)\n');
     expect(await client.getConfig('hello')).toEqual({});
     await waitFor(async () => (await greeting()) === 'Hello from berth', { what: 'the old greeting through the proxy' });
+  });
+
+  it('a reader that closes stdout early (berth releases hello | head -1) ends it with exit 0 and nothing on stderr', async () => {
+    const child = spawn(process.execPath, [CLI_MAIN, 'releases', 'hello'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the first line is written: every write then meets EPIPE, as after head's first line.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | string>((resolve) => child.once('close', (c, signal) => resolve(c ?? signal ?? -1)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it("logs prints the app's output, each line prefixed with its instance and stream; -f follows until Ctrl-C", async () => {

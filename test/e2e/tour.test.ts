@@ -59,6 +59,12 @@ afterAll(async () => {
 });
 
 describe('the five-minute tour', () => {
+  it("berth up never prints the whole token: its first 6 characters and where the credentials file is", () => {
+    const token = JSON.parse(readFileSync(join(dir, 'data', 'secrets.json'), 'utf8')).token as string;
+    expect(up.output()).not.toContain(token);
+    expect(up.output()).toContain(`token: ${token.slice(0, 6)}… (the whole token is in the CLI's credentials: ${join(dir, 'home', 'credentials.json')})`);
+  });
+
   it('publishes, serves over HTTPS, scales, updates without a failed request, rolls back, configures, logs, deletes, stops cleanly', async () => {
     const app = mkdtempSync(join(tmpdir(), 'berth-tour-app-'));
     cpSync(new URL('../../examples/hello', import.meta.url), app, { recursive: true });

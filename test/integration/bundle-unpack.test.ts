@@ -1,4 +1,5 @@
 // A bundle unpacks only as plain files and directories within its limits; every unsafe, oversized or damaged one is refused with a reason, leaving nothing behind and nothing outside touched; the cache fetches, verifies and builds each digest once.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -307,6 +308,19 @@ describe('BundleCache', () => {
     const restarted = new BundleCache({ dir: cacheDir, fetch: reg.fetch });
     expect(await restarted.prepare(digest)).toBe(a);
     expect(reg.calls).toEqual([digest]);
+  });
+
+  it('runs a CommonJS bundle without package.json as CommonJS though the cache lies under a "type": "module" package.json', async () => {
+    const checkout = join(cacheDir, 'checkout');
+    mkdirSync(checkout, { recursive: true });
+    writeFileSync(join(checkout, 'package.json'), JSON.stringify({ type: 'module' }));
+    const bundle = gzipped([{ path: 'server.js', body: "console.log(typeof require('node:path').join)" }]);
+    const digest = sha256(bundle);
+    const cache = new BundleCache({ dir: join(checkout, '.berth', 'hoster', 'bundles'), fetch: registry({ [digest]: bundle }).fetch });
+    const app = await cache.prepare(digest);
+    const run = spawnSync(process.execPath, [join(app, 'server.js')], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe('function');
   });
 
   it('rejects bytes that do not match the digest, keeping nothing', async () => {
