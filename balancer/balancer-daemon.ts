@@ -10,8 +10,11 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { ProxyMetrics } from '../proxy/proxy-metrics.js';
+import { sendProxyError } from '../proxy/proxy-errors.js';
+import { parseRequestTarget } from '../proxy/request-path.js';
 import { RouteSync } from '../proxy/route-sync.js';
 import { RouteTable } from '../proxy/route-table.js';
+import { refuseUpgrade } from '../proxy/upgrade-tunnel.js';
 import { AppStore } from '../registry/app-store.js';
 import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { RegistryStore } from '../registry/registry-store.js';
@@ -19,6 +22,7 @@ import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
 import { HostCertificates, parseHostCertificates } from './host-certificates.js';
+import { hasOneHost } from './host-header.js';
 import { ensureLocalCertificates } from './local-certificates.js';
 import { tlsServerOptions, watchCertificateFiles } from './tls-options.js';
 
@@ -40,6 +44,12 @@ export const BALANCER_OPTIONS = {
     default: [] as string[],
     schema: listSchema,
     describe: 'Certificates per host name (SNI), name=certfile:keyfile, repeatable (env: comma-separated); other names get the default certificate. Reloaded when the files change.',
+  }),
+  publicUrl: option({
+    env: 'BERTH_PUBLIC_URL',
+    default: '',
+    schema: z.union([z.literal(''), z.string().url().refine((u) => new URL(u).protocol === 'https:', 'must be an https:// URL')]),
+    describe: "The platform's public HTTPS URL: where plain HTTP is redirected (default: https:// the first BERTH_TLS_NAMES name, else the host name, on the HTTPS port). Never the client's Host.",
   }),
   tlsNames: option({ env: 'BERTH_TLS_NAMES', default: [] as string[], schema: listSchema, describe: 'Extra host names for the self-made certificate (besides localhost, 127.0.0.1, ::1 and the host name).' }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where the self-made CA and certificate are kept (tls/).' }),
@@ -147,7 +157,10 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     {
       request: (req, res) => {
         if (hsts) res.setHeader('strict-transport-security', hsts);
-        const url = req.url ?? '';
+        if (!hasOneHost(req)) return sendProxyError(res, req.headers.accept, 'bad_host');
+        // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
+        const target = parseRequestTarget(req.url);
+        const url = 'path' in target ? target.path : '';
         if (url === '/_berth/balancer') return json(res, 200, status(pool, table));
         if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
         if (url === '/metrics') {
@@ -156,7 +169,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
         }
         forwarder.handle(req, res);
       },
-      upgrade: (req, socket, head) => forwarder.handleUpgrade(req, socket, head),
+      upgrade: (req, socket, head) => (hasOneHost(req) ? forwarder.handleUpgrade(req, socket, head) : refuseUpgrade(socket, 400, 'bad_host')),
     },
   );
   await listen(server, config.httpsPort, config.host);
@@ -178,10 +191,12 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
   let redirect: HttpServer | undefined;
   let httpUrl: string | null = null;
   if (config.httpPort >= 0) {
+    // The target is configured, never the client's Host: a forged Host must not turn the
+    // platform's own address into a redirect to anywhere.
+    const origin = config.publicUrl !== '' ? new URL(config.publicUrl).origin : `https://${config.tlsNames[0] ?? hostname()}${address.port === 443 ? '' : `:${address.port}`}`;
     redirect = createHttpServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: 10_000 }, (req, res) => {
-      const host = (req.headers.host ?? shownHost).replace(/:\d+$/, '');
       const target = (req.url ?? '/').startsWith('/') ? (req.url ?? '/') : '/';
-      res.writeHead(308, { location: `https://${host}${address.port === 443 ? '' : `:${address.port}`}${target}`, 'content-length': '0' }).end();
+      res.writeHead(308, { location: `${origin}${target}`, 'content-length': '0' }).end();
     });
     await listen(redirect, config.httpPort, config.host);
     httpUrl = `http://${shownHost}:${(redirect.address() as AddressInfo).port}`;

@@ -58,6 +58,10 @@ export const ERROR_CATALOGUE = {
     status: 400,
     message: 'The request path is not allowed: no "." or ".." segments, no encoded slashes or dots.',
   },
+  bad_host: {
+    status: 400,
+    message: 'The request must carry exactly one Host header: send the host name of the platform once.',
+  },
   no_route: { status: 404, message: 'No app is published on this path: check the URL, or list the apps with berth apps.' },
   upstream_failed: {
     status: 502,

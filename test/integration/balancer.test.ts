@@ -132,6 +132,19 @@ describe('balancer', () => {
     expect(res.location).toBe(`https://paas.test:${new URL(balancer.url).port}/echo/a?b=1`);
   });
 
+  it("redirects to its configured name, never the client's Host", async () => {
+    const location = await new Promise<string | undefined>((resolve, reject) => {
+      const u = new URL(balancer.httpUrl!);
+      const req = httpRequest({ host: '127.0.0.1', port: Number(u.port), path: '/x', headers: { host: 'evil.example' } }, (r) => {
+        r.resume();
+        resolve(r.headers.location);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(location).toBe(`https://paas.test:${new URL(balancer.url).port}/x`);
+  });
+
   it('refuses absolute-form targets, CONNECT and oversized headers cleanly', async () => {
     const big = await get('/echo', { 'x-big': 'a'.repeat(20_000) });
     expect(big.status).toBe(431);
@@ -147,6 +160,12 @@ describe('balancer', () => {
       });
     expect(await raw('GET http://evil.example/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
     expect(await raw('CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n')).toMatch(/^HTTP\/1\.1 405 /);
+    // Two Host headers are refused as the proxy refuses them, with the catalogue's body.
+    const twoHosts = await raw('GET /echo HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
+    expect(twoHosts).toMatch(/^HTTP\/1\.1 400 /);
+    expect(twoHosts).toContain('"code":"bad_host"');
+    // The balancer's own paths match by parsed path, whatever the query.
+    expect(JSON.parse((await get('/_berth/balancer?x')).body).backends).toBeDefined();
     expect((await get('/_berth/health')).status).toBe(200);
   });
 

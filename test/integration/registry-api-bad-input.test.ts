@@ -197,6 +197,13 @@ describe('authentication', () => {
     await refused({ name: '', path: '/v1/nope', auth: null, status: 401, code: 'unauthorized' });
   });
 
+  it('the Bearer scheme in any case is accepted (RFC 9110 §11.1) → 200', async () => {
+    for (const scheme of ['bearer', 'BEARER']) {
+      const answer = await send(fx, { path: '/v1/services', auth: `${scheme} ${fx.token}` });
+      expect(answer.status, scheme).toBe(200);
+    }
+  });
+
   it('GET /healthz needs no token → 200', async () => {
     const answer = await unchanged(fx, () => send(fx, { path: '/healthz', auth: null }));
     expect(answer.status).toBe(200);
