@@ -13,6 +13,7 @@ import { appProcesses } from '../helpers/app-processes.js';
 import { runCli } from '../helpers/cli-process.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
+import { instancePortRange } from '../helpers/port-range.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { platformProcesses } from '../helpers/platform-processes.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -68,7 +69,7 @@ beforeAll(async () => {
   httpsPort = await getPort();
   apiPort = await getPort();
   redisPort = await getPort();
-  env = { BERTH_HOME: join(dir, 'home'), BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_DRAIN_MS: '500' };
+  env = { BERTH_HOME: join(dir, 'home'), BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(), BERTH_DRAIN_MS: '500' };
   up = startDaemon(
     ['up', '--data-dir', join(dir, 'data'), '--api-port', String(apiPort), '--proxy-port', String(await getPort()), '--https-port', String(httpsPort), '--redis-port', String(redisPort)],
     env,

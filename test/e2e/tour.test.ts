@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli-process.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
+import { instancePortRange } from '../helpers/port-range.js';
 import { platformProcesses } from '../helpers/platform-processes.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -42,7 +43,7 @@ beforeAll(async () => {
   env = {
     BERTH_HOME: join(dir, 'home'),
     // The tour's own load must not close the hoster's load gate on a busy test machine.
-    BERTH_MAX_LOAD_PER_CPU: '1000',
+    BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(),
     BERTH_DRAIN_MS: '500',
   };
   up = startDaemon(

@@ -8,6 +8,7 @@ import { silentLogger } from '../../common/logger.js';
 import { HOSTER_OPTIONS, startHoster, type HosterDaemon } from '../../hoster/hoster-daemon.js';
 import type { LoadSource } from '../../hoster/load-source.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
+import { instancePortRange } from './port-range.js';
 import type { TestRedis } from './redis-server.js';
 
 /** A temp dir that an unprivileged app user can traverse (mkdtemp makes 0700). */
@@ -16,9 +17,6 @@ export function traversableTempDir(prefix: string): string {
   chmodSync(dir, 0o711);
   return dir;
 }
-
-// Spread by pid: test files run side by side in separate processes.
-let nextPortRange = 30_000 + (process.pid % 10) * 3000;
 
 export interface HosterFixture {
   daemon: HosterDaemon;
@@ -49,7 +47,7 @@ export async function startTestHoster(
       heartbeatMs: 1000,
       evacuateTimeoutMs: 15_000,
       // Hosters in one test share this host: each gets its own ports, as machines would.
-      portRange: `${nextPortRange}-${(nextPortRange += 1000) - 1}`,
+      portRange: instancePortRange(),
       ...overrides,
     },
     { REDIS_URL: redis.url },

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { appProcesses } from '../helpers/app-processes.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
+import { instancePortRange } from '../helpers/port-range.js';
 import { helloApp, traversableTempDir, uploadApp } from '../helpers/hoster-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
@@ -18,12 +19,9 @@ let client: BerthClient;
 let tag: string;
 let daemons: { proc: DaemonProcess; dir: string }[] = [];
 
-let nextRange = 20_000 + (process.pid % 4) * 2500;
-
 function hosterProcess(machine: string, dataDir = traversableTempDir(`berth-${machine}-`), leaseMs = LEASE_MS): DaemonProcess {
   // Machines share this host: give each its own ports, as separate machines would have.
-  const ports = `${nextRange}-${nextRange + 999}`;
-  nextRange += 1000;
+  const ports = instancePortRange();
   const proc = startDaemon(['hoster', '--machine', machine, '--data-dir', dataDir], {
     REDIS_URL: redis.url,
     BERTH_KEY_PREFIX: registry.prefix,
