@@ -259,7 +259,7 @@ is_set() {
 }
 new_env=$(mktemp)
 {
-  echo "# Written by ami/provision.sh: the berth daemons' settings (see README, Configuration)."
+  echo "# Written by ami/provision.sh: the berth daemons' settings (see docs/configuration.md)."
   echo "REDIS_URL=$redis_url"
   echo "BERTH_TOKEN=$token"
   echo "BERTH_DATA_DIR=$DATA"

@@ -6,7 +6,7 @@ import { REGISTRY_OPTIONS, startRegistry } from '../registry/registry-daemon.js'
 
 export function registryCommand(): Command {
   return new Command('registry')
-    .description('Run the registry daemon: the REST API (/v1) and the lease reaper. Configure with BERTH_* variables (see the README).')
+    .description('Run the registry daemon: the REST API (/v1) and the lease reaper. Configure with BERTH_* variables (see docs/configuration.md).')
     .option('--host <address>', `address to listen on (env BERTH_REGISTRY_HOST, default ${REGISTRY_OPTIONS.host.default})`)
     .option('--port <port>', `port to listen on (env BERTH_REGISTRY_PORT, default ${REGISTRY_OPTIONS.port.default})`)
     .option('--key-prefix <name>', 'Redis key prefix name (env BERTH_KEY_PREFIX, default berth)')

@@ -13,7 +13,7 @@ export interface OptionSpec<T> {
   default: T;
   /** Parses the raw value (a string from the environment, or a typed flag value). */
   schema: z.ZodType<T, unknown>;
-  /** One line for `--help` and the README's configuration reference. */
+  /** One line for `--help` and docs/configuration.md. */
   describe: string;
 }
 

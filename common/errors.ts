@@ -1,7 +1,7 @@
 /**
  * The error catalogue: every error berth reports to a user or a program has a stable code,
  * an HTTP status and a default message that says what to do next. SDK users match on `code`.
- * The README's error table lists exactly these codes (a test keeps the two in step).
+ * The error table of docs/api.md lists exactly these codes (a test keeps the two in step).
  */
 export const ERROR_CATALOGUE = {
   invalid_json: { status: 400, message: 'The request body is not valid JSON: check its quoting and commas.' },
@@ -10,7 +10,7 @@ export const ERROR_CATALOGUE = {
     status: 401,
     message: 'Missing or wrong API token: send "Authorization: Bearer <token>" with a token from BERTH_TOKEN.',
   },
-  not_found: { status: 404, message: 'No such endpoint: see the README for the REST reference.' },
+  not_found: { status: 404, message: 'No such endpoint: see docs/api.md for the REST reference.' },
   service_not_found: { status: 404, message: 'No such service: list them with GET /v1/services.' },
   bundle_not_found: { status: 404, message: 'No bundle with this digest: upload it first with PUT /v1/bundles/:sha256.' },
   instance_not_found: {

@@ -36,7 +36,7 @@ export interface Release {
   reason?: string;
 }
 
-/** An app's scaling policy (see README "Scaling"); an app without one is never touched. */
+/** An app's scaling policy (see docs/scaler.md); an app without one is never touched. */
 export interface AutoscalePolicy {
   min: number;
   max: number;

@@ -1,6 +1,6 @@
 /**
  * An error answer of the berth API, or a failure to reach it. Match on `code`: the stable
- * codes of the README's error table, plus `network_error` when no answer came.
+ * codes of the error table in docs/api.md, plus `network_error` when no answer came.
  */
 export class BerthApiError extends Error {
   readonly code: string;

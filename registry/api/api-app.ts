@@ -76,7 +76,7 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   app.use('/v1', v1);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see the README for the REST reference.`));
+    next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see docs/api.md for the REST reference.`));
   });
   app.use(errorHandler(options.logger));
   return {

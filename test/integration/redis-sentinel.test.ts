@@ -163,7 +163,7 @@ describe('Redis Sentinel', () => {
   it('survives SIGKILL of the primary while hosters hold claims: resumes on the new primary, no instance held twice', async () => {
     const prefix = testPrefix();
     // WAIT for the one replica: every claim and renewal a hoster is told of is on the replica,
-    // so the failover cannot lose it (without it, an acknowledged claim can be lost: see README).
+    // so the failover cannot lose it (without it, an acknowledged claim can be lost: see docs/internals.md).
     const admin = await sentinelStore(prefix, 'test-admin', 1);
     for (let i = 0; i < INSTANCES; i++) await admin.register({ service: 'web', path: '/web' });
     const hosters: SimulatedHoster[] = [];

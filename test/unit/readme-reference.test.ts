@@ -1,5 +1,5 @@
-// The README's error table lists exactly the catalogue's codes, and its configuration reference every environment variable a daemon reads.
-import { readFileSync } from 'node:fs';
+// The reference's error table (docs/api.md) lists exactly the catalogue's codes, and its configuration page (docs/configuration.md) every environment variable a daemon reads; the README stays a door.
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../common/errors.js';
 import { BALANCER_OPTIONS } from '../../balancer/balancer-daemon.js';
@@ -8,12 +8,14 @@ import { PROXY_OPTIONS } from '../../proxy/proxy-daemon.js';
 import { REGISTRY_OPTIONS } from '../../registry/registry-daemon.js';
 import { SCALER_OPTIONS } from '../../scaler/scaler-daemon.js';
 
+const api = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+const configuration = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
-function section(title: string): string {
-  const start = readme.indexOf(`\n${title}\n`);
-  expect(start, `README section ${title}`).toBeGreaterThanOrEqual(0);
-  const rest = readme.slice(start + title.length + 2);
+function section(title: string, page = configuration): string {
+  const start = page.indexOf(`\n${title}\n`);
+  expect(start, `section ${title}`).toBeGreaterThanOrEqual(0);
+  const rest = page.slice(start + title.length + 2);
   const level = title.split(' ')[0]!;
   const end = rest.search(new RegExp(`\\n#{1,${level.length}} `));
   return end < 0 ? rest : rest.slice(0, end);
@@ -21,7 +23,7 @@ function section(title: string): string {
 
 describe('README', () => {
   it('documents every error code with its status, and no stale one', () => {
-    const rows = [...section('### Errors').matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]);
+    const rows = [...section('### Errors', api).matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]);
     const documented = Object.fromEntries(rows);
     const catalogue = Object.fromEntries(Object.entries(ERROR_CATALOGUE).map(([code, e]) => [code, e.status]));
     expect(documented).toEqual(catalogue);
@@ -77,5 +79,12 @@ describe('README scaler reference', () => {
       const row = table.split('\n').find((line) => line.includes(`\`${spec.env}\``))!;
       expect(row, `${spec.env} default`).toContain(`\`${String(spec.default)}\``);
     }
+  });
+});
+
+describe('README', () => {
+  it('is a door of a few hundred lines, with the reference in docs/', () => {
+    expect(readme.split('\n').length).toBeLessThan(400);
+    for (const [, link] of readme.matchAll(/\]\((docs\/[a-z-]+\.md)/g)) expect(existsSync(new URL(`../../${link}`, import.meta.url)), link).toBe(true);
   });
 });
