@@ -156,10 +156,6 @@ if ! id -u berth >/dev/null 2>&1; then
   say "creating the system user berth (the daemons run as it; the hoster runs as root)"
   useradd --system --user-group --home-dir "$DATA" --no-create-home --shell "$nologin" berth
 fi
-if ! id -u berth-app >/dev/null 2>&1; then
-  say "creating the system user berth-app (apps run as it)"
-  useradd --system --user-group --home-dir /nonexistent --no-create-home --shell "$nologin" berth-app
-fi
 
 # put MODE OWNER:GROUP SOURCE TARGET: installs SOURCE as TARGET when it differs, and notes it.
 put() {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { spawn } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { DEFAULT_HTTPS_PORT } from '../balancer/balancer-daemon.js';
+import { chooseHosterDir } from '../hoster/hoster-dir.js';
 import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
 import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
 import { credentialsPath, writeCredentials } from './credentials.js';
@@ -56,12 +57,16 @@ export function upCommand(): Command {
 
 async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   const dataDir = resolve(flags.dataDir);
-  // Traversable (not readable) by others: apps, which run as their own user, reach their files under it.
+  const say = (line: string) => process.stdout.write(`berth up: ${line}\n`);
+  // Refused now rather than after every deploy has failed: as root, apps run as their own
+  // users and must reach the hoster's tree (it moves out of a data dir they cannot traverse).
+  const where = chooseHosterDir(dataDir, { explicit: process.env.BERTH_HOSTER_DIR ?? '', appsRunAsOthers: process.getuid?.() === 0 });
+  if (where.moved) say(where.moved);
+  // Traversable (not readable) by others: apps reach their files under it when it holds the hoster's tree.
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   chmodSync(dataDir, 0o711);
   const secrets = loadOrMakeSecrets(join(dataDir, 'secrets.json'));
   const supervisor = new DaemonSupervisor();
-  const say = (line: string) => process.stdout.write(`berth up: ${line}\n`);
   supervisor.on('started', (name, pid) => say(`${name} started (pid ${pid})`));
   supervisor.on('exited', (name, code, signal, restartInMs) => {
     if (restartInMs !== null) say(`${name} exited (${signal ?? `code ${code}`}): restarting in ${restartInMs} ms`);
@@ -81,12 +86,17 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   if (flags.httpPort !== undefined) await assertPortFree(flags.httpPort, 'the HTTP redirect (--http-port)');
 
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const daemonEnv = {
-    ...process.env,
+  // Secrets reach only the daemons that need them, and through 0600 files rather than the
+  // environment, which every process a daemon starts would inherit: all of them talk to
+  // Redis; only the registry checks the API token.
+  const redisUrlFile = secretFile(join(dataDir, 'redis-url'), redisUrl);
+  const tokenFile = secretFile(join(dataDir, 'api-token'), secrets.token);
+  const { REDIS_URL: _url, BERTH_TOKEN: _token, ...inherited } = process.env;
+  const daemonEnv: NodeJS.ProcessEnv = {
+    ...inherited,
     // Each daemon stops by itself if this supervisor dies (even by SIGKILL).
     BERTH_SUPERVISED: '1',
-    REDIS_URL: redisUrl,
-    BERTH_TOKEN: secrets.token,
+    REDIS_URL_FILE: redisUrlFile,
     BERTH_REGISTRY_PORT: String(flags.apiPort),
     BERTH_PROXY_PORT: String(flags.proxyPort),
     BERTH_PROXY_HOST: process.env.BERTH_PROXY_HOST ?? '127.0.0.1',
@@ -99,7 +109,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     BERTH_DATA_DIR: dataDir,
     BERTH_PUBLIC_URL: process.env.BERTH_PUBLIC_URL ?? `https://localhost:${flags.httpsPort}`,
   };
-  supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: daemonEnv });
+  supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile } });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: daemonEnv });
   // Acts only on apps given a policy (berth scale NAME --min --max).
@@ -176,6 +186,13 @@ function loadOrMakeSecrets(path: string): z.output<typeof secretsSchema> {
   writeFileSync(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return secrets;
+}
+
+/** Writes a secret to a 0600 file (again on every start, so that it follows the settings); returns its path. */
+function secretFile(path: string, value: string): string {
+  writeFileSync(path, `${value}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
 }
 
 function assertPortFree(port: number, what: string): Promise<void> {

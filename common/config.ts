@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { BerthError } from './errors.js';
 
@@ -15,6 +16,12 @@ export interface OptionSpec<T> {
   schema: z.ZodType<T, unknown>;
   /** One line for `--help` and docs/configuration.md. */
   describe: string;
+  /**
+   * A secret (a password, a token): it may come from a file named by `<env>_FILE` instead, so
+   * that it stays out of the environment of everything the daemon starts, and it is never
+   * echoed in an error.
+   */
+  secret?: boolean;
 }
 
 export type OptionTable = Record<string, OptionSpec<any>>;
@@ -38,8 +45,18 @@ export function resolveOptions<S extends OptionTable>(
   const problems: string[] = [];
   for (const [key, spec] of Object.entries(table)) {
     const flag = flags[key as keyof S];
-    const fromEnv = spec.env !== undefined ? env[spec.env] : undefined;
-    const source = flag !== undefined ? `--${kebab(key)}` : fromEnv !== undefined && fromEnv !== '' ? spec.env : undefined;
+    let fromEnv = spec.env !== undefined ? env[spec.env] : undefined;
+    let source = flag !== undefined ? `--${kebab(key)}` : fromEnv !== undefined && fromEnv !== '' ? spec.env : undefined;
+    const file = spec.secret && spec.env !== undefined ? env[`${spec.env}_FILE`] : undefined;
+    if (flag === undefined && (fromEnv === undefined || fromEnv === '') && file !== undefined && file !== '') {
+      const read = readSecretFile(file);
+      if ('problem' in read) {
+        problems.push(`${spec.env}_FILE: ${read.problem}`);
+        continue;
+      }
+      fromEnv = read.value;
+      source = `${spec.env}_FILE`;
+    }
     const raw = flag !== undefined ? flag : fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
     if (raw === undefined) {
       out[key] = spec.default;
@@ -47,12 +64,25 @@ export function resolveOptions<S extends OptionTable>(
     }
     const parsed = spec.schema.safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
-    else problems.push(`${source}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(raw)})`);
+    else {
+      const got = spec.secret ? `a secret of ${String(raw).length} characters, not shown` : JSON.stringify(raw);
+      problems.push(`${source}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${got})`);
+    }
   }
   if (problems.length > 0) {
     throw new BerthError('invalid_config', `Invalid configuration, fix these and start again: ${problems.join('; ')}`);
   }
   return out as ResolvedOptions<S>;
+}
+
+/** A secret's file: its content without the final newline; refused when others may read it. */
+function readSecretFile(path: string): { value: string } | { problem: string } {
+  try {
+    if ((statSync(path).mode & 0o007) !== 0) return { problem: `${path} is readable by every user: chmod 600 ${path} (or 640 with a group of its own)` };
+    return { value: readFileSync(path, 'utf8').replace(/\r?\n$/, '') };
+  } catch (err) {
+    return { problem: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)}): write the secret there, or set the variable itself` };
+  }
 }
 
 function kebab(key: string): string {

@@ -32,7 +32,7 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
 export const REDIS_OPTIONS = {
-  redisUrl: option({ env: 'REDIS_URL', default: DEFAULT_REDIS_URL, schema: z.string().url(), describe: 'Redis server URL (redis:// or rediss://, password and database included).' }),
+  redisUrl: option({ env: 'REDIS_URL', default: DEFAULT_REDIS_URL, schema: z.string().url(), describe: 'Redis server URL (redis:// or rediss://, password and database included); or REDIS_URL_FILE, a file holding it.', secret: true }),
   redisSentinels: option({ env: 'BERTH_REDIS_SENTINELS', default: [] as string[], schema: listSchema, describe: 'Comma-separated host:port of Redis Sentinels; enables Sentinel mode.' }),
   redisSentinelName: option({ env: 'BERTH_REDIS_SENTINEL_NAME', default: 'mymaster', schema: z.string().min(1), describe: 'Name of the Sentinel-monitored primary.' }),
   redisClusterNodes: option({ env: 'BERTH_REDIS_CLUSTER_NODES', default: [] as string[], schema: listSchema, describe: 'Comma-separated host:port of Redis Cluster seed nodes; enables Cluster mode.' }),

@@ -18,6 +18,8 @@ export interface BuildOptions {
   timeoutMs?: number;
   /** npm's environment. @default the hoster's own */
   env?: NodeJS.ProcessEnv;
+  /** Who npm and its scripts run as (the app's build user, when the hoster is root). @default the hoster's user */
+  user?: { uid: number; gid: number };
 }
 
 export interface BuildResult {
@@ -59,7 +61,7 @@ export async function buildApp(appDir: string, options: BuildOptions): Promise<B
   const log = await open(options.logFile, 'a');
   let outcome: { code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; spawnError?: Error };
   try {
-    outcome = await runNpm(args, appDir, log.fd, timeoutMs, options.env);
+    outcome = await runNpm(args, appDir, log.fd, timeoutMs, options.env, options.user);
   } finally {
     await log.close();
   }
@@ -112,10 +114,11 @@ function runNpm(
   fd: number,
   timeoutMs: number,
   env: NodeJS.ProcessEnv | undefined,
+  user: { uid: number; gid: number } | undefined,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; spawnError?: Error }> {
   return new Promise((resolve) => {
     // Its own process group (detached), so that one kill reaches npm and every script it runs.
-    const child = spawn('npm', args, { cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn('npm', args, { cwd, env, uid: user?.uid, gid: user?.gid, detached: true, stdio: ['ignore', fd, fd] });
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
     const killGroup = (signal: NodeJS.Signals) => {

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SHA256_PATTERN } from '../common/names.js';
+import { handToBuilder, killUserProcesses, sealForApp } from './app-tree.js';
+import type { AppUser } from './app-users.js';
 import { BundleRejectedError, resolveUnpackLimits, unpackBundle, type UnpackLimits } from './bundle-unpacker.js';
 
 /** Written last, once the app directory is complete (and built): its presence is the cache entry. */
@@ -14,7 +16,7 @@ export const APP_DIR = 'app';
 const DOWNLOAD_FILE = 'bundle.tar.gz.part';
 
 export interface BundleCacheOptions {
-  /** The cache's root: one directory per digest, `<dir>/<digest>/app`. */
+  /** The cache's root: one directory per digest (per digest and app user as root), `<dir>/<digest>[-<uid>]/app`. */
   dir: string;
   /** The bundle's compressed bytes (e.g. the registry's BundleStore.read). */
   fetch: (digest: string) => AsyncIterable<Uint8Array>;
@@ -23,21 +25,24 @@ export interface BundleCacheOptions {
   /**
    * Runs after the unpack and before the digest is marked ready (e.g. `npm ci`): when it
    * throws, the digest is not ready and the next prepare starts over. By convention its log
-   * goes to `<digestDir>/build.log`, which is kept across attempts.
+   * goes to `<digestDir>/build.log`, which is kept across attempts. With a user, the tree is
+   * the build user's while it runs, and the build must run as that user.
    */
-  build?: (appDir: string, digestDir: string) => Promise<void>;
+  build?: (appDir: string, digestDir: string, user: AppUser | undefined) => Promise<void>;
 }
 
 /**
- * Bundles on this machine's disk, unpacked and built once per digest. The hoster is the only
- * writer of `dir`: concurrent prepares of one digest in this process share one attempt, and a
- * digest marked ready by an earlier run is used as it is.
+ * Bundles on this machine's disk, unpacked and built once per digest, or once per digest and
+ * app user when apps run as their own users (root): each app then has its own copy, which only
+ * it can read and nobody but root can change. The hoster is the only writer of `dir`:
+ * concurrent prepares of one copy in this process share one attempt, and a copy marked ready
+ * by an earlier run is used as it is.
  */
 export class BundleCache {
   readonly dir: string;
   private readonly fetch: (digest: string) => AsyncIterable<Uint8Array>;
   private readonly limits: UnpackLimits;
-  private readonly build: ((appDir: string, digestDir: string) => Promise<void>) | undefined;
+  private readonly build: BundleCacheOptions['build'];
   private readonly preparing = new Map<string, Promise<string>>();
 
   constructor(options: BundleCacheOptions) {
@@ -49,29 +54,41 @@ export class BundleCache {
     this.build = options.build;
   }
 
-  /** The directory of the digest's app (`<dir>/<digest>/app`), fetched, verified, unpacked and built if need be. */
-  prepare(digest: string): Promise<string> {
+  /**
+   * The directory of the digest's app (`<dir>/<digest>/app`, or `<dir>/<digest>-<uid>/app` for
+   * an app user), fetched, verified, unpacked and built if need be.
+   */
+  prepare(digest: string, user?: AppUser): Promise<string> {
     if (!SHA256_PATTERN.test(digest)) {
       return Promise.reject(new TypeError(`${JSON.stringify(digest)} is not a sha256 digest: give 64 lowercase hex characters.`));
     }
-    let attempt = this.preparing.get(digest);
+    const name = copyName(digest, user);
+    let attempt = this.preparing.get(name);
     if (attempt === undefined) {
-      attempt = this.install(digest).finally(() => this.preparing.delete(digest));
-      this.preparing.set(digest, attempt);
+      attempt = this.install(digest, user).finally(() => this.preparing.delete(name));
+      this.preparing.set(name, attempt);
     }
     return attempt;
   }
 
-  /** True when the digest is ready on disk. */
-  async isReady(digest: string): Promise<boolean> {
-    return SHA256_PATTERN.test(digest) && (await exists(join(this.dir, digest, READY_FILE))) && (await exists(join(this.dir, digest, APP_DIR)));
+  /** True when the digest (the app user's copy of it) is ready on disk. */
+  async isReady(digest: string, user?: AppUser): Promise<boolean> {
+    const copy = join(this.dir, copyName(digest, user));
+    return SHA256_PATTERN.test(digest) && (await exists(join(copy, READY_FILE))) && (await exists(join(copy, APP_DIR)));
   }
 
-  private async install(digest: string): Promise<string> {
-    const digestDir = join(this.dir, digest);
+  private async install(digest: string, user: AppUser | undefined): Promise<string> {
+    const digestDir = join(this.dir, copyName(digest, user));
     const appDir = join(digestDir, APP_DIR);
-    if (await this.isReady(digest)) return appDir;
-    await mkdir(digestDir, { recursive: true, mode: 0o755 });
+    if (await this.isReady(digest, user)) return appDir;
+    // Root's alone until the build: an app user's copy is opened to its group only once sealed.
+    await mkdir(this.dir, { recursive: true, mode: 0o711 });
+    await mkdir(digestDir, { recursive: true, mode: user ? 0o700 : 0o755 });
+    if (user) {
+      // An earlier attempt may have opened it to the build user.
+      await chown(digestDir, 0, 0);
+      await chmod(digestDir, 0o700);
+    }
     await this.stopPackageLookup();
     // An earlier attempt that failed or died mid-way (unpacked, half built): start over.
     await this.clearAttempt(digestDir);
@@ -80,7 +97,21 @@ export class BundleCache {
       const size = await this.download(digest, download);
       const { entries, bytes } = await unpackBundle(createReadStream(download), appDir, this.limits, { compressedBytes: size });
       await rm(download, { force: true });
-      await this.build?.(appDir, digestDir);
+      if (user) {
+        handToBuilder(appDir, user.buildUid, user.buildGid);
+        await chown(digestDir, 0, user.buildGid);
+        await chmod(digestDir, 0o710);
+      }
+      try {
+        await this.build?.(appDir, digestDir, user);
+      } finally {
+        // Whatever the build started (daemonised or not) dies before the tree is taken back.
+        if (user) killUserProcesses(user.buildUid, user.buildGid);
+      }
+      if (user) {
+        sealForApp(appDir, user.buildUid, user.gid);
+        await chown(digestDir, 0, user.gid);
+      }
       // Written aside and renamed: a half-written marker must never count as ready.
       const marker = join(digestDir, `${READY_FILE}.tmp`);
       await writeFile(marker, `${JSON.stringify({ digest, entries, bytes, readyAt: new Date().toISOString() })}\n`, { mode: 0o644 });
@@ -134,6 +165,10 @@ export class BundleCache {
       await rm(join(digestDir, name), { recursive: true, force: true, maxRetries: 3 });
     }
   }
+}
+
+function copyName(digest: string, user: AppUser | undefined): string {
+  return user ? `${digest}-${user.uid}` : digest;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,7 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
@@ -13,8 +12,10 @@ import { BundleStore } from '../registry/bundle-store.js';
 import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
 import { buildApp, BuildFailedError } from './app-build.js';
+import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
 import { BundleRejectedError } from './bundle-unpacker.js';
+import { chooseHosterDir } from './hoster-dir.js';
 import { Hoster } from './hoster.js';
 import { fileLoad, systemLoad, type LoadSource } from './load-source.js';
 import { NoStartCommandError, startCommand } from './start-command.js';
@@ -44,7 +45,8 @@ export const DEFAULT_CAPACITY = Math.max(1, Math.min(cpus().length * 8, Math.flo
 /** Every option of `berth hoster`. */
 export const HOSTER_OPTIONS = {
   machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/), describe: "This machine's name in the registry." }),
-  dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/).' }),
+  dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/, unless apps could not reach it: see BERTH_HOSTER_DIR).' }),
+  hosterDir: option({ env: 'BERTH_HOSTER_DIR', default: '', schema: z.string(), describe: 'Where bundles, builds and instance directories live. Default: <data-dir>/hoster, or /var/lib/berth/hosters/<id> when apps (their own users, as root) could not traverse the data dir.' }),
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of each claim (renewed four times per lease); an app stops about half a lease after its hoster is last heard of.' }),
   pollIntervalMs: option({ env: 'BERTH_POLL_INTERVAL_MS', default: 60_000, schema: positiveMsSchema, describe: 'Full look for unclaimed work this often (events wake it at once besides).' }),
@@ -56,7 +58,6 @@ export const HOSTER_OPTIONS = {
   portRange: option({ env: 'BERTH_PORT_RANGE', default: [20_000, 29_999] as [number, number], schema: portRangeSchema, describe: 'Loopback ports for app instances.' }),
   labels: option({ env: 'BERTH_MACHINE_LABELS', default: {} as Record<string, string>, schema: labelsSchema, describe: 'Labels apps can require, e.g. zone=a,ssd=true.' }),
   proxyUrl: option({ env: 'BERTH_PROXY_URL', default: '', schema: z.union([z.literal(''), z.string().url()]), describe: "Where this machine's proxy listens, as other machines reach it." }),
-  appUser: option({ env: 'BERTH_APP_USER', default: 'berth-app', schema: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/), describe: 'When the hoster runs as root, apps run as this user.' }),
   stopGraceMs: option({ env: 'BERTH_STOP_GRACE_MS', default: 5000, schema: positiveMsSchema, describe: 'SIGTERM to SIGKILL grace when an app is stopped.' }),
   healthIntervalMs: option({ env: 'BERTH_HEALTH_INTERVAL_MS', default: 1000, schema: positiveMsSchema, describe: 'Time between health check attempts.' }),
   evacuateTimeoutMs: option({ env: 'BERTH_EVACUATE_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'On SIGTERM, how long to wait for replacements before stopping what is left.' }),
@@ -78,6 +79,16 @@ export interface HosterDaemon {
 
 /** Starts the hoster of this machine. `load` is injectable for tests of the load gate. */
 export async function startHoster(config: HosterConfig, logger: Logger, overrides: { load?: LoadSource } = {}): Promise<HosterDaemon> {
+  // Root runs each app as a user of its own; anyone else runs apps as itself.
+  const asRoot = process.getuid?.() === 0;
+  // Before anything else: a tree apps cannot reach would fail every deploy, later and vaguely.
+  const where = chooseHosterDir(config.dataDir, { explicit: config.hosterDir, appsRunAsOthers: asRoot });
+  if (where.moved) logger.info({ hosterDir: where.dir }, where.moved);
+  const dataDir = where.dir;
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+  // Apps may pass through it, never list it.
+  chmodSync(dataDir, 0o711);
+  const appUsers = asRoot ? new AppUsers(dataDir) : undefined;
   const settings = redisSettingsFrom(config);
   let redisDown = false;
   const redis = connectRedis(settings, {
@@ -97,18 +108,20 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix, leaseMs: config.leaseMs, ...replicaWait(settings) });
   const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
   const bundleStore = new BundleStore(redis, { keyPrefix: config.keyPrefix });
-  const dataDir = resolve(config.dataDir, 'hoster');
   const cache = new BundleCache({
     dir: join(dataDir, 'bundles'),
     fetch: (digest) => bundleStore.read(digest),
-    build: async (appDir, digestDir) => {
-      // Install scripts are the app's code: they get no secret of the hoster's (token, Redis URL).
+    build: async (appDir, digestDir, user) => {
+      // Install scripts are the app's code: they run as its build user, never as root, and get
+      // no secret of the hoster's (token, Redis URL); the npm cache is that user's own.
+      const home = user ? buildHome(dataDir, user.buildUid, user.buildGid) : digestDir;
       const result = await buildApp(appDir, {
         logFile: join(digestDir, 'build.log'),
+        user: user && { uid: user.buildUid, gid: user.buildGid },
         env: {
           PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-          HOME: digestDir,
-          npm_config_cache: join(dataDir, 'npm-cache'),
+          HOME: home,
+          npm_config_cache: user ? join(home, '.npm') : join(dataDir, 'npm-cache'),
           npm_config_update_notifier: 'false',
           NODE_ENV: 'production',
         },
@@ -116,7 +129,6 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
       if (result.ran !== 'none') logger.info({ appDir, ran: result.ran, ms: result.ms }, `built ${appDir} (${result.ran})`);
     },
   });
-  const appUser = process.getuid?.() === 0 ? lookupUser(config.appUser, logger) : undefined;
 
   // Renew four times a lease; the app must be dead fenceMarginMs before the lease could end
   // on Redis's clock, and its stop starts stopGraceMs before that: so a renewal may be late
@@ -139,8 +151,8 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     healthIntervalMs: config.healthIntervalMs,
     crashLimit: CRASH_LIMIT,
     crashWindowMs: CRASH_WINDOW_MS,
-    appUser,
-    prepare: (digest) => cache.prepare(digest),
+    appUsers,
+    prepare: (digest, user) => cache.prepare(digest, user),
     startCommand,
     failureReason: (err) =>
       err instanceof BuildFailedError ? 'build_failed' : err instanceof BundleRejectedError ? 'bundle_rejected' : err instanceof NoStartCommandError ? 'no_start_command' : undefined,
@@ -157,7 +169,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     evacuateTimeoutMs: config.evacuateTimeoutMs,
   });
   await hoster.start();
-  logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appUser: appUser?.name }, `hoster of ${config.machine} started`);
+  logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appsRunAs: asRoot ? 'a user of their own' : 'this user' }, `hoster of ${config.machine} started`);
 
   let how = { evacuate: true };
   const closeOnce = idempotentClose(async () => {
@@ -179,13 +191,12 @@ function shimPath(): string {
   return existsSync(beside) ? beside : fileURLToPath(new URL('../dist/hoster/instance-shim.js', import.meta.url));
 }
 
-function lookupUser(name: string, logger: Logger): { uid: number; gid: number; name: string } | undefined {
-  try {
-    const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
-    return { uid, gid, name };
-  } catch {
-    logger.warn({ user: name }, `user ${name} does not exist: apps run as nobody (create it: useradd --system ${name})`);
-    return { uid: 65534, gid: 65534, name: 'nobody' };
-  }
+/** The build user's HOME (and npm cache): its own, 0700, kept across builds of its app. */
+function buildHome(hosterDir: string, uid: number, gid: number): string {
+  const homes = join(hosterDir, 'build-homes');
+  mkdirSync(homes, { recursive: true, mode: 0o711 });
+  const home = join(homes, String(uid));
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  chownSync(home, uid, gid);
+  return home;
 }

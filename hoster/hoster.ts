@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -76,7 +76,9 @@ export class Hoster {
     this.log = o.logger;
     this.ports = new PortAllocator(o.portRange[0], o.portRange[1]);
     const instancesDir = join(o.dataDir, 'instances');
-    mkdirSync(instancesDir, { recursive: true, mode: 0o755 });
+    // Passed through, never listed: which instances run here is no app's business.
+    mkdirSync(instancesDir, { recursive: true, mode: 0o711 });
+    chmodSync(instancesDir, 0o711);
     this.ctx = {
       ...o,
       instancesDir,

@@ -8,7 +8,9 @@ import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/app.js';
 import type { AppStore } from '../registry/app-store.js';
 import type { Instance } from '../registry/instance.js';
 import type { RegistryStore } from '../registry/registry-store.js';
+import type { AppUser, AppUsers } from './app-users.js';
 import { waitHealthy } from './health-check.js';
+import { listenerUids } from './listener-owner.js';
 import { withResourceLimits } from './resource-limits.js';
 import type { PortAllocator } from './port-allocator.js';
 import { onLines, send, type ShimSpec, type ShimToHoster } from './shim-protocol.js';
@@ -37,10 +39,10 @@ export interface RunnerContext {
   /** Crashes within crashWindowMs that make a crash loop. */
   crashLimit: number;
   crashWindowMs: number;
-  /** When the hoster runs as root, apps run as this user. */
-  appUser?: { uid: number; gid: number; name: string };
-  /** Installs the bundle (fetch, verify, unpack, build) once per digest; returns the app's directory. */
-  prepare: (digest: string) => Promise<string>;
+  /** When the hoster runs as root: each app's own users (instances run as one, builds as another). */
+  appUsers?: AppUsers;
+  /** Installs the bundle (fetch, verify, unpack, build) once per digest (and app user); returns the app's directory. */
+  prepare: (digest: string, user: AppUser | undefined) => Promise<string>;
   /** The command that starts the app in `appDir`. */
   startCommand: (appDir: string, releaseCommand: string | null) => { shell: string } | { file: string; args: string[] };
   /** Turns an install failure into a release reason (e.g. build_failed), or undefined for other errors. */
@@ -155,7 +157,9 @@ export class InstanceRunner {
     const digest = release?.bundle ?? this.files;
     if (!digest) throw new InstallFailure('bundle_rejected', 'the instance names no bundle');
     this.health = release?.healthCheck ?? DEFAULT_HEALTH_CHECK;
-    const appDir = await ctx.prepare(digest);
+    const user = ctx.appUsers?.forApp(this.service);
+    this.user = user;
+    const appDir = await ctx.prepare(digest, user);
     if (this.stopRequested) return;
     const command = withResourceLimits(ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
     for (const [name, value] of Object.entries(release?.env ?? {})) {
@@ -176,10 +180,13 @@ export class InstanceRunner {
       BERTH_MACHINE: ctx.machine,
       BERTH_RELEASE: release === undefined ? '' : `v${release.version}`,
     };
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    // Root's, entered by the app's group only: its HOME, its log, and the shim's socket (which
+    // only root may connect to) are nobody else's business.
+    mkdirSync(this.dir, { recursive: true, mode: user ? 0o710 : 0o755 });
+    if (user) chownSync(this.dir, 0, user.gid);
     const home = join(this.dir, 'home');
     mkdirSync(home, { recursive: true, mode: 0o700 });
-    if (ctx.appUser) chownSync(home, ctx.appUser.uid, ctx.appUser.gid);
+    if (user) chownSync(home, user.uid, user.gid);
     env.HOME = home;
     env.TMPDIR = home;
     this.spec = {
@@ -193,8 +200,8 @@ export class InstanceRunner {
       cwd: appDir,
       env,
       command,
-      uid: ctx.appUser?.uid,
-      gid: ctx.appUser?.gid,
+      uid: user?.uid,
+      gid: user?.gid,
       leaseValidForMs: 0,
       stopGraceMs: ctx.stopGraceMs,
     };
@@ -202,6 +209,7 @@ export class InstanceRunner {
   }
 
   private spec: ShimSpec | undefined;
+  private user: AppUser | undefined;
 
   /** Starts the app under a fresh shim and waits for it to pass its health check. */
   private async runOnce(): Promise<void> {
@@ -243,9 +251,23 @@ export class InstanceRunner {
       await this.releaseWith(noListen ? 'not_listening' : 'unhealthy', this.detail(summary));
       return;
     }
+    const squatter = this.portSquatter();
+    if (squatter !== undefined) {
+      // Another user's process answered on this port: routing to it would hand this app's
+      // traffic to someone else. Not the release's fault: another claim gets another port.
+      this.log.error({ port: this.port, uid: squatter }, `port ${this.port} of ${this.service}/${this.id} is held by another user (uid ${squatter}): releasing it`);
+      await this.releaseWith('port_taken', `port ${this.port} was held by another user's process (uid ${squatter}), not by this app`);
+      return;
+    }
     await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
     this.phase = 'running';
     this.log.info({ port: this.port, pid: this.appPid }, `${this.service}/${this.id} is running on port ${this.port}`);
+  }
+
+  /** The uid of another user listening on this instance's port, if one is (apps of their own users only). */
+  private portSquatter(): number | undefined {
+    if (!this.user) return undefined;
+    return listenerUids(this.port).find((uid) => uid !== this.user!.uid);
   }
 
   private attachShim(socket: Socket): void {
@@ -290,7 +312,8 @@ export class InstanceRunner {
     this.phase = 'restarting';
     await new Promise((r) => setTimeout(r, backoff));
     if (this.stopRequested) return;
-    await this.runOnce().catch((err) => this.fail(err));
+    // An instance re-adopted from a previous hoster has no spec here yet: launch it afresh.
+    await (this.spec ? this.runOnce() : this.launch()).catch((err) => this.fail(err));
   }
 
   private startRenewals(): void {

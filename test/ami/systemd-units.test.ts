@@ -44,8 +44,8 @@ describe('the systemd units of ami/', () => {
   it('gives each daemon what it needs and no more', () => {
     const hoster = directives('berth-hoster.service');
     expect(hoster.get('KillMode')).toEqual(['control-group']);
-    // Apps run as berth-app only when the hoster is root: root bounded to switching users,
-    // owning their homes and stopping them.
+    // Apps run as their own users only when the hoster is root: root bounded to switching
+    // users, owning their files and stopping them.
     expect(hoster.get('User')).toEqual(['root']);
     expect(hoster.get('CapabilityBoundingSet')![0]!.split(' ')).toEqual(expect.arrayContaining(['CAP_SETUID', 'CAP_SETGID', 'CAP_CHOWN', 'CAP_KILL']));
     expect(hoster.get('ReadWritePaths')).toEqual(['/var/lib/berth/hoster']);

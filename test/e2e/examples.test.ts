@@ -1,11 +1,13 @@
-// The examples, published through a real `berth up`: express-app with the SDK's ten-line deploy
-// script (its dependencies installed by the hoster's build), ws-echo with the CLI and a
+// The examples, published through a real `berth up` whose data dir lies in a 0700 folder (as
+// a clone in /root does): express-app with the SDK's ten-line deploy script (its dependencies
+// installed by the hoster's build, as the app's build user), ws-echo with the CLI and a
 // WebSocket echo through TLS, balancer and proxy; then `berth up` killed with SIGKILL leaves
 // nothing running: no daemon, no Redis, no app.
 import { execFile } from 'node:child_process';
-import { cpSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +16,7 @@ import { runCli } from '../helpers/cli-process.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
 import { instancePortRange } from '../helpers/port-range.js';
-import { traversableTempDir } from '../helpers/hoster-fixture.js';
+import { chooseHosterDir } from '../../hoster/hoster-dir.js';
 import { platformProcesses } from '../helpers/platform-processes.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { openWebSocket } from '../helpers/websocket-client.js';
@@ -65,7 +67,9 @@ function example(name: string): string {
 }
 
 beforeAll(async () => {
-  dir = traversableTempDir('berth-examples-');
+  // 0700, like /root: apps, running as their own users, cannot traverse it.
+  dir = mkdtempSync(join(tmpdir(), 'berth-examples-'));
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
   httpsPort = await getPort();
   apiPort = await getPort();
   redisPort = await getPort();
@@ -81,6 +85,9 @@ beforeAll(async () => {
 afterAll(async () => {
   up.kill('SIGKILL');
   await waitFor(() => platformProcesses(dir).length === 0 && appProcesses(TAG).size === 0, { deadlineMs: 30_000, what: 'platform stopped' }).catch(() => undefined);
+  // As root the apps' files moved out of the 0700 folder, to where berth up said.
+  const hosterDir = chooseHosterDir(join(dir, 'data'), { explicit: '', appsRunAsOthers: process.getuid?.() === 0 }).dir;
+  rmSync(hosterDir, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -98,6 +105,7 @@ describe('the examples through berth up', () => {
     });
     expect(script.output).toContain('express runs on');
     expect(script.error).toBeNull();
+    if (process.getuid?.() === 0) expect(up.output()).toMatch(/cannot traverse .*berth-examples-.* \(mode 0700\).*their files live in \/var\/lib\/berth\/hosters\//);
 
     const answer = await get('/express/some/where?x=1');
     expect(answer.status).toBe(200);

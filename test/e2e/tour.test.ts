@@ -4,6 +4,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appProcesses } from '../helpers/app-processes.js';
 import { runCli } from '../helpers/cli-process.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
@@ -59,6 +60,15 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A process's environment, '' once it is gone. */
+function environOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return '';
+  }
+}
+
 describe('the five-minute tour', () => {
   it("berth up never prints the whole token: its first 6 characters and where the credentials file is", () => {
     const token = JSON.parse(readFileSync(join(dir, 'data', 'secrets.json'), 'utf8')).token as string;
@@ -67,6 +77,7 @@ describe('the five-minute tour', () => {
   });
 
   it('publishes, serves over HTTPS, scales, updates without a failed request, rolls back, configures, logs, deletes, stops cleanly', async () => {
+    const secrets = JSON.parse(readFileSync(join(dir, 'data', 'secrets.json'), 'utf8')) as { token: string; redisPassword: string };
     const app = mkdtempSync(join(tmpdir(), 'berth-tour-app-'));
     cpSync(new URL('../../examples/hello', import.meta.url), app, { recursive: true });
     try {
@@ -79,6 +90,18 @@ describe('the five-minute tour', () => {
         if (r.status === 200) instances.add(JSON.parse(r.body).instance);
         return instances.size === 2;
       }, { deadlineMs: 20_000, what: 'both instances answering over HTTPS' });
+
+      // Secrets reach only who needs them, and not through the environment: no daemon, shim
+      // or app of this platform has the token or the Redis password in its environment.
+      const daemons = platformProcesses(dir);
+      expect(daemons.filter((p) => / (registry|proxy|balancer|scaler|hoster)\b/.test(p)).length, daemons.join('\n')).toBeGreaterThanOrEqual(5);
+      const apps = [...appProcesses().values()].flat().filter((pid) => environOf(pid).includes('BERTH_APP=hello'));
+      expect(apps.length).toBeGreaterThanOrEqual(2);
+      for (const pid of [...daemons.map((p) => Number(p.split(' ')[0])), ...apps]) {
+        const environ = environOf(pid);
+        expect(environ.includes(secrets.token), `the token in the environment of ${pid}`).toBe(false);
+        expect(environ.includes(secrets.redisPassword), `the Redis password in the environment of ${pid}`).toBe(false);
+      }
 
       await berth('scale', 'hello', '3');
       expect(JSON.parse(await berth('info', 'hello', '--json')).running).toBe(3);
@@ -124,5 +147,9 @@ describe('the five-minute tour', () => {
     up.kill('SIGTERM');
     expect(await up.exited).toBe(0);
     await waitFor(() => platformProcesses(dir).length === 0, { deadlineMs: 15_000, what: 'nothing of the platform left running' });
+    // Every daemon's log went to berth up's output: after the whole tour, no secret in it.
+    expect(up.output().length).toBeGreaterThan(1000);
+    expect(up.output().includes(secrets.token), 'the token in the logs').toBe(false);
+    expect(up.output().includes(secrets.redisPassword), 'the Redis password in the logs').toBe(false);
   }, 240_000);
 });
