@@ -1,4 +1,3 @@
-import { userInfo } from 'node:os';
 import { BerthClient } from '../sdk/berth-client.js';
 import { credentialsPath, readCredentials, type Credentials } from './credentials.js';
 
@@ -21,28 +20,9 @@ export function resolveCredentials(env: NodeJS.ProcessEnv): Credentials {
   return { url, token };
 }
 
-/** A client of the API that names the local user as the author of changes (shown by `berth releases`). */
+/** A client of the API. Who made a change is the token's name: the API records that. */
 export function apiClient(credentials: Credentials): BerthClient {
-  const user = localUser();
-  const withUser: typeof fetch = (input, init) => {
-    const headers = new Headers(init?.headers);
-    if (user !== undefined) headers.set('x-berth-user', user);
-    return globalThis.fetch(input, { ...init, headers });
-  };
-  return new BerthClient({ url: credentials.url, token: credentials.token, fetch: withUser });
-}
-
-/** The login name, trimmed to what the API's X-Berth-User header accepts, or undefined. */
-function localUser(): string | undefined {
-  let name: string;
-  try {
-    name = userInfo().username;
-  } catch {
-    // No passwd entry for this uid (containers): the API then records "api".
-    return undefined;
-  }
-  const clean = name.replace(/[^A-Za-z0-9._@+-]/g, '').slice(0, 64);
-  return clean === '' ? undefined : clean;
+  return new BerthClient({ url: credentials.url, token: credentials.token });
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

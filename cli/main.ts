@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { CliContext } from './cli-context.js';
 import { appsCommand } from './commands/apps.js';
+import { auditCommand } from './commands/audit.js';
 import { configCommand } from './commands/config.js';
 import { configSetCommand } from './commands/config-set.js';
 import { configUnsetCommand } from './commands/config-unset.js';
@@ -19,6 +20,7 @@ import { publishCommand } from './commands/publish.js';
 import { releasesCommand } from './commands/releases.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { scaleCommand } from './commands/scale.js';
+import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './commands/tokens.js';
 import { updateCommand } from './commands/update.js';
 import { Output } from './output.js';
 
@@ -41,7 +43,7 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
 
 /** The command named on the command line, if any (the first word that is not an option). */
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login']);
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit']);
 const loaded: Record<string, MakeCommand> = {};
 for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
   // An app command needs none of them; a daemon command only its own; help and typos all.
@@ -72,6 +74,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
     ],
   },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
+  { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },
   { heading: 'Set-up:', commands: [...daemon('up'), loginCommand] },
   { heading: 'Daemons (berth up runs them for one machine):', commands: ['registry', 'hoster', 'proxy', 'balancer', 'scaler'].flatMap(daemon) },
 ];

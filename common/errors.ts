@@ -10,7 +10,12 @@ export const ERROR_CATALOGUE = {
     status: 401,
     message: 'Missing or wrong API token: send "Authorization: Bearer <token>" with a token from BERTH_TOKEN.',
   },
+  forbidden: {
+    status: 403,
+    message: 'This token may not do that (it is read-only, or scoped to another app): use a token that may (berth tokens:list).',
+  },
   not_found: { status: 404, message: 'No such endpoint: see docs/api.md for the REST reference.' },
+  token_not_found: { status: 404, message: 'No token has this name: list them with berth tokens:list.' },
   service_not_found: { status: 404, message: 'No such service: list them with GET /v1/services.' },
   bundle_not_found: { status: 404, message: 'No bundle with this digest: upload it first with PUT /v1/bundles/:sha256.' },
   instance_not_found: {
@@ -20,6 +25,7 @@ export const ERROR_CATALOGUE = {
   app_not_found: { status: 404, message: 'No such app: list them with GET /v1/apps (berth apps).' },
   release_not_found: { status: 404, message: 'No such release of this app: list them with GET /v1/apps/:name/releases.' },
   app_exists: { status: 409, message: 'An app with this name exists: update it, or choose another name.' },
+  token_exists: { status: 409, message: 'A token with this name exists: revoke it first (berth tokens:revoke), or choose another name.' },
   path_taken: { status: 409, message: 'Another app owns this path, a prefix above it or one under it: choose a path outside it.' },
   reserved_path: { status: 400, message: 'The path "/" is reserved (it would take every other path): choose a prefix such as /shop.' },
   release_conflict: {

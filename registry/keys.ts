@@ -66,6 +66,13 @@ export interface RegistryKeys {
   readonly scalerLog: string;
   /** Hash of app name → when the scaler last changed it and last noticed it at its max (JSON). */
   readonly scalerMemory: string;
+
+  /** Hash of a token's sha256 (hex) → what it may do (JSON): tokens themselves are never stored. */
+  readonly tokens: string;
+  /** Hash of token name → its sha256 (hex): names are unique. */
+  readonly tokenNames: string;
+  /** Stream of every mutating API call (token, method, path, app, status), capped. */
+  readonly audit: string;
 }
 
 export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryKeys {
@@ -102,5 +109,8 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     scalerLease: `${p}scaler-lease`,
     scalerLog: `${p}scaler-log`,
     scalerMemory: `${p}scaler-memory`,
+    tokens: `${p}tokens`,
+    tokenNames: `${p}token-names`,
+    audit: `${p}audit`,
   };
 }

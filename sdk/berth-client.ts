@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, AutoscalePolicy, ClaimRequest, Instance, LogLine, Machine, PublishRequest, RegistryEvent, Release, ScaleDecision, UpdateRequest } from './types.js';
+import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, ClaimRequest, Instance, LogLine, Machine, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -180,6 +180,26 @@ export class BerthClient {
   /** Sets and unsets variables: one new release. */
   setConfig(name: string, change: { set?: Record<string, string>; unset?: string[] }): Promise<Release> {
     return this.call('PATCH', `/v1/apps/${enc(name)}/config`, { body: change, idempotent: false });
+  }
+
+  /** CreateToken: a named token for every app or one (`app`), read-only or not. The token is in this answer only. */
+  createToken(name: string, options: { app?: string; readOnly?: boolean } = {}): Promise<NewToken> {
+    return this.call('POST', '/v1/tokens', { body: { name, ...options }, idempotent: false });
+  }
+
+  /** ListTokens: every named token's grant (never the tokens). */
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.call<{ tokens: TokenRecord[] }>('GET', '/v1/tokens', { idempotent: true })).tokens;
+  }
+
+  /** RevokeToken: refused from the next request on, by every registry. */
+  async revokeToken(name: string): Promise<TokenRecord> {
+    return (await this.call<{ revoked: TokenRecord }>('DELETE', `/v1/tokens/${enc(name)}`, { idempotent: false })).revoked;
+  }
+
+  /** GetAudit: the newest `limit` changes made through the API, newest first. */
+  async audit(limit = 100): Promise<AuditEntry[]> {
+    return (await this.call<{ entries: AuditEntry[] }>('GET', '/v1/audit', { query: { limit }, idempotent: true })).entries;
   }
 
   /** The app's last `lines` log lines, oldest first. */

@@ -2,6 +2,7 @@ export { BerthClient, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, type BerthClientOptio
 export { BerthApiError } from './api-error.js';
 export type {
   AppDetails,
+  AuditEntry,
   AutoscalePolicy,
   Attributes,
   ClaimRequest,
@@ -10,10 +11,12 @@ export type {
   InstanceState,
   LogLine,
   Machine,
+  NewToken,
   PublishRequest,
   RegistryEvent,
   Release,
   ReleaseStatus,
   ScaleDecision,
+  TokenRecord,
   UpdateRequest,
 } from './types.js';

@@ -172,3 +172,34 @@ export interface LogLine {
   stream: 'out' | 'err';
   line: string;
 }
+
+/** A named API token's grant (never the token itself, except once in NewToken). */
+export interface TokenRecord {
+  name: string;
+  /** The one app it may read and change, or null for every app. */
+  app: string | null;
+  /** Reads only. */
+  readOnly: boolean;
+  /** ms since the epoch. */
+  createdAt: number;
+  /** The name of the token that made it. */
+  createdBy: string;
+}
+
+/** A token just made: `token` is shown this once and never again. */
+export interface NewToken extends TokenRecord {
+  token: string;
+}
+
+/** One call that could change something, as the audit log keeps it. */
+export interface AuditEntry {
+  id: string;
+  /** ms since the epoch. */
+  at: number;
+  /** The name of the token that made the call. */
+  token: string;
+  method: string;
+  path: string;
+  app: string | null;
+  status: number;
+}

@@ -5,13 +5,17 @@ import type { RedisClient } from '../../common/redis-connection.js';
 import type { AppService } from '../app-service.js';
 import type { BundleStore } from '../bundle-store.js';
 import type { RegistryStore } from '../registry-store.js';
+import type { TokenStore } from '../token-store.js';
 import { appRoutes } from './app-routes.js';
+import { auditLog } from './audit-log.js';
 import { authenticate } from './authenticate.js';
+import { authorize } from './authorize.js';
 import { bundleRoutes } from './bundle-routes.js';
 import { errorHandler } from './error-handler.js';
 import { eventRoutes } from './event-routes.js';
 import { jsonBody } from './json-body.js';
 import { serviceRoutes } from './service-routes.js';
+import { tokenRoutes } from './token-routes.js';
 
 export interface ApiAppOptions {
   store: RegistryStore;
@@ -21,7 +25,10 @@ export interface ApiAppOptions {
   maxInstances: number;
   redis: RedisClient;
   openBlockingConnection: () => RedisClient;
+  /** BERTH_TOKEN's tokens: they may do everything. */
   tokens: readonly string[];
+  /** Named tokens, with what each may do, and the audit log. */
+  tokenStore: TokenStore;
   bodyLimitBytes: number;
   /** Largest bundle accepted by PUT /v1/bundles/:sha256. */
   bundleLimitBytes: number;
@@ -58,7 +65,9 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
     logger: options.logger,
   });
   const v1 = express.Router();
-  v1.use(authenticate(options.tokens));
+  v1.use(authenticate(options.tokens, options.tokenStore));
+  v1.use(auditLog(options.tokenStore, options.logger));
+  v1.use(authorize());
   // Bundles are raw gzip bytes, streamed: they must come before the JSON body parser.
   v1.use(bundleRoutes({ bundles: options.bundles, limitBytes: options.bundleLimitBytes }));
   v1.use(jsonBody(options.bodyLimitBytes));
@@ -70,6 +79,7 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
     maxInstances: options.maxInstances,
     logger: options.logger,
   });
+  v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
   v1.use(events.router);

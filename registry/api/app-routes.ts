@@ -6,7 +6,9 @@ import { StopSignal, STOPPED } from '../../common/stop-signal.js';
 import { followLogs, recentLogs } from '../app-logs.js';
 import type { AppService } from '../app-service.js';
 import type { RegistryKeys } from '../keys.js';
-import { appSchemas, userHeaderSchema } from './app-schemas.js';
+import { appSchemas } from './app-schemas.js';
+import { grantOf } from './authenticate.js';
+import { forbidden, publishRefusal } from './authorize.js';
 import { emptyQuery } from './schemas.js';
 import { validate } from './validate.js';
 
@@ -30,26 +32,26 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
 
   const params = (req: Request) => validate(s.appParams, req.params, 'path').name;
   const noQuery = (req: Request) => validate(emptyQuery, req.query, 'query');
-  const user = (req: Request) => {
-    const header = req.headers['x-berth-user'];
-    if (header === undefined) return 'api';
-    const parsed = userHeaderSchema.safeParse(header);
-    if (!parsed.success) throw new BerthError('invalid_request', `Invalid X-Berth-User header: ${parsed.error.issues[0]?.message ?? 'not valid'}.`);
-    return parsed.data;
-  };
+  // Who made a change: the name of the token that made it, never a header the caller asserts.
+  const user = (res: Response) => grantOf(res).name;
 
   // PublishApp
   r.post('/apps', async (req, res) => {
     noQuery(req);
     const body = validate(s.publish, req.body, 'body');
-    const app = await service.publish(body, user(req));
+    const why = publishRefusal(grantOf(res), body.name);
+    if (why !== undefined) throw forbidden(why);
+    const app = await service.publish(body, user(res));
     res.status(201).location(`/v1/apps/${app.name}`).json(app);
   });
 
   // ListApps
   r.get('/apps', async (req, res) => {
     noQuery(req);
-    res.json({ apps: await service.list() });
+    const scope = grantOf(res).app;
+    const apps = await service.list();
+    // An app's token sees that app only.
+    res.json({ apps: scope === null ? apps : apps.filter((a) => a.name === scope) });
   });
 
   // GetAppDetails
@@ -63,7 +65,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   r.put('/apps/:name', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json(await service.update(name, validate(s.update, req.body, 'body'), user(req)));
+    res.json(await service.update(name, validate(s.update, req.body, 'body'), user(res)));
   });
 
   // Scale (and prefix stripping)
@@ -116,7 +118,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     const name = params(req);
     noQuery(req);
     const body = validate(s.rollback, req.body ?? {}, 'body');
-    res.status(201).json(await service.rollback(name, body.version, user(req)));
+    res.status(201).json(await service.rollback(name, body.version, user(res)));
   });
 
   r.get('/apps/:name/config', async (req, res) => {
@@ -128,7 +130,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   r.patch('/apps/:name/config', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    const release = await service.changeConfig(name, validate(s.config, req.body, 'body'), user(req));
+    const release = await service.changeConfig(name, validate(s.config, req.body, 'body'), user(res));
     res.status(201).json(release);
   });
 

@@ -110,6 +110,3 @@ export function appSchemas(maxInstances: number) {
     }),
   };
 }
-
-/** Who made a change, from the optional X-Berth-User header (the CLI sends the local user). */
-export const userHeaderSchema = z.string().regex(/^[A-Za-z0-9._@+-]{1,64}$/, 'must be 1-64 letters, digits or "._@+-"');

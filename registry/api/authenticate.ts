@@ -1,25 +1,46 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { BerthError } from '../../common/errors.js';
+import { ADMIN_TOKEN_NAME, type TokenGrant, type TokenStore } from '../token-store.js';
+
+/** What the request's token may do, set by authenticate() for the routes after it. */
+export function grantOf(res: Response): TokenGrant {
+  const grant = res.locals.grant as TokenGrant | undefined;
+  if (grant === undefined) throw new Error('grantOf() before authenticate()');
+  return grant;
+}
 
 /**
- * Requires `Authorization: Bearer <token>` with one of `tokens` (the scheme in any case:
- * RFC 9110 §11.1 makes it case-insensitive). Tokens are compared as
- * sha256 digests in constant time, so neither their content nor their length leaks.
+ * Requires `Authorization: Bearer <token>` (the scheme in any case: RFC 9110 §11.1 makes it
+ * case-insensitive) with one of `adminTokens` (BERTH_TOKEN: may do everything) or a named
+ * token of the store. Admin tokens are compared as sha256 digests in constant time, so neither
+ * their content nor their length leaks; a named token is found by its digest.
  */
-export function authenticate(tokens: readonly string[]) {
-  const digests = tokens.map(sha256);
+export function authenticate(adminTokens: readonly string[], tokens: TokenStore) {
+  const digests = adminTokens.map(sha256);
   return (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     const match = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-    if (match !== null) {
-      const given = sha256(match[1]!);
-      let ok = false;
-      for (const d of digests) ok = timingSafeEqual(given, d) || ok;
-      if (ok) return next();
+    const refuse = () => {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="berth"');
+      next(new BerthError('unauthorized'));
+    };
+    if (match === null) return refuse();
+    const given = sha256(match[1]!);
+    let admin = false;
+    for (const d of digests) admin = timingSafeEqual(given, d) || admin;
+    if (admin) {
+      res.locals.grant = { name: ADMIN_TOKEN_NAME, app: null, readOnly: false } satisfies TokenGrant;
+      return next();
     }
-    res.setHeader('WWW-Authenticate', 'Bearer realm="berth"');
-    next(new BerthError('unauthorized'));
+    tokens.lookup(match[1]!).then(
+      (grant) => {
+        if (grant === undefined) return refuse();
+        res.locals.grant = grant;
+        next();
+      },
+      next,
+    );
   };
 }
 

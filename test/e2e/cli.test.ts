@@ -233,6 +233,29 @@ describe('berth app commands', () => {
     expect(culprits.find((x) => x.machine === 'm2')!.error).toBe('ECONNREFUSED');
   });
 
+  it("tokens: an app's token is printed once and publishes that app; releases and audit name it; revoked, it is refused", async () => {
+    const made = await runCli(['tokens:create', 'ci-hello', '--app', 'hello'], env);
+    expect(made.code, made.stderr).toBe(0);
+    const token = made.stdout.trim();
+    expect(token).toMatch(/^berth_[0-9a-f]{40}$/);
+    expect(made.stderr).toContain('reads and changes the app hello only');
+    const ciEnv = { ...env, BERTH_TOKEN: token };
+    const changed = await runCli(['config:set', 'hello', 'FROM=ci', '--no-wait'], ciEnv);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect((await runCli(['releases', 'hello'], env)).stdout.split('\n')[1]).toContain('ci-hello');
+    const elsewhere = await runCli(['tokens:list'], ciEnv);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain('managing tokens needs a token for every app');
+    const list = await runCli(['tokens:list'], env);
+    expect(list.stdout).toMatch(/^ci-hello\s+hello\s+read-write\s+admin /m);
+    expect(list.stdout).not.toContain(token);
+    expect((await runCli(['audit', '-n', '5'], env)).stdout).toMatch(/ci-hello\s+PATCH \/v1\/apps\/hello\/config\s+hello\s+201/);
+    expect((await runCli(['tokens:revoke', 'ci-hello'], env)).code).toBe(0);
+    const refused = await runCli(['apps'], ciEnv);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('token');
+  });
+
   it('delete asks for --yes off a terminal, then waits until the app is gone', async () => {
     const refused = await runCli(['delete', 'hello'], env);
     expect(refused.code).toBe(1);
@@ -309,7 +332,7 @@ describe('berth errors', () => {
   it('--help lists every command with examples, and each command has its own', async () => {
     const r = await runCli(['--help'], bareEnv);
     expect(r.code).toBe(0);
-    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'login', 'up']) {
+    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'up']) {
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
     expect(r.stdout).toContain('Examples:');
