@@ -18,6 +18,7 @@ import { logsCommand } from './commands/logs.js';
 import { machinesCommand } from './commands/machines.js';
 import { publishCommand } from './commands/publish.js';
 import { releasesCommand } from './commands/releases.js';
+import { restartCommand } from './commands/restart.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { scaleCommand } from './commands/scale.js';
 import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './commands/tokens.js';
@@ -43,7 +44,7 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
 
 /** The command named on the command line, if any (the first word that is not an option). */
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit']);
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit']);
 const loaded: Record<string, MakeCommand> = {};
 for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
   // An app command needs none of them; a daemon command only its own; help and typos all.
@@ -66,6 +67,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
       scaleCommand,
       releasesCommand,
       rollbackCommand,
+      restartCommand,
       configCommand,
       configSetCommand,
       configUnsetCommand,

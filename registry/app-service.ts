@@ -157,6 +157,19 @@ export class AppService {
     return (await this.o.apps.release(name, version2))!;
   }
 
+  /**
+   * Restarts every instance without downtime: a new release with the current one's code and
+   * configuration, rolled out like any other (the new instances pass their health check before
+   * the old ones drain). A failed release cannot be restarted into: roll back instead.
+   */
+  async restart(name: string, user: string): Promise<Release> {
+    const version = await this.newRelease(name, user, (base) => {
+      if (base.status === 'failed') throw new BerthError('release_not_found', `${name}'s current release v${base.version} failed: fix it and publish again, or roll back (berth rollback ${name}).`);
+      return { ...baseContent(base), description: `Restart (v${base.version})`, createdBy: user };
+    });
+    return (await this.o.apps.release(name, version))!;
+  }
+
   async config(name: string): Promise<Record<string, string>> {
     const app = await this.o.apps.get(name);
     return (await this.o.apps.release(name, app.release))?.env ?? {};

@@ -173,6 +173,11 @@ export class BerthClient {
     return this.call('POST', `/v1/apps/${enc(name)}/rollback`, { body: version === undefined ? {} : { version }, idempotent: false });
   }
 
+  /** A rolling restart: a new release with the current code and configuration, rolled out without downtime. */
+  restart(name: string): Promise<Release> {
+    return this.call('POST', `/v1/apps/${enc(name)}/restart`, { body: {}, idempotent: false });
+  }
+
   async getConfig(name: string): Promise<Record<string, string>> {
     return (await this.call<{ env: Record<string, string> }>('GET', `/v1/apps/${enc(name)}/config`, { idempotent: true })).env;
   }

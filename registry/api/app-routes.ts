@@ -121,6 +121,14 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     res.status(201).json(await service.rollback(name, body.version, user(res)));
   });
 
+  // RestartApp: a rolling restart, as a release with the same code and configuration.
+  r.post('/apps/:name/restart', async (req, res) => {
+    const name = params(req);
+    noQuery(req);
+    validate(s.restart, req.body ?? {}, 'body');
+    res.status(201).json(await service.restart(name, user(res)));
+  });
+
   r.get('/apps/:name/config', async (req, res) => {
     const name = params(req);
     noQuery(req);

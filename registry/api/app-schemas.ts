@@ -75,6 +75,7 @@ export function appSchemas(maxInstances: number) {
     }),
     scale: z.strictObject({ instances: instances.optional(), stripPrefix: z.boolean().optional() }),
     rollback: z.strictObject({ version: z.number().int().min(1).optional() }),
+    restart: z.strictObject({}),
     autoscale: z
       .strictObject({
         // At least one instance: with none, no load could ever show that the app needs one.

@@ -175,6 +175,33 @@ describe('berth app commands', () => {
     await waitFor(async () => (await greeting()) === 'Hello from berth', { what: 'the old greeting through the proxy' });
   });
 
+  it('restart replaces every instance, one release later, without a failed request', async () => {
+    const before = (await running('hello')).map((i) => i.id);
+    expect(before).toHaveLength(2);
+    let failures = 0;
+    let total = 0;
+    let loading = true;
+    const load = (async () => {
+      while (loading) {
+        const res = await fetch(`${proxy.url}/hello`).catch(() => undefined);
+        if (res?.status !== 200) failures++;
+        await res?.arrayBuffer();
+        total++;
+      }
+    })();
+    const r = await runCli(['restart', 'hello'], env, { deadlineMs: 90_000 });
+    loading = false;
+    await load;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('hello restarted: v5 active\n');
+    expect(failures, `${failures} of ${total} requests failed`).toBe(0);
+    expect(total).toBeGreaterThan(10);
+    const after = await running('hello');
+    expect(after.map((i) => i.release)).toEqual([5, 5]);
+    for (const i of after) expect(before).not.toContain(i.id);
+    expect((await client.listReleases('hello'))[0]).toMatchObject({ version: 5, description: 'Restart (v4)' });
+  });
+
   it('a reader that closes stdout early (berth releases hello | head -1) ends it with exit 0 and nothing on stderr', async () => {
     const child = spawn(process.execPath, [CLI_MAIN, 'releases', 'hello'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     // Closed before the first line is written: every write then meets EPIPE, as after head's first line.
@@ -332,7 +359,7 @@ describe('berth errors', () => {
   it('--help lists every command with examples, and each command has its own', async () => {
     const r = await runCli(['--help'], bareEnv);
     expect(r.code).toBe(0);
-    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'up']) {
+    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'up']) {
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
     expect(r.stdout).toContain('Examples:');
