@@ -29,7 +29,21 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-/** The client for a command: credentials from the environment or the file, else a clear error. */
+/** Where the URL and the token came from, said by --verbose and berth status. */
+export function credentialSources(env: NodeJS.ProcessEnv): { url: string; token: string } {
+  const file = credentialsPath(env);
+  return { url: nonEmpty(env.BERTH_URL) ? 'BERTH_URL' : file, token: nonEmpty(env.BERTH_TOKEN) ? 'BERTH_TOKEN' : file };
+}
+
+/**
+ * The client for a command: credentials from the environment or the file, else a clear error.
+ * With --verbose (BERTH_VERBOSE=1) it says on stderr which API it uses, and why.
+ */
 export function connect(env: NodeJS.ProcessEnv): BerthClient {
-  return apiClient(resolveCredentials(env));
+  const credentials = resolveCredentials(env);
+  if (env.BERTH_VERBOSE === '1') {
+    const from = credentialSources(env);
+    process.stderr.write(`berth: API ${credentials.url} (from ${from.url}), token ${credentials.token.slice(0, 6)}… (from ${from.token})\n`);
+  }
+  return apiClient(credentials);
 }

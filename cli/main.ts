@@ -21,6 +21,7 @@ import { releasesCommand } from './commands/releases.js';
 import { restartCommand } from './commands/restart.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { scaleCommand } from './commands/scale.js';
+import { statusCommand } from './commands/status.js';
 import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './commands/tokens.js';
 import { updateCommand } from './commands/update.js';
 import { Output } from './output.js';
@@ -42,9 +43,20 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
   scaler: async () => (await import('./scaler-command.js')).scalerCommand,
 };
 
+// --verbose, anywhere before "--", for every command: each one that talks to the API then says
+// which API on stderr (as BERTH_VERBOSE=1 does).
+{
+  const end = process.argv.indexOf('--');
+  const at = process.argv.indexOf('--verbose');
+  if (at >= 2 && (end < 0 || at < end)) {
+    process.argv.splice(at, 1);
+    process.env.BERTH_VERBOSE = '1';
+  }
+}
+
 /** The command named on the command line, if any (the first word that is not an option). */
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit']);
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit']);
 const loaded: Record<string, MakeCommand> = {};
 for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
   // An app command needs none of them; a daemon command only its own; help and typos all.
@@ -77,7 +89,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
   },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },
-  { heading: 'Set-up:', commands: [...daemon('up'), loginCommand] },
+  { heading: 'Set-up:', commands: [...daemon('up'), loginCommand, statusCommand] },
   { heading: 'Daemons (berth up runs them for one machine):', commands: ['registry', 'hoster', 'proxy', 'balancer', 'scaler'].flatMap(daemon) },
 ];
 
@@ -108,7 +120,7 @@ const program = new Command()
 Every app command finds the API in BERTH_URL and BERTH_TOKEN, else in the credentials file
 that berth up and berth login write. Each takes --json to print its result as JSON on
 stdout, and --help for its flags and examples. Errors go to stderr as "berth: <message>",
-with exit code 1.
+with exit code 1. --verbose (or BERTH_VERBOSE=1) says on stderr which API a command uses.
 
 Examples:
   $ berth up                          # run berth on this machine

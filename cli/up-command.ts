@@ -11,7 +11,7 @@ import { DEFAULT_HTTPS_PORT } from '../balancer/balancer-daemon.js';
 import { chooseHosterDir } from '../hoster/hoster-dir.js';
 import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
 import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
-import { credentialsPath, writeCredentials } from './credentials.js';
+import { credentialsPath, readCredentials, writeCredentials } from './credentials.js';
 import { DaemonSupervisor } from './daemon-supervisor.js';
 import { localRedisCommand } from './local-redis.js';
 
@@ -26,6 +26,7 @@ const upFlags = z.object({
   httpsPort: z.coerce.number().int().min(1).max(65535).default(DEFAULT_HTTPS_PORT),
   httpPort: z.coerce.number().int().min(1).max(65535).optional(),
   demo: z.boolean().default(false),
+  force: z.boolean().default(false),
 });
 
 /** Secrets `berth up` makes once and keeps in its data directory, so a rerun resumes. */
@@ -40,6 +41,7 @@ export function upCommand(): Command {
     .option('--https-port <port>', `HTTPS port of the balancer (env BERTH_HTTPS_PORT, default ${DEFAULT_HTTPS_PORT})`)
     .option('--http-port <port>', 'plain-HTTP port that redirects to HTTPS (env BERTH_HTTP_PORT; default none)')
     .option('--demo', 'also publish examples/hello on /hello and print its URL')
+    .option('--force', "take over the CLI's credentials even when they point at another platform that is running")
     .option('--redis-port <port>', `port of the local Redis, on 127.0.0.1 (default ${DEFAULT_LOCAL_REDIS_PORT}); not used when REDIS_URL is set`)
     .action(async (raw: Record<string, unknown>) => {
       const flags = upFlags.parse({
@@ -50,6 +52,7 @@ export function upCommand(): Command {
         httpsPort: raw.httpsPort ?? process.env.BERTH_HTTPS_PORT,
         httpPort: raw.httpPort ?? process.env.BERTH_HTTP_PORT,
         demo: raw.demo === true,
+        force: raw.force === true,
       });
       await runUp(flags);
     });
@@ -66,6 +69,16 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   chmodSync(dataDir, 0o711);
   const secrets = loadOrMakeSecrets(join(dataDir, 'secrets.json'));
+  const credentials = credentialsPath(process.env);
+  const apiUrl = `http://127.0.0.1:${flags.apiPort}`;
+  // Two platforms on one machine must not cross: the CLI would silently talk to the other one.
+  const theirs = readCredentials(credentials);
+  if (!flags.force && theirs !== undefined && (theirs.url !== apiUrl || theirs.token !== secrets.token) && (await answers(theirs.url))) {
+    throw new Error(
+      `The CLI's credentials (${credentials}) point at another berth that is running (${theirs.url}). Stop that one, ` +
+        `give this one its own credentials (BERTH_HOME=<dir> berth up …), or take them over with berth up --force.`,
+    );
+  }
   const supervisor = new DaemonSupervisor();
   supervisor.on('started', (name, pid) => say(`${name} started (pid ${pid})`));
   supervisor.on('exited', (name, code, signal, restartInMs) => {
@@ -140,7 +153,6 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  const apiUrl = `http://127.0.0.1:${flags.apiPort}`;
   try {
     await waitForHealthy(apiUrl, 30_000);
   } catch (err) {
@@ -154,7 +166,6 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     await supervisor.stop();
     throw err;
   }
-  const credentials = credentialsPath(process.env);
   writeCredentials(credentials, { url: apiUrl, token: secrets.token });
   const ca = join(dataDir, 'tls', 'ca.pem');
   say(`HTTPS: ${httpsUrl}/<app path>   (trust the CA once: ${ca})`);
@@ -186,6 +197,15 @@ function loadOrMakeSecrets(path: string): z.output<typeof secretsSchema> {
   writeFileSync(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return secrets;
+}
+
+/** True when a berth API answers its health check at `url` within a second. */
+async function answers(url: string): Promise<boolean> {
+  try {
+    return (await fetch(`${url.replace(/\/+$/, '')}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Writes a secret to a 0600 file (again on every start, so that it follows the settings); returns its path. */

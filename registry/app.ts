@@ -77,6 +77,8 @@ export interface AppDetails extends App {
   instancesByState: Partial<Record<InstanceState, number>>;
   /** Running instances of the current release. */
   running: number;
+  /** Running instances by release version: an older release still serving shows here during a deploy. */
+  runningByRelease: Record<string, number>;
 }
 
 export function appFromHash(h: Record<string, string>): App | undefined {
@@ -107,6 +109,8 @@ export function appDetails(app: App, current: Release | null, instances: Instanc
   const instancesByState: Partial<Record<InstanceState, number>> = {};
   for (const i of instances) instancesByState[i.state] = (instancesByState[i.state] ?? 0) + 1;
   const running = instances.filter((i) => i.release === app.release && i.state === 'running').length;
+  const runningByRelease: Record<string, number> = {};
+  for (const i of instances) if (i.state === 'running' && i.release !== null) runningByRelease[i.release] = (runningByRelease[i.release] ?? 0) + 1;
   let status: AppDetails['status'];
   if (app.state === 'deleting') status = 'deleting';
   else if (current?.status === 'failed') status = 'failed';
@@ -120,5 +124,6 @@ export function appDetails(app: App, current: Release | null, instances: Instanc
     current,
     instancesByState,
     running,
+    runningByRelease,
   };
 }

@@ -192,6 +192,11 @@ export class BerthClient {
     return this.call('POST', '/v1/tokens', { body: { name, ...options }, idempotent: false });
   }
 
+  /** WhoAmI: what this client's token may do (`admin` for BERTH_TOKEN's tokens). */
+  whoAmI(): Promise<Pick<TokenRecord, 'name' | 'app' | 'readOnly'>> {
+    return this.call('GET', '/v1/token', { idempotent: true });
+  }
+
   /** ListTokens: every named token's grant (never the tokens). */
   async listTokens(): Promise<TokenRecord[]> {
     return (await this.call<{ tokens: TokenRecord[] }>('GET', '/v1/tokens', { idempotent: true })).tokens;

@@ -139,7 +139,10 @@ export interface AppDetails {
   status: 'running' | 'deploying' | 'failed' | 'stopped' | 'deleting' | 'starting';
   current: Release | null;
   instancesByState: Partial<Record<InstanceState, number>>;
+  /** Running instances of the current release. */
   running: number;
+  /** Running instances by release version ("3": 2): an older release still serving shows here during a deploy. */
+  runningByRelease: Record<string, number>;
 }
 
 export interface PublishRequest {

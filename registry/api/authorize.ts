@@ -16,6 +16,8 @@ export function refusal(grant: TokenGrant, method: string, path: string): string
   const write = !READS.has(method);
   if (write && grant.readOnly) return `the token ${grant.name} is read-only: ${method} needs a token that may change things`;
   const [first = '', second] = path.split('/').filter(Boolean);
+  // What a token may do is no secret to its holder.
+  if (first === 'token' && second === undefined) return write ? `${method} /v1/token is not a call` : undefined;
   if (first === 'tokens' && (grant.app !== null || (write && grant.readOnly))) return `managing tokens needs a token for every app (${grant.name} is for ${grant.app})`;
   if (grant.app === null) return undefined;
   const scope = `the token ${grant.name} is for the app ${grant.app} only`;

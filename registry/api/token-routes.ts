@@ -33,6 +33,12 @@ export function tokenRoutes(tokens: TokenStore): Router {
     res.status(201).location(`/v1/tokens/${record.name}`).json({ ...record, token });
   });
 
+  // WhoAmI: the grant of the token that asks (berth status).
+  r.get('/token', (req, res) => {
+    validate(emptyQuery, req.query, 'query');
+    res.json(grantOf(res));
+  });
+
   // ListTokens: names and grants, never the tokens.
   r.get('/tokens', async (req, res) => {
     validate(emptyQuery, req.query, 'query');

@@ -356,10 +356,23 @@ describe('berth errors', () => {
     rmSync(path);
   });
 
+  it('status says which API and token the CLI uses and what the token may do; --verbose says it for any command', async () => {
+    const status = await runCli(['status'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`API:   ${registry.daemon.url}   (from BERTH_URL)`);
+    expect(status.stdout).toContain(`token: ${registry.token.slice(0, 6)}…   (from BERTH_TOKEN)`);
+    expect(status.stdout).toContain('as:    admin: reads and changes every app');
+    expect(status.stdout).not.toContain(registry.token);
+    const verbose = await runCli(['apps', '--verbose'], env);
+    expect(verbose.code, verbose.stderr).toBe(0);
+    expect(verbose.stderr).toContain(`berth: API ${registry.daemon.url} (from BERTH_URL), token ${registry.token.slice(0, 6)}… (from BERTH_TOKEN)`);
+    expect(verbose.stderr).not.toContain(registry.token);
+  });
+
   it('--help lists every command with examples, and each command has its own', async () => {
     const r = await runCli(['--help'], bareEnv);
     expect(r.code).toBe(0);
-    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'up']) {
+    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'status', 'up']) {
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
     expect(r.stdout).toContain('Examples:');

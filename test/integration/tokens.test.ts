@@ -71,6 +71,7 @@ describe('named tokens', () => {
     await ci.publishApp({ name: 'shop', path: '/shop', instances: 0, bundle });
     await ci.setConfig('shop', { set: { MODE: 'ci' } });
     expect((await ci.listApps()).map((a) => a.name)).toEqual(['shop']);
+    expect(await ci.whoAmI()).toEqual({ name: 'ci-shop', app: 'shop', readOnly: false });
 
     expect(await refusedWith(ci.publishApp({ name: 'sneaky', path: '/sneaky', instances: 0, bundle }), 403, 'forbidden')).toContain('for the app shop only');
     await refusedWith(ci.getApp('other'), 403, 'forbidden');
