@@ -2,29 +2,37 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { HealthCheck } from '../registry/app.js';
 
+/** One attempt: resolves true when it passed. */
+export async function probe(port: number, check: HealthCheck, hostHeader = 'localhost'): Promise<boolean> {
+  return (await checkOnce(port, check, hostHeader)) === undefined;
+}
+
 /**
  * One attempt: an HTTP GET of the check's path expecting its status, or a TCP connect when
- * it has no path. Resolves true or false; never throws, never outlives its timeout.
+ * it has no path. Resolves undefined when it passed, else what it saw ("500 from GET
+ * /healthz", "no answer from GET /healthz in 2000 ms", "nothing listens on port 20001");
+ * never throws, never outlives its timeout.
  */
-export function probe(port: number, check: HealthCheck, hostHeader = 'localhost'): Promise<boolean> {
+export function checkOnce(port: number, check: HealthCheck, hostHeader = 'localhost'): Promise<string | undefined> {
   return new Promise((resolve) => {
     if (check.path === undefined) {
       const socket = connect({ port, host: '127.0.0.1' });
-      const done = (ok: boolean) => {
+      const done = (failure: string | undefined) => {
         socket.destroy();
-        resolve(ok);
+        resolve(failure);
       };
-      socket.setTimeout(check.timeoutMs, () => done(false));
-      socket.once('connect', () => done(true));
-      socket.once('error', () => done(false));
+      socket.setTimeout(check.timeoutMs, () => done(`no TCP connection to port ${port} in ${check.timeoutMs} ms`));
+      socket.once('connect', () => done(undefined));
+      socket.once('error', () => done(`nothing listens on port ${port}`));
       return;
     }
+    const what = `GET ${check.path}`;
     const req = request({ host: '127.0.0.1', port, path: check.path, method: 'GET', headers: { host: hostHeader, 'user-agent': 'berth-health' }, timeout: check.timeoutMs, agent: false }, (res) => {
       res.resume();
-      resolve(res.statusCode === check.status);
+      resolve(res.statusCode === check.status ? undefined : `${res.statusCode} from ${what}`);
     });
-    req.once('timeout', () => req.destroy());
-    req.once('error', () => resolve(false));
+    req.once('timeout', () => req.destroy(new Error(`no answer from ${what} in ${check.timeoutMs} ms`)));
+    req.once('error', (err) => resolve(err.message.startsWith('no answer') ? err.message : `${what} failed (${(err as NodeJS.ErrnoException).code ?? err.message})`));
     req.end();
   });
 }

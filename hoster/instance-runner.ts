@@ -9,7 +9,7 @@ import type { AppStore } from '../registry/app-store.js';
 import type { Instance } from '../registry/instance.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import type { AppUser, AppUsers } from './app-users.js';
-import { waitHealthy } from './health-check.js';
+import { checkOnce, waitHealthy } from './health-check.js';
 import { listenerUids } from './listener-owner.js';
 import { withResourceLimits } from './resource-limits.js';
 import type { PortAllocator } from './port-allocator.js';
@@ -121,6 +121,13 @@ export class InstanceRunner {
     this.attachShim(socket);
     this.startRenewals();
     this.log.info({ port: this.port, pid: appPid }, `re-adopted ${this.service}/${this.id} (it kept running while the hoster restarted)`);
+    void this.ctx.apps
+      .release(this.service, this.release ?? 0)
+      .then((release) => {
+        this.health = { ...DEFAULT_HEALTH_CHECK, ...release?.healthCheck };
+      })
+      .catch(() => undefined)
+      .finally(() => this.watchHealth(socket));
   }
 
   /** Stops the app (SIGTERM, then SIGKILL after the grace) and, when asked by the registry, confirms. */
@@ -156,7 +163,8 @@ export class InstanceRunner {
     const release = this.release === null ? undefined : await ctx.apps.release(this.service, this.release);
     const digest = release?.bundle ?? this.files;
     if (!digest) throw new InstallFailure('bundle_rejected', 'the instance names no bundle');
-    this.health = release?.healthCheck ?? DEFAULT_HEALTH_CHECK;
+    // Releases made before a field existed get its default.
+    this.health = { ...DEFAULT_HEALTH_CHECK, ...release?.healthCheck };
     const user = ctx.appUsers?.forApp(this.service);
     this.user = user;
     const appDir = await ctx.prepare(digest, user);
@@ -262,6 +270,38 @@ export class InstanceRunner {
     await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
     this.phase = 'running';
     this.log.info({ port: this.port, pid: this.appPid }, `${this.service}/${this.id} is running on port ${this.port}`);
+    this.watchHealth(socket);
+  }
+
+  /** Why the app was last restarted for failing its health check, quoted if that becomes a crash loop. */
+  private unhealthy: string | undefined;
+
+  /**
+   * The health check for the instance's whole life: every intervalMs while it runs under this
+   * shim. After `failures` failed checks in a row it is taken out of routing at once, then
+   * stopped: its exit is a crash like any other (restart with backoff, crash loop at the
+   * limit), and the restart reports it running again once the check passes.
+   */
+  private watchHealth(socket: Socket): void {
+    const check = this.health;
+    let failed = 0;
+    const alive = () => this.phase === 'running' && this.shim === socket && !this.stopRequested;
+    const tick = async () => {
+      if (!alive()) return;
+      const failure = await checkOnce(this.port, check);
+      if (!alive()) return;
+      failed = failure === undefined ? 0 : failed + 1;
+      if (failure === undefined || failed < check.failures) {
+        setTimeout(() => void tick(), check.intervalMs).unref();
+        return;
+      }
+      const detail = `${failure}, ${failed} checks in a row`;
+      this.unhealthy = detail;
+      this.log.warn({ failure, failed }, `${this.service}/${this.id} failed its health check while running (${detail}): taking it out of routing and restarting it`);
+      await this.ctx.store.markUnhealthy({ ...this.holder(), detail }).catch((err) => this.log.warn({ err: errMessage(err) }, 'could not take the instance out of routing (the proxy still sets it aside when it fails)'));
+      if (alive()) send(socket, { t: 'stop', graceMs: this.ctx.stopGraceMs });
+    };
+    setTimeout(() => void tick(), check.intervalMs).unref();
   }
 
   /** The uid of another user listening on this instance's port, if one is (apps of their own users only). */
@@ -303,10 +343,11 @@ export class InstanceRunner {
     this.crashes = [...this.crashes.filter((t) => now - t < this.ctx.crashWindowMs), now];
     if (this.crashes.length >= this.ctx.crashLimit) {
       this.log.warn({ crashes: this.crashes.length, code: m.code, signal: m.signal }, `${this.service}/${this.id} is crash-looping: releasing it`);
-      const how = m.signal !== null ? `was killed by ${m.signal}` : `exited with code ${m.code}`;
+      const how = this.unhealthy !== undefined ? `failed its health check (${this.unhealthy})` : m.signal !== null ? `was killed by ${m.signal}` : `exited with code ${m.code}`;
       await this.releaseWith('crash_loop', this.detail(`${how}, ${this.crashes.length} times in ${Math.round(this.ctx.crashWindowMs / 1000)} s`));
       return;
     }
+    this.unhealthy = undefined;
     const backoff = Math.min(250 * 2 ** (this.crashes.length - 1), 10_000);
     this.log.warn({ code: m.code, signal: m.signal, restartInMs: backoff }, `${this.service}/${this.id} exited (${m.signal ?? `code ${m.code}`}): restarting`);
     this.phase = 'restarting';

@@ -119,6 +119,10 @@ export class RouteSync {
         }
         return;
       }
+      case 'unroutable':
+        // Failed its health check while it ran: out at once, back when it runs again.
+        if (e.instance !== undefined && e.epoch !== undefined) table.removeInstance(e.instance, e.epoch);
+        return;
       case 'claimed':
         // A new claim: any older epoch of this instance is gone.
         if (e.instance !== undefined && e.epoch !== undefined) table.removeInstance(e.instance, e.epoch - 1);

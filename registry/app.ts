@@ -10,9 +10,13 @@ export interface HealthCheck {
   timeoutMs: number;
   /** Failed attempts (the first few quickly, then one a second) before the instance counts as unhealthy. @default 30 */
   attempts: number;
+  /** Once it runs, the check comes this often, for the instance's whole life. @default 5000 */
+  intervalMs: number;
+  /** Failed checks in a row, once it runs, before it is taken out of routing and restarted. @default 3 */
+  failures: number;
 }
 
-export const DEFAULT_HEALTH_CHECK: HealthCheck = { status: 200, timeoutMs: 2000, attempts: 30 };
+export const DEFAULT_HEALTH_CHECK: HealthCheck = { status: 200, timeoutMs: 2000, attempts: 30, intervalMs: 5000, failures: 3 };
 
 export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed';
 

@@ -98,6 +98,7 @@ interface ScriptCommands {
   registerInstance(...args: (string | number)[]): Promise<string[] | number | [number, string, string]>;
   claimInstance(...args: (string | number)[]): Promise<string[] | number>;
   markRunning(...args: (string | number)[]): Promise<string[] | number>;
+  markUnhealthy(...args: (string | number)[]): Promise<string[] | number>;
   renewLease(...args: (string | number)[]): Promise<[number, string] | number>;
   releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
   unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
@@ -114,6 +115,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number> = {
   registerInstance: 9,
   claimInstance: 5,
   markRunning: 2,
+  markUnhealthy: 2,
   renewLease: 2,
   releaseInstance: 4,
   unregisterInstance: 7,
@@ -309,6 +311,18 @@ export class RegistryStore {
   async markRunning(input: HolderInput & { pid: number }): Promise<Instance> {
     const out = await this.change(() =>
       this.redis.markRunning(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.pid, this.maxLen, input.service),
+    );
+    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+  }
+
+  /**
+   * Takes the holder's running instance out of routing: it failed its health check while it
+   * ran (`detail` says how). It is claimed again, not running, until the holder's restart
+   * passes the check and reports it running.
+   */
+  async markUnhealthy(input: HolderInput & { detail: string }): Promise<Instance> {
+    const out = await this.change(() =>
+      this.redis.markUnhealthy(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.detail.slice(0, MAX_REASON_DETAIL_CHARS), this.maxLen, input.service),
     );
     return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
   }

@@ -64,6 +64,10 @@ export interface HealthCheck {
   status: number;
   timeoutMs: number;
   attempts: number;
+  /** Once it runs, the check comes this often (ms), for the instance's whole life. */
+  intervalMs: number;
+  /** Failed checks in a row, once it runs, before it is taken out of routing and restarted. */
+  failures: number;
 }
 
 export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed';

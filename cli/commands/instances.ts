@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { connect } from '../api-client.js';
+import type { Instance } from '../../sdk/types.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
+import { firstLine } from '../output.js';
 
 export function instancesCommand(ctx: CliContext): Command {
   return new Command('instances')
@@ -17,7 +19,7 @@ export function instancesCommand(ctx: CliContext): Command {
         ['ID', 'STATE', 'MACHINE', 'PORT', 'EPOCH', 'RELEASE'],
         instances.map((i) => [
           i.id,
-          output.status(i.state) + (i.reason !== null && i.state !== 'running' ? ` (${i.reason})` : ''),
+          stateCell(i, output.status(i.state)),
           i.machine ?? '-',
           i.port === null ? '-' : String(i.port),
           String(i.epoch),
@@ -25,4 +27,10 @@ export function instancesCommand(ctx: CliContext): Command {
         ]),
       );
     });
+}
+
+/** The state, and why when it is not running: `unhealthy (last: 500 from GET /healthz, 3 checks in a row)`. */
+export function stateCell(i: Pick<Instance, 'state' | 'reason' | 'reasonDetail'>, painted: string): string {
+  if (i.state === 'claimed' && i.reason === 'unhealthy') return `unhealthy${i.reasonDetail ? ` (last: ${firstLine(i.reasonDetail)})` : ''}`;
+  return painted + (i.reason !== null && i.state !== 'running' ? ` (${i.reason})` : '');
 }

@@ -47,6 +47,8 @@ export const healthCheckSchema = z.strictObject({
   status: z.number().int().min(100).max(599).optional(),
   timeoutMs: z.number().int().min(100).max(60_000).optional(),
   attempts: z.number().int().min(1).max(600).optional(),
+  intervalMs: z.number().int().min(200).max(300_000).optional(),
+  failures: z.number().int().min(1).max(100).optional(),
 });
 
 export function appSchemas(maxInstances: number) {

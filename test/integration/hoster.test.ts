@@ -146,6 +146,39 @@ http.createServer((req, res) => res.end(fs.readFileSync('/proc/self/limits', 'ut
     expect(failed!.reason).toMatch(/^unhealthy on m1: GET \/health never answered 200/);
   });
 
+  it('checks health for the whole life: a running instance that fails it is taken out of routing, restarted, and crash-loops when it keeps failing', async () => {
+    await hoster('m1');
+    // Healthy for its first second of life, then /health answers 500 (the app itself still serves).
+    const bundle = await uploadApp(client, {
+      'server.js': `const born = Date.now();
+require('node:http').createServer((q, s) => { s.writeHead(q.url === '/health' && Date.now() - born > 1000 ? 500 : 200); s.end(); }).listen(Number(process.env.PORT), process.env.HOST);`,
+    });
+    await client.publishApp({ name: 'wilting', path: '/wilting', instances: 1, bundle, healthCheck: { path: '/health', intervalMs: 200, failures: 2 } });
+    // Every state the instance goes through, seen every 10 ms.
+    const seen: Instance[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const [i] = await client.listAppInstances('wilting').catch(() => []);
+        if (i !== undefined && (seen.length === 0 || seen.at(-1)!.state !== i.state || seen.at(-1)!.pid !== i.pid)) seen.push(i);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      // Its release was active before it wilted: the instance is released as a crash loop, the release stays.
+      const looped = await waitFor(() => seen.find((i) => i.reason === 'crash_loop'), { deadlineMs: 40_000, what: 'a crash_loop release after the instance kept failing its health check' });
+      expect(looped.reasonDetail).toMatch(/^failed its health check \(500 from GET \/health, 2 checks in a row\), 3 times in 60 s/);
+    } finally {
+      watching = false;
+      await watcher;
+    }
+    const unroutable = seen.filter((i) => i.state === 'claimed' && i.reason === 'unhealthy');
+    expect(unroutable.length, JSON.stringify(seen.map((i) => [i.state, i.reason, i.pid]))).toBeGreaterThanOrEqual(1);
+    expect(unroutable[0]!.reasonDetail).toBe('500 from GET /health, 2 checks in a row');
+    // Running under more than one process: it was restarted, not only marked.
+    expect(new Set(seen.filter((i) => i.state === 'running').map((i) => i.pid)).size).toBeGreaterThanOrEqual(2);
+  });
+
   it('stops and removes the instances a scale-down retires', async () => {
     await hoster('m1');
     await client.publishApp({ name: 'shrink', path: '/shrink', instances: 2, bundle: await uploadApp(client, helloApp()) });

@@ -188,6 +188,30 @@ describe('balancing and failures', () => {
     expect(first.hits()).toBe(firstHits);
   });
 
+  it('stops routing to an instance its hoster takes out for failing its health check, and routes to it again once it runs', async () => {
+    await app('flaky', '/flaky');
+    const a = await server('flaky', '/flaky');
+    const b = await server('flaky', '/flaky');
+    await waitFor(async () => {
+      await Promise.all(Array.from({ length: 10 }, () => get('/flaky')));
+      return a.hits() > 0 && b.hits() > 0;
+    }, { what: 'both instances serving' });
+    await registry.daemon.store.markUnhealthy({ service: 'flaky', id: a.id, machine: 'm1', epoch: a.epoch, detail: '500 from GET /health, 3 checks in a row' });
+    await waitFor(async () => {
+      const before = a.hits();
+      await Promise.all(Array.from({ length: 10 }, () => get('/flaky')));
+      return a.hits() === before;
+    }, { what: 'the unhealthy instance out of routing' });
+    const aHits = a.hits();
+    await Promise.all(Array.from({ length: 30 }, () => get('/flaky')));
+    expect(a.hits()).toBe(aHits);
+    await registry.daemon.store.markRunning({ service: 'flaky', id: a.id, machine: 'm1', epoch: a.epoch, pid: 1 });
+    await waitFor(async () => {
+      await Promise.all(Array.from({ length: 10 }, () => get('/flaky')));
+      return a.hits() > aHits;
+    }, { what: 'the instance back in routing once it runs again' });
+  });
+
   it('answers 502 to an upstream that sends a broken header, and stays up', async () => {
     await app('broken', '/broken');
     const s = await startAppServer('broken');
