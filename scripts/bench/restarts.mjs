@@ -245,11 +245,18 @@ if (seen.error !== undefined || seen.status !== 200) await fail(`GET /drill/_see
 const counts = new Map();
 for (const id of JSON.parse(seen.body)) counts.set(id, (counts.get(id) ?? 0) + 1);
 const twice = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
-for (const { fault, plainFailed } of results) {
+for (const { fault, window, plainFailed } of results) {
   const posts = plainFailed.filter((e) => e.method === 'POST');
-  if (posts.length === 0) continue;
   const ran = posts.filter((e) => counts.has(e.id)).length;
-  console.log(`${fault.padEnd(15)} of its ${posts.length} failed POSTs (plain client), the app ran ${ran}, never got ${posts.length - ran}`);
+  const resent = window.filter((e) => e.retrying && e.attempts > 1);
+  const doubled = window.filter((e) => (counts.get(e.id) ?? 0) > 1);
+  if (posts.length === 0 && resent.length === 0) continue;
+  console.log(
+    `${fault.padEnd(15)} ` +
+      (posts.length > 0 ? `of its ${posts.length} failed POSTs (plain client), the app ran ${ran}, never got ${posts.length - ran}; ` : '') +
+      (resent.length > 0 ? `sent again by the retrying client: ${resent.map((e) => `${e.method} after ${describe(e.first)}`).join(', ')}; ` : '') +
+      `POSTs the app ran twice: ${doubled.length}`,
+  );
 }
 const posts = log.filter((e) => e.method === 'POST');
 console.log(`POSTs: ${posts.length} sent, the app ran ${counts.size} distinct, ${twice.length} twice${twice.length > 0 ? ` (${twice.slice(0, 10).join(' ')})` : ''}`);

@@ -285,6 +285,8 @@ describe('restarts under load through berth up', () => {
     const resent = window.filter((e) => e.retrying && e.attempts > 1);
     const seen = await load.seen();
     expect(resent.filter((e) => e.method === 'POST' && (seen.get(e.id) ?? 0) !== 1).map((e) => e.id)).toEqual([]);
-    expect([...seen].filter(([, n]) => n > 1).map(([id]) => id)).toEqual([]);
+    // (Only this window's: a retrying client may well have run a POST twice before, when a
+    // SIGKILLed proxy broke an answer that had begun.)
+    expect(window.filter((e) => (seen.get(e.id) ?? 0) > 1).map((e) => e.id)).toEqual([]);
   }, 120_000);
 });
