@@ -175,7 +175,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
         // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
         const target = parseRequestTarget(req.url);
         const url = 'path' in target ? target.path : '';
-        if (url === '/_berth/balancer') return json(res, 200, status(pool, table));
+        if (url === '/_berth/balancer') return json(res, 200, { ...status(pool, table), waitingToRetry: forwarder.waiting });
         if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
         if (url === '/metrics') {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());

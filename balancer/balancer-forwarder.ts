@@ -48,6 +48,8 @@ export class BalancerForwarder {
   private readonly open = new Set<Socket>();
   private readonly retry: RetryPolicy;
   private closed = false;
+  /** Requests waiting to be tried again (every proxy refused them so far). */
+  waiting = 0;
 
   constructor(private readonly o: BalancerForwarderOptions) {
     this.retry = o.retry ?? DEFAULT_RETRY_POLICY;
@@ -112,7 +114,11 @@ export class BalancerForwarder {
           if (decision.delayMs === 0) again();
           else {
             state.waits++;
-            setTimeout(again, decision.delayMs);
+            this.waiting++;
+            setTimeout(() => {
+              this.waiting--;
+              again();
+            }, decision.delayMs);
           }
           return;
         }

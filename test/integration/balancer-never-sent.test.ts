@@ -4,6 +4,7 @@
 // refused one, so that a draining proxy is not left to close them under a request.
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as h2Connect } from 'node:http2';
 import { request } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,13 +99,29 @@ function send(b: { balancer: BalancerDaemon; ca: string }, method: string, path:
   });
 }
 
+/** The same over HTTP/2 (a body there has no Content-Length to go by). */
+function sendH2(b: { balancer: BalancerDaemon; ca: string }, path: string, body: Buffer): Promise<{ status: number; body: string }> {
+  const session = h2Connect(b.balancer.url.replace('localhost', '127.0.0.1'), { ca: b.ca, servername: 'localhost' });
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'POST', ':path': path });
+    let status = 0;
+    let text = '';
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (d: Buffer) => (text += d.toString()));
+    stream.on('end', () => resolve({ status, body: text }));
+    stream.on('error', reject);
+    stream.end(body);
+  }).finally(() => session.close());
+}
+
 afterAll(async () => {
   for (const c of closers.reverse()) await c();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 describe('never-sent requests through the balancer', () => {
-  it('waits for a proxy that is not listening yet and gives it the whole POST, body and all, and the GETs', async () => {
+  it('waits for a proxy that is not listening yet and gives it the whole POST, body and all (HTTP/1.1 and HTTP/2), and the GET', async () => {
     const port = await getPort();
     const proxy = standIn(port, echo);
     // A budget no loaded machine runs out of: the test is about what is sent, not when.
@@ -112,12 +129,14 @@ describe('never-sent requests through the balancer', () => {
     const body = Buffer.alloc(256 * 1024, 7);
     const post = send(b, 'POST', '/app/x', body);
     const get = send(b, 'GET', '/app/y');
-    const backend = b.balancer.pool.all[0]!;
-    await waitFor(() => backend.errors >= 2, { what: 'the balancer to be refused by the proxy' });
+    const h2Post = sendH2(b, '/app/z', body);
+    // All three refused and waiting to be tried again.
+    await waitFor(async () => JSON.parse((await send(b, 'GET', '/_berth/balancer')).body).waitingToRetry === 3, { what: 'the three requests waiting to be tried again' });
     // The proxy is back (its replacement listens): both go to it, the POST's body whole.
     await proxy.start();
     expect(await post).toEqual({ status: 200, body: `POST ${body.length}` });
     expect(await get).toEqual({ status: 200, body: 'GET 0' });
+    expect(await h2Post).toEqual({ status: 200, body: `POST ${body.length}` });
   });
 
   it('answers 503, saying the request was not sent, once its budget is spent', async () => {
