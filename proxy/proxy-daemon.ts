@@ -120,7 +120,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   });
   if (overrides.worker !== undefined) {
     const worker = overrides.worker;
-    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, worker) }, { close }, logger);
+    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, worker) }, { close }, logger, config.graceMs);
     metricsText = () => totalMetricsText(metrics, gather);
     reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, worker), (await gather('routes')) as RoutesReport[] | undefined);
   }

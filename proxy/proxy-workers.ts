@@ -123,11 +123,17 @@ export function joinProxyPrimary(
   reports: Record<ReportKind, () => unknown>,
   daemon: Closable,
   logger: Logger,
+  graceMs: number,
 ): { gather: (kind: ReportKind) => Promise<unknown[] | undefined> } {
   let nextId = 1;
   const waiting = new Map<number, (reports: unknown[] | undefined) => void>();
   const stop = (why: string) => {
     logger.info(why);
+    // Without a primary to SIGKILL it after its grace, a worker bounds its own drain.
+    setTimeout(() => {
+      logger.error({ graceMs }, 'drain did not finish within the grace period: exiting');
+      process.exit(1);
+    }, graceMs + 1000).unref();
     void daemon.close().then(
       () => process.exit(0),
       () => process.exit(1),
