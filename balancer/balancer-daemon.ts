@@ -21,6 +21,7 @@ import { RegistryStore } from '../registry/registry-store.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
+import { DEFAULT_RETRY_POLICY } from './never-sent-retry.js';
 import { HostCertificates, parseHostCertificates } from './host-certificates.js';
 import { hasOneHost } from './host-header.js';
 import { ensureLocalCertificates } from './local-certificates.js';
@@ -57,6 +58,12 @@ export const BALANCER_OPTIONS = {
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
   upstreamTimeoutMs: option({ env: 'BERTH_UPSTREAM_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'A proxy must start answering within this (504).' }),
   connectTimeoutMs: option({ env: 'BERTH_CONNECT_TIMEOUT_MS', default: 2000, schema: positiveMsSchema, describe: 'Connecting to a proxy may take this long before another is tried.' }),
+  unsentRetryMs: option({
+    env: 'BERTH_UNSENT_RETRY_MS',
+    default: DEFAULT_RETRY_POLICY.budgetMs,
+    schema: z.coerce.number().int().min(0).max(600_000),
+    describe: 'A request no proxy took (connection refused: never sent) is tried again on any proxy, the same one included, with backoff, until this long after it came in (0: only once on each other proxy).',
+  }),
   handshakeTimeoutMs: option({ env: 'BERTH_HANDSHAKE_TIMEOUT_MS', default: 10_000, schema: positiveMsSchema, describe: 'A TLS handshake must finish within this.' }),
   headersTimeoutMs: option({ env: 'BERTH_HEADERS_TIMEOUT_MS', default: 10_000, schema: positiveMsSchema, describe: 'A client must send its request headers within this (408).' }),
   requestTimeoutMs: option({ env: 'BERTH_REQUEST_TIMEOUT_MS', default: 120_000, schema: positiveMsSchema, describe: 'A client must send its whole request within this (408).' }),
@@ -143,7 +150,14 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
   }
   pool.startHealthChecks();
 
-  const forwarder = new BalancerForwarder({ pool, table, metrics, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
+  const forwarder = new BalancerForwarder({
+    pool,
+    table,
+    metrics,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    retry: { ...DEFAULT_RETRY_POLICY, budgetMs: config.unsentRetryMs },
+  });
   const hsts = config.hstsMaxAge > 0 ? `max-age=${config.hstsMaxAge}; includeSubDomains` : undefined;
   const { server, drain } = createClientServer(
     { ...tlsServerOptions({ cert, key }), ...(hosts.size > 0 ? { SNICallback: hosts.sniCallback } : {}) },
@@ -161,7 +175,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
         // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
         const target = parseRequestTarget(req.url);
         const url = 'path' in target ? target.path : '';
-        if (url === '/_berth/balancer') return json(res, 200, status(pool, table));
+        if (url === '/_berth/balancer') return json(res, 200, { ...status(pool, table), waitingToRetry: forwarder.waiting });
         if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
         if (url === '/metrics') {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());

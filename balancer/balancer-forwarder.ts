@@ -1,14 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Agent } from 'undici';
-import { connectionTokens, HOP_BY_HOP, HOP_HEADER, IDEMPOTENT } from '../proxy/http-headers.js';
+import type { Pool } from 'undici';
+import { connectionTokens, HOP_BY_HOP, HOP_HEADER } from '../proxy/http-headers.js';
 import { sendProxyError } from '../proxy/proxy-errors.js';
 import type { ProxyMetrics } from '../proxy/proxy-metrics.js';
 import { parseRequestTarget } from '../proxy/request-path.js';
-import { forwardExchange, requestHasBody, upstreamAgent } from '../proxy/upstream-exchange.js';
+import { forwardExchange, requestHasBody, upstreamPool } from '../proxy/upstream-exchange.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import { refuseUpgrade, tunnelUpgrade } from '../proxy/upgrade-tunnel.js';
 import type { Backend, BackendPool } from './backend-pool.js';
+import { DEFAULT_RETRY_POLICY, retryDecision, type RetryPolicy } from './never-sent-retry.js';
 
 export interface BalancerForwarderOptions {
   pool: BackendPool;
@@ -17,25 +18,41 @@ export interface BalancerForwarderOptions {
   metrics: ProxyMetrics;
   upstreamTimeoutMs: number;
   connectTimeoutMs: number;
+  /** When and how often a request that failed is sent again (see never-sent-retry.ts). */
+  retry?: RetryPolicy;
 }
 
-/** Attempts per request: a refused connection moves on to another proxy, up to this many. */
-const MAX_ATTEMPTS = 5;
+/** One request's attempts so far. */
+interface RequestAttempts {
+  readonly startedAt: number;
+  readonly tried: Set<Backend>;
+  attempts: number;
+  waits: number;
+  resent: boolean;
+}
 
 /**
  * Spreads requests over the machines' proxies: to a machine that runs the requested prefix
  * when the registry says which (weighted by how many instances it runs there, so most
- * requests take one hop), else to any healthy proxy. Retries another proxy when the
- * connection was refused (the request went nowhere), or cut before any answer for an
- * idempotent request without a body, once (a proxy killed mid-request). Forwarded headers
- * are the balancer's own: a client's claims are never passed on.
+ * requests take one hop), else to any healthy proxy. A request that failed goes again as
+ * retryDecision says: one never sent (refused connection) to another proxy, or, when every
+ * one was tried, to any (the same included) after a backoff, within a budget, so that a
+ * proxy's restart costs nothing; one cut before any answer only when idempotent without a
+ * body, once. Connections to a proxy that refused one or cut one are closed from this side
+ * as soon as they are idle (a draining proxy then has none left to close under a request).
+ * Forwarded headers are the balancer's own: a client's claims are never passed on.
  */
 export class BalancerForwarder {
-  private readonly agent: Agent;
+  /** One connection pool per proxy, replaced (the old one closed when idle) after a failure. */
+  private readonly pools = new Map<string, Pool>();
   private readonly open = new Set<Socket>();
+  private readonly retry: RetryPolicy;
+  private closed = false;
+  /** Requests waiting to be tried again (every proxy refused them so far). */
+  waiting = 0;
 
   constructor(private readonly o: BalancerForwarderOptions) {
-    this.agent = upstreamAgent(o);
+    this.retry = o.retry ?? DEFAULT_RETRY_POLICY;
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -47,19 +64,20 @@ export class BalancerForwarder {
     }
     const app = this.o.table?.lookup(target.path)?.app ?? '-';
     res.once('finish', () => this.o.metrics.request(app, res.statusCode, (performance.now() - started) / 1000));
-    this.attempt(req, res, target.path + target.query, target.path, new Set(), 0, false);
+    this.attempt(req, res, target.path + target.query, target.path, { startedAt: Date.now(), tried: new Set(), attempts: 0, waits: 0, resent: false });
   }
 
-  private attempt(req: IncomingMessage, res: ServerResponse, forwardPath: string, path: string, tried: Set<Backend>, attempts: number, resent: boolean): void {
-    const backend = this.choose(path, tried);
+  private attempt(req: IncomingMessage, res: ServerResponse, forwardPath: string, path: string, state: RequestAttempts): void {
+    const backend = this.choose(path, state.tried);
     if (backend === undefined) {
       sendProxyError(res, req.headers.accept, 'no_healthy_instance', 'No machine of the platform can answer right now: retry in a moment.');
       return;
     }
     backend.inFlight++;
     backend.requests++;
+    state.attempts++;
     const body = requestHasBody(req) ? req : null;
-    forwardExchange(this.agent, req, res, {
+    forwardExchange(this.dispatcher(backend), req, res, {
       origin: backend.origin,
       path: forwardPath,
       headers: this.headers(req),
@@ -68,20 +86,64 @@ export class BalancerForwarder {
       onDone: () => backend.inFlight--,
       onFailure: (failure, code) => {
         if (failure === 'refused') this.o.pool.failed(backend, Date.now());
-        // A proxy that dies (or closes a kept-alive connection) before answering cuts the
-        // connection: an idempotent request without a body may be sent again (RFC 9110 9.2.2),
-        // to another proxy, once: a request that itself crashes proxies must not be carried
-        // to one machine after another.
-        const again = failure === 'refused' || (failure === 'cut' && !resent && IDEMPOTENT.has(req.method ?? '') && body === null);
-        if (again && attempts + 1 < MAX_ATTEMPTS) {
-          tried.add(backend);
-          this.attempt(req, res, forwardPath, path, tried, attempts + 1, resent || failure === 'cut');
+        // Its other connections may be to a process that is gone or going: close them once idle.
+        if (failure === 'refused' || failure === 'cut') this.recycle(backend);
+        state.tried.add(backend);
+        const decision = retryDecision(
+          failure,
+          {
+            method: req.method ?? '',
+            hasBody: body !== null,
+            resent: state.resent,
+            attempts: state.attempts,
+            waits: state.waits,
+            elapsedMs: Date.now() - state.startedAt,
+            untriedLeft: this.o.pool.all.some((b) => !state.tried.has(b)),
+          },
+          this.retry,
+        );
+        if (decision.retry && !this.closed) {
+          if (decision.resend) state.resent = true;
+          const again = () => {
+            // The client went away meanwhile: nothing to answer.
+            if (res.destroyed || res.writableEnded) return;
+            if (this.closed) return sendProxyError(res, req.headers.accept, 'no_healthy_instance', 'The balancer is stopping: retry in a moment.');
+            if (decision.anyProxy) state.tried.clear();
+            this.attempt(req, res, forwardPath, path, state);
+          };
+          if (decision.delayMs === 0) again();
+          else {
+            state.waits++;
+            this.waiting++;
+            setTimeout(() => {
+              this.waiting--;
+              again();
+            }, decision.delayMs);
+          }
           return;
         }
         if (failure === 'timeout') sendProxyError(res, req.headers.accept, 'upstream_timeout');
-        else sendProxyError(res, req.headers.accept, 'upstream_failed', `A machine's proxy failed to answer (${code}): retry shortly.`);
+        else if (failure === 'refused') sendProxyError(res, req.headers.accept, 'no_healthy_instance', `No machine's proxy took the request (${code}); it was not sent: retry in a moment.`);
+        else sendProxyError(res, req.headers.accept, 'upstream_failed', `A machine's proxy failed to answer (${code}); the request may have reached the app: retry it only if that is safe.`);
       },
     });
+  }
+
+  private dispatcher(b: Backend): Pool {
+    let pool = this.pools.get(b.origin);
+    if (pool === undefined) {
+      pool = upstreamPool(b.origin, this.o);
+      this.pools.set(b.origin, pool);
+    }
+    return pool;
+  }
+
+  /** New requests to `b` get new connections; the old ones close as their requests end (none is cut). */
+  private recycle(b: Backend): void {
+    const old = this.pools.get(b.origin);
+    if (old === undefined) return;
+    this.pools.delete(b.origin);
+    void old.close().catch(() => undefined);
   }
 
   /** Route-aware first, weighted by instances per machine; else the least busy of two random healthy proxies. */
@@ -108,7 +170,8 @@ export class BalancerForwarder {
     const usable = pool.all.filter((b) => !tried.has(b) && pool.usable(b, now));
     if (usable.length === 0) {
       // All ejected or failing checks: try one not yet tried rather than refuse outright.
-      return pool.all.find((b) => !tried.has(b));
+      const left = pool.all.filter((b) => !tried.has(b));
+      return left.length === 0 ? undefined : left[(Math.random() * left.length) | 0];
     }
     const a = usable[(Math.random() * usable.length) | 0]!;
     const b = usable[(Math.random() * usable.length) | 0]!;
@@ -152,8 +215,10 @@ export class BalancerForwarder {
   }
 
   close(): void {
+    this.closed = true;
     for (const s of this.open) s.destroy();
-    void this.agent.destroy().catch(() => undefined);
+    for (const pool of this.pools.values()) void pool.destroy().catch(() => undefined);
+    this.pools.clear();
   }
 }
 

@@ -121,14 +121,17 @@ export function createClientServer(
     sockets.set(socket, 0);
     socket.once('close', () => sockets.delete(socket));
   });
-  server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+  server.prependListener('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
     if (req.httpVersionMajor === 2) return;
     const socket = req.socket as TLSSocket;
     sockets.set(socket, (sockets.get(socket) ?? 0) + 1);
+    // Draining: this answer says Connection: close, and node:http closes the connection after it.
+    if (draining) (res as ServerResponse).shouldKeepAlive = false;
     res.once('close', () => {
       const left = (sockets.get(socket) ?? 1) - 1;
       sockets.set(socket, left);
-      if (draining && left === 0) socket.destroy();
+      // An answer begun before the drain said keep-alive: close once it is all written.
+      if (draining && left === 0) socket.destroySoon();
     });
   });
 
@@ -137,8 +140,19 @@ export function createClientServer(
     drain: async (graceMs) => {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // HTTP/2: GOAWAY; the client opens no new stream on the session, and those open finish.
       for (const session of sessions) session.close();
-      for (const [socket, n] of sockets) if (n === 0 && socket.alpnProtocol !== 'h2') socket.destroy();
+      for (const [socket, n] of sockets) {
+        if (socket.alpnProtocol === 'h2') continue;
+        // Idle: closed now. A client sending on it this very moment sees it close unanswered;
+        // nothing of that request was read, so it may send it again on a new connection.
+        if (n === 0) socket.destroy();
+        else {
+          // In flight: its answer, if not started yet, says Connection: close.
+          const answering = (socket as TLSSocket & { _httpMessage?: ServerResponse | null })._httpMessage;
+          if (answering && !answering.headersSent) answering.shouldKeepAlive = false;
+        }
+      }
       const cut = setTimeout(() => {
         for (const session of sessions) session.destroy();
         for (const socket of sockets.keys()) socket.destroy();

@@ -1,9 +1,15 @@
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 
 export interface ConnectionTracker {
-  /** Stops accepting, closes idle connections now and busy ones when their requests end; cuts the rest after graceMs. */
-  drain(graceMs: number): Promise<void>;
+  /**
+   * Stops accepting and closes every connection once it has no request in flight; cuts the
+   * rest after graceMs. With idleLingerMs, an idle connection is left to its client for that
+   * long first (see trackConnections); without, it is closed at once.
+   */
+  drain(graceMs: number, idleLingerMs?: number): Promise<void>;
+  /** A drain has begun: an answer not yet started should say `Connection: close` (node:http's are told here). */
+  draining(): boolean;
   /** A request on this connection began or ended outside node:http (the proxy's fast path). */
   started(socket: Socket): void;
   finished(socket: Socket): void;
@@ -17,10 +23,20 @@ export interface ConnectionTracker {
  * closeIdleConnections misses connections that never sent a request); cut whatever is
  * still open after the grace period. `listener` is the server that accepts the connections
  * when it is not `server` itself (the proxy's, which gives some of them to node:http).
+ *
+ * Closing an idle kept-alive connection races with a client that is sending a request on it
+ * that very moment: the client cannot tell whether that request was read, and must not send
+ * a POST again. With `idleLingerMs` the drain avoids the race where it can: every answer it
+ * has not started yet says `Connection: close` (the client then sends nothing more on that
+ * connection, and it closes after the answer), and an idle connection is left open for that
+ * long, for its client to close (a balancer closes its connections to a proxy that refused
+ * one) or to use once more; only then is it closed from this side.
  */
 export function trackConnections(server: Server, listener: NetServer = server): ConnectionTracker {
   const inFlight = new Map<Socket, number>();
   let draining = false;
+  /** Idle connections are closed at once from then on (until then they linger). */
+  let closeIdle = false;
 
   const started = (socket: Socket) => {
     if (!socket.destroyed) inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
@@ -31,29 +47,45 @@ export function trackConnections(server: Server, listener: NetServer = server): 
     if (now === undefined) return;
     const left = now - 1;
     inFlight.set(socket, left);
-    if (draining && left === 0) socket.destroy();
+    if (closeIdle && left === 0) socket.destroy();
   };
   listener.on('connection', (socket: Socket) => {
     inFlight.set(socket, 0);
     socket.once('close', () => inFlight.delete(socket));
   });
-  server.on('request', (req, res) => {
+  // Before the app's own handler, which may answer at once.
+  server.prependListener('request', (req, res) => {
     // Captured now: node:http lets go of the socket before the answer's 'close'.
     const socket = req.socket;
     started(socket);
+    if (draining) res.shouldKeepAlive = false;
     res.once('close', () => finished(socket));
   });
+
+  const closeIdleNow = () => {
+    closeIdle = true;
+    // node:http, fed connections by the listener, stops its timeout checks and idle connections.
+    if (listener !== server) server.close();
+    for (const [socket, n] of inFlight) if (n === 0) socket.destroy();
+  };
 
   return {
     started,
     finished,
+    draining: () => draining,
     open: () => inFlight.size,
-    drain: async (graceMs) => {
+    drain: async (graceMs, idleLingerMs = 0) => {
       draining = true;
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      // node:http, fed connections by the listener, stops its timeout checks and idle connections.
-      if (listener !== server) server.close();
-      for (const [socket, n] of inFlight) if (n === 0) socket.destroy();
+      let linger: NodeJS.Timeout | undefined;
+      if (idleLingerMs > 0) {
+        // Answers in flight that have not started yet close their connection when done.
+        for (const [socket, n] of inFlight) {
+          const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+          if (n > 0 && answering && !answering.headersSent) answering.shouldKeepAlive = false;
+        }
+        linger = setTimeout(closeIdleNow, Math.min(idleLingerMs, graceMs));
+      } else closeIdleNow();
       const cut = setTimeout(() => {
         for (const socket of inFlight.keys()) socket.destroy();
       }, graceMs);
@@ -61,6 +93,7 @@ export function trackConnections(server: Server, listener: NetServer = server): 
         await closed;
       } finally {
         clearTimeout(cut);
+        clearTimeout(linger);
       }
     },
   };

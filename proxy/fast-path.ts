@@ -12,6 +12,8 @@ export interface FastPathOptions {
   /** Requests in flight per connection, for a graceful close. */
   started: (socket: Socket) => void;
   finished: (socket: Socket) => void;
+  /** A drain has begun: each new answer says `Connection: close`, and its connection closes after it. */
+  draining: () => boolean;
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxHeaderSize: number;
@@ -19,6 +21,7 @@ export interface FastPathOptions {
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+const CLOSE = 'Connection: close\r\n';
 
 /**
  * The proxy's fast path, one per client connection. It serves the common request (a simple
@@ -38,11 +41,20 @@ class FastConnection {
   private buffered: Buffer | undefined;
   private current: RawResponse | undefined;
   private served = 0;
+  /** An answer here said Connection: close: nothing more is read or served on this connection. */
+  private last = false;
+  /** Asked by each answer as its head is written: a drain begun by then makes it the last. */
+  private readonly connection = () => {
+    if (!this.o.draining()) return this.keepAlive;
+    this.last = true;
+    return CLOSE;
+  };
   /** An inactivity timer runs: the headers timeout, or keep-alive between requests. */
   private timed = true;
   private readonly keepAlive: string;
 
   private readonly onData = (chunk: Buffer) => {
+    if (this.last) return;
     this.buffered = this.buffered === undefined ? chunk : Buffer.concat([this.buffered, chunk]);
     if (this.current === undefined) this.next();
     // Pipelined requests wait their turn; stop reading once a whole head's worth waits.
@@ -52,6 +64,10 @@ class FastConnection {
     this.current = undefined;
     this.o.finished(this.socket);
     if (this.socket.destroyed) return;
+    if (this.last) {
+      this.socket.end();
+      return;
+    }
     if (this.socket.isPaused()) this.socket.resume();
     this.next();
   };
@@ -98,7 +114,7 @@ class FastConnection {
       this.socket.setTimeout(0);
       this.timed = false;
     }
-    const res = new RawResponse(this.socket, req.method === 'HEAD', this.keepAlive);
+    const res = new RawResponse(this.socket, req.method === 'HEAD', this.connection);
     this.current = res;
     this.o.started(this.socket);
     res.once('finish', this.onFinish);

@@ -112,7 +112,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
 
   const close = idempotentClose(async () => {
     websocket.closeAll();
-    await connections.drain(config.graceMs);
+    await connections.drain(config.graceMs, IDLE_LINGER_MS);
     http.close();
     sampler.close();
     await sync.close();
@@ -120,12 +120,21 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   });
   if (overrides.worker !== undefined) {
     const worker = overrides.worker;
-    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, worker) }, { close }, logger);
+    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, worker) }, { close }, logger, config.graceMs);
     metricsText = () => totalMetricsText(metrics, gather);
     reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, worker), (await gather('routes')) as RoutesReport[] | undefined);
   }
   return { url, table, sync, close };
 }
+
+/**
+ * On a drain, how long an idle client connection is left for its client to close (a balancer
+ * closes its connections to a proxy that refused it one) or to use once more (that answer says
+ * Connection: close), before the proxy closes it itself, racing a request the client may be
+ * sending on it. Under load a balancer's connections are all gone within milliseconds; this
+ * bounds what others' idle connections (a scaler's, another proxy's) add to a restart.
+ */
+const IDLE_LINGER_MS = 1000;
 
 /** Beside its siblings, a worker that listened before loading routes would answer 404 for apps that exist. */
 const WORKER_LOAD_WAIT_MS = 10_000;

@@ -83,6 +83,7 @@ export function createProxyServer(o: ProxyServerOptions): ProxyServer {
       handOver,
       started: connections.started,
       finished: connections.finished,
+      draining: connections.draining,
       headersTimeoutMs: o.headersTimeoutMs,
       keepAliveTimeoutMs: o.keepAliveTimeoutMs,
       maxHeaderSize: o.maxHeaderSize,

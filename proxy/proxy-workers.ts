@@ -116,18 +116,24 @@ export function startProxyPrimary(count: number, logger: Logger, graceMs: number
 /**
  * In a worker: `gather` asks the primary for every worker's report of a kind (this worker's
  * own included), or resolves undefined when the primary does not answer in time or is gone.
- * `drain` is how the primary stops the worker; a primary that is gone (even SIGKILLed) stops
- * it too.
+ * `drain` is how the primary stops the worker; a primary that is gone (even SIGKILLed) makes it
+ * drain and stop too.
  */
 export function joinProxyPrimary(
   reports: Record<ReportKind, () => unknown>,
   daemon: Closable,
   logger: Logger,
+  graceMs: number,
 ): { gather: (kind: ReportKind) => Promise<unknown[] | undefined> } {
   let nextId = 1;
   const waiting = new Map<number, (reports: unknown[] | undefined) => void>();
   const stop = (why: string) => {
     logger.info(why);
+    // Without a primary to SIGKILL it after its grace, a worker bounds its own drain.
+    setTimeout(() => {
+      logger.error({ graceMs }, 'drain did not finish within the grace period: exiting');
+      process.exit(1);
+    }, graceMs + 1000).unref();
     void daemon.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -143,7 +149,12 @@ export function joinProxyPrimary(
     else if (message.berth === 'gathered') waiting.get(message.id)?.(message.reports);
     else if (message.berth === 'drain') stop('the proxy primary asks this worker to drain');
   });
-  process.on('disconnect', () => stop('the proxy primary is gone: stopping this worker'));
+  // node:cluster makes a worker exit at once when its channel to the primary closes unasked
+  // (the primary died, even by SIGKILL), cutting every request it has in flight. This one
+  // drains instead, as on SIGTERM: its requests finish, its answers say Connection: close,
+  // and it exits once its connections are closed (IDLE_LINGER_MS, within the grace).
+  if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
+  process.on('disconnect', () => stop('the proxy primary is gone: draining and stopping this worker'));
 
   const gather = async (kind: ReportKind) => {
     if (!process.connected) return undefined;

@@ -24,8 +24,11 @@ export class RawResponse extends EventEmitter {
   constructor(
     private readonly socket: Socket,
     isHead: boolean,
-    /** `Connection: keep-alive` and its `Keep-Alive: timeout=` line, as node:http sends them. */
-    private readonly keepAlive: string,
+    /**
+     * The connection's lines of the head, asked for when it is written: `Connection: keep-alive`
+     * and its `Keep-Alive: timeout=` line, as node:http sends them, or `Connection: close`.
+     */
+    private readonly connection: () => string,
   ) {
     super();
     this.bodyless = isHead;
@@ -48,7 +51,7 @@ export class RawResponse extends EventEmitter {
     if (Array.isArray(headers)) for (let i = 0; i + 1 < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
     else for (const [name, value] of Object.entries(headers)) add(name, value);
     if (!hasDate) head += `Date: ${httpDate()}\r\n`;
-    this.head = head + this.keepAlive;
+    this.head = head + this.connection();
     this.hasLength = hasLength;
     if (status === 204 || status === 304) this.bodyless = true;
     this.statusCode = status;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, Pool, type Dispatcher } from 'undici';
 import type { ClientResponse } from './client-exchange.js';
 import { hasBody, HOP_BY_HOP } from './http-headers.js';
 import { sendProxyError } from './proxy-errors.js';
@@ -26,7 +26,16 @@ const UPSTREAM_CONNECTIONS = 1024;
  * honoured with a margin, so an idle connection the upstream is about to close is not reused.
  */
 export function upstreamAgent(o: { connectTimeoutMs: number; upstreamTimeoutMs: number }): Agent {
-  return new Agent({
+  return new Agent(upstreamOptions(o));
+}
+
+/** The same for one upstream only (the balancer's, one per proxy, so that it can close its idle connections). */
+export function upstreamPool(origin: string, o: { connectTimeoutMs: number; upstreamTimeoutMs: number }): Pool {
+  return new Pool(origin, upstreamOptions(o));
+}
+
+function upstreamOptions(o: { connectTimeoutMs: number; upstreamTimeoutMs: number }) {
+  return {
     connections: UPSTREAM_CONNECTIONS,
     pipelining: 1,
     keepAliveTimeout: UPSTREAM_IDLE_MS,
@@ -35,7 +44,7 @@ export function upstreamAgent(o: { connectTimeoutMs: number; upstreamTimeoutMs: 
     // The answer must start in time; a long or quiet body (SSE, slow readers) is fine.
     headersTimeout: o.upstreamTimeoutMs,
     bodyTimeout: 0,
-  });
+  };
 }
 
 export interface ExchangeOptions {

@@ -40,8 +40,8 @@ export interface Drill {
   placement(name: string): Promise<Map<string, string[]>>;
   /** Copies reporting now, by machine. */
   liveByMachine(): Map<string, Run[]>;
-  /** GETs `path` through the balancer with `workers` loops until stopped (or LOAD_LIMIT_MS). */
-  load(path: string, workers?: number): Load;
+  /** GETs (or POSTs, with a small body) `path` through the balancer with `workers` loops until stopped (or LOAD_LIMIT_MS). */
+  load(path: string, workers?: number, method?: 'GET' | 'POST'): Load;
   /** Asserts the observer's invariants over everything reported so far. */
   check(): void;
   down(): Promise<void>;
@@ -64,9 +64,11 @@ export async function startDrill(options: ClusterOptions): Promise<Drill> {
   const c = collector;
   const f = follower;
 
-  const get = (path: string) =>
+  const POST_BODY = JSON.stringify({ payload: 'x'.repeat(200) });
+  const get = (path: string, method: 'GET' | 'POST' = 'GET') =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, path, agent, servername: 'localhost', timeout: REQUEST_TIMEOUT_MS }, (res) => {
+      const headers = method === 'POST' ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(POST_BODY)) } : {};
+      const req = request({ host: url.hostname, port: url.port, path, method, headers, agent, servername: 'localhost', timeout: REQUEST_TIMEOUT_MS }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -74,7 +76,7 @@ export async function startDrill(options: ClusterOptions): Promise<Drill> {
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
       req.on('error', reject);
-      req.end();
+      req.end(method === 'POST' ? POST_BODY : undefined);
     });
 
   return {
@@ -107,14 +109,14 @@ export async function startDrill(options: ClusterOptions): Promise<Drill> {
       for (const r of c.live()) out.set(r.machine, [...(out.get(r.machine) ?? []), r]);
       return out;
     },
-    load: (path, workers = 4) => {
+    load: (path, workers = 4, method = 'GET') => {
       const result: LoadResult = { total: 0, failures: [], byMachine: new Map(), byVersion: new Map() };
       let on = true;
       const until = monotonicMs() + LOAD_LIMIT_MS;
       const loop = async () => {
         while (on && monotonicMs() < until) {
           try {
-            const res = await get(path);
+            const res = await get(path, method);
             if (res.status !== 200) result.failures.push(`${res.status} ${res.body.slice(0, 200)}`);
             else {
               const who = JSON.parse(res.body) as { machine: string; version: string };

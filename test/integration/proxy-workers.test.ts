@@ -1,7 +1,7 @@
 // `berth proxy --workers 2` as a real process: both workers serve the one port, /metrics adds up
 // every worker's numbers exactly, a worker that dies is replaced, SIGTERM drains and exits with
 // no worker left, workers that cannot listen stop the primary, and a primary killed with SIGKILL
-// takes its workers with it.
+// leaves its workers to finish what they have in flight, then stop.
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,15 +17,18 @@ const STOP_DEADLINE_MS = 20_000;
 let redis: TestRedis;
 let registry: RegistryFixture;
 let app: Awaited<ReturnType<typeof startAppServer>>;
+let slow: Awaited<ReturnType<typeof startAppServer>>;
+/** Requests the slow app holds until released. */
+const held: (() => void)[] = [];
 const daemons: DaemonProcess[] = [];
 
 /** One request on a connection of its own, so that cluster hands each to the next worker. */
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
+function get(port: number, path: string, method = 'GET'): Promise<{ status: number; body: string; connection: string | undefined }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }));
     });
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
     req.on('error', reject);
@@ -78,10 +81,18 @@ beforeAll(async () => {
   await createRoutedApp(registry.daemon.apps, 'w', '/w');
   app = await startAppServer('w');
   await runInstance(registry.daemon.store, 'w', '/w', 'm1', app.port);
+  await createRoutedApp(registry.daemon.apps, 'slow', '/slow');
+  slow = await startAppServer('slow', (req, res) => {
+    req.resume();
+    req.on('end', () => held.push(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(`${req.method} answered`)));
+  });
+  await runInstance(registry.daemon.store, 'slow', '/slow', 'm1', slow.port);
 });
 
 afterAll(async () => {
   for (const d of daemons) d.kill('SIGKILL');
+  for (const release of held.splice(0)) release();
+  await slow?.close();
   await app?.close();
   await registry?.close();
   await redis?.stop();
@@ -140,11 +151,24 @@ describe('proxy workers', () => {
     }
   }, 60_000);
 
-  it('a primary killed with SIGKILL leaves no worker behind', async () => {
-    const { proxy } = await startWorkers();
+  it('a primary killed with SIGKILL: its workers finish the requests in flight (Connection: close), then stop', async () => {
+    const { proxy, port } = await startWorkers();
     const workers = childrenOf(proxy.child.pid!);
     expect(workers).toHaveLength(2);
+    // In flight when the primary dies: a GET (fast path) and a POST (node:http), held by the app.
+    const inFlight = [get(port, '/slow/a'), get(port, '/slow/b', 'POST')].map((p) => p.catch((err: Error) => ({ status: 0, body: err.message, connection: undefined })));
+    await waitFor(() => held.length === 2, { what: 'both requests at the app' });
     proxy.kill('SIGKILL');
+    await proxy.exited;
+    // The port refuses new connections (the primary held it), and the workers are still up.
+    await waitFor(() => get(port, '/w/x').then(() => false, () => true), { what: 'the port to refuse' });
+    expect(workers.every(alive)).toBe(true);
+    for (const release of held.splice(0)) release();
+    const answers = await Promise.all(inFlight);
+    expect(answers.map((a) => [a.status, a.body, a.connection])).toEqual([
+      [200, 'GET answered', 'close'],
+      [200, 'POST answered', 'close'],
+    ]);
     await waitFor(() => workers.every((p) => !alive(p)), { deadlineMs: STOP_DEADLINE_MS, what: 'workers gone after the primary was killed' });
   }, 60_000);
 });

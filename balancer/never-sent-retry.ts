@@ -1,0 +1,75 @@
+import { IDEMPOTENT } from '../proxy/http-headers.js';
+import type { ExchangeFailure } from '../proxy/upstream-exchange.js';
+
+/*
+ * When the balancer sends a request again after an attempt failed, as one pure function (no
+ * clock, no sockets: the caller says what happened and how long it has been), so that the rule
+ * can be read, tested and moved on its own.
+ *
+ * - Never sent (`refused`: the connection to the proxy was refused, unreachable or timed out,
+ *   so no byte of the request left the balancer, and its body was not read either): safe for
+ *   every method. It goes at once to a proxy not tried yet; when every proxy was tried (one
+ *   machine, or all restarting), it waits (backoff with jitter) and tries any proxy again, the
+ *   same one included, for as long as the budget allows: a proxy being restarted is back
+ *   within about a second.
+ * - Cut (`cut`: the request was written, then the connection closed before any answer): it may
+ *   have reached the app. Only an idempotent request without a body goes again (RFC 9110
+ *   9.2.2), and once: a request that itself kills proxies is not carried from one to the next.
+ *   After that one resend, further never-sent failures are retried as above.
+ * - `timeout` and `bad_response`: a proxy answered or may still be working on it: never again.
+ *
+ * A request body is never buffered: a body is only sent again when no byte of it was read,
+ * which is exactly the never-sent case (undici reads it only once connected).
+ */
+
+export interface RetryPolicy {
+  /** Never-sent requests are retried until this long after their first attempt began. */
+  budgetMs: number;
+  /** The first wait, doubled after each until maxDelayMs; each one is jittered by up to half. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Attempts that go at once to a proxy not tried yet (the waits are bounded by the budget instead). */
+  maxSpread: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { budgetMs: 5000, baseDelayMs: 25, maxDelayMs: 250, maxSpread: 5 };
+
+/** What the caller knows of one request's attempts so far, the last one included. */
+export interface Attempts {
+  method: string;
+  hasBody: boolean;
+  /** It was sent again once already after a cut (the one resend a cut request gets). */
+  resent: boolean;
+  /** Attempts made (at least 1). */
+  attempts: number;
+  /** Waits made before attempts. */
+  waits: number;
+  /** Milliseconds since the first attempt began. */
+  elapsedMs: number;
+  /** A proxy this request has not tried yet is usable now. */
+  untriedLeft: boolean;
+}
+
+export type RetryDecision =
+  | { retry: false; why: 'may_have_been_sent' | 'answered' | 'budget_spent' }
+  | {
+      retry: true;
+      /** Wait this long first (0: at once). */
+      delayMs: number;
+      /** Every proxy may be chosen again, the ones tried included. */
+      anyProxy: boolean;
+      /** This attempt is the one resend of a cut request. */
+      resend: boolean;
+    };
+
+/** May the request go again, when, and where. `random` (0 ≤ r < 1) jitters the wait. */
+export function retryDecision(failure: ExchangeFailure, a: Attempts, policy: RetryPolicy = DEFAULT_RETRY_POLICY, random: () => number = Math.random): RetryDecision {
+  if (failure === 'timeout' || failure === 'bad_response') return { retry: false, why: 'answered' };
+  const resend = failure === 'cut';
+  if (resend && (a.resent || a.hasBody || !IDEMPOTENT.has(a.method))) return { retry: false, why: 'may_have_been_sent' };
+  if (a.untriedLeft && a.attempts < policy.maxSpread) return { retry: true, delayMs: 0, anyProxy: false, resend };
+  const full = Math.min(policy.baseDelayMs * 2 ** a.waits, policy.maxDelayMs);
+  const delayMs = Math.round(full / 2 + (full / 2) * random());
+  if (a.elapsedMs + delayMs > policy.budgetMs) return { retry: false, why: 'budget_spent' };
+  return { retry: true, delayMs, anyProxy: true, resend };
+}
