@@ -16,14 +16,16 @@ import { RouteSync } from '../proxy/route-sync.js';
 import { RouteTable } from '../proxy/route-table.js';
 import { refuseUpgrade } from '../proxy/upgrade-tunnel.js';
 import { AppStore } from '../registry/app-store.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
+import { DEFAULT_KEY_PREFIX, registryKeys } from '../registry/keys.js';
 import { RegistryStore } from '../registry/registry-store.js';
+import { TokenStore } from '../registry/token-store.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
 import { DEFAULT_RETRY_POLICY } from './never-sent-retry.js';
 import { HostCertificates, parseHostCertificates } from './host-certificates.js';
 import { hasOneHost } from './host-header.js';
+import { isInternalPath, ReportAccess } from './internal-reports.js';
 import { ensureLocalCertificates } from './local-certificates.js';
 import { tlsServerOptions, watchCertificateFiles } from './tls-options.js';
 
@@ -69,6 +71,9 @@ export const BALANCER_OPTIONS = {
   requestTimeoutMs: option({ env: 'BERTH_REQUEST_TIMEOUT_MS', default: 120_000, schema: positiveMsSchema, describe: 'A client must send its whole request within this (408).' }),
   keepAliveTimeoutMs: option({ env: 'BERTH_KEEP_ALIVE_TIMEOUT_MS', default: 5000, schema: positiveMsSchema, describe: 'Idle client connections close after this.' }),
   maxHeaderBytes: option({ env: 'BERTH_MAX_HEADER_BYTES', default: 16 * 1024, schema: z.coerce.number().int().min(1024).max(1024 * 1024), describe: 'Largest request head (431 beyond).' }),
+  tokenSha256: option({ env: 'BERTH_TOKEN_SHA256', default: [] as string[], schema: z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v), z.array(z.string().regex(/^[0-9a-f]{64}$/, 'must be sha256 digests in hex, comma-separated'))), describe: "sha256 (hex) of the admin API token(s): a request carrying one may read /_berth/* and /metrics through the public door (named tokens are checked in Redis). berth up sets it." }),
+  adminPort: option({ env: 'BERTH_ADMIN_PORT', default: -1, schema: z.coerce.number().int().min(-1).max(65535), describe: 'Plain-HTTP listener for /_berth/balancer, /_berth/health and /metrics without a token (-1: none).' }),
+  adminHost: option({ env: 'BERTH_ADMIN_HOST', default: '127.0.0.1', schema: z.string().min(1), describe: 'Address of the admin listener.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -80,6 +85,8 @@ export interface BalancerDaemon {
   url: string;
   /** The plain-HTTP redirect listener, when one runs. */
   httpUrl: string | null;
+  /** The admin listener (its reports without a token), when one runs. */
+  adminUrl: string | null;
   /** The CA that signed the self-made certificate (null with certificate files). */
   caCertPath: string | null;
   pool: BackendPool;
@@ -158,6 +165,17 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     connectTimeoutMs: config.connectTimeoutMs,
     retry: { ...DEFAULT_RETRY_POLICY, budgetMs: config.unsentRetryMs },
   });
+  // Tokens are checked by digest: the balancer holds none (berth up gives it the admin one's sha256).
+  const tokenStore = redis === undefined ? undefined : new TokenStore(redis, registryKeys(config.keyPrefix));
+  const access = new ReportAccess(config.tokenSha256, tokenStore && ((digest) => tokenStore.hasDigest(digest)));
+  /** Answers the balancer's own reports; false for any other path. */
+  const ownReport = (url: string, res: ServerResponse): boolean => {
+    if (url === '/_berth/balancer') json(res, 200, { ...status(pool, table), waitingToRetry: forwarder.waiting });
+    else if (url === '/_berth/health') json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
+    else if (url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+    else return false;
+    return true;
+  };
   const hsts = config.hstsMaxAge > 0 ? `max-age=${config.hstsMaxAge}; includeSubDomains` : undefined;
   const { server, drain } = createClientServer(
     { ...tlsServerOptions({ cert, key }), ...(hosts.size > 0 ? { SNICallback: hosts.sniCallback } : {}) },
@@ -175,13 +193,17 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
         // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
         const target = parseRequestTarget(req.url);
         const url = 'path' in target ? target.path : '';
-        if (url === '/_berth/balancer') return json(res, 200, { ...status(pool, table), waitingToRetry: forwarder.waiting });
-        if (url === '/_berth/health') return json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
-        if (url === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+        if (!isInternalPath(url)) {
+          if (!ownReport(url, res)) forwarder.handle(req, res);
           return;
         }
-        forwarder.handle(req, res);
+        void access.allows(req.headers).then((allowed) => {
+          if (!allowed) {
+            res.setHeader('www-authenticate', 'Bearer realm="berth"');
+            return sendProxyError(res, req.headers.accept, 'unauthorized', `${url} is internal: send a berth token (Authorization: Bearer …), or read it on the balancer's admin listener (BERTH_ADMIN_PORT).`);
+          }
+          if (!ownReport(url, res)) forwarder.handle(req, res);
+        });
       },
       upgrade: (req, socket, head) => (hasOneHost(req) ? forwarder.handleUpgrade(req, socket, head) : refuseUpgrade(socket, 400, 'bad_host')),
     },
@@ -215,13 +237,27 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     await listen(redirect, config.httpPort, config.host);
     httpUrl = `http://${shownHost}:${(redirect.address() as AddressInfo).port}`;
   }
-  logger.info({ url, httpUrl, backends: pool.all.length, caCertPath }, `balancer listening on ${url}`);
+  let admin: HttpServer | undefined;
+  let adminUrl: string | null = null;
+  if (config.adminPort >= 0) {
+    // Its own reports without a token, on an address only operators reach (loopback by default).
+    admin = createHttpServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: 10_000 }, (req, res) => {
+      const target = parseRequestTarget(req.url);
+      if (!ownReport('path' in target ? target.path : '', res)) sendProxyError(res, req.headers.accept, 'not_found', 'The admin listener answers /_berth/balancer, /_berth/health and /metrics.');
+    });
+    await listen(admin, config.adminPort, config.adminHost);
+    const a = admin.address() as AddressInfo;
+    adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+  logger.info({ url, httpUrl, adminUrl, backends: pool.all.length, caCertPath }, `balancer listening on ${url}`);
 
   const close = idempotentClose(async () => {
     watcher?.close();
     hosts.close();
     redirect?.close();
     redirect?.closeAllConnections();
+    admin?.close();
+    admin?.closeAllConnections();
     await drain(config.graceMs);
     forwarder.close();
     pool.close();
@@ -229,7 +265,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     await sync?.close();
     if (redis) await closeRedis(redis);
   });
-  return { url, httpUrl, caCertPath, pool, close };
+  return { url, httpUrl, adminUrl, caCertPath, pool, close };
 }
 
 function status(pool: BackendPool, table: RouteTable | undefined) {

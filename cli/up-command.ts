@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -124,7 +124,8 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   };
   supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile } });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
-  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: daemonEnv });
+  // The balancer holds no token: it checks one by its digest before showing internal reports.
+  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: { ...daemonEnv, BERTH_TOKEN_SHA256: createHash('sha256').update(secrets.token).digest('hex') } });
   // Acts only on apps given a policy (berth scale NAME --min --max).
   supervisor.start({ name: 'scaler', command: process.execPath, args: [main, 'scaler'], env: daemonEnv });
   supervisor.start({

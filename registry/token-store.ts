@@ -88,6 +88,11 @@ export class TokenStore {
     return { name, app, readOnly };
   }
 
+  /** Whether a named token with this sha256 (hex) exists: for those that check tokens without holding them (the balancer). */
+  async hasDigest(digestHex: string): Promise<boolean> {
+    return (await redisCall(() => this.redis.hexists(this.keys.tokens, digestHex))) === 1;
+  }
+
   /** Appends one mutating call to the audit log (capped at AUDIT_MAX_ENTRIES). */
   async audit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
     await redisCall(() =>

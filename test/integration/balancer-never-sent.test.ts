@@ -76,7 +76,7 @@ async function balancerFor(backends: string[], unsentRetryMs: number): Promise<{
   dirs.push(dataDir);
   const config = resolveOptions(
     BALANCER_OPTIONS,
-    { host: '127.0.0.1', httpsPort: 0, dataDir, unsentRetryMs },
+    { host: '127.0.0.1', httpsPort: 0, dataDir, unsentRetryMs, adminPort: 0 },
     { BERTH_BALANCER_BACKENDS: backends.join(','), BERTH_BALANCER_DISCOVER: 'false' },
   );
   const balancer = await startBalancer(config, silentLogger());
@@ -131,7 +131,7 @@ describe('never-sent requests through the balancer', () => {
     const get = send(b, 'GET', '/app/y');
     const h2Post = sendH2(b, '/app/z', body);
     // All three refused and waiting to be tried again.
-    await waitFor(async () => JSON.parse((await send(b, 'GET', '/_berth/balancer')).body).waitingToRetry === 3, { what: 'the three requests waiting to be tried again' });
+    await waitFor(async () => ((await (await fetch(`${b.balancer.adminUrl}/_berth/balancer`)).json()) as { waitingToRetry: number }).waitingToRetry === 3, { what: 'the three requests waiting to be tried again' });
     // The proxy is back (its replacement listens): both go to it, the POST's body whole.
     await proxy.start();
     expect(await post).toEqual({ status: 200, body: `POST ${body.length}` });

@@ -1,4 +1,5 @@
 // The TLS balancer in front of two machines' proxies: requests reach the right app over HTTPS, route-aware, around a dead proxy without a failed GET, with its own forwarded headers, an HTTP redirect, WebSockets, and clean refusals.
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request, type RequestOptions } from 'node:https';
@@ -42,6 +43,8 @@ function get(path: string, headers: Record<string, string> = {}, options: Reques
   });
 }
 
+const asAdmin = () => ({ authorization: `Bearer ${registry.token}` });
+
 async function app(name: string, path: string, machine: string) {
   await createRoutedApp(registry.daemon.apps, name, path);
   const s = await startAppServer(`${name}@${machine}`);
@@ -63,7 +66,7 @@ beforeAll(async () => {
   dataDir = traversableTempDir('berth-balancer-');
   const config = resolveOptions(
     BALANCER_OPTIONS,
-    { host: '127.0.0.1', httpsPort: 0, httpPort: 0, keyPrefix: registry.prefix, dataDir, tlsNames: 'paas.test', headersTimeoutMs: 1000 },
+    { host: '127.0.0.1', httpsPort: 0, httpPort: 0, adminPort: 0, keyPrefix: registry.prefix, dataDir, tlsNames: 'paas.test', headersTimeoutMs: 1000, tokenSha256: createHash('sha256').update(registry.token).digest('hex') },
     { REDIS_URL: redis.url },
   );
   balancer = await startBalancer(config, silentLogger());
@@ -98,7 +101,7 @@ describe('balancer', () => {
 
   it('reaches the right app, preferring the machine that runs it (one hop)', async () => {
     const only2 = await app('only2', '/only2', 'm2');
-    await waitFor(async () => JSON.parse((await get('/_berth/balancer')).body).routes['/only2']?.m2 === 1, { what: 'the balancer to learn where only2 runs' });
+    await waitFor(async () => JSON.parse((await get('/_berth/balancer', asAdmin())).body).routes['/only2']?.m2 === 1, { what: 'the balancer to learn where only2 runs' });
     const before = balancer.pool.all.map((b) => [b.machine, b.requests]);
     for (let i = 0; i < 20; i++) expect(JSON.parse((await get('/only2/x')).body).name).toBe('only2@m2');
     const after = new Map(balancer.pool.all.map((b) => [b.machine, b.requests]));
@@ -111,7 +114,7 @@ describe('balancer', () => {
 
   it('overwrites forwarded headers a client sends', async () => {
     await app('echo', '/echo', 'm1');
-    await waitFor(async () => JSON.parse((await get('/_berth/balancer')).body).routes['/echo']?.m1 === 1, { what: 'the balancer to learn where echo runs' });
+    await waitFor(async () => JSON.parse((await get('/_berth/balancer', asAdmin())).body).routes['/echo']?.m1 === 1, { what: 'the balancer to learn where echo runs' });
     const seen = JSON.parse((await get('/echo', { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil' })).body).headers;
     expect(seen['x-forwarded-for']).toBe('127.0.0.1, 127.0.0.1');
     expect(seen['x-forwarded-proto']).toBe('https');
@@ -165,8 +168,31 @@ describe('balancer', () => {
     expect(twoHosts).toMatch(/^HTTP\/1\.1 400 /);
     expect(twoHosts).toContain('"code":"bad_host"');
     // The balancer's own paths match by parsed path, whatever the query.
-    expect(JSON.parse((await get('/_berth/balancer?x')).body).backends).toBeDefined();
+    expect(JSON.parse((await get('/_berth/balancer?x', asAdmin())).body).backends).toBeDefined();
     expect((await get('/_berth/health')).status).toBe(200);
+  });
+
+  it("answers its own reports and the proxies' only to a berth token through the public door; an admin listener answers without one", async () => {
+    for (const path of ['/_berth/balancer', '/_berth/balancer?x', '/metrics', '/_berth/load', '/_berth/culprit', '/_berth/routes', '/_berth', '/_berth/anything']) {
+      const answer = await get(path);
+      expect(answer.status, path).toBe(401);
+      expect(JSON.parse(answer.body).error.code, path).toBe('unauthorized');
+      expect(answer.body).not.toContain('m1');
+      expect((await get(path, { authorization: 'Bearer not-a-token' })).status, path).toBe(401);
+    }
+    expect((await get('/_berth/health')).status).toBe(200);
+    expect((await get('/metrics', asAdmin())).body).toContain('berth_');
+    expect((await get('/_berth/load', asAdmin())).status).toBe(200);
+    // A named token, even read-only, is checked in Redis by its digest; revoked, it is refused.
+    const viewer = await registry.client.createToken('balancer-viewer', { readOnly: true });
+    expect((await get('/_berth/balancer', { authorization: `Bearer ${viewer.token}` })).status).toBe(200);
+    await registry.client.revokeToken('balancer-viewer');
+    expect((await get('/_berth/balancer', { authorization: `Bearer ${viewer.token}` })).status).toBe(401);
+    const admin = await fetch(`${balancer.adminUrl}/_berth/balancer`);
+    expect(admin.status).toBe(200);
+    expect(((await admin.json()) as { backends: unknown[] }).backends).toHaveLength(2);
+    expect((await fetch(`${balancer.adminUrl}/metrics`)).status).toBe(200);
+    expect((await fetch(`${balancer.adminUrl}/elsewhere`)).status).toBe(404);
   });
 
   it('passes WebSockets through balancer and proxy', async () => {
@@ -216,7 +242,7 @@ describe('balancer', () => {
     await m1.close();
     await load;
     expect(failures).toBe(0);
-    const status = JSON.parse((await get('/_berth/balancer')).body) as { backends: { machine: string; errors: number }[] };
+    const status = JSON.parse((await get('/_berth/balancer', asAdmin())).body) as { backends: { machine: string; errors: number }[] };
     expect(status.backends.find((b) => b.machine === 'm2')).toBeDefined();
   });
 });
