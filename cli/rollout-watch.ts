@@ -20,7 +20,9 @@ export interface WaitOptions {
  */
 export async function waitForRelease(client: BerthClient, output: Output, name: string, version: number, options: WaitOptions): Promise<AppDetails> {
   const started = Date.now();
+  const build = await BuildLines.from(client, name);
   for (;;) {
+    await build.print(output);
     const app = await client.getApp(name);
     if (app.release === version && app.current?.status === 'active' && app.running >= app.instances) return app;
     const release = app.current?.version === version ? app.current : (await client.listReleases(name)).find((r) => r.version === version);
@@ -40,6 +42,43 @@ export async function waitForRelease(client: BerthClient, output: Output, name: 
     output.progress(what, Math.round((Date.now() - started) / 1000));
     await delay(POLL_MS);
   }
+}
+
+/** How many of the app's last log lines each look reads for build output. */
+const BUILD_LOOKBACK_LINES = 500;
+
+/**
+ * The build's output (log lines of stream "build": npm's, and the hoster's "----->" lines),
+ * printed on stderr as it arrives while a release rolls out: only lines newer than the
+ * moment the wait began, each once.
+ */
+class BuildLines {
+  private constructor(
+    private readonly client: BerthClient,
+    private readonly name: string,
+    private after: string,
+  ) {}
+
+  static async from(client: BerthClient, name: string): Promise<BuildLines> {
+    const [last] = await client.logs(name, 1).catch(() => []);
+    return new BuildLines(client, name, last?.id ?? '0-0');
+  }
+
+  async print(output: Output): Promise<void> {
+    const lines = await this.client.logs(this.name, BUILD_LOOKBACK_LINES).catch(() => []);
+    for (const line of lines) {
+      if (!isAfter(line.id, this.after)) continue;
+      this.after = line.id;
+      if (line.stream === 'build') output.note(line.line);
+    }
+  }
+}
+
+/** Redis stream ids ("<ms>-<seq>") in order. */
+function isAfter(id: string, than: string): boolean {
+  const [ms = 0, seq = 0] = id.split('-').map(Number);
+  const [thanMs = 0, thanSeq = 0] = than.split('-').map(Number);
+  return ms > thanMs || (ms === thanMs && seq > thanSeq);
 }
 
 /** Waits until `name` runs exactly as many instances of its current release as it wants (after a scale). */

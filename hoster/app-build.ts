@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 import { appendFile, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -10,6 +10,10 @@ export const BUILD_KILL_GRACE_MS = 5000;
 /** Lines of the build log quoted in a BuildFailedError. */
 const LOG_TAIL_LINES = 20;
 const LOG_TAIL_BYTES = 8192;
+/** How long the build's output pipes may take to empty once npm has exited. */
+const PIPE_DRAIN_MS = 2000;
+/** Longest build line passed on (a minified blob printed by a script is cut there). */
+const MAX_LINE = 2000;
 
 export interface BuildOptions {
   /** Where npm's output (stdout and stderr) is appended, with a line before and after each run. */
@@ -20,6 +24,8 @@ export interface BuildOptions {
   env?: NodeJS.ProcessEnv;
   /** Who npm and its scripts run as (the app's build user, when the hoster is root). @default the hoster's user */
   user?: { uid: number; gid: number };
+  /** Each line of the build's output as it comes, with berth's "----->" lines around npm's. */
+  onLine?: (line: string) => void;
 }
 
 export interface BuildResult {
@@ -57,11 +63,13 @@ export async function buildApp(appDir: string, options: BuildOptions): Promise<B
   const ran = locked ? 'npm ci' : 'npm install';
   const args = [locked ? 'ci' : 'install', '--omit=dev', '--no-audit', '--no-fund'];
   const logStart = await sizeOf(options.logFile);
+  const say = options.onLine ?? (() => undefined);
   await appendFile(options.logFile, `\n=== ${new Date().toISOString()} npm ${args.join(' ')} (in ${appDir})\n`);
+  say(`-----> Installing dependencies (npm ${args.join(' ')})`);
   const log = await open(options.logFile, 'a');
   let outcome: { code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; spawnError?: Error };
   try {
-    outcome = await runNpm(args, appDir, log.fd, timeoutMs, options.env, options.user);
+    outcome = await runNpm(args, appDir, log.fd, timeoutMs, options.env, options.user, say);
   } finally {
     await log.close();
   }
@@ -73,6 +81,7 @@ export async function buildApp(appDir: string, options: BuildOptions): Promise<B
     : outcome.signal !== null ? `was killed by ${outcome.signal}`
     : `exited with code ${outcome.code}`;
   await appendFile(options.logFile, `=== ${ran} ${verdict} after ${ms} ms\n`);
+  say(`-----> ${ran} ${verdict} after ${(ms / 1000).toFixed(1)} s`);
   if (outcome.code === 0 && !outcome.timedOut) return { ran, ms };
   const next =
     outcome.spawnError !== undefined ? "install npm on this machine, on the hoster's PATH"
@@ -115,10 +124,29 @@ function runNpm(
   timeoutMs: number,
   env: NodeJS.ProcessEnv | undefined,
   user: { uid: number; gid: number } | undefined,
+  onLine: (line: string) => void,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; spawnError?: Error }> {
   return new Promise((resolve) => {
     // Its own process group (detached), so that one kill reaches npm and every script it runs.
-    const child = spawn('npm', args, { cwd, env, uid: user?.uid, gid: user?.gid, detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn('npm', args, { cwd, env, uid: user?.uid, gid: user?.gid, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Both streams to the log file as they come, and line by line to onLine.
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let partial = '';
+      stream.on('data', (chunk: Buffer) => {
+        writeSync(fd, chunk);
+        partial += chunk.toString('utf8');
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) if (line.trim() !== '') onLine(line.slice(0, MAX_LINE));
+        if (partial.length > MAX_LINE) {
+          onLine(partial.slice(0, MAX_LINE));
+          partial = '';
+        }
+      });
+      stream.on('end', () => {
+        if (partial.trim() !== '') onLine(partial.slice(0, MAX_LINE));
+      });
+    }
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
     const killGroup = (signal: NodeJS.Signals) => {
@@ -134,7 +162,18 @@ function runNpm(
       clearTimeout(killTimer);
       // Nothing a build started may outlive it.
       killGroup('SIGKILL');
-      resolve({ code, signal, timedOut });
+      // Its last lines may still be in the pipes: wait for them, but not for a process that
+      // left the group and holds them open (it dies with the build user's processes later).
+      const settle = () => resolve({ code, signal, timedOut });
+      const drained = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        settle();
+      }, PIPE_DRAIN_MS);
+      child.once('close', () => {
+        clearTimeout(drained);
+        settle();
+      });
     });
     child.once('error', (spawnError) => {
       clearTimeout(timer);

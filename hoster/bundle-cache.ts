@@ -28,7 +28,7 @@ export interface BundleCacheOptions {
    * goes to `<digestDir>/build.log`, which is kept across attempts. With a user, the tree is
    * the build user's while it runs, and the build must run as that user.
    */
-  build?: (appDir: string, digestDir: string, user: AppUser | undefined) => Promise<void>;
+  build?: (appDir: string, digestDir: string, user: AppUser | undefined, onLine: (line: string) => void) => Promise<void>;
 }
 
 /**
@@ -58,14 +58,15 @@ export class BundleCache {
    * The directory of the digest's app (`<dir>/<digest>/app`, or `<dir>/<digest>-<uid>/app` for
    * an app user), fetched, verified, unpacked and built if need be.
    */
-  prepare(digest: string, user?: AppUser): Promise<string> {
+  prepare(digest: string, user?: AppUser, onBuildLine: (line: string) => void = () => undefined): Promise<string> {
     if (!SHA256_PATTERN.test(digest)) {
       return Promise.reject(new TypeError(`${JSON.stringify(digest)} is not a sha256 digest: give 64 lowercase hex characters.`));
     }
     const name = copyName(digest, user);
     let attempt = this.preparing.get(name);
     if (attempt === undefined) {
-      attempt = this.install(digest, user).finally(() => this.preparing.delete(name));
+      // Whoever asks first hears the build; those who join it wait for its outcome.
+      attempt = this.install(digest, user, onBuildLine).finally(() => this.preparing.delete(name));
       this.preparing.set(name, attempt);
     }
     return attempt;
@@ -77,7 +78,7 @@ export class BundleCache {
     return SHA256_PATTERN.test(digest) && (await exists(join(copy, READY_FILE))) && (await exists(join(copy, APP_DIR)));
   }
 
-  private async install(digest: string, user: AppUser | undefined): Promise<string> {
+  private async install(digest: string, user: AppUser | undefined, onBuildLine: (line: string) => void): Promise<string> {
     const digestDir = join(this.dir, copyName(digest, user));
     const appDir = join(digestDir, APP_DIR);
     if (await this.isReady(digest, user)) return appDir;
@@ -103,7 +104,7 @@ export class BundleCache {
         await chmod(digestDir, 0o710);
       }
       try {
-        await this.build?.(appDir, digestDir, user);
+        await this.build?.(appDir, digestDir, user, onBuildLine);
       } finally {
         // Whatever the build started (daemonised or not) dies before the tree is taken back.
         if (user) killUserProcesses(user.buildUid, user.buildGid);

@@ -111,12 +111,13 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   const cache = new BundleCache({
     dir: join(dataDir, 'bundles'),
     fetch: (digest) => bundleStore.read(digest),
-    build: async (appDir, digestDir, user) => {
+    build: async (appDir, digestDir, user, onLine) => {
       // Install scripts are the app's code: they run as its build user, never as root, and get
       // no secret of the hoster's (token, Redis URL); the npm cache is that user's own.
       const home = user ? buildHome(dataDir, user.buildUid, user.buildGid) : digestDir;
       const result = await buildApp(appDir, {
         logFile: join(digestDir, 'build.log'),
+        onLine,
         user: user && { uid: user.buildUid, gid: user.buildGid },
         env: {
           PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -152,7 +153,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     crashLimit: CRASH_LIMIT,
     crashWindowMs: CRASH_WINDOW_MS,
     appUsers,
-    prepare: (digest, user) => cache.prepare(digest, user),
+    prepare: (digest, user, onBuildLine) => cache.prepare(digest, user, onBuildLine),
     startCommand,
     failureReason: (err) =>
       err instanceof BuildFailedError ? 'build_failed' : err instanceof BundleRejectedError ? 'bundle_rejected' : err instanceof NoStartCommandError ? 'no_start_command' : undefined,

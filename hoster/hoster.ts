@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import type { RedisClient } from '../common/redis-connection.js';
 import { StopSignal, STOPPED } from '../common/stop-signal.js';
-import { appendLogs } from '../registry/app-logs.js';
+import { appendLogs, type LogStream } from '../registry/app-logs.js';
 import type { AppStore } from '../registry/app-store.js';
 import { currentEventId, readEvents } from '../registry/event-stream.js';
 import type { Instance } from '../registry/instance.js';
@@ -69,7 +69,7 @@ export class Hoster {
   private loops: Promise<void>[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private logTimer: NodeJS.Timeout | undefined;
-  private pendingLogs = new Map<string, { instance: string; stream: 'out' | 'err'; line: string }[]>();
+  private pendingLogs = new Map<string, { instance: string; stream: LogStream; line: string }[]>();
   private gateOpen: boolean | undefined;
 
   constructor(private readonly o: HosterOptions) {
@@ -296,7 +296,7 @@ export class Hoster {
     });
   }
 
-  private queueLog(service: string, instance: string, stream: 'out' | 'err', line: string): void {
+  private queueLog(service: string, instance: string, stream: LogStream, line: string): void {
     let list = this.pendingLogs.get(service);
     if (list === undefined) this.pendingLogs.set(service, (list = []));
     // A runaway app must not grow the hoster's memory while Redis is away.

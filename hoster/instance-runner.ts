@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/app.js';
+import type { LogStream } from '../registry/app-logs.js';
 import type { AppStore } from '../registry/app-store.js';
 import type { Instance } from '../registry/instance.js';
 import type { RegistryStore } from '../registry/registry-store.js';
@@ -42,12 +43,12 @@ export interface RunnerContext {
   /** When the hoster runs as root: each app's own users (instances run as one, builds as another). */
   appUsers?: AppUsers;
   /** Installs the bundle (fetch, verify, unpack, build) once per digest (and app user); returns the app's directory. */
-  prepare: (digest: string, user: AppUser | undefined) => Promise<string>;
+  prepare: (digest: string, user: AppUser | undefined, onBuildLine: (line: string) => void) => Promise<string>;
   /** The command that starts the app in `appDir`. */
   startCommand: (appDir: string, releaseCommand: string | null) => { shell: string } | { file: string; args: string[] };
   /** Turns an install failure into a release reason (e.g. build_failed), or undefined for other errors. */
   failureReason: (err: unknown) => string | undefined;
-  onLog: (service: string, instance: string, stream: 'out' | 'err', line: string) => void;
+  onLog: (service: string, instance: string, stream: LogStream, line: string) => void;
   /** Called once when the runner is done (stopped, released or lost). */
   onDone: (runner: InstanceRunner) => void;
 }
@@ -167,8 +168,13 @@ export class InstanceRunner {
     this.health = { ...DEFAULT_HEALTH_CHECK, ...release?.healthCheck };
     const user = ctx.appUsers?.forApp(this.service);
     this.user = user;
-    const appDir = await ctx.prepare(digest, user);
+    // The build's lines go to the app's log as they come (stream "build"): berth publish shows them.
+    const appDir = await ctx.prepare(digest, user, (line) => {
+      this.remember(line);
+      ctx.onLog(this.service, this.id, 'build', line);
+    });
     if (this.stopRequested) return;
+    ctx.onLog(this.service, this.id, 'build', `-----> Starting instance ${this.id.slice(0, 8)} of v${release?.version ?? '?'} on ${ctx.machine}`);
     const command = withResourceLimits(ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
     for (const [name, value] of Object.entries(release?.env ?? {})) {
       // No process can be given such a variable: the release is at fault, not this machine.

@@ -12,9 +12,12 @@ export interface LogLine {
   /** When the hoster read it (ms since 1970). */
   time: number;
   instance: string;
-  stream: 'out' | 'err';
+  /** The app's stdout or stderr, or its build's output (npm's, with berth's "----->" lines). */
+  stream: LogStream;
   line: string;
 }
+
+export type LogStream = 'out' | 'err' | 'build';
 
 /** Appends lines to an app's log, kept to about `keep` lines; over-long lines are cut. */
 export async function appendLogs(
@@ -56,7 +59,7 @@ function logLine(id: string, fields: string[]): LogLine {
     id,
     time: Number(id.split('-')[0]),
     instance: f.instance ?? '',
-    stream: f.stream === 'err' ? 'err' : 'out',
+    stream: f.stream === 'err' || f.stream === 'build' ? f.stream : 'out',
     line: f.line ?? '',
   };
 }

@@ -176,7 +176,8 @@ export interface LogLine {
   id: string;
   time: number;
   instance: string;
-  stream: 'out' | 'err';
+  /** The app's stdout or stderr, or its build's output (npm's, with berth's "----->" lines). */
+  stream: 'out' | 'err' | 'build';
   line: string;
 }
 

@@ -11,22 +11,24 @@ export function logsCommand(ctx: CliContext): Command {
     .argument('<name>', 'the app')
     .option('-n, --lines <n>', 'how many of the last lines', lineCount, 100)
     .option('-f, --follow', 'keep printing new lines as they come, until Ctrl-C')
+    .option('--build', "only the builds' output (npm's lines, and berth's \"----->\" ones)")
     .option(...JSON_FLAG)
     .addHelpText(
       'after',
       `
-Each line starts with the instance (its id's first 8 characters) and the stream (out or
-err). With --json: the lines as one JSON array, or with --follow one JSON object per line.
+Each line starts with the instance (its id's first 8 characters) and the stream (out, err,
+or build for the output of the build that prepared it). With --json: the lines as one JSON array, or with --follow one JSON object per line.
 
 Examples:
   $ berth logs shop -n 20
   $ berth logs shop -f | grep -i error`,
     )
-    .action(async (name: string, flags: { lines: number; follow?: boolean; json?: boolean }) => {
+    .action(async (name: string, flags: { lines: number; follow?: boolean; build?: boolean; json?: boolean }) => {
       const { output } = ctx;
       const client = connect(ctx.env);
+      const wanted = (line: LogLine) => !flags.build || line.stream === 'build';
       if (!flags.follow) {
-        const lines = await client.logs(name, flags.lines);
+        const lines = (await client.logs(name, flags.lines)).filter(wanted);
         if (flags.json) return output.json(lines);
         for (const line of lines) printLine(output, line);
         return;
@@ -38,6 +40,7 @@ Examples:
       process.once('SIGTERM', onSignal);
       try {
         for await (const line of client.followLogs(name, { lines: flags.lines, signal: stop.signal })) {
+          if (!wanted(line)) continue;
           if (flags.json) output.jsonLine(line);
           else printLine(output, line);
         }
@@ -52,6 +55,6 @@ Examples:
 }
 
 function printLine(output: Output, line: LogLine): void {
-  const stream = line.stream === 'err' ? output.paint.red('err') : output.paint.dim('out');
+  const stream = line.stream === 'err' ? output.paint.red('err') : line.stream === 'build' ? output.paint.yellow('build') : output.paint.dim('out');
   output.line(`${output.paint.cyan(line.instance.slice(0, 8))} ${stream} | ${line.line}`);
 }

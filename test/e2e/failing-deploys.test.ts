@@ -126,7 +126,17 @@ describe('a deploy that cannot succeed', () => {
     expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
     expect(r.stderr).toMatch(/failed: build_failed on m1: npm install exited with code \d+/);
     expect(r.stderr).toContain('gyp: no-such-toolchain for native');
+    // The build's own lines came while it ran, framed by the hoster's "----->" lines (the
+    // failure's summary quotes build.log, which has none of those).
+    expect(r.stderr).toMatch(/^-----> Installing dependencies \(npm install --omit=dev --no-audit --no-fund\)$/m);
+    expect(r.stderr).toMatch(/^-----> npm install exited with code \d+ after \d+\.\d s$/m);
     expect(r.served.failed).toEqual([]);
+    // And they are kept: berth logs --build shows them, marked as the build's.
+    const logs = await runCli(['logs', 'shop', '--build', '-n', '1000'], env);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(/ build \| -----> Installing dependencies/);
+    expect(logs.stdout).toMatch(/ build \| .*gyp: no-such-toolchain for native/);
+    expect(logs.stdout).not.toMatch(/ (out|err) \| /);
   });
 
   it('an app that never listens on $PORT: not_listening, naming the port to use', async () => {
