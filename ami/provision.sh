@@ -258,10 +258,12 @@ new_env=$(mktemp)
   echo "# Written by ami/provision.sh: the berth daemons' settings (see docs/configuration.md)."
   echo "REDIS_URL=$redis_url"
   echo "BERTH_TOKEN=$token"
+  # The balancer checks a token by its digest before showing internal reports (/_berth/*, /metrics).
+  echo "BERTH_TOKEN_SHA256=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
   echo "BERTH_DATA_DIR=$DATA"
   # Keep what an earlier run or an admin set, except what this run sets.
   if [ -f "$env_file" ]; then
-    { grep -E '^[A-Z_][A-Z0-9_]*=' "$env_file" || true; } | { grep -vE '^(REDIS_URL|BERTH_TOKEN|BERTH_DATA_DIR)=' || true; } |
+    { grep -E '^[A-Z_][A-Z0-9_]*=' "$env_file" || true; } | { grep -vE '^(REDIS_URL|BERTH_TOKEN|BERTH_TOKEN_SHA256|BERTH_DATA_DIR)=' || true; } |
       while IFS= read -r line; do
         key=${line%%=*}
         overridden=0

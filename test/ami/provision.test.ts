@@ -73,7 +73,7 @@ function stats(m: Machine, paths: string[]): Record<string, string> {
 function envFile(m: Machine): Record<string, string> {
   const r = m.sh('cat /etc/berth/berth.env');
   expect(r.status, r.out).toBe(0);
-  return Object.fromEntries(r.out.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(r.out.split('\n').filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
 describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root', () => {
@@ -129,6 +129,7 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       });
       const env = envFile(m);
       expect(env.BERTH_TOKEN).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      expect(env.BERTH_TOKEN_SHA256).toBe(createHash('sha256').update(env.BERTH_TOKEN!).digest('hex'));
       expect(env.BERTH_DATA_DIR).toBe('/var/lib/berth');
       const address = /^http:\/\/([0-9a-f.:]+):8080$/.exec(env.BERTH_PROXY_URL!)?.[1];
       expect(address, env.BERTH_PROXY_URL).toBeDefined();
@@ -207,6 +208,9 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
           }
           const plain = await fetch("http://localhost/hello", { redirect: "manual" });
           console.log("plain HTTP", plain.status, plain.headers.get("location"));
+          const internal = await fetch("https://localhost/_berth/balancer");
+          const asAdmin = await fetch("https://localhost/_berth/balancer", { headers: { authorization: "Bearer " + process.env.BERTH_TOKEN } });
+          console.log("internal report", internal.status, "with the token", asAdmin.status);
         '
         for p in /proc/[0-9]*; do
           if tr '\\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q '^node server.js'; then echo "app uid $(awk '/^Uid:/ { print $2 }' "$p/status")"; fi
@@ -222,6 +226,8 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(r.out).toContain('hello through the balancer 200 true');
       // The redirect goes to the platform's own name (here the host name), never the client's Host.
       expect(r.out).toContain(`plain HTTP 308 https://${hostname()}/hello`);
+      // Internal reports only to a token: the balancer checks it by the digest provisioning wrote.
+      expect(r.out).toContain('internal report 401 with the token 200');
       const uid = /^app uid (\d+)$/m.exec(r.out);
       expect(uid, r.out).not.toBeNull();
       expect(Number(uid![1])).toBeGreaterThanOrEqual(APP_UID_BASE);
@@ -272,6 +278,7 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(envFile(m)).toEqual({
         REDIS_URL: 'redis://:pw@10.0.0.5:6379',
         BERTH_TOKEN: 'tok-123',
+        BERTH_TOKEN_SHA256: createHash('sha256').update('tok-123').digest('hex'),
         BERTH_DATA_DIR: '/var/lib/berth',
         BERTH_TRUSTED_PROXIES: '10.0.0.5',
         BERTH_PROXY_URL: expect.stringMatching(/^http:\/\/[0-9a-f.:]+:8080$/),
