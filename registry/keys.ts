@@ -33,6 +33,12 @@ export interface RegistryKeys {
   readonly machines: string;
   /** The one event stream every change appends to. */
   readonly events: string;
+  /** Sorted set of machines holding claims, scored by when each was last heard from (ms, Redis clock). */
+  readonly presence: string;
+  /** Hash of machine → its control-plane grace (ms), as it last told it. */
+  readonly presenceGrace: string;
+  /** Hash of the reaper's last tick, its hold on expiries, and its settings (hosters read them). */
+  readonly reaperState: string;
 
   /** Hash of an app's desired state (path, instances wanted, current release, …). */
   app(name: string): string;
@@ -94,6 +100,9 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     machine: (name) => `${p}machine:${name}`,
     machines: `${p}machines`,
     events: `${p}events`,
+    presence: `${p}presence`,
+    presenceGrace: `${p}presence-grace`,
+    reaperState: `${p}reaper`,
     app: (name) => `${p}app:${name}`,
     apps: `${p}apps`,
     appPaths: `${p}app-paths`,

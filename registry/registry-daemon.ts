@@ -15,7 +15,7 @@ import { AppService } from './app-service.js';
 import { AppStore } from './app-store.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
-import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, RegistryStore } from './registry-store.js';
+import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore } from './registry-store.js';
 import { TokenStore } from './token-store.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
@@ -30,6 +30,12 @@ export const REGISTRY_OPTIONS = {
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix "{name}:" (a Cluster hash tag).' }),
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: positiveMsSchema, describe: 'Lease length of a claim when the claimer gives none.' }),
   reapIntervalMs: option({ env: 'BERTH_REAP_INTERVAL_MS', default: DEFAULT_REAP_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often expired leases are returned to unclaimed.' }),
+  silentFraction: option({
+    env: 'BERTH_SILENT_FRACTION',
+    default: DEFAULT_SILENT_FRACTION,
+    schema: z.coerce.number().min(0).max(1),
+    describe: 'When more than this share of the machines holding claims goes silent at once, no lease is expired for a lease (the control plane is the likelier fault); 1 turns this off.',
+  }),
   eventsMaxLength: option({ env: 'BERTH_EVENTS_MAX_LENGTH', default: DEFAULT_EVENTS_MAX_LENGTH, schema: positiveIntSchema, describe: 'Approximate number of events the stream keeps.' }),
   bodyLimitBytes: option({ env: 'BERTH_BODY_LIMIT_BYTES', default: DEFAULT_BODY_LIMIT_BYTES, schema: positiveIntSchema, describe: 'Largest JSON request body accepted.' }),
   bundleLimitBytes: option({ env: 'BERTH_BUNDLE_LIMIT_BYTES', default: DEFAULT_BUNDLE_LIMIT_BYTES, schema: positiveIntSchema, describe: 'Largest app bundle (.tar.gz) accepted.' }),
@@ -123,7 +129,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  const reaper = startReaper({ store, logger, intervalMs: config.reapIntervalMs });
+  const reaper = startReaper({ store, logger, intervalMs: config.reapIntervalMs, silentFraction: config.silentFraction });
   const reconciler = new Reconciler({
     store,
     apps: appStore,

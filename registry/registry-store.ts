@@ -11,6 +11,13 @@ export const DEFAULT_LEASE_MS = 15_000;
 export const DEFAULT_EVENTS_MAX_LENGTH = 100_000;
 export const DEFAULT_REAP_BATCH = 500;
 export const DEFAULT_WAIT_TIMEOUT_MS = 1000;
+/** More than this share of the machines holding claims silent at once holds lease expiries. */
+export const DEFAULT_SILENT_FRACTION = 0.5;
+/**
+ * A machine holding claims not heard from (markPresent) for this long is silent. Hosters send
+ * their presence four times a second, so a live one is never near it.
+ */
+export const SILENT_AFTER_MS = 2000;
 
 export interface RegistryStoreOptions {
   /** Name inside the key prefix's hash tag. @default 'berth' */
@@ -73,6 +80,31 @@ export interface ReapedInstance {
   outcome: 'unclaimed' | 'removed';
 }
 
+/** Why the reaper holds lease expiries, and for how long (see reapExpired-6.lua). */
+export interface ReapHold {
+  /** How much longer nothing is expired (0: no hold). */
+  msLeft: number;
+  /** 'gap': no reaper ran for over a lease (or Redis's clock went back); 'silence': too many machines silent at once. */
+  reason: 'gap' | 'silence' | '';
+  /** Time since the previous reaper tick (ms, Redis clock). */
+  gapMs: number;
+  /** Machines holding claims, and how many of them were silent. */
+  silent: number;
+  machines: number;
+  /** Leases that had ended and were kept by the hold in this round. */
+  held: number;
+  /** This round started the hold. */
+  started: boolean;
+}
+
+/** What hosters read of the reapers' settings: they judge with them whether their silence makes a hold. */
+export interface ReaperSettings {
+  leaseMs: number;
+  silentMs: number;
+  fraction: number;
+  intervalMs: number;
+}
+
 /** Where a retired instance stands after one retire step. */
 export type RetireOutcome = 'removed' | 'draining' | 'stopping';
 
@@ -102,7 +134,8 @@ interface ScriptCommands {
   renewLease(...args: (string | number)[]): Promise<[number, string] | number>;
   releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
   unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
-  reapExpired(...args: (string | number)[]): Promise<[string, string, string, string, string][]>;
+  reapExpired(...args: (string | number)[]): Promise<[[string, string, string, string, string][], [number, string, number, number, number, number, number]]>;
+  markPresent(...args: (string | number)[]): Promise<number>;
   retireInstance(...args: (string | number)[]): Promise<string | number>;
   registerMissing(...args: (string | number)[]): Promise<string[]>;
   holdLeadership(...args: (string | number)[]): Promise<number>;
@@ -119,7 +152,8 @@ const SCRIPTS: Record<keyof ScriptCommands, number> = {
   renewLease: 2,
   releaseInstance: 4,
   unregisterInstance: 7,
-  reapExpired: 3,
+  reapExpired: 6,
+  markPresent: 2,
   heartbeatMachine: 3,
   retireInstance: 7,
   confirmStopped: 7,
@@ -425,17 +459,68 @@ export class RegistryStore {
     if (out < 0) throw scriptFailure(out, 'instance_not_found');
   }
 
-  /** Handles up to `limit` instances whose lease expired (see reapExpired-3.lua). */
+  /** Handles up to `limit` instances whose lease expired (see reapExpired-6.lua). */
   async reapExpired(limit = DEFAULT_REAP_BATCH): Promise<ReapedInstance[]> {
+    return (await this.reapRound({ limit })).reaped;
+  }
+
+  /**
+   * One reaper round (reapExpired-6.lua): expires up to `limit` ended leases, unless the
+   * evidence says the control plane itself was away (then it holds them for a lease).
+   */
+  async reapRound(options: { limit?: number; fraction?: number; intervalMs?: number } = {}): Promise<{ reaped: ReapedInstance[]; hold: ReapHold }> {
     const k = this.keys;
-    const out = await this.change(() => this.redis.reapExpired(k.leases, k.unclaimed, k.events, k.prefix, limit, this.maxLen));
-    return out.map(([id, service, machine, epoch, outcome]) => ({
-      id,
-      service,
-      machine,
-      epoch: Number(epoch),
-      outcome: outcome as ReapedInstance['outcome'],
-    }));
+    const [reaped, hold] = await this.change(() =>
+      this.redis.reapExpired(
+        k.leases,
+        k.unclaimed,
+        k.events,
+        k.reaperState,
+        k.presence,
+        k.presenceGrace,
+        k.prefix,
+        options.limit ?? DEFAULT_REAP_BATCH,
+        this.maxLen,
+        this.leaseMs,
+        SILENT_AFTER_MS,
+        options.fraction ?? DEFAULT_SILENT_FRACTION,
+        options.intervalMs ?? 1000,
+      ),
+    );
+    return {
+      reaped: reaped.map(([id, service, machine, epoch, outcome]) => ({
+        id,
+        service,
+        machine,
+        epoch: Number(epoch),
+        outcome: outcome as ReapedInstance['outcome'],
+      })),
+      hold: {
+        msLeft: Number(hold[0]),
+        reason: hold[1] as ReapHold['reason'],
+        gapMs: Number(hold[2]),
+        silent: Number(hold[3]),
+        machines: Number(hold[4]),
+        held: Number(hold[5]),
+        started: Number(hold[6]) === 1,
+      },
+    };
+  }
+
+  /**
+   * A hoster's sign of life while it `holding` claims (markPresent-2.lua), with its control-plane
+   * grace and lease length; returns now on Redis's clock. Not waited on by replicas: it is evidence, not state.
+   */
+  async markPresent(machine: string, graceMs: number, holding: boolean, leaseMs = this.leaseMs): Promise<number> {
+    const k = this.keys;
+    return this.call(() => this.redis.markPresent(k.presence, k.presenceGrace, machine, graceMs, holding ? '1' : '0', leaseMs));
+  }
+
+  /** The settings the reapers last ran with, or undefined before any reaper ran. */
+  async reaperSettings(): Promise<ReaperSettings | undefined> {
+    const [leaseMs, silentMs, fraction, intervalMs] = await this.call(() => this.redis.hmget(this.keys.reaperState, 'leaseMs', 'silentMs', 'fraction', 'intervalMs'));
+    if (leaseMs == null || silentMs == null || fraction == null || intervalMs == null) return undefined;
+    return { leaseMs: Number(leaseMs), silentMs: Number(silentMs), fraction: Number(fraction), intervalMs: Number(intervalMs) };
   }
 
   async heartbeat(name: string, facts: MachineFacts): Promise<number> {

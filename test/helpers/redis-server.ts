@@ -17,6 +17,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Start it again on the same port and dir (loads the append-only file); no-op while it runs. */
   start(): Promise<void>;
+  /** SIGSTOP the server: connections stay open, nothing is answered (a frozen or stalled Redis). */
+  freeze(): void;
+  /** SIGCONT: it answers again, everything queued meanwhile first. */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -88,6 +92,12 @@ async function startRedisOnce(options: { appendonly?: boolean }, port: number): 
     },
     kill,
     start,
+    freeze: () => {
+      child?.kill('SIGSTOP');
+    },
+    thaw: () => {
+      child?.kill('SIGCONT');
+    },
     stop: async () => {
       for (const c of clients) c.disconnect();
       await kill();
