@@ -15,6 +15,7 @@ import { culpritReport, loadReport } from './machine-report.js';
 import { createProxyServer } from './proxy-server.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { joinProxyPrimary, totalMetricsText } from './proxy-workers.js';
+import { RedisContact } from './redis-contact.js';
 import { RouteSync } from './route-sync.js';
 import { RouteTable } from './route-table.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
@@ -79,11 +80,14 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   });
   sampler.start();
   sync.start();
+  const contact = new RedisContact(redis, config.machine);
+  contact.start();
 
   const reports: Record<string, () => unknown> = {
     '/_berth/load': () => loadReport(load()),
     '/_berth/culprit': () => culpritReport(sampler, config.machine),
     '/_berth/routes': () => routesReport(table, overrides.worker),
+    '/_berth/control-plane': () => contact.report(),
   };
   const { listener, connections } = createProxyServer({
     table,
@@ -115,6 +119,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     await connections.drain(config.graceMs, IDLE_LINGER_MS);
     http.close();
     sampler.close();
+    contact.close();
     await sync.close();
     await closeRedis(redis);
   });

@@ -116,7 +116,7 @@ function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxySer
   }
   const report = o.reports[path];
   if (report === undefined) {
-    res.writeHead(404, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'not_found', message: `No endpoint ${path}: try /_berth/load, /_berth/culprit, /_berth/routes, /_berth/health or /metrics.` } })}\n`);
+    res.writeHead(404, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'not_found', message: `No endpoint ${path}: try /_berth/load, /_berth/culprit, /_berth/routes, /_berth/control-plane, /_berth/health or /metrics.` } })}\n`);
     return;
   }
   answer(res, report, { 'content-type': 'application/json', 'cache-control': 'no-store' }, (value) => `${JSON.stringify(value)}\n`);

@@ -173,7 +173,7 @@ describe('balancer', () => {
   });
 
   it("answers its own reports and the proxies' only to a berth token through the public door; an admin listener answers without one", async () => {
-    for (const path of ['/_berth/balancer', '/_berth/balancer?x', '/metrics', '/_berth/load', '/_berth/culprit', '/_berth/routes', '/_berth', '/_berth/anything']) {
+    for (const path of ['/_berth/balancer', '/_berth/balancer?x', '/metrics', '/_berth/load', '/_berth/culprit', '/_berth/routes', '/_berth/control-plane', '/_berth', '/_berth/anything']) {
       const answer = await get(path);
       expect(answer.status, path).toBe(401);
       expect(JSON.parse(answer.body).error.code, path).toBe('unauthorized');

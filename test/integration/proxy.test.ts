@@ -363,6 +363,19 @@ describe('machines', () => {
     await waitFor(async () => (await get('/pay')).status === 200, { what: 'still routing after Redis returns' });
   });
 
+  it('says how long ago it last reached Redis (/_berth/control-plane), which a frozen Redis makes grow', async () => {
+    const reached = async () => JSON.parse((await get('/_berth/control-plane')).body) as { machine: string; redis: { reachedAgoMs: number | null; probeEveryMs: number } };
+    expect(await reached()).toMatchObject({ machine: 'm1', redis: { reachedAgoMs: expect.any(Number), probeEveryMs: 250 } });
+    await waitFor(async () => ((await reached()).redis.reachedAgoMs ?? Infinity) < 1000, { what: 'a fresh answer from Redis' });
+    redis.freeze();
+    try {
+      await waitFor(async () => ((await reached()).redis.reachedAgoMs ?? 0) > 1500, { what: 'the report to show Redis out of reach' });
+    } finally {
+      redis.thaw();
+    }
+    await waitFor(async () => ((await reached()).redis.reachedAgoMs ?? Infinity) < 1000, { what: 'the report to show Redis reached again' });
+  });
+
   it('reports the load (GetLoad) and the culprit (GetCulprit)', async () => {
     const fixed = await startTestProxy(redis, registry.prefix, 'm1', {}, () => ({ load1: 1, load5: 3, load15: 2, cpus: 2, perCpu: 1.5 }));
     try {

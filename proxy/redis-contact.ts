@@ -1,0 +1,72 @@
+import type { RedisClient } from '../common/redis-connection.js';
+
+/** How often the proxy checks that it reaches Redis. */
+export const REDIS_PROBE_EVERY_MS = 250;
+/** A probe unanswered this long counts as failed. */
+const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * The body of `GET /_berth/control-plane` (internal: a machine's hoster asks the others' proxies
+ * directly; the balancer does not forward it). With it a hoster that cannot reach Redis tells
+ * "Redis is away for every machine" (keep the apps running) from "this machine alone is cut
+ * off" (stop them before their leases end): see hoster/control-plane-grace.ts.
+ */
+export interface ControlPlaneReport {
+  machine: string;
+  redis: {
+    /** How long ago this proxy last got an answer from Redis; null: never since it started. */
+    reachedAgoMs: number | null;
+    /** How often it asks: `reachedAgoMs` may be this much older than the truth. */
+    probeEveryMs: number;
+  };
+}
+
+/**
+ * Knows when this proxy last reached Redis: a PING every REDIS_PROBE_EVERY_MS on its command
+ * connection (never two at once). Measured on the monotonic clock.
+ */
+export class RedisContact {
+  private lastOk: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private probing = false;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly machine: string,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.probe(), REDIS_PROBE_EVERY_MS);
+    this.timer.unref();
+    void this.probe();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  report(): ControlPlaneReport {
+    const last = this.lastOk;
+    return { machine: this.machine, redis: { reachedAgoMs: last === undefined ? null : Math.round(performance.now() - last), probeEveryMs: REDIS_PROBE_EVERY_MS } };
+  }
+
+  private async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.redis.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('probe timed out')), PROBE_TIMEOUT_MS);
+        }),
+      ]);
+      this.lastOk = performance.now();
+    } catch {
+      // Not reached: lastOk stays where it was.
+    } finally {
+      clearTimeout(timer);
+      this.probing = false;
+    }
+  }
+}
