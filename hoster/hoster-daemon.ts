@@ -40,6 +40,16 @@ const portRangeSchema = z
   .transform((s) => s.split('-').map(Number) as [number, number])
   .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'must be within 1024-65535, low-high');
 
+/** How long apps keep running while Redis is away for every machine (see control-plane-grace.ts). */
+export const DEFAULT_CONTROL_PLANE_GRACE_MS = 90_000;
+
+const graceSchema = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(3_600_000)
+  .refine((ms) => ms === 0 || ms >= 1000, 'must be 0 (off) or at least 1000 ms');
+
 export const DEFAULT_CAPACITY = Math.max(1, Math.min(cpus().length * 8, Math.floor(totalmem() / 2 ** 20 / 128)));
 
 /** Every option of `berth hoster`. */
@@ -58,6 +68,12 @@ export const HOSTER_OPTIONS = {
   portRange: option({ env: 'BERTH_PORT_RANGE', default: [20_000, 29_999] as [number, number], schema: portRangeSchema, describe: 'Loopback ports for app instances.' }),
   labels: option({ env: 'BERTH_MACHINE_LABELS', default: {} as Record<string, string>, schema: labelsSchema, describe: 'Labels apps can require, e.g. zone=a,ssd=true.' }),
   proxyUrl: option({ env: 'BERTH_PROXY_URL', default: '', schema: z.union([z.literal(''), z.string().url()]), describe: "Where this machine's proxy listens, as other machines reach it." }),
+  controlPlaneGraceMs: option({
+    env: 'BERTH_CONTROL_PLANE_GRACE_MS',
+    default: DEFAULT_CONTROL_PLANE_GRACE_MS,
+    schema: graceSchema,
+    describe: 'While Redis is away for every machine (not this one alone cut off), apps keep running for up to this long after this machine last reached Redis; 0: they stop before their leases end, as when cut off.',
+  }),
   stopGraceMs: option({ env: 'BERTH_STOP_GRACE_MS', default: 5000, schema: positiveMsSchema, describe: 'SIGTERM to SIGKILL grace when an app is stopped.' }),
   healthIntervalMs: option({ env: 'BERTH_HEALTH_INTERVAL_MS', default: 1000, schema: positiveMsSchema, describe: 'Time between health check attempts.' }),
   evacuateTimeoutMs: option({ env: 'BERTH_EVACUATE_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'On SIGTERM, how long to wait for replacements before stopping what is left.' }),
@@ -168,7 +184,14 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     labels: config.labels,
     proxyUrl: config.proxyUrl,
     evacuateTimeoutMs: config.evacuateTimeoutMs,
+    controlPlaneGraceMs: config.controlPlaneGraceMs,
   });
+  if (config.controlPlaneGraceMs > 0 && config.controlPlaneGraceMs <= config.leaseMs) {
+    logger.warn(
+      { graceMs: config.controlPlaneGraceMs, leaseMs: config.leaseMs },
+      `BERTH_CONTROL_PLANE_GRACE_MS (${config.controlPlaneGraceMs}) is not longer than BERTH_LEASE_MS (${config.leaseMs}): the lease alone keeps apps running about as long, so it changes next to nothing`,
+    );
+  }
   await hoster.start();
   logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appsRunAs: asRoot ? 'a user of their own' : 'this user' }, `hoster of ${config.machine} started`);
 

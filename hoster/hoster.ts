@@ -11,6 +11,7 @@ import type { AppStore } from '../registry/app-store.js';
 import { currentEventId, readEvents } from '../registry/event-stream.js';
 import type { Instance } from '../registry/instance.js';
 import type { RegistryStore } from '../registry/registry-store.js';
+import { ControlPlaneWatch } from './control-plane-grace.js';
 import type { LoadSource } from './load-source.js';
 import { unmetRequirement } from './machine-fit.js';
 import { InstanceRunner, type RunnerContext } from './instance-runner.js';
@@ -25,7 +26,12 @@ export const FAILED_HERE_BACKOFF_MS = 60_000;
  */
 const UNCLAIMED_SAMPLE = 64;
 
-export interface HosterOptions extends Omit<RunnerContext, 'ports' | 'onLog' | 'onDone' | 'instancesDir'> {
+export interface HosterOptions extends Omit<RunnerContext, 'ports' | 'onLog' | 'onDone' | 'instancesDir' | 'controlPlane'> {
+  /**
+   * While Redis is away for every machine, apps keep running for up to this long after this
+   * machine last reached Redis (see control-plane-grace.ts); 0: they stop before their leases end.
+   */
+  controlPlaneGraceMs: number;
   /** A connection for blocking reads of the event stream. */
   events: RedisClient;
   /** A connection for log lines (plain commands). */
@@ -71,6 +77,12 @@ export class Hoster {
   private logTimer: NodeJS.Timeout | undefined;
   private pendingLogs = new Map<string, { instance: string; stream: LogStream; line: string }[]>();
   private gateOpen: boolean | undefined;
+  /** Tells "Redis is away for everyone" from "this machine is cut off". */
+  readonly controlPlane: ControlPlaneWatch;
+  /** After Redis was out of reach: every lease renewed first, then claims again. */
+  private renewedFirst: Promise<void> = Promise.resolve();
+  /** Claims whose apps this machine stopped because it could not renew: given back once Redis answers. */
+  private readonly fenced = new Map<string, { service: string; id: string; epoch: number; until: number }>();
 
   constructor(private readonly o: HosterOptions) {
     this.log = o.logger;
@@ -79,13 +91,28 @@ export class Hoster {
     // Passed through, never listed: which instances run here is no app's business.
     mkdirSync(instancesDir, { recursive: true, mode: 0o711 });
     chmodSync(instancesDir, 0o711);
+    this.controlPlane = new ControlPlaneWatch({
+      machine: o.machine,
+      store: o.store,
+      logger: o.logger,
+      graceMs: o.controlPlaneGraceMs,
+      leaseMs: o.leaseMs,
+      stopGraceMs: o.stopGraceMs,
+      holding: () => this.runners.size,
+      onChange: () => {
+        for (const r of this.runners.values()) r.refreshDeadline();
+      },
+      onBack: () => this.renewFirst(),
+    });
     this.ctx = {
       ...o,
       instancesDir,
       ports: this.ports,
+      controlPlane: this.controlPlane,
       onLog: (service, instance, stream, line) => this.queueLog(service, instance, stream, line),
       onDone: (runner) => {
         if (this.runners.get(runner.id) === runner) this.runners.delete(runner.id);
+        if (runner.fenced) this.fenced.set(runner.id, { service: runner.service, id: runner.id, epoch: runner.epoch, until: performance.now() + o.leaseMs + o.controlPlaneGraceMs });
         this.poke();
       },
     };
@@ -97,6 +124,7 @@ export class Hoster {
   }
 
   async start(): Promise<void> {
+    this.controlPlane.start();
     await this.adoptSurvivors();
     await this.heartbeat().catch(() => undefined);
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => undefined), this.o.heartbeatMs);
@@ -123,6 +151,7 @@ export class Hoster {
     );
     clearInterval(this.heartbeatTimer);
     clearInterval(this.logTimer);
+    await this.controlPlane.close();
     await this.flushLogs();
     this.stopSignal.stop();
     this.o.events.disconnect();
@@ -182,8 +211,31 @@ export class Hoster {
     }
   }
 
+  /**
+   * Redis answers again after it did not: renew every lease before anything else (a claim round
+   * waits for it), then give back the claims whose apps were stopped meanwhile, so that they run
+   * again at once rather than when their leases expire.
+   */
+  private renewFirst(): void {
+    const runners = [...this.runners.values()];
+    this.renewedFirst = (async () => {
+      await Promise.all(runners.map((r) => r.renewNow().catch(() => undefined)));
+      const now = performance.now();
+      for (const [id, f] of this.fenced) {
+        this.fenced.delete(id);
+        if (now > f.until) continue;
+        await this.o.store
+          .release({ service: f.service, id: f.id, machine: this.o.machine, epoch: f.epoch, reason: 'fenced' })
+          .then(() => this.log.info({ app: f.service, instance: f.id, epoch: f.epoch }, `gave back the claim on ${f.service}/${f.id}, stopped while Redis was out of reach: it runs again as soon as it is claimed`))
+          .catch(() => undefined);
+      }
+    })();
+    void this.renewedFirst.then(() => this.poke());
+  }
+
   /** One look at the unclaimed instances: claims what fits, within the gate and capacity. */
   async claimRound(): Promise<number> {
+    await this.renewedFirst;
     const load = this.o.load();
     const open = load.perCpu < this.o.maxLoadPerCpu;
     if (open !== this.gateOpen) {
@@ -280,6 +332,12 @@ export class Hoster {
   }
 
   private async heartbeat(): Promise<void> {
+    await this.beat();
+    // While Redis answers: the machines to ask, and the reapers' settings, should it stop answering.
+    await this.controlPlane.refresh().catch(() => undefined);
+  }
+
+  private async beat(): Promise<void> {
     const load = this.o.load();
     await this.o.store.heartbeat(this.o.machine, {
       proxy: this.o.proxyUrl,

@@ -51,6 +51,11 @@ export interface RunnerContext {
   onLog: (service: string, instance: string, stream: LogStream, line: string) => void;
   /** Called once when the runner is done (stopped, released or lost). */
   onDone: (runner: InstanceRunner) => void;
+  /**
+   * While Redis is away for every machine (see control-plane-grace.ts), how far past its lease
+   * an app may keep running; absent: never past the lease.
+   */
+  controlPlane?: { extendedUntil(validUntil: number): number | undefined };
 }
 
 /** Lines of the app's (or its build's) output quoted with a failure. */
@@ -83,6 +88,9 @@ export class InstanceRunner {
   private health: HealthCheck = DEFAULT_HEALTH_CHECK;
   private readonly log: Logger;
   private stopRequested = false;
+  /** Stopped because the lease could not be renewed in time (its claim may still stand in Redis). */
+  fenced = false;
+  private pastLeaseLogged = false;
   /** The app's last lines of output, quoted when it fails: the cause in its own words. */
   private readonly lastLines: string[] = [];
 
@@ -230,7 +238,7 @@ export class InstanceRunner {
     const spec = this.spec!;
     if (this.stopRequested) return;
     this.phase = this.phase === 'restarting' ? 'restarting' : 'starting';
-    spec.leaseValidForMs = Math.max(0, this.validUntil - performance.now());
+    spec.leaseValidForMs = Math.max(0, this.deadline() - performance.now());
     const specFile = join(this.dir, `shim-${Date.now()}.json`);
     writeFileSync(specFile, JSON.stringify(spec), { mode: 0o600 });
     // Detached and unreferenced: the shim must outlive a hoster restart.
@@ -342,6 +350,7 @@ export class InstanceRunner {
     this.shim = undefined;
     if (m.why === 'lease_deadline') {
       this.log.error('the shim stopped the app because the lease was not renewed in time');
+      this.fenced = true;
       this.finish();
       return;
     }
@@ -379,17 +388,27 @@ export class InstanceRunner {
     try {
       const { state } = await this.ctx.store.renew({ ...this.holder(), leaseMs: this.ctx.leaseMs });
       this.validUntil = sentAt + this.ctx.leaseMs - this.ctx.fenceMarginMs;
+      this.pastLeaseLogged = false;
       this.pushLease();
       if (state === 'stopping') await this.stop('retired', true);
     } catch (err) {
       if (err instanceof BerthError && (err.code === 'stale_epoch' || err.code === 'instance_not_found')) {
         this.log.warn({ code: err.code }, `lost the claim on ${this.service}/${this.id}: stopping it`);
         await this.stop('lost', false);
-      } else if (performance.now() >= this.validUntil) {
+      } else if (performance.now() >= this.deadline()) {
         // Self-fencing: the lease may run out before Redis hears from us again.
-        this.log.error({ err: errMessage(err) }, `cannot renew the lease of ${this.service}/${this.id} in time: stopping it before it can be claimed elsewhere`);
+        this.fenced = true;
+        if (this.pastLeaseLogged) this.log.error({ err: errMessage(err) }, `Redis stayed away past the control-plane grace: stopping ${this.service}/${this.id}`);
+        else this.log.error({ err: errMessage(err) }, `cannot renew the lease of ${this.service}/${this.id} in time: stopping it before it can be claimed elsewhere`);
         await this.stop('lost', false);
       } else {
+        if (performance.now() >= this.validUntil && !this.pastLeaseLogged) {
+          this.pastLeaseLogged = true;
+          this.log.warn(
+            { msLeft: Math.round(this.deadline() - performance.now()) },
+            `cannot renew the lease of ${this.service}/${this.id} in time, but Redis is away for every machine: it keeps running past its lease (for a bounded grace)`,
+          );
+        }
         if (performance.now() - this.lastRenewFailureLogged > 5000) {
           this.lastRenewFailureLogged = performance.now();
           this.log.warn({ err: errMessage(err), msLeft: Math.round(this.validUntil - performance.now()) }, 'lease renewal failed: retrying');
@@ -403,8 +422,24 @@ export class InstanceRunner {
     }
   }
 
+  /** Renews at once (Redis is back: renewals come before anything else). */
+  renewNow(): Promise<void> {
+    return this.renewOnce();
+  }
+
+  /** Tells the shim the deadline again (the control plane's verdict changed). */
+  refreshDeadline(): void {
+    this.pushLease();
+  }
+
+  /** Monotonic time before which the app must be dead: the lease's, or later while Redis is away for everyone. */
+  private deadline(): number {
+    const extended = this.ctx.controlPlane?.extendedUntil(this.validUntil);
+    return extended === undefined ? this.validUntil : Math.max(this.validUntil, extended);
+  }
+
   private pushLease(): void {
-    if (this.shim) send(this.shim, { t: 'lease', validForMs: Math.max(0, this.validUntil - performance.now()) });
+    if (this.shim) send(this.shim, { t: 'lease', validForMs: Math.max(0, this.deadline() - performance.now()) });
   }
 
   private async stopShim(): Promise<void> {

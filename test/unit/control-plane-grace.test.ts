@@ -1,0 +1,75 @@
+// The hoster's judgement when it cannot reach Redis: keep the apps running only when Redis is away for (more than the reaper's share of) every machine and long enough for the reaper to hold expiries; fence when another machine reached Redis after this one lost it, when too few answer, or when it is too early to tell.
+import { describe, expect, it } from 'vitest';
+import { judgeControlPlane, MARGIN_MS, type JudgeInput, type PeerView } from '../../hoster/control-plane-grace.js';
+
+const reaper = { leaseMs: 15_000, silentMs: 2000, intervalMs: 1000, fraction: 0.5 };
+/** Silence the reaper must have seen for a hold: its limit, one of its ticks, the margin. */
+const TELLS = reaper.silentMs + reaper.intervalMs + MARGIN_MS;
+const NOW = 100_000;
+
+function judge(peers: PeerView[], over: Partial<JudgeInput> = {}) {
+  return judgeControlPlane({ now: NOW, reachedAt: NOW - TELLS - 500, reaper, peers, ...over });
+}
+
+/** A peer whose proxy last reached Redis `agoMs` before NOW (null: never). */
+function peer(machine: string, agoMs: number | null | undefined, holding = true): PeerView {
+  return { machine, holding, reachedAt: agoMs === undefined ? undefined : agoMs === null ? null : NOW - agoMs, probeEveryMs: 250 };
+}
+
+describe('judgeControlPlane', () => {
+  it('no other machine: Redis is away for the whole platform (one-machine berth up)', () => {
+    expect(judge([])).toMatchObject({ kind: 'away' });
+  });
+
+  it('every peer that answers lost Redis when this machine did: away', () => {
+    const lost = TELLS + 500;
+    expect(judge([peer('m2', lost), peer('m3', lost + 200)])).toMatchObject({ kind: 'away' });
+    // A peer whose proxy never reached Redis counts as silent too.
+    expect(judge([peer('m2', null)])).toMatchObject({ kind: 'away' });
+  });
+
+  it('a peer reached Redis after this machine lost it: this machine is cut off, whatever the others say', () => {
+    const verdict = judge([peer('m2', TELLS + 500), peer('m3', 100)]);
+    expect(verdict).toMatchObject({ kind: 'cut_off' });
+    expect(verdict.why).toContain('m3 reached Redis 100 ms ago');
+    // Even before the silence would tell anything.
+    expect(judge([peer('m3', 50)], { reachedAt: NOW - 1200 })).toMatchObject({ kind: 'cut_off' });
+  });
+
+  it('a peer whose contact is within the probes’ slack of this machine’s is not evidence of a cut', () => {
+    // This machine last reached Redis 4800 ms ago; m2 800 ms later, inside 250 + 250 + margin.
+    expect(judge([peer('m2', 4000)], { reachedAt: NOW - 4800 })).toMatchObject({ kind: 'away' });
+    // Not a cut either while m2's own silence is still too short to count.
+    expect(judge([peer('m2', 3200)], { reachedAt: NOW - 4000 })).toMatchObject({ kind: 'unsure' });
+  });
+
+  it('peers exist but none answers (this machine is isolated from everyone): fence', () => {
+    expect(judge([peer('m2', undefined), peer('m3', undefined)])).toMatchObject({ kind: 'unsure' });
+    expect(judge([peer('m2', undefined)])).toMatchObject({ kind: 'unsure' });
+  });
+
+  it('away only with more than the reaper’s share of the machines holding claims silent', () => {
+    const lost = TELLS + 500;
+    // 2 of 3 silent (this one and m2; m3 does not answer): more than half.
+    expect(judge([peer('m2', lost), peer('m3', undefined)])).toMatchObject({ kind: 'away' });
+    // 2 of 4: not more than half.
+    expect(judge([peer('m2', lost), peer('m3', undefined), peer('m4', undefined)])).toMatchObject({ kind: 'unsure' });
+    // A quiet peer that holds no claims is counted by neither side; one that does not answer is unknown.
+    expect(judge([peer('m2', lost, false), peer('m3', undefined)])).toMatchObject({ kind: 'unsure' });
+    expect(judge([peer('m2', lost, false)])).toMatchObject({ kind: 'away' });
+    // With a stricter reaper, a stricter judgement.
+    expect(judge([peer('m2', lost), peer('m3', undefined)], { reaper: { ...reaper, fraction: 0.7 } })).toMatchObject({ kind: 'unsure' });
+  });
+
+  it('too early: until the silence is longer than the reaper’s limit plus a tick, nothing says a hold began', () => {
+    const verdict = judge([], { reachedAt: NOW - TELLS + 100 });
+    expect(verdict).toMatchObject({ kind: 'unsure', early: true });
+    // A peer silent for less than that is not yet counted as silent.
+    expect(judge([peer('m2', TELLS - 300)], { reachedAt: NOW - TELLS - 100 })).toMatchObject({ kind: 'unsure' });
+  });
+
+  it('without the reapers’ settings, or before this machine ever reached Redis: fence', () => {
+    expect(judge([], { reaper: undefined })).toMatchObject({ kind: 'unsure' });
+    expect(judge([], { reachedAt: undefined })).toMatchObject({ kind: 'unsure' });
+  });
+});
