@@ -84,11 +84,11 @@ export interface ReapedInstance {
 export interface ReapHold {
   /** How much longer nothing is expired (0: no hold). */
   msLeft: number;
-  /** 'gap': no reaper ran for over a lease (or Redis's clock went back); 'silence': too many machines silent at once. */
+  /** What started it: 'gap', no reaper ran for over a lease (or Redis's clock went back); 'silence', too many machines silent at once. */
   reason: 'gap' | 'silence' | '';
-  /** Time since the previous reaper tick (ms, Redis clock). */
+  /** When it started: the time since the reaper tick before (ms, Redis clock)... */
   gapMs: number;
-  /** Machines holding claims, and how many of them were silent. */
+  /** ...and how many of the machines holding claims were silent. */
   silent: number;
   machines: number;
   /** Leases that had ended and were kept by the hold in this round. */

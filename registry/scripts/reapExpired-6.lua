@@ -36,9 +36,9 @@
   Output:
     { reaped, hold }
     reaped: a list of {id, service, machine, epoch, outcome} for each, outcome 'unclaimed' or 'removed'
-    hold: {ms left of the hold (0: none), reason ('gap', 'silence' or ''), gap since the last
-           tick (ms), silent machines, machines, leases held in this call, 1 if this call
-           started the hold}
+    hold: {ms left of the hold (0: none), what started it ('gap', 'silence' or ''), and when it
+           started: the gap since the tick before (ms), silent machines, machines; leases held
+           in this call; 1 if this call started the hold}
 ]]
 local rcall = redis.call
 local prefix = ARGV[1]
@@ -48,21 +48,12 @@ local fraction = tonumber(ARGV[6])
 
 local t = rcall('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = rcall('HMGET', KEYS[4], 'lastTick', 'holdUntil', 'holdReason')
+local state = rcall('HMGET', KEYS[4], 'lastTick', 'holdUntil', 'holdReason', 'holdGap', 'holdSilent', 'holdMachines')
 local lastTick = tonumber(state[1])
 local holdUntil = tonumber(state[2]) or 0
-local reason = state[3] or ''
+-- What started the hold under way (kept for its whole length, so that every reaper can say it).
+local reason, causeGap, causeSilent, causeMachines = state[3] or '', tonumber(state[4]) or 0, tonumber(state[5]) or 0, tonumber(state[6]) or 0
 local started = 0
-
-local function hold(why)
-  if now >= holdUntil then
-    started = 1
-  end
-  if now + leaseMs > holdUntil then
-    holdUntil = now + leaseMs
-  end
-  reason = why
-end
 
 -- A machine's grace and lease length as it told them (markPresent-2.lua), or nil.
 local function told(machine)
@@ -75,10 +66,15 @@ local function told(machine)
 end
 
 local gap = 0
+local fired = nil
 if lastTick then
   gap = now - lastTick
   if gap > leaseMs or gap < 0 then
-    hold('gap')
+    fired = 'gap'
+  end
+  -- A hold until a time on the clock from before it went back would last as long as the jump.
+  if gap < 0 then
+    holdUntil = 0
   end
 end
 
@@ -98,15 +94,25 @@ for i = 1, #quiet, 2 do
     silent = silent + 1
   end
 end
-if total > 0 and silent > fraction * total then
-  hold('silence')
+if not fired and total > 0 and silent > fraction * total then
+  fired = 'silence'
+end
+if fired then
+  if now >= holdUntil then
+    started = 1
+    reason, causeGap, causeSilent, causeMachines = fired, gap, silent, total
+  end
+  if now + leaseMs > holdUntil then
+    holdUntil = now + leaseMs
+  end
 end
 
 local holding = now < holdUntil
 if not holding then
-  reason = ''
+  reason, causeGap, causeSilent, causeMachines = '', 0, 0, 0
 end
-rcall('HSET', KEYS[4], 'lastTick', now, 'holdUntil', holdUntil, 'holdReason', reason,
+rcall('HSET', KEYS[4], 'lastTick', now, 'holdUntil', holdUntil, 'holdReason', reason, 'holdGap', causeGap,
+  'holdSilent', causeSilent, 'holdMachines', causeMachines,
   'leaseMs', leaseMs, 'silentMs', silentMs, 'fraction', ARGV[6], 'intervalMs', ARGV[7])
 
 local expired = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
@@ -168,4 +174,4 @@ local left = 0
 if holding then
   left = holdUntil - now
 end
-return { reaped, { left, reason, gap, silent, total, held, started } }
+return { reaped, { left, reason, causeGap, causeSilent, causeMachines, held, started } }

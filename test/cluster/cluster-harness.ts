@@ -60,7 +60,19 @@ export interface Cluster {
   /** The root namespace's address on the bridge (collector, balancer's source). */
   hostIp: string;
   machines: Machine[];
-  redis: { url: string; localUrl: string; port: number; dir: string; kill(): Promise<void>; start(): Promise<void>; /** FLUSHALL: every key gone. */ wipe(): void };
+  redis: {
+    url: string;
+    localUrl: string;
+    port: number;
+    dir: string;
+    kill(): Promise<void>;
+    start(): Promise<void>;
+    /** FLUSHALL: every key gone. */
+    wipe(): void;
+    /** SIGSTOP: connections stay open, nothing is answered (a frozen or stalled Redis); thaw() is SIGCONT. */
+    freeze(): void;
+    thaw(): void;
+  };
   registry: { url: string; token: string; prefix: string; client: BerthClient; proc: DaemonProcess };
   balancer: { url: string; ca: string; proc: DaemonProcess };
   /** Everything the daemons printed, last lines first: for failure messages. */
@@ -409,6 +421,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       redis: { url: redisUrl, localUrl: `redis://:${redisPassword}@127.0.0.1:${redisPort}`, port: redisPort, dir: redisDir, kill: killRedisServer,
         start: startRedisServer,
         wipe: () => execFileSync('redis-cli', ['-p', String(redisPort), 'flushall'], { stdio: 'ignore', env: { ...process.env, REDISCLI_AUTH: redisPassword } }),
+        freeze: () => void redisChild?.kill('SIGSTOP'),
+        thaw: () => void redisChild?.kill('SIGCONT'),
       },
       registry: { url: registryUrl, token, prefix, client, proc: registryProc },
       balancer: { url: `https://127.0.0.1:${httpsPort}`, ca: readFileSync(caFile, 'utf8'), proc: balancerProc },
