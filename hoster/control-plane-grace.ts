@@ -164,7 +164,9 @@ export class ControlPlaneWatch {
    */
   stepMs(): number | undefined {
     const reapEvery = this.reaper?.intervalMs ?? 1000;
-    const step = Math.min(Math.floor(this.o.leaseMs / 2), this.o.leaseMs - reapEvery - this.askTimeoutMs - MARGIN_MS);
+    // The reapers' hold lasts their lease (theirs, not this hoster's, should the two differ).
+    const hold = Math.min(this.o.leaseMs, this.reaper?.leaseMs ?? this.o.leaseMs);
+    const step = Math.min(Math.floor(this.o.leaseMs / 2), hold - reapEvery - this.askTimeoutMs - MARGIN_MS);
     return step > this.askEveryMs + this.askTimeoutMs + this.o.stopGraceMs + MARGIN_MS ? step : undefined;
   }
 

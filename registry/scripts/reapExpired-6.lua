@@ -7,8 +7,10 @@
   Unless the evidence says the control plane itself was away, not the holders. Then nothing
   is expired for one full lease (a hold), so that every holder that can reach Redis again
   renews first:
-  - a gap: no reaper ran for more than a lease (Redis was away, frozen or restarted from its
-    files, every registry was down) or Redis's clock went back;
+  - a gap: no reaper ran for more than half a lease (or two of its intervals, if longer): Redis
+    was away, frozen or restarted from its files, or every registry was down; a holder that
+    renews every quarter lease may have been kept from it long enough to see its lease end. Or
+    Redis's clock went back;
   - a silence: more than a fraction of the machines holding claims (those that send their
     presence, markPresent-2.lua) have not been heard from for silentMs.
   A hold lasts one lease after the last tick that saw its cause. During a hold a lease whose
@@ -28,7 +30,7 @@
             prefix .. 'service:' .. name .. ':instances' and ':unclaimed'; prefix .. 'services')
     ARGV[2] most instances to handle in this call
     ARGV[3] event stream max length (approximate)
-    ARGV[4] lease length (ms): how long a hold lasts, and the gap that starts one
+    ARGV[4] lease length (ms): how long a hold lasts; half of it is the gap that starts one
     ARGV[5] silentMs: a machine not heard from for this long is silent
     ARGV[6] fraction: more than this share of machines silent at once starts a hold
     ARGV[7] how often reapers run (ms), for hosters to read
@@ -67,9 +69,10 @@ end
 
 local gap = 0
 local fired = nil
+local gapLimit = math.max(leaseMs / 2, 2 * tonumber(ARGV[7]))
 if lastTick then
   gap = now - lastTick
-  if gap > leaseMs or gap < 0 then
+  if gap > gapLimit or gap < 0 then
     fired = 'gap'
   end
   -- A hold until a time on the clock from before it went back would last as long as the jump.
