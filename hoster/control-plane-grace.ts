@@ -16,8 +16,8 @@ export const PRESENCE_EVERY_MS = 250;
 const PRESENCE_TIMEOUT_MS = 1000;
 /** Allowance for scheduling and the offset between this machine's clock and Redis's. */
 export const MARGIN_MS = 500;
-/** Peers are read again at most this often (on heartbeats). */
-const PEER_REFRESH_MS = 5000;
+/** Peers are read again on heartbeats, at most this often. */
+const PEER_REFRESH_MS = 4000;
 
 /** Another machine as this one knows it, with its proxy's answer of this round. */
 export interface PeerView {
