@@ -11,6 +11,7 @@ import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { instancePortRange } from '../helpers/port-range.js';
+import { platformProcesses } from '../helpers/platform-processes.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 interface Platform {
@@ -117,7 +118,8 @@ async function freezeRedis(p: Platform, ms: number, during?: () => Promise<void>
   return { frozenAt, thawedAt: performance.now() };
 }
 
-function stopUp(p: Platform | undefined): void {
+/** Stops a berth up for good: its daemons stop by themselves, then its data goes. */
+async function stopUp(p: Platform | undefined): Promise<void> {
   if (!p) return;
   try {
     process.kill(p.redisPid, 'SIGCONT');
@@ -125,7 +127,10 @@ function stopUp(p: Platform | undefined): void {
     // gone
   }
   p.up.kill('SIGKILL');
-  rmSync(p.dir, { recursive: true, force: true });
+  await p.up.exited;
+  // The hoster stops its apps and removes their directories as it goes: wait for it, then clean up.
+  await waitFor(() => platformProcesses(p.dir).length === 0, { deadlineMs: 30_000, what: 'the platform to stop' }).catch(() => undefined);
+  rmSync(p.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }
 
 function refuses(port: number): Promise<boolean> {
@@ -149,7 +154,7 @@ describe('Redis frozen below the grace (default lease and grace)', () => {
     await waitFor(async () => (await instances(platform)).filter((i) => i.state === 'running').length === 2, { deadlineMs: 30_000, what: 'both instances running' });
   }, 120_000);
 
-  afterAll(() => stopUp(platform));
+  afterAll(() => stopUp(platform), 60_000);
 
   for (const seconds of [10, 30]) {
     it(`frozen ${seconds} s: no failed request, no instance stopped, same claims`, async () => {
@@ -188,7 +193,7 @@ describe('Redis frozen past a grace shortened to 20 s', () => {
     await waitFor(async () => (await instances(platform)).filter((i) => i.state === 'running').length === 2, { deadlineMs: 30_000, what: 'both instances running' });
   }, 120_000);
 
-  afterAll(() => stopUp(platform));
+  afterAll(() => stopUp(platform), 60_000);
 
   it('stops the apps at the grace (± 1 s) and runs them again within seconds of Redis returning', async () => {
     const before = await instances(platform);
