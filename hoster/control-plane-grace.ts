@@ -41,6 +41,11 @@ export interface JudgeInput {
   /** The reapers' settings, as last read from Redis; undefined: never read. */
   reaper: ReaperSettings | undefined;
   peers: PeerView[];
+  /**
+   * How many machines held claims (this one included) when this one last wrote its presence:
+   * the reapers' count. Those not among `peers` holding claims count against the verdict.
+   */
+  holders?: number;
   /** This machine's own presence period. @default PRESENCE_EVERY_MS */
   presenceEveryMs?: number;
   /** @default MARGIN_MS */
@@ -95,9 +100,14 @@ export function judgeControlPlane(input: JudgeInput): Verdict {
     if (quiet && p.holding) silent++;
     else if (!quiet) unknown++;
   }
+  // Machines that hold claims by Redis's last word, but that this one has no address for (it
+  // read the machines before they joined): unknown, so against.
+  const knownHolders = 1 + peers.filter((p) => p.holding).length;
+  unknown += Math.max(0, (input.holders ?? knownHolders) - knownHolders);
   const share = (1 + silent) / (1 + silent + unknown);
   const seen = `${answered} of ${peers.length} other machines answer, none reached Redis since this one lost it; ${1 + silent} of ${1 + silent + unknown} machines holding claims are silent for over ${need} ms`;
-  if (share > reaper.fraction) return { kind: 'away', why: peers.length === 0 ? `no other machine: Redis is away for the whole platform (silent for ${Math.round(silentFor)} ms)` : `Redis is away for every machine that answers (${seen})` };
+  const alone = peers.length === 0 && unknown === 0;
+  if (share > reaper.fraction) return { kind: 'away', why: alone ? `no other machine: Redis is away for the whole platform (silent for ${Math.round(silentFor)} ms)` : `Redis is away for every machine that answers (${seen})` };
   return { kind: 'unsure', why: `cannot tell that Redis is away for everyone: ${seen}, not more than ${reaper.fraction * 100} %` };
 }
 
@@ -134,6 +144,8 @@ export class ControlPlaneWatch {
   private closed = false;
   private peers: { machine: string; origin: string | undefined; holding: boolean }[] = [];
   private peersReadAt = -Infinity;
+  /** Machines holding claims (this one included) by the last presence written. */
+  private holders: number | undefined;
   private reaper: ReaperSettings | undefined;
   private latest: Verdict | undefined;
   /** The last 'away' verdict's round start: extensions are counted from it. */
@@ -210,14 +222,20 @@ export class ControlPlaneWatch {
 
   /**
    * The other machines and the reapers' settings, read while Redis is reachable: on heartbeats,
-   * and every second until the settings are known (a claim can come before the first reaper tick).
+   * and every second while the settings are unknown (a claim can come before the first reaper
+   * tick) or while Redis counts more machines holding claims than this list has.
    */
   async refresh(): Promise<void> {
     const since = performance.now() - this.peersReadAt;
-    if (since < PEER_REFRESH_MS && (this.reaper !== undefined || since < 1000)) return;
+    if (since < PEER_REFRESH_MS && (!this.incomplete() || since < 1000)) return;
     this.peersReadAt = performance.now();
-    const [machines, redisNow, reaper] = await Promise.all([this.o.store.listMachines(), this.o.store.now(), this.o.store.reaperSettings()]);
-    this.setPeers(machines, redisNow);
+    const [machines, redisNow, reaper, present] = await Promise.all([
+      this.o.store.listMachines(),
+      this.o.store.now(),
+      this.o.store.reaperSettings(),
+      this.o.store.presentMachines(),
+    ]);
+    this.setPeers(machines, redisNow, present);
     this.reaper = reaper;
     if (this.o.graceMs > 0 && reaper !== undefined && this.stepMs() === undefined && !this.infeasibleLogged) {
       this.infeasibleLogged = true;
@@ -228,11 +246,24 @@ export class ControlPlaneWatch {
     }
   }
 
-  /** Machines that heartbeat lately, other than this one. */
-  setPeers(machines: Machine[], redisNow: number): void {
-    this.peers = machines
-      .filter((m) => m.name !== this.o.machine && redisNow - m.heartbeatAt < 15_000)
-      .map((m) => ({ machine: m.name, origin: proxyOrigin(m.facts.proxy), holding: Number(m.facts.instances ?? 1) > 0 }));
+  /** The reapers' settings are unknown, or Redis counts machines holding claims this list lacks. */
+  private incomplete(): boolean {
+    return this.reaper === undefined || (this.holders ?? 0) > 1 + this.peers.filter((p) => p.holding).length;
+  }
+
+  /**
+   * Machines that heartbeat lately, and those holding claims (present), other than this one.
+   * A machine holds claims when it is present (as the reapers count), else when its heartbeat says so.
+   */
+  setPeers(machines: Machine[], redisNow: number, present?: string[]): void {
+    const holding = present === undefined ? undefined : new Set(present);
+    const known = new Map(machines.map((m) => [m.name, m]));
+    const names = new Set([...machines.filter((m) => redisNow - m.heartbeatAt < 15_000).map((m) => m.name), ...(present ?? [])]);
+    names.delete(this.o.machine);
+    this.peers = [...names].map((name) => {
+      const m = known.get(name);
+      return { machine: name, origin: proxyOrigin(m?.facts.proxy), holding: holding?.has(name) ?? Number(m?.facts.instances ?? 1) > 0 };
+    });
   }
 
   private async presence(): Promise<void> {
@@ -240,15 +271,16 @@ export class ControlPlaneWatch {
     this.presenceInFlight = true;
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
+      const told = await Promise.race([
         this.o.store.markPresent(this.o.machine, this.o.graceMs, this.o.holding() > 0, this.o.leaseMs),
-        new Promise((_, reject) => {
+        new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('presence timed out')), PRESENCE_TIMEOUT_MS);
         }),
       ]);
       const awayMs = this.reachedAt === undefined ? 0 : performance.now() - this.reachedAt;
       this.reachedAt = performance.now();
-      if (this.reaper === undefined) void this.refresh().catch(() => undefined);
+      this.holders = told.holders;
+      if (this.incomplete()) void this.refresh().catch(() => undefined);
       if (this.failing) {
         this.failing = false;
         this.log.info({ awayMs: Math.round(awayMs) }, `Redis reached again after ${Math.round(awayMs)} ms: renewing every lease first`);
@@ -285,7 +317,7 @@ export class ControlPlaneWatch {
         }),
       );
       if (!this.failing || this.closed) return;
-      const verdict = judgeControlPlane({ now: performance.now(), reachedAt: this.reachedAt, reaper: this.reaper, peers });
+      const verdict = judgeControlPlane({ now: performance.now(), reachedAt: this.reachedAt, reaper: this.reaper, peers, holders: this.holders });
       const key = (v: Verdict | undefined) => (v === undefined ? '' : v.kind === 'unsure' && v.early ? 'early' : v.kind);
       const changed = key(verdict) !== key(this.latest);
       this.latest = verdict;

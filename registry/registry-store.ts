@@ -135,7 +135,7 @@ interface ScriptCommands {
   releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
   unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
   reapExpired(...args: (string | number)[]): Promise<[[string, string, string, string, string][], [number, string, number, number, number, number, number]]>;
-  markPresent(...args: (string | number)[]): Promise<number>;
+  markPresent(...args: (string | number)[]): Promise<[number, number]>;
   retireInstance(...args: (string | number)[]): Promise<string | number>;
   registerMissing(...args: (string | number)[]): Promise<string[]>;
   holdLeadership(...args: (string | number)[]): Promise<number>;
@@ -509,11 +509,18 @@ export class RegistryStore {
 
   /**
    * A hoster's sign of life while it `holding` claims (markPresent-2.lua), with its control-plane
-   * grace and lease length; returns now on Redis's clock. Not waited on by replicas: it is evidence, not state.
+   * grace and lease length; returns now on Redis's clock and how many machines hold claims now.
+   * Not waited on by replicas: it is evidence, not state.
    */
-  async markPresent(machine: string, graceMs: number, holding: boolean, leaseMs = this.leaseMs): Promise<number> {
+  async markPresent(machine: string, graceMs: number, holding: boolean, leaseMs = this.leaseMs): Promise<{ now: number; holders: number }> {
     const k = this.keys;
-    return this.call(() => this.redis.markPresent(k.presence, k.presenceGrace, machine, graceMs, holding ? '1' : '0', leaseMs));
+    const [now, holders] = await this.call(() => this.redis.markPresent(k.presence, k.presenceGrace, machine, graceMs, holding ? '1' : '0', leaseMs));
+    return { now: Number(now), holders: Number(holders) };
+  }
+
+  /** The machines holding claims, as their presence says (the reapers count their silence). */
+  async presentMachines(): Promise<string[]> {
+    return this.call(() => this.redis.zrange(this.keys.presence, 0, -1));
   }
 
   /** The settings the reapers last ran with, or undefined before any reaper ran. */

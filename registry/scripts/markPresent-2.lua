@@ -17,7 +17,8 @@
     ARGV[4] its lease length (ms)
 
   Output:
-    now (ms, Redis clock)
+    {now (ms, Redis clock), how many machines hold claims now (this one included, if it does)}:
+    a hoster that knows of fewer reads them again, so that it never counts on a partial list
 ]]
 local rcall = redis.call
 local t = rcall('TIME')
@@ -29,4 +30,4 @@ else
   rcall('ZREM', KEYS[1], ARGV[1])
   rcall('HDEL', KEYS[2], ARGV[1])
 end
-return now
+return { now, rcall('ZCARD', KEYS[1]) }

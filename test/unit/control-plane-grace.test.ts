@@ -61,6 +61,16 @@ describe('judgeControlPlane', () => {
     expect(judge([peer('m2', lost), peer('m3', undefined)], { reaper: { ...reaper, fraction: 0.7 } })).toMatchObject({ kind: 'unsure' });
   });
 
+  it('machines that Redis counts as holding claims, but that this one has not read yet, count against', () => {
+    const lost = TELLS + 500;
+    // Read the machines before the others joined: it knows of none, Redis counted three.
+    expect(judge([], { holders: 3 })).toMatchObject({ kind: 'unsure' });
+    expect(judge([], { holders: 1 })).toMatchObject({ kind: 'away' });
+    // It knows m2 (silent), Redis counted three: 2 of 3.
+    expect(judge([peer('m2', lost)], { holders: 3 })).toMatchObject({ kind: 'away' });
+    expect(judge([peer('m2', lost)], { holders: 4 })).toMatchObject({ kind: 'unsure' });
+  });
+
   it('too early: until the silence is longer than the reaper’s limit plus a tick, nothing says a hold began', () => {
     const verdict = judge([], { reachedAt: NOW - TELLS + 100 });
     expect(verdict).toMatchObject({ kind: 'unsure', early: true });
