@@ -29,9 +29,14 @@ export interface PeerView {
    * started); undefined: no answer this round (or it has no proxy to ask).
    */
   reachedAt?: number | null;
+  /** When its proxy's last probe of Redis failed (this machine's clock; null: none did). */
+  failedAt?: number | null;
   /** How coarse its proxy's knowledge is (its probe period). */
   probeEveryMs?: number;
 }
+
+/** A peer's failed probe this recent says it is failing now (a probe times out within 1 s). */
+export const FAILING_WITHIN_MS = 2000;
 
 export interface JudgeInput {
   /** Monotonic now (ms). */
@@ -95,7 +100,9 @@ export function judgeControlPlane(input: JudgeInput): Verdict {
       continue;
     }
     answered++;
-    const quiet = p.reachedAt === null || p.reachedAt + (p.probeEveryMs ?? presenceEvery) <= now - need;
+    // Silent: no answer from Redis for long enough, and failing now (a stalled proxy is not).
+    const failing = typeof p.failedAt === 'number' && now - p.failedAt <= FAILING_WITHIN_MS && (p.reachedAt === null || p.failedAt > p.reachedAt);
+    const quiet = failing && (p.reachedAt === null || p.reachedAt + (p.probeEveryMs ?? presenceEvery) <= now - need);
     // A quiet machine that holds nothing is no more counted by the reaper than by this judgement.
     if (quiet && p.holding) silent++;
     else if (!quiet) unknown++;
@@ -310,7 +317,8 @@ export class ControlPlaneWatch {
             const report = await this.ask(p.origin, this.askTimeoutMs);
             if (report.machine !== p.machine) return { machine: p.machine, holding: p.holding };
             const at = performance.now();
-            return { machine: p.machine, holding: p.holding, reachedAt: report.redis.reachedAgoMs === null ? null : at - report.redis.reachedAgoMs, probeEveryMs: report.redis.probeEveryMs };
+            const when = (ago: number | null | undefined) => (typeof ago === 'number' ? at - ago : null);
+            return { machine: p.machine, holding: p.holding, reachedAt: when(report.redis.reachedAgoMs), failedAt: when(report.redis.failedAgoMs), probeEveryMs: report.redis.probeEveryMs };
           } catch {
             return { machine: p.machine, holding: p.holding };
           }

@@ -16,6 +16,11 @@ export interface ControlPlaneReport {
   redis: {
     /** How long ago this proxy last got an answer from Redis; null: never since it started. */
     reachedAgoMs: number | null;
+    /**
+     * How long ago a probe last failed (no answer in time, or an error); null: none did. Silence
+     * is believed only with a recent failure: a proxy that merely stalled has none.
+     */
+    failedAgoMs: number | null;
     /** How often it asks: `reachedAgoMs` may be this much older than the truth. */
     probeEveryMs: number;
   };
@@ -27,6 +32,7 @@ export interface ControlPlaneReport {
  */
 export class RedisContact {
   private lastOk: number | undefined;
+  private lastFailed: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private probing = false;
 
@@ -46,8 +52,8 @@ export class RedisContact {
   }
 
   report(): ControlPlaneReport {
-    const last = this.lastOk;
-    return { machine: this.machine, redis: { reachedAgoMs: last === undefined ? null : Math.round(performance.now() - last), probeEveryMs: REDIS_PROBE_EVERY_MS } };
+    const ago = (t: number | undefined) => (t === undefined ? null : Math.round(performance.now() - t));
+    return { machine: this.machine, redis: { reachedAgoMs: ago(this.lastOk), failedAgoMs: ago(this.lastFailed), probeEveryMs: REDIS_PROBE_EVERY_MS } };
   }
 
   private async probe(): Promise<void> {
@@ -63,7 +69,7 @@ export class RedisContact {
       ]);
       this.lastOk = performance.now();
     } catch {
-      // Not reached: lastOk stays where it was.
+      this.lastFailed = performance.now();
     } finally {
       clearTimeout(timer);
       this.probing = false;

@@ -104,7 +104,7 @@ describe('control-plane watch', () => {
     await s.heartbeat('m2', { proxy: 'http://10.255.255.1:9', instances: 1 });
     await s.markPresent('m2', 60_000, true);
     // m2's proxy (faked) reached Redis 100 ms ago, whatever this machine sees.
-    const w = watch(s, () => ({ machine: 'm2', redis: { reachedAgoMs: 100, probeEveryMs: 250 } }));
+    const w = watch(s, () => ({ machine: 'm2', redis: { reachedAgoMs: 100, failedAgoMs: null, probeEveryMs: 250 } }));
     w.start();
     try {
       await waitFor(async () => (await w.refresh(), w.reachedAt !== undefined), { what: 'its presence' });

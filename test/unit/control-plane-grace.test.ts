@@ -11,9 +11,15 @@ function judge(peers: PeerView[], over: Partial<JudgeInput> = {}) {
   return judgeControlPlane({ now: NOW, reachedAt: NOW - TELLS - 500, reaper, peers, ...over });
 }
 
-/** A peer whose proxy last reached Redis `agoMs` before NOW (null: never). */
-function peer(machine: string, agoMs: number | null | undefined, holding = true): PeerView {
-  return { machine, holding, reachedAt: agoMs === undefined ? undefined : agoMs === null ? null : NOW - agoMs, probeEveryMs: 250 };
+/** A peer whose proxy last reached Redis `agoMs` before NOW (null: never), and whose last probe failed 100 ms ago. */
+function peer(machine: string, agoMs: number | null | undefined, holding = true, failedAgoMs: number | null = 100): PeerView {
+  return {
+    machine,
+    holding,
+    reachedAt: agoMs === undefined ? undefined : agoMs === null ? null : NOW - agoMs,
+    failedAt: agoMs === undefined || failedAgoMs === null ? null : NOW - failedAgoMs,
+    probeEveryMs: 250,
+  };
 }
 
 describe('judgeControlPlane', () => {
@@ -69,6 +75,15 @@ describe('judgeControlPlane', () => {
     // It knows m2 (silent), Redis counted three: 2 of 3.
     expect(judge([peer('m2', lost)], { holders: 3 })).toMatchObject({ kind: 'away' });
     expect(judge([peer('m2', lost)], { holders: 4 })).toMatchObject({ kind: 'unsure' });
+  });
+
+  it('a peer is silent only while its probes fail: one that merely stalled (no failure since its last answer) counts against', () => {
+    const lost = TELLS + 500;
+    expect(judge([peer('m2', lost, true, null)])).toMatchObject({ kind: 'unsure' });
+    // Its last failure came before its last answer, or long ago: not failing now.
+    expect(judge([peer('m2', lost, true, lost + 100)])).toMatchObject({ kind: 'unsure' });
+    expect(judge([peer('m2', null, true, 5000)])).toMatchObject({ kind: 'unsure' });
+    expect(judge([peer('m2', lost, true, 300)])).toMatchObject({ kind: 'away' });
   });
 
   it('too early: until the silence is longer than the reaper’s limit plus a tick, nothing says a hold began', () => {
