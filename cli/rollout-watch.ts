@@ -24,9 +24,15 @@ export async function waitForRelease(client: BerthClient, output: Output, name: 
   for (;;) {
     await build.print(output);
     const app = await client.getApp(name);
-    if (app.release === version && app.current?.status === 'active' && app.running >= app.instances) return app;
+    if (app.release === version && app.current?.status === 'active' && app.running >= app.instances) {
+      await build.drain(output);
+      return app;
+    }
     const release = app.current?.version === version ? app.current : (await client.listReleases(name)).find((r) => r.version === version);
-    if (release?.status === 'failed') throw new Error(failureMessage(app, release));
+    if (release?.status === 'failed') {
+      await build.drain(output);
+      throw new Error(failureMessage(app, release));
+    }
     if (release?.status === 'superseded' || (release !== undefined && app.release > version && app.current?.status !== 'failed')) {
       output.note(`${name} v${version} was replaced by v${app.release} while waiting.`);
       return app;
@@ -44,6 +50,11 @@ export async function waitForRelease(client: BerthClient, output: Output, name: 
   }
 }
 
+/** How long the last build lines may take to arrive once a release's outcome is known, and the looks for them. */
+const DRAIN_MS = 1500;
+/** Two of the hosters' batches. */
+const DRAIN_QUIET_MS = 500;
+const DRAIN_LOOK_MS = 250;
 /** How many of the app's last log lines each look reads for build output. */
 const BUILD_LOOKBACK_LINES = 500;
 
@@ -64,12 +75,31 @@ class BuildLines {
     return new BuildLines(client, name, last?.id ?? '0-0');
   }
 
-  async print(output: Output): Promise<void> {
+  /** Prints the build lines that came since the last look; returns how many lines (of any stream) came. */
+  async print(output: Output): Promise<number> {
     const lines = await this.client.logs(this.name, BUILD_LOOKBACK_LINES).catch(() => []);
+    let fresh = 0;
     for (const line of lines) {
       if (!isAfter(line.id, this.after)) continue;
       this.after = line.id;
+      fresh++;
       if (line.stream === 'build') output.note(line.line);
+    }
+    return fresh;
+  }
+
+  /**
+   * The last lines, once the outcome is known: hosters send their lines in batches (every
+   * 200 ms), so a build that failed in a second may have told the registry before its lines
+   * arrived. Looks until a look brings nothing new after DRAIN_QUIET_MS, for at most DRAIN_MS.
+   */
+  async drain(output: Output): Promise<void> {
+    const started = Date.now();
+    for (;;) {
+      await delay(DRAIN_LOOK_MS);
+      const fresh = await this.print(output);
+      const waited = Date.now() - started;
+      if ((fresh === 0 && waited >= DRAIN_QUIET_MS) || waited >= DRAIN_MS) return;
     }
   }
 }
@@ -121,7 +151,8 @@ function failureMessage(app: AppDetails, release: Release): string {
   const serving = app.release !== release.version ? ` ${app.name} still runs v${app.release}.` : '';
   const [summary, ...lines] = (release.reason ?? 'no reason given').split('\n');
   const output = lines.length === 0 ? '' : `\nIts last lines of output:\n${lines.map((l) => `  ${l}`).join('\n')}`;
-  return `${app.name} v${release.version} failed: ${summary}.${serving}${output}\nSee all of its output with: berth logs ${app.name}`;
+  const ended = /[.!?]$/.test(summary ?? '') ? summary : `${summary}.`;
+  return `${app.name} v${release.version} failed: ${ended}${serving}${output}\nSee all of its output with: berth logs ${app.name}`;
 }
 
 function runningOf(instances: Instance[], version: number): number {
