@@ -2,9 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { TokenStore } from '../token-store.js';
 import { grantOf } from './authenticate.js';
-import { pathSegment } from './authorize.js';
-
-const READS = new Set(['GET', 'HEAD']);
+import { pathSegment, READS } from './authorize.js';
 
 /**
  * Records every call that may change something, once answered: which token, when, what, for

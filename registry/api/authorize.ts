@@ -3,7 +3,8 @@ import { BerthError } from '../../common/errors.js';
 import type { TokenGrant } from '../token-store.js';
 import { grantOf } from './authenticate.js';
 
-const READS = new Set(['GET', 'HEAD']);
+/** The methods that change nothing: a read-only token may use them, and the audit log leaves them out. */
+export const READS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
 
 /**
  * Why `grant` may not make this call (a message for 403 forbidden), or undefined when it may.

@@ -165,7 +165,13 @@ describe('Redis Sentinel', () => {
     // WAIT for the one replica: every claim and renewal a hoster is told of is on the replica,
     // so the failover cannot lose it (without it, an acknowledged claim can be lost: see docs/internals.md).
     const admin = await sentinelStore(prefix, 'test-admin', 1);
-    for (let i = 0; i < INSTANCES; i++) await admin.register({ service: 'web', path: '/web' });
+    // The instances are seeded without WAIT (a WAIT of 500 ms can time out on a loaded machine,
+    // and a retried register would make a seventh), then found on the replica before any claim.
+    const seeder = await sentinelStore(prefix, 'test-seeder', 0);
+    for (let i = 0; i < INSTANCES; i++) await seeder.register({ service: 'web', path: '/web' });
+    const primary = set.client(await set.primaryPort());
+    const replica = set.client(Number(/slave0:ip=[^,]+,port=(\d+)/.exec(await primary.info('replication'))![1]));
+    await waitFor(async () => (await replica.zcard(seeder.keys.serviceInstances('web'))) === INSTANCES, { what: `the replica to have the ${INSTANCES} instances` });
     const hosters: SimulatedHoster[] = [];
     for (let h = 0; h < HOSTERS; h++) hosters.push(new SimulatedHoster(`m${h}`, await sentinelStore(prefix, `test-hoster-${h}`, 1)));
 
