@@ -12,6 +12,7 @@ import { BundleStore } from '../registry/bundle-store.js';
 import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
 import { buildApp, BuildFailedError } from './app-build.js';
+import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
 import { BundleRejectedError } from './bundle-unpacker.js';
@@ -105,6 +106,9 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   // Apps may pass through it, never list it.
   chmodSync(dataDir, 0o711);
   const appUsers = asRoot ? new AppUsers(dataDir) : undefined;
+  // Only the proxy (and this hoster) may connect to an instance's port, never another app.
+  const firewall = asRoot ? installAppFirewall(config.machine, config.portRange) : undefined;
+  if (firewall && !firewall.installed) logger.warn({ why: firewall.why }, `apps on this machine can connect to each other's ports: ${firewall.why}`);
   const settings = redisSettingsFrom(config);
   let redisDown = false;
   const redis = connectRedis(settings, {
@@ -198,6 +202,8 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   let how = { evacuate: true };
   const closeOnce = idempotentClose(async () => {
     await hoster.close(how);
+    // Evacuated, no app of this hoster runs any more; left running, they keep their rules.
+    if (how.evacuate && firewall?.installed) removeAppFirewall(config.machine, config.portRange);
     await closeRedis(redis);
   });
   return {

@@ -169,4 +169,37 @@ require('node:http').createServer((req, res) => {
       squatter?.close();
     }
   });
+
+  it("refuses one app's connections to another app's port (and to its own: only the proxy and the hoster connect to instances)", async () => {
+    await hoster();
+    await client.publishApp({ name: 'target', path: '/target', instances: 1, bundle: await uploadApp(client, helloApp()) });
+    await client.publishApp({
+      name: 'prober',
+      path: '/prober',
+      instances: 1,
+      bundle: await uploadApp(client, {
+        'server.js': `
+const http = require('node:http');
+const probe = (host, port) => new Promise((resolve) => {
+  const req = http.get({ host, port, path: '/', timeout: 3000 }, (res) => { res.resume(); resolve('answered ' + res.statusCode); });
+  req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+  req.on('error', (e) => resolve(e.code || String(e)));
+});
+http.createServer(async (req, res) => {
+  const q = new URL(req.url, 'http://x').searchParams;
+  const out = {};
+  for (const target of q.getAll('to')) { const [host, port] = target.split('|'); out[target] = await probe(host, Number(port)); }
+  res.end(JSON.stringify(out));
+}).listen(Number(process.env.PORT), process.env.HOST);
+`,
+      }),
+    });
+    const target = await runningOne('target');
+    const prober = await runningOne('prober');
+    // Root (as the proxy) reaches both.
+    expect((await getJson(target.port!)).uid).toBeTypeOf('number');
+    const to = [`127.0.0.1|${target.port}`, `::1|${target.port}`, `127.0.0.1|${prober.port}`];
+    const seen = await getJson(prober.port!, `/?${new URLSearchParams(to.map((t): [string, string] => ['to', t]))}`);
+    expect(seen).toEqual({ [to[0]!]: 'ECONNREFUSED', [to[1]!]: 'ECONNREFUSED', [to[2]!]: 'ECONNREFUSED' });
+  });
 });
