@@ -159,6 +159,21 @@ if ! id -u berth >/dev/null 2>&1; then
   useradd --system --user-group --home-dir "$DATA" --no-create-home --shell "$nologin" berth
 fi
 
+# --- /proc: apps see only their own processes -----------------------------------------------
+# hidepid=2 hides other users' processes (pids, command lines, environments); group berth (the
+# proxy's CPU sampler, which names the busiest instance) still sees all of them.
+proc_opts="hidepid=2,gid=$(getent group berth | cut -d: -f3)"
+if ! grep -qE '^[^#]*[[:space:]]/proc[[:space:]]' /etc/fstab 2>/dev/null; then
+  say "mounting /proc with $proc_opts from the next boot (/etc/fstab)"
+  echo "proc /proc proc defaults,$proc_opts 0 0" >>/etc/fstab
+elif ! grep -qE '^[^#]*[[:space:]]/proc[[:space:]].*hidepid' /etc/fstab; then
+  say "/etc/fstab mounts /proc without hidepid: add $proc_opts to its options to hide processes from other users"
+fi
+# On a running machine (not an image build or a chroot), now too.
+if [ -d /run/systemd/system ] && ! grep -qE '^proc /proc proc [^ ]*hidepid' /proc/mounts; then
+  mount -o "remount,$proc_opts" /proc || say "could not remount /proc with $proc_opts: it applies from the next boot"
+fi
+
 # put MODE OWNER:GROUP SOURCE TARGET: installs SOURCE as TARGET when it differs, and notes it.
 put() {
   if ! cmp -s "$3" "$4"; then
