@@ -3,9 +3,10 @@
 // It starts `bin/berth up`, times 20 publishes of examples/hello (10 with a bundle never seen,
 // 10 with one already uploaded, alternating) from invoking
 // `bin/berth publish ... --no-wait` to the first HTTP 200 through the HTTPS balancer, then
+// three publishes that cannot succeed from invoking `bin/berth publish` to its exit, then
 // stops `berth up` with SIGTERM and checks that none of its processes is left.
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, createWriteStream, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -193,6 +194,52 @@ summarise(
 const odd = results.filter((r) => r.bundle === 'unknown');
 if (odd.length > 0) console.log(`${odd.length} run(s) where the CLI said neither: ${odd.map((r) => r.name).join(' ')}`);
 
+// --- failing deploys ----------------------------------------------------------------------------
+// Each a new app whose release cannot succeed, published with the CLI waiting (as a user would):
+// timed from invoking the command to its exit, which must be non-zero and name the app's reason.
+/** A folder of files: name -> contents. */
+const failing = [
+  { kind: 'throws at start', reason: 'crash_loop', files: { 'server.js': "throw new Error('cannot start: DATABASE_URL is not set');\n" } },
+  {
+    kind: 'npm install fails',
+    reason: 'build_failed',
+    files: {
+      'server.js': "require('node:http').createServer((q, r) => r.end('x')).listen(process.env.PORT, process.env.HOST);\n",
+      // A name the npm registry does not have (a scope nobody may publish under).
+      'package.json': JSON.stringify({ name: 'bad-dep', version: '1.0.0', private: true, dependencies: { '@berth-bench-no-such-scope/no-such-package': '1.0.0' } }),
+    },
+  },
+  { kind: 'never listens on $PORT', reason: 'not_listening', files: { 'server.js': 'setInterval(() => {}, 1000);\n' } },
+];
+const publishAndWait = (folder, name, t0) =>
+  new Promise((resolvePublish) => {
+    const child = spawn(berth, ['publish', folder, '--name', name, '--path', `/${name}`], { env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const timer = setTimeout(() => child.kill('SIGTERM'), RUN_TIMEOUT_MS * 4);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolvePublish({ code, out, ms: performance.now() - t0 });
+    });
+  });
+console.log('');
+console.log('failing deploy                 CLI exits ms   exit   reason the CLI gave');
+const failures = [];
+for (const [i, f] of failing.entries()) {
+  const name = `bad${i + 1}`;
+  const folder = join(dir, name);
+  mkdirSync(folder, { recursive: true });
+  for (const [file, text] of Object.entries(f.files)) writeFileSync(join(folder, file), text);
+  const done = await publishAndWait(folder, name, performance.now());
+  const said = new RegExp(f.reason).test(done.out);
+  failures.push({ ...f, ...done, said });
+  console.log(`${f.kind.padEnd(28)}  ${fmt(done.ms)}         ${String(done.code).padStart(4)}   ${said ? f.reason : `(expected ${f.reason}) the CLI said:\n${done.out.trim()}`}`);
+}
+const failuresOk = failures.every((f) => f.code !== 0 && f.said);
+
 // --- stop and check ----------------------------------------------------------------------------
 agent.destroy();
 const stopStarted = performance.now();
@@ -245,4 +292,4 @@ console.log(
     `processes in or naming the temp dir: ${others.length === 0 ? 'none' : others.join('; ')}; ` +
     `daemon pids alive: ${daemonsAlive.length === 0 ? 'none' : daemonsAlive.map(([n, p]) => `${n} ${p}`).join(', ')}`,
 );
-process.exit(stopped && pgrep === '' && others.length === 0 && daemonsAlive.length === 0 ? 0 : 1);
+process.exit(failuresOk && stopped && pgrep === '' && others.length === 0 && daemonsAlive.length === 0 ? 0 : 1);
