@@ -2,11 +2,11 @@ import { Command } from 'commander';
 import { BerthApiError } from '../sdk/api-error.js';
 import { shipFolder } from '../sdk/bundle-packer.js';
 import type { BerthClient } from '../sdk/berth-client.js';
-import type { AppDetails, Attributes, UpdateRequest } from '../sdk/types.js';
+import type { AppDetails, Attributes, HealthCheck, UpdateRequest } from '../sdk/types.js';
 import { connect } from './api-client.js';
 import { defaultAppName } from './app-name.js';
 import { JSON_FLAG, type CliContext } from './cli-context.js';
-import { collectAttribute, collectEnv, instanceCount, seconds } from './flag-values.js';
+import { collectAttribute, collectEnv, instanceCount, positiveCount, seconds } from './flag-values.js';
 import { bytes, type Output } from './output.js';
 import { DEFAULT_WAIT_SECONDS, waitForInstances, waitForRelease } from './rollout-watch.js';
 
@@ -19,6 +19,9 @@ export interface DeployFlags {
   attr?: Attributes;
   command?: string;
   healthPath?: string;
+  healthAttempts?: number;
+  healthInterval?: number;
+  healthFailures?: number;
   stripPrefix?: boolean;
   wait: boolean;
   timeout: number;
@@ -35,6 +38,9 @@ export function addDeployFlags(command: Command): Command {
     .option('--attr <KEY=VALUE>', 'a requirement on machines, e.g. minMemoryMb=256 or zone=a (repeatable)', collectAttribute)
     .option('--command <command>', 'start command (default: Procfile web:, npm start, node server.js or index.js)')
     .option('--health-path <path>', 'HTTP path that answers 200 when an instance is ready (default: a TCP connect)')
+    .option('--health-attempts <n>', 'checks (with backoff) a new instance gets to pass before it fails as not_listening or unhealthy (default 30, about 26 s)', positiveCount)
+    .option('--health-interval <seconds>', 'how often a running instance is checked (default 5)', seconds)
+    .option('--health-failures <n>', 'failed checks in a row that make a running instance unroutable and replaced (default 3)', positiveCount)
     .option('--strip-prefix', 'send the app /x for <path>/x (the prefix goes in X-Forwarded-Prefix)')
     .option('--no-strip-prefix', 'send the app the whole path')
     .option('--no-wait', 'return once the change is recorded, without waiting for instances to run')
@@ -68,7 +74,7 @@ export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: s
         env: flags.env,
         attributes: flags.attr,
         command: flags.command,
-        healthCheck: flags.healthPath === undefined ? undefined : { path: flags.healthPath },
+        healthCheck: healthCheckFlags(flags),
         stripPrefix: flags.stripPrefix,
       });
       output.note(`published ${name} on ${details.path}`);
@@ -112,14 +118,26 @@ async function updateRequest(client: BerthClient, name: string, bundle: string |
   if (flags.env !== undefined) change.env = { ...app.current?.env, ...flags.env };
   if (flags.attr !== undefined) change.attributes = { ...app.current?.requirements, ...flags.attr };
   if (flags.command !== undefined) change.command = flags.command;
-  if (flags.healthPath !== undefined) change.healthCheck = { path: flags.healthPath };
+  const health = healthCheckFlags(flags);
+  // What is not given stays as the current release has it.
+  if (health !== undefined) change.healthCheck = { ...app.current?.healthCheck, ...health };
   if (flags.instances !== undefined) change.instances = flags.instances;
   if (flags.stripPrefix !== undefined) change.stripPrefix = flags.stripPrefix;
   return change;
 }
 
 function changesSomething(flags: DeployFlags): boolean {
-  return [flags.instances, flags.env, flags.attr, flags.command, flags.healthPath, flags.stripPrefix].some((v) => v !== undefined);
+  return [flags.instances, flags.env, flags.attr, flags.command, healthCheckFlags(flags), flags.stripPrefix].some((v) => v !== undefined);
+}
+
+/** The health-check fields the flags give, or undefined for none. */
+export function healthCheckFlags(flags: Pick<DeployFlags, 'healthPath' | 'healthAttempts' | 'healthInterval' | 'healthFailures'>): Partial<HealthCheck> | undefined {
+  const given: Partial<HealthCheck> = {};
+  if (flags.healthPath !== undefined) given.path = flags.healthPath;
+  if (flags.healthAttempts !== undefined) given.attempts = flags.healthAttempts;
+  if (flags.healthInterval !== undefined) given.intervalMs = Math.round(flags.healthInterval * 1000);
+  if (flags.healthFailures !== undefined) given.failures = flags.healthFailures;
+  return Object.keys(given).length === 0 ? undefined : given;
 }
 
 function printOutcome(output: Output, app: AppDetails, flags: DeployFlags): void {

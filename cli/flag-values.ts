@@ -34,6 +34,12 @@ export function instanceCount(text: string): number {
   return Number(text);
 }
 
+/** A whole number, 1 or more (health-check attempts, failures in a row). */
+export function positiveCount(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('Expected a whole number, 1 or more.');
+  return Number(text);
+}
+
 /** A positive number of seconds. */
 export function seconds(text: string): number {
   const n = Number(text);

@@ -283,6 +283,17 @@ describe('berth app commands', () => {
     expect(refused.stderr).toContain('token');
   });
 
+  it('update --health-* sets the health check a new release runs with, keeping what is not given', async () => {
+    const before = (await client.getApp('hello')).current!.healthCheck;
+    const r = await runCli(['update', '--name', 'hello', '--health-attempts', '5', '--health-interval', '2', '--health-failures', '4', '--no-wait'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const after = (await client.getApp('hello')).current!.healthCheck;
+    expect(after).toEqual({ ...before, attempts: 5, intervalMs: 2000, failures: 4 });
+    const bad = await runCli(['update', '--name', 'hello', '--health-attempts', '0'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('Expected a whole number, 1 or more');
+  });
+
   it('delete asks for --yes off a terminal, then waits until the app is gone', async () => {
     const refused = await runCli(['delete', 'hello'], env);
     expect(refused.code).toBe(1);
