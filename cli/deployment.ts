@@ -6,7 +6,7 @@ import type { AppDetails, Attributes, HealthCheck, UpdateRequest } from '../sdk/
 import { connect } from './api-client.js';
 import { defaultAppName } from './app-name.js';
 import { JSON_FLAG, type CliContext } from './cli-context.js';
-import { collectAttribute, collectEnv, instanceCount, positiveCount, seconds } from './flag-values.js';
+import { collectAttribute, collectEnv, cpuWeight, instanceCount, memorySize, positiveCount, seconds } from './flag-values.js';
 import { bytes, type Output } from './output.js';
 import { DEFAULT_WAIT_SECONDS, waitForInstances, waitForRelease } from './rollout-watch.js';
 
@@ -17,6 +17,8 @@ export interface DeployFlags {
   instances?: number;
   env?: Record<string, string>;
   attr?: Attributes;
+  memory?: number;
+  cpuWeight?: number;
   command?: string;
   healthPath?: string;
   healthAttempts?: number;
@@ -36,6 +38,8 @@ export function addDeployFlags(command: Command): Command {
     .option('--instances <n>', 'how many instances run (default 1 when publishing)', instanceCount)
     .option('--env <KEY=VALUE>', 'an environment variable (repeat for more; added to those set already)', collectEnv)
     .option('--attr <KEY=VALUE>', 'a requirement on machines, e.g. minMemoryMb=256 or zone=a (repeatable)', collectAttribute)
+    .option('--memory <size>', 'memory limit per instance, e.g. 512M or 1G: over it the kernel stops the app (out_of_memory); sets the maxMemoryMb attribute', memorySize)
+    .option('--cpu-weight <n>', 'CPU share against other instances on a machine, 1 to 10000 (default 100); sets the cpuWeight attribute', cpuWeight)
     .option('--command <command>', 'start command (default: Procfile web:, npm start, node server.js or index.js)')
     .option('--health-path <path>', 'HTTP path that answers 200 when an instance is ready (default: a TCP connect)')
     .option('--health-attempts <n>', 'checks (with backoff) a new instance gets to pass before it fails as not_listening or unhealthy (default 30, about 26 s)', positiveCount)
@@ -72,7 +76,7 @@ export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: s
         instances: flags.instances ?? 1,
         bundle: bundle!,
         env: flags.env,
-        attributes: flags.attr,
+        attributes: limitAttributes(flags, flags.attr),
         command: flags.command,
         healthCheck: healthCheckFlags(flags),
         stripPrefix: flags.stripPrefix,
@@ -116,7 +120,8 @@ async function updateRequest(client: BerthClient, name: string, bundle: string |
   const change: UpdateRequest = {};
   if (bundle !== undefined) change.bundle = bundle;
   if (flags.env !== undefined) change.env = { ...app.current?.env, ...flags.env };
-  if (flags.attr !== undefined) change.attributes = { ...app.current?.requirements, ...flags.attr };
+  const attributes = limitAttributes(flags, flags.attr);
+  if (attributes !== undefined) change.attributes = { ...app.current?.requirements, ...attributes };
   if (flags.command !== undefined) change.command = flags.command;
   const health = healthCheckFlags(flags);
   // What is not given stays as the current release has it.
@@ -127,7 +132,15 @@ async function updateRequest(client: BerthClient, name: string, bundle: string |
 }
 
 function changesSomething(flags: DeployFlags): boolean {
-  return [flags.instances, flags.env, flags.attr, flags.command, healthCheckFlags(flags), flags.stripPrefix].some((v) => v !== undefined);
+  return [flags.instances, flags.env, flags.attr, flags.memory, flags.cpuWeight, flags.command, healthCheckFlags(flags), flags.stripPrefix].some((v) => v !== undefined);
+}
+
+/** `--attr` values with `--memory` and `--cpu-weight` as the attributes the hoster enforces. */
+function limitAttributes(flags: Pick<DeployFlags, 'memory' | 'cpuWeight'>, attr: Attributes | undefined): Attributes | undefined {
+  const out: Attributes = { ...attr };
+  if (flags.memory !== undefined) out.maxMemoryMb = flags.memory;
+  if (flags.cpuWeight !== undefined) out.cpuWeight = flags.cpuWeight;
+  return Object.keys(out).length === 0 ? undefined : out;
 }
 
 /** The health-check fields the flags give, or undefined for none. */

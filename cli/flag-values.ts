@@ -40,6 +40,21 @@ export function positiveCount(text: string): number {
   return Number(text);
 }
 
+/** A memory size in MiB from `512M`, `1G`, `1.5G` or `256` (MiB). */
+export function memorySize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([MmGg])?[Bb]?$/.exec(text.trim());
+  const mb = m === null ? NaN : Number(m[1]) * (m[2]?.toLowerCase() === 'g' ? 1024 : 1);
+  if (!Number.isInteger(mb) || mb < 16) throw new InvalidArgumentError('Expected a memory size of 16M or more, like 512M or 1G.');
+  return mb;
+}
+
+/** A CPU weight from 1 to 10000 (100 is every instance's default). */
+export function cpuWeight(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 10_000) throw new InvalidArgumentError('Expected a CPU weight from 1 to 10000 (100 is the default).');
+  return n;
+}
+
 /** A positive number of seconds. */
 export function seconds(text: string): number {
   const n = Number(text);

@@ -12,6 +12,7 @@ import { BundleStore } from '../registry/bundle-store.js';
 import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
 import { buildApp, BuildFailedError } from './app-build.js';
+import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
@@ -109,6 +110,9 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   // Only the proxy (and this hoster) may connect to an instance's port, never another app.
   const firewall = asRoot ? installAppFirewall(config.machine, config.portRange) : undefined;
   if (firewall && !firewall.installed) logger.warn({ why: firewall.why }, `apps on this machine can connect to each other's ports: ${firewall.why}`);
+  // Apps with a memory or CPU limit get a cgroup each (cgroup-limits.ts); found once.
+  const cgroups = detectCgroups();
+  if (cgroups.kind === 'none') logger.info({ why: cgroups.why }, `apps with a memory or CPU limit cannot run here: ${cgroups.why}`);
   const settings = redisSettingsFrom(config);
   let redisDown = false;
   const redis = connectRedis(settings, {
@@ -173,6 +177,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     crashLimit: CRASH_LIMIT,
     crashWindowMs: CRASH_WINDOW_MS,
     appUsers,
+    cgroups,
     prepare: (digest, user, onBuildLine) => cache.prepare(digest, user, onBuildLine),
     startCommand,
     failureReason: (err) =>

@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
+import { cgroupLimitsOf, makeInstanceCgroup, type CgroupSupport, type InstanceCgroup } from './cgroup-limits.js';
 import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/app.js';
 import type { LogStream } from '../registry/app-logs.js';
 import type { AppStore } from '../registry/app-store.js';
@@ -42,6 +43,8 @@ export interface RunnerContext {
   crashWindowMs: number;
   /** When the hoster runs as root: each app's own users (instances run as one, builds as another). */
   appUsers?: AppUsers;
+  /** Where this machine's cgroups are, for apps with memory or CPU limits. */
+  cgroups: CgroupSupport;
   /** Installs the bundle (fetch, verify, unpack, build) once per digest (and app user); returns the app's directory. */
   prepare: (digest: string, user: AppUser | undefined, onBuildLine: (line: string) => void) => Promise<string>;
   /** The command that starts the app in `appDir`. */
@@ -184,6 +187,15 @@ export class InstanceRunner {
     if (this.stopRequested) return;
     ctx.onLog(this.service, this.id, 'build', `-----> Starting instance ${this.id.slice(0, 8)} of v${release?.version ?? '?'} on ${ctx.machine}`);
     const command = withResourceLimits(ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
+    const limits = cgroupLimitsOf(release?.requirements ?? {});
+    if (limits !== undefined && this.cgroup === undefined) {
+      try {
+        this.cgroup = makeInstanceCgroup(ctx.cgroups, `${this.id}-${this.epoch}`, limits);
+      } catch (err) {
+        // Not the release's fault: a machine with cgroups can run it.
+        throw new InstallFailure('limits_unavailable', `${ctx.machine} cannot enforce the app's memory or CPU limit: ${errMessage(err)}`);
+      }
+    }
     for (const [name, value] of Object.entries(release?.env ?? {})) {
       // No process can be given such a variable: the release is at fault, not this machine.
       if (value.includes('\0')) throw new InstallFailure('invalid_env', `config var ${name} contains a NUL byte: set it again without one (berth config:set)`);
@@ -224,6 +236,8 @@ export class InstanceRunner {
       command,
       uid: user?.uid,
       gid: user?.gid,
+      cgroups: this.cgroup?.dirs,
+      oomFile: this.cgroup?.oomFile,
       leaseValidForMs: 0,
       stopGraceMs: ctx.stopGraceMs,
     };
@@ -232,6 +246,9 @@ export class InstanceRunner {
 
   private spec: ShimSpec | undefined;
   private user: AppUser | undefined;
+  private cgroup: InstanceCgroup | undefined;
+  /** The last exit was the kernel's OOM kill: a crash loop of those is out_of_memory. */
+  private outOfMemory = false;
 
   /** Starts the app under a fresh shim and waits for it to pass its health check. */
   private async runOnce(): Promise<void> {
@@ -354,12 +371,20 @@ export class InstanceRunner {
       this.finish();
       return;
     }
+    this.outOfMemory = m.oom === true;
+    if (m.oom) {
+      const line = `[berth] out of memory: the kernel stopped the app at its limit of ${this.cgroup?.memoryMb ?? '?'} MB; raise it (berth update --memory) or make it use less`;
+      this.remember(line);
+      this.ctx.onLog(this.service, this.id, 'err', line);
+      this.log.warn({ memoryMb: this.cgroup?.memoryMb }, `${this.service}/${this.id} went over its memory limit: the kernel killed it`);
+    }
     const now = performance.now();
     this.crashes = [...this.crashes.filter((t) => now - t < this.ctx.crashWindowMs), now];
     if (this.crashes.length >= this.ctx.crashLimit) {
       this.log.warn({ crashes: this.crashes.length, code: m.code, signal: m.signal }, `${this.service}/${this.id} is crash-looping: releasing it`);
       const how = this.unhealthy !== undefined ? `failed its health check (${this.unhealthy})` : m.signal !== null ? `was killed by ${m.signal}` : `exited with code ${m.code}`;
-      await this.releaseWith('crash_loop', this.detail(`${how}, ${this.crashes.length} times in ${Math.round(this.ctx.crashWindowMs / 1000)} s`));
+      const reason = this.outOfMemory ? 'out_of_memory' : 'crash_loop';
+      await this.releaseWith(reason, this.detail(`${this.outOfMemory ? 'went over its memory limit' : how}, ${this.crashes.length} times in ${Math.round(this.ctx.crashWindowMs / 1000)} s`));
       return;
     }
     this.unhealthy = undefined;
@@ -486,6 +511,7 @@ export class InstanceRunner {
     clearTimeout(this.retryTimer);
     this.shim?.destroy();
     this.ctx.ports.release(this.port);
+    this.cgroup?.remove();
     rmSync(this.dir, { recursive: true, force: true });
     this.ctx.onDone(this);
   }

@@ -3,8 +3,10 @@
 // hoster's lease could run out, even when the hoster is gone (killed, frozen, cut off), so an
 // app never outlives its claim. A restarted hoster re-adopts it through its Unix socket.
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { oomKills } from './cgroup-limits.js';
 import { onLines, send, type HosterToShim, type ShimSpec, type ShimToHoster } from './shim-protocol.js';
 
 const MAX_LINE = 8 * 1024;
@@ -40,6 +42,30 @@ const app = spawn(shell ? '/bin/sh' : (spec.command as { file: string }).file, s
   detached: true,
   stdio: ['ignore', 'pipe', 'pipe'],
 });
+
+// The app joins its cgroup before it has done much: its children, forked later, follow it. (Node's
+// spawn cannot do it between fork and exec; what the app allocates in its first moments is
+// charged to the shim's cgroup instead, which the limit can spare.)
+const oomKillsAtStart = readOomKills();
+if (app.pid !== undefined) {
+  for (const dir of spec.cgroups ?? []) {
+    try {
+      writeFileSync(join(dir, 'cgroup.procs'), String(app.pid));
+    } catch (err) {
+      log(`could not put the app in its cgroup ${dir} (${(err as Error).message}): stopping it, its limits would not hold`);
+      process.kill(-app.pid, 'SIGKILL');
+    }
+  }
+}
+
+function readOomKills(): number {
+  if (spec.oomFile === undefined) return 0;
+  try {
+    return oomKills(readFileSync(spec.oomFile, 'utf8'));
+  } catch {
+    return 0;
+  }
+}
 
 function forward(stream: NodeJS.ReadableStream, s: 'out' | 'err'): void {
   let partial = '';
@@ -98,8 +124,9 @@ app.once('exit', (code, signal) => {
   // Children the app left behind in its group go with it.
   killGroup('SIGKILL');
   const why = stopping ?? 'exited';
-  log(`app exited (${signal ?? `code ${code}`}; ${why})`);
-  broadcast({ t: 'exit', code, signal, why });
+  const oom = readOomKills() > oomKillsAtStart;
+  log(`app exited (${signal ?? `code ${code}`}; ${why}${oom ? '; over its memory limit: killed by the kernel' : ''})`);
+  broadcast({ t: 'exit', code, signal, why, ...(oom ? { oom } : {}) });
   finish(0);
 });
 

@@ -2,14 +2,14 @@ import { existsSync } from 'node:fs';
 import type { Attributes } from '../registry/instance.js';
 
 /** App settings that limit its processes rather than choose its machine. */
-export const LIMIT_ATTRIBUTES = new Set(['maxOpenFiles', 'maxFileSizeMb']);
+export const LIMIT_ATTRIBUTES = new Set(['maxOpenFiles', 'maxFileSizeMb', 'maxMemoryMb', 'cpuWeight']);
 
 const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
 
 /**
  * Wraps a start command in `prlimit` with the limits the app asks for (open files, largest
- * file it may write), where this machine has prlimit. Memory limits are left out on purpose:
- * an address-space limit breaks V8, which reserves far more than it uses.
+ * file it may write), where this machine has prlimit. Memory is limited by cgroups instead
+ * (cgroup-limits.ts): an address-space limit breaks V8, which reserves far more than it uses.
  */
 export function withResourceLimits(
   command: { shell: string } | { file: string; args: string[] },

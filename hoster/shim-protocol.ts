@@ -13,7 +13,8 @@ export type HosterToShim =
 export type ShimToHoster =
   | { t: 'hello'; instance: string; service: string; epoch: number; port: number; pid: number; appPid: number }
   | { t: 'log'; s: 'out' | 'err'; l: string }
-  | { t: 'exit'; code: number | null; signal: string | null; why: 'exited' | 'stopped' | 'lease_deadline' };
+  /** `oom`: the kernel killed it for going over its cgroup's memory limit. */
+  | { t: 'exit'; code: number | null; signal: string | null; why: 'exited' | 'stopped' | 'lease_deadline'; oom?: boolean };
 
 /** What the hoster tells a shim at start, in a file only root (or the hoster's user) can read. */
 export interface ShimSpec {
@@ -29,6 +30,10 @@ export interface ShimSpec {
   command: { shell: string } | { file: string; args: string[] };
   uid?: number;
   gid?: number;
+  /** The instance's cgroup directories (memory and CPU limits): the app joins them as it starts. */
+  cgroups?: string[];
+  /** Where the kernel counts OOM kills in that cgroup (an `oom_kill N` line). */
+  oomFile?: string;
   /** How long the app may run before the hoster must have renewed (it stops in time otherwise). */
   leaseValidForMs: number;
   /** SIGTERM → SIGKILL grace when the shim stops the app on its own. */

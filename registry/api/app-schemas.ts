@@ -51,6 +51,21 @@ export const healthCheckSchema = z.strictObject({
   failures: z.number().int().min(1).max(100).optional(),
 });
 
+/** Attributes the hoster enforces as limits: whole numbers in a range it can apply. */
+const LIMITS: Record<string, [min: number, max: number, what: string]> = {
+  maxMemoryMb: [16, 1_048_576, 'a memory limit in MiB, 16 or more (berth publish --memory 512M)'],
+  cpuWeight: [1, 10_000, 'a CPU weight from 1 to 10000 (100 is the default)'],
+};
+
+/** An app's attributes: any requirement, and its limits checked. */
+const appAttributesSchema = attributesSchema.superRefine((attributes, ctx) => {
+  for (const [key, [min, max, what]] of Object.entries(LIMITS)) {
+    if (!(key in attributes)) continue;
+    const v = attributes[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) ctx.addIssue({ code: 'custom', path: [key], message: `must be ${what}` });
+  }
+});
+
 export function appSchemas(maxInstances: number) {
   const instances = z.number().int().min(0).max(maxInstances, `at most ${maxInstances} instances (BERTH_MAX_INSTANCES)`);
   return {
@@ -61,7 +76,7 @@ export function appSchemas(maxInstances: number) {
       instances,
       bundle: digestSchema,
       env: envSchema.optional(),
-      attributes: attributesSchema.optional(),
+      attributes: appAttributesSchema.optional(),
       command: commandSchema.optional(),
       healthCheck: healthCheckSchema.optional(),
       stripPrefix: z.boolean().optional(),
@@ -69,7 +84,7 @@ export function appSchemas(maxInstances: number) {
     update: z.strictObject({
       bundle: digestSchema.optional(),
       env: envSchema.optional(),
-      attributes: attributesSchema.optional(),
+      attributes: appAttributesSchema.optional(),
       command: commandSchema.nullable().optional(),
       healthCheck: healthCheckSchema.optional(),
       instances: instances.optional(),
