@@ -6,7 +6,7 @@
 // expiries (reapExpired-6.lua). The argument for safety is in docs/internals.md ("Claims are
 // leases with fencing").
 import type { Logger } from 'pino';
-import type { Machine, ReaperSettings, RegistryStore } from '../registry/registry-store.js';
+import type { Machine, ReaperSettings, RegistryStore } from '../registry/store/index.js';
 import { proxyOrigin } from '../proxy/route-sync.js';
 import type { ControlPlaneReport } from '../proxy/redis-contact.js';
 

@@ -7,10 +7,7 @@ import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type Resol
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
-import { AppStore } from '../registry/app-store.js';
-import { BundleStore } from '../registry/bundle-store.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
-import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
+import { AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
 import { buildApp, BuildFailedError } from './app-build.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';

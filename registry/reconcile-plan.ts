@@ -1,5 +1,4 @@
-import type { App, Release } from './app.js';
-import type { Instance } from './instance.js';
+import type { App, Release, Instance } from './store/index.js';
 
 /** What the reconciler does for one app in one round; each action is idempotent. */
 export type ReconcileAction =

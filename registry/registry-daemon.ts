@@ -9,14 +9,10 @@ import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES } from './bundle-store.js';
-import { DEFAULT_KEY_PREFIX, registryKeys } from './keys.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, TokenStore } from './store/index.js';
 import { AppService } from './app-service.js';
-import { AppStore } from './app-store.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
-import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore } from './registry-store.js';
-import { TokenStore } from './token-store.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */

@@ -4,9 +4,7 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { BerthError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
-import { AppStore } from '../registry/app-store.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
-import { DEFAULT_EVENTS_MAX_LENGTH, RegistryStore } from '../registry/registry-store.js';
+import { AppStore, DEFAULT_KEY_PREFIX, DEFAULT_EVENTS_MAX_LENGTH, RegistryStore } from '../registry/store/index.js';
 import {
   DEFAULT_DECISION_LOG_LENGTH,
   DEFAULT_HOT_LOAD,

@@ -1,6 +1,6 @@
 // Every registry key carries the same Redis Cluster hash tag, so multi-key scripts stay in one slot.
 import { describe, expect, it } from 'vitest';
-import { registryKeys } from '../../registry/keys.js';
+import { registryKeys } from '../../registry/store/keys.js';
 
 function hashTag(key: string): string {
   const open = key.indexOf('{');

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { BerthError } from '../common/errors.js';
-import { reservedPathProblem } from '../common/names.js';
-import type { RedisClient } from '../common/redis-connection.js';
+import { BerthError } from '../../common/errors.js';
+import { reservedPathProblem } from '../../common/names.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import { instanceFromFlat, instanceFromHash, type Attributes, type Instance, type InstanceState } from './instance.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';

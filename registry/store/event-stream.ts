@@ -1,4 +1,4 @@
-import type { RedisClient } from '../common/redis-connection.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import type { RegistryKeys } from './keys.js';
 
 /** One change in the registry, as appended to the event stream. */

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BerthError } from '../common/errors.js';
-import { SHA256_PATTERN } from '../common/names.js';
-import type { RedisClient } from '../common/redis-connection.js';
+import { BerthError } from '../../common/errors.js';
+import { SHA256_PATTERN } from '../../common/names.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';
 import { scriptFailure } from './script-errors.js';

@@ -1,4 +1,4 @@
-import { BerthError, type ErrorCode } from '../common/errors.js';
+import { BerthError, type ErrorCode } from '../../common/errors.js';
 
 /**
  * The one place where the negative integers that Lua scripts return for domain failures

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { BerthError } from '../common/errors.js';
-import type { RedisClient } from '../common/redis-connection.js';
+import { BerthError } from '../../common/errors.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import type { RegistryKeys } from './keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
 

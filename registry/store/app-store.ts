@@ -1,6 +1,6 @@
-import { BerthError } from '../common/errors.js';
-import { reservedPathProblem } from '../common/names.js';
-import type { RedisClient } from '../common/redis-connection.js';
+import { BerthError } from '../../common/errors.js';
+import { reservedPathProblem } from '../../common/names.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import { appFromHash, releaseFromJson, type App, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
 import type { Attributes } from './instance.js';
 import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';

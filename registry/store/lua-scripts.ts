@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { BerthError } from '../common/errors.js';
-import { isRedisUnavailable, type RedisClient } from '../common/redis-connection.js';
+import { BerthError } from '../../common/errors.js';
+import { isRedisUnavailable, type RedisClient } from '../../common/redis-connection.js';
 
 const sources = new Map<string, string>();
 
