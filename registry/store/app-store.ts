@@ -6,7 +6,8 @@ import type { Attributes } from './instance.js';
 import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
 import { DEFAULT_EVENTS_MAX_LENGTH } from './registry-store.js';
-import { pathTakenFailure, scriptFailure } from './script-errors.js';
+import * as scripts from './script-declarations.js';
+import { SCRIPT_FAILURE } from './script-errors.js';
 
 /** What a new release is made of; version, time and status are set by the store. */
 export interface ReleaseInput {
@@ -27,17 +28,6 @@ export interface CreateAppInput {
   release: ReleaseInput;
 }
 
-interface AppScripts {
-  createApp(...args: (string | number)[]): Promise<number | [number, string, string]>;
-  createRelease(...args: (string | number)[]): Promise<number>;
-  updateAppSettings(...args: (string | number)[]): Promise<number>;
-  markAppDeleting(...args: (string | number)[]): Promise<number>;
-  removeApp(...args: (string | number)[]): Promise<number>;
-  setReleaseStatus(...args: (string | number)[]): Promise<number>;
-  setAutoscale(...args: (string | number)[]): Promise<number>;
-  applyScaleDecision(...args: (string | number)[]): Promise<number>;
-}
-
 /** What the scaler remembers of an app, for its cool-downs (kept in Redis, so a new leader keeps them). */
 export interface ScalerMemory {
   changeAt?: number;
@@ -47,16 +37,16 @@ export interface ScalerMemory {
 /** What became of a scaler decision sent to Redis. */
 export type ScaleOutcome = { applied: true; at: number } | { applied: false; why: 'not_leader' | 'app_changed' | 'app_not_found' };
 
-const SCRIPTS: Record<keyof AppScripts, number> = {
-  createApp: 7,
-  createRelease: 4,
-  updateAppSettings: 2,
-  markAppDeleting: 2,
-  removeApp: 9,
-  setReleaseStatus: 3,
-  setAutoscale: 2,
-  applyScaleDecision: 5,
-};
+const SCRIPTS = [
+  scripts.createApp,
+  scripts.createRelease,
+  scripts.updateAppSettings,
+  scripts.markAppDeleting,
+  scripts.removeApp,
+  scripts.setReleaseStatus,
+  scripts.setAutoscale,
+  scripts.applyScaleDecision,
+];
 
 /**
  * Apps and their releases in Redis: the desired state that the reconciler converges to.
@@ -64,41 +54,41 @@ const SCRIPTS: Record<keyof AppScripts, number> = {
  */
 export class AppStore {
   readonly keys: RegistryKeys;
-  private readonly redis: RedisClient & AppScripts;
+  private readonly redis: RedisClient;
   private readonly maxLen: number;
 
   constructor(redis: RedisClient, options: { keyPrefix?: string; eventsMaxLength?: number } = {}) {
     this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
     this.maxLen = options.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH;
     defineScripts(redis, SCRIPTS);
-    this.redis = redis as RedisClient & AppScripts;
+    this.redis = redis;
   }
 
   async create(input: CreateAppInput): Promise<number> {
     const reserved = reservedPathProblem(input.path);
     if (reserved !== undefined) throw new BerthError('reserved_path', reserved);
     const k = this.keys;
-    const out = await redisCall(() =>
-      this.redis.createApp(
-        k.app(input.name),
-        k.apps,
-        k.appPaths,
-        k.appReleases(input.name),
-        k.appReleaseSequence(input.name),
-        k.events,
-        k.appPathList,
-        input.name,
-        input.path,
-        input.instances,
-        input.stripPrefix ? '1' : '0',
-        JSON.stringify(input.release),
-        this.maxLen,
-      ),
+    return redisCall(() =>
+      scripts.createApp.run(this.redis, {
+        keys: {
+          app: k.app(input.name),
+          apps: k.apps,
+          appPaths: k.appPaths,
+          appReleases: k.appReleases(input.name),
+          appReleaseSequence: k.appReleaseSequence(input.name),
+          events: k.events,
+          appPathList: k.appPathList,
+        },
+        args: {
+          app: input.name,
+          path: input.path,
+          instances: input.instances,
+          stripPrefix: input.stripPrefix ? '1' : '0',
+          release: JSON.stringify(input.release),
+          eventsMaxLength: this.maxLen,
+        },
+      }),
     );
-    if (out === -3) throw new BerthError('app_exists', `An app named "${input.name}" exists: update it with PUT /v1/apps/${input.name}, or choose another name.`);
-    const taken = pathTakenFailure(out, input.path);
-    if (taken !== undefined) throw taken;
-    return out as number;
   }
 
   /**
@@ -107,42 +97,36 @@ export class AppStore {
    */
   async createRelease(name: string, release: ReleaseInput, basedOn: number | null): Promise<number> {
     const k = this.keys;
-    const out = await redisCall(() =>
-      this.redis.createRelease(
-        k.app(name),
-        k.appReleases(name),
-        k.appReleaseSequence(name),
-        k.events,
-        name,
-        JSON.stringify(release),
-        basedOn === null ? '' : String(basedOn),
-        this.maxLen,
-      ),
+    return redisCall(() =>
+      scripts.createRelease.run(this.redis, {
+        keys: { app: k.app(name), appReleases: k.appReleases(name), appReleaseSequence: k.appReleaseSequence(name), events: k.events },
+        args: { app: name, release: JSON.stringify(release), basedOn: basedOn === null ? '' : String(basedOn), eventsMaxLength: this.maxLen },
+      }),
     );
-    if (out === -1) throw appNotFound(name);
-    if (out === -6) throw new BerthError('release_conflict');
-    return out;
   }
 
   async updateSettings(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<void> {
-    const out = await redisCall(() =>
-      this.redis.updateAppSettings(
-        this.keys.app(name),
-        this.keys.events,
-        name,
-        settings.instances === undefined ? '' : settings.instances,
-        settings.stripPrefix === undefined ? '' : settings.stripPrefix ? '1' : '0',
-        this.maxLen,
-      ),
+    await redisCall(() =>
+      scripts.updateAppSettings.run(this.redis, {
+        keys: { app: this.keys.app(name), events: this.keys.events },
+        args: {
+          app: name,
+          instances: settings.instances === undefined ? '' : settings.instances,
+          stripPrefix: settings.stripPrefix === undefined ? '' : settings.stripPrefix ? '1' : '0',
+          eventsMaxLength: this.maxLen,
+        },
+      }),
     );
-    if (out === -1) throw appNotFound(name);
-    if (out === -9) throw new BerthError('autoscale_on', `${name} scales automatically: change its policy (berth scale ${name} --min N --max N) or turn it off (berth scale ${name} --off) before setting its instances.`);
   }
 
   /** Sets the app's scaling policy, or removes it (null): its instances stay as they are. */
   async setAutoscale(name: string, policy: AutoscalePolicy | null): Promise<void> {
-    const out = await redisCall(() => this.redis.setAutoscale(this.keys.app(name), this.keys.events, name, policy === null ? '' : JSON.stringify(policy), this.maxLen));
-    if (out === -1) throw appNotFound(name);
+    await redisCall(() =>
+      scripts.setAutoscale.run(this.redis, {
+        keys: { app: this.keys.app(name), events: this.keys.events },
+        args: { app: name, policy: policy === null ? '' : JSON.stringify(policy), eventsMaxLength: this.maxLen },
+      }),
+    );
   }
 
   /**
@@ -157,25 +141,23 @@ export class AppStore {
   ): Promise<ScaleOutcome> {
     const k = this.keys;
     const out = await redisCall(() =>
-      this.redis.applyScaleDecision(
-        k.app(decision.app),
-        k.scalerLease,
-        k.events,
-        k.scalerLog,
-        k.scalerMemory,
-        decision.app,
-        holder,
-        decision.from,
-        decision.to,
-        JSON.stringify(record),
-        logLength,
-        this.maxLen,
-        decision.cause,
-      ),
+      scripts.applyScaleDecision.run(this.redis, {
+        keys: { app: k.app(decision.app), scalerLease: k.scalerLease, events: k.events, scalerLog: k.scalerLog, scalerMemory: k.scalerMemory },
+        args: {
+          app: decision.app,
+          holder,
+          from: decision.from,
+          to: decision.to,
+          record: JSON.stringify(record),
+          logLength,
+          eventsMaxLength: this.maxLen,
+          cause: decision.cause,
+        },
+      }),
     );
-    if (out === -7) return { applied: false, why: 'not_leader' };
-    if (out === -8) return { applied: false, why: 'app_changed' };
-    if (out === -1) return { applied: false, why: 'app_not_found' };
+    if (out === SCRIPT_FAILURE.notLeader) return { applied: false, why: 'not_leader' };
+    if (out === SCRIPT_FAILURE.appChanged) return { applied: false, why: 'app_changed' };
+    if (out === SCRIPT_FAILURE.appNotFound) return { applied: false, why: 'app_not_found' };
     return { applied: true, at: out };
   }
 
@@ -198,39 +180,42 @@ export class AppStore {
   }
 
   async markDeleting(name: string): Promise<void> {
-    const out = await redisCall(() => this.redis.markAppDeleting(this.keys.app(name), this.keys.events, name, this.maxLen));
-    if (out === -1) throw appNotFound(name);
+    await redisCall(() =>
+      scripts.markAppDeleting.run(this.redis, { keys: { app: this.keys.app(name), events: this.keys.events }, args: { app: name, eventsMaxLength: this.maxLen } }),
+    );
   }
 
   /** Removes a deleting app that has no instances left; false when it still has some. */
   async remove(name: string): Promise<boolean> {
     const k = this.keys;
     const out = await redisCall(() =>
-      this.redis.removeApp(
-        k.app(name),
-        k.apps,
-        k.appPaths,
-        k.appReleases(name),
-        k.appReleaseSequence(name),
-        k.appLogs(name),
-        k.events,
-        k.scalerMemory,
-        k.appPathList,
-        name,
-        k.serviceInstances(name),
-        this.maxLen,
-      ),
+      scripts.removeApp.run(this.redis, {
+        keys: {
+          app: k.app(name),
+          apps: k.apps,
+          appPaths: k.appPaths,
+          appReleases: k.appReleases(name),
+          appReleaseSequence: k.appReleaseSequence(name),
+          appLogs: k.appLogs(name),
+          events: k.events,
+          scalerMemory: k.scalerMemory,
+          appPathList: k.appPathList,
+        },
+        args: { app: name, serviceInstances: k.serviceInstances(name), eventsMaxLength: this.maxLen },
+      }),
     );
-    if (out === -1) return true;
+    if (out === SCRIPT_FAILURE.appNotFound) return true;
     return out === 1;
   }
 
   async setReleaseStatus(name: string, version: number, status: 'active' | 'failed', reason = '', fallback: number | null = null): Promise<boolean> {
     const k = this.keys;
     const out = await redisCall(() =>
-      this.redis.setReleaseStatus(k.app(name), k.appReleases(name), k.events, name, version, status, reason, fallback === null ? '' : fallback, this.maxLen),
+      scripts.setReleaseStatus.run(this.redis, {
+        keys: { app: k.app(name), appReleases: k.appReleases(name), events: k.events },
+        args: { app: name, version, status, reason, fallback: fallback === null ? '' : fallback, eventsMaxLength: this.maxLen },
+      }),
     );
-    if (out < 0) throw scriptFailure(out, 'app_not_found');
     return out === 1;
   }
 

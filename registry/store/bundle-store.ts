@@ -5,7 +5,7 @@ import { SHA256_PATTERN } from '../../common/names.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';
-import { scriptFailure } from './script-errors.js';
+import * as scripts from './script-declarations.js';
 
 export const DEFAULT_BUNDLE_LIMIT_BYTES = 100 * 1024 * 1024;
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
@@ -39,15 +39,7 @@ export interface PutResult {
   size: number;
 }
 
-interface ScriptCommands {
-  commitBundle(...args: (string | number)[]): Promise<number>;
-  deleteBundle(...args: (string | number)[]): Promise<number>;
-}
-
-const SCRIPTS: Record<keyof ScriptCommands, number> = {
-  commitBundle: 4,
-  deleteBundle: 3,
-};
+const SCRIPTS = [scripts.commitBundle, scripts.deleteBundle];
 
 /**
  * Bundles (an app's code as a .tar.gz) in Redis, stored once under their sha256 digest as a
@@ -60,7 +52,7 @@ export class BundleStore {
   readonly limitBytes: number;
   readonly chunkBytes: number;
   private readonly uploadTtlSeconds: number;
-  private readonly redis: RedisClient & ScriptCommands;
+  private readonly redis: RedisClient;
 
   constructor(redis: RedisClient, options: BundleStoreOptions = {}) {
     this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
@@ -68,7 +60,7 @@ export class BundleStore {
     this.chunkBytes = positiveInt('chunkBytes', options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
     this.uploadTtlSeconds = positiveInt('uploadTtlSeconds', options.uploadTtlSeconds ?? DEFAULT_UPLOAD_TTL_SECONDS);
     defineScripts(redis, SCRIPTS);
-    this.redis = redis as RedisClient & ScriptCommands;
+    this.redis = redis;
   }
 
   /**
@@ -109,9 +101,13 @@ export class BundleStore {
       const last = splitter.end();
       if (last !== undefined) await this.writeChunk(uploadKey, chunks++, last);
       const k = this.keys;
-      const out = await redisCall(() => this.redis.commitBundle(uploadKey, k.bundleData(digest), k.bundle(digest), k.bundles, digest, size, chunks));
-      // The upload vanished under us (Redis restarted or evicted it): the caller may retry.
-      if (out < 0) throw scriptFailure(out, 'redis_unavailable');
+      // Throws redis_unavailable when the upload vanished under us (Redis restarted or evicted it): the caller may retry.
+      const out = await redisCall(() =>
+        scripts.commitBundle.run(this.redis, {
+          keys: { upload: uploadKey, bundleData: k.bundleData(digest), bundle: k.bundle(digest), bundles: k.bundles },
+          args: { digest, size, chunks },
+        }),
+      );
       return { created: out === 1, size };
     } catch (err) {
       // An upload must not outlive a failed put (client gone, too large, wrong digest, Redis
@@ -149,7 +145,10 @@ export class BundleStore {
   /** Deletes the bundle; false when there was none. */
   async delete(digest: string): Promise<boolean> {
     const k = this.keys;
-    return (await redisCall(() => this.redis.deleteBundle(k.bundle(digest), k.bundleData(digest), k.bundles, digest))) === 1;
+    const out = await redisCall(() =>
+      scripts.deleteBundle.run(this.redis, { keys: { bundle: k.bundle(digest), bundleData: k.bundleData(digest), bundles: k.bundles }, args: { digest } }),
+    );
+    return out === 1;
   }
 
   /** Every stored bundle, oldest first. */

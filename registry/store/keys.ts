@@ -1,16 +1,29 @@
 /**
  * Every Redis key of the registry, built in one place. All keys share one prefix that carries
  * a Redis Cluster hash tag (`{berth}:`), so that every multi-key script runs in one slot.
- * Scripts that must reach an instance they only learn about inside Lua (claim, reap) build
- * its key from `prefix` the same way `instance()` does here.
+ * Scripts that must reach a key they only learn the name of inside Lua (claim, reap) get its
+ * format from `formats`: the key built here with KEY_NAME_SLOT where the name goes
+ * (scripts/include/keyFormat.lua fills it in), so that every key name is made here.
  */
 export const DEFAULT_KEY_PREFIX = 'berth';
 
 const PREFIX_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/** Where the name goes in a key format: a character no prefix can hold, so the first one is the slot. */
+export const KEY_NAME_SLOT = '*';
+
+/** Formats of the keys that scripts build from names they read in Redis. */
+export interface KeyFormats {
+  instance: string;
+  serviceInstances: string;
+  serviceUnclaimed: string;
+}
+
 export interface RegistryKeys {
-  /** The tagged prefix itself, passed to scripts that build instance keys. */
+  /** The tagged prefix itself. */
   readonly prefix: string;
+  /** Key formats for scripts (see KEY_NAME_SLOT). */
+  readonly formats: KeyFormats;
   instance(id: string): string;
   /** Sorted set of the service's instance ids, scored by registration order. */
   serviceInstances(service: string): string;
@@ -86,11 +99,15 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     throw new Error(`key prefix ${JSON.stringify(prefixName)} must match ${PREFIX_NAME}`);
   }
   const p = `{${prefixName}}:`;
+  const instance = (id: string): string => `${p}instance:${id}`;
+  const serviceInstances = (service: string): string => `${p}service:${service}:instances`;
+  const serviceUnclaimed = (service: string): string => `${p}service:${service}:unclaimed`;
   return {
     prefix: p,
-    instance: (id) => `${p}instance:${id}`,
-    serviceInstances: (service) => `${p}service:${service}:instances`,
-    serviceUnclaimed: (service) => `${p}service:${service}:unclaimed`,
+    formats: { instance: instance(KEY_NAME_SLOT), serviceInstances: serviceInstances(KEY_NAME_SLOT), serviceUnclaimed: serviceUnclaimed(KEY_NAME_SLOT) },
+    instance,
+    serviceInstances,
+    serviceUnclaimed,
     services: `${p}services`,
     unclaimed: `${p}unclaimed`,
     leases: `${p}leases`,

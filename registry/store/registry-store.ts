@@ -5,7 +5,7 @@ import type { RedisClient } from '../../common/redis-connection.js';
 import { instanceFromFlat, instanceFromHash, type Attributes, type Instance, type InstanceState } from './instance.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 import { asBerthError, defineScripts, redisCall } from './lua-scripts.js';
-import { pathTakenFailure, scriptFailure } from './script-errors.js';
+import * as scripts from './script-declarations.js';
 
 export const DEFAULT_LEASE_MS = 15_000;
 export const DEFAULT_EVENTS_MAX_LENGTH = 100_000;
@@ -80,7 +80,7 @@ export interface ReapedInstance {
   outcome: 'unclaimed' | 'removed';
 }
 
-/** Why the reaper holds lease expiries, and for how long (see reapExpired-6.lua). */
+/** Why the reaper holds lease expiries, and for how long (see reapExpired-7.lua). */
 export interface ReapHold {
   /** How much longer nothing is expired (0: no hold). */
   msLeft: number;
@@ -126,41 +126,23 @@ export interface Machine {
   joinedAt: number;
 }
 
-interface ScriptCommands {
-  registerInstance(...args: (string | number)[]): Promise<string[] | number | [number, string, string]>;
-  claimInstance(...args: (string | number)[]): Promise<string[] | number>;
-  markRunning(...args: (string | number)[]): Promise<string[] | number>;
-  markUnhealthy(...args: (string | number)[]): Promise<string[] | number>;
-  renewLease(...args: (string | number)[]): Promise<[number, string] | number>;
-  releaseInstance(...args: (string | number)[]): Promise<string[] | number>;
-  unregisterInstance(...args: (string | number)[]): Promise<string[] | number>;
-  reapExpired(...args: (string | number)[]): Promise<[[string, string, string, string, string][], [number, string, number, number, number, number, number]]>;
-  markPresent(...args: (string | number)[]): Promise<[number, number]>;
-  retireInstance(...args: (string | number)[]): Promise<string | number>;
-  registerMissing(...args: (string | number)[]): Promise<string[]>;
-  holdLeadership(...args: (string | number)[]): Promise<number>;
-  markEvacuating(...args: (string | number)[]): Promise<number>;
-  confirmStopped(...args: (string | number)[]): Promise<number>;
-  heartbeatMachine(...args: (string | number)[]): Promise<number>;
-}
-
-const SCRIPTS: Record<keyof ScriptCommands, number> = {
-  registerInstance: 9,
-  claimInstance: 5,
-  markRunning: 2,
-  markUnhealthy: 2,
-  renewLease: 2,
-  releaseInstance: 4,
-  unregisterInstance: 7,
-  reapExpired: 6,
-  markPresent: 2,
-  heartbeatMachine: 3,
-  retireInstance: 7,
-  confirmStopped: 7,
-  registerMissing: 6,
-  holdLeadership: 1,
-  markEvacuating: 2,
-};
+const SCRIPTS = [
+  scripts.registerInstance,
+  scripts.registerMissing,
+  scripts.claimInstance,
+  scripts.markRunning,
+  scripts.markUnhealthy,
+  scripts.renewLease,
+  scripts.releaseInstance,
+  scripts.unregisterInstance,
+  scripts.retireInstance,
+  scripts.markEvacuating,
+  scripts.confirmStopped,
+  scripts.reapExpired,
+  scripts.markPresent,
+  scripts.heartbeatMachine,
+  scripts.holdLeadership,
+];
 
 /**
  * The registry's data in Redis. Every state change is one Lua script, called through one
@@ -172,7 +154,7 @@ export class RegistryStore {
   private readonly maxLen: number;
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
-  private readonly redis: RedisClient & ScriptCommands;
+  private readonly redis: RedisClient;
 
   constructor(redis: RedisClient, options: RegistryStoreOptions = {}) {
     this.keys = registryKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
@@ -181,7 +163,7 @@ export class RegistryStore {
     this.waitReplicas = options.waitReplicas ?? 0;
     this.waitTimeoutMs = options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
     defineScripts(redis, SCRIPTS);
-    this.redis = redis as RedisClient & ScriptCommands;
+    this.redis = redis;
   }
 
   async register(input: RegisterInput): Promise<Instance> {
@@ -190,28 +172,30 @@ export class RegistryStore {
     const k = this.keys;
     const id = input.id ?? newInstanceId();
     const out = await this.change(() =>
-      this.redis.registerInstance(
-        k.instance(id),
-        k.serviceInstances(input.service),
-        k.services,
-        k.unclaimed,
-        k.serviceUnclaimed(input.service),
-        k.events,
-        k.sequence,
-        k.appPaths,
-        k.appPathList,
-        id,
-        input.service,
-        input.path,
-        JSON.stringify(input.attributes ?? {}),
-        input.files ?? '',
-        input.release ?? '',
-        this.maxLen,
-      ),
+      scripts.registerInstance.run(this.redis, {
+        keys: {
+          instance: k.instance(id),
+          serviceInstances: k.serviceInstances(input.service),
+          services: k.services,
+          unclaimed: k.unclaimed,
+          serviceUnclaimed: k.serviceUnclaimed(input.service),
+          events: k.events,
+          sequence: k.sequence,
+          appPaths: k.appPaths,
+          appPathList: k.appPathList,
+        },
+        args: {
+          id,
+          service: input.service,
+          path: input.path,
+          attributes: JSON.stringify(input.attributes ?? {}),
+          files: input.files ?? '',
+          release: input.release ?? '',
+          eventsMaxLength: this.maxLen,
+        },
+      }),
     );
-    const taken = pathTakenFailure(out, input.path);
-    if (taken !== undefined) throw taken;
-    return instanceFromFlat(this.expectFlat(out as string[] | number, 'instance_exists'));
+    return instanceFromFlat(out);
   }
 
   /**
@@ -229,29 +213,33 @@ export class RegistryStore {
     const k = this.keys;
     const ids = Array.from({ length: input.wanted }, newInstanceId);
     return this.change(() =>
-      this.redis.registerMissing(
-        k.serviceInstances(input.service),
-        k.services,
-        k.unclaimed,
-        k.serviceUnclaimed(input.service),
-        k.events,
-        k.sequence,
-        k.prefix,
-        input.service,
-        input.path,
-        input.release,
-        input.wanted,
-        JSON.stringify(input.attributes),
-        input.files,
-        this.maxLen,
-        ...ids,
-      ),
+      scripts.registerMissing.run(this.redis, {
+        keys: {
+          serviceInstances: k.serviceInstances(input.service),
+          services: k.services,
+          unclaimed: k.unclaimed,
+          serviceUnclaimed: k.serviceUnclaimed(input.service),
+          events: k.events,
+          sequence: k.sequence,
+        },
+        args: {
+          instanceFormat: k.formats.instance,
+          service: input.service,
+          path: input.path,
+          release: input.release,
+          wanted: input.wanted,
+          attributes: JSON.stringify(input.attributes),
+          files: input.files,
+          eventsMaxLength: this.maxLen,
+        },
+        rest: ids,
+      }),
     );
   }
 
   /** Takes, keeps (`hold`) or gives up (`drop`) a leadership lease; true while the caller holds it. */
   async holdLeadership(key: string, holder: string, leaseMs: number, mode: 'hold' | 'drop'): Promise<boolean> {
-    return (await this.change(() => this.redis.holdLeadership(key, holder, leaseMs, mode))) === 1;
+    return (await this.change(() => scripts.holdLeadership.run(this.redis, { keys: { lease: key }, args: { holder, leaseMs, mode } }))) === 1;
   }
 
   /** Now on Redis's clock (ms): the clock leases and drains are measured with. */
@@ -270,19 +258,20 @@ export class RegistryStore {
   async unregister(service: string, id: string): Promise<Instance> {
     const k = this.keys;
     const out = await this.change(() =>
-      this.redis.unregisterInstance(
-        k.instance(id),
-        k.serviceInstances(service),
-        k.services,
-        k.unclaimed,
-        k.serviceUnclaimed(service),
-        k.leases,
-        k.events,
-        service,
-        this.maxLen,
-      ),
+      scripts.unregisterInstance.run(this.redis, {
+        keys: {
+          instance: k.instance(id),
+          serviceInstances: k.serviceInstances(service),
+          services: k.services,
+          unclaimed: k.unclaimed,
+          serviceUnclaimed: k.serviceUnclaimed(service),
+          leases: k.leases,
+          events: k.events,
+        },
+        args: { service, eventsMaxLength: this.maxLen },
+      }),
     );
-    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+    return instanceFromFlat(out);
   }
 
   /**
@@ -314,39 +303,45 @@ export class RegistryStore {
   /** Claims the oldest unclaimed instance of `service`; throws nothing_to_claim or service_not_found. */
   async claim(input: ClaimInput): Promise<Instance> {
     const k = this.keys;
+    const requestId = input.requestId ?? '';
     const out = await this.change(() =>
-      this.redis.claimInstance(
-        k.serviceUnclaimed(input.service),
-        k.unclaimed,
-        k.leases,
-        k.epoch,
-        k.events,
-        k.prefix,
-        input.service,
-        input.machine,
-        input.host ?? input.machine,
-        input.port,
-        JSON.stringify(input.attributes ?? {}),
-        input.leaseMs ?? this.leaseMs,
-        input.requestId ?? '',
-        input.path ?? '',
-        this.maxLen,
-        input.instanceId ?? '',
-      ),
+      scripts.claimInstance.run(this.redis, {
+        keys: {
+          serviceUnclaimed: k.serviceUnclaimed(input.service),
+          unclaimed: k.unclaimed,
+          leases: k.leases,
+          epoch: k.epoch,
+          events: k.events,
+          serviceInstances: k.serviceInstances(input.service),
+          claimRequest: k.claimRequest(requestId),
+        },
+        args: {
+          instanceFormat: k.formats.instance,
+          service: input.service,
+          machine: input.machine,
+          host: input.host ?? input.machine,
+          port: input.port,
+          claimAttributes: JSON.stringify(input.attributes ?? {}),
+          leaseMs: input.leaseMs ?? this.leaseMs,
+          requestId,
+          path: input.path ?? '',
+          eventsMaxLength: this.maxLen,
+          instanceId: input.instanceId ?? '',
+        },
+      }),
     );
-    if (out === -1) {
-      const known = await this.call(() => this.redis.exists(k.serviceInstances(input.service)));
-      if (known === 0) throw new BerthError('service_not_found', `No service named "${input.service}": list them with GET /v1/services.`);
-    }
-    return instanceFromFlat(this.expectFlat(out, 'nothing_to_claim'));
+    return instanceFromFlat(out);
   }
 
   /** Reports that the holder's instance passed its health check and may be routed. */
   async markRunning(input: HolderInput & { pid: number }): Promise<Instance> {
     const out = await this.change(() =>
-      this.redis.markRunning(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.pid, this.maxLen, input.service),
+      scripts.markRunning.run(this.redis, {
+        keys: { instance: this.keys.instance(input.id), events: this.keys.events },
+        args: { machine: input.machine, epoch: input.epoch, pid: input.pid, eventsMaxLength: this.maxLen, service: input.service },
+      }),
     );
-    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+    return instanceFromFlat(out);
   }
 
   /**
@@ -356,24 +351,28 @@ export class RegistryStore {
    */
   async markUnhealthy(input: HolderInput & { detail: string }): Promise<Instance> {
     const out = await this.change(() =>
-      this.redis.markUnhealthy(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.detail.slice(0, MAX_REASON_DETAIL_CHARS), this.maxLen, input.service),
+      scripts.markUnhealthy.run(this.redis, {
+        keys: { instance: this.keys.instance(input.id), events: this.keys.events },
+        args: {
+          machine: input.machine,
+          epoch: input.epoch,
+          detail: input.detail.slice(0, MAX_REASON_DETAIL_CHARS),
+          eventsMaxLength: this.maxLen,
+          service: input.service,
+        },
+      }),
     );
-    return instanceFromFlat(this.expectFlat(out, 'instance_not_found'));
+    return instanceFromFlat(out);
   }
 
   /** Extends the holder's lease; returns the new expiry (ms, Redis clock) and the instance's state. */
   async renew(input: HolderInput & { leaseMs?: number }): Promise<{ leaseUntil: number; state: InstanceState }> {
     const out = await this.change(() =>
-      this.redis.renewLease(
-        this.keys.instance(input.id),
-        this.keys.leases,
-        input.machine,
-        input.epoch,
-        input.leaseMs ?? this.leaseMs,
-        input.service,
-      ),
+      scripts.renewLease.run(this.redis, {
+        keys: { instance: this.keys.instance(input.id), leases: this.keys.leases },
+        args: { machine: input.machine, epoch: input.epoch, leaseMs: input.leaseMs ?? this.leaseMs, service: input.service },
+      }),
     );
-    if (typeof out === 'number') throw scriptFailure(out, 'instance_not_found');
     return { leaseUntil: Number(out[0]), state: out[1] as InstanceState };
   }
 
@@ -383,22 +382,27 @@ export class RegistryStore {
    */
   async release(input: HolderInput & { reason: string; detail?: string }): Promise<Instance | null> {
     const k = this.keys;
-    const out = await this.change(() =>
-      this.redis.releaseInstance(
-        k.instance(input.id),
-        k.leases,
-        k.unclaimed,
-        k.events,
-        input.machine,
-        input.epoch,
-        input.reason,
-        this.maxLen,
-        k.prefix,
-        input.service,
-        boundedDetail(input.detail),
-      ),
+    const flat = await this.change(() =>
+      scripts.releaseInstance.run(this.redis, {
+        keys: {
+          instance: k.instance(input.id),
+          leases: k.leases,
+          unclaimed: k.unclaimed,
+          events: k.events,
+          serviceInstances: k.serviceInstances(input.service),
+          serviceUnclaimed: k.serviceUnclaimed(input.service),
+          services: k.services,
+        },
+        args: {
+          machine: input.machine,
+          epoch: input.epoch,
+          reason: input.reason,
+          eventsMaxLength: this.maxLen,
+          service: input.service,
+          detail: boundedDetail(input.detail),
+        },
+      }),
     );
-    const flat = this.expectFlat(out, 'instance_not_found');
     return flat.length === 0 ? null : instanceFromFlat(flat);
   }
 
@@ -409,21 +413,19 @@ export class RegistryStore {
   async retire(service: string, id: string, drainMs: number, reason: string): Promise<RetireOutcome> {
     const k = this.keys;
     const out = await this.change(() =>
-      this.redis.retireInstance(
-        k.instance(id),
-        k.serviceInstances(service),
-        k.services,
-        k.unclaimed,
-        k.serviceUnclaimed(service),
-        k.leases,
-        k.events,
-        service,
-        drainMs,
-        reason,
-        this.maxLen,
-      ),
+      scripts.retireInstance.run(this.redis, {
+        keys: {
+          instance: k.instance(id),
+          serviceInstances: k.serviceInstances(service),
+          services: k.services,
+          unclaimed: k.unclaimed,
+          serviceUnclaimed: k.serviceUnclaimed(service),
+          leases: k.leases,
+          events: k.events,
+        },
+        args: { service, drainMs, reason, eventsMaxLength: this.maxLen },
+      }),
     );
-    if (typeof out === 'number') throw scriptFailure(out, 'instance_not_found');
     return out as RetireOutcome;
   }
 
@@ -432,60 +434,67 @@ export class RegistryStore {
    * this one through draining, so that no request fails. Idempotent.
    */
   async markEvacuating(input: HolderInput): Promise<void> {
-    const out = await this.change(() =>
-      this.redis.markEvacuating(this.keys.instance(input.id), this.keys.events, input.machine, input.epoch, input.service, this.maxLen),
+    await this.change(() =>
+      scripts.markEvacuating.run(this.redis, {
+        keys: { instance: this.keys.instance(input.id), events: this.keys.events },
+        args: { machine: input.machine, epoch: input.epoch, service: input.service, eventsMaxLength: this.maxLen },
+      }),
     );
-    if (out < 0) throw scriptFailure(out, 'instance_not_found');
   }
 
   /** The holder stopped a `stopping` instance: remove its record. */
   async confirmStopped(input: HolderInput): Promise<void> {
     const k = this.keys;
-    const out = await this.change(() =>
-      this.redis.confirmStopped(
-        k.instance(input.id),
-        k.serviceInstances(input.service),
-        k.services,
-        k.unclaimed,
-        k.serviceUnclaimed(input.service),
-        k.leases,
-        k.events,
-        input.service,
-        input.machine,
-        input.epoch,
-        this.maxLen,
-      ),
+    await this.change(() =>
+      scripts.confirmStopped.run(this.redis, {
+        keys: {
+          instance: k.instance(input.id),
+          serviceInstances: k.serviceInstances(input.service),
+          services: k.services,
+          unclaimed: k.unclaimed,
+          serviceUnclaimed: k.serviceUnclaimed(input.service),
+          leases: k.leases,
+          events: k.events,
+        },
+        args: { service: input.service, machine: input.machine, epoch: input.epoch, eventsMaxLength: this.maxLen },
+      }),
     );
-    if (out < 0) throw scriptFailure(out, 'instance_not_found');
   }
 
-  /** Handles up to `limit` instances whose lease expired (see reapExpired-6.lua). */
+  /** Handles up to `limit` instances whose lease expired (see reapExpired-7.lua). */
   async reapExpired(limit = DEFAULT_REAP_BATCH): Promise<ReapedInstance[]> {
     return (await this.reapRound({ limit })).reaped;
   }
 
   /**
-   * One reaper round (reapExpired-6.lua): expires up to `limit` ended leases, unless the
+   * One reaper round (reapExpired-7.lua): expires up to `limit` ended leases, unless the
    * evidence says the control plane itself was away (then it holds them for a lease).
    */
   async reapRound(options: { limit?: number; fraction?: number; intervalMs?: number } = {}): Promise<{ reaped: ReapedInstance[]; hold: ReapHold }> {
     const k = this.keys;
     const [reaped, hold] = await this.change(() =>
-      this.redis.reapExpired(
-        k.leases,
-        k.unclaimed,
-        k.events,
-        k.reaperState,
-        k.presence,
-        k.presenceGrace,
-        k.prefix,
-        options.limit ?? DEFAULT_REAP_BATCH,
-        this.maxLen,
-        this.leaseMs,
-        SILENT_AFTER_MS,
-        options.fraction ?? DEFAULT_SILENT_FRACTION,
-        options.intervalMs ?? 1000,
-      ),
+      scripts.reapExpired.run(this.redis, {
+        keys: {
+          leases: k.leases,
+          unclaimed: k.unclaimed,
+          events: k.events,
+          reaperState: k.reaperState,
+          presence: k.presence,
+          presenceGrace: k.presenceGrace,
+          services: k.services,
+        },
+        args: {
+          instanceFormat: k.formats.instance,
+          limit: options.limit ?? DEFAULT_REAP_BATCH,
+          eventsMaxLength: this.maxLen,
+          leaseMs: this.leaseMs,
+          silentMs: SILENT_AFTER_MS,
+          fraction: options.fraction ?? DEFAULT_SILENT_FRACTION,
+          intervalMs: options.intervalMs ?? 1000,
+          serviceInstancesFormat: k.formats.serviceInstances,
+          serviceUnclaimedFormat: k.formats.serviceUnclaimed,
+        },
+      }),
     );
     return {
       reaped: reaped.map(([id, service, machine, epoch, outcome]) => ({
@@ -514,7 +523,12 @@ export class RegistryStore {
    */
   async markPresent(machine: string, graceMs: number, holding: boolean, leaseMs = this.leaseMs): Promise<{ now: number; holders: number }> {
     const k = this.keys;
-    const [now, holders] = await this.call(() => this.redis.markPresent(k.presence, k.presenceGrace, machine, graceMs, holding ? '1' : '0', leaseMs));
+    const [now, holders] = await this.call(() =>
+      scripts.markPresent.run(this.redis, {
+        keys: { presence: k.presence, presenceGrace: k.presenceGrace },
+        args: { machine, graceMs, holding: holding ? '1' : '0', leaseMs },
+      }),
+    );
     return { now: Number(now), holders: Number(holders) };
   }
 
@@ -532,7 +546,12 @@ export class RegistryStore {
 
   async heartbeat(name: string, facts: MachineFacts): Promise<number> {
     const k = this.keys;
-    return this.change(() => this.redis.heartbeatMachine(k.machine(name), k.machines, k.events, name, JSON.stringify(facts), this.maxLen));
+    return this.change(() =>
+      scripts.heartbeatMachine.run(this.redis, {
+        keys: { machine: k.machine(name), machines: k.machines, events: k.events },
+        args: { machine: name, facts: JSON.stringify(facts), eventsMaxLength: this.maxLen },
+      }),
+    );
   }
 
   async getInstance(id: string): Promise<Instance> {
@@ -648,11 +667,6 @@ export class RegistryStore {
       const hash = h as Record<string, string>;
       if (hash.id) out.push(instanceFromHash(hash));
     }
-    return out;
-  }
-
-  private expectFlat(out: string[] | number, notFound: 'instance_not_found' | 'nothing_to_claim' | 'instance_exists'): string[] {
-    if (typeof out === 'number') throw scriptFailure(out, notFound);
     return out;
   }
 

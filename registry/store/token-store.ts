@@ -3,6 +3,7 @@ import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { RegistryKeys } from './keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
+import * as scripts from './script-declarations.js';
 
 /** What a token may do. The admin token(s) of BERTH_TOKEN may do everything. */
 export interface TokenGrant {
@@ -37,12 +38,7 @@ export interface AuditEntry {
   status: number;
 }
 
-const SCRIPTS = { createToken: 2, revokeToken: 2 };
-
-type ScriptedRedis = RedisClient & {
-  createToken(tokens: string, names: string, name: string, digest: string, record: string): Promise<number>;
-  revokeToken(tokens: string, names: string, name: string): Promise<string | number>;
-};
+const SCRIPTS = [scripts.createToken, scripts.revokeToken];
 
 /**
  * Named API tokens, kept in Redis as their sha256 only: a token is shown once, when it is
@@ -50,11 +46,11 @@ type ScriptedRedis = RedisClient & {
  * revoke holds for all of them from the next request on.
  */
 export class TokenStore {
-  private readonly redis: ScriptedRedis;
+  private readonly redis: RedisClient;
 
   constructor(redis: RedisClient, private readonly keys: RegistryKeys) {
     defineScripts(redis, SCRIPTS);
-    this.redis = redis as ScriptedRedis;
+    this.redis = redis;
   }
 
   /** Makes a token; returns it (the only time it is seen) with its record. */
@@ -63,8 +59,12 @@ export class TokenStore {
     // berth_ + 40 hex: recognisable in a leaked log, as GitHub's and Stripe's tokens are.
     const token = `berth_${randomBytes(20).toString('hex')}`;
     const record: TokenRecord = { ...grant, createdAt: Date.now(), createdBy };
-    const result = await redisCall(() => this.redis.createToken(this.keys.tokens, this.keys.tokenNames, grant.name, digest(token), JSON.stringify(record)));
-    if (result === -1) throw new BerthError('token_exists', `A token named ${grant.name} exists: revoke it first (berth tokens:revoke ${grant.name}), or choose another name.`);
+    await redisCall(() =>
+      scripts.createToken.run(this.redis, {
+        keys: { tokens: this.keys.tokens, tokenNames: this.keys.tokenNames },
+        args: { tokenName: grant.name, digest: digest(token), record: JSON.stringify(record) },
+      }),
+    );
     return { token, record };
   }
 
@@ -75,9 +75,10 @@ export class TokenStore {
   }
 
   async revoke(name: string): Promise<TokenRecord> {
-    const result = await redisCall(() => this.redis.revokeToken(this.keys.tokens, this.keys.tokenNames, name));
-    if (result === -1) throw new BerthError('token_not_found', `No token is named ${name}: list them with berth tokens:list.`);
-    return JSON.parse(String(result)) as TokenRecord;
+    const record = await redisCall(() =>
+      scripts.revokeToken.run(this.redis, { keys: { tokens: this.keys.tokens, tokenNames: this.keys.tokenNames }, args: { tokenName: name } }),
+    );
+    return JSON.parse(record) as TokenRecord;
   }
 
   /** The grant of a named token, or undefined when no such token exists (any more). */

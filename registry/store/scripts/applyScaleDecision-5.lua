@@ -22,11 +22,13 @@
 
   Output:
     the time it was recorded (ms)
-    -1 no such app (or it is being deleted)
+    -12 no such app (or it is being deleted)
     -7 the caller does not hold the scaler lease
     -8 the app's instances or policy changed since the decision was made
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 local name, holder = ARGV[1], ARGV[2]
 local from, to = tonumber(ARGV[3]), tonumber(ARGV[4])
 if rcall('GET', KEYS[2]) ~= holder then
@@ -34,18 +36,17 @@ if rcall('GET', KEYS[2]) ~= holder then
 end
 local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'instances', 'autoscale')
 if not cur[1] or cur[2] ~= 'active' then
-  return -1
+  return -12
 end
 if tonumber(cur[3]) ~= from or not cur[4] then
   return -8
 end
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local memory = cjson.decode(rcall('HGET', KEYS[5], name) or '{}')
 if to ~= from then
   rcall('HSET', KEYS[1], 'instances', to, 'updatedAt', now)
   -- The same event an API scale sends: hosters and proxies react alike.
-  rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'kind', 'app-updated', 'service', name)
+  appendEvent(KEYS[3], ARGV[7], 'kind', 'app-updated', 'service', name)
   memory.changeAt = now
 elseif ARGV[8] == 'rebalance' then
   -- A move (the caller then flags the instance evacuating): a change for the cool-downs.
@@ -58,5 +59,5 @@ rcall('HSET', KEYS[5], name, cjson.encode(memory))
 local decision = ARGV[5] == '{}' and ('{"at":' .. now .. '}') or ('{"at":' .. now .. ',' .. string.sub(ARGV[5], 2))
 rcall('LPUSH', KEYS[4], decision)
 rcall('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'kind', 'scaler-decision', 'service', name, 'reason', ARGV[8] .. ' ' .. from .. '->' .. to)
+appendEvent(KEYS[3], ARGV[7], 'kind', 'scaler-decision', 'service', name, 'reason', ARGV[8] .. ' ' .. from .. '->' .. to)
 return now

@@ -16,9 +16,10 @@
   Output:
     1 stored
     0 already stored: the upload was dropped
-    -1 the upload is gone or incomplete (Redis restarted or evicted it): it was dropped
+    -16 the upload is gone or incomplete (Redis restarted or evicted it): it was dropped
 ]]
 local rcall = redis.call
+--- @include "redisNow"
 local uploadKey = KEYS[1]
 local dataKey = KEYS[2]
 local bundleKey = KEYS[3]
@@ -31,13 +32,12 @@ if rcall('EXISTS', bundleKey) == 1 then
 end
 if rcall('HLEN', uploadKey) ~= chunks then
   rcall('DEL', uploadKey)
-  return -1
+  return -16
 end
 
 rcall('RENAME', uploadKey, dataKey)
 rcall('PERSIST', dataKey)
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 rcall('HSET', bundleKey, 'digest', digest, 'size', ARGV[2], 'chunks', chunks, 'storedAt', now)
 rcall('ZADD', KEYS[4], now, digest)
 return 1

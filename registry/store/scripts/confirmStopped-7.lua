@@ -23,6 +23,8 @@
     -4 the instance is not stopping (nobody asked it to stop)
 ]]
 local rcall = redis.call
+--- @include "appendEvent"
+--- @include "removeInstance"
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'machine', 'epoch')
 if not cur[1] or cur[2] ~= ARGV[1] then
@@ -36,14 +38,6 @@ if cur[3] ~= 'stopping' then
 end
 local id, service = cur[1], cur[2]
 
-rcall('DEL', instanceKey)
-rcall('ZREM', KEYS[2], id)
-rcall('ZREM', KEYS[4], id)
-rcall('ZREM', KEYS[5], id)
-rcall('ZREM', KEYS[6], id)
-if rcall('ZCARD', KEYS[2]) == 0 then
-  rcall('SREM', KEYS[3], service)
-end
-rcall('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], '*',
-  'kind', 'unregistered', 'instance', id, 'service', service, 'epoch', cur[5], 'machine', cur[4], 'reason', 'stopped')
+removeInstance(instanceKey, id, service, KEYS[2], KEYS[5], KEYS[3], KEYS[4], KEYS[6])
+appendEvent(KEYS[7], ARGV[4], 'kind', 'unregistered', 'instance', id, 'service', service, 'epoch', cur[5], 'machine', cur[4], 'reason', 'stopped')
 return 1

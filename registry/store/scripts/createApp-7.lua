@@ -20,21 +20,22 @@
 
   Output:
     the version of the first release (1)
-    -3 an app with this name exists
+    -13 an app with this name exists
     {-5, owner, the prefix it owns} another app owns this path, a prefix above or one below it
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 --- @include "pathConflict"
 local name, path = ARGV[1], ARGV[2]
 if rcall('EXISTS', KEYS[1]) == 1 then
-  return -3
+  return -13
 end
 local owner, owned = pathConflict(KEYS[3], KEYS[7], path, name)
 if owner then
   return { -5, owner, owned }
 end
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 
 -- A name used by an app deleted earlier starts its versions again.
 rcall('DEL', KEYS[4], KEYS[5])
@@ -49,5 +50,5 @@ rcall('HSET', KEYS[1], 'name', name, 'path', path, 'instances', ARGV[3], 'stripP
 rcall('SADD', KEYS[2], name)
 rcall('HSET', KEYS[3], path, name)
 rcall('ZADD', KEYS[7], 0, path)
-rcall('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'app-created', 'service', name, 'release', version)
+appendEvent(KEYS[6], ARGV[6], 'kind', 'app-created', 'service', name, 'release', version)
 return version

@@ -16,19 +16,20 @@
 
   Output:
     the new release's version
-    -1 no such app (or it is being deleted)
+    -12 no such app (or it is being deleted)
     -6 the app's current release changed meanwhile: read it again and retry
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'release')
 if not cur[1] or cur[2] ~= 'active' then
-  return -1
+  return -12
 end
 if ARGV[3] ~= '' and cur[3] ~= ARGV[3] then
   return -6
 end
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local version = rcall('INCR', KEYS[3])
 local release = cjson.decode(ARGV[2])
 release.version = version
@@ -36,5 +37,5 @@ release.createdAt = now
 release.status = 'deploying'
 rcall('HSET', KEYS[2], version, cjson.encode(release))
 rcall('HSET', KEYS[1], 'release', version, 'updatedAt', now)
-rcall('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'release-created', 'service', ARGV[1], 'release', version)
+appendEvent(KEYS[4], ARGV[4], 'kind', 'release-created', 'service', ARGV[1], 'release', version)
 return version

@@ -11,11 +11,11 @@
 
   Output:
     1 recorded
-    -1 a token with this name exists
+    -14 a token with this name exists
 ]]
 local rcall = redis.call
 if rcall('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then
-  return -1
+  return -14
 end
 rcall('HSET', KEYS[1], ARGV[2], ARGV[3])
 return 1

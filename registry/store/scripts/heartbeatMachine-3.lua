@@ -15,8 +15,9 @@
     the heartbeat time (ms, Redis clock)
 ]]
 local rcall = redis.call
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--- @include "redisNow"
+--- @include "appendEvent"
+local now = redisNow()
 local isNew = rcall('EXISTS', KEYS[1]) == 0
 
 rcall('HSET', KEYS[1], 'name', ARGV[1], 'facts', ARGV[2], 'heartbeatAt', now)
@@ -25,6 +26,6 @@ if isNew then
 end
 rcall('ZADD', KEYS[2], now, ARGV[1])
 if isNew then
-  rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'machine-joined', 'machine', ARGV[1])
+  appendEvent(KEYS[3], ARGV[3], 'kind', 'machine-joined', 'machine', ARGV[1])
 end
 return now

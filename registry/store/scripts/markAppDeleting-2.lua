@@ -11,17 +11,18 @@
 
   Output:
     1
-    -1 no such app
+    -12 no such app
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 local cur = rcall('HMGET', KEYS[1], 'name', 'state')
 if not cur[1] then
-  return -1
+  return -12
 end
 if cur[2] ~= 'deleting' then
-  local t = rcall('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = redisNow()
   rcall('HSET', KEYS[1], 'state', 'deleting', 'updatedAt', now)
-  rcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', 'app-deleting', 'service', ARGV[1])
+  appendEvent(KEYS[2], ARGV[2], 'kind', 'app-deleting', 'service', ARGV[1])
 end
 return 1

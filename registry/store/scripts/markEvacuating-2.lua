@@ -18,6 +18,7 @@
     -2 stale epoch: the caller's claim is gone
 ]]
 local rcall = redis.call
+--- @include "appendEvent"
 local cur = rcall('HMGET', KEYS[1], 'id', 'service', 'state', 'machine', 'epoch', 'evacuating')
 if not cur[1] or cur[2] ~= ARGV[3] then
   return -1
@@ -27,7 +28,6 @@ if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] or cur[3] == 'unclaimed' then
 end
 if cur[6] ~= '1' then
   rcall('HSET', KEYS[1], 'evacuating', '1')
-  rcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
-    'kind', 'evacuating', 'instance', cur[1], 'service', cur[2], 'epoch', cur[5], 'machine', cur[4])
+  appendEvent(KEYS[2], ARGV[4], 'kind', 'evacuating', 'instance', cur[1], 'service', cur[2], 'epoch', cur[5], 'machine', cur[4])
 end
 return 1

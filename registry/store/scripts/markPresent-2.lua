@@ -1,7 +1,7 @@
 --[[
   A hoster's sign of life, sent a few times a second while it holds claims. From these the
   reaper tells whether many machines went silent at once (the control plane is then the
-  likelier fault than the machines, and it holds lease expiries: see reapExpired-6.lua). It
+  likelier fault than the machines, and it holds lease expiries: see reapExpired-7.lua). It
   also records the machine's control-plane grace (how long after its lease its apps may keep
   running at the most, so that a held lease is expired once that has passed) and its lease
   length (how long after it was last heard from it may still hold a claim).
@@ -21,8 +21,8 @@
     a hoster that knows of fewer reads them again, so that it never counts on a partial list
 ]]
 local rcall = redis.call
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--- @include "redisNow"
+local now = redisNow()
 if ARGV[3] == '1' then
   rcall('ZADD', KEYS[1], now, ARGV[1])
   rcall('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[4])

@@ -19,6 +19,8 @@
     -4 the instance is in a state that cannot become running (draining or stopping)
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'machine', 'epoch')
 if not cur[1] or cur[2] ~= ARGV[5] then
@@ -36,10 +38,8 @@ if cur[3] ~= 'claimed' then
   return -4
 end
 
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 rcall('HSET', instanceKey, 'state', 'running', 'pid', ARGV[3], 'updatedAt', now)
-rcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
-  'kind', 'running', 'instance', cur[1], 'service', cur[2], 'epoch', cur[5], 'machine', cur[4])
+appendEvent(KEYS[2], ARGV[4], 'kind', 'running', 'instance', cur[1], 'service', cur[2], 'epoch', cur[5], 'machine', cur[4])
 
 return rcall('HGETALL', instanceKey)

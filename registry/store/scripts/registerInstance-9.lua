@@ -28,6 +28,8 @@
     {-5, owner, the prefix it owns} another app owns this path, a prefix above or one below it
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 --- @include "pathConflict"
 local instanceKey = KEYS[1]
 local id, service = ARGV[1], ARGV[2]
@@ -40,8 +42,7 @@ if owner then
   return { -5, owner, owned }
 end
 
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local seq = rcall('INCR', KEYS[7])
 
 rcall('HSET', instanceKey,
@@ -52,7 +53,6 @@ rcall('ZADD', KEYS[2], seq, id)
 rcall('SADD', KEYS[3], service)
 rcall('ZADD', KEYS[4], seq, id)
 rcall('ZADD', KEYS[5], seq, id)
-rcall('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*',
-  'kind', 'registered', 'instance', id, 'service', service, 'epoch', 0)
+appendEvent(KEYS[6], ARGV[7], 'kind', 'registered', 'instance', id, 'service', service, 'epoch', 0)
 
 return rcall('HGETALL', instanceKey)

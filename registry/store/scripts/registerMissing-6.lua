@@ -11,7 +11,7 @@
     KEYS[5] event stream
     KEYS[6] registration sequence counter
 
-    ARGV[1] key prefix (instance keys are prefix .. 'instance:' .. id)
+    ARGV[1] instance key format (registry/store/keys.ts formats.instance: '*' where the id goes)
     ARGV[2] service (app) name
     ARGV[3] path prefix
     ARGV[4] release version
@@ -25,25 +25,28 @@
     the ids registered (possibly none)
 ]]
 local rcall = redis.call
-local prefix, service, release = ARGV[1], ARGV[2], ARGV[4]
+--- @include "redisNow"
+--- @include "appendEvent"
+--- @include "keyFormat"
+local instanceKeyOf = keyFormat(ARGV[1])
+local service, release = ARGV[2], ARGV[4]
 local wanted = tonumber(ARGV[5])
 
 local live = 0
 for _, id in ipairs(rcall('ZRANGE', KEYS[1], 0, -1)) do
-  local cur = rcall('HMGET', prefix .. 'instance:' .. id, 'release', 'state', 'evacuating')
+  local cur = rcall('HMGET', instanceKeyOf(id), 'release', 'state', 'evacuating')
   if cur[1] == release and cur[2] ~= 'draining' and cur[2] ~= 'stopping' and cur[3] ~= '1' then
     live = live + 1
   end
 end
 
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local added = {}
 local nextId = 9
 while live < wanted and ARGV[nextId] do
   local id = ARGV[nextId]
   nextId = nextId + 1
-  local instanceKey = prefix .. 'instance:' .. id
+  local instanceKey = instanceKeyOf(id)
   if rcall('EXISTS', instanceKey) == 0 then
     local seq = rcall('INCR', KEYS[6])
     rcall('HSET', instanceKey,
@@ -53,8 +56,7 @@ while live < wanted and ARGV[nextId] do
     rcall('SADD', KEYS[2], service)
     rcall('ZADD', KEYS[3], seq, id)
     rcall('ZADD', KEYS[4], seq, id)
-    rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
-      'kind', 'registered', 'instance', id, 'service', service, 'epoch', 0, 'release', release)
+    appendEvent(KEYS[5], ARGV[8], 'kind', 'registered', 'instance', id, 'service', service, 'epoch', 0, 'release', release)
     live = live + 1
     added[#added + 1] = id
   end

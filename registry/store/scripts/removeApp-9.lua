@@ -20,16 +20,17 @@
 
   Output:
     1
-    -1 no such app
-    -4 the app is not being deleted, or still has instances
+    -12 no such app
+    0 not removed: the app is not being deleted, or still has instances
 ]]
 local rcall = redis.call
+--- @include "appendEvent"
 local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'path')
 if not cur[1] then
-  return -1
+  return -12
 end
 if cur[2] ~= 'deleting' or rcall('ZCARD', ARGV[2]) > 0 then
-  return -4
+  return 0
 end
 if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
   rcall('HDEL', KEYS[3], cur[3])
@@ -38,5 +39,5 @@ end
 rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 rcall('SREM', KEYS[2], ARGV[1])
 rcall('HDEL', KEYS[8], ARGV[1])
-rcall('XADD', KEYS[7], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'app-deleted', 'service', ARGV[1])
+appendEvent(KEYS[7], ARGV[3], 'kind', 'app-deleted', 'service', ARGV[1])
 return 1

@@ -18,6 +18,7 @@
     -2 stale epoch: the caller's claim is gone
 ]]
 local rcall = redis.call
+--- @include "redisNow"
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'state', 'machine', 'epoch', 'service')
 if not cur[1] or cur[5] ~= ARGV[4] then
@@ -27,8 +28,7 @@ if cur[3] ~= ARGV[1] or cur[4] ~= ARGV[2] or cur[2] == 'unclaimed' then
   return -2
 end
 
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local leaseUntil = now + tonumber(ARGV[3])
 rcall('HSET', instanceKey, 'leaseUntil', leaseUntil)
 rcall('ZADD', KEYS[2], leaseUntil, cur[1])

@@ -26,30 +26,24 @@
     -1 no such instance (of this service)
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
+--- @include "removeInstance"
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'drainUntil', 'machine', 'epoch')
 if not cur[1] or cur[2] ~= ARGV[1] then
   return -1
 end
 local id, service, state = cur[1], cur[2], cur[3]
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 
 local function event(kind)
-  rcall('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], '*',
-    'kind', kind, 'instance', id, 'service', service, 'epoch', cur[6] or '0', 'machine', cur[5] or '',
+  appendEvent(KEYS[7], ARGV[4], 'kind', kind, 'instance', id, 'service', service, 'epoch', cur[6] or '0', 'machine', cur[5] or '',
     'reason', ARGV[3])
 end
 
 if state == 'unclaimed' then
-  rcall('DEL', instanceKey)
-  rcall('ZREM', KEYS[2], id)
-  rcall('ZREM', KEYS[4], id)
-  rcall('ZREM', KEYS[5], id)
-  rcall('ZREM', KEYS[6], id)
-  if rcall('ZCARD', KEYS[2]) == 0 then
-    rcall('SREM', KEYS[3], service)
-  end
+  removeInstance(instanceKey, id, service, KEYS[2], KEYS[5], KEYS[3], KEYS[4], KEYS[6])
   event('unregistered')
   return 'removed'
 end

@@ -9,12 +9,12 @@
 
   Output:
     the revoked token's record (JSON)
-    -1 no token has this name
+    -15 no token has this name
 ]]
 local rcall = redis.call
 local digest = rcall('HGET', KEYS[2], ARGV[1])
 if not digest then
-  return -1
+  return -15
 end
 local record = rcall('HGET', KEYS[1], digest)
 rcall('HDEL', KEYS[2], ARGV[1])

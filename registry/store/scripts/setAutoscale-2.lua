@@ -11,20 +11,21 @@
 
   Output:
     1
-    -1 no such app (or it is being deleted)
+    -12 no such app (or it is being deleted)
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 local cur = rcall('HMGET', KEYS[1], 'name', 'state')
 if not cur[1] or cur[2] ~= 'active' then
-  return -1
+  return -12
 end
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 if ARGV[2] == '' then
   rcall('HDEL', KEYS[1], 'autoscale')
 else
   rcall('HSET', KEYS[1], 'autoscale', ARGV[2])
 end
 rcall('HSET', KEYS[1], 'updatedAt', now)
-rcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'app-autoscale', 'service', ARGV[1], 'reason', ARGV[2] == '' and 'off' or 'on')
+appendEvent(KEYS[2], ARGV[3], 'kind', 'app-autoscale', 'service', ARGV[1], 'reason', ARGV[2] == '' and 'off' or 'on')
 return 1

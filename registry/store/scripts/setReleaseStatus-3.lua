@@ -18,14 +18,15 @@
 
   Output:
     1 changed, 0 already in that status
-    -1 no such app or release
+    -12 no such app or release
 ]]
 local rcall = redis.call
+--- @include "appendEvent"
 local version, status = ARGV[2], ARGV[3]
 local current = rcall('HGET', KEYS[1], 'release')
 local json = rcall('HGET', KEYS[2], version)
 if not current or not json then
-  return -1
+  return -12
 end
 local release = cjson.decode(json)
 if release.status == status then
@@ -59,6 +60,5 @@ elseif status == 'failed' and current == version and ARGV[5] ~= '' then
     rcall('HSET', KEYS[2], ARGV[5], cjson.encode(fallback))
   end
 end
-rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
-  'kind', 'release-' .. status, 'service', ARGV[1], 'release', version, 'reason', ARGV[4])
+appendEvent(KEYS[3], ARGV[6], 'kind', 'release-' .. status, 'service', ARGV[1], 'release', version, 'reason', ARGV[4])
 return 1

@@ -19,6 +19,8 @@
     -1 no such instance (of this service)
 ]]
 local rcall = redis.call
+--- @include "appendEvent"
+--- @include "removeInstance"
 local instanceKey = KEYS[1]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'machine', 'epoch')
 if not cur[1] or cur[2] ~= ARGV[1] then
@@ -27,15 +29,7 @@ end
 local id = cur[1]
 local fields = rcall('HGETALL', instanceKey)
 
-rcall('DEL', instanceKey)
-rcall('ZREM', KEYS[2], id)
-rcall('ZREM', KEYS[4], id)
-rcall('ZREM', KEYS[5], id)
-rcall('ZREM', KEYS[6], id)
-if rcall('ZCARD', KEYS[2]) == 0 then
-  rcall('SREM', KEYS[3], cur[2])
-end
-rcall('XADD', KEYS[7], 'MAXLEN', '~', ARGV[2], '*',
-  'kind', 'unregistered', 'instance', id, 'service', cur[2], 'epoch', cur[4], 'machine', cur[3] or '')
+removeInstance(instanceKey, id, cur[2], KEYS[2], KEYS[5], KEYS[3], KEYS[4], KEYS[6])
+appendEvent(KEYS[7], ARGV[2], 'kind', 'unregistered', 'instance', id, 'service', cur[2], 'epoch', cur[4], 'machine', cur[3] or '')
 
 return fields

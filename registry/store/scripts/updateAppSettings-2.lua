@@ -12,19 +12,20 @@
 
   Output:
     1
-    -1 no such app (or it is being deleted)
+    -12 no such app (or it is being deleted)
     -9 instances were given but the app scales automatically (its policy decides them)
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
 local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'autoscale')
 if not cur[1] or cur[2] ~= 'active' then
-  return -1
+  return -12
 end
 if ARGV[2] ~= '' and cur[3] then
   return -9
 end
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 if ARGV[2] ~= '' then
   rcall('HSET', KEYS[1], 'instances', ARGV[2])
 end
@@ -32,5 +33,5 @@ if ARGV[3] ~= '' then
   rcall('HSET', KEYS[1], 'stripPrefix', ARGV[3])
 end
 rcall('HSET', KEYS[1], 'updatedAt', now)
-rcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'app-updated', 'service', ARGV[1])
+appendEvent(KEYS[2], ARGV[4], 'kind', 'app-updated', 'service', ARGV[1])
 return 1

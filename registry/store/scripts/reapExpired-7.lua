@@ -25,15 +25,17 @@
             hosters read)
     KEYS[5] presence (sorted set machine → when last heard)
     KEYS[6] presence grace (hash machine → '<grace ms> <lease ms>')
+    KEYS[7] set of service names
 
-    ARGV[1] key prefix (instance keys are prefix .. 'instance:' .. id; a service's indexes
-            prefix .. 'service:' .. name .. ':instances' and ':unclaimed'; prefix .. 'services')
+    ARGV[1] instance key format (registry/store/keys.ts formats: '*' where the name goes)
     ARGV[2] most instances to handle in this call
     ARGV[3] event stream max length (approximate)
     ARGV[4] lease length (ms): how long a hold lasts; half of it is the gap that starts one
     ARGV[5] silentMs: a machine not heard from for this long is silent
     ARGV[6] fraction: more than this share of machines silent at once starts a hold
     ARGV[7] how often reapers run (ms), for hosters to read
+    ARGV[8] service instance index key format
+    ARGV[9] service unclaimed index key format
 
   Output:
     { reaped, hold }
@@ -43,13 +45,16 @@
            in this call; 1 if this call started the hold}
 ]]
 local rcall = redis.call
-local prefix = ARGV[1]
+--- @include "removeInstance"
+--- @include "keyFormat"
+--- @include "redisNow"
+--- @include "appendEvent"
+local instanceKeyOf, serviceInstancesOf, serviceUnclaimedOf = keyFormat(ARGV[1]), keyFormat(ARGV[8]), keyFormat(ARGV[9])
 local leaseMs = tonumber(ARGV[4])
 local silentMs = tonumber(ARGV[5])
 local fraction = tonumber(ARGV[6])
 
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local state = rcall('HMGET', KEYS[4], 'lastTick', 'holdUntil', 'holdReason', 'holdGap', 'holdSilent', 'holdMachines')
 local lastTick = tonumber(state[1])
 local holdUntil = tonumber(state[2]) or 0
@@ -123,7 +128,7 @@ local reaped = {}
 local held = 0
 
 for _, id in ipairs(expired) do
-  local instanceKey = prefix .. 'instance:' .. id
+  local instanceKey = instanceKeyOf(id)
   local cur = rcall('HMGET', instanceKey, 'service', 'state', 'machine', 'epoch', 'seq', 'leaseUntil')
   local leaseUntil = tonumber(cur[6])
   local keep = false
@@ -141,26 +146,17 @@ for _, id in ipairs(expired) do
     local service = cur[1]
     local outcome
     if cur[2] == 'draining' or cur[2] == 'stopping' then
-      local serviceIndex = prefix .. 'service:' .. service .. ':instances'
-      rcall('DEL', instanceKey)
-      rcall('ZREM', serviceIndex, id)
-      rcall('ZREM', KEYS[2], id)
-      rcall('ZREM', prefix .. 'service:' .. service .. ':unclaimed', id)
-      if rcall('ZCARD', serviceIndex) == 0 then
-        rcall('SREM', prefix .. 'services', service)
-      end
+      removeInstance(instanceKey, id, service, serviceInstancesOf(service), serviceUnclaimedOf(service), KEYS[7], KEYS[2], KEYS[1])
       outcome = 'removed'
-      rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
-        'kind', 'unregistered', 'instance', id, 'service', service, 'epoch', cur[4], 'machine', cur[3],
+      appendEvent(KEYS[3], ARGV[3], 'kind', 'unregistered', 'instance', id, 'service', service, 'epoch', cur[4], 'machine', cur[3],
         'reason', 'lease_expired')
     else
       rcall('HSET', instanceKey, 'state', 'unclaimed', 'reason', 'lease_expired', 'updatedAt', now)
       rcall('HDEL', instanceKey, 'machine', 'host', 'port', 'pid', 'leaseUntil', 'claimAttributes')
       rcall('ZADD', KEYS[2], cur[5], id)
-      rcall('ZADD', prefix .. 'service:' .. service .. ':unclaimed', cur[5], id)
+      rcall('ZADD', serviceUnclaimedOf(service), cur[5], id)
       outcome = 'unclaimed'
-      rcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
-        'kind', 'expired', 'instance', id, 'service', service, 'epoch', cur[4], 'machine', cur[3],
+      appendEvent(KEYS[3], ARGV[3], 'kind', 'expired', 'instance', id, 'service', service, 'epoch', cur[4], 'machine', cur[3],
         'reason', 'lease_expired')
     end
     -- Expired outside a hold: its machine is cut off or gone, and no longer counts among the

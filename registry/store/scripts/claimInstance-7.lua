@@ -9,8 +9,10 @@
     KEYS[3] leases (sorted set by expiry)
     KEYS[4] epoch counter
     KEYS[5] event stream
+    KEYS[6] service's instance index (sorted set): only read, to tell an unknown service
+    KEYS[7] the request id's claim record (string; unused without a request id)
 
-    ARGV[1] key prefix (instance keys are prefix .. 'instance:' .. id)
+    ARGV[1] instance key format (registry/store/keys.ts formats.instance: '*' where the id goes)
     ARGV[2] service name
     ARGV[3] machine name
     ARGV[4] host the instance listens on
@@ -24,23 +26,27 @@
 
   Output:
     the claimed instance as a flat field/value list
-    -1 nothing unclaimed (matching the path, or with that id) for this service
+    -10 nothing unclaimed (matching the path, or with that id) for this service
+    -11 no such service: it has no instances at all
 ]]
 local rcall = redis.call
-local prefix, service, machine = ARGV[1], ARGV[2], ARGV[3]
+--- @include "keyFormat"
+--- @include "redisNow"
+--- @include "appendEvent"
+local instanceKeyOf = keyFormat(ARGV[1])
+local service, machine = ARGV[2], ARGV[3]
 local leaseMs = tonumber(ARGV[7])
 local requestId, wantedPath = ARGV[8], ARGV[9]
 
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local requestKey = prefix .. 'claim-request:' .. requestId
+local now = redisNow()
+local requestKey = KEYS[7]
 
 if requestId ~= '' then
   local previous = rcall('GET', requestKey)
   if previous then
     local sep = string.find(previous, ' ', 1, true)
     local prevId, prevEpoch = string.sub(previous, 1, sep - 1), string.sub(previous, sep + 1)
-    local prevKey = prefix .. 'instance:' .. prevId
+    local prevKey = instanceKeyOf(prevId)
     local cur = rcall('HMGET', prevKey, 'machine', 'epoch', 'state')
     if cur[1] == machine and cur[2] == prevEpoch and (cur[3] == 'claimed' or cur[3] == 'running') then
       local leaseUntil = now + leaseMs
@@ -60,17 +66,20 @@ elseif wantedPath == '' then
   id = rcall('ZRANGE', KEYS[1], 0, 0)[1]
 else
   for _, candidate in ipairs(rcall('ZRANGE', KEYS[1], 0, -1)) do
-    if rcall('HGET', prefix .. 'instance:' .. candidate, 'path') == wantedPath then
+    if rcall('HGET', instanceKeyOf(candidate), 'path') == wantedPath then
       id = candidate
       break
     end
   end
 end
 if not id then
-  return -1
+  if rcall('EXISTS', KEYS[6]) == 0 then
+    return -11
+  end
+  return -10
 end
 
-local instanceKey = prefix .. 'instance:' .. id
+local instanceKey = instanceKeyOf(id)
 local epoch = rcall('INCR', KEYS[4])
 local leaseUntil = now + leaseMs
 rcall('HSET', instanceKey, 'state', 'claimed', 'machine', machine, 'host', ARGV[4], 'port', ARGV[5],
@@ -83,7 +92,6 @@ if requestId ~= '' then
   -- Kept a few leases long: a retry comes within seconds, and a stale entry is harmless.
   rcall('SET', requestKey, id .. ' ' .. epoch, 'PX', leaseMs * 4)
 end
-rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*',
-  'kind', 'claimed', 'instance', id, 'service', service, 'epoch', epoch, 'machine', machine)
+appendEvent(KEYS[5], ARGV[10], 'kind', 'claimed', 'instance', id, 'service', service, 'epoch', epoch, 'machine', machine)
 
 return rcall('HGETALL', instanceKey)

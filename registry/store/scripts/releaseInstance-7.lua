@@ -10,15 +10,16 @@
     KEYS[2] leases (sorted set by expiry)
     KEYS[3] unclaimed index (sorted set, all services)
     KEYS[4] event stream
+    KEYS[5] service's instance index (sorted set)
+    KEYS[6] service's unclaimed index (sorted set)
+    KEYS[7] set of service names
 
     ARGV[1] machine name
     ARGV[2] claim epoch
     ARGV[3] reason (e.g. crash_loop, unhealthy, evacuating)
     ARGV[4] event stream max length (approximate)
-    ARGV[5] key prefix (a service's indexes are prefix .. 'service:' .. name .. ':instances'
-            and ':unclaimed'; the set of services prefix .. 'services')
-    ARGV[6] service the caller expects the instance to belong to
-    ARGV[7] what the failure looked like, in the app's own words ('' for none): kept as
+    ARGV[5] service the caller expects the instance to belong to
+    ARGV[6] what the failure looked like, in the app's own words ('' for none): kept as
             the instance's reasonDetail until its next release, for the release's verdict
 
   Output:
@@ -27,32 +28,23 @@
     -2 stale epoch: the caller's claim is gone
 ]]
 local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
+--- @include "removeInstance"
 local instanceKey = KEYS[1]
-local prefix = ARGV[5]
 local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'machine', 'epoch', 'seq', 'failedOn')
-if not cur[1] or cur[2] ~= ARGV[6] then
+if not cur[1] or cur[2] ~= ARGV[5] then
   return -1
 end
 if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] or cur[3] == 'unclaimed' then
   return -2
 end
 local id, service = cur[1], cur[2]
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local serviceUnclaimed = prefix .. 'service:' .. service .. ':unclaimed'
+local now = redisNow()
 
 if cur[3] == 'draining' or cur[3] == 'stopping' then
-  local serviceIndex = prefix .. 'service:' .. service .. ':instances'
-  rcall('DEL', instanceKey)
-  rcall('ZREM', serviceIndex, id)
-  rcall('ZREM', KEYS[2], id)
-  rcall('ZREM', KEYS[3], id)
-  rcall('ZREM', serviceUnclaimed, id)
-  if rcall('ZCARD', serviceIndex) == 0 then
-    rcall('SREM', prefix .. 'services', service)
-  end
-  rcall('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
-    'kind', 'unregistered', 'instance', id, 'service', service, 'epoch', cur[5], 'machine', cur[4],
+  removeInstance(instanceKey, id, service, KEYS[5], KEYS[6], KEYS[7], KEYS[3], KEYS[2])
+  appendEvent(KEYS[4], ARGV[4], 'kind', 'unregistered', 'instance', id, 'service', service, 'epoch', cur[5], 'machine', cur[4],
     'reason', ARGV[3])
   return {}
 end
@@ -67,13 +59,12 @@ if failures[ARGV[3]] then
 end
 
 rcall('HSET', instanceKey, 'state', 'unclaimed', 'reason', ARGV[3], 'failedOn', failedOn, 'updatedAt', now,
-  'reasonDetail', ARGV[7] or '')
+  'reasonDetail', ARGV[6] or '')
 rcall('HDEL', instanceKey, 'machine', 'host', 'port', 'pid', 'leaseUntil', 'claimAttributes')
 rcall('ZREM', KEYS[2], id)
 rcall('ZADD', KEYS[3], cur[6], id)
-rcall('ZADD', serviceUnclaimed, cur[6], id)
-rcall('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
-  'kind', 'released', 'instance', id, 'service', service, 'epoch', cur[5], 'machine', cur[4],
+rcall('ZADD', KEYS[6], cur[6], id)
+appendEvent(KEYS[4], ARGV[4], 'kind', 'released', 'instance', id, 'service', service, 'epoch', cur[5], 'machine', cur[4],
   'reason', ARGV[3])
 
 return rcall('HGETALL', instanceKey)
