@@ -1,58 +1,9 @@
-import type { Attributes, Instance, InstanceState } from './instance.js';
+import type { AutoscalePolicy, HealthCheck, Instance, InstanceState, Release, ReleaseStatus } from '../../sdk/types.js';
 
-/** How a hoster decides that an instance is ready to be routed. */
-export interface HealthCheck {
-  /** HTTP path to GET; absent means a TCP connect is enough. */
-  path?: string;
-  /** Status the HTTP check expects. @default 200 */
-  status: number;
-  /** Per attempt. @default 2000 */
-  timeoutMs: number;
-  /** Failed attempts (the first few quickly, then one a second) before the instance counts as unhealthy. @default 30 */
-  attempts: number;
-  /** Once it runs, the check comes this often, for the instance's whole life. @default 5000 */
-  intervalMs: number;
-  /** Failed checks in a row, once it runs, before it is taken out of routing and restarted. @default 3 */
-  failures: number;
-}
+/** The wire types of releases and apps' settings are the SDK's (sdk/types.ts is their one source). */
+export type { AutoscalePolicy, HealthCheck, Release, ReleaseStatus };
 
 export const DEFAULT_HEALTH_CHECK: HealthCheck = { status: 200, timeoutMs: 2000, attempts: 30, intervalMs: 5000, failures: 3 };
-
-export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed';
-
-/** An immutable snapshot of what an app runs: code and configuration together. */
-export interface Release {
-  version: number;
-  /** sha256 of the bundle (.tar.gz). */
-  bundle: string;
-  env: Record<string, string>;
-  /** Start command; null lets the hoster choose (Procfile, npm start, server.js, index.js). */
-  command: string | null;
-  /** Attributes a machine must meet (e.g. minMemoryMb) and labels. */
-  requirements: Attributes;
-  healthCheck: HealthCheck;
-  /** What made it, e.g. "Deploy 3f2a9c1", "Set DEBUG", "Rollback to v2". */
-  description: string;
-  createdBy: string;
-  createdAt: number;
-  status: ReleaseStatus;
-  /** Why it failed, when it did. */
-  reason?: string;
-}
-
-/** An app's scaling policy (see docs/scaler.md); an app without one is never touched. */
-export interface AutoscalePolicy {
-  min: number;
-  max: number;
-  /** CPU per instance to aim for, in cores (1.0 = one core kept busy; a Node app uses at most about one). */
-  targetCpu: number;
-  /** Requests in flight per instance to aim for; absent: CPU alone decides. */
-  targetInFlight?: number;
-  /** After any change, no growth for this long. */
-  cooldownUpSeconds: number;
-  /** After any change, no shrinking for this long. */
-  cooldownDownSeconds: number;
-}
 
 /** What a policy set with only min and max aims for. */
 export const DEFAULT_AUTOSCALE: Omit<AutoscalePolicy, 'min' | 'max'> = { targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 };

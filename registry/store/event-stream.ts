@@ -1,19 +1,9 @@
 import type { RedisClient } from '../../common/redis-connection.js';
+import type { EventKind, RegistryEvent } from '../../sdk/types.js';
 import type { RegistryKeys } from './keys.js';
 
-/** One change in the registry, as appended to the event stream. */
-export interface RegistryEvent {
-  /** Stream entry id; pass the last one seen to read what follows. */
-  id: string;
-  kind: string;
-  instance?: string;
-  service?: string;
-  machine?: string;
-  epoch?: number;
-  /** For app events: the release version concerned. */
-  release?: number;
-  reason?: string;
-}
+/** An event's shape is the SDK's (sdk/types.ts is the one source of the wire types). */
+export type { RegistryEvent };
 
 export interface EventBatch {
   events: RegistryEvent[];
@@ -71,12 +61,14 @@ export function compareEventIds(a: string, b: string): number {
 }
 
 function eventFromFields(id: string, fields: string[]): RegistryEvent {
-  const event: RegistryEvent = { id, kind: '' };
+  // The scripts only append EVENT_KINDS (test/unit/wire-vocabulary.test.ts checks them).
+  const event: RegistryEvent = { id, kind: '' as EventKind };
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
     if (name === 'epoch' || name === 'release') event[name] = Number(value);
-    else if (name === 'kind' || name === 'instance' || name === 'service' || name === 'machine' || name === 'reason') {
+    else if (name === 'kind') event.kind = value as EventKind;
+    else if (name === 'instance' || name === 'service' || name === 'machine' || name === 'reason') {
       if (value !== '') event[name] = value;
     }
   }

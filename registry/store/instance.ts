@@ -1,43 +1,7 @@
-/** An instance record as the registry stores it and the API returns it. */
-export type InstanceState = 'unclaimed' | 'claimed' | 'running' | 'draining' | 'stopping' | 'crashed';
+import type { Attributes, Instance, InstanceState } from '../../sdk/types.js';
 
-export type Attributes = Record<string, string | number | boolean>;
-
-export interface Instance {
-  id: string;
-  service: string;
-  path: string;
-  state: InstanceState;
-  /** Requirements and labels given at registration. */
-  attributes: Attributes;
-  /** Facts the claiming machine gave with its claim. */
-  claimAttributes: Attributes;
-  /** Digest of the bundle the instance runs, or null. */
-  files: string | null;
-  release: number | null;
-  machine: string | null;
-  host: string | null;
-  port: number | null;
-  /** Fencing token of the current (or last) claim; 0 when never claimed. */
-  epoch: number;
-  /** When the current lease ends (ms since the epoch, Redis clock), or null when unclaimed. */
-  leaseUntil: number | null;
-  pid: number | null;
-  /** Why the instance last changed hands (e.g. lease_expired, crash_loop), or null. */
-  reason: string | null;
-  /** Machines it crashed or failed its health check on. */
-  failedOn: string[];
-  /** The last failure in the app's own words (exit code, the build's last lines), or null. */
-  reasonDetail: string | null;
-  /** While draining: when it may stop (ms, Redis clock). */
-  drainUntil: number | null;
-  /** Its hoster is leaving: a replacement starts, then this one is retired. */
-  evacuating: boolean;
-  /** Registration order across the registry (ties of createdAt are common). */
-  seq: number;
-  createdAt: number;
-  updatedAt: number;
-}
+/** The wire types of an instance are the SDK's (sdk/types.ts is their one source). */
+export type { Attributes, Instance, InstanceState };
 
 /** Decodes the flat field/value list that HGETALL (in Lua) returns. */
 export function instanceFromFlat(flat: string[]): Instance {
