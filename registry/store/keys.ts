@@ -1,3 +1,5 @@
+import { KEY_PREFIX_PATTERN } from '../../common/names.js';
+
 /**
  * Every Redis key of the registry, built in one place. All keys share one prefix that carries
  * a Redis Cluster hash tag (`{berth}:`), so that every multi-key script runs in one slot.
@@ -7,7 +9,6 @@
  */
 export const DEFAULT_KEY_PREFIX = 'berth';
 
-const PREFIX_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Where the name goes in a key format: a character no prefix can hold, so the first one is the slot. */
 export const KEY_NAME_SLOT = '*';
@@ -95,8 +96,8 @@ export interface RegistryKeys {
 }
 
 export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryKeys {
-  if (!PREFIX_NAME.test(prefixName)) {
-    throw new Error(`key prefix ${JSON.stringify(prefixName)} must match ${PREFIX_NAME}`);
+  if (!KEY_PREFIX_PATTERN.test(prefixName)) {
+    throw new Error(`key prefix ${JSON.stringify(prefixName)} must match ${KEY_PREFIX_PATTERN}`);
   }
   const p = `{${prefixName}}:`;
   const instance = (id: string): string => `${p}instance:${id}`;
