@@ -200,8 +200,9 @@ export class AppStore {
           events: k.events,
           scalerMemory: k.scalerMemory,
           appPathList: k.appPathList,
+          serviceInstances: k.serviceInstances(name),
         },
-        args: { app: name, serviceInstances: k.serviceInstances(name), eventsMaxLength: this.maxLen },
+        args: { app: name, eventsMaxLength: this.maxLen },
       }),
     );
     if (out === SCRIPT_FAILURE.appNotFound) return true;

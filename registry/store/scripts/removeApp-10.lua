@@ -13,10 +13,10 @@
     KEYS[7] event stream
     KEYS[8] scaler memory (hash app name → JSON)
     KEYS[9] sorted set of the path prefixes of KEYS[3]
+    KEYS[10] the app's instance index (sorted set; must be empty)
 
     ARGV[1] app name
-    ARGV[2] the service's instance index key (must be empty)
-    ARGV[3] event stream max length (approximate)
+    ARGV[2] event stream max length (approximate)
 
   Output:
     1
@@ -29,7 +29,7 @@ local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'path')
 if not cur[1] then
   return -12
 end
-if cur[2] ~= 'deleting' or rcall('ZCARD', ARGV[2]) > 0 then
+if cur[2] ~= 'deleting' or rcall('ZCARD', KEYS[10]) > 0 then
   return 0
 end
 if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
@@ -39,5 +39,5 @@ end
 rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 rcall('SREM', KEYS[2], ARGV[1])
 rcall('HDEL', KEYS[8], ARGV[1])
-appendEvent(KEYS[7], ARGV[3], 'kind', 'app-deleted', 'service', ARGV[1])
+appendEvent(KEYS[7], ARGV[2], 'kind', 'app-deleted', 'service', ARGV[1])
 return 1
