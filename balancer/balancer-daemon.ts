@@ -9,16 +9,14 @@ import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type 
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
+import { keyPrefixSchema } from '../common/names.js';
 import { ProxyMetrics } from '../proxy/proxy-metrics.js';
 import { sendProxyError } from '../proxy/proxy-errors.js';
 import { parseRequestTarget } from '../proxy/request-path.js';
 import { RouteSync } from '../proxy/route-sync.js';
 import { RouteTable } from '../proxy/route-table.js';
 import { refuseUpgrade } from '../proxy/upgrade-tunnel.js';
-import { AppStore } from '../registry/app-store.js';
-import { DEFAULT_KEY_PREFIX, registryKeys } from '../registry/keys.js';
-import { RegistryStore } from '../registry/registry-store.js';
-import { TokenStore } from '../registry/token-store.js';
+import { AppStore, DEFAULT_KEY_PREFIX, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
@@ -57,7 +55,7 @@ export const BALANCER_OPTIONS = {
   tlsNames: option({ env: 'BERTH_TLS_NAMES', default: [] as string[], schema: listSchema, describe: 'Extra host names for the self-made certificate (besides localhost, 127.0.0.1, ::1 and the host name).' }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where the self-made CA and certificate are kept (tls/).' }),
   hstsMaxAge: option({ env: 'BERTH_HSTS_MAX_AGE', default: 0, schema: z.coerce.number().int().min(0), describe: 'Strict-Transport-Security max-age in seconds (0: no header).' }),
-  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   upstreamTimeoutMs: option({ env: 'BERTH_UPSTREAM_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'A proxy must start answering within this (504).' }),
   connectTimeoutMs: option({ env: 'BERTH_CONNECT_TIMEOUT_MS', default: 2000, schema: positiveMsSchema, describe: 'Connecting to a proxy may take this long before another is tried.' }),
   unsentRetryMs: option({

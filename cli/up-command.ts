@@ -10,7 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { DEFAULT_HTTPS_PORT } from '../balancer/balancer-daemon.js';
 import { chooseHosterDir } from '../hoster/hoster-dir.js';
 import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
-import { DEFAULT_REGISTRY_PORT } from '../registry/registry-daemon.js';
+import { DEFAULT_REGISTRY_PORT } from '../registry/index.js';
 import { credentialsPath, readCredentials, writeCredentials } from './credentials.js';
 import { DaemonSupervisor } from './daemon-supervisor.js';
 import { localRedisCommand } from './local-redis.js';

@@ -53,9 +53,19 @@ export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 export const digestSchema = z.string().regex(SHA256_PATTERN, 'must be a sha256 digest: 64 lowercase hex characters');
 
 /** Machine names default to the host name, so they allow dots and capitals. */
+export const MACHINE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/;
+
 export const machineNameSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'must be 1-63 letters, digits, "." or "-", starting with a letter or digit');
+  .regex(MACHINE_NAME_PATTERN, 'must be 1-63 letters, digits, "." or "-", starting with a letter or digit');
+
+/**
+ * The name inside the Redis key prefix's hash tag (BERTH_KEY_PREFIX, `{berth}:`): no braces,
+ * so the hash tag stays whole, and no `*`, which marks where a name goes in a key format.
+ */
+export const KEY_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export const keyPrefixSchema = z.string().regex(KEY_PREFIX_PATTERN, 'must be 1-64 letters, digits, "_", "." or "-"');
 
 /** A host name, IPv4 or IPv6 address as given in a claim. */
 export const hostSchema = z
@@ -68,7 +78,8 @@ export const instanceIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be 1-64 characters of a-z, 0-9 and "-"');
 
-const ATTRIBUTE_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** Names of attributes (requirements, labels). */
+export const ATTRIBUTE_KEY_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 export const MAX_ATTRIBUTES = 32;
 
 const ATTRIBUTE_KEY_MESSAGE = 'attribute names are letters, digits, "_", "." or "-", starting with a letter (at most 64)';
@@ -78,5 +89,5 @@ export const attributesSchema = z
   .unknown()
   // A record silently drops an own "__proto__" key (as JSON.parse makes one) instead of checking it.
   .refine((a) => typeof a !== 'object' || a === null || !Object.hasOwn(a, '__proto__'), { message: ATTRIBUTE_KEY_MESSAGE, abort: true })
-  .pipe(z.record(z.string().regex(ATTRIBUTE_KEY, ATTRIBUTE_KEY_MESSAGE), z.union([z.string().max(256), z.number().finite(), z.boolean()])))
+  .pipe(z.record(z.string().regex(ATTRIBUTE_KEY_PATTERN, ATTRIBUTE_KEY_MESSAGE), z.union([z.string().max(256), z.number().finite(), z.boolean()])))
   .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`);

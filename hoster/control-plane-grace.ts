@@ -3,10 +3,10 @@
 // this machine alone cut off (then another machine may soon run its instances: stop them
 // before their leases end, as always)? The hoster asks the other machines' proxies when they
 // last reached Redis, and judges with the same evidence the reaper uses to hold lease
-// expiries (reapExpired-6.lua). The argument for safety is in docs/internals.md ("Claims are
+// expiries (reapExpired-7.lua). The argument for safety is in docs/internals.md ("Claims are
 // leases with fencing").
 import type { Logger } from 'pino';
-import type { Machine, ReaperSettings, RegistryStore } from '../registry/registry-store.js';
+import type { Machine, ReaperSettings, RegistryStore } from '../registry/store/index.js';
 import { proxyOrigin } from '../proxy/route-sync.js';
 import type { ControlPlaneReport } from '../proxy/redis-contact.js';
 

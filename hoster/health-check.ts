@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { HealthCheck } from '../registry/app.js';
+import type { HealthCheck } from '../registry/store/index.js';
 
 /** One attempt: resolves true when it passed. */
 export async function probe(port: number, check: HealthCheck, hostHeader = 'localhost'): Promise<boolean> {

@@ -7,10 +7,8 @@ import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type Resol
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
-import { AppStore } from '../registry/app-store.js';
-import { BundleStore } from '../registry/bundle-store.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
-import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
+import { keyPrefixSchema, machineNameSchema, ATTRIBUTE_KEY_PATTERN } from '../common/names.js';
+import { AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
 import { buildApp, BuildFailedError } from './app-build.js';
 import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
@@ -33,7 +31,7 @@ const labelsSchema = z.preprocess(
             .map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')), p.includes('=') ? p.slice(p.indexOf('=') + 1) : 'true']),
         )
       : v,
-  z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), z.string().max(256)),
+  z.record(z.string().regex(ATTRIBUTE_KEY_PATTERN), z.string().max(256)),
 );
 
 const portRangeSchema = z
@@ -56,10 +54,10 @@ export const DEFAULT_CAPACITY = Math.max(1, Math.min(cpus().length * 8, Math.flo
 
 /** Every option of `berth hoster`. */
 export const HOSTER_OPTIONS = {
-  machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/), describe: "This machine's name in the registry." }),
+  machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: machineNameSchema, describe: "This machine's name in the registry." }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/, unless apps could not reach it: see BERTH_HOSTER_DIR).' }),
   hosterDir: option({ env: 'BERTH_HOSTER_DIR', default: '', schema: z.string(), describe: 'Where bundles, builds and instance directories live. Default: <data-dir>/hoster, or /var/lib/berth/hosters/<id> when apps (their own users, as root) could not traverse the data dir.' }),
-  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of each claim (renewed four times per lease); an app stops about half a lease after its hoster is last heard of.' }),
   pollIntervalMs: option({ env: 'BERTH_POLL_INTERVAL_MS', default: 60_000, schema: positiveMsSchema, describe: 'Full look for unclaimed work this often (events wake it at once besides).' }),
   maxLoadPerCpu: option({ env: 'BERTH_MAX_LOAD_PER_CPU', default: 1.0, schema: z.coerce.number().positive(), describe: 'Claim only while the 5-minute load average per CPU is below this.' }),

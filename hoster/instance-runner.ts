@@ -4,12 +4,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
+import { DEFAULT_HEALTH_CHECK, type HealthCheck, type LogStream, type AppStore, type Instance, type RegistryStore } from '../registry/store/index.js';
 import { cgroupLimitsOf, makeInstanceCgroup, type CgroupSupport, type InstanceCgroup } from './cgroup-limits.js';
-import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/app.js';
-import type { LogStream } from '../registry/app-logs.js';
-import type { AppStore } from '../registry/app-store.js';
-import type { Instance } from '../registry/instance.js';
-import type { RegistryStore } from '../registry/registry-store.js';
 import type { AppUser, AppUsers } from './app-users.js';
 import { checkOnce, waitHealthy } from './health-check.js';
 import { listenerUids } from './listener-owner.js';
@@ -383,8 +379,8 @@ export class InstanceRunner {
     if (this.crashes.length >= this.ctx.crashLimit) {
       this.log.warn({ crashes: this.crashes.length, code: m.code, signal: m.signal }, `${this.service}/${this.id} is crash-looping: releasing it`);
       const how = this.unhealthy !== undefined ? `failed its health check (${this.unhealthy})` : m.signal !== null ? `was killed by ${m.signal}` : `exited with code ${m.code}`;
-      const reason = this.outOfMemory ? 'out_of_memory' : 'crash_loop';
-      await this.releaseWith(reason, this.detail(`${this.outOfMemory ? 'went over its memory limit' : how}, ${this.crashes.length} times in ${Math.round(this.ctx.crashWindowMs / 1000)} s`));
+      const oom = this.outOfMemory;
+      await this.releaseWith(oom ? 'out_of_memory' : 'crash_loop', this.detail(`${oom ? 'went over its memory limit' : how}, ${this.crashes.length} times in ${Math.round(this.ctx.crashWindowMs / 1000)} s`));
       return;
     }
     this.unhealthy = undefined;

@@ -1,4 +1,4 @@
-import type { Attributes } from '../registry/instance.js';
+import type { Attributes } from '../registry/store/index.js';
 import { LIMIT_ATTRIBUTES } from './resource-limits.js';
 
 /** What a machine offers, against which an instance's requirements are checked. */

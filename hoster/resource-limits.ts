@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Attributes } from '../registry/instance.js';
+import type { Attributes } from '../registry/store/index.js';
 
 /** App settings that limit its processes rather than choose its machine. */
 export const LIMIT_ATTRIBUTES = new Set(['maxOpenFiles', 'maxFileSizeMb', 'maxMemoryMb', 'cpuWeight']);

@@ -5,10 +5,9 @@ import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type 
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
+import { keyPrefixSchema, machineNameSchema } from '../common/names.js';
 import { systemLoad, type LoadSource } from '../hoster/load-source.js';
-import { AppStore } from '../registry/app-store.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
-import { RegistryStore } from '../registry/registry-store.js';
+import { AppStore, DEFAULT_KEY_PREFIX, RegistryStore } from '../registry/store/index.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { HttpForwarder } from './http-forwarder.js';
 import { culpritReport, loadReport } from './machine-report.js';
@@ -26,8 +25,8 @@ export const DEFAULT_PROXY_PORT = 8080;
 export const PROXY_OPTIONS = {
   host: option({ env: 'BERTH_PROXY_HOST', default: '0.0.0.0', schema: z.string().min(1), describe: 'Address the proxy listens on.' }),
   port: option({ env: 'BERTH_PROXY_PORT', default: DEFAULT_PROXY_PORT, schema: portSchema, describe: 'Port the proxy listens on (0 picks a free one).' }),
-  machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/), describe: "This machine's name in the registry (as its hoster's)." }),
-  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: machineNameSchema, describe: "This machine's name in the registry (as its hoster's)." }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   trustedProxies: option({ env: 'BERTH_TRUSTED_PROXIES', default: ['127.0.0.1', '::1', '::ffff:127.0.0.1'], schema: listSchema, describe: 'Addresses whose X-Forwarded-* headers are believed (balancers, other machines\' proxies).' }),
   upstreamTimeoutMs: option({ env: 'BERTH_UPSTREAM_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'An instance must start answering within this (504 otherwise).' }),
   connectTimeoutMs: option({ env: 'BERTH_CONNECT_TIMEOUT_MS', default: 2000, schema: positiveMsSchema, describe: 'Connecting to an instance may take this long before another is tried.' }),

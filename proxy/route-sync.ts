@@ -1,10 +1,7 @@
 import type { Logger } from 'pino';
 import { waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { StopSignal, STOPPED } from '../common/stop-signal.js';
-import type { AppStore } from '../registry/app-store.js';
-import { currentEventId, readEvents, type RegistryEvent } from '../registry/event-stream.js';
-import type { Instance } from '../registry/instance.js';
-import type { RegistryStore } from '../registry/registry-store.js';
+import { type AppStore, currentEventId, readEvents, type RegistryEvent, type Instance, type RegistryStore } from '../registry/store/index.js';
 import type { AppRouteSettings, RouteTable, RunningInstance } from './route-table.js';
 
 export interface RouteSyncOptions {

@@ -1,9 +1,6 @@
 import { BerthError } from '../common/errors.js';
 import { MAX_ENV_BYTES, MAX_ENV_KEYS } from './api/app-schemas.js';
-import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
-import type { AppStore, ReleaseInput } from './app-store.js';
-import type { Attributes, Instance } from './instance.js';
-import type { RegistryStore } from './registry-store.js';
+import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type AutoscalePolicy, type HealthCheck, type Release, type AppStore, type ReleaseInput, type Attributes, type Instance, type RegistryStore } from './store/index.js';
 
 export interface PublishInput {
   name: string;

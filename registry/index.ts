@@ -1,11 +1,5 @@
-export { RegistryStore, DEFAULT_LEASE_MS, type ClaimInput, type RegisterInput, type HolderInput, type Machine, type MachineFacts, type ReapedInstance } from './registry-store.js';
-export { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
-export { readEvents, currentEventId, compareEventIds, type RegistryEvent, type EventBatch } from './event-stream.js';
-export { type Instance, type InstanceState, type Attributes } from './instance.js';
+// The registry as a service (its daemon, the reconciler and the leader loop); its data layer is registry/store/index.ts.
 export { startRegistry, REGISTRY_OPTIONS, DEFAULT_REGISTRY_PORT, type RegistryConfig, type RegistryDaemon } from './registry-daemon.js';
-export { AppStore, type ReleaseInput, type CreateAppInput } from './app-store.js';
 export { AppService } from './app-service.js';
-export { BundleStore } from './bundle-store.js';
 export { Reconciler } from './reconciler.js';
-export { appendLogs, recentLogs, type LogLine } from './app-logs.js';
-export { type App, type AppDetails, type Release, type ReleaseStatus, type HealthCheck } from './app.js';
+export { LeaderLoop } from './leader-loop.js';

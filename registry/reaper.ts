@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DEFAULT_REAP_BATCH, DEFAULT_SILENT_FRACTION, SILENT_AFTER_MS, type ReapHold, type RegistryStore } from './registry-store.js';
+import { DEFAULT_REAP_BATCH, DEFAULT_SILENT_FRACTION, SILENT_AFTER_MS, type ReapHold, type RegistryStore } from './store/index.js';
 
 export const DEFAULT_REAP_INTERVAL_MS = 1000;
 

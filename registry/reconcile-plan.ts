@@ -1,5 +1,5 @@
-import type { App, Release } from './app.js';
-import type { Instance } from './instance.js';
+import type { FailureReason, RetireReason } from '../sdk/types.js';
+import type { App, Release, Instance } from './store/index.js';
 
 /** What the reconciler does for one app in one round; each action is idempotent. */
 export type ReconcileAction =
@@ -9,7 +9,7 @@ export type ReconcileAction =
   | { kind: 'release-failed'; version: number; reason: string; fallback: number | null }
   | { kind: 'remove-app' };
 
-export type RetireReason = 'scaled_down' | 'replaced' | 'app_deleted' | 'release_failed';
+export type { RetireReason };
 
 export interface PlanInput {
   app: App;
@@ -32,7 +32,7 @@ export const FAILED_MACHINES_FOR_BAD_RELEASE = 2;
  * Failures that are the release's whatever the machine: the same bundle, build and config
  * fail the same way anywhere, so one machine's word is conclusive.
  */
-export const RELEASE_FAULTS: ReadonlySet<string> = new Set(['build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env']);
+export const RELEASE_FAULTS: ReadonlySet<string> = new Set<FailureReason>(['build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env']);
 
 const STATE_ORDER: Record<string, number> = { unclaimed: 0, crashed: 1, claimed: 2, running: 3 };
 

@@ -2,11 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import { LeaderLoop } from './leader-loop.js';
-import type { AppStore } from './app-store.js';
-import type { BundleStore } from './bundle-store.js';
-import type { App, Release } from './app.js';
+import type { AppStore, BundleStore, App, Release, RegistryStore } from './store/index.js';
 import { planApp, type ReconcileAction } from './reconcile-plan.js';
-import type { RegistryStore } from './registry-store.js';
 
 export const DEFAULT_RECONCILE_INTERVAL_MS = 200;
 export const DEFAULT_LEADER_LEASE_MS = 5000;

@@ -6,17 +6,14 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
+import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES } from './bundle-store.js';
-import { DEFAULT_KEY_PREFIX, registryKeys } from './keys.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, TokenStore } from './store/index.js';
 import { AppService } from './app-service.js';
-import { AppStore } from './app-store.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
-import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore } from './registry-store.js';
-import { TokenStore } from './token-store.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -27,7 +24,7 @@ export const REGISTRY_OPTIONS = {
   host: option({ env: 'BERTH_REGISTRY_HOST', default: '127.0.0.1', schema: z.string().min(1), describe: 'Address the REST API listens on.' }),
   port: option({ env: 'BERTH_REGISTRY_PORT', default: DEFAULT_REGISTRY_PORT, schema: portSchema, describe: 'Port the REST API listens on (0 picks a free one).' }),
   token: option({ env: 'BERTH_TOKEN', default: [] as string[], schema: listSchema, describe: 'API token(s), comma-separated; required. Or BERTH_TOKEN_FILE, a file holding them.', secret: true }),
-  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix "{name}:" (a Cluster hash tag).' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix "{name}:" (a Cluster hash tag).' }),
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: positiveMsSchema, describe: 'Lease length of a claim when the claimer gives none.' }),
   reapIntervalMs: option({ env: 'BERTH_REAP_INTERVAL_MS', default: DEFAULT_REAP_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often expired leases are returned to unclaimed.' }),
   silentFraction: option({

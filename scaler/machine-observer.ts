@@ -1,4 +1,4 @@
-import type { Machine } from '../registry/registry-store.js';
+import type { Machine } from '../registry/store/index.js';
 import type { CulpritReport, LoadReport } from '../proxy/machine-report.js';
 import type { InstanceUse, MachineObservation } from './scaling-plan.js';
 

@@ -4,9 +4,8 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { BerthError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
-import { AppStore } from '../registry/app-store.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
-import { DEFAULT_EVENTS_MAX_LENGTH, RegistryStore } from '../registry/registry-store.js';
+import { keyPrefixSchema } from '../common/names.js';
+import { AppStore, DEFAULT_KEY_PREFIX, DEFAULT_EVENTS_MAX_LENGTH, RegistryStore } from '../registry/store/index.js';
 import {
   DEFAULT_DECISION_LOG_LENGTH,
   DEFAULT_HOT_LOAD,
@@ -23,7 +22,7 @@ import {
 
 /** Every option of `berth scaler`. */
 export const SCALER_OPTIONS = {
-  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), describe: 'Name inside the Redis key prefix.' }),
+  keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   intervalMs: option({ env: 'BERTH_SCALER_INTERVAL_MS', default: DEFAULT_SCALER_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often the acting scaler reads every machine\'s reports and decides.' }),
   leaseMs: option({ env: 'BERTH_SCALER_LEASE_MS', default: DEFAULT_SCALER_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of the acting scaler; another takes over this long after it is last heard of.' }),
   hotLoad: option({ env: 'BERTH_SCALER_HOT_LOAD', default: DEFAULT_HOT_LOAD, schema: z.coerce.number().positive().max(100), describe: 'A machine whose 5-minute load per CPU is at least this runs hot: its culprit\'s app grows.' }),

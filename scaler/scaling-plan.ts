@@ -3,7 +3,7 @@
  * reports, each app's instances and policy, when each app last changed, and the time. No I/O,
  * so every rule is unit-tested on its own (test/unit/scaling-plan.test.ts).
  */
-import type { AutoscalePolicy } from '../registry/app.js';
+import type { AutoscalePolicy } from '../registry/store/index.js';
 
 export type { AutoscalePolicy };
 

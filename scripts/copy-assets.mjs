@@ -4,8 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const from = join(root, 'registry', 'scripts');
-const to = join(root, 'dist', 'registry', 'scripts');
+const from = join(root, 'registry', 'store', 'scripts');
+const to = join(root, 'dist', 'registry', 'store', 'scripts');
 for (const dir of ['', 'include']) {
   mkdirSync(join(to, dir), { recursive: true });
   for (const name of readdirSync(join(from, dir))) {

@@ -1,29 +1,107 @@
-/** The shapes the REST API sends and takes; kept free of server imports so browsers can use the SDK. */
+/**
+ * The shapes the REST API sends and takes, and the one source of the wire types: the registry
+ * imports them from here. Kept free of server imports so browsers can use the SDK.
+ */
 export type Attributes = Record<string, string | number | boolean>;
 
 export type InstanceState = 'unclaimed' | 'claimed' | 'running' | 'draining' | 'stopping' | 'crashed';
 
+/**
+ * Every kind of event on the registry's stream (`RegistryEvent.kind`), as the Lua scripts
+ * append them; test/unit/wire-vocabulary.test.ts keeps the scripts to this list.
+ */
+export const EVENT_KINDS = [
+  'registered',
+  'claimed',
+  'running',
+  'unroutable',
+  'released',
+  'expired',
+  'evacuating',
+  'draining',
+  'stopping',
+  'unregistered',
+  'machine-joined',
+  'app-created',
+  'app-updated',
+  'app-deleting',
+  'app-deleted',
+  'app-autoscale',
+  'release-created',
+  'release-active',
+  'release-failed',
+  'scaler-decision',
+] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/**
+ * Why a hoster gave an instance back because it failed there: the machine is recorded in the
+ * instance's `failedOn`, so that the reconciler can tell a bad release from a bad machine.
+ */
+export const FAILURE_REASONS = ['crash_loop', 'out_of_memory', 'unhealthy', 'not_listening', 'build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** Why an instance is being retired by the reconciler (its `reason` while draining and stopping). */
+export const RETIRE_REASONS = ['scaled_down', 'replaced', 'app_deleted', 'release_failed'] as const;
+export type RetireReason = (typeof RETIRE_REASONS)[number];
+
+/**
+ * Every reason berth itself gives an instance (`Instance.reason`, an event's `reason` for
+ * instance events): failures, the other ways a claim ends, retirement. A hoster speaking the
+ * REST API may give its own snake_case reasons too.
+ */
+export const INSTANCE_REASONS = [
+  ...FAILURE_REASONS,
+  ...RETIRE_REASONS,
+  /** Its port was held by another user's process. */
+  'port_taken',
+  /** Its app has a memory or CPU limit and this machine cannot make cgroups. */
+  'limits_unavailable',
+  /** It could not start (the shim or the process failed before the health check). */
+  'start_failed',
+  /** Its hoster stopped (and gave back what it ran). */
+  'hoster_stopped',
+  /** Its hoster found its claim taken over (a higher epoch) and stopped its copy. */
+  'fenced',
+  /** Its lease ended without a renewal. */
+  'lease_expired',
+  /** Its hoster stopped it once it was stopping, and its record went. */
+  'stopped',
+] as const;
+export type InstanceReason = (typeof INSTANCE_REASONS)[number];
+
+/** An instance record as the registry stores it and the API returns it. */
 export interface Instance {
   id: string;
   service: string;
   path: string;
   state: InstanceState;
+  /** Requirements and labels given at registration. */
   attributes: Attributes;
+  /** Facts the claiming machine gave with its claim. */
   claimAttributes: Attributes;
+  /** Digest of the bundle the instance runs, or null. */
   files: string | null;
   release: number | null;
   machine: string | null;
   host: string | null;
   port: number | null;
+  /** Fencing token of the current (or last) claim; 0 when never claimed. */
   epoch: number;
+  /** When the current lease ends (ms since the epoch, Redis clock), or null when unclaimed. */
   leaseUntil: number | null;
   pid: number | null;
+  /** Why the instance last changed hands (one of INSTANCE_REASONS, or a REST client's own), or null. */
   reason: string | null;
+  /** Machines it crashed or failed its health check on. */
   failedOn: string[];
   /** The last failure in the app's own words (exit code, the build's last lines), or null. */
   reasonDetail: string | null;
+  /** While draining: when it may stop (ms, Redis clock). */
   drainUntil: number | null;
+  /** Its hoster is leaving: a replacement starts, then this one is retired. */
   evacuating: boolean;
+  /** Registration order across the registry (ties of createdAt are common). */
   seq: number;
   createdAt: number;
   updatedAt: number;
@@ -36,14 +114,18 @@ export interface Machine {
   joinedAt: number;
 }
 
+/** One change in the registry, as appended to the event stream. */
 export interface RegistryEvent {
+  /** Stream entry id; pass the last one seen to read what follows. */
   id: string;
-  kind: string;
+  kind: EventKind;
   instance?: string;
   service?: string;
   machine?: string;
   epoch?: number;
+  /** For app events: the release version concerned. */
   release?: number;
+  /** For instance events one of INSTANCE_REASONS (or a REST client's own); for app and scaler events, what happened in words. */
   reason?: string;
 }
 
@@ -58,35 +140,45 @@ export interface ClaimRequest {
   requestId?: string;
 }
 
+/** How a hoster decides that an instance is ready to be routed. */
 export interface HealthCheck {
   /** HTTP path to GET; absent means a TCP connect is enough. */
   path?: string;
+  /** Status the HTTP check expects. @default 200 */
   status: number;
+  /** Per attempt. @default 2000 */
   timeoutMs: number;
+  /** Failed attempts (the first few quickly, then one a second) before the instance counts as unhealthy. @default 30 */
   attempts: number;
-  /** Once it runs, the check comes this often (ms), for the instance's whole life. */
+  /** Once it runs, the check comes this often (ms), for the instance's whole life. @default 5000 */
   intervalMs: number;
-  /** Failed checks in a row, once it runs, before it is taken out of routing and restarted. */
+  /** Failed checks in a row, once it runs, before it is taken out of routing and restarted. @default 3 */
   failures: number;
 }
 
 export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed';
 
+/** An immutable snapshot of what an app runs: code and configuration together. */
 export interface Release {
   version: number;
+  /** sha256 of the bundle (.tar.gz). */
   bundle: string;
   env: Record<string, string>;
+  /** Start command; null lets the hoster choose (Procfile, npm start, server.js, index.js). */
   command: string | null;
+  /** Attributes a machine must meet (e.g. minMemoryMb) and labels. */
   requirements: Attributes;
   healthCheck: HealthCheck;
+  /** What made it, e.g. "Deploy 3f2a9c1", "Set DEBUG", "Rollback to v2". */
   description: string;
   createdBy: string;
   createdAt: number;
   status: ReleaseStatus;
+  /** Why it failed, when it did. */
   reason?: string;
 }
 
-/** An app's scaling policy: the scaler keeps its instances between min and max. */
+/** An app's scaling policy: the scaler keeps its instances between min and max (see docs/scaler.md); an app without one is never touched. */
 export interface AutoscalePolicy {
   min: number;
   max: number;

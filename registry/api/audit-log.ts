@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import type { TokenStore } from '../token-store.js';
+import type { TokenStore } from '../store/index.js';
 import { grantOf } from './authenticate.js';
 import { pathSegment, READS } from './authorize.js';
 

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { BerthError } from '../../common/errors.js';
-import { ADMIN_TOKEN_NAME, type TokenGrant, type TokenStore } from '../token-store.js';
+import { ADMIN_TOKEN_NAME, type TokenGrant, type TokenStore } from '../store/index.js';
 
 /** What the request's token may do, set by authenticate() for the routes after it. */
 export function grantOf(res: Response): TokenGrant {

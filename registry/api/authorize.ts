@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { BerthError } from '../../common/errors.js';
-import type { TokenGrant } from '../token-store.js';
+import type { TokenGrant } from '../store/index.js';
 import { grantOf } from './authenticate.js';
 
 /** The methods that change nothing: a read-only token may use them, and the audit log leaves them out. */

@@ -4,7 +4,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { BerthError } from '../../common/errors.js';
 import { digestSchema } from '../../common/names.js';
-import type { BundleStore } from '../bundle-store.js';
+import type { BundleStore } from '../store/index.js';
 import { emptyQuery } from './schemas.js';
 import { validate } from './validate.js';
 

@@ -3,8 +3,7 @@ import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
 import { StopSignal, STOPPED } from '../../common/stop-signal.js';
-import { currentEventId, readEvents } from '../event-stream.js';
-import type { RegistryKeys } from '../keys.js';
+import { currentEventId, readEvents, type RegistryKeys } from '../store/index.js';
 import { eventsQuery } from './schemas.js';
 import { validate } from './validate.js';
 

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { BerthError } from '../../common/errors.js';
-import type { RegistryStore } from '../registry-store.js';
+import type { RegistryStore } from '../store/index.js';
 import {
   claimBody,
   emptyQuery,

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { nameSchema } from '../../common/names.js';
-import type { TokenStore } from '../token-store.js';
+import type { TokenStore } from '../store/index.js';
 import { grantOf } from './authenticate.js';
 import { emptyQuery } from './schemas.js';
 import { validate } from './validate.js';

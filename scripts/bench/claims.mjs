@@ -13,7 +13,7 @@
 // each hoster's own record of what it claimed and still holds; then prints the spread.
 import { cpus } from 'node:os';
 import { closeRedis, connectRedis, waitForReady } from '../../dist/common/redis-connection.js';
-import { RegistryStore } from '../../dist/registry/registry-store.js';
+import { RegistryStore } from '../../dist/registry/store/index.js';
 
 const num = (name, fallback) => {
   const v = process.env[name];

@@ -52,7 +52,7 @@ async function runFloor(port, appPort) {
 
 async function measure() {
   const { closeRedis, connectRedis, waitForReady } = await import('../../dist/common/redis-connection.js');
-  const { RegistryStore } = await import('../../dist/registry/registry-store.js');
+  const { RegistryStore } = await import('../../dist/registry/store/index.js');
 
   const env = (name) => process.env[name] ?? '';
   const redisPort = Number(env('BENCH_REDIS_PORT'));

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
 import { promisify } from 'node:util';
 import { closeRedis, connectRedis, waitForReady } from '../../dist/common/redis-connection.js';
-import { RegistryStore } from '../../dist/registry/registry-store.js';
+import { RegistryStore } from '../../dist/registry/store/index.js';
 
 const CLAIM_INSTANCES = 10_000;
 const CLAIMERS = [1, 4, 16];

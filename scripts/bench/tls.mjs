@@ -12,7 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 
 const { closeRedis, connectRedis, waitForReady } = await import('../../dist/common/redis-connection.js');
-const { RegistryStore } = await import('../../dist/registry/registry-store.js');
+const { RegistryStore } = await import('../../dist/registry/store/index.js');
 
 const env = (name) => process.env[name] ?? '';
 const redisPort = Number(env('BENCH_REDIS_PORT'));

@@ -4,9 +4,9 @@ import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import type { LoadSource } from '../../hoster/load-source.js';
 import { PROXY_OPTIONS, startProxy, type ProxyDaemon } from '../../proxy/proxy-daemon.js';
-import { DEFAULT_HEALTH_CHECK } from '../../registry/app.js';
-import type { AppStore } from '../../registry/app-store.js';
-import type { RegistryStore } from '../../registry/registry-store.js';
+import { DEFAULT_HEALTH_CHECK } from '../../registry/store/app.js';
+import type { AppStore } from '../../registry/store/app-store.js';
+import type { RegistryStore } from '../../registry/store/registry-store.js';
 import type { TestRedis } from './redis-server.js';
 import { waitFor } from './wait-for.js';
 

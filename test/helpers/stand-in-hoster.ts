@@ -1,6 +1,6 @@
 import { BerthError } from '../../common/errors.js';
-import type { Instance } from '../../registry/instance.js';
-import type { RegistryStore } from '../../registry/registry-store.js';
+import type { Instance } from '../../registry/store/instance.js';
+import type { RegistryStore } from '../../registry/store/registry-store.js';
 
 /**
  * A hoster without processes, for testing the control plane: it claims unclaimed instances

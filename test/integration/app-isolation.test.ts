@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID_BASE } from '../../hoster/app-users.js';
-import type { Instance } from '../../registry/instance.js';
+import type { Instance } from '../../registry/store/instance.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { helloApp, startTestHoster, uploadApp, type HosterFixture } from '../helpers/hoster-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';

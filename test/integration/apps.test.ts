@@ -1,7 +1,7 @@
 // Apps on the registry: publish, scale, update with no moment below the wanted running count, automatic rollback of a failing release, rollback, config, delete — with stand-in hosters claiming through the real scripts.
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Instance } from '../../registry/instance.js';
+import type { Instance } from '../../registry/store/instance.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { snapshot, startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
@@ -196,7 +196,7 @@ describe('apps', () => {
 
   it('serves recent log lines and follows new ones', async () => {
     await client.publishApp({ name: 'talk', path: '/talk', instances: 0, bundle: await bundle() });
-    const { appendLogs } = await import('../../registry/app-logs.js');
+    const { appendLogs } = await import('../../registry/store/app-logs.js');
     const redisClient = redis.client();
     await appendLogs(redisClient, fixture.daemon.store.keys, 'talk', [
       { instance: 'i1', stream: 'out', line: 'hello' },

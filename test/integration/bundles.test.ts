@@ -6,7 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../common/errors.js';
-import { BundleStore } from '../../registry/bundle-store.js';
+import { BundleStore } from '../../registry/store/bundle-store.js';
 import { BerthApiError } from '../../sdk/api-error.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { snapshot, startTestRegistry, testPrefix, type RegistryFixture } from '../helpers/registry-fixture.js';

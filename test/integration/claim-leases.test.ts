@@ -1,7 +1,7 @@
 // Claims never race: concurrent claimers each get distinct instances, leases expire and fence.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, closeRedis, type RedisClient } from '../../common/redis-connection.js';
-import { RegistryStore } from '../../registry/registry-store.js';
+import { RegistryStore } from '../../registry/store/registry-store.js';
 import { startRedisBackend, type TestRedisBackend } from '../helpers/test-redis-backend.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';

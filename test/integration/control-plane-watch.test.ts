@@ -4,7 +4,7 @@ import { silentLogger } from '../../common/logger.js';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
 import { ControlPlaneWatch } from '../../hoster/control-plane-grace.js';
 import type { ControlPlaneReport } from '../../proxy/redis-contact.js';
-import { RegistryStore } from '../../registry/registry-store.js';
+import { RegistryStore } from '../../registry/store/registry-store.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -1,8 +1,8 @@
 // Every registry change appends one event, followers read them in order, and a follower that fell behind the stream is told to resynchronise.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
-import { currentEventId, readEvents } from '../../registry/event-stream.js';
-import { RegistryStore } from '../../registry/registry-store.js';
+import { currentEventId, readEvents } from '../../registry/store/event-stream.js';
+import { RegistryStore } from '../../registry/store/registry-store.js';
 import type { RegistryEvent } from '../../sdk/types.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, testPrefix } from '../helpers/registry-fixture.js';

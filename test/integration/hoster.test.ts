@@ -1,7 +1,7 @@
 // The hoster runs published apps for real: claims at once, runs unprivileged, restarts crashes, releases crash loops and unhealthy apps, stops retired instances, obeys the load gate, ships logs.
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Instance } from '../../registry/instance.js';
+import type { Instance } from '../../registry/store/instance.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { helloApp, startTestHoster, uploadApp, type HosterFixture } from '../helpers/hoster-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';

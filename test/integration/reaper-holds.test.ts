@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
 import { startReaper } from '../../registry/reaper.js';
-import { RegistryStore, SILENT_AFTER_MS } from '../../registry/registry-store.js';
+import { RegistryStore, SILENT_AFTER_MS } from '../../registry/store/registry-store.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';

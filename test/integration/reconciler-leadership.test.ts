@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
-import { RegistryStore } from '../../registry/registry-store.js';
+import { RegistryStore } from '../../registry/store/registry-store.js';
 import { startRedisBackend, type TestRedisBackend } from '../helpers/test-redis-backend.js';
 import { startTestRegistry, testPrefix, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthError } from '../../common/errors.js';
 import { closeRedis, connectRedis, replicaWait, type RedisClient } from '../../common/redis-connection.js';
-import { RegistryStore } from '../../registry/registry-store.js';
+import { RegistryStore } from '../../registry/store/registry-store.js';
 import { startSentinelSet, type TestSentinelSet } from '../helpers/redis-sentinel.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -1,6 +1,6 @@
 // The autoscale policy through the API (set, change, remove, bad input refused, manual instances refused while on) and the fencing of scaler decisions: only the lease holder, only from the state it read, each one recorded in the decision log and the event stream.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppStore } from '../../registry/app-store.js';
+import { AppStore } from '../../registry/store/app-store.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { helloApp, uploadApp } from '../helpers/hoster-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';

@@ -1,7 +1,7 @@
 // A hoster's claim round reads a bounded sample of the unclaimed instances, not all of them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
-import { RegistryStore } from '../../registry/registry-store.js';
+import { RegistryStore } from '../../registry/store/registry-store.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isBundleMediaType } from '../../registry/api/bundle-routes.js';
-import { ChunkSplitter } from '../../registry/bundle-store.js';
+import { ChunkSplitter } from '../../registry/store/bundle-store.js';
 
 function split(bytes: Buffer, pieceSizes: number[], chunkBytes: number): Buffer[] {
   const splitter = new ChunkSplitter(chunkBytes);

@@ -1,6 +1,6 @@
 // Stream ids order by time, then sequence, as numbers (not as strings).
 import { describe, expect, it } from 'vitest';
-import { compareEventIds } from '../../registry/event-stream.js';
+import { compareEventIds } from '../../registry/store/event-stream.js';
 
 describe('compareEventIds', () => {
   it.each([

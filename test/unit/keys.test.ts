@@ -1,6 +1,6 @@
 // Every registry key carries the same Redis Cluster hash tag, so multi-key scripts stay in one slot.
 import { describe, expect, it } from 'vitest';
-import { registryKeys } from '../../registry/keys.js';
+import { KEY_NAME_SLOT, registryKeys } from '../../registry/store/keys.js';
 
 function hashTag(key: string): string {
   const open = key.indexOf('{');
@@ -47,5 +47,15 @@ describe('registryKeys', () => {
   it('refuses a prefix that could break the hash tag', () => {
     expect(() => registryKeys('a}b')).toThrow();
     expect(() => registryKeys('')).toThrow();
+  });
+
+  it('gives scripts key formats that make the same keys as its functions (scripts/include/keyFormat.lua fills the slot)', () => {
+    const k = registryKeys('prod');
+    const fill = (format: string, name: string) => format.replace(KEY_NAME_SLOT, name);
+    expect(k.prefix.includes(KEY_NAME_SLOT)).toBe(false);
+    expect(fill(k.formats.instance, 'abc123')).toBe(k.instance('abc123'));
+    expect(fill(k.formats.serviceInstances, 'shop')).toBe(k.serviceInstances('shop'));
+    expect(fill(k.formats.serviceUnclaimed, 'shop')).toBe(k.serviceUnclaimed('shop'));
+    expect(k.instance('abc123')).toBe('{prod}:instance:abc123');
   });
 });

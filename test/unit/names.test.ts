@@ -1,6 +1,7 @@
 // Names and path prefixes: what every part accepts, and the reason it gives for what it refuses.
 import { describe, expect, it } from 'vitest';
-import { attributesSchema, nameSchema, pathPrefixProblem } from '../../common/names.js';
+import { attributesSchema, keyPrefixSchema, machineNameSchema, nameSchema, pathPrefixProblem } from '../../common/names.js';
+import { registryKeys } from '../../registry/store/keys.js';
 
 describe('path prefixes', () => {
   it.each(['/', '/payments', '/pay/v2', '/a.b/c-d_e~f', `/${'a'.repeat(200)}`])('accepts %s', (path) => {
@@ -61,3 +62,24 @@ describe('attributes', () => {
     expect(attributesSchema.safeParse(attrs).success).toBe(false);
   });
 });
+
+describe('machine names and key prefixes', () => {
+  it('takes host names as machine names, refuses what is not one', () => {
+    for (const name of ['m1', 'ip-10-0-0-1.ec2.internal', 'Laptop']) expect(machineNameSchema.safeParse(name).success).toBe(true);
+    for (const name of ['', '-m1', 'a b', 'm/1', 'a'.repeat(64)]) expect(machineNameSchema.safeParse(name).success).toBe(false);
+  });
+
+  it('accepts as a key prefix exactly what registryKeys accepts (one rule for the daemons and the store)', () => {
+    for (const prefix of ['berth', 'prod.eu-1', 'a_b', '', 'a}b', '{x', 'a*b', 'a'.repeat(65)]) {
+      let stored = true;
+      try {
+        registryKeys(prefix);
+      } catch {
+        stored = false;
+      }
+      expect(keyPrefixSchema.safeParse(prefix).success, prefix).toBe(stored);
+    }
+    expect(keyPrefixSchema.safeParse('a*b').success).toBe(false);
+  });
+});
+

@@ -1,7 +1,7 @@
 // The reconciler's plan: scale up and down, roll out new releases before retiring old ones, fail bad releases, delete apps.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_HEALTH_CHECK, type App, type Release } from '../../registry/app.js';
-import type { Instance, InstanceState } from '../../registry/instance.js';
+import { DEFAULT_HEALTH_CHECK, type App, type Release } from '../../registry/store/app.js';
+import type { Instance, InstanceState } from '../../registry/store/instance.js';
 import { planApp, type PlanInput } from '../../registry/reconcile-plan.js';
 
 let seq = 0;

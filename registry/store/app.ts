@@ -1,0 +1,84 @@
+import type { AutoscalePolicy, HealthCheck, Instance, InstanceState, Release, ReleaseStatus } from '../../sdk/types.js';
+
+/** The wire types of releases and apps' settings are the SDK's (sdk/types.ts is their one source). */
+export type { AutoscalePolicy, HealthCheck, Release, ReleaseStatus };
+
+export const DEFAULT_HEALTH_CHECK: HealthCheck = { status: 200, timeoutMs: 2000, attempts: 30, intervalMs: 5000, failures: 3 };
+
+/** What a policy set with only min and max aims for. */
+export const DEFAULT_AUTOSCALE: Omit<AutoscalePolicy, 'min' | 'max'> = { targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 };
+
+/** What the user wants of an app. */
+export interface App {
+  name: string;
+  path: string;
+  /** Instances wanted. */
+  instances: number;
+  stripPrefix: boolean;
+  /** Version of the release the app should run. */
+  release: number;
+  state: 'active' | 'deleting';
+  /** When set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
+  autoscale: AutoscalePolicy | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An app with what actually runs: the answer of GetAppDetails. */
+export interface AppDetails extends App {
+  url: string | null;
+  status: 'running' | 'deploying' | 'failed' | 'stopped' | 'deleting' | 'starting';
+  current: Release | null;
+  instancesByState: Partial<Record<InstanceState, number>>;
+  /** Running instances of the current release. */
+  running: number;
+  /** Running instances by release version: an older release still serving shows here during a deploy. */
+  runningByRelease: Record<string, number>;
+}
+
+export function appFromHash(h: Record<string, string>): App | undefined {
+  if (!h.name) return undefined;
+  return {
+    name: h.name,
+    path: h.path ?? '',
+    instances: Number(h.instances ?? 0),
+    stripPrefix: h.stripPrefix === '1',
+    release: Number(h.release ?? 0),
+    state: h.state === 'deleting' ? 'deleting' : 'active',
+    autoscale: h.autoscale ? (JSON.parse(h.autoscale) as AutoscalePolicy) : null,
+    createdAt: Number(h.createdAt ?? 0),
+    updatedAt: Number(h.updatedAt ?? 0),
+  };
+}
+
+export function releaseFromJson(json: string): Release {
+  const r = JSON.parse(json) as Release;
+  // Lua's cjson has no empty-object/array distinction: normalise what may come back as [].
+  if (Array.isArray(r.env)) r.env = {};
+  if (Array.isArray(r.requirements)) r.requirements = {};
+  return r;
+}
+
+/** Summarises what runs for an app. */
+export function appDetails(app: App, current: Release | null, instances: Instance[], publicUrl: string | null): AppDetails {
+  const instancesByState: Partial<Record<InstanceState, number>> = {};
+  for (const i of instances) instancesByState[i.state] = (instancesByState[i.state] ?? 0) + 1;
+  const running = instances.filter((i) => i.release === app.release && i.state === 'running').length;
+  const runningByRelease: Record<string, number> = {};
+  for (const i of instances) if (i.state === 'running' && i.release !== null) runningByRelease[i.release] = (runningByRelease[i.release] ?? 0) + 1;
+  let status: AppDetails['status'];
+  if (app.state === 'deleting') status = 'deleting';
+  else if (current?.status === 'failed') status = 'failed';
+  else if (app.instances === 0) status = 'stopped';
+  else if (current?.status === 'deploying') status = instances.some((i) => i.state === 'running') ? 'deploying' : 'starting';
+  else status = running >= app.instances ? 'running' : 'starting';
+  return {
+    ...app,
+    url: publicUrl === null ? null : `${publicUrl.replace(/\/+$/, '')}${app.path === '/' ? '/' : app.path}`,
+    status,
+    current,
+    instancesByState,
+    running,
+    runningByRelease,
+  };
+}

@@ -1,0 +1,35 @@
+// The registry's data layer: what the daemons (hoster, proxy, balancer, scaler) and the registry's own service (API, reconciler, reaper) use of Redis.
+export {
+  RegistryStore,
+  DEFAULT_LEASE_MS,
+  DEFAULT_EVENTS_MAX_LENGTH,
+  DEFAULT_REAP_BATCH,
+  DEFAULT_SILENT_FRACTION,
+  SILENT_AFTER_MS,
+  type ClaimInput,
+  type RegisterInput,
+  type HolderInput,
+  type Machine,
+  type MachineFacts,
+  type ReapedInstance,
+  type ReapHold,
+  type ReaperSettings,
+} from './registry-store.js';
+export { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
+export { readEvents, currentEventId, compareEventIds, type RegistryEvent, type EventBatch } from './event-stream.js';
+export { type Instance, type InstanceState, type Attributes } from './instance.js';
+export { AppStore, type ReleaseInput, type CreateAppInput } from './app-store.js';
+export { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES } from './bundle-store.js';
+export { TokenStore, ADMIN_TOKEN_NAME, type TokenGrant } from './token-store.js';
+export { appendLogs, followLogs, recentLogs, type LogLine, type LogStream } from './app-logs.js';
+export {
+  appDetails,
+  DEFAULT_AUTOSCALE,
+  DEFAULT_HEALTH_CHECK,
+  type App,
+  type AppDetails,
+  type AutoscalePolicy,
+  type Release,
+  type ReleaseStatus,
+  type HealthCheck,
+} from './app.js';

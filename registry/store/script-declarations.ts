@@ -1,0 +1,231 @@
+import { defineScript } from './lua-scripts.js';
+import { SCRIPT_FAILURE } from './script-errors.js';
+
+/**
+ * Every Lua script of the registry (`scripts/<name>-<keys>.lua`), declared once: its KEYS and
+ * ARGV by name, in the order the script reads them, and what it replies. Callers pass named
+ * objects; the positional order lives only here. Key names come from keys.ts (the key formats
+ * too, for the scripts that build keys from names they read in Redis).
+ */
+
+/** An instance as a flat field/value list (HGETALL). */
+type Flat = string[];
+
+// Instances: register, claim, run, renew, release, retire, remove.
+
+export const registerInstance = defineScript<Flat>()({
+  name: 'registerInstance',
+  keys: ['instance', 'serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'events', 'sequence', 'appPaths', 'appPathList'],
+  args: ['id', 'service', 'path', 'attributes', 'files', 'release', 'eventsMaxLength'],
+});
+
+export const registerMissing = defineScript<string[]>()({
+  name: 'registerMissing',
+  keys: ['serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'events', 'sequence'],
+  // Followed by the fresh ids to use (`rest`).
+  args: ['instanceFormat', 'service', 'path', 'release', 'wanted', 'attributes', 'files', 'eventsMaxLength'],
+});
+
+export const claimInstance = defineScript<Flat>()({
+  name: 'claimInstance',
+  keys: ['serviceUnclaimed', 'unclaimed', 'leases', 'epoch', 'events', 'serviceInstances', 'claimRequest'],
+  args: ['instanceFormat', 'service', 'machine', 'host', 'port', 'claimAttributes', 'leaseMs', 'requestId', 'path', 'eventsMaxLength', 'instanceId'],
+});
+
+export const markRunning = defineScript<Flat>()({
+  name: 'markRunning',
+  keys: ['instance', 'events'],
+  args: ['machine', 'epoch', 'pid', 'eventsMaxLength', 'service'],
+});
+
+export const markUnhealthy = defineScript<Flat>()({
+  name: 'markUnhealthy',
+  keys: ['instance', 'events'],
+  args: ['machine', 'epoch', 'detail', 'eventsMaxLength', 'service'],
+});
+
+/** Replies the new lease expiry (ms, Redis clock) and the instance's state. */
+export const renewLease = defineScript<[number, string]>()({
+  name: 'renewLease',
+  keys: ['instance', 'leases'],
+  args: ['machine', 'epoch', 'leaseMs', 'service'],
+});
+
+/** Replies the instance, or an empty list when it was removed instead. */
+export const releaseInstance = defineScript<Flat>()({
+  name: 'releaseInstance',
+  keys: ['instance', 'leases', 'unclaimed', 'events', 'serviceInstances', 'serviceUnclaimed', 'services'],
+  args: ['machine', 'epoch', 'reason', 'eventsMaxLength', 'service', 'detail'],
+});
+
+/** Replies the removed instance. */
+export const unregisterInstance = defineScript<Flat>()({
+  name: 'unregisterInstance',
+  keys: ['instance', 'serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'leases', 'events'],
+  args: ['service', 'eventsMaxLength'],
+});
+
+/** Replies the state after the step: 'removed', 'draining' or 'stopping' (or the state it stays in). */
+export const retireInstance = defineScript<string>()({
+  name: 'retireInstance',
+  keys: ['instance', 'serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'leases', 'events'],
+  args: ['service', 'drainMs', 'reason', 'eventsMaxLength'],
+});
+
+export const markEvacuating = defineScript<number>()({
+  name: 'markEvacuating',
+  keys: ['instance', 'events'],
+  args: ['machine', 'epoch', 'service', 'eventsMaxLength'],
+});
+
+export const confirmStopped = defineScript<number>()({
+  name: 'confirmStopped',
+  keys: ['instance', 'serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'leases', 'events'],
+  args: ['service', 'machine', 'epoch', 'eventsMaxLength'],
+});
+
+/** Replies the instances handled ({id, service, machine, epoch, outcome}) and the hold (see the script). */
+export const reapExpired = defineScript<[[string, string, string, string, string][], [number, string, number, number, number, number, number]]>()({
+  name: 'reapExpired',
+  keys: ['leases', 'unclaimed', 'events', 'reaperState', 'presence', 'presenceGrace', 'services'],
+  args: ['instanceFormat', 'limit', 'eventsMaxLength', 'leaseMs', 'silentMs', 'fraction', 'intervalMs', 'serviceInstancesFormat', 'serviceUnclaimedFormat'],
+});
+
+// Machines and leadership.
+
+/** Replies now (ms, Redis clock) and how many machines hold claims. */
+export const markPresent = defineScript<[number, number]>()({
+  name: 'markPresent',
+  keys: ['presence', 'presenceGrace'],
+  args: ['machine', 'graceMs', 'holding', 'leaseMs'],
+});
+
+export const heartbeatMachine = defineScript<number>()({
+  name: 'heartbeatMachine',
+  keys: ['machine', 'machines', 'events'],
+  args: ['machine', 'facts', 'eventsMaxLength'],
+});
+
+/** Replies 1 while the caller holds the lease. */
+export const holdLeadership = defineScript<number>()({
+  name: 'holdLeadership',
+  keys: ['lease'],
+  args: ['holder', 'leaseMs', 'mode'],
+});
+
+// Apps and releases.
+
+/** Replies the first release's version. */
+export const createApp = defineScript<number>()({
+  name: 'createApp',
+  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'events', 'appPathList'],
+  args: ['app', 'path', 'instances', 'stripPrefix', 'release', 'eventsMaxLength'],
+});
+
+/** Replies the new release's version. */
+export const createRelease = defineScript<number>()({
+  name: 'createRelease',
+  keys: ['app', 'appReleases', 'appReleaseSequence', 'events'],
+  args: ['app', 'release', 'basedOn', 'eventsMaxLength'],
+});
+
+export const updateAppSettings = defineScript<number>()({
+  name: 'updateAppSettings',
+  keys: ['app', 'events'],
+  args: ['app', 'instances', 'stripPrefix', 'eventsMaxLength'],
+});
+
+export const setAutoscale = defineScript<number>()({
+  name: 'setAutoscale',
+  keys: ['app', 'events'],
+  args: ['app', 'policy', 'eventsMaxLength'],
+});
+
+/** Replies when it was applied (ms), or one of its answers: not the leader, the app changed, no such app. */
+export const applyScaleDecision = defineScript<number>()({
+  name: 'applyScaleDecision',
+  keys: ['app', 'scalerLease', 'events', 'scalerLog', 'scalerMemory'],
+  args: ['app', 'holder', 'from', 'to', 'record', 'logLength', 'eventsMaxLength', 'cause'],
+  answers: [SCRIPT_FAILURE.notLeader, SCRIPT_FAILURE.appChanged, SCRIPT_FAILURE.appNotFound],
+});
+
+export const markAppDeleting = defineScript<number>()({
+  name: 'markAppDeleting',
+  keys: ['app', 'events'],
+  args: ['app', 'eventsMaxLength'],
+});
+
+/** Replies 1 when removed, 0 while it still has instances (or is not being deleted); no such app is an answer too. */
+export const removeApp = defineScript<number>()({
+  name: 'removeApp',
+  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances'],
+  args: ['app', 'eventsMaxLength'],
+  answers: [SCRIPT_FAILURE.appNotFound],
+});
+
+/** Replies 1 when changed, 0 when it already had that status. */
+export const setReleaseStatus = defineScript<number>()({
+  name: 'setReleaseStatus',
+  keys: ['app', 'appReleases', 'events'],
+  args: ['app', 'version', 'status', 'reason', 'fallback', 'eventsMaxLength'],
+});
+
+// Bundles and tokens.
+
+/** Replies 1 when stored, 0 when it was already. */
+export const commitBundle = defineScript<number>()({
+  name: 'commitBundle',
+  keys: ['upload', 'bundleData', 'bundle', 'bundles'],
+  args: ['digest', 'size', 'chunks'],
+});
+
+/** Replies 1 when deleted, 0 when there was none. */
+export const deleteBundle = defineScript<number>()({
+  name: 'deleteBundle',
+  keys: ['bundle', 'bundleData', 'bundles'],
+  args: ['digest'],
+});
+
+export const createToken = defineScript<number>()({
+  name: 'createToken',
+  keys: ['tokens', 'tokenNames'],
+  args: ['tokenName', 'digest', 'record'],
+});
+
+/** Replies the revoked token's record (JSON). */
+export const revokeToken = defineScript<string>()({
+  name: 'revokeToken',
+  keys: ['tokens', 'tokenNames'],
+  args: ['tokenName'],
+});
+
+/** Every script, for those that define them all on a client at once (and the test that checks them against their files). */
+export const ALL_SCRIPTS = [
+  registerInstance,
+  registerMissing,
+  claimInstance,
+  markRunning,
+  markUnhealthy,
+  renewLease,
+  releaseInstance,
+  unregisterInstance,
+  retireInstance,
+  markEvacuating,
+  confirmStopped,
+  reapExpired,
+  markPresent,
+  heartbeatMachine,
+  holdLeadership,
+  createApp,
+  createRelease,
+  updateAppSettings,
+  setAutoscale,
+  applyScaleDecision,
+  markAppDeleting,
+  removeApp,
+  setReleaseStatus,
+  commitBundle,
+  deleteBundle,
+  createToken,
+  revokeToken,
+] as const;

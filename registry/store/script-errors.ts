@@ -1,0 +1,75 @@
+import { BerthError } from '../../common/errors.js';
+
+/**
+ * The negative integers Lua scripts return for domain failures, one per failure: the same
+ * number means the same thing in every script (each script's header lists those it returns).
+ */
+export const SCRIPT_FAILURE = {
+  instanceNotFound: -1,
+  staleEpoch: -2,
+  instanceExists: -3,
+  invalidState: -4,
+  /** Returned as `{-5, owner, the prefix it owns}`, so that the error can name the owner. */
+  pathTaken: -5,
+  releaseConflict: -6,
+  /** The scaler's lease is another's (an answer of applyScaleDecision, not an error). */
+  notLeader: -7,
+  /** The app's instances changed since the decision read them (an answer, not an error). */
+  appChanged: -8,
+  autoscaleOn: -9,
+  nothingToClaim: -10,
+  serviceNotFound: -11,
+  appNotFound: -12,
+  appExists: -13,
+  tokenExists: -14,
+  tokenNotFound: -15,
+  /** The upload vanished before its commit (Redis restarted or evicted it): the caller may retry. */
+  uploadGone: -16,
+} as const;
+
+/**
+ * The one place where a script's failure becomes a typed error. `args` are the call's named
+ * arguments, for the messages that name the app, service, token or path.
+ */
+export function scriptFailure(code: number, args: Readonly<Record<string, string | number>>, reply?: unknown): BerthError {
+  const app = String(args.app ?? '');
+  switch (code) {
+    case SCRIPT_FAILURE.instanceNotFound:
+      return new BerthError('instance_not_found');
+    case SCRIPT_FAILURE.staleEpoch:
+      return new BerthError('stale_epoch');
+    case SCRIPT_FAILURE.instanceExists:
+      return new BerthError('instance_exists');
+    case SCRIPT_FAILURE.invalidState:
+      return new BerthError('invalid_state');
+    case SCRIPT_FAILURE.pathTaken: {
+      const [, owner, owned] = reply as [number, string, string];
+      const path = String(args.path);
+      const where = owned === path ? `The path ${path} belongs to` : `The path ${path} overlaps ${owned}, which belongs to`;
+      return new BerthError('path_taken', `${where} the app "${owner}": choose a path outside it (a path of an app is only its own, and so is everything under it).`);
+    }
+    case SCRIPT_FAILURE.releaseConflict:
+      return new BerthError('release_conflict');
+    case SCRIPT_FAILURE.autoscaleOn:
+      return new BerthError(
+        'autoscale_on',
+        `${app} scales automatically: change its policy (berth scale ${app} --min N --max N) or turn it off (berth scale ${app} --off) before setting its instances.`,
+      );
+    case SCRIPT_FAILURE.nothingToClaim:
+      return new BerthError('nothing_to_claim');
+    case SCRIPT_FAILURE.serviceNotFound:
+      return new BerthError('service_not_found', `No service named "${String(args.service)}": list them with GET /v1/services.`);
+    case SCRIPT_FAILURE.appNotFound:
+      return new BerthError('app_not_found', `No app named "${app}": list them with GET /v1/apps (berth apps).`);
+    case SCRIPT_FAILURE.appExists:
+      return new BerthError('app_exists', `An app named "${app}" exists: update it with PUT /v1/apps/${app}, or choose another name.`);
+    case SCRIPT_FAILURE.tokenExists:
+      return new BerthError('token_exists', `A token named ${String(args.tokenName)} exists: revoke it first (berth tokens:revoke ${String(args.tokenName)}), or choose another name.`);
+    case SCRIPT_FAILURE.tokenNotFound:
+      return new BerthError('token_not_found', `No token is named ${String(args.tokenName)}: list them with berth tokens:list.`);
+    case SCRIPT_FAILURE.uploadGone:
+      return new BerthError('redis_unavailable');
+    default:
+      return new BerthError('internal_error', `A registry script returned an unknown code ${code}.`);
+  }
+}

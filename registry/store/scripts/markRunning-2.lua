@@ -1,0 +1,45 @@
+--[[
+  Reports that a claimed instance runs (its health check passed): it becomes routable.
+  Refused unless the caller holds the current claim (machine and epoch match).
+
+  Input:
+    KEYS[1] instance hash
+    KEYS[2] event stream
+
+    ARGV[1] machine name
+    ARGV[2] claim epoch
+    ARGV[3] process id
+    ARGV[4] event stream max length (approximate)
+    ARGV[5] service the caller expects the instance to belong to
+
+  Output:
+    the instance as a flat field/value list (only the pid changes when it already ran: idempotent)
+    -1 no such instance (of this service)
+    -2 stale epoch: the caller's claim is gone
+    -4 the instance is in a state that cannot become running (draining or stopping)
+]]
+local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
+local instanceKey = KEYS[1]
+local cur = rcall('HMGET', instanceKey, 'id', 'service', 'state', 'machine', 'epoch')
+if not cur[1] or cur[2] ~= ARGV[5] then
+  return -1
+end
+if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] then
+  return -2
+end
+if cur[3] == 'running' then
+  -- Restarted by its hoster: same claim, a new process.
+  rcall('HSET', instanceKey, 'pid', ARGV[3])
+  return rcall('HGETALL', instanceKey)
+end
+if cur[3] ~= 'claimed' then
+  return -4
+end
+
+local now = redisNow()
+rcall('HSET', instanceKey, 'state', 'running', 'pid', ARGV[3], 'updatedAt', now)
+appendEvent(KEYS[2], ARGV[4], 'kind', 'running', 'instance', cur[1], 'service', cur[2], 'epoch', cur[5], 'machine', cur[4])
+
+return rcall('HGETALL', instanceKey)

@@ -1,0 +1,43 @@
+--[[
+  Removes a deleted app once none of its instances remain: its record, releases, logs and
+  what the scaler remembered of it (an app made later under the same name starts afresh),
+  and frees its path prefix.
+
+  Input:
+    KEYS[1] app hash
+    KEYS[2] set of app names
+    KEYS[3] path prefix → app name (hash)
+    KEYS[4] app's releases (hash version → JSON)
+    KEYS[5] app's release counter
+    KEYS[6] app's log stream
+    KEYS[7] event stream
+    KEYS[8] scaler memory (hash app name → JSON)
+    KEYS[9] sorted set of the path prefixes of KEYS[3]
+    KEYS[10] the app's instance index (sorted set; must be empty)
+
+    ARGV[1] app name
+    ARGV[2] event stream max length (approximate)
+
+  Output:
+    1
+    -12 no such app
+    0 not removed: the app is not being deleted, or still has instances
+]]
+local rcall = redis.call
+--- @include "appendEvent"
+local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'path')
+if not cur[1] then
+  return -12
+end
+if cur[2] ~= 'deleting' or rcall('ZCARD', KEYS[10]) > 0 then
+  return 0
+end
+if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
+  rcall('HDEL', KEYS[3], cur[3])
+  rcall('ZREM', KEYS[9], cur[3])
+end
+rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
+rcall('SREM', KEYS[2], ARGV[1])
+rcall('HDEL', KEYS[8], ARGV[1])
+appendEvent(KEYS[7], ARGV[2], 'kind', 'app-deleted', 'service', ARGV[1])
+return 1

@@ -1,0 +1,37 @@
+--[[
+  Changes an app's settings that need no new release: instances wanted, prefix stripping.
+
+  Input:
+    KEYS[1] app hash
+    KEYS[2] event stream
+
+    ARGV[1] app name
+    ARGV[2] instances wanted ('' to keep)
+    ARGV[3] strip prefix ('1', '0', or '' to keep)
+    ARGV[4] event stream max length (approximate)
+
+  Output:
+    1
+    -12 no such app (or it is being deleted)
+    -9 instances were given but the app scales automatically (its policy decides them)
+]]
+local rcall = redis.call
+--- @include "redisNow"
+--- @include "appendEvent"
+local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'autoscale')
+if not cur[1] or cur[2] ~= 'active' then
+  return -12
+end
+if ARGV[2] ~= '' and cur[3] then
+  return -9
+end
+local now = redisNow()
+if ARGV[2] ~= '' then
+  rcall('HSET', KEYS[1], 'instances', ARGV[2])
+end
+if ARGV[3] ~= '' then
+  rcall('HSET', KEYS[1], 'stripPrefix', ARGV[3])
+end
+rcall('HSET', KEYS[1], 'updatedAt', now)
+appendEvent(KEYS[2], ARGV[4], 'kind', 'app-updated', 'service', ARGV[1])
+return 1
