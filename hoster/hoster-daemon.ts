@@ -11,14 +11,13 @@ import { AppStore } from '../registry/app-store.js';
 import { BundleStore } from '../registry/bundle-store.js';
 import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { DEFAULT_LEASE_MS, RegistryStore } from '../registry/registry-store.js';
-import { buildApp, BuildFailedError } from './app-build.js';
+import { buildApp } from './app-build.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
-import { BundleRejectedError } from './bundle-unpacker.js';
 import { chooseHosterDir } from './hoster-dir.js';
 import { Hoster } from './hoster.js';
 import { fileLoad, systemLoad, type LoadSource } from './load-source.js';
-import { NoStartCommandError, startCommand } from './start-command.js';
+import { startCommand } from './start-command.js';
 
 const labelsSchema = z.preprocess(
   (v) =>
@@ -171,8 +170,6 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     appUsers,
     prepare: (digest, user, onBuildLine) => cache.prepare(digest, user, onBuildLine),
     startCommand,
-    failureReason: (err) =>
-      err instanceof BuildFailedError ? 'build_failed' : err instanceof BundleRejectedError ? 'bundle_rejected' : err instanceof NoStartCommandError ? 'no_start_command' : undefined,
     portRange: config.portRange,
     pollIntervalMs: config.pollIntervalMs,
     heartbeatMs: config.heartbeatMs,
