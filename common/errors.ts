@@ -48,10 +48,7 @@ export const ERROR_CATALOGUE = {
   },
   invalid_state: { status: 409, message: 'The instance is not in a state that allows this change: read it again.' },
   payload_too_large: { status: 413, message: 'The request body is too large: send a smaller body.' },
-  bundle_too_large: {
-    status: 413,
-    message: "The bundle is over the registry's size limit: leave dependencies and build output out of it (.berthignore), or raise BERTH_BUNDLE_LIMIT_BYTES.",
-  },
+  bundle_too_large: { status: 413, message: `The bundle is ${bundleTooLarge()}` },
   unsupported_media_type: {
     status: 415,
     message: 'Send the body as JSON with "Content-Type: application/json".',
@@ -59,6 +56,26 @@ export const ERROR_CATALOGUE = {
   digest_mismatch: {
     status: 422,
     message: "The body's sha256 digest is not the one in the URL: compute it over the exact bytes you send, and send them unaltered.",
+  },
+  bundle_rejected: {
+    status: 422,
+    message: 'The bundle cannot be installed (an unsafe entry, over a limit, damaged or not a .tar.gz): make it with berth publish or tar -czf, and publish again.',
+  },
+  build_failed: {
+    status: 422,
+    message: "The app's build failed (invalid package.json, or npm failed): the build log (berth logs --build) says why; fix it and publish again.",
+  },
+  no_start_command: {
+    status: 422,
+    message: 'Nothing in the app says how to start it: add a start script to package.json, a "web:" line to a Procfile, or a server.js.',
+  },
+  limits_unavailable: {
+    status: 422,
+    message: "The app has a memory or CPU limit and this machine cannot make cgroups for it (the hoster is not root, or has no memory controller): run the hoster as root on a machine with cgroups, or publish without --memory/--cpu-weight.",
+  },
+  invalid_env: {
+    status: 422,
+    message: 'A config var cannot be given to a process (it contains a NUL byte): set it again without one (berth config:set).',
   },
   bad_path: {
     status: 400,
@@ -112,4 +129,14 @@ export class BerthError extends Error {
 
 export function isBerthError(err: unknown): err is BerthError {
   return err instanceof BerthError;
+}
+
+/**
+ * The one wording of a bundle over a size limit, the condition and its fix, wherever a limit
+ * is met (the registry's upload: bundle_too_large; the hoster's download): "The bundle is " +
+ * this. `setting`: the option that raises the limit, null when none does.
+ */
+export function bundleTooLarge(limitBytes?: number, setting: string | null = 'BERTH_BUNDLE_LIMIT_BYTES'): string {
+  const limit = limitBytes === undefined ? 'the limit' : `the limit of ${limitBytes} bytes`;
+  return `larger than ${limit}: leave dependencies and build output out of it (.berthignore)${setting === null ? '' : `, or raise ${setting}`}.`;
 }

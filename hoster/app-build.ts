@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeSync } from 'node:fs';
 import { appendFile, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BerthError } from '../common/errors.js';
 
 /** @default 600000 (10 minutes) */
 export const DEFAULT_BUILD_TIMEOUT_MS = 10 * 60 * 1000;
@@ -34,13 +35,13 @@ export interface BuildResult {
 }
 
 /** The app could not be built: its package.json is invalid, or npm failed or timed out. */
-export class BuildFailedError extends Error {
+export class BuildFailedError extends BerthError {
   /** The last lines of the build log ('' when npm did not run). */
   readonly logTail: string;
   readonly logFile: string;
 
   constructor(message: string, logFile: string, logTail = '') {
-    super(logTail === '' ? message : `${message}\nLast lines of ${logFile}:\n${logTail}`);
+    super('build_failed', logTail === '' ? message : `${message}\nLast lines of ${logFile}:\n${logTail}`);
     this.name = 'BuildFailedError';
     this.logFile = logFile;
     this.logTail = logTail;

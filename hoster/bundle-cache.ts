@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { bundleTooLarge } from '../common/errors.js';
 import { SHA256_PATTERN } from '../common/names.js';
 import { handToBuilder, killUserProcesses, sealForApp } from './app-tree.js';
 import type { AppUser } from './app-users.js';
@@ -134,7 +135,7 @@ export class BundleCache {
       async function* verify(input: AsyncIterable<Uint8Array>) {
         for await (const chunk of input) {
           size += chunk.length;
-          if (size > limit) throw new BundleRejectedError(`it is larger than ${limit} bytes compressed: leave dependencies and build output out of it.`);
+          if (size > limit) throw new BundleRejectedError(`it is ${bundleTooLarge(limit, null)}`);
           hash.update(chunk);
           yield chunk;
         }

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Unpack, type ReadEntry } from 'tar';
+import { BerthError } from '../common/errors.js';
 
 export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
 export const DEFAULT_MAX_ENTRIES = 20_000;
@@ -56,12 +57,12 @@ export interface UnpackResult {
  * The bundle is not acceptable (unsafe entry, over a limit, damaged, not a .tar.gz, wrong
  * digest). Retrying the same bytes fails the same way: the publisher must fix the bundle.
  */
-export class BundleRejectedError extends Error {
+export class BundleRejectedError extends BerthError {
   /** Why, naming the entry when one is at fault, and what to do about it. */
   readonly reason: string;
 
   constructor(reason: string, options?: { cause?: unknown }) {
-    super(`The bundle was rejected: ${reason}`, options);
+    super('bundle_rejected', `The bundle was rejected: ${reason}`, options);
     this.name = 'BundleRejectedError';
     this.reason = reason;
   }

@@ -50,3 +50,36 @@ export async function waitHealthy(port: number, check: HealthCheck, intervalMs: 
   }
   return false;
 }
+
+/**
+ * Why an instance whose check never passed at start is released: `not_listening` when the
+ * check is a TCP connect (nothing listens on $PORT), else `unhealthy`; with the summary of its
+ * detail.
+ */
+export function neverHealthy(port: number, check: HealthCheck): { reason: 'not_listening' | 'unhealthy'; summary: string } {
+  if (check.path === undefined) {
+    return { reason: 'not_listening', summary: `nothing listened on $PORT (${port}) after ${check.attempts} attempts: listen on process.env.PORT` };
+  }
+  return { reason: 'unhealthy', summary: `GET ${check.path} never answered ${check.status} after ${check.attempts} attempts` };
+}
+
+/**
+ * The check for an instance's whole life: every `check.intervalMs` while `alive()`. After
+ * `check.failures` failed checks in a row, `onFailing` hears what the last one saw and how
+ * many failed, and the watch ends (the caller takes the instance out and restarts it).
+ */
+export function watchHealth(port: number, check: HealthCheck, alive: () => boolean, onFailing: (failure: string, failed: number) => Promise<void>): void {
+  let failed = 0;
+  const tick = async () => {
+    if (!alive()) return;
+    const failure = await checkOnce(port, check);
+    if (!alive()) return;
+    failed = failure === undefined ? 0 : failed + 1;
+    if (failure === undefined || failed < check.failures) {
+      setTimeout(() => void tick(), check.intervalMs).unref();
+      return;
+    }
+    await onFailing(failure, failed);
+  };
+  setTimeout(() => void tick(), check.intervalMs).unref();
+}

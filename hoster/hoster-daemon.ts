@@ -9,16 +9,15 @@ import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema, ATTRIBUTE_KEY_PATTERN } from '../common/names.js';
 import { AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
-import { buildApp, BuildFailedError } from './app-build.js';
+import { buildApp } from './app-build.js';
 import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
-import { BundleRejectedError } from './bundle-unpacker.js';
 import { chooseHosterDir } from './hoster-dir.js';
 import { Hoster } from './hoster.js';
 import { fileLoad, systemLoad, type LoadSource } from './load-source.js';
-import { NoStartCommandError, startCommand } from './start-command.js';
+import { startCommand } from './start-command.js';
 
 const labelsSchema = z.preprocess(
   (v) =>
@@ -178,8 +177,6 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     cgroups,
     prepare: (digest, user, onBuildLine) => cache.prepare(digest, user, onBuildLine),
     startCommand,
-    failureReason: (err) =>
-      err instanceof BuildFailedError ? 'build_failed' : err instanceof BundleRejectedError ? 'bundle_rejected' : err instanceof NoStartCommandError ? 'no_start_command' : undefined,
     portRange: config.portRange,
     pollIntervalMs: config.pollIntervalMs,
     heartbeatMs: config.heartbeatMs,

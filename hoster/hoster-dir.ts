@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { BerthError } from '../common/errors.js';
 import { untraversableAncestor } from './app-tree.js';
 
 /** Where the hoster's tree goes when apps could not reach `<data-dir>/hoster`. */
@@ -12,7 +13,12 @@ export interface HosterDirChoice {
 }
 
 /** A hoster directory that apps, running as their own users, could not reach. */
-export class HosterDirError extends Error {}
+export class HosterDirError extends BerthError {
+  constructor(message: string) {
+    super('invalid_config', message);
+    this.name = 'HosterDirError';
+  }
+}
 
 /**
  * The hoster's tree: bundles, builds and instance folders. Apps run as users of their own (when

@@ -45,11 +45,14 @@ export function send(socket: Socket, message: HosterToShim | ShimToHoster): void
   if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(message)}\n`);
 }
 
-/** Calls `onMessage` for each complete JSON line read from `socket`; ignores malformed lines. */
-export function onLines<T>(socket: Socket, onMessage: (message: T) => void): void {
+/**
+ * Calls `onMessage` for each complete JSON line read from `socket`; ignores malformed lines.
+ * Returns what stops the calls.
+ */
+export function onLines<T>(socket: Socket, onMessage: (message: T) => void): () => void {
   let buffer = '';
   socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
+  const onData = (chunk: string) => {
     buffer += chunk;
     // A peer that never sends a newline must not grow the buffer without end.
     if (buffer.length > 1024 * 1024) buffer = '';
@@ -63,5 +66,7 @@ export function onLines<T>(socket: Socket, onMessage: (message: T) => void): voi
         // not ours: ignore
       }
     }
-  });
+  };
+  socket.on('data', onData);
+  return () => socket.off('data', onData);
 }

@@ -1,13 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BerthError } from '../common/errors.js';
 
 /** How to start an app: a line for `/bin/sh -c`, or a program and its arguments. */
 export type StartCommand = { shell: string } | { file: string; args: string[] };
 
 /** Nothing in the app says how to start it. */
-export class NoStartCommandError extends Error {
+export class NoStartCommandError extends BerthError {
   constructor(message: string) {
-    super(message);
+    super('no_start_command', message);
     this.name = 'NoStartCommandError';
   }
 }

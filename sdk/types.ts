@@ -38,7 +38,7 @@ export type EventKind = (typeof EVENT_KINDS)[number];
  * Why a hoster gave an instance back because it failed there: the machine is recorded in the
  * instance's `failedOn`, so that the reconciler can tell a bad release from a bad machine.
  */
-export const FAILURE_REASONS = ['crash_loop', 'out_of_memory', 'unhealthy', 'not_listening', 'build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env'] as const;
+export const FAILURE_REASONS = ['crash_loop', 'out_of_memory', 'unhealthy', 'not_listening', 'build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env', 'limits_unavailable'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why an instance is being retired by the reconciler (its `reason` while draining and stopping). */
@@ -55,8 +55,6 @@ export const INSTANCE_REASONS = [
   ...RETIRE_REASONS,
   /** Its port was held by another user's process. */
   'port_taken',
-  /** Its app has a memory or CPU limit and this machine cannot make cgroups. */
-  'limits_unavailable',
   /** It could not start (the shim or the process failed before the health check). */
   'start_failed',
   /** Its hoster stopped (and gave back what it ran). */

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { BerthError } from '../../common/errors.js';
+import { BerthError, bundleTooLarge } from '../../common/errors.js';
 import { digestSchema } from '../../common/names.js';
 import type { BundleStore } from '../store/index.js';
 import { emptyQuery } from './schemas.js';
@@ -47,7 +47,7 @@ export function bundleRoutes(options: BundleRoutesOptions): Router {
       if (Number(req.headers['content-length'] ?? 0) > limitBytes) {
         throw new BerthError(
           'bundle_too_large',
-          `The bundle is larger than the limit of ${limitBytes} bytes: leave dependencies and build output out of it (.berthignore), or raise BERTH_BUNDLE_LIMIT_BYTES.`,
+          `The bundle is ${bundleTooLarge(limitBytes)}`,
         );
       }
       const stored = await bundles.put(sha256, stopWithoutDestroying(req), { limitBytes });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BerthError } from '../../common/errors.js';
+import { BerthError, bundleTooLarge } from '../../common/errors.js';
 import { SHA256_PATTERN } from '../../common/names.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
@@ -84,7 +84,7 @@ export class BundleStore {
         if (size > limitBytes) {
           throw new BerthError(
             'bundle_too_large',
-            `The bundle is larger than the limit of ${limitBytes} bytes: leave dependencies and build output out of it (.berthignore), or raise BERTH_BUNDLE_LIMIT_BYTES.`,
+            `The bundle is ${bundleTooLarge(limitBytes)}`,
           );
         }
         hash.update(bytes);

@@ -4,7 +4,7 @@
 //
 //   1. "script alone": each hoster claims by app name (claimInstance picks the oldest) and reports
 //      it running: the cost of the scripts with no reads around them.
-//   2. "hoster rounds": each hoster does what hoster/hoster.ts's claimRound does: look at the
+//   2. "hoster rounds": each hoster does what hoster/claim-loop.ts's claimRound does: look at the
 //      unclaimed instances, read the instances of each app it sees, claim by id (at most
 //      BERTH_CLAIMS_PER_ROUND per round), report running; and meanwhile renews every claim it holds
 //      every lease/4, as a real hoster does, while one reaper runs every second as a registry does.
@@ -32,7 +32,7 @@ const LEASE_MS = num('BENCH_LEASE_MS', 15_000);
 const RENEW_EVERY_MS = Math.floor(LEASE_MS / 4);
 const CLAIMS_PER_ROUND = num('BENCH_CLAIMS_PER_ROUND', 4);
 const SPREAD_DELAY_MS = num('BENCH_SPREAD_DELAY_MS', 150);
-// As hoster/hoster.ts looks; BENCH_SCAN_ALL=1 reads every unclaimed instance each round, as it did before.
+// As hoster/claim-loop.ts looks; BENCH_SCAN_ALL=1 reads every unclaimed instance each round, as it did before.
 const UNCLAIMED_SAMPLE = 64;
 const SCAN_ALL = process.env.BENCH_SCAN_ALL === '1';
 const REAP_EVERY_MS = 1000;
@@ -137,7 +137,7 @@ class SimulatedHoster {
   }
 
   /**
-   * Phase 2: hoster/hoster.ts's claimRound, minus its load gate and capacity (no load here):
+   * Phase 2: hoster/claim-loop.ts's claimRound, minus its load gate and capacity (no load here):
    * the same reads, the same claims by id, the same spread delay per instance of the app it holds.
    */
   async claimRound() {

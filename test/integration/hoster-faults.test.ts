@@ -174,8 +174,11 @@ describe('hosters and Redis outages', () => {
     // The leases end LEASE_MS after the last renewal at the latest: the apps must be gone by then.
     await waitFor(() => live().size === 0, { deadlineMs: LEASE_MS + 2000, what: 'apps stopped by their hoster' });
     expect(Date.now() - cut).toBeLessThan(LEASE_MS);
-    // The hoster (self-fencing) or the instance's shim (lease deadline), whichever came first, said why.
-    expect(h.output()).toMatch(/stopping it before it can be claimed elsewhere|stopped the app because the lease was not renewed in time/);
+    // The hoster (self-fencing) or the instance's shim (lease deadline), whichever came first, said
+    // why. The shim tells the hoster once the app has exited: its line can follow the exit by a moment.
+    const why = /stopping it before it can be claimed elsewhere|stopped the app because the lease was not renewed in time/;
+    await waitFor(() => why.test(h.output()), { deadlineMs: 2000, what: 'the hoster saying why the apps stopped' }).catch(() => undefined);
+    expect(h.output()).toMatch(why);
     await redis.start();
     // Back: the instances are claimed and started again (once each).
     const watch = watchForDoubles();
