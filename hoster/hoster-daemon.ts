@@ -17,7 +17,7 @@ import { BundleCache } from './bundle-cache.js';
 import { BundleRejectedError } from './bundle-unpacker.js';
 import { chooseHosterDir } from './hoster-dir.js';
 import { Hoster } from './hoster.js';
-import { fileLoad, systemLoad, type LoadSource } from './load-source.js';
+import { fileLoad, systemLoad, type LoadSource } from '../common/load-source.js';
 import { NoStartCommandError, startCommand } from './start-command.js';
 
 const labelsSchema = z.preprocess(

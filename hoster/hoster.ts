@@ -12,7 +12,7 @@ import { currentEventId, readEvents } from '../registry/event-stream.js';
 import type { Instance } from '../registry/instance.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import { ControlPlaneWatch } from './control-plane-grace.js';
-import type { LoadSource } from './load-source.js';
+import type { LoadSource } from '../common/load-source.js';
 import { unmetRequirement } from './machine-fit.js';
 import { InstanceRunner, type RunnerContext } from './instance-runner.js';
 import { PortAllocator } from './port-allocator.js';

@@ -5,7 +5,7 @@ import type { ClientResponse } from './client-exchange.js';
  * Writes a proxy error that a person and a program can read: JSON by default, a small HTML
  * page when the client prefers HTML. Does nothing once the response has started.
  */
-export function sendProxyError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
+export function answerError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
