@@ -55,6 +55,8 @@ export class UpstreamHealth<U extends object> implements AttemptBook<U> {
     return this.of(u).setAsideUntil <= now;
   }
 
+  private readonly isUsable = (u: U, now: number): boolean => this.usable(u, now);
+
   started(u: U): void {
     this.of(u).inFlight++;
   }
@@ -91,7 +93,8 @@ export class UpstreamHealth<U extends object> implements AttemptBook<U> {
    * When none is usable, the one free soonest is tried (better than refusing outright).
    * `usable` may narrow what counts as usable (the balancer's health checks).
    */
-  choose(upstreams: readonly U[], now: number, exclude?: ReadonlySet<U>, usable: (u: U, now: number) => boolean = (u, at) => this.usable(u, at)): U | undefined {
+  choose(upstreams: readonly U[], now: number, exclude?: ReadonlySet<U>, usable?: (u: U, now: number) => boolean): U | undefined {
+    const ok = usable ?? this.isUsable;
     const n = upstreams.length;
     if (n === 0) return undefined;
     if (n === 1) {
@@ -103,7 +106,7 @@ export class UpstreamHealth<U extends object> implements AttemptBook<U> {
     const start = (Math.random() * n) | 0;
     for (let i = 0; i < n; i++) {
       const u = upstreams[(start + i) % n]!;
-      if (exclude?.has(u) || !usable(u, now)) continue;
+      if (exclude?.has(u) || !ok(u, now)) continue;
       if (a === undefined) a = u;
       else {
         b = u;
@@ -114,7 +117,7 @@ export class UpstreamHealth<U extends object> implements AttemptBook<U> {
       // Second pick at random among the rest, so two fixed neighbours do not take all load.
       const j = (start + 1 + ((Math.random() * (n - 1)) | 0)) % n;
       const c = upstreams[j]!;
-      if (c !== a && !exclude?.has(c) && usable(c, now)) b = c;
+      if (c !== a && !exclude?.has(c) && ok(c, now)) b = c;
       return this.of(b).inFlight < this.of(a).inFlight ? b : a;
     }
     if (a !== undefined) return a;
