@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Pool } from 'undici';
 import {
   answerError,
+  forwardTarget,
   DEFAULT_RETRY_POLICY,
   parseRequestTarget,
   refuseUpgrade,
@@ -54,11 +55,8 @@ export class BalancerForwarder {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const target = parseRequestTarget(req.url);
-    if ('refused' in target) {
-      answerError(res, req.headers.accept, 'bad_path', `Refused: ${target.refused}.`);
-      return;
-    }
+    const target = forwardTarget(req, res);
+    if (target === undefined) return;
     const app = this.o.table?.lookup(target.path)?.app ?? '-';
     res.once('finish', () => this.o.metrics.request(app, res.statusCode, (performance.now() - started) / 1000));
     const forwardPath = target.path + target.query;

@@ -1,8 +1,8 @@
 import type { Agent } from 'undici';
 import {
   answerError,
+  forwardTarget,
   HOP_HEADER,
-  parseRequestTarget,
   requestHeaders,
   retryingExchange,
   stripPrefix,
@@ -54,11 +54,8 @@ export class HttpForwarder {
 
   handle(req: ClientRequest, res: ClientResponse): void {
     const started = performance.now();
-    const target = parseRequestTarget(req.url);
-    if ('refused' in target) {
-      answerError(res, req.headers.accept, 'bad_path', `Refused: ${target.refused}.`);
-      return;
-    }
+    const target = forwardTarget(req, res);
+    if (target === undefined) return;
     const route = this.o.table.lookup(target.path);
     if (route === undefined) {
       answerError(res, req.headers.accept, 'no_route', `No app is published on ${target.path}: check the URL, or list the apps with berth apps.`);
