@@ -32,6 +32,16 @@ export interface ForwarderOptions {
   connectTimeoutMs: number;
 }
 
+/** A request and where it is routed: what each attempt's choice starts from. */
+interface RoutedRequest {
+  req: ClientRequest;
+  route: Route;
+  path: string;
+  query: string;
+  /** It came from another machine's proxy: it goes to an instance here or nowhere. */
+  hopped: boolean;
+}
+
 /**
  * The proxy's retries: at once to another instance, up to 5 attempts in all, never after a
  * wait (a budget of 0): a request no instance takes is answered at once.
@@ -65,7 +75,7 @@ export class HttpForwarder {
     res.once('finish', () => metrics.request(route.app, res.statusCode, (performance.now() - started) / 1000));
     const hopped = req.headers[HOP_HEADER] !== undefined;
     retryingExchange(req, res, {
-      choose: (tried) => this.choose(req, route, target.path, target.query, hopped, tried),
+      choose: (tried) => this.choose({ req, route, path: target.path, query: target.query, hopped }, tried),
       book: health,
       policy: PROXY_RETRY_POLICY,
       failed: (_instance, failure) => metrics.upstreamError(route.app, failure === 'cut' ? 'reset' : failure),
@@ -78,7 +88,8 @@ export class HttpForwarder {
   }
 
   /** An instance here first; else one hop to a machine that runs the app (never a second hop). */
-  private choose(req: ClientRequest, route: Route, path: string, query: string, hopped: boolean, tried: ReadonlySet<RoutedInstance>): AttemptTarget<RoutedInstance> | undefined {
+  private choose(request: RoutedRequest, tried: ReadonlySet<RoutedInstance>): AttemptTarget<RoutedInstance> | undefined {
+    const { req, route, path, query, hopped } = request;
     const trusted = this.o.trusted(req.socket.remoteAddress);
     const local = this.o.health.choose(route.local, Date.now(), tried);
     if (local !== undefined) {
