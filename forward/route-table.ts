@@ -1,7 +1,7 @@
 /**
  * A running instance as routing knows it: where it is, nothing of how it fares. Engines keep
  * their own state of it beside the table, keyed by this object (the table keeps the object
- * while the instance stays, through a full resync too).
+ * while the instance stays; for an instance here, through a full resync too).
  */
 export interface RoutedInstance {
   id: string;
@@ -42,9 +42,10 @@ export interface RunningInstance {
 }
 
 /**
- * Path prefix → the app served there → its running instances (here, and by machine elsewhere):
- * pure routing, shared by the proxy and the balancer; how each instance fares is an engine's
- * own business. Only running instances of their current epoch are in it. Lookup matches whole segments and takes the longest prefix,
+ * Path prefix → the app served there → its running instances (here, and by machine
+ * elsewhere): pure routing, shared by the proxy and the balancer; how each instance fares is
+ * an engine's own business. Only running instances of their current epoch are in it.
+ * Lookup matches whole segments and takes the longest prefix,
  * by probing the path's own segment boundaries: O(depth) map lookups, no scan of routes.
  */
 export class RouteTable {
