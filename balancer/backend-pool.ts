@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { UpstreamHealth, type AttemptBook } from '../forward/index.js';
 
 /** One machine's proxy, as the balancer sees it. */
 export interface Backend {
@@ -13,10 +14,7 @@ export interface Backend {
   sources: Set<'static' | 'registry'>;
   /** Last active health check result. */
   healthy: boolean;
-  /** Passively ejected after connection failures until this time (ms). */
-  ejectedUntil: number;
-  consecutiveFailures: number;
-  inFlight: number;
+  /** Attempts sent to it, and refused connections (in flight and set-asides are the pool's health model's). */
   requests: number;
   errors: number;
 }
@@ -31,10 +29,12 @@ export interface BackendPoolOptions {
 /**
  * The proxies the balancer spreads over: a static list and/or the live machines of the
  * registry. Active health checks decide who is healthy; connection failures eject a backend
- * for a while (doubling), but never more than a bounded share at once, and recovery
- * re-admits it.
+ * for a while (doubling: forward's health model), but never more than a bounded share at
+ * once, and recovery re-admits it.
  */
-export class BackendPool {
+export class BackendPool implements AttemptBook<Backend> {
+  /** Requests in flight and ejections (set-asides) of each backend. */
+  readonly health = new UpstreamHealth<Backend>({ firstSetAsideMs: 1000, maxSetAsideMs: 30_000 });
   private readonly byUrl = new Map<string, Backend>();
   private timer: NodeJS.Timeout | undefined;
   private readonly healthIntervalMs: number;
@@ -62,7 +62,7 @@ export class BackendPool {
       let b = this.byUrl.get(url);
       if (b === undefined) {
         const u = new URL(url);
-        b = { url, host: u.hostname, port: Number(u.port || 80), origin: u.origin, machine: e.machine, sources: new Set(), healthy: true, ejectedUntil: 0, consecutiveFailures: 0, inFlight: 0, requests: 0, errors: 0 };
+        b = { url, host: u.hostname, port: Number(u.port || 80), origin: u.origin, machine: e.machine, sources: new Set(), healthy: true, requests: 0, errors: 0 };
         this.byUrl.set(url, b);
       }
       b.sources.add(source);
@@ -76,22 +76,33 @@ export class BackendPool {
   }
 
   usable(b: Backend, now: number): boolean {
-    return b.healthy && b.ejectedUntil <= now;
+    return b.healthy && this.health.usable(b, now);
+  }
+
+  /** Ejected for this long from now (0: not ejected). */
+  ejectedForMs(b: Backend, now: number): number {
+    return Math.max(0, this.health.of(b).setAsideUntil - now);
+  }
+
+  started(b: Backend): void {
+    b.requests++;
+    this.health.started(b);
+  }
+
+  answered(b: Backend): void {
+    this.health.answered(b);
+  }
+
+  finished(b: Backend): void {
+    this.health.finished(b);
   }
 
   /** A connection to it failed: eject it for a while, unless too many are ejected already. */
-  failed(b: Backend, now: number): void {
+  refused(b: Backend, now: number, code: string): void {
     b.errors++;
-    b.consecutiveFailures++;
-    const ejected = this.all.filter((x) => x.ejectedUntil > now).length;
-    if ((ejected + 1) / Math.max(1, this.byUrl.size) <= this.maxEjectedShare || this.byUrl.size === 1) {
-      b.ejectedUntil = now + Math.min(1000 * 2 ** (b.consecutiveFailures - 1), 30_000);
-    }
-  }
-
-  succeeded(b: Backend): void {
-    b.consecutiveFailures = 0;
-    b.ejectedUntil = 0;
+    const ejected = this.all.filter((x) => this.health.of(x).setAsideUntil > now).length;
+    const eject = (ejected + 1) / Math.max(1, this.byUrl.size) <= this.maxEjectedShare || this.byUrl.size === 1;
+    this.health.failed(b, now, `connection failed (${code})`, eject);
   }
 
   startHealthChecks(): void {
@@ -112,7 +123,7 @@ export class BackendPool {
       const req = request({ host: b.host, port: b.port, path: '/_berth/health', timeout: Math.min(2000, this.healthIntervalMs), agent: false }, (res) => {
         res.resume();
         const ok = res.statusCode === 200;
-        if (ok && !b.healthy) this.succeeded(b);
+        if (ok && !b.healthy) this.health.answered(b);
         b.healthy = ok;
         resolve();
       });

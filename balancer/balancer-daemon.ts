@@ -10,17 +10,11 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { keyPrefixSchema } from '../common/names.js';
-import { ProxyMetrics } from '../proxy/proxy-metrics.js';
-import { sendProxyError } from '../proxy/proxy-errors.js';
-import { parseRequestTarget } from '../proxy/request-path.js';
-import { RouteSync } from '../proxy/route-sync.js';
-import { RouteTable } from '../proxy/route-table.js';
-import { refuseUpgrade } from '../proxy/upgrade-tunnel.js';
+import { answerError, DEFAULT_RETRY_POLICY, parseRequestTarget, refuseUpgrade, RequestMetrics, RouteSync, RouteTable } from '../forward/index.js';
 import { AppStore, DEFAULT_KEY_PREFIX, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
-import { DEFAULT_RETRY_POLICY } from './never-sent-retry.js';
 import { HostCertificates, parseHostCertificates } from './host-certificates.js';
 import { hasOneHost } from './host-header.js';
 import { isInternalPath, ReportAccess } from './internal-reports.js';
@@ -117,7 +111,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
 
   const pool = new BackendPool();
   pool.setSource('static', config.backends.map((url) => ({ url, machine: null })));
-  const metrics = new ProxyMetrics();
+  const metrics = new RequestMetrics();
 
   let redis: RedisClient | undefined;
   let sync: RouteSync | undefined;
@@ -187,7 +181,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     {
       request: (req, res) => {
         if (hsts) res.setHeader('strict-transport-security', hsts);
-        if (!hasOneHost(req)) return sendProxyError(res, req.headers.accept, 'bad_host');
+        if (!hasOneHost(req)) return answerError(res, req.headers.accept, 'bad_host');
         // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
         const target = parseRequestTarget(req.url);
         const url = 'path' in target ? target.path : '';
@@ -198,12 +192,12 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
         void access.allows(req.headers).then((allowed) => {
           if (!allowed) {
             res.setHeader('www-authenticate', 'Bearer realm="berth"');
-            return sendProxyError(res, req.headers.accept, 'unauthorized', `${url} is internal: send a berth token (Authorization: Bearer …), or read it on the balancer's admin listener (BERTH_ADMIN_PORT).`);
+            return answerError(res, req.headers.accept, 'unauthorized', `${url} is internal: send a berth token (Authorization: Bearer …), or read it on the balancer's admin listener (BERTH_ADMIN_PORT).`);
           }
           if (!ownReport(url, res)) forwarder.handle(req, res);
         });
       },
-      upgrade: (req, socket, head) => (hasOneHost(req) ? forwarder.handleUpgrade(req, socket, head) : refuseUpgrade(socket, 400, 'bad_host')),
+      upgrade: (req, socket, head) => (hasOneHost(req) ? forwarder.handleUpgrade(req, socket, head) : refuseUpgrade(socket, 'bad_host')),
     },
   );
   await listen(server, config.httpsPort, config.host);
@@ -241,7 +235,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     // Its own reports without a token, on an address only operators reach (loopback by default).
     admin = createHttpServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: 10_000 }, (req, res) => {
       const target = parseRequestTarget(req.url);
-      if (!ownReport('path' in target ? target.path : '', res)) sendProxyError(res, req.headers.accept, 'not_found', 'The admin listener answers /_berth/balancer, /_berth/health and /metrics.');
+      if (!ownReport('path' in target ? target.path : '', res)) answerError(res, req.headers.accept, 'not_found', 'The admin listener answers /_berth/balancer, /_berth/health and /metrics.');
     });
     await listen(admin, config.adminPort, config.adminHost);
     const a = admin.address() as AddressInfo;
@@ -275,8 +269,8 @@ function status(pool: BackendPool, table: RouteTable | undefined) {
       machine: b.machine,
       sources: [...b.sources],
       healthy: b.healthy,
-      ejectedForMs: Math.max(0, b.ejectedUntil - now),
-      inFlight: b.inFlight,
+      ejectedForMs: pool.ejectedForMs(b, now),
+      inFlight: pool.health.of(b).inFlight,
       requests: b.requests,
       errors: b.errors,
     })),

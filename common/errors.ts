@@ -24,6 +24,7 @@ export const ERROR_CATALOGUE = {
   },
   app_not_found: { status: 404, message: 'No such app: list them with GET /v1/apps (berth apps).' },
   release_not_found: { status: 404, message: 'No such release of this app: list them with GET /v1/apps/:name/releases.' },
+  method_not_allowed: { status: 405, message: 'This endpoint does not take that method: the Allow header lists the ones it takes.' },
   app_exists: { status: 409, message: 'An app with this name exists: update it, or choose another name.' },
   token_exists: { status: 409, message: 'A token with this name exists: revoke it first (berth tokens:revoke), or choose another name.' },
   path_taken: { status: 409, message: 'Another app owns this path, a prefix above it or one under it: choose a path outside it.' },

@@ -24,3 +24,4 @@ export {
   type RedisSettings,
 } from './redis-connection.js';
 export { closeOnSignals, idempotentClose, DEFAULT_GRACE_MS, type Closable } from './daemon-lifecycle.js';
+export { fileLoad, systemLoad, type LoadSource, type MachineLoad } from './load-source.js';

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import type { Instance } from '../registry/store/index.js';
 import type { RegistryStore } from '../registry/store/index.js';
-import type { LoadSource } from './load-source.js';
+import type { LoadSource } from '../common/load-source.js';
 import { unmetRequirement } from './machine-fit.js';
 import type { PortAllocator } from './port-allocator.js';
 

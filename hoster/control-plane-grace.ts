@@ -7,7 +7,7 @@
 // leases with fencing").
 import type { Logger } from 'pino';
 import type { Machine, ReaperSettings, RegistryStore } from '../registry/store/index.js';
-import { proxyOrigin } from '../proxy/route-sync.js';
+import { proxyOrigin } from '../forward/index.js';
 import type { ControlPlaneReport } from '../proxy/redis-contact.js';
 
 /** This machine's presence (markPresent), and so its own test of reaching Redis, this often. */

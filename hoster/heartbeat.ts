@@ -1,6 +1,6 @@
 import { freemem, totalmem } from 'node:os';
 import type { RegistryStore } from '../registry/store/index.js';
-import type { LoadSource } from './load-source.js';
+import type { LoadSource } from '../common/load-source.js';
 
 export interface HeartbeatOptions {
   store: RegistryStore;

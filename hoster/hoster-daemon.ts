@@ -16,7 +16,7 @@ import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
 import { chooseHosterDir } from './hoster-dir.js';
 import { Hoster } from './hoster.js';
-import { fileLoad, systemLoad, type LoadSource } from './load-source.js';
+import { fileLoad, systemLoad, type LoadSource } from '../common/load-source.js';
 import { startCommand } from './start-command.js';
 
 const labelsSchema = z.preprocess(

@@ -10,7 +10,7 @@ import { EventFollower } from './event-follower.js';
 import { FencedClaims } from './fenced-claims.js';
 import { Heartbeat } from './heartbeat.js';
 import { InstanceRunner, type RunnerContext } from './instance-runner.js';
-import type { LoadSource } from './load-source.js';
+import type { LoadSource } from '../common/load-source.js';
 import { LogShipper } from './log-shipper.js';
 import { PortAllocator } from './port-allocator.js';
 

@@ -1,4 +1,4 @@
-import type { MachineLoad } from '../hoster/load-source.js';
+import type { MachineLoad } from '../common/load-source.js';
 import type { CpuSampler } from './cpu-sampler.js';
 
 /** The body of GetLoad (`GET /_berth/load`). */

@@ -6,20 +6,21 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema } from '../common/names.js';
-import { systemLoad, type LoadSource } from '../hoster/load-source.js';
+import { systemLoad, type LoadSource } from '../common/load-source.js';
 import { AppStore, DEFAULT_KEY_PREFIX, RegistryStore } from '../registry/store/index.js';
+import { RequestMetrics, RouteSync, RouteTable, UpstreamHealth, type RoutedInstance } from '../forward/index.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { HttpForwarder } from './http-forwarder.js';
 import { culpritReport, loadReport } from './machine-report.js';
 import { createProxyServer } from './proxy-server.js';
-import { ProxyMetrics } from './proxy-metrics.js';
 import { joinProxyPrimary, totalMetricsText } from './proxy-workers.js';
 import { RedisContact } from './redis-contact.js';
-import { RouteSync } from './route-sync.js';
-import { RouteTable } from './route-table.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
 
 export const DEFAULT_PROXY_PORT = 8080;
+
+/** An instance whose connection fails is set aside for 0.5 s, doubling with each failure in a row up to 10 s. */
+const INSTANCE_SET_ASIDE = { firstSetAsideMs: 500, maxSetAsideMs: 10_000 };
 
 /** Every option of `berth proxy`. */
 export const PROXY_OPTIONS = {
@@ -63,12 +64,14 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
   const table = new RouteTable(config.machine);
   const sync = new RouteSync({ table, store, apps, events, logger });
-  const metrics = new ProxyMetrics();
+  const metrics = new RequestMetrics();
   let metricsText: () => string | Promise<string> = () => metrics.render();
   const trusted = new Set(config.trustedProxies);
   const isTrusted = (address: string | undefined) => address !== undefined && trusted.has(address);
-  const http = new HttpForwarder({ table, metrics, proxyOf: sync.proxyOf, trusted: isTrusted, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
-  const websocket = new WebSocketForwarder({ table, proxyOf: sync.proxyOf, trusted: isTrusted, connectTimeoutMs: config.connectTimeoutMs });
+  // The Node engine's own state of the table's instances, beside the table (which is pure routing).
+  const health = new UpstreamHealth<RoutedInstance>(INSTANCE_SET_ASIDE);
+  const http = new HttpForwarder({ table, health, metrics, proxyOf: sync.proxyOf, trusted: isTrusted, upstreamTimeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs });
+  const websocket = new WebSocketForwarder({ table, health, proxyOf: sync.proxyOf, trusted: isTrusted, connectTimeoutMs: config.connectTimeoutMs });
   const load = overrides.load ?? systemLoad;
   const sampler = new CpuSampler({
     targets: () => {
@@ -85,7 +88,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const reports: Record<string, () => unknown> = {
     '/_berth/load': () => loadReport(load()),
     '/_berth/culprit': () => culpritReport(sampler, config.machine),
-    '/_berth/routes': () => routesReport(table, overrides.worker),
+    '/_berth/routes': () => routesReport(table, health, overrides.worker),
     '/_berth/control-plane': () => contact.report(),
   };
   const { listener, connections } = createProxyServer({
@@ -124,9 +127,9 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   });
   if (overrides.worker !== undefined) {
     const worker = overrides.worker;
-    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, worker) }, { close }, logger, config.graceMs);
+    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, health, worker) }, { close }, logger, config.graceMs);
     metricsText = () => totalMetricsText(metrics, gather);
-    reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, worker), (await gather('routes')) as RoutesReport[] | undefined);
+    reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, health, worker), (await gather('routes')) as RoutesReport[] | undefined);
   }
   return { url, table, sync, close };
 }
@@ -166,7 +169,7 @@ function totalRoutesReport(own: RoutesReport, all: RoutesReport[] | undefined): 
   };
 }
 
-function routesReport(table: RouteTable, worker: number | undefined) {
+function routesReport(table: RouteTable, health: UpstreamHealth<RoutedInstance>, worker: number | undefined) {
   const now = Date.now();
   return {
     // In-flight counts and set-asides are each worker's own: say whose these are.
@@ -175,13 +178,16 @@ function routesReport(table: RouteTable, worker: number | undefined) {
       prefix: r.prefix,
       app: r.app,
       stripPrefix: r.stripPrefix,
-      local: r.local.map((u) => ({
-        instance: u.id,
-        epoch: u.epoch,
-        port: u.port,
-        inFlight: u.inFlight,
-        setAside: u.setAsideUntil > now ? { forMs: u.setAsideUntil - now, why: u.setAsideWhy } : null,
-      })),
+      local: r.local.map((u) => {
+        const state = health.of(u);
+        return {
+          instance: u.id,
+          epoch: u.epoch,
+          port: u.port,
+          inFlight: state.inFlight,
+          setAside: state.setAsideUntil > now ? { forMs: state.setAsideUntil - now, why: state.setAsideWhy } : null,
+        };
+      }),
       remote: Object.fromEntries([...r.remote].map(([m, list]) => [m, list.map((u) => ({ instance: u.id, epoch: u.epoch }))])),
     })),
   };

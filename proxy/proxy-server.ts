@@ -3,7 +3,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { trackConnections, type ConnectionTracker } from '../common/http-drain.js';
 import { serveFastPath } from './fast-path.js';
 import type { HttpForwarder } from './http-forwarder.js';
-import type { RouteTable } from './route-table.js';
+import { answerError, type RouteTable } from '../forward/index.js';
 import type { WebSocketForwarder } from './websocket-forwarder.js';
 
 export interface ProxyServerOptions {
@@ -102,11 +102,12 @@ function isOwn(url: string): boolean {
 function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxyServerOptions): void {
   const path = url.split('?')[0]!;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.writeHead(405, { 'content-type': 'application/json', allow: 'GET, HEAD' }).end(`${JSON.stringify({ error: { code: 'not_found', message: 'Only GET here.' } })}\n`);
+    res.setHeader('allow', 'GET, HEAD');
+    answerError(res, req.headers.accept, 'method_not_allowed', `${path} answers GET and HEAD only.`);
     return;
   }
   if (path === '/metrics') {
-    answer(res, o.metricsText, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }, (text) => text as string);
+    answer(req, res, o.metricsText, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' }, (text) => text as string);
     return;
   }
   if (path === '/_berth/health') {
@@ -116,14 +117,14 @@ function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxySer
   }
   const report = o.reports[path];
   if (report === undefined) {
-    res.writeHead(404, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'not_found', message: `No endpoint ${path}: try /_berth/load, /_berth/culprit, /_berth/routes, /_berth/control-plane, /_berth/health or /metrics.` } })}\n`);
+    answerError(res, req.headers.accept, 'not_found', `No endpoint ${path}: try /_berth/load, /_berth/culprit, /_berth/routes, /_berth/control-plane, /_berth/health or /metrics.`);
     return;
   }
-  answer(res, report, { 'content-type': 'application/json', 'cache-control': 'no-store' }, (value) => `${JSON.stringify(value)}\n`);
+  answer(req, res, report, { 'content-type': 'application/json', 'cache-control': 'no-store' }, (value) => `${JSON.stringify(value)}\n`);
 }
 
 /** Sends what `make` gives (now or later); a report that fails is a 500, never a hung request. */
-function answer(res: ServerResponse, make: () => unknown, headers: Record<string, string>, body: (value: unknown) => string): void {
+function answer(req: IncomingMessage, res: ServerResponse, make: () => unknown, headers: Record<string, string>, body: (value: unknown) => string): void {
   Promise.resolve()
     .then(make)
     .then(
@@ -131,9 +132,7 @@ function answer(res: ServerResponse, make: () => unknown, headers: Record<string
         if (!res.destroyed) res.writeHead(200, headers).end(body(value));
       },
       () => {
-        if (!res.destroyed && !res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: { code: 'internal_error', message: 'The report failed: see the proxy log.' } })}\n`);
-        }
+        if (!res.destroyed && !res.headersSent) answerError(res, req.headers.accept, 'internal_error', 'The report failed: see the proxy log.');
       },
     );
 }

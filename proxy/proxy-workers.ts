@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Closable } from '../common/daemon-lifecycle.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
-import { ProxyMetrics, type AppMetricsSnapshot } from './proxy-metrics.js';
+import { RequestMetrics, type AppMetricsSnapshot } from '../forward/index.js';
 
 /*
  * One proxy process per core: Node runs JavaScript on one thread, so a single proxy process
@@ -174,10 +174,10 @@ export function joinProxyPrimary(
 }
 
 /** /metrics of a worker: every worker's numbers added up, or its own when they cannot be had. */
-export async function totalMetricsText(local: ProxyMetrics, gather: (kind: ReportKind) => Promise<unknown[] | undefined>): Promise<string> {
+export async function totalMetricsText(local: RequestMetrics, gather: (kind: ReportKind) => Promise<unknown[] | undefined>): Promise<string> {
   const snapshots = (await gather('metrics')) as AppMetricsSnapshot[][] | undefined;
   if (snapshots === undefined) return local.render();
-  const total = new ProxyMetrics();
+  const total = new RequestMetrics();
   for (const s of snapshots) total.add(s);
   return total.render();
 }

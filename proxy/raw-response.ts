@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { isFieldValue, isToken } from './http-headers.js';
+import { isFieldValue, isToken } from '../forward/index.js';
 
 /**
  * The answer to a fast-path request, written straight to the client's socket: the part of

@@ -1,21 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { connectionTokens, isFieldValue, isToken } from './http-headers.js';
+import { connectionTokens, isFieldValue, isToken, type HeadOnlyRequest } from '../forward/index.js';
 
 /**
  * A request the proxy's fast path serves itself: GET or HEAD over HTTP/1.1, with a path, one
- * Host and no body. It carries what the forwarder reads of node:http's IncomingMessage, and
- * nothing more (no stream: there is no body to read).
+ * Host and no body: forwarding's head-only request (no stream: there is no body to read).
  */
-export interface SimpleRequest {
-  method: 'GET' | 'HEAD';
-  url: string;
-  httpVersionMajor: 1;
-  /** As sent: [name, value, …]. */
-  rawHeaders: string[];
-  /** By lower-case name, duplicates combined as node:http combines them. */
-  headers: IncomingHttpHeaders;
-  socket: { remoteAddress?: string | undefined };
-}
+export type SimpleRequest = HeadOnlyRequest;
 
 /** Anything here makes a request more than simple: node:http handles it (bodies, upgrades, 100-continue, a Set-Cookie it would make a list). */
 const NOT_SIMPLE = new Set(['content-length', 'transfer-encoding', 'upgrade', 'expect', 'set-cookie']);

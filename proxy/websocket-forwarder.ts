@@ -1,13 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { HOP_HEADER } from './http-headers.js';
-import { parseRequestTarget, stripPrefix } from './request-path.js';
-import type { RouteTable } from './route-table.js';
-import { refuseUpgrade, tunnelUpgrade } from './upgrade-tunnel.js';
-import { chooseUpstream } from './upstream-choice.js';
+import { HOP_HEADER, parseRequestTarget, refuseUpgrade, stripPrefix, tunnelUpgrade, upgradeHeaderLines, type RoutedInstance, type RouteTable, type UpstreamHealth } from '../forward/index.js';
 
 export interface WebSocketForwarderOptions {
   table: RouteTable;
+  /** The HTTP forwarder's state of the instances: set-aside ones are not chosen. */
+  health: UpstreamHealth<RoutedInstance>;
   proxyOf: (machine: string) => string | undefined;
   trusted: (address: string | undefined) => boolean;
   connectTimeoutMs: number;
@@ -22,11 +20,11 @@ export class WebSocketForwarder {
   handle(req: IncomingMessage, client: Socket, head: Buffer): void {
     client.on('error', () => client.destroy());
     const target = parseRequestTarget(req.url);
-    if ('refused' in target) return refuseUpgrade(client, 400, 'bad_path');
+    if ('refused' in target) return refuseUpgrade(client, 'bad_path');
     const route = this.o.table.lookup(target.path);
-    if (route === undefined) return refuseUpgrade(client, 404, 'no_route');
+    if (route === undefined) return refuseUpgrade(client, 'no_route');
     const hopped = req.headers[HOP_HEADER] !== undefined;
-    const local = chooseUpstream(route.local, Date.now());
+    const local = this.o.health.choose(route.local, Date.now());
     let at: { host: string; port: number; path: string };
     let hop = false;
     if (local !== undefined) {
@@ -34,26 +32,20 @@ export class WebSocketForwarder {
     } else {
       const machine = hopped ? undefined : [...route.remote.keys()].find((m) => this.o.proxyOf(m) !== undefined);
       const proxy = machine === undefined ? undefined : this.o.proxyOf(machine);
-      if (proxy === undefined) return refuseUpgrade(client, 503, 'no_healthy_instance');
+      if (proxy === undefined) return refuseUpgrade(client, 'no_healthy_instance');
       const url = new URL(proxy);
       // URL.hostname keeps an IPv6 address in its brackets; a socket connects without them.
       at = { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80), path: target.path + target.query };
       hop = true;
     }
-    const lines: string[] = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-      const name = req.rawHeaders[i]!;
-      const lower = name.toLowerCase();
-      if (lower.startsWith('x-forwarded-') || lower === HOP_HEADER) continue;
-      lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
-    }
-    const address = client.remoteAddress ?? '';
-    const trusted = this.o.trusted(client.remoteAddress);
-    lines.push(`X-Forwarded-For: ${trusted && req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${address}` : address}`);
-    lines.push(`X-Forwarded-Proto: ${trusted && typeof req.headers['x-forwarded-proto'] === 'string' ? req.headers['x-forwarded-proto'] : 'http'}`);
-    if (route.stripPrefix && !hop) lines.push(`X-Forwarded-Prefix: ${route.prefix}`);
-    if (hop) lines.push(`${HOP_HEADER}: 1`);
-    tunnelUpgrade(req, client, head, { ...at, connectTimeoutMs: this.o.connectTimeoutMs }, lines, this.open);
+    const headerLines = upgradeHeaderLines(req, {
+      client: client.remoteAddress,
+      trusted: this.o.trusted(client.remoteAddress),
+      proto: 'http',
+      prefix: route.stripPrefix && !hop ? route.prefix : undefined,
+      hop,
+    });
+    tunnelUpgrade(req, client, head, { ...at, connectTimeoutMs: this.o.connectTimeoutMs, headerLines, open: this.open });
   }
 
   closeAll(): void {

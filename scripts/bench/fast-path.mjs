@@ -21,13 +21,13 @@ else {
 async function runProxy(port, appPort, fastPath) {
   const { createProxyServer } = await import('../../dist/proxy/proxy-server.js');
   const { HttpForwarder } = await import('../../dist/proxy/http-forwarder.js');
-  const { RouteTable } = await import('../../dist/proxy/route-table.js');
-  const { ProxyMetrics } = await import('../../dist/proxy/proxy-metrics.js');
+  const { RequestMetrics, RouteTable, UpstreamHealth } = await import('../../dist/forward/index.js');
   const table = new RouteTable('bench');
   table.setApp({ name: 'bench', path: '/bench', stripPrefix: false });
   table.addInstance({ id: 'i1', service: 'bench', epoch: 1, machine: 'bench', host: '127.0.0.1', port: appPort, pid: 0 });
-  const metrics = new ProxyMetrics();
-  const http = new HttpForwarder({ table, metrics, proxyOf: () => undefined, trusted: () => false, upstreamTimeoutMs: 60_000, connectTimeoutMs: 2000 });
+  const metrics = new RequestMetrics();
+  const health = new UpstreamHealth({ firstSetAsideMs: 500, maxSetAsideMs: 10_000 });
+  const http = new HttpForwarder({ table, health, metrics, proxyOf: () => undefined, trusted: () => false, upstreamTimeoutMs: 60_000, connectTimeoutMs: 2000 });
   const server = createProxyServer({
     table,
     http,

@@ -2,7 +2,7 @@
 // handler that forwards through berth's own undici agent and does nothing else (no routing,
 // no checks, no metrics, no limits, no error answers beyond a bare 502). What berth costs
 // beyond it is berth's; what it costs beyond nginx is Node's.
-const { upstreamAgent } = await import('../../dist/proxy/upstream-exchange.js');
+const { upstreamAgent } = await import('../../dist/forward/index.js');
 
 /** A (req, res) handler for node:http or node:https that forwards everything to `origin`. */
 export async function floorForwarder(origin) {

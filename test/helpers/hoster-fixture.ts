@@ -6,7 +6,7 @@ import { create } from 'tar';
 import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import { HOSTER_OPTIONS, startHoster, type HosterDaemon } from '../../hoster/hoster-daemon.js';
-import type { LoadSource } from '../../hoster/load-source.js';
+import type { LoadSource } from '../../common/load-source.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { instancePortRange } from './port-range.js';
 import type { TestRedis } from './redis-server.js';

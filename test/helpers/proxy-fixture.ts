@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
-import type { LoadSource } from '../../hoster/load-source.js';
+import type { LoadSource } from '../../common/load-source.js';
 import { PROXY_OPTIONS, startProxy, type ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { DEFAULT_HEALTH_CHECK } from '../../registry/store/app.js';
 import type { AppStore } from '../../registry/store/app-store.js';

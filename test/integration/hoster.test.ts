@@ -13,7 +13,7 @@ let registry: RegistryFixture;
 let client: BerthClient;
 let hosters: HosterFixture[] = [];
 
-async function hoster(machine: string, overrides: Record<string, unknown> = {}, load?: () => ReturnType<import('../../hoster/load-source.js').LoadSource>) {
+async function hoster(machine: string, overrides: Record<string, unknown> = {}, load?: () => ReturnType<import('../../common/load-source.js').LoadSource>) {
   const h = await startTestHoster(redis, registry.prefix, machine, overrides, load);
   hosters.push(h);
   return h;

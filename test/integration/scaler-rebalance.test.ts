@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
-import type { MachineLoad } from '../../hoster/load-source.js';
+import type { MachineLoad } from '../../common/load-source.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { SCALER_OPTIONS, startScaler, type ScalerDaemon } from '../../scaler/scaler-daemon.js';
 import type { BerthClient } from '../../sdk/berth-client.js';

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwardExchange, upstreamAgent, type ExchangeFailure } from '../../proxy/upstream-exchange.js';
+import { forwardExchange, upstreamAgent, type ExchangeFailure } from '../../forward/index.js';
 
 const agent = upstreamAgent({ connectTimeoutMs: 2000, upstreamTimeoutMs: 5000 });
 let upstream: Server;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fileLoad } from '../../hoster/load-source.js';
+import { fileLoad } from '../../common/load-source.js';
 import { violations, type Run } from '../cluster/observer.js';
 
 const run = (instance: string, machine: string, pid: number, epoch: number, first: number, last: number): Run => ({ instance, machine, pid, epoch, first, last, version: 'v1', reports: 1 });

@@ -2,8 +2,7 @@
 // origin for IPv6 addresses (in brackets, once) as for IPv4 ones and names.
 import { describe, expect, it } from 'vitest';
 import { BackendPool } from '../../balancer/backend-pool.js';
-import { proxyOrigin } from '../../proxy/route-sync.js';
-import { RouteTable } from '../../proxy/route-table.js';
+import { proxyOrigin, RouteTable } from '../../forward/index.js';
 
 describe('upstream origins', () => {
   it("an instance's origin brackets an IPv6 host", () => {

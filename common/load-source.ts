@@ -11,7 +11,7 @@ export interface MachineLoad {
   perCpu: number;
 }
 
-/** Where the hoster reads load from; injected so that the gate can be tested with fixed numbers. */
+/** Where load is read from (the hoster's claim gate, the proxy's GetLoad); injected so that both can be tested with fixed numbers. */
 export type LoadSource = () => MachineLoad;
 
 export const systemLoad: LoadSource = () => {

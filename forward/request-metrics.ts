@@ -17,7 +17,7 @@ const REQUESTS = 'berth_proxy_requests_total';
 const DURATION = 'berth_proxy_request_duration_seconds';
 const UPSTREAM_ERRORS = 'berth_proxy_upstream_errors_total';
 
-export interface ProxyMetricsOptions {
+export interface RequestMetricsOptions {
   /** Upper bounds of the duration histogram, in seconds, ascending. @default DEFAULT_DURATION_BUCKETS */
   buckets?: readonly number[];
 }
@@ -54,15 +54,15 @@ export interface AppMetricsSnapshot {
  * first seen and on render(). `app` must be a route's app name, never raw request input:
  * each distinct value is a series kept for the life of the process.
  */
-export class ProxyMetrics {
+export class RequestMetrics {
   private readonly bounds: readonly number[];
   private readonly boundLabels: readonly string[];
   private readonly apps = new Map<string, AppSeries>();
 
-  constructor(options: ProxyMetricsOptions = {}) {
+  constructor(options: RequestMetricsOptions = {}) {
     const bounds = options.buckets ?? DEFAULT_DURATION_BUCKETS;
     if (bounds.length === 0 || !bounds.every((b, i) => Number.isFinite(b) && b > 0 && (i === 0 || b > bounds[i - 1]!))) {
-      throw new BerthError('invalid_config', `ProxyMetrics: buckets must be finite positive numbers in ascending order (got ${JSON.stringify(bounds)}).`);
+      throw new BerthError('invalid_config', `RequestMetrics: buckets must be finite positive numbers in ascending order (got ${JSON.stringify(bounds)}).`);
     }
     this.bounds = [...bounds];
     this.boundLabels = [...bounds.map(formatNumber), '+Inf'];
@@ -88,7 +88,7 @@ export class ProxyMetrics {
     if (i !== undefined) s.errors[i]!++;
   }
 
-  /** Every app's numbers, to be added to another ProxyMetrics with the same buckets. */
+  /** Every app's numbers, to be added to another RequestMetrics with the same buckets. */
   snapshot(): AppMetricsSnapshot[] {
     return [...this.apps.values()].map((s) => ({ app: s.app, requests: [...s.requests], buckets: [...s.buckets], sum: s.sum, count: s.count, errors: [...s.errors] }));
   }

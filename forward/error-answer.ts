@@ -2,10 +2,11 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../common/errors.js';
 import type { ClientResponse } from './client-exchange.js';
 
 /**
- * Writes a proxy error that a person and a program can read: JSON by default, a small HTML
- * page when the client prefers HTML. Does nothing once the response has started.
+ * Writes an error of the catalogue (the proxy's, the balancer's) that a person and a program
+ * can read: JSON by default, a small HTML page when the client prefers HTML. Once the answer
+ * has started, it breaks the connection instead.
  */
-export function sendProxyError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
+export function answerError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;

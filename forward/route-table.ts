@@ -1,5 +1,9 @@
-/** An instance the proxy can send requests to, with what balancing needs to know of it. */
-export interface Upstream {
+/**
+ * A running instance as routing knows it: where it is, nothing of how it fares. Engines keep
+ * their own state of it beside the table, keyed by this object (the table keeps the object
+ * while the instance stays; for an instance here, through a full resync too).
+ */
+export interface RoutedInstance {
   id: string;
   epoch: number;
   machine: string;
@@ -9,13 +13,6 @@ export interface Upstream {
   origin: string;
   /** The app's process id (for GetCulprit), 0 when unknown. */
   pid: number;
-  /** Requests sent and not yet answered. */
-  inFlight: number;
-  /** Set aside after a failure until this time (ms, Date.now()); 0 when usable. */
-  setAsideUntil: number;
-  /** Why it was last set aside, for /_berth/routes. */
-  setAsideWhy: string | null;
-  consecutiveFailures: number;
 }
 
 export interface Route {
@@ -23,9 +20,9 @@ export interface Route {
   prefix: string;
   stripPrefix: boolean;
   /** Instances on this machine. */
-  local: Upstream[];
+  local: RoutedInstance[];
   /** Instances elsewhere, by machine: where to forward when none runs here. */
-  remote: Map<string, Upstream[]>;
+  remote: Map<string, RoutedInstance[]>;
 }
 
 export interface AppRouteSettings {
@@ -45,8 +42,10 @@ export interface RunningInstance {
 }
 
 /**
- * Path prefix → the running instances of the app served there. Only running instances of
- * their current epoch are in it. Lookup matches whole segments and takes the longest prefix,
+ * Path prefix → the app served there → its running instances (here, and by machine
+ * elsewhere): pure routing, shared by the proxy and the balancer; how each instance fares is
+ * an engine's own business. Only running instances of their current epoch are in it.
+ * Lookup matches whole segments and takes the longest prefix,
  * by probing the path's own segment boundaries: O(depth) map lookups, no scan of routes.
  */
 export class RouteTable {
@@ -118,7 +117,7 @@ export class RouteTable {
       if (known.epoch > instance.epoch) return;
       this.removeInstance(instance.id);
     }
-    const upstream: Upstream = {
+    const upstream: RoutedInstance = {
       id: instance.id,
       epoch: instance.epoch,
       machine: instance.machine,
@@ -126,10 +125,6 @@ export class RouteTable {
       port: instance.port,
       origin: `http://${instance.host.includes(':') ? `[${instance.host}]` : instance.host}:${instance.port}`,
       pid: instance.pid,
-      inFlight: 0,
-      setAsideUntil: 0,
-      setAsideWhy: null,
-      consecutiveFailures: 0,
     };
     if (instance.machine === this.machine) route.local = [...route.local, upstream];
     else route.remote.set(instance.machine, [...(route.remote.get(instance.machine) ?? []), upstream]);
@@ -154,9 +149,9 @@ export class RouteTable {
     this.instanceApp.delete(id);
   }
 
-  /** Replaces everything (a full resync), keeping balancing state of instances that stay. */
+  /** Replaces everything (a full resync), keeping the objects of local instances that stay (and so an engine's state of them). */
   replaceAll(apps: AppRouteSettings[], instances: RunningInstance[]): void {
-    const previous = new Map<string, Upstream>();
+    const previous = new Map<string, RoutedInstance>();
     for (const route of this.byApp.values()) for (const u of [...route.local, ...[...route.remote.values()].flat()]) previous.set(`${u.id}:${u.epoch}`, u);
     this.byPrefix.clear();
     this.byApp.clear();
@@ -169,7 +164,7 @@ export class RouteTable {
     }
   }
 
-  private find(route: Route, id: string): Upstream | undefined {
+  private find(route: Route, id: string): RoutedInstance | undefined {
     return route.local.find((u) => u.id === id) ?? [...route.remote.values()].flat().find((u) => u.id === id);
   }
 }

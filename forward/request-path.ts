@@ -1,3 +1,6 @@
+import type { ClientResponse } from './client-exchange.js';
+import { answerError } from './error-answer.js';
+
 /**
  * The request target as the router sees it. Routing works on the path exactly as sent, and
  * refuses anything that could make one app's prefix lead into another's: dot segments,
@@ -30,4 +33,12 @@ export function stripPrefix(path: string, prefix: string): string {
   if (prefix === '/') return path;
   const rest = path.slice(prefix.length);
   return rest === '' ? '/' : rest;
+}
+
+/** The target of a request to forward, or undefined once a refused one was answered (400 `bad_path`). */
+export function forwardTarget(req: { url?: string | undefined; headers: { accept?: string | undefined } }, res: ClientResponse): { path: string; query: string } | undefined {
+  const target = parseRequestTarget(req.url);
+  if (!('refused' in target)) return target;
+  answerError(res, req.headers.accept, 'bad_path', `Refused: ${target.refused}.`);
+  return undefined;
 }

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { Agent, Pool, type Dispatcher } from 'undici';
 import type { ClientResponse } from './client-exchange.js';
 import { hasBody, HOP_BY_HOP } from './http-headers.js';
-import { sendProxyError } from './proxy-errors.js';
+import { answerError } from './error-answer.js';
 
 /**
  * Why a forwarded request got no answer to relay, which decides whether another upstream may
@@ -154,7 +154,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       this.stopUpstream('answer not relayable');
       // The failed writeHead may have kept some of them (a Content-Length would cut the 502's body).
       for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
-      sendProxyError(res, this.req.headers.accept, 'upstream_failed', `The app's answer cannot be passed on to this client (${(err as Error).message}): fix its status or headers.`);
+      answerError(res, this.req.headers.accept, 'upstream_failed', `The app's answer cannot be passed on to this client (${(err as Error).message}): fix its status or headers.`);
       return false;
     }
     this.resume = resume;
@@ -192,7 +192,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   refuseRequest(err: Error): void {
     this.end();
     if (this.res.headersSent || this.res.destroyed) return;
-    sendProxyError(this.res, this.req.headers.accept, 'invalid_request', `The request cannot be forwarded (${err.message}): fix it and send it again.`);
+    answerError(this.res, this.req.headers.accept, 'invalid_request', `The request cannot be forwarded (${err.message}): fix it and send it again.`);
   }
 
   /** Ends the exchange here and drops the upstream request (its onError then finds it over). */

@@ -2,7 +2,7 @@
 // the budget is spent, at once to a proxy not tried yet, else after a growing jittered wait to
 // any; cut ones only when idempotent without a body, once; answered ones never.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RETRY_POLICY, retryDecision, type Attempts, type RetryPolicy } from '../../balancer/never-sent-retry.js';
+import { DEFAULT_RETRY_POLICY, retryDecision, type Attempts, type RetryPolicy } from '../../forward/index.js';
 
 const policy: RetryPolicy = { budgetMs: 2000, baseDelayMs: 20, maxDelayMs: 200, maxSpread: 5 };
 const first: Attempts = { method: 'GET', hasBody: false, resent: false, attempts: 1, waits: 0, elapsedMs: 3, untriedLeft: false };
@@ -20,16 +20,16 @@ describe('retryDecision', () => {
   });
 
   it('goes at once to a proxy not tried yet, up to maxSpread attempts', () => {
-    expect(retryDecision('refused', at({ untriedLeft: true }), policy)).toEqual({ retry: true, delayMs: 0, anyProxy: false, resend: false });
+    expect(retryDecision('refused', at({ untriedLeft: true }), policy)).toEqual({ retry: true, delayMs: 0, anyUpstream: false, resend: false });
     expect(retryDecision('refused', at({ untriedLeft: true, attempts: 4 }), policy)).toMatchObject({ delayMs: 0 });
     // Past maxSpread, waits instead (and may go to any proxy).
-    expect(retryDecision('refused', at({ untriedLeft: true, attempts: 5 }), policy, top)).toMatchObject({ retry: true, anyProxy: true, delayMs: 20 });
+    expect(retryDecision('refused', at({ untriedLeft: true, attempts: 5 }), policy, top)).toMatchObject({ retry: true, anyUpstream: true, delayMs: 20 });
   });
 
   it('every proxy tried: waits, doubling to the cap, jittered down to half, then any proxy (the same one too)', () => {
     const delays = [0, 1, 2, 3, 4, 5].map((waits) => retryDecision('refused', at({ waits }), policy, top));
     expect(delays.map((d) => (d.retry ? d.delayMs : -1))).toEqual([20, 40, 80, 160, 200, 200]);
-    expect(delays.every((d) => d.retry && d.anyProxy)).toBe(true);
+    expect(delays.every((d) => d.retry && d.anyUpstream)).toBe(true);
     expect(retryDecision('refused', at({ waits: 3 }), policy, bottom)).toMatchObject({ delayMs: 80 });
   });
 
@@ -59,10 +59,10 @@ describe('retryDecision', () => {
 
   it('sends a cut idempotent request without a body again once, marked as the resend', () => {
     for (const method of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']) {
-      expect(retryDecision('cut', at({ method, untriedLeft: true }), policy), method).toEqual({ retry: true, delayMs: 0, anyProxy: false, resend: true });
+      expect(retryDecision('cut', at({ method, untriedLeft: true }), policy), method).toEqual({ retry: true, delayMs: 0, anyUpstream: false, resend: true });
     }
     // One proxy only: the resend waits for it, like a never-sent request.
-    expect(retryDecision('cut', at({}), policy, top)).toEqual({ retry: true, delayMs: 20, anyProxy: true, resend: true });
+    expect(retryDecision('cut', at({}), policy, top)).toEqual({ retry: true, delayMs: 20, anyUpstream: true, resend: true });
     expect(retryDecision('cut', at({ resent: true, untriedLeft: true }), policy)).toEqual({ retry: false, why: 'may_have_been_sent' });
     // After its one resend, a refused connection is still never sent: that goes again.
     expect(retryDecision('refused', at({ resent: true }), policy).retry).toBe(true);

@@ -1,6 +1,6 @@
 // The proxy's metrics render as valid Prometheus text: HELP/TYPE per family, counters by status class and error kind, cumulative histogram buckets, and label values escaped.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DURATION_BUCKETS, ProxyMetrics, escapeLabelValue } from '../../proxy/proxy-metrics.js';
+import { DEFAULT_DURATION_BUCKETS, RequestMetrics, escapeLabelValue } from '../../forward/request-metrics.js';
 
 /** Sample lines (no comments) as name{labels} → value. */
 function samples(text: string): Map<string, string> {
@@ -13,9 +13,9 @@ function samples(text: string): Map<string, string> {
   return out;
 }
 
-describe('ProxyMetrics', () => {
+describe('RequestMetrics', () => {
   it('renders HELP and TYPE once per family, even before any request', () => {
-    const text = new ProxyMetrics().render();
+    const text = new RequestMetrics().render();
     expect(text.split('\n').filter((l) => l.startsWith('# TYPE'))).toEqual([
       '# TYPE berth_proxy_requests_total counter',
       '# TYPE berth_proxy_request_duration_seconds histogram',
@@ -26,7 +26,7 @@ describe('ProxyMetrics', () => {
   });
 
   it('counts requests by app and status class', () => {
-    const m = new ProxyMetrics();
+    const m = new RequestMetrics();
     m.request('shop', 200, 0.001);
     m.request('shop', 204, 0.001);
     m.request('shop', 503, 0.001);
@@ -43,7 +43,7 @@ describe('ProxyMetrics', () => {
   });
 
   it('fills histogram buckets cumulatively, with +Inf, _sum and _count', () => {
-    const m = new ProxyMetrics();
+    const m = new RequestMetrics();
     for (const seconds of [0.001, 0.005, 0.02, 0.3, 7, 60]) m.request('shop', 200, seconds);
     const s = samples(m.render());
     const bucket = (le: string) => Number(s.get(`berth_proxy_request_duration_seconds_bucket{app="shop",le="${le}"}`));
@@ -65,7 +65,7 @@ describe('ProxyMetrics', () => {
   });
 
   it('counts a negative or NaN duration as zero rather than poisoning the sum', () => {
-    const m = new ProxyMetrics();
+    const m = new RequestMetrics();
     m.request('shop', 200, -1);
     m.request('shop', 200, Number.NaN);
     const s = samples(m.render());
@@ -74,7 +74,7 @@ describe('ProxyMetrics', () => {
   });
 
   it('counts upstream errors by kind, every kind present from the first', () => {
-    const m = new ProxyMetrics();
+    const m = new RequestMetrics();
     m.upstreamError('shop', 'refused');
     m.upstreamError('shop', 'refused');
     m.upstreamError('shop', 'timeout');
@@ -87,7 +87,7 @@ describe('ProxyMetrics', () => {
 
   it('escapes backslash, double quote and newline in label values', () => {
     expect(escapeLabelValue('a\\b"c\nd')).toBe('a\\\\b\\"c\\nd');
-    const m = new ProxyMetrics();
+    const m = new RequestMetrics();
     m.request('we"ird\\app\nx', 200, 0.001);
     const text = m.render();
     expect(text).toContain('berth_proxy_requests_total{app="we\\"ird\\\\app\\nx",class="2xx"} 1\n');
@@ -96,10 +96,10 @@ describe('ProxyMetrics', () => {
   });
 
   it('refuses buckets that are empty, unsorted or not finite', () => {
-    expect(() => new ProxyMetrics({ buckets: [] })).toThrow(/buckets/);
-    expect(() => new ProxyMetrics({ buckets: [1, 0.5] })).toThrow(/ascending/);
-    expect(() => new ProxyMetrics({ buckets: [1, Infinity] })).toThrow(/finite/);
-    const m = new ProxyMetrics({ buckets: [0.1, 1] });
+    expect(() => new RequestMetrics({ buckets: [] })).toThrow(/buckets/);
+    expect(() => new RequestMetrics({ buckets: [1, 0.5] })).toThrow(/ascending/);
+    expect(() => new RequestMetrics({ buckets: [1, Infinity] })).toThrow(/finite/);
+    const m = new RequestMetrics({ buckets: [0.1, 1] });
     m.request('shop', 200, 0.5);
     const les = [...samples(m.render()).keys()].filter((k) => k.includes('_bucket')).map((k) => /le="([^"]+)"/.exec(k)![1]);
     expect(les).toEqual(['0.1', '1', '+Inf']);

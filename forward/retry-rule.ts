@@ -1,22 +1,23 @@
-import { IDEMPOTENT } from '../proxy/http-headers.js';
-import type { ExchangeFailure } from '../proxy/upstream-exchange.js';
+import { IDEMPOTENT } from './http-headers.js';
+import type { ExchangeFailure } from './upstream-exchange.js';
 
 /*
- * When the balancer sends a request again after an attempt failed, as one pure function (no
- * clock, no sockets: the caller says what happened and how long it has been), so that the rule
- * can be read, tested and moved on its own.
+ * When a request goes again after an attempt failed, for the proxy (to another instance) and
+ * the balancer (to another machine's proxy) alike, as one pure function (no clock, no sockets:
+ * the caller says what happened and how long it has been), so that the rule can be read and
+ * tested on its own. retryingExchange applies it.
  *
- * - Never sent (`refused`: the connection to the proxy was refused, unreachable or timed out,
- *   so no byte of the request left the balancer, and its body was not read either): safe for
- *   every method. It goes at once to a proxy not tried yet; when every proxy was tried (one
- *   machine, or all restarting), it waits (backoff with jitter) and tries any proxy again, the
- *   same one included, for as long as the budget allows: a proxy being restarted is back
- *   within about a second.
+ * - Never sent (`refused`: the connection to the upstream was refused, unreachable or timed
+ *   out, so no byte of the request left, and its body was not read either): safe for every
+ *   method. It goes at once to an upstream not tried yet; when every one was tried (one
+ *   machine, or all restarting), it waits (backoff with jitter) and tries any again, the same
+ *   one included, for as long as the budget allows: a proxy being restarted is back within
+ *   about a second. The proxy's budget is 0: it never waits.
  * - Cut (`cut`: the request was written, then the connection closed before any answer): it may
  *   have reached the app. Only an idempotent request without a body goes again (RFC 9110
- *   9.2.2), and once: a request that itself kills proxies is not carried from one to the next.
- *   After that one resend, further never-sent failures are retried as above.
- * - `timeout` and `bad_response`: a proxy answered or may still be working on it: never again.
+ *   9.2.2), and once: a request that itself kills upstreams is not carried from one to the
+ *   next. After that one resend, further never-sent failures are retried as above.
+ * - `timeout` and `bad_response`: an upstream answered or may still be working on it: never again.
  *
  * A request body is never buffered: a body is only sent again when no byte of it was read,
  * which is exactly the never-sent case (undici reads it only once connected).
@@ -28,7 +29,7 @@ export interface RetryPolicy {
   /** The first wait, doubled after each until maxDelayMs; each one is jittered by up to half. */
   baseDelayMs: number;
   maxDelayMs: number;
-  /** Attempts that go at once to a proxy not tried yet (the waits are bounded by the budget instead). */
+  /** Attempts that go at once to an upstream not tried yet (the waits are bounded by the budget instead). */
   maxSpread: number;
 }
 
@@ -46,7 +47,7 @@ export interface Attempts {
   waits: number;
   /** Milliseconds since the first attempt began. */
   elapsedMs: number;
-  /** A proxy this request has not tried yet is usable now. */
+  /** An upstream this request has not tried yet can be chosen now. */
   untriedLeft: boolean;
 }
 
@@ -56,8 +57,8 @@ export type RetryDecision =
       retry: true;
       /** Wait this long first (0: at once). */
       delayMs: number;
-      /** Every proxy may be chosen again, the ones tried included. */
-      anyProxy: boolean;
+      /** Every upstream may be chosen again, the ones tried included. */
+      anyUpstream: boolean;
       /** This attempt is the one resend of a cut request. */
       resend: boolean;
     };
@@ -67,9 +68,9 @@ export function retryDecision(failure: ExchangeFailure, a: Attempts, policy: Ret
   if (failure === 'timeout' || failure === 'bad_response') return { retry: false, why: 'answered' };
   const resend = failure === 'cut';
   if (resend && (a.resent || a.hasBody || !IDEMPOTENT.has(a.method))) return { retry: false, why: 'may_have_been_sent' };
-  if (a.untriedLeft && a.attempts < policy.maxSpread) return { retry: true, delayMs: 0, anyProxy: false, resend };
+  if (a.untriedLeft && a.attempts < policy.maxSpread) return { retry: true, delayMs: 0, anyUpstream: false, resend };
   const full = Math.min(policy.baseDelayMs * 2 ** a.waits, policy.maxDelayMs);
   const delayMs = Math.round(full / 2 + (full / 2) * random());
   if (a.elapsedMs + delayMs > policy.budgetMs) return { retry: false, why: 'budget_spent' };
-  return { retry: true, delayMs, anyProxy: true, resend };
+  return { retry: true, delayMs, anyUpstream: true, resend };
 }

@@ -1,0 +1,118 @@
+import type { IncomingMessage } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { isStreamed, type ClientRequest, type ClientResponse } from './client-exchange.js';
+import { retryDecision, type RetryPolicy } from './retry-rule.js';
+import type { AttemptBook } from './upstream-health.js';
+import { forwardExchange, requestHasBody, type ExchangeFailure } from './upstream-exchange.js';
+
+/** Where one attempt goes: the upstream (what `tried` holds) and how to reach it. */
+export interface AttemptTarget<U> {
+  upstream: U;
+  dispatcher: Dispatcher;
+  /** `http://host:port`. */
+  origin: string;
+  path: string;
+  /** Request headers as a flat [name, value, …] list (see requestHeaders). */
+  headers: string[];
+}
+
+export interface RetryingExchangeOptions<U> {
+  /** The next upstream to try, never one in `tried` (each failed this request); undefined when none is left. */
+  choose: (tried: ReadonlySet<U>) => AttemptTarget<U> | undefined;
+  /** Told of each attempt: requests in flight, answers, refused connections. */
+  book: AttemptBook<U>;
+  /** When a failed request goes again (see retry-rule.ts). */
+  policy: RetryPolicy;
+  /**
+   * Answers a request that gets no further attempt. `failure` is the last attempt's, or
+   * undefined when no upstream could be chosen at all; `noneLeft` says that it would have been
+   * tried again had an upstream been left (and the budget allows no wait).
+   */
+  giveUp: (failure: ExchangeFailure | undefined, code: string, noneLeft: boolean) => void;
+  /** Also told of each failed attempt (metrics, recycling connections). */
+  failed?: (upstream: U, failure: ExchangeFailure, code: string) => void;
+  /** A daemon that stops sends nothing again. */
+  stopping?: () => boolean;
+  /** A request starts (true) or ends (false) waiting to be tried again. */
+  waiting?: (waits: boolean) => void;
+}
+
+/**
+ * Forwards one request, trying again on the upstream `choose` gives as retry-rule.ts allows:
+ * the proxy over an app's instances, the balancer over the machines' proxies. Each attempt is
+ * one forwardExchange; its outcome goes to the book (the health model) before the next.
+ */
+export function retryingExchange<U>(req: ClientRequest, res: ClientResponse, o: RetryingExchangeOptions<U>): void {
+  new Attempts(req, res, o).next(o.choose(new Set()));
+}
+
+/** One request's attempts so far. */
+class Attempts<U> {
+  private readonly startedAt = Date.now();
+  private readonly tried = new Set<U>();
+  private readonly body: IncomingMessage | null;
+  private attempts = 0;
+  private waits = 0;
+  private resent = false;
+
+  constructor(
+    private readonly req: ClientRequest,
+    private readonly res: ClientResponse,
+    private readonly o: RetryingExchangeOptions<U>,
+  ) {
+    // Only node:http's requests (HTTP/1.1 and HTTP/2) carry a body: a head-only one never has one.
+    this.body = isStreamed(req) && requestHasBody(req) ? req : null;
+  }
+
+  next(target: AttemptTarget<U> | undefined): void {
+    if (target === undefined) return this.o.giveUp(undefined, '', true);
+    const { upstream } = target;
+    const book = this.o.book;
+    this.attempts++;
+    book.started(upstream);
+    forwardExchange(target.dispatcher, this.req, this.res, {
+      origin: target.origin,
+      path: target.path,
+      headers: target.headers,
+      body: this.body,
+      onAnswer: () => book.answered(upstream),
+      onDone: () => book.finished(upstream),
+      onFailure: (failure, code) => this.failed(upstream, failure, code),
+    });
+  }
+
+  private failed(upstream: U, failure: ExchangeFailure, code: string): void {
+    const o = this.o;
+    if (failure === 'refused') o.book.refused(upstream, Date.now(), code);
+    o.failed?.(upstream, failure, code);
+    this.tried.add(upstream);
+    // Only a request that may go again looks for another upstream (past the spread, it waits instead).
+    const mayGo = failure === 'refused' || failure === 'cut';
+    const next = mayGo && this.attempts < o.policy.maxSpread ? o.choose(this.tried) : undefined;
+    const decision = retryDecision(failure, {
+      method: this.req.method ?? '',
+      hasBody: this.body !== null,
+      resent: this.resent,
+      attempts: this.attempts,
+      waits: this.waits,
+      elapsedMs: Date.now() - this.startedAt,
+      untriedLeft: next !== undefined,
+    }, o.policy);
+    if (!decision.retry || o.stopping?.() === true) {
+      const noneLeft = !decision.retry && decision.why === 'budget_spent' && next === undefined && this.attempts < o.policy.maxSpread;
+      return o.giveUp(failure, code, noneLeft);
+    }
+    if (decision.resend) this.resent = true;
+    if (decision.delayMs === 0) return this.next(next);
+    this.waits++;
+    o.waiting?.(true);
+    setTimeout(() => {
+      o.waiting?.(false);
+      // The client went away meanwhile: nothing to answer.
+      if (this.res.destroyed || this.res.writableEnded) return;
+      if (o.stopping?.() === true) return o.giveUp(undefined, '', false);
+      if (decision.anyUpstream) this.tried.clear();
+      this.next(o.choose(this.tried));
+    }, decision.delayMs);
+  }
+}
