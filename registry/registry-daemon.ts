@@ -17,6 +17,7 @@ import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_M
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore } from './registry-store.js';
 import { TokenStore } from './token-store.js';
+import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -46,6 +47,9 @@ export const REGISTRY_OPTIONS = {
   drainMs: option({ env: 'BERTH_DRAIN_MS', default: DEFAULT_DRAIN_MS, schema: positiveMsSchema, describe: 'How long a retired instance stays unroutable before it is stopped.' }),
   rolloutTimeoutMs: option({ env: 'BERTH_ROLLOUT_TIMEOUT_MS', default: DEFAULT_ROLLOUT_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A release not fully running this long after it was made fails (the previous one keeps serving).' }),
   bundleGraceMs: option({ env: 'BERTH_BUNDLE_GRACE_MS', default: DEFAULT_BUNDLE_GRACE_MS, schema: positiveMsSchema, describe: 'A bundle no release uses is deleted once it is this old.' }),
+  dashboardSessionTtlMs: option({ env: 'BERTH_DASHBOARD_SESSION_TTL_MS', default: DEFAULT_SESSION_TTL_MS, schema: positiveMsSchema, describe: 'How long a dashboard sign-in lasts.' }),
+  dashboardSampleMs: option({ env: 'BERTH_DASHBOARD_SAMPLE_MS', default: DEFAULT_LOAD_SAMPLE_MS, schema: positiveMsSchema, describe: "How often the machines' load and culprit are sampled for the dashboard's charts (an hour is kept)." }),
+  trustedProxies: option({ env: 'BERTH_TRUSTED_PROXIES', default: DEFAULT_TRUSTED_PROXIES, schema: listSchema, describe: 'Addresses whose X-Forwarded-Proto is believed (the balancer): a dashboard cookie is Secure when it says https.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -103,6 +107,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   // Serve at once if Redis is up soon; otherwise listen anyway and answer 503 until it is.
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: listening anyway, answering 503 until it is'));
 
+  const loadHistory = new LoadHistory({ redis, store, keys: dashboardKeys(store.keys), sampleMs: config.dashboardSampleMs, logger });
   let closing = false;
   const { app, closeStreams } = createApiApp({
     store,
@@ -118,6 +123,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     maxEventClients: config.maxEventClients,
     logger,
     isClosing: () => closing,
+    dashboard: { sessionTtlMs: config.dashboardSessionTtlMs, trustedProxies: config.trustedProxies, loadHistory },
   });
 
   const server = createServer(
@@ -141,12 +147,14 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     bundleGraceMs: config.bundleGraceMs,
   });
   reconciler.start();
+  loadHistory.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
   const close = idempotentClose(async () => {
     closing = true;
     await reaper.close();
     await reconciler.close();
+    await loadHistory.close();
     closeStreams();
     await connections.drain(config.graceMs);
     await closeRedis(redis);
