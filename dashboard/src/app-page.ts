@@ -60,7 +60,7 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
     <p class="summary">
       <span>${app.url === null ? app.path : html`<a href=${app.url} rel="noreferrer">${app.url}</a>`}</span>
       <span>serving ${app.current === null ? '—' : `v${app.current.version}`}</span>
-      <span data-field="running">${app.running}</span> running of <span data-field="wanted">${app.instances}</span> wanted
+      <span><span data-field="running">${app.running}</span> running of <span data-field="wanted">${app.instances}</span> wanted</span>
       ${app.autoscale === null ? null : html`<span>autoscaled ${app.autoscale.min}–${app.autoscale.max}</span>`}
     </p>
     <div class="outcome" aria-live="polite">
