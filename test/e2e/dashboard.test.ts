@@ -1,6 +1,7 @@
 // The dashboard in a real headless Chromium against a real berth up: sign-in (a wrong token refused), apps and an app's page kept current by the event stream, scale from the CLI and from the page, followed logs, rollback, machines and the scaler, a read-only token that sees no action and gets 403, CSRF attempts refused, and a first load under 200 KB.
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,7 @@ let app: string;
 let up: DaemonProcess;
 let env: NodeJS.ProcessEnv;
 let base: string;
+let httpsPort: number;
 let token: string;
 let client: BerthClient;
 let browser: Browser;
@@ -64,6 +66,21 @@ async function signIn(p: Page, withToken: string): Promise<void> {
   await p.click('button[type="submit"]');
 }
 
+/** A request to the balancer's HTTPS port, trusting berth up's CA. */
+function overHttps(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  const ca = readFileSync(join(dir, 'data', 'tls', 'ca.pem'), 'utf8');
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: httpsPort, path, method, ca, servername: 'localhost', agent: false, headers: { host: `localhost:${httpsPort}`, ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** A POST from inside the page, as a script of this origin would send it. */
 function postFromPage(p: Page, path: string, headers: Record<string, string>): Promise<{ status: number; body: { error?: { code: string; message: string } } }> {
   return p.evaluate(async (url, h) => {
@@ -79,6 +96,7 @@ beforeAll(async () => {
   dir = traversableTempDir('berth-dashboard-');
   const apiPort = await getPort();
   base = `http://127.0.0.1:${apiPort}`;
+  httpsPort = await getPort();
   env = {
     BERTH_HOME: join(dir, 'home'),
     BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(),
@@ -87,7 +105,7 @@ beforeAll(async () => {
     BERTH_DASHBOARD_SAMPLE_MS: '1000',
   };
   up = startDaemon(
-    ['up', '--data-dir', join(dir, 'data'), '--api-port', String(apiPort), '--proxy-port', String(await getPort()), '--https-port', String(await getPort()), '--redis-port', String(await getPort())],
+    ['up', '--data-dir', join(dir, 'data'), '--api-port', String(apiPort), '--proxy-port', String(await getPort()), '--https-port', String(httpsPort), '--redis-port', String(await getPort())],
     env,
   );
   const [launched] = await Promise.all([
@@ -298,6 +316,28 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     const after = await ro.evaluate(async () => (await fetch('/dashboard/v1/apps')).status);
     expect(after).toBe(401);
     await context.close();
+  });
+
+  it("is served through the balancer on the platform's HTTPS host, where the cookie is Secure", async () => {
+    const pageAnswer = await overHttps('GET', '/dashboard/', { 'accept-encoding': 'gzip' });
+    expect(pageAnswer.status).toBe(200);
+    expect(pageAnswer.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(pageAnswer.headers['content-encoding']).toBe('gzip');
+    const origin = `https://localhost:${httpsPort}`;
+    const signedIn = await overHttps('POST', '/dashboard/session', { origin, 'content-type': 'application/json' }, JSON.stringify({ token }));
+    expect(signedIn.status).toBe(201);
+    const setCookie = String(signedIn.headers['set-cookie']);
+    expect(setCookie).toMatch(/^berth_session=[A-Za-z0-9_-]+; Path=\/dashboard; Max-Age=\d+; HttpOnly; SameSite=Strict; Secure$/);
+    const cookie = setCookie.split(';')[0]!;
+    const apps = await overHttps('GET', '/dashboard/v1/apps', { cookie });
+    expect(apps.status).toBe(200);
+    expect((JSON.parse(apps.body) as { apps: { name: string }[] }).apps.map((a) => a.name)).toContain('hello');
+    const { csrf } = JSON.parse(signedIn.body) as { csrf: string };
+    const forged = await overHttps('PATCH', '/dashboard/v1/apps/hello', { cookie, origin: 'https://attacker.example', 'x-berth-csrf': csrf, 'content-type': 'application/json' }, '{"instances":2}');
+    expect(forged.status).toBe(403);
+    // Over the registry's plain-HTTP port the cookie is not Secure: a browser would not send it back there.
+    const plain = await fetch(`${base}/dashboard/session`, { method: 'POST', headers: { origin: base, 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    expect(plain.headers.get('set-cookie')).not.toContain('Secure');
   });
 
   it('deletes with a typed confirmation', async () => {
