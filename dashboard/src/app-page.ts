@@ -4,7 +4,7 @@ import { api, ApiError, enc, type Session } from './api.js';
 import { useLive } from './live.js';
 import { followLogs, type LogLine } from './streams.js';
 import type { AppDetails, Instance, Release } from './types.js';
-import { ErrorNote, Loading, Status, when } from './view-parts.js';
+import { ErrorNote, Loading, serving, Status, when } from './view-parts.js';
 
 const MAX_LOG_LINES = 500;
 
@@ -59,8 +59,8 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
     <h1>${app.name} <${Status} value=${app.status} /></h1>
     <p class="summary">
       <span>${app.url === null ? app.path : html`<a href=${app.url} rel="noreferrer">${app.url}</a>`}</span>
-      <span>serving ${app.current === null ? '—' : `v${app.current.version}`}</span>
-      <span><span data-field="running">${app.running}</span> running of <span data-field="wanted">${app.instances}</span> wanted</span>
+      <span>serving <span data-field="serving">${serving(app)}</span></span>
+      <span><span data-field="running">${app.running}</span> of <span data-field="wanted">${app.instances}</span> running${app.current === null ? '' : ` v${app.current.version}`}</span>
       ${app.autoscale === null ? null : html`<span>autoscaled ${app.autoscale.min}–${app.autoscale.max}</span>`}
     </p>
     <div class="outcome" aria-live="polite">

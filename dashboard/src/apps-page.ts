@@ -2,7 +2,7 @@ import { html } from 'htm/preact';
 import { api } from './api.js';
 import { useLive } from './live.js';
 import type { AppDetails } from './types.js';
-import { ErrorNote, Loading, Status } from './view-parts.js';
+import { ErrorNote, Loading, serving, Status } from './view-parts.js';
 
 /** Every app: its status, serving release, instances running of those wanted, and URL. */
 export function AppsPage() {
@@ -21,8 +21,8 @@ export function AppsPage() {
               (a) => html`<tr data-app=${a.name}>
                 <th scope="row"><a href=${`#/apps/${encodeURIComponent(a.name)}`}>${a.name}</a></th>
                 <td><${Status} value=${a.status} /></td>
-                <td>${a.current === null ? '—' : `v${a.current.version}`}</td>
-                <td><span data-field="running">${a.running}</span> running of <span data-field="wanted">${a.instances}</span></td>
+                <td data-field="serving">${serving(a)}</td>
+                <td><span data-field="running">${a.running}</span> of <span data-field="wanted">${a.instances}</span> running${a.current === null ? '' : ` v${a.current.version}`}</td>
                 <td>${a.url === null ? a.path : html`<a href=${a.url} rel="noreferrer">${a.url}</a>`}</td>
               </tr>`,
             )}

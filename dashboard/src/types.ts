@@ -16,7 +16,10 @@ export interface AppDetails {
   instances: number;
   status: string;
   url: string | null;
+  /** Running instances of the current release. */
   running: number;
+  /** Running instances by release version: what serves now (during a rollout, more than one). */
+  runningByRelease: Record<string, number>;
   instancesByState: Record<string, number>;
   autoscale: { min: number; max: number } | null;
   current: Release | null;

@@ -1,6 +1,7 @@
 // Small pieces every page uses: the API's errors as it words them, times, status badges.
 import { html } from 'htm/preact';
 import type { ApiError } from './api.js';
+import type { AppDetails } from './types.js';
 
 export function ErrorNote({ error }: { error: ApiError | undefined }) {
   if (error === undefined) return null;
@@ -26,4 +27,12 @@ export function ago(ms: number): string {
   if (s < 60) return `${s} s ago`;
   if (s < 3600) return `${Math.round(s / 60)} min ago`;
   return `${Math.round(s / 3600)} h ago`;
+}
+
+/** The releases that serve now (those with running instances), and the current one while it rolls out. */
+export function serving(app: AppDetails): string {
+  const live = Object.keys(app.runningByRelease).map(Number).sort((a, b) => b - a).map((v) => `v${v}`);
+  const current = app.current;
+  const rolling = current !== null && current.status !== 'active' && !live.includes(`v${current.version}`) ? ` (v${current.version} ${current.status})` : '';
+  return `${live.length === 0 ? '—' : live.join(', ')}${rolling}`;
 }

@@ -247,6 +247,7 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.setViewport({ width: 375, height: 740 });
     await page.evaluate(() => (location.hash = '#/apps/hello'));
     await page.waitForSelector('tr[data-release]');
+    await waitFor(async () => (await textOf(page, 'pre.logs')).includes('hello listening'), { deadlineMs: 20_000, what: 'logs at phone width' });
     const wide = await page.evaluate(() =>
       [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 376 && e.closest('.scroll') === null).map((e) => `${e.tagName}.${e.className} ${e.getBoundingClientRect().right}`).slice(0, 8),
     );
@@ -306,6 +307,7 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     const buttons = await ro.$$eval('main button', (bs) => bs.map((b) => b.textContent?.trim()));
     for (const label of ['Scale', 'Restart', 'Roll back to v1', 'Set', 'Unset', 'Delete hello']) expect(buttons).not.toContain(label);
     expect(await ro.$('#scale-count')).toBeNull();
+    await waitFor(async () => (await textOf(ro, 'pre.logs')).includes('hello listening'), { deadlineMs: 20_000, what: "the read-only token following the app's logs" });
     await shot(ro, '9-read-only');
     const session = await ro.evaluate(async () => (await (await fetch('/dashboard/session')).json()) as { csrf: string });
     const refused = await postFromPage(ro, '/dashboard/v1/apps/hello/restart', { 'x-berth-csrf': session.csrf });
