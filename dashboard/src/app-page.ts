@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc, type Session } from './api.js';
 import { useLive } from './live.js';
 import { followLogs, type LogLine } from './streams.js';
-import type { AppDetails, Instance, Release } from './types.js';
+import { appCpuPoints, HourChart } from './load-chart.js';
+import type { AppDetails, Instance, MachineLoad, Release } from './types.js';
 import { ErrorNote, Loading, serving, Status, when } from './view-parts.js';
 
 const MAX_LOG_LINES = 500;
@@ -81,6 +82,11 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
       <${InstancesByMachine} instances=${instances} />
     </section>
 
+    <section aria-labelledby="cpu-h">
+      <h2 id="cpu-h">CPU over the last hour</h2>
+      <${AppCpu} app=${name} />
+    </section>
+
     <section aria-labelledby="releases-h">
       <h2 id="releases-h">Releases</h2>
       <div class="scroll"><table class="releases">
@@ -118,6 +124,16 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
     ${canAct ? html`<section aria-labelledby="delete-h" class="danger"><h2 id="delete-h">Delete</h2>
       <${DeleteForm} name=${name} busy=${busy} onDelete=${() => act(`Deleting ${name}: its instances stop, then it is gone.`, () => api.del(`/apps/${n}`))} /></section>` : null}
   `;
+}
+
+/** The app's CPU cores over the hour, from the machines' sampled GetCulprit reports. */
+function AppCpu({ app }: { app: string }) {
+  const history = useLive(() => api.get<{ machines: MachineLoad[] }>('/machines/load'), [app], { everyMs: 15_000, when: () => false });
+  if (history.error !== undefined) return html`<${ErrorNote} error=${history.error} />`;
+  if (history.data === undefined) return html`<${Loading} />`;
+  const points = appCpuPoints(history.data.machines, app);
+  return html`<${HourChart} points=${points} now=${Date.now()} what="CPU cores" />
+    <p class="small">CPU cores used by its instances on every machine, latest ${points.at(-1)?.value ?? '?'}.</p>`;
 }
 
 function ScaleForm({ wanted, busy, onScale }: { wanted: number; busy: boolean; onScale: (n: number) => void }) {

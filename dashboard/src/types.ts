@@ -43,6 +43,8 @@ export interface LoadSample {
   load: number | null;
   cpus: number | null;
   culprit: { app: string; instance: string; cpuShare: number } | null;
+  /** CPU cores used by each app's instances on the machine. */
+  apps?: Record<string, number>;
   error: string | null;
 }
 

@@ -19,6 +19,8 @@ export interface LoadSample {
   load: number | null;
   cpus: number | null;
   culprit: { app: string; instance: string; cpuShare: number } | null;
+  /** CPU cores each app's instances on this machine used (GetCulprit's instances, summed by app). */
+  apps: Record<string, number>;
   /** Why there are no numbers, when there are none. */
   error: string | null;
 }
@@ -100,15 +102,18 @@ export class LoadHistory {
 /** Asks one machine's proxy (its heartbeat's `proxy` URL) for GetLoad and GetCulprit. */
 async function sample(proxy: unknown): Promise<LoadSample> {
   const at = Date.now();
-  if (typeof proxy !== 'string' || proxy === '') return { at, load: null, cpus: null, culprit: null, error: 'no proxy URL known (set BERTH_PROXY_URL for its hoster)' };
+  if (typeof proxy !== 'string' || proxy === '') return { at, load: null, cpus: null, culprit: null, apps: {}, error: 'no proxy URL known (set BERTH_PROXY_URL for its hoster)' };
   const base = proxy.replace(/\/+$/, '');
   try {
     const [load, culprit] = await Promise.all([report(`${base}/_berth/load`), report(`${base}/_berth/culprit`)]);
-    const c = (culprit as { culprit?: { app: string; instance: string; cpuShare: number } | null }).culprit ?? null;
+    const culpritReport = culprit as { culprit?: { app: string; instance: string; cpuShare: number } | null; instances?: { app: string; cpuCores: number }[] };
+    const c = culpritReport.culprit ?? null;
+    const apps: Record<string, number> = {};
+    for (const i of culpritReport.instances ?? []) apps[i.app] = Math.round(((apps[i.app] ?? 0) + i.cpuCores) * 1000) / 1000;
     const l = load as { load?: number; cpus?: number };
-    return { at, load: typeof l.load === 'number' ? l.load : null, cpus: typeof l.cpus === 'number' ? l.cpus : null, culprit: c === null ? null : { app: c.app, instance: c.instance, cpuShare: c.cpuShare }, error: null };
+    return { at, load: typeof l.load === 'number' ? l.load : null, cpus: typeof l.cpus === 'number' ? l.cpus : null, culprit: c === null ? null : { app: c.app, instance: c.instance, cpuShare: c.cpuShare }, apps, error: null };
   } catch (err) {
-    return { at, load: null, cpus: null, culprit: null, error: err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${REPORT_TIMEOUT_MS / 1000} s` : err.message) : String(err) };
+    return { at, load: null, cpus: null, culprit: null, apps: {}, error: err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${REPORT_TIMEOUT_MS / 1000} s` : err.message) : String(err) };
   }
 }
 

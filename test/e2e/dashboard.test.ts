@@ -200,6 +200,8 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await client.scaleApp('hello', { instances: 3 });
     await waitFor(async () => (await textOf(page, 'pre.logs')).split('hello listening').length > before, { deadlineMs: 30_000, what: 'a new log line followed' });
     await waitFor(async () => (await textOf(page, '[data-field="running"]')) === '3', { deadlineMs: 30_000, what: 'running 3 on the page' });
+    // The app's CPU over the hour, from the machines' sampled reports.
+    await waitFor(async () => Number(await page.$eval('#cpu-h + svg.chart', (e) => e.getAttribute('data-samples'))) >= 1, { deadlineMs: 30_000, what: "the app's CPU chart" });
     await shot(page, '4-app');
 
     // Scale from the page: the API agrees.

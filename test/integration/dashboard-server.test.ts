@@ -157,7 +157,7 @@ describe('the machines load history', () => {
     proxy = createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
       if (req.url === '/_berth/load') res.end(JSON.stringify({ load: 0.25, load1: 0.5, load5: 0.5, load15: 0.4, cpus: 2, atCapacity: false }));
-      else res.end(JSON.stringify({ machine: 'm1', culprit: { app: 'hello', instance: 'i-1', pid: 1, cpuShare: 0.5, cpuCores: 0.5 }, instances: [], windowMs: 5000 }));
+      else res.end(JSON.stringify({ machine: 'm1', culprit: { app: 'hello', instance: 'i-1', pid: 1, cpuShare: 0.5, cpuCores: 0.5 }, instances: [{ app: 'hello', instance: 'i-1', cpuShare: 0.5, cpuCores: 0.5 }, { app: 'hello', instance: 'i-2', cpuShare: 0.25, cpuCores: 0.25 }, { app: 'mail', instance: 'i-3', cpuShare: 0.1, cpuCores: 0.1 }], windowMs: 5000 }));
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   });
@@ -181,7 +181,7 @@ describe('the machines load history', () => {
       const elapsed = Date.now() - started;
       const samples = machines[0]!.samples;
       expect(machines[0]!.name).toBe('m1');
-      expect(samples.at(-1)).toMatchObject({ load: 0.25, culprit: { app: 'hello' }, error: null });
+      expect(samples.at(-1)).toMatchObject({ load: 0.25, culprit: { app: 'hello' }, apps: { hello: 0.75, mail: 0.1 }, error: null });
       // Oldest first, and no two in one period: two registries did not double them.
       for (let i = 1; i < samples.length; i++) expect(samples[i]!.at - samples[i - 1]!.at).toBeGreaterThanOrEqual(200);
       expect(samples.length).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 1);
