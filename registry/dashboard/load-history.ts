@@ -41,6 +41,7 @@ export interface LoadHistoryOptions {
 export class LoadHistory {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private failing = false;
   private running: Promise<unknown> | undefined;
   private readonly me = randomBytes(8).toString('hex');
 
@@ -54,7 +55,15 @@ export class LoadHistory {
     const tick = () => {
       if (this.closed) return;
       this.running = this.sampleIfMyTurn()
-        .catch((err) => this.options.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not sample the machines\' load for the dashboard: trying again next period'))
+        .then(() => {
+          if (this.failing) this.options.logger.info('sampling the machines\' load for the dashboard again');
+          this.failing = false;
+        })
+        .catch((err) => {
+          // Once per outage, not once per period.
+          if (!this.failing) this.options.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not sample the machines\' load for the dashboard: trying again each period');
+          this.failing = true;
+        })
         .finally(() => {
           if (!this.closed) this.timer = setTimeout(tick, this.options.sampleMs);
         });

@@ -21,6 +21,7 @@ interface PageElement { textContent: string | null; disabled: boolean; value: st
 declare const document: { querySelector(s: string): PageElement | null; querySelectorAll(s: string): Iterable<PageElement>; cookie: string; documentElement: { scrollWidth: number } };
 declare const window: Record<string, unknown>;
 declare const location: { hash: string };
+declare const performance: { getEntriesByType(type: string): unknown[] };
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = spawnSync(CHROMIUM, ['--version']).status === 0;
@@ -109,7 +110,8 @@ beforeAll(async () => {
     env,
   );
   const [launched] = await Promise.all([
-    puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] }),
+    // berth up's certificate comes from its own CA, made at start: the browser is told to take it.
+    puppeteer.launch({ executablePath: CHROMIUM, headless: true, acceptInsecureCerts: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] }),
     waitFor(() => up.output().includes('running: press Ctrl-C to stop'), { deadlineMs: 60_000, what: 'berth up' }),
   ]);
   browser = launched;
@@ -339,6 +341,25 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     const { csrf } = JSON.parse(signedIn.body) as { csrf: string };
     const forged = await overHttps('PATCH', '/dashboard/v1/apps/hello', { cookie, origin: 'https://attacker.example', 'x-berth-csrf': csrf, 'content-type': 'application/json' }, '{"instances":2}');
     expect(forged.status).toBe(403);
+    // In the browser, over HTTP/2 through the balancer: signed in with a Secure cookie, and live.
+    const context = await browser.createBrowserContext();
+    try {
+      const tls = await context.newPage();
+      await tls.goto(`${origin}/dashboard/`);
+      await tls.waitForSelector('#token');
+      await tls.type('#token', token);
+      await tls.click('button[type="submit"]');
+      await tls.waitForSelector('tr[data-app="hello"]');
+      expect((await tls.cookies()).find((c) => c.name === 'berth_session')!.secure).toBe(true);
+      expect(await tls.evaluate(() => (performance.getEntriesByType('navigation')[0] as unknown as { nextHopProtocol: string }).nextHopProtocol)).toBe('h2');
+      await waitFor(async () => (await textOf(tls, '[data-live]')) === 'live', { deadlineMs: 10_000, what: 'the event stream through the balancer' });
+      const wanted = Number(await textOf(tls, 'tr[data-app="hello"] [data-field="wanted"]'));
+      await client.scaleApp('hello', { instances: wanted + 1 });
+      await waitFor(async () => Number(await textOf(tls, 'tr[data-app="hello"] [data-field="wanted"]')) === wanted + 1, { deadlineMs: 10_000, what: 'a live update through the balancer' });
+      await shot(tls, '10-through-the-balancer');
+    } finally {
+      await context.close();
+    }
     // Over the registry's plain-HTTP port the cookie is not Secure: a browser would not send it back there.
     const plain = await fetch(`${base}/dashboard/session`, { method: 'POST', headers: { origin: base, 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
     expect(plain.headers.get('set-cookie')).not.toContain('Secure');
