@@ -17,7 +17,8 @@ export class ApiError extends Error {
 
 let csrf = '';
 
-export function useSession(session: Session | null): void {
+/** The session whose CSRF token every change sends. */
+export function rememberSession(session: Session | null): void {
   csrf = session?.csrf ?? '';
 }
 
@@ -48,8 +49,13 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
 }
 
 let onSignedOut: (() => void) | undefined;
+/** What to do when an answer says the session is gone (expired, signed out elsewhere, token revoked). */
 export function whenSignedOut(fn: () => void): void {
   onSignedOut = fn;
+}
+
+export function signedOut(): void {
+  onSignedOut?.();
 }
 
 export const api = {

@@ -122,7 +122,10 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
     </section>
 
     ${canAct ? html`<section aria-labelledby="delete-h" class="danger"><h2 id="delete-h">Delete</h2>
-      <${DeleteForm} name=${name} busy=${busy} onDelete=${() => act(`Deleting ${name}: its instances stop, then it is gone.`, () => api.del(`/apps/${n}`))} /></section>` : null}
+      <${DeleteForm} name=${name} busy=${busy} onDelete=${() => act(`Deleting ${name}: its instances stop, then it is gone.`, async () => {
+        await api.del(`/apps/${n}`);
+        location.hash = '#/apps';
+      })} /></section>` : null}
   `;
 }
 

@@ -2,7 +2,7 @@
 // at /dashboard, talking only to the REST API (/dashboard/v1) and its event stream.
 import { html, render } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, useSession, whenSignedOut, type Session } from './api.js';
+import { api, ApiError, rememberSession, signedOut, whenSignedOut, type Session } from './api.js';
 import { AppPage } from './app-page.js';
 import { AppsPage } from './apps-page.js';
 import { publishEvent } from './live.js';
@@ -55,7 +55,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
 function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
   const route = useRoute();
   const [live, setLive] = useState(false);
-  useEffect(() => followEvents(publishEvent, setLive), []);
+  useEffect(() => followEvents(publishEvent, setLive, signedOut), []);
   const [first = 'apps', second] = route;
   let page;
   if (first === 'apps' && second !== undefined) page = html`<${AppPage} name=${second} session=${session} />`;
@@ -84,7 +84,7 @@ function Dashboard() {
     whenSignedOut(() => setSession(null));
     api.session().then(setSession, () => setSession(null));
   }, []);
-  useSession(session ?? null);
+  rememberSession(session ?? null);
   if (session === undefined) return html`<p class="muted">Loading…</p>`;
   if (session === null) return html`<${SignIn} onSignedIn=${setSession} />`;
   const signOut = () => api.signOut().finally(() => setSession(null));

@@ -28,13 +28,19 @@ export interface RegistryEvent {
  * Follows GET /dashboard/v1/events until stopped, reconnecting from the last id seen after a
  * cut (and calling onEvent with a `resync` when the stream says the client fell behind).
  */
-export function followEvents(onEvent: (e: RegistryEvent) => void, onState: (live: boolean) => void): () => void {
+export function followEvents(onEvent: (e: RegistryEvent) => void, onState: (live: boolean) => void, onSignedOut: () => void): () => void {
   const stop = new AbortController();
   let last = '';
   (async () => {
     while (!stop.signal.aborted) {
       try {
         const res = await fetch(`/dashboard/v1/events${last === '' ? '' : `?from=${encodeURIComponent(last)}`}`, { signal: stop.signal, headers: { accept: 'text/event-stream' } });
+        if (res.status === 401) {
+          // The session ended: following again would only be refused again.
+          stop.abort();
+          onSignedOut();
+          return;
+        }
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         onState(true);
         let kind = '';

@@ -321,6 +321,9 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await client.revokeToken('viewer');
     const after = await ro.evaluate(async () => (await fetch('/dashboard/v1/apps')).status);
     expect(after).toBe(401);
+    // The page itself goes back to sign-in at its next call.
+    await ro.evaluate(() => (location.hash = '#/machines'));
+    await ro.waitForSelector('#token');
     await context.close();
   });
 
@@ -372,5 +375,7 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.type('#delete-confirm', 'hello');
     await clickButton(page, 'Delete hello');
     await waitFor(async () => !(await client.listApps()).some((a) => a.name === 'hello'), { deadlineMs: 30_000, what: 'hello deleted' });
+    // Back on the apps list, which follows the delete to its end.
+    await waitFor(async () => (await page.evaluate(() => location.hash)) === '#/apps' && (await page.$('tr[data-app="hello"]')) === null, { deadlineMs: 10_000, what: 'hello gone from the apps list' });
   });
 });
