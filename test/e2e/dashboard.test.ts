@@ -64,7 +64,8 @@ async function signIn(p: Page, withToken: string): Promise<void> {
   await p.goto(`${base}/dashboard/`);
   await p.waitForSelector('#token');
   await p.type('#token', withToken);
-  await p.click('button[type="submit"]');
+  // By keyboard: Enter in the field submits the form.
+  await p.keyboard.press('Enter');
 }
 
 /** A request to the balancer's HTTPS port, trusting berth up's CA. */
@@ -204,6 +205,9 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await waitFor(async () => (await textOf(page, '[data-field="running"]')) === '3', { deadlineMs: 30_000, what: 'running 3 on the page' });
     // The app's CPU over the hour, from the machines' sampled reports.
     await waitFor(async () => Number(await page.$eval('#cpu-h + svg.chart', (e) => e.getAttribute('data-samples'))) >= 1, { deadlineMs: 30_000, what: "the app's CPU chart" });
+    // Every field has a label, every button a name.
+    expect(await page.evaluate(() => [...document.querySelectorAll('input')].filter((i) => (i as unknown as { labels: unknown[] }).labels.length === 0).length)).toBe(0);
+    expect(await page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => (b.textContent ?? '').trim() === '' && b.getAttribute('aria-label') === null).length)).toBe(0);
     await shot(page, '4-app');
 
     // Scale from the page: the API agrees.
