@@ -105,6 +105,8 @@ beforeAll(async () => {
     BERTH_DRAIN_MS: '500',
     // A sample a second, so that the machines page has a chart within the test.
     BERTH_DASHBOARD_SAMPLE_MS: '1000',
+    // The scaler looks often, so that its decision shows within the test.
+    BERTH_SCALER_INTERVAL_MS: '500',
   };
   up = startDaemon(
     ['up', '--data-dir', join(dir, 'data'), '--api-port', String(apiPort), '--proxy-port', String(await getPort()), '--https-port', String(httpsPort), '--redis-port', String(await getPort())],
@@ -249,8 +251,16 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await shot(page, '6-machines');
     await page.evaluate(() => (location.hash = '#/scaler'));
     await page.waitForSelector('main h1');
-    await waitFor(async () => (await textOf(page, 'main')).includes('decision') || (await page.$('main table')) !== null, { deadlineMs: 10_000, what: 'the scaler page' });
-    await shot(page, '7-scaler');
+    // A policy above what runs: the scaler scales up, and its decision appears on the page.
+    const wanted = (await client.getApp('hello')).instances;
+    await client.setAutoscale('hello', { min: wanted + 1, max: wanted + 2 });
+    try {
+      await waitFor(async () => (await textOf(page, 'main table')).includes('below_min'), { deadlineMs: 30_000, what: "the scaler's decision on the page" });
+      expect(await textOf(page, 'main table tbody tr')).toContain(`${wanted} → ${wanted + 1}`);
+      await shot(page, '7-scaler');
+    } finally {
+      await client.removeAutoscale('hello');
+    }
     // Phone width: nothing wider than the screen but the tables' own scroll boxes.
     await page.setViewport({ width: 375, height: 740 });
     await page.evaluate(() => (location.hash = '#/apps/hello'));
