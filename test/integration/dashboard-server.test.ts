@@ -185,7 +185,8 @@ describe('the machines load history', () => {
       // Oldest first, and no two in one period: two registries did not double them.
       for (let i = 1; i < samples.length; i++) expect(samples[i]!.at - samples[i - 1]!.at).toBeGreaterThanOrEqual(200);
       expect(samples.length).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 1);
-      // The dashboard reads the same through its session.
+      // The SDK reads the same, and so does the dashboard through its session.
+      expect((await first.client.machinesLoad())[0]!.samples.length).toBeGreaterThanOrEqual(samples.length);
       const s = await signIn(first.token, first.daemon.url);
       const viaSession = await fetch(`${first.daemon.url}/dashboard/v1/machines/load`, { headers: { cookie: s.cookie } });
       expect(viaSession.status).toBe(200);
