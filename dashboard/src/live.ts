@@ -1,5 +1,5 @@
-// Page data that stays current: loaded once, then again (debounced) after every registry
-// event, so that a change made anywhere — the CLI, the scaler, another browser — shows
+// Page data that stays current: loaded once, then again (at most every 250 ms) after registry
+// events, so that a change made anywhere — the CLI, the scaler, another browser — shows
 // without a reload.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.js';
@@ -45,8 +45,11 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { e
     run();
     const onEvent = (e: RegistryEvent) => {
       if (options.when !== undefined && e.kind !== 'resync' && !options.when(e)) return;
-      clearTimeout(timer);
-      timer = setTimeout(run, 250);
+      // At most one reload per quarter second, however busy the stream (a debounce would never fire on a busy one).
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        run();
+      }, 250);
     };
     listeners.add(onEvent);
     const every = options.everyMs === undefined ? undefined : setInterval(run, options.everyMs);
