@@ -92,7 +92,9 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   const sessions = new SessionStore(options.redis, dashboardKeys(options.store.keys), options.dashboard.sessionTtlMs);
   const checker = new TokenChecker(options.tokens, options.tokenStore);
   app.use('/dashboard/v1', sessionAuthenticate(sessions, checker), v1);
-  app.use('/dashboard', dashboardRoutes({ assets: loadDashboardAssets(), sessions, checker, trustedProxies: options.dashboard.trustedProxies }));
+  const audit = (entry: Parameters<TokenStore['audit']>[0]) =>
+    void options.tokenStore.audit(entry).catch((err) => options.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not write the audit log entry'));
+  app.use('/dashboard', dashboardRoutes({ assets: loadDashboardAssets(), sessions, checker, trustedProxies: options.dashboard.trustedProxies, audit }));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see docs/api.md for the REST reference.`));

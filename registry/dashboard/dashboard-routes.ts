@@ -24,6 +24,8 @@ export interface DashboardRoutesOptions {
   checker: TokenChecker;
   /** Peers whose X-Forwarded-Proto is believed (see cameOverTls). */
   trustedProxies: readonly string[];
+  /** Records a sign-in or sign-out in the audit log (as the API records its changes). */
+  audit: (entry: { token: string; method: string; path: string; app: null; status: number }) => void;
 }
 
 const signIn = z.object({ token: z.string().min(1).max(512) }).strict();
@@ -68,6 +70,14 @@ export function dashboardRoutes(options: DashboardRoutesOptions): Router {
 
   // Sign-in: the token is checked as the API checks it, and only a random session id goes
   // back, in an HttpOnly SameSite=Strict cookie scoped to /dashboard.
+  // Sign-ins and sign-outs go in the audit log, refusals included, under the token's name once known.
+  r.use('/session', (req, res, next) => {
+    if (req.method === 'POST' || req.method === 'DELETE') {
+      res.once('finish', () => options.audit({ token: (res.locals.signedInAs as string | undefined) ?? '(no token)', method: req.method, path: '/dashboard/session', app: null, status: res.statusCode }));
+    }
+    next();
+  });
+
   r.post('/session', (req, res, next) => {
     if (!sameOrigin(req)) return next(new BerthError('forbidden', 'Sign in from the dashboard page itself (the Origin header must be this site).'));
     if (!req.is('application/json')) return next(new BerthError('unsupported_media_type'));
@@ -77,6 +87,7 @@ export function dashboardRoutes(options: DashboardRoutesOptions): Router {
     const { token } = validate(signIn, req.body, 'body');
     const checked = await options.checker.check(token.trim());
     if (checked === undefined) throw new BerthError('unauthorized', 'That token is not one of this platform\'s: paste the whole token (berth up prints where it is kept; berth tokens:create makes one).');
+    res.locals.signedInAs = checked.grant.name;
     const { id, session } = await sessions.open(checked.grant, checked.digest);
     res.setHeader('Set-Cookie', cookie(id, sessions.ttlSeconds, cameOverTls(req, options.trustedProxies)));
     res.status(201).json({ name: session.name, app: session.app, readOnly: session.readOnly, csrf: session.csrf });
@@ -86,6 +97,7 @@ export function dashboardRoutes(options: DashboardRoutesOptions): Router {
     const id = sessionIdOf(req);
     const session = id === undefined ? undefined : await sessions.find(id);
     if (id !== undefined && session !== undefined) {
+      res.locals.signedInAs = session.name;
       const given = req.headers[CSRF_HEADER];
       if (!sameOrigin(req) || typeof given !== 'string' || !equalStrings(given, session.csrf)) throw new BerthError('forbidden', 'Sign out from the dashboard page itself.');
       await sessions.close(id);

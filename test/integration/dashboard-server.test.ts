@@ -93,6 +93,9 @@ describe('dashboard sessions', () => {
     const cookie = ok.headers.get('set-cookie')!;
     expect(cookie).toMatch(/^berth_session=[A-Za-z0-9_-]{43}; Path=\/dashboard; Max-Age=60; HttpOnly; SameSite=Strict$/);
     expect(cookie).not.toContain(registry.token);
+    // Sign-ins are in the audit log, the refused ones too.
+    const audit = (await registry.client.audit(20)).filter((e) => e.path === '/dashboard/session');
+    expect(audit.map((e) => [e.token, e.status])).toEqual([['admin', 201], ['(no token)', 400], ['(no token)', 401], ['(no token)', 403], ['(no token)', 403]]);
   });
 
   it('takes the cookie at /dashboard/v1 only, and changes only with the CSRF header and this Origin', async () => {
