@@ -15,6 +15,7 @@ import { AppStore, DEFAULT_KEY_PREFIX, registryKeys, RegistryStore, TokenStore }
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
+import { forwardToRegistry, isDashboardPath } from './dashboard-pass.js';
 import { HostCertificates, parseHostCertificates } from './host-certificates.js';
 import { hasOneHost } from './host-header.js';
 import { isInternalPath, ReportAccess } from './internal-reports.js';
@@ -31,6 +32,7 @@ export const BALANCER_OPTIONS = {
   httpsPort: option({ env: 'BERTH_HTTPS_PORT', default: DEFAULT_HTTPS_PORT, schema: portSchema, describe: 'HTTPS port (0 picks a free one).' }),
   httpPort: option({ env: 'BERTH_HTTP_PORT', default: -1, schema: z.coerce.number().int().min(-1).max(65535), describe: 'Plain-HTTP port that redirects to HTTPS (-1: none).' }),
   backends: option({ env: 'BERTH_BALANCER_BACKENDS', default: [] as string[], schema: listSchema, describe: "Static list of machines' proxy URLs, as the seed's pound had." }),
+  registryUrl: option({ env: 'BERTH_BALANCER_REGISTRY_URL', default: '', schema: z.union([z.literal(''), z.string().url()]), describe: 'The registry whose dashboard /dashboard forwards to (berth up sets it; empty: /dashboard goes to the apps like any path).' }),
   discover: option({ env: 'BERTH_BALANCER_DISCOVER', default: true, schema: booleanSchema, describe: 'Also spread over every live machine of the registry, route-aware.' }),
   tlsCert: option({ env: 'BERTH_TLS_CERT', default: '', schema: z.string(), describe: 'PEM certificate (with chain); with BERTH_TLS_KEY. Reloaded when the files change.' }),
   tlsKey: option({ env: 'BERTH_TLS_KEY', default: '', schema: z.string(), describe: 'PEM private key of BERTH_TLS_CERT.' }),
@@ -168,6 +170,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     else return false;
     return true;
   };
+  const dashboard = config.registryUrl === '' ? undefined : new URL(config.registryUrl);
   const hsts = config.hstsMaxAge > 0 ? `max-age=${config.hstsMaxAge}; includeSubDomains` : undefined;
   const { server, drain } = createClientServer(
     { ...tlsServerOptions({ cert, key }), ...(hosts.size > 0 ? { SNICallback: hosts.sniCallback } : {}) },
@@ -185,6 +188,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
         // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
         const target = parseRequestTarget(req.url);
         const url = 'path' in target ? target.path : '';
+        if (dashboard !== undefined && isDashboardPath(url)) return forwardToRegistry(dashboard, req, res);
         if (!isInternalPath(url)) {
           if (!ownReport(url, res)) forwarder.handle(req, res);
           return;

@@ -125,7 +125,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile } });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   // The balancer holds no token: it checks one by its digest before showing internal reports.
-  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: { ...daemonEnv, BERTH_TOKEN_SHA256: createHash('sha256').update(secrets.token).digest('hex') } });
+  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: { ...daemonEnv, BERTH_TOKEN_SHA256: createHash('sha256').update(secrets.token).digest('hex'), BERTH_BALANCER_REGISTRY_URL: apiUrl } });
   // Acts only on apps given a policy (berth scale NAME --min --max).
   supervisor.start({ name: 'scaler', command: process.execPath, args: [main, 'scaler'], env: daemonEnv });
   supervisor.start({
@@ -172,6 +172,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   say(`HTTPS: ${httpsUrl}/<app path>   (trust the CA once: ${ca})`);
   // Never the whole token: this output ends up in logs that others (apps) may read.
   say(`registry API: ${apiUrl}   token: ${secrets.token.slice(0, 6)}… (the whole token is in the CLI's credentials: ${credentials})`);
+  say(`dashboard: ${httpsUrl}/dashboard/   (sign in with the token)`);
   say(`publish an app: bin/berth publish examples/hello --path /hello   then: curl --cacert ${ca} ${httpsUrl}/hello`);
   if (flags.demo) {
     const demo = fileURLToPath(new URL('../../examples/hello', import.meta.url));

@@ -14,6 +14,7 @@ import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKe
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
+import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -43,6 +44,9 @@ export const REGISTRY_OPTIONS = {
   drainMs: option({ env: 'BERTH_DRAIN_MS', default: DEFAULT_DRAIN_MS, schema: positiveMsSchema, describe: 'How long a retired instance stays unroutable before it is stopped.' }),
   rolloutTimeoutMs: option({ env: 'BERTH_ROLLOUT_TIMEOUT_MS', default: DEFAULT_ROLLOUT_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A release not fully running this long after it was made fails (the previous one keeps serving).' }),
   bundleGraceMs: option({ env: 'BERTH_BUNDLE_GRACE_MS', default: DEFAULT_BUNDLE_GRACE_MS, schema: positiveMsSchema, describe: 'A bundle no release uses is deleted once it is this old.' }),
+  dashboardSessionTtlMs: option({ env: 'BERTH_DASHBOARD_SESSION_TTL_MS', default: DEFAULT_SESSION_TTL_MS, schema: positiveMsSchema, describe: 'How long a dashboard sign-in lasts.' }),
+  dashboardSampleMs: option({ env: 'BERTH_DASHBOARD_SAMPLE_MS', default: DEFAULT_LOAD_SAMPLE_MS, schema: positiveMsSchema, describe: "How often the machines' load and culprit are sampled for the dashboard's charts (an hour is kept)." }),
+  trustedProxies: option({ env: 'BERTH_TRUSTED_PROXIES', default: DEFAULT_TRUSTED_PROXIES, schema: listSchema, describe: 'Addresses whose X-Forwarded-Proto is believed (the balancer): a dashboard cookie is Secure when it says https.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -100,6 +104,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   // Serve at once if Redis is up soon; otherwise listen anyway and answer 503 until it is.
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: listening anyway, answering 503 until it is'));
 
+  const loadHistory = new LoadHistory({ redis, store, keys: dashboardKeys(store.keys), sampleMs: config.dashboardSampleMs, logger });
   let closing = false;
   const { app, closeStreams } = createApiApp({
     store,
@@ -115,6 +120,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     maxEventClients: config.maxEventClients,
     logger,
     isClosing: () => closing,
+    dashboard: { sessionTtlMs: config.dashboardSessionTtlMs, trustedProxies: config.trustedProxies, loadHistory },
   });
 
   const server = createServer(
@@ -138,12 +144,14 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     bundleGraceMs: config.bundleGraceMs,
   });
   reconciler.start();
+  loadHistory.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
   const close = idempotentClose(async () => {
     closing = true;
     await reaper.close();
     await reconciler.close();
+    await loadHistory.close();
     closeStreams();
     await connections.drain(config.graceMs);
     await closeRedis(redis);

@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, ClaimRequest, Instance, LogLine, Machine, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, ClaimRequest, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -239,6 +239,11 @@ export class BerthClient {
 
   async listMachines(): Promise<Machine[]> {
     return (await this.call<{ machines: Machine[] }>('GET', '/v1/machines', { idempotent: true })).machines;
+  }
+
+  /** Every machine with its proxy's load and culprit over the last hour, oldest sample first. */
+  async machinesLoad(): Promise<MachineLoadHistory[]> {
+    return (await this.call<{ machines: MachineLoadHistory[] }>('GET', '/v1/machines/load', { idempotent: true })).machines;
   }
 
   /**

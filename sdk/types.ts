@@ -112,6 +112,28 @@ export interface Machine {
   joinedAt: number;
 }
 
+/** One sample of a machine's proxy reports (GetLoad and GetCulprit), taken by the registry. */
+export interface LoadSample {
+  /** ms since the epoch. */
+  at: number;
+  /** 5-minute load per CPU, or null when the proxy did not answer. */
+  load: number | null;
+  cpus: number | null;
+  culprit: { app: string; instance: string; cpuShare: number } | null;
+  /** CPU cores each app's instances on the machine used. */
+  apps: Record<string, number>;
+  /** Why there are no numbers, when there are none. */
+  error: string | null;
+}
+
+export interface MachineLoadHistory {
+  name: string;
+  facts: Record<string, unknown>;
+  heartbeatAt: number;
+  /** The last hour, oldest first. */
+  samples: LoadSample[];
+}
+
 /** One change in the registry, as appended to the event stream. */
 export interface RegistryEvent {
   /** Stream entry id; pass the last one seen to read what follows. */

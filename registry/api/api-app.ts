@@ -4,6 +4,7 @@ import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { AppService } from '../app-service.js';
 import type { BundleStore, RegistryStore, TokenStore } from '../store/index.js';
+import { dashboardKeys, dashboardRoutes, loadDashboardAssets, loadHistoryRoutes, sessionAuthenticate, SessionStore, TokenChecker, type LoadHistory } from '../dashboard/index.js';
 import { appRoutes } from './app-routes.js';
 import { auditLog } from './audit-log.js';
 import { authenticate } from './authenticate.js';
@@ -34,6 +35,8 @@ export interface ApiAppOptions {
   logger: Logger;
   /** True once the daemon drains: new requests get 503. */
   isClosing: () => boolean;
+  /** The dashboard at /dashboard: its sessions' length, whose X-Forwarded-Proto to believe, the load history it charts. */
+  dashboard: { sessionTtlMs: number; trustedProxies: readonly string[]; loadHistory: LoadHistory };
 }
 
 /** The registry's REST API as an express app (no listening socket). */
@@ -62,8 +65,8 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
     maxClients: options.maxEventClients,
     logger: options.logger,
   });
+  // The API's routes, reached with a bearer token at /v1 and with a dashboard session at /dashboard/v1.
   const v1 = express.Router();
-  v1.use(authenticate(options.tokens, options.tokenStore));
   v1.use(auditLog(options.tokenStore, options.logger));
   v1.use(authorize());
   // Bundles are raw gzip bytes, streamed: they must come before the JSON body parser.
@@ -81,7 +84,15 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
   v1.use(events.router);
-  app.use('/v1', v1);
+  v1.use(loadHistoryRoutes(options.store, options.dashboard.loadHistory));
+  app.use('/v1', authenticate(options.tokens, options.tokenStore), v1);
+
+  const sessions = new SessionStore(options.redis, dashboardKeys(options.store.keys), options.dashboard.sessionTtlMs);
+  const checker = new TokenChecker(options.tokens, options.tokenStore);
+  app.use('/dashboard/v1', sessionAuthenticate(sessions, checker), v1);
+  const audit = (entry: Parameters<TokenStore['audit']>[0]) =>
+    void options.tokenStore.audit(entry).catch((err) => options.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not write the audit log entry'));
+  app.use('/dashboard', dashboardRoutes({ assets: loadDashboardAssets(), sessions, checker, trustedProxies: options.dashboard.trustedProxies, audit }));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see docs/api.md for the REST reference.`));

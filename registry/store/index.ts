@@ -33,3 +33,5 @@ export {
   type ReleaseStatus,
   type HealthCheck,
 } from './app.js';
+/** Runs a Redis call, turning "Redis is away or too slow" into the typed redis_unavailable (for stores beside these, e.g. the dashboard's). */
+export { redisCall } from './lua-scripts.js';

@@ -1,0 +1,65 @@
+// Page data that stays current: loaded once, then again (at most every 250 ms) after registry
+// events, so that a change made anywhere — the CLI, the scaler, another browser — shows
+// without a reload.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError } from './api.js';
+import type { RegistryEvent } from './streams.js';
+
+const listeners = new Set<(e: RegistryEvent) => void>();
+
+export function publishEvent(e: RegistryEvent): void {
+  for (const l of listeners) l(e);
+}
+
+export interface Live<T> {
+  data: T | undefined;
+  error: ApiError | undefined;
+  reload: () => void;
+}
+
+export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { everyMs?: number; when?: (e: RegistryEvent) => boolean } = {}): Live<T> {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<ApiError | undefined>(undefined);
+  const generation = useRef(0);
+  const reload = useRef(() => {});
+
+  useEffect(() => {
+    const mine = ++generation.current;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    setData(undefined);
+    setError(undefined);
+    const run = () => {
+      load().then(
+        (d) => {
+          if (generation.current !== mine) return;
+          setData(d);
+          setError(undefined);
+        },
+        (err: unknown) => {
+          if (generation.current !== mine) return;
+          setError(err instanceof ApiError ? err : new ApiError(0, 'error', String(err)));
+        },
+      );
+    };
+    reload.current = run;
+    run();
+    const onEvent = (e: RegistryEvent) => {
+      if (options.when !== undefined && e.kind !== 'resync' && !options.when(e)) return;
+      // At most one reload per quarter second, however busy the stream (a debounce would never fire on a busy one).
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        run();
+      }, 250);
+    };
+    listeners.add(onEvent);
+    const every = options.everyMs === undefined ? undefined : setInterval(run, options.everyMs);
+    return () => {
+      generation.current++;
+      listeners.delete(onEvent);
+      clearTimeout(timer);
+      clearInterval(every);
+    };
+  }, deps);
+
+  return { data, error, reload: () => reload.current() };
+}
