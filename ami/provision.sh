@@ -125,6 +125,8 @@ node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process
 # The hoster builds apps with npm; installing berth needs it too.
 command -v npm >/dev/null 2>&1 || apt_install npm
 command -v prlimit >/dev/null 2>&1 || apt_install util-linux
+# The registry serves `git push` deploys with git's own receive-pack.
+command -v git >/dev/null 2>&1 || apt_install git
 if [ "$own_redis" -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi

@@ -34,6 +34,8 @@ export interface Release {
   /** What made it, e.g. "Deploy 3f2a9c1", "Set DEBUG", "Rollback to v2". */
   description: string;
   createdBy: string;
+  /** The git commit (40 hex) its code came from, when a `git push` made it or its code. */
+  commit?: string;
   createdAt: number;
   status: ReleaseStatus;
   /** Why it failed, when it did. */

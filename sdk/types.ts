@@ -81,6 +81,8 @@ export interface Release {
   healthCheck: HealthCheck;
   description: string;
   createdBy: string;
+  /** The git commit its code came from, when a `git push` deployed that code. */
+  commit?: string;
   createdAt: number;
   status: ReleaseStatus;
   reason?: string;

@@ -142,9 +142,9 @@ describe('berth app commands', () => {
     expect(table.stdout).not.toContain('\x1b[');
 
     const releaseTable = await runCli(['releases', 'hello'], env);
-    expect(releaseTable.stdout).toMatch(/^VERSION\s+STATUS\s+DESCRIPTION\s+BY\s+WHEN$/m);
-    expect(releaseTable.stdout).toMatch(/^v2\s+active\s+Redeploy\s+\S+\s+\d+s ago$/m);
-    expect(releaseTable.stdout).toMatch(/^v1\s+superseded\s+Deploy [0-9a-f]{7}\s+\S+\s+\d+s ago$/m);
+    expect(releaseTable.stdout).toMatch(/^VERSION\s+STATUS\s+COMMIT\s+DESCRIPTION\s+BY\s+WHEN$/m);
+    expect(releaseTable.stdout).toMatch(/^v2\s+active\s+-\s+Redeploy\s+\S+\s+\d+s ago$/m);
+    expect(releaseTable.stdout).toMatch(/^v1\s+superseded\s+-\s+Deploy [0-9a-f]{7}\s+\S+\s+\d+s ago$/m);
   });
 
   it('scale waits until as many instances run as asked', async () => {
