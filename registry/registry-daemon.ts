@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
@@ -17,6 +19,8 @@ import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_M
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore } from './registry-store.js';
 import { TokenStore } from './token-store.js';
+import { tokenChecker } from './api/authenticate.js';
+import { gitApiRoutes, gitRoutes, GitRepos, GitStore, PushDeployer } from './git/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -46,6 +50,12 @@ export const REGISTRY_OPTIONS = {
   drainMs: option({ env: 'BERTH_DRAIN_MS', default: DEFAULT_DRAIN_MS, schema: positiveMsSchema, describe: 'How long a retired instance stays unroutable before it is stopped.' }),
   rolloutTimeoutMs: option({ env: 'BERTH_ROLLOUT_TIMEOUT_MS', default: DEFAULT_ROLLOUT_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A release not fully running this long after it was made fails (the previous one keeps serving).' }),
   bundleGraceMs: option({ env: 'BERTH_BUNDLE_GRACE_MS', default: DEFAULT_BUNDLE_GRACE_MS, schema: positiveMsSchema, describe: 'A bundle no release uses is deleted once it is this old.' }),
+  gitDir: option({
+    env: 'BERTH_GIT_DIR',
+    default: '',
+    schema: z.string(),
+    describe: "Where the git remotes' bare repositories are kept: a cache, any registry takes any push (default: <os tmpdir>/berth-git-<key prefix>; berth up: <data dir>/git).",
+  }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -103,6 +113,19 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   // Serve at once if Redis is up soon; otherwise listen anyway and answer 503 until it is.
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: listening anyway, answering 503 until it is'));
 
+  const keys = registryKeys(config.keyPrefix);
+  const tokenStore = new TokenStore(redis, keys);
+  const gitStore = new GitStore(redis, keys);
+  const repos = new GitRepos(config.gitDir === '' ? join(tmpdir(), `berth-git-${config.keyPrefix}`) : config.gitDir, {
+    nodePath: process.execPath,
+    searchPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+  });
+  const deployer = new PushDeployer({ repos, store: gitStore, apps, bundles, redis, keys, rolloutTimeoutMs: config.rolloutTimeoutMs, logger: logger.child({ part: 'git' }) });
+  const git = {
+    remote: gitRoutes({ repos, deployer, checkToken: tokenChecker(config.token, tokenStore), tokens: tokenStore, bundleLimitBytes: config.bundleLimitBytes, logger }),
+    api: gitApiRoutes({ store: gitStore, apps }),
+  };
+
   let closing = false;
   const { app, closeStreams } = createApiApp({
     store,
@@ -112,12 +135,13 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     redis,
     openBlockingConnection: () => connectRedis(settings, { name: 'berth-registry-events', blocking: true }),
     tokens: config.token,
-    tokenStore: new TokenStore(redis, registryKeys(config.keyPrefix)),
+    tokenStore,
     bodyLimitBytes: config.bodyLimitBytes,
     bundleLimitBytes: config.bundleLimitBytes,
     maxEventClients: config.maxEventClients,
     logger,
     isClosing: () => closing,
+    git,
   });
 
   const server = createServer(

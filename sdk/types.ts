@@ -88,6 +88,17 @@ export interface Release {
   reason?: string;
 }
 
+/** An app's git remote (`GET /v1/apps/:name/git`): push to `<API URL><repository>` to deploy. */
+export interface GitRemote {
+  name: string;
+  /** `/git/<name>.git`, on the registry API's URL. */
+  repository: string;
+  /** The branch set with `berth git:branch`, or null. */
+  branch: string | null;
+  /** The branches whose pushes deploy: `branch`, else main and master. */
+  deployBranches: string[];
+}
+
 /** An app's scaling policy: the scaler keeps its instances between min and max. */
 export interface AutoscalePolicy {
   min: number;

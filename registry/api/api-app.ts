@@ -36,6 +36,8 @@ export interface ApiAppOptions {
   logger: Logger;
   /** True once the daemon drains: new requests get 503. */
   isClosing: () => boolean;
+  /** The git remotes (registry/git): `/git/<app>.git` and `/v1/apps/:name/git`. */
+  git?: { remote: express.Router; api: express.Router };
 }
 
 /** The registry's REST API as an express app (no listening socket). */
@@ -82,8 +84,11 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
+  if (options.git) v1.use(options.git.api);
   v1.use(events.router);
   app.use('/v1', v1);
+  // Authenticated by itself: git sends HTTP Basic, and reads errors as plain text.
+  if (options.git) app.use('/git', options.git.remote);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see docs/api.md for the REST reference.`));
