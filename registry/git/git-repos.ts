@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The hook receive-pack runs for every pushed ref (registry/git/proc-receive-hook.ts, compiled). */
-const HOOK_SCRIPT = fileURLToPath(new URL('./proc-receive-hook.js', import.meta.url));
+function hookScript(): string {
+  const beside = fileURLToPath(new URL('./proc-receive-hook.js', import.meta.url));
+  // Run from TypeScript sources (tests): use the compiled hook, as the hoster does its shim.
+  return existsSync(beside) ? beside : fileURLToPath(new URL('../../dist/registry/git/proc-receive-hook.js', import.meta.url));
+}
 
 /** What a git command printed, once it ended. */
 export interface GitRun {
@@ -32,7 +36,7 @@ export class GitRepos {
     mkdirSync(this.hooksDir, { recursive: true, mode: 0o700 });
     // Written on every start, so that it follows this registry's node and install.
     const hook = join(this.hooksDir, 'proc-receive');
-    writeFileSync(hook, `#!/bin/sh\nexec ${shellQuote(options.nodePath)} ${shellQuote(HOOK_SCRIPT)}\n`, { mode: 0o700 });
+    writeFileSync(hook, `#!/bin/sh\nexec ${shellQuote(options.nodePath)} ${shellQuote(hookScript())}\n`, { mode: 0o700 });
     chmodSync(hook, 0o700);
   }
 

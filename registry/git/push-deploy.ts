@@ -76,7 +76,7 @@ export class PushDeployer {
     for (const update of updates) {
       const verdict = refVerdict(update, pusher.app, branches);
       if (!verdict.deploy) {
-        say(`-----> ${update.ref.replace(/^refs\/heads\//, '')}: refused: ${verdict.reason}`);
+        // git prints the reason after "! [remote rejected]": nothing to add here.
         results.push({ ref: update.ref, ok: false, reason: verdict.reason });
       } else if (deploying !== undefined) {
         const reason = `this push deploys ${deploying} already: push one deploy branch at a time`;
@@ -221,6 +221,7 @@ export class PushDeployer {
     const [summary = 'no reason given', ...lines] = (release.reason ?? '').split('\n');
     const reason = `release v${release.version} failed: ${summary.replace(/\.$/, '')}`;
     say(`-----> ${reason}`);
+    if (lines.length > 0) say('       its last lines of output:');
     for (const line of lines) say(`       ${line}`);
     if (details.release !== release.version) say(`-----> ${details.name} still runs v${details.release}`);
     say(`-----> all of its output: berth logs ${details.name}`);
