@@ -253,7 +253,7 @@ describe('git push deploys', () => {
     await mustGit(['checkout', '-q', 'main'], repo);
   }, PUSH_DEADLINE_MS * 2);
 
-  it('a wrong token gets 401 with a Basic challenge, and git says the authentication failed', async () => {
+  it('a wrong token gets 401 with a Basic challenge, and git says the authentication failed; a token that may not change the app gets 403', async () => {
     const url = new URL(`${registry.daemon.url}/git/shop.git`);
     const challenge = await fetch(`${url}/info/refs?service=git-receive-pack`);
     expect(challenge.status).toBe(401);
@@ -268,6 +268,18 @@ describe('git push deploys', () => {
     const r = await git(['push', url.toString(), 'main'], repo);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Authentication failed/);
+
+    // A token that may not change the app gets 403, and git shows berth's reason.
+    for (const [name, options, why] of [
+      ['reader', { readOnly: true }, 'the token reader is read-only'],
+      ['other-app', { app: 'other' }, 'the token other-app is for the app other only'],
+    ] as const) {
+      url.password = (await client.createToken(name, options)).token;
+      const refused = await git(['push', url.toString(), 'main'], repo);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain(`remote: This token may not do that: ${why}`);
+      expect(refused.stderr).toMatch(/403/);
+    }
     expect((await client.listReleases('shop')).length).toBe(before);
   });
 
