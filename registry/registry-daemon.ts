@@ -120,6 +120,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     nodePath: process.execPath,
     searchPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
   });
+  void repos.problem().then((problem) => {
+    if (problem !== undefined) logger.warn(`${problem}; every other call works without it`);
+  });
   const deployer = new PushDeployer({ repos, store: gitStore, apps, bundles, redis, keys, rolloutTimeoutMs: config.rolloutTimeoutMs, logger: logger.child({ part: 'git' }) });
   const git = {
     remote: gitRoutes({ repos, deployer, checkToken: tokenChecker(config.token, tokenStore), tokens: tokenStore, bundleLimitBytes: config.bundleLimitBytes, logger }),

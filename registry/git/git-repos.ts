@@ -40,6 +40,16 @@ export class GitRepos {
     chmodSync(hook, 0o700);
   }
 
+  /** Why this machine's git cannot serve pushes (missing, or older than 2.29, which brought proc-receive), or undefined when it can. */
+  async problem(): Promise<string | undefined> {
+    const version = await this.run(['--version']).catch(() => undefined);
+    const match = version === undefined ? null : /git version (\d+)\.(\d+)/.exec(version.stdout.toString());
+    if (match === null) return 'git is not installed (or not on the PATH): install it (apt-get install git) for git push deploys';
+    const [major, minor] = [Number(match[1]), Number(match[2])];
+    if (major < 2 || (major === 2 && minor < 29)) return `git ${major}.${minor} is too old for git push deploys: install git 2.29 or newer`;
+    return undefined;
+  }
+
   /** The path of `app`'s repository. */
   path(app: string): string {
     return join(this.dir, `${app}.git`);

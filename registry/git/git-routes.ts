@@ -10,6 +10,7 @@ import { gitRequestToken } from './git-auth.js';
 import type { GitRepos } from './git-repos.js';
 import { FLUSH, pktLine } from './pkt-line.js';
 import { serveProcReceive } from './proc-receive-session.js';
+import { asksForSideband, SidebandRelay } from './sideband.js';
 import type { PushDeployer } from './push-deploy.js';
 import { repositoryApp } from './ref-update.js';
 
@@ -26,6 +27,8 @@ export interface GitRoutesOptions {
 }
 
 const RECEIVE_PACK = 'git-receive-pack';
+/** Room for a push's commands before its pack: a body this much over the limit holds a pack over it. */
+const COMMANDS_MARGIN_BYTES = 64 * 1024;
 
 /**
  * `/git/<app>.git/…`: git's smart HTTP for pushes, served by git's own receive-pack
@@ -67,7 +70,7 @@ export function gitRoutes(options: GitRoutesOptions): Router {
     res.setHeader('Cache-Control', 'no-cache, max-age=0, must-revalidate');
     res.write(Buffer.concat([pktLine(`# service=${RECEIVE_PACK}\n`), FLUSH]));
     const child = repos.spawn(['receive-pack', '--stateless-rpc', '--advertise-refs', repo], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await relayOutput(child.stdout!, child.stderr!, res, child, logger);
+    await relayOutput(child.stdout!, child.stderr!, responseSink(res), child, logger);
   });
 
   r.post('/:repo/git-upload-pack', async (req, res) => {
@@ -105,7 +108,26 @@ export function gitRoutes(options: GitRoutesOptions): Router {
     child.stdin!.on('error', () => undefined);
     res.status(200).setHeader('Content-Type', `application/x-${RECEIVE_PACK}-result`);
     res.setHeader('Cache-Control', 'no-cache, max-age=0, must-revalidate');
-    await relayOutput(child.stdout!, child.stderr!, res, child, logger);
+    const relay = new SidebandRelay((bytes) => {
+      if (!res.destroyed && !res.writableEnded) res.write(bytes);
+    });
+    // receive-pack refuses the pack itself (receive.maxInputSize); berth adds what to do about it.
+    let received = 0;
+    let sideband: boolean | undefined;
+    body.on('data', (chunk: Buffer) => {
+      sideband ??= asksForSideband(chunk);
+      const before = received;
+      received += chunk.length;
+      const over = options.bundleLimitBytes + COMMANDS_MARGIN_BYTES;
+      if (sideband && before <= over && received > over) {
+        relay.say(
+          `-----> push refused: the pack is over ${options.bundleLimitBytes} bytes, the largest bundle this registry takes: ` +
+            'leave build output and large files out of the commits (or push a short history), or raise BERTH_BUNDLE_LIMIT_BYTES',
+        );
+      }
+    });
+    await relayOutput(child.stdout!, child.stderr!, relay, child, logger);
+    if (!res.writableEnded) res.end();
     await session;
     options.tokens
       .audit({ token: grant.name, method: 'POST', path: `/git/${app}.git/${RECEIVE_PACK}`, app, status: res.statusCode })
@@ -120,22 +142,38 @@ export function gitRoutes(options: GitRoutesOptions): Router {
 }
 
 /**
- * Streams a git child's stdout into the answer until it ends. A client gone early leaves the
- * child running to its end (a deploy under way goes on), its output read and dropped.
+ * Streams a git child's stdout into `sink` until the child ends. A client gone early leaves
+ * the child running to its end (a deploy under way goes on), its output read and dropped.
  */
-function relayOutput(stdout: Readable, stderr: Readable, res: Response, child: { once(e: 'close', f: (code: number | null) => void): unknown }, logger: Logger): Promise<void> {
+function relayOutput(
+  stdout: Readable,
+  stderr: Readable,
+  sink: { push(bytes: Buffer): void; end(): void },
+  child: { once(e: 'close', f: (code: number | null) => void): unknown },
+  logger: Logger,
+): Promise<void> {
   let errors = '';
   stderr.on('data', (d: Buffer) => (errors = (errors + d.toString()).slice(-4000)));
-  stdout.on('data', (d: Buffer) => {
-    if (!res.destroyed && !res.writableEnded) res.write(d);
-  });
+  stdout.on('data', (d: Buffer) => sink.push(d));
   return new Promise((resolve) => {
     child.once('close', (code) => {
       if (code !== 0) logger.warn({ code, stderr: errors.trim().slice(-1000) }, 'git receive-pack ended with an error');
-      if (!res.writableEnded) res.end();
+      sink.end();
       resolve();
     });
   });
+}
+
+/** The answer as a sink of bytes, written while the client is there. */
+function responseSink(res: Response): { push(bytes: Buffer): void; end(): void } {
+  return {
+    push: (bytes) => {
+      if (!res.destroyed && !res.writableEnded) res.write(bytes);
+    },
+    end: () => {
+      if (!res.writableEnded) res.end();
+    },
+  };
 }
 
 /** Errors as plain text: git shows a text/plain body of a refused request as `remote: …`. */

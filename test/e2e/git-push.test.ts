@@ -343,6 +343,7 @@ describe('a push larger than the bundle limit', () => {
     const r = await push(big, url.toString(), 'main');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/remote: fatal: pack exceeds maximum allowed size/);
+    expect(r.stderr).toContain('remote: -----> push refused: the pack is over 65536 bytes, the largest bundle this registry takes');
     expect(r.stderr).toMatch(/ ! \[remote rejected\] +main -> main/);
     expect(await small.client.listApps()).toEqual([]);
     const objects = await git(['--git-dir', join(work, 'small-git', 'big.git'), 'count-objects', '-v'], work);

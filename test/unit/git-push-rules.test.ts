@@ -5,6 +5,7 @@ import { gitRemoteUrl } from '../../cli/commands/git-remote.js';
 import { gitRequestToken } from '../../registry/git/git-auth.js';
 import { FLUSH, PktLineReader, pktLine } from '../../registry/git/pkt-line.js';
 import { oneLine } from '../../registry/git/proc-receive-session.js';
+import { asksForSideband, SidebandRelay } from '../../registry/git/sideband.js';
 import { branchNameProblem, deployBranches, parseRefUpdate, refVerdict, repositoryApp, ZERO_OID } from '../../registry/git/ref-update.js';
 
 const A = 'a'.repeat(40);
@@ -29,6 +30,40 @@ describe('pkt-line', () => {
   it('refuses bytes that are not pkt-lines', () => {
     expect(() => new PktLineReader().push(Buffer.from('zz12hello'))).toThrow(/not a pkt-line/);
     expect(() => new PktLineReader().push(Buffer.from('0002'))).toThrow(/length/);
+  });
+});
+
+describe('sideband', () => {
+  it('sees whether a push asks for a sideband in its first command', () => {
+    expect(asksForSideband(pktLine(`${ZERO_OID} ${A} refs/heads/main\0report-status side-band-64k agent=git/2.39`))).toBe(true);
+    expect(asksForSideband(pktLine(`${ZERO_OID} ${A} refs/heads/main\0report-status`))).toBe(false);
+    expect(asksForSideband(Buffer.from('00'))).toBe(false);
+  });
+
+  it('slips a progress line in between whole packets only, never inside one', () => {
+    const out: Buffer[] = [];
+    const relay = new SidebandRelay((b) => out.push(b));
+    const first = pktLine('\x01first packet');
+    const second = pktLine('\x01second');
+    relay.push(first.subarray(0, 5));
+    relay.say('berth says');
+    expect(Buffer.concat(out).toString()).toBe('');
+    relay.push(Buffer.concat([first.subarray(5), second.subarray(0, 3)]));
+    relay.push(second.subarray(3));
+    relay.push(FLUSH);
+    relay.end();
+    const reader = new PktLineReader();
+    expect(reader.push(Buffer.concat(out))).toEqual(['\x01first packet', '\x02berth says', '\x01second', null]);
+  });
+
+  it('passes bytes that are not pkt-lines through untouched', () => {
+    const out: Buffer[] = [];
+    const relay = new SidebandRelay((b) => out.push(b));
+    relay.push(Buffer.from('zzzz not a packet'));
+    relay.say('dropped');
+    relay.push(Buffer.from(' more'));
+    relay.end();
+    expect(Buffer.concat(out).toString()).toBe('zzzz not a packet more');
   });
 });
 
