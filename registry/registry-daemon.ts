@@ -20,7 +20,7 @@ import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore } from './registry-store.js';
 import { TokenStore } from './token-store.js';
 import { tokenChecker } from './api/authenticate.js';
-import { gitApiRoutes, gitRoutes, GitRepos, GitStore, PushDeployer } from './git/index.js';
+import { createGitRemotes } from './git/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -115,19 +115,19 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
 
   const keys = registryKeys(config.keyPrefix);
   const tokenStore = new TokenStore(redis, keys);
-  const gitStore = new GitStore(redis, keys);
-  const repos = new GitRepos(config.gitDir === '' ? join(tmpdir(), `berth-git-${config.keyPrefix}`) : config.gitDir, {
+  const git = createGitRemotes({
+    dir: config.gitDir === '' ? join(tmpdir(), `berth-git-${config.keyPrefix}`) : config.gitDir,
     nodePath: process.execPath,
     searchPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    redis,
+    keys,
+    apps,
+    bundles,
+    tokens: tokenStore,
+    checkToken: tokenChecker(config.token, tokenStore),
+    rolloutTimeoutMs: config.rolloutTimeoutMs,
+    logger,
   });
-  void repos.problem().then((problem) => {
-    if (problem !== undefined) logger.warn(`${problem}; every other call works without it`);
-  });
-  const deployer = new PushDeployer({ repos, store: gitStore, apps, bundles, redis, keys, rolloutTimeoutMs: config.rolloutTimeoutMs, logger: logger.child({ part: 'git' }) });
-  const git = {
-    remote: gitRoutes({ repos, deployer, checkToken: tokenChecker(config.token, tokenStore), tokens: tokenStore, bundleLimitBytes: config.bundleLimitBytes, logger }),
-    api: gitApiRoutes({ store: gitStore, apps }),
-  };
 
   let closing = false;
   const { app, closeStreams } = createApiApp({

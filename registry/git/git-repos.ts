@@ -28,16 +28,22 @@ export class GitRepos {
 
   private readonly env: NodeJS.ProcessEnv;
 
-  /** `searchPath`: the PATH git is found on (and the only variable it gets from the registry). */
-  constructor(readonly dir: string, options: { nodePath: string; searchPath: string }) {
+  private prepared = false;
+
+  /** `searchPath`: the PATH git is found on (and the only variable it gets from the registry). Nothing is written before the first push. */
+  constructor(readonly dir: string, private readonly options: { nodePath: string; searchPath: string }) {
     this.env = gitEnv(options.searchPath);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.hooksDir = join(dir, 'hooks');
+  }
+
+  /** Makes the folder and the hook, once per start (so that the hook follows this registry's node and install). */
+  private prepare(): void {
+    if (this.prepared) return;
     mkdirSync(this.hooksDir, { recursive: true, mode: 0o700 });
-    // Written on every start, so that it follows this registry's node and install.
     const hook = join(this.hooksDir, 'proc-receive');
-    writeFileSync(hook, `#!/bin/sh\nexec ${shellQuote(options.nodePath)} ${shellQuote(hookScript())}\n`, { mode: 0o700 });
+    writeFileSync(hook, `#!/bin/sh\nexec ${shellQuote(this.options.nodePath)} ${shellQuote(hookScript())}\n`, { mode: 0o700 });
     chmodSync(hook, 0o700);
+    this.prepared = true;
   }
 
   /** Why this machine's git cannot serve pushes (missing, or older than 2.29, which brought proc-receive), or undefined when it can. */
@@ -61,6 +67,7 @@ export class GitRepos {
 
   /** Makes `app`'s bare repository unless it exists: made aside and renamed, so two first pushes cannot half-make it. */
   async ensure(app: string): Promise<string> {
+    this.prepare();
     const path = this.path(app);
     if (this.exists(app)) return path;
     const aside = join(this.dir, `.new-${app}-${randomBytes(6).toString('hex')}`);

@@ -191,6 +191,8 @@ function gitErrors(logger: Logger) {
       return;
     }
     if (error.status === 503) res.setHeader('Retry-After', '1');
+    // Refused before the body (a pack) was read: close rather than read on.
+    if (!req.complete) res.setHeader('Connection', 'close');
     res.status(error.status).type('text/plain').send(`${error.message} (${error.code})\n`);
   };
 }

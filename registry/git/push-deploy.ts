@@ -70,7 +70,13 @@ export class PushDeployer {
 
   /** Decides every ref of one push, in their order. */
   async handle(pusher: Pusher, updates: RefUpdate[], say: Say): Promise<RefResult[]> {
-    const branches = deployBranches(await this.o.store.branch(pusher.app).catch(() => null));
+    let branches: string[];
+    try {
+      branches = deployBranches(await this.o.store.branch(pusher.app));
+    } catch (err) {
+      const reason = err instanceof BerthError ? err.message : 'berth cannot read the deploy branch: retry shortly';
+      return updates.map((u) => ({ ref: u.ref, ok: false, reason }));
+    }
     let deploying: string | undefined;
     const results: RefResult[] = [];
     for (const update of updates) {
