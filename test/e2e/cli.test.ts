@@ -372,7 +372,7 @@ describe('berth errors', () => {
   it('--help lists every command with examples, and each command has its own', async () => {
     const r = await runCli(['--help'], bareEnv);
     expect(r.code).toBe(0);
-    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'status', 'up']) {
+    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'login', 'status', 'up']) {
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
     expect(r.stdout).toContain('Examples:');
