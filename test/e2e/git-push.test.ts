@@ -1,7 +1,7 @@
 // A real git client pushes a real repository (an Express app with a lockfile) to a registry: the push builds, releases and serves it through the proxy; a crashing commit is rejected while the release before keeps answering; other branches and wrong tokens are refused; two pushes at once take turns; the token never lands in .git/config.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +121,20 @@ function requestLoop(): { stop(): Promise<{ ok: number; failed: string[] }> } {
       return { ok, failed };
     },
   };
+}
+
+/** Command lines of running processes that work on this test's repositories. */
+function gitProcesses(): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        return '';
+      }
+    })
+    .filter((cmd) => cmd.includes(gitDir) || cmd.includes('proc-receive-hook'));
 }
 
 /** Where the registry's cache has `ref` of the app, '' when it has none. */
@@ -317,6 +331,19 @@ describe('git push deploys', () => {
     expect(r.stderr).toMatch(/\+ [0-9a-f]+\.\.\.[0-9a-f]+ +[0-9a-f]+ -> main \(forced update\)/);
     await waitFor(async () => (await get()).body.greeting === 'hello from git', { deadlineMs: 10_000, what: 'the first version serving again' });
     expect((await client.listReleases('shop'))[0]).toMatchObject({ commit: first, status: 'active' });
+  }, PUSH_DEADLINE_MS);
+  it('a pusher who goes away mid-deploy does not stop it: the release runs, the branch moves, no git is left running', async () => {
+    const head = await commit(repo, { 'server.js': server('deployed without anyone watching') }, 'Unwatched');
+    const child = spawn('git', ['push', 'berth', 'main'], { cwd: repo, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise((resolve) => child.once('close', resolve));
+    await waitFor(() => /remote: -----> Release v\d+: Deploy/.test(stderr), { deadlineMs: 30_000, what: 'the release made' });
+    child.kill('SIGKILL');
+    await exited;
+    await waitFor(async () => (await get()).body.greeting === 'deployed without anyone watching', { deadlineMs: 60_000, what: 'the new release serving' });
+    await waitFor(async () => (await cachedRef('refs/heads/main')) === head, { deadlineMs: 10_000, what: 'main moved' });
+    await waitFor(() => !gitProcesses().some((p) => p.includes('receive-pack') || p.includes('proc-receive')), { deadlineMs: 10_000, what: 'receive-pack and the hook gone' });
   }, PUSH_DEADLINE_MS);
 });
 
