@@ -324,13 +324,17 @@ describe('git push deploys', () => {
     expect(again.code, again.stderr).toBe(0);
   }, PUSH_DEADLINE_MS * 2);
 
-  it('a force push deploys the pushed commit, an older one included', async () => {
+  it('a force push deploys the pushed commit, an older one included; a config change keeps its commit', async () => {
     const first = await mustGit(['rev-list', '--max-parents=0', 'HEAD'], repo);
     const r = await push(repo, '--force', 'berth', `${first}:refs/heads/main`);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/\+ [0-9a-f]+\.\.\.[0-9a-f]+ +[0-9a-f]+ -> main \(forced update\)/);
     await waitFor(async () => (await get()).body.greeting === 'hello from git', { deadlineMs: 10_000, what: 'the first version serving again' });
     expect((await client.listReleases('shop'))[0]).toMatchObject({ commit: first, status: 'active' });
+    // A config change runs the same code: its release keeps the commit.
+    const configured = await runCli(['config:set', 'shop', 'GREETING_NOTE=1', '--timeout', '60'], env, { deadlineMs: 90_000 });
+    expect(configured.code, configured.stderr).toBe(0);
+    expect((await client.listReleases('shop'))[0]).toMatchObject({ description: 'Set GREETING_NOTE', commit: first });
   }, PUSH_DEADLINE_MS);
   it('a pusher who goes away mid-deploy does not stop it: the release runs, the branch moves, no git is left running', async () => {
     const head = await commit(repo, { 'server.js': server('deployed without anyone watching') }, 'Unwatched');
