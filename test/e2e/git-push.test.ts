@@ -54,6 +54,27 @@ function git(args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}, dead
   });
 }
 
+/** A push to berth's remote, started now, whose output can be watched as it comes. */
+function pushWatched(cwd: string, ref: string): { stderr(): string; done: Promise<Run> } {
+  const child = spawn('git', ['push', 'berth', ref], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`git push did not finish within ${PUSH_DEADLINE_MS} ms\n${stderr}`));
+    }, PUSH_DEADLINE_MS);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal ?? -1, stdout, stderr });
+    });
+  });
+  return { stderr: () => stderr, done };
+}
+
 async function mustGit(args: string[], cwd: string): Promise<string> {
   const run = await git(args, cwd);
   if (run.code !== 0) throw new Error(`git ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
@@ -297,7 +318,7 @@ describe('git push deploys', () => {
     expect((await client.listReleases('shop')).length).toBe(before);
   });
 
-  it('two pushes of the app at once take turns: the second waits, then finds main moved and is refused', async () => {
+  it('two pushes of the app at once take turns: the second waits for the first to deploy, then finds main moved and is refused', async () => {
     const other = join(work, 'other');
     await mustGit(['clone', '-q', repo, other], work);
     const added = await runCli(['git:remote', 'shop', '--add'], env, { cwd: other });
@@ -306,21 +327,23 @@ describe('git push deploys', () => {
     await commit(other, { 'server.js': server('from the second clone') }, 'Second clone');
     const releasesBefore = (await client.listReleases('shop')).length;
 
-    const [a, b] = await Promise.all([push(repo, 'berth', 'main'), push(other, 'berth', 'main')]);
-    const runs = [a, b];
-    const won = runs.filter((r) => r.code === 0);
-    const lost = runs.filter((r) => r.code !== 0);
-    expect(won.length, `${a.stderr}\n----\n${b.stderr}`).toBe(1);
-    expect(lost.length).toBe(1);
-    expect(lost[0]!.stderr).toContain('remote: -----> another push of shop is in progress: waiting for it to finish');
-    expect(lost[0]!.stderr).toMatch(/ ! \[remote rejected\] +main -> main \(main moved to [0-9a-f]{7} while this push waited \(another push deployed it\): fetch, merge and push again\)/);
+    // The second push starts while the first deploys (it holds the lock from before its release until it runs).
+    const first = pushWatched(repo, 'main');
+    await waitFor(() => /remote: -----> Release v\d+: Deploy/.test(first.stderr()), { deadlineMs: 60_000, what: 'the first push deploying' });
+    const b = await push(other, 'berth', 'main');
+    const a = await first.done;
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).not.toBe(0);
+    expect(b.stderr).toContain('remote: -----> another push of shop is in progress: waiting for it to finish');
+    expect(b.stderr).toMatch(/ ! \[remote rejected\] +main -> main \(main moved to [0-9a-f]{7} while this push waited \(another push deployed it\): fetch, merge and push again\)/);
+    // It waited for the whole deploy: it was refused only after the first push's release ran.
+    expect(a.stderr).toMatch(/remote: -----> shop v\d+ active/);
     // One release only, and the lock is free again: the loser deploys once it is based on the winner.
     expect((await client.listReleases('shop')).length).toBe(releasesBefore + 1);
-    const loser = lost[0] === a ? repo : other;
-    // berth's remotes take pushes only: the loser rebases on the winner's clone, then deploys.
-    await mustGit(['fetch', '-q', loser === repo ? other : repo, 'main'], loser);
-    await mustGit(['rebase', '-q', '-X', 'theirs', 'FETCH_HEAD'], loser);
-    const again = await push(loser, 'berth', 'main');
+    // berth's remotes take pushes only: the second clone rebases on the first, then deploys.
+    await mustGit(['fetch', '-q', repo, 'main'], other);
+    await mustGit(['rebase', '-q', '-X', 'theirs', 'FETCH_HEAD'], other);
+    const again = await push(other, 'berth', 'main');
     expect(again.code, again.stderr).toBe(0);
   }, PUSH_DEADLINE_MS * 2);
 
