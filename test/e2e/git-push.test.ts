@@ -239,6 +239,7 @@ describe('git push deploys', () => {
     const [release] = await client.listReleases('shop');
     expect(release).toMatchObject({ version: 1, commit: head, description: `Deploy ${head.slice(0, 7)}: First version`, createdBy: 'admin' });
     expect(await cachedRef('refs/heads/main')).toBe(head);
+    await waitFor(async () => (await client.audit(20)).some((e) => e.path === '/git/shop.git/git-receive-pack' && e.app === 'shop' && e.token === 'admin'), { what: 'the push in the audit log' });
     const table = await runCli(['releases', 'shop'], env);
     expect(table.stdout).toMatch(new RegExp(`^v1\\s+active\\s+${head.slice(0, 7)}\\s+Deploy ${head.slice(0, 7)}: First version`, 'm'));
 
