@@ -23,6 +23,8 @@ export const DEFAULT_PUSH_WAIT_MS = 10 * 60_000;
 const POLL_MS = 500;
 /** While waiting for the lock, a line this often tells the pusher it still waits. */
 const WAITING_NOTE_MS = 10_000;
+/** The longest a push stays silent while its release rolls out. */
+const QUIET_MS = 20_000;
 /** How many of the app's last log lines each look reads for build output. */
 const BUILD_LOOKBACK_LINES = 500;
 /** Once the outcome is known, the hosters' last batches of build lines (every 200 ms) may still come. */
@@ -189,8 +191,13 @@ export class PushDeployer {
   }
 
   /** Follows release `version` until it runs or fails, showing the build's lines and each new status. */
-  private async watch(app: string, version: number, after: string, say: Say): Promise<{ ok: true } | { ok: false; reason: string }> {
+  private async watch(app: string, version: number, after: string, sayNow: Say): Promise<{ ok: true } | { ok: false; reason: string }> {
     const started = Date.now();
+    let saidAt = started;
+    const say: Say = (line) => {
+      saidAt = Date.now();
+      sayNow(line);
+    };
     // A little past the reconciler's own bound, which fails the release first.
     const deadline = started + this.o.rolloutTimeoutMs + 30_000;
     const build = { after };
@@ -214,7 +221,8 @@ export class PushDeployer {
         return { ok: true };
       }
       const status = `-----> ${app} v${version} ${release?.status ?? 'deploying'}: ${details.running}/${details.instances} running`;
-      if (status !== shown) say((shown = status));
+      // A line at least every QUIET_MS, so that no proxy between git and berth drops a quiet push.
+      if (status !== shown || Date.now() - saidAt > QUIET_MS) say(status === shown ? `${status} (${Math.round((Date.now() - started) / 1000)} s)` : (shown = status));
       if (Date.now() > deadline) {
         return { ok: false, reason: `${app} v${version} is not running after ${Math.round((Date.now() - started) / 1000)} s (the rollout goes on): see berth info ${app} and berth logs ${app}` };
       }
