@@ -127,6 +127,8 @@ command -v npm >/dev/null 2>&1 || apt_install npm
 command -v prlimit >/dev/null 2>&1 || apt_install util-linux
 # The hoster keeps apps off each other's ports with an nftables rule.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || apt_install nftables
+# The registry serves `git push` deploys with git's own receive-pack.
+command -v git >/dev/null 2>&1 || apt_install git
 if [ "$own_redis" -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi

@@ -122,7 +122,13 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     BERTH_DATA_DIR: dataDir,
     BERTH_PUBLIC_URL: process.env.BERTH_PUBLIC_URL ?? `https://localhost:${flags.httpsPort}`,
   };
-  supervisor.start({ name: 'registry', command: process.execPath, args: [main, 'registry'], env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile } });
+  supervisor.start({
+    name: 'registry',
+    command: process.execPath,
+    args: [main, 'registry'],
+    // The git remotes' repositories (a cache of what pushes sent) live with the rest of the data.
+    env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile, BERTH_GIT_DIR: process.env.BERTH_GIT_DIR ?? join(dataDir, 'git') },
+  });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   // The balancer holds no token: it checks one by its digest before showing internal reports.
   supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: { ...daemonEnv, BERTH_TOKEN_SHA256: createHash('sha256').update(secrets.token).digest('hex'), BERTH_BALANCER_REGISTRY_URL: apiUrl } });

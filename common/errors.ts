@@ -37,6 +37,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     message: 'This app scales automatically: change its policy (berth scale NAME --min N --max N) or turn it off (berth scale NAME --off) before setting its instances.',
   },
+  git_push_only: {
+    status: 403,
+    message: "berth's git remotes take pushes only (a push deploys): fetch and clone from your own repository.",
+  },
   nothing_to_change: { status: 400, message: 'The request changes nothing: give at least one field to change.' },
   nothing_to_claim: {
     status: 409,

@@ -33,6 +33,14 @@ export interface AppServiceOptions {
   publicUrl: string | null;
 }
 
+/** Where a release's code came from when it is not a folder: a pushed commit (registry/git). */
+export interface ReleaseOrigin {
+  /** The commit id, 40 hex. */
+  commit: string;
+  /** The release's description, e.g. "Deploy 3f2a9c1: Fix the header". */
+  description: string;
+}
+
 const RELEASE_RETRIES = 5;
 
 /**
@@ -43,7 +51,7 @@ const RELEASE_RETRIES = 5;
 export class AppService {
   constructor(private readonly o: AppServiceOptions) {}
 
-  async publish(input: PublishInput, user: string): Promise<AppDetails> {
+  async publish(input: PublishInput, user: string, origin?: ReleaseOrigin): Promise<AppDetails> {
     await this.requireBundle(input.bundle);
     await this.o.apps.create({
       name: input.name,
@@ -56,15 +64,16 @@ export class AppService {
         command: input.command ?? null,
         requirements: input.attributes ?? {},
         healthCheck: { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
-        description: `Deploy ${input.bundle.slice(0, 7)}`,
+        description: origin?.description ?? `Deploy ${input.bundle.slice(0, 7)}`,
         createdBy: user,
+        ...(origin === undefined ? {} : { commit: origin.commit }),
       },
     });
     return this.details(input.name);
   }
 
   /** Changes code and/or configuration (a new release, rolled out) and/or settings. */
-  async update(name: string, input: UpdateInput, user: string): Promise<AppDetails> {
+  async update(name: string, input: UpdateInput, user: string, origin?: ReleaseOrigin): Promise<AppDetails> {
     if (Object.values(input).every((v) => v === undefined)) throw new BerthError('nothing_to_change');
     if (input.bundle !== undefined) await this.requireBundle(input.bundle);
     // Refused before any release is made: an update must not deploy and then answer 409. (The
@@ -80,14 +89,17 @@ export class AppService {
       input.healthCheck !== undefined;
     if (changesRelease) {
       await this.newRelease(name, user, (base) => {
+        // New code has the origin it is given (none from a folder); the same code keeps its commit.
+        const commit = input.bundle === undefined ? base.commit : origin?.commit;
         const next: ReleaseInput = {
           bundle: input.bundle ?? base.bundle,
           env: input.env ?? base.env,
           command: input.command === undefined ? base.command : input.command,
           requirements: input.attributes ?? base.requirements,
           healthCheck: input.healthCheck === undefined ? base.healthCheck : { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
-          description: describeChange(base, input),
+          description: origin?.description ?? describeChange(base, input),
           createdBy: user,
+          ...(commit === undefined ? {} : { commit }),
         };
         return next;
       });
@@ -150,6 +162,7 @@ export class AppService {
       healthCheck: rolledTo.healthCheck,
       description: `Rollback to v${rolledTo.version}`,
       createdBy: user,
+      ...(rolledTo.commit === undefined ? {} : { commit: rolledTo.commit }),
     }));
     return (await this.o.apps.release(name, version2))!;
   }
@@ -249,7 +262,14 @@ export class AppService {
 }
 
 function baseContent(base: Release): Omit<ReleaseInput, 'description' | 'createdBy'> {
-  return { bundle: base.bundle, env: base.env, command: base.command, requirements: base.requirements, healthCheck: base.healthCheck };
+  return {
+    bundle: base.bundle,
+    env: base.env,
+    command: base.command,
+    requirements: base.requirements,
+    healthCheck: base.healthCheck,
+    ...(base.commit === undefined ? {} : { commit: base.commit }),
+  };
 }
 
 function describeChange(base: Release, input: UpdateInput): string {

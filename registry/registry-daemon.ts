@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
@@ -15,6 +17,8 @@ import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
+import { tokenChecker } from './api/authenticate.js';
+import { createGitRemotes } from './git/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -47,6 +51,12 @@ export const REGISTRY_OPTIONS = {
   dashboardSessionTtlMs: option({ env: 'BERTH_DASHBOARD_SESSION_TTL_MS', default: DEFAULT_SESSION_TTL_MS, schema: positiveMsSchema, describe: 'How long a dashboard sign-in lasts.' }),
   dashboardSampleMs: option({ env: 'BERTH_DASHBOARD_SAMPLE_MS', default: DEFAULT_LOAD_SAMPLE_MS, schema: positiveMsSchema, describe: "How often the machines' load and culprit are sampled for the dashboard's charts (an hour is kept)." }),
   trustedProxies: option({ env: 'BERTH_TRUSTED_PROXIES', default: DEFAULT_TRUSTED_PROXIES, schema: listSchema, describe: 'Addresses whose X-Forwarded-Proto is believed (the balancer): a dashboard cookie is Secure when it says https.' }),
+  gitDir: option({
+    env: 'BERTH_GIT_DIR',
+    default: '',
+    schema: z.string(),
+    describe: "Where the git remotes' bare repositories are kept: a cache, any registry takes any push (default: <os tmpdir>/berth-git-<key prefix>; berth up: <data dir>/git).",
+  }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -105,6 +115,22 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: listening anyway, answering 503 until it is'));
 
   const loadHistory = new LoadHistory({ redis, store, keys: dashboardKeys(store.keys), sampleMs: config.dashboardSampleMs, logger });
+  const keys = registryKeys(config.keyPrefix);
+  const tokenStore = new TokenStore(redis, keys);
+  const git = createGitRemotes({
+    dir: config.gitDir === '' ? join(tmpdir(), `berth-git-${config.keyPrefix}`) : config.gitDir,
+    nodePath: process.execPath,
+    searchPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    redis,
+    keys,
+    apps,
+    bundles,
+    tokens: tokenStore,
+    checkToken: tokenChecker(config.token, tokenStore),
+    rolloutTimeoutMs: config.rolloutTimeoutMs,
+    logger,
+  });
+
   let closing = false;
   const { app, closeStreams } = createApiApp({
     store,
@@ -114,13 +140,14 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     redis,
     openBlockingConnection: () => connectRedis(settings, { name: 'berth-registry-events', blocking: true }),
     tokens: config.token,
-    tokenStore: new TokenStore(redis, registryKeys(config.keyPrefix)),
+    tokenStore,
     bodyLimitBytes: config.bodyLimitBytes,
     bundleLimitBytes: config.bundleLimitBytes,
     maxEventClients: config.maxEventClients,
     logger,
     isClosing: () => closing,
     dashboard: { sessionTtlMs: config.dashboardSessionTtlMs, trustedProxies: config.trustedProxies, loadHistory },
+    git,
   });
 
   const server = createServer(

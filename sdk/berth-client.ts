@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, ClaimRequest, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, ClaimRequest, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -185,6 +185,16 @@ export class BerthClient {
   /** Sets and unsets variables: one new release. */
   setConfig(name: string, change: { set?: Record<string, string>; unset?: string[] }): Promise<Release> {
     return this.call('PATCH', `/v1/apps/${enc(name)}/config`, { body: change, idempotent: false });
+  }
+
+  /** The app's git remote: its path on this API (`/git/<name>.git`) and the branches whose pushes deploy it. */
+  getGitRemote(name: string): Promise<GitRemote> {
+    return this.call('GET', `/v1/apps/${enc(name)}/git`, { idempotent: true });
+  }
+
+  /** Makes `branch` the one whose pushes deploy the app (null: main and master again). */
+  setGitBranch(name: string, branch: string | null): Promise<GitRemote> {
+    return this.call('PUT', `/v1/apps/${enc(name)}/git`, { body: { branch }, idempotent: true });
   }
 
   /** CreateToken: a named token for every app or one (`app`), read-only or not. The token is in this answer only. */

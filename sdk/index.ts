@@ -6,6 +6,7 @@ export type {
   AutoscalePolicy,
   Attributes,
   ClaimRequest,
+  GitRemote,
   HealthCheck,
   Instance,
   InstanceState,

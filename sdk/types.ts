@@ -192,10 +192,23 @@ export interface Release {
   /** What made it, e.g. "Deploy 3f2a9c1", "Set DEBUG", "Rollback to v2". */
   description: string;
   createdBy: string;
+  /** The git commit its code came from, when a `git push` deployed that code. */
+  commit?: string;
   createdAt: number;
   status: ReleaseStatus;
   /** Why it failed, when it did. */
   reason?: string;
+}
+
+/** An app's git remote (`GET /v1/apps/:name/git`): push to `<API URL><repository>` to deploy. */
+export interface GitRemote {
+  name: string;
+  /** `/git/<name>.git`, on the registry API's URL. */
+  repository: string;
+  /** The branch set with `berth git:branch`, or null. */
+  branch: string | null;
+  /** The branches whose pushes deploy: `branch`, else main and master. */
+  deployBranches: string[];
 }
 
 /** An app's scaling policy: the scaler keeps its instances between min and max (see docs/scaler.md); an app without one is never touched. */

@@ -14,10 +14,12 @@ export function releasesCommand(ctx: CliContext): Command {
       const releases = await connect(ctx.env).listReleases(name);
       if (flags.json) return output.json(releases);
       output.table(
-        ['VERSION', 'STATUS', 'DESCRIPTION', 'BY', 'WHEN'],
+        ['VERSION', 'STATUS', 'COMMIT', 'DESCRIPTION', 'BY', 'WHEN'],
         releases.map((r) => [
           `v${r.version}`,
           output.status(r.status),
+          // The commit a git push deployed (kept by config changes, rollbacks and restarts of its code).
+          r.commit?.slice(0, 7) ?? '-',
           r.description + (r.reason ? ` (${firstLine(r.reason)})` : ''),
           r.createdBy,
           ago(r.createdAt),

@@ -37,6 +37,8 @@ export interface ApiAppOptions {
   isClosing: () => boolean;
   /** The dashboard at /dashboard: its sessions' length, whose X-Forwarded-Proto to believe, the load history it charts. */
   dashboard: { sessionTtlMs: number; trustedProxies: readonly string[]; loadHistory: LoadHistory };
+  /** The git remotes (registry/git): `/git/<app>.git` and `/v1/apps/:name/git`. */
+  git?: { remote: express.Router; api: express.Router };
 }
 
 /** The registry's REST API as an express app (no listening socket). */
@@ -83,6 +85,7 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
+  if (options.git) v1.use(options.git.api);
   v1.use(events.router);
   v1.use(loadHistoryRoutes(options.store, options.dashboard.loadHistory));
   app.use('/v1', authenticate(options.tokens, options.tokenStore), v1);
@@ -93,6 +96,8 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   const audit = (entry: Parameters<TokenStore['audit']>[0]) =>
     void options.tokenStore.audit(entry).catch((err) => options.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not write the audit log entry'));
   app.use('/dashboard', dashboardRoutes({ assets: loadDashboardAssets(), sessions, checker, trustedProxies: options.dashboard.trustedProxies, audit }));
+  // Authenticated by itself: git sends HTTP Basic, and reads errors as plain text.
+  if (options.git) app.use('/git', options.git.remote);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new BerthError('not_found', `No endpoint ${req.method} ${req.path}: see docs/api.md for the REST reference.`));

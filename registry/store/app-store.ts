@@ -18,6 +18,8 @@ export interface ReleaseInput {
   healthCheck: HealthCheck;
   description: string;
   createdBy: string;
+  /** The git commit the code came from (a push), kept by releases that keep the code. */
+  commit?: string;
 }
 
 export interface CreateAppInput {

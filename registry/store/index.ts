@@ -35,3 +35,6 @@ export {
 } from './app.js';
 /** Runs a Redis call, turning "Redis is away or too slow" into the typed redis_unavailable (for stores beside these, e.g. the dashboard's). */
 export { redisCall } from './lua-scripts.js';
+/** Scripts a part beside the store runs itself (the git remotes' branch and push lease). */
+export { holdLeadership, setGitBranch } from './script-declarations.js';
+export { SCRIPT_FAILURE } from './script-errors.js';

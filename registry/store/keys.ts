@@ -93,6 +93,9 @@ export interface RegistryKeys {
   readonly tokenNames: string;
   /** Stream of every mutating API call (token, method, path, app, status), capped. */
   readonly audit: string;
+
+  /** The lease of the push deploying an app now (registry/git): pushes of one app take turns. */
+  gitPushLock(name: string): string;
 }
 
 export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryKeys {
@@ -139,5 +142,6 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     tokens: `${p}tokens`,
     tokenNames: `${p}token-names`,
     audit: `${p}audit`,
+    gitPushLock: (name) => `${p}app:${name}:git-push`,
   };
 }

@@ -115,6 +115,14 @@ export const holdLeadership = defineScript<number>()({
 
 // Apps and releases.
 
+/** The branch whose pushes deploy an app (registry/git); -12 when there is no such app, an answer its caller words. */
+export const setGitBranch = defineScript<number>()({
+  name: 'setGitBranch',
+  keys: ['app'],
+  args: ['branch'],
+  answers: [SCRIPT_FAILURE.appNotFound],
+});
+
 /** Replies the first release's version. */
 export const createApp = defineScript<number>()({
   name: 'createApp',
@@ -216,6 +224,7 @@ export const ALL_SCRIPTS = [
   markPresent,
   heartbeatMachine,
   holdLeadership,
+  setGitBranch,
   createApp,
   createRelease,
   updateAppSettings,

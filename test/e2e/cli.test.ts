@@ -142,9 +142,9 @@ describe('berth app commands', () => {
     expect(table.stdout).not.toContain('\x1b[');
 
     const releaseTable = await runCli(['releases', 'hello'], env);
-    expect(releaseTable.stdout).toMatch(/^VERSION\s+STATUS\s+DESCRIPTION\s+BY\s+WHEN$/m);
-    expect(releaseTable.stdout).toMatch(/^v2\s+active\s+Redeploy\s+\S+\s+\d+s ago$/m);
-    expect(releaseTable.stdout).toMatch(/^v1\s+superseded\s+Deploy [0-9a-f]{7}\s+\S+\s+\d+s ago$/m);
+    expect(releaseTable.stdout).toMatch(/^VERSION\s+STATUS\s+COMMIT\s+DESCRIPTION\s+BY\s+WHEN$/m);
+    expect(releaseTable.stdout).toMatch(/^v2\s+active\s+-\s+Redeploy\s+\S+\s+\d+s ago$/m);
+    expect(releaseTable.stdout).toMatch(/^v1\s+superseded\s+-\s+Deploy [0-9a-f]{7}\s+\S+\s+\d+s ago$/m);
   });
 
   it('scale waits until as many instances run as asked', async () => {
@@ -383,7 +383,7 @@ describe('berth errors', () => {
   it('--help lists every command with examples, and each command has its own', async () => {
     const r = await runCli(['--help'], bareEnv);
     expect(r.code).toBe(0);
-    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'login', 'status', 'up']) {
+    for (const name of ['publish', 'update', 'apps', 'info', 'instances', 'scale', 'delete', 'releases', 'rollback', 'config', 'config:set', 'config:unset', 'logs', 'machines', 'load', 'culprit', 'restart', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'login', 'status', 'up']) {
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
     }
     expect(r.stdout).toContain('Examples:');

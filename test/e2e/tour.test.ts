@@ -1,4 +1,5 @@
-// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, and a clean stop with nothing left running.
+// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, and a clean stop with nothing left running.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -140,6 +141,23 @@ describe('the five-minute tour', () => {
       await berth('delete', 'hello', '--yes');
       await waitFor(async () => (await get('/hello')).status === 404, { deadlineMs: 20_000, what: 'no_route after delete' });
       expect(JSON.parse((await get('/hello')).body).error.code).toBe('no_route');
+
+      // Deploy with git push (the README's step): hello in a repository of its own, pushed to this platform.
+      const repo = join(app, 'repo');
+      cpSync(new URL('../../examples/hello', import.meta.url), repo, { recursive: true });
+      const gitEnv = { ...env, PATH: process.env.PATH, HOME: join(dir, 'home'), GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.com', GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.com' };
+      const git = (...args: string[]) => execFileSync('git', args, { cwd: repo, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      git('init', '-q', '-b', 'main');
+      git('add', '-A');
+      git('commit', '-q', '-m', 'First version');
+      const added = await runCli(['git:remote', 'hello-git', '--add'], env, { cwd: repo });
+      expect(added.code, added.stderr).toBe(0);
+      const pushed = spawnSync('git', ['push', 'berth', 'main'], { cwd: repo, env: gitEnv, encoding: 'utf8', timeout: 120_000 });
+      expect(pushed.status, pushed.stderr).toBe(0);
+      expect(pushed.stderr).toMatch(/remote: -----> hello-git v1 active: 1\/1 running/);
+      expect(JSON.parse((await get('/hello-git')).body).greeting).toBe('Hello from berth');
+      expect(JSON.parse(await berth('releases', 'hello-git', '--json'))[0].commit).toBe(git('rev-parse', 'HEAD'));
+      await berth('delete', 'hello-git', '--yes');
     } finally {
       rmSync(app, { recursive: true, force: true });
     }

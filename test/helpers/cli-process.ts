@@ -14,9 +14,9 @@ export interface CliRun {
  * ...args`), with only `env` (and PATH) in its environment and stdin closed; kills it and
  * fails if it has not finished within `deadlineMs`.
  */
-export function runCli(args: string[], env: NodeJS.ProcessEnv, options: { deadlineMs?: number } = {}): Promise<CliRun> {
+export function runCli(args: string[], env: NodeJS.ProcessEnv, options: { deadlineMs?: number; cwd?: string } = {}): Promise<CliRun> {
   const deadlineMs = options.deadlineMs ?? 30_000;
-  const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: options.cwd, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -38,6 +38,7 @@ describe('registryKeys', () => {
       k.bundles,
       k.upload('u'),
       k.reconcilerLease,
+      k.gitPushLock('pay'),
     ];
     expect(new Set(all.map(hashTag))).toEqual(new Set(['prod']));
     expect(new Set(all).size).toBe(all.length);
