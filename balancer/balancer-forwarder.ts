@@ -67,7 +67,7 @@ export class BalancerForwarder {
         if (backend === undefined) return undefined;
         // The balancer is the edge: what a client says of itself is not believed.
         headers ??= requestHeaders(req, { client: req.socket.remoteAddress, trusted: false, proto: 'https', host: requestHost(req) });
-        return { upstream: backend, dispatcher: this.dispatcher(backend), origin: backend.origin, path: forwardPath, headers };
+        return { upstream: backend, dispatcher: this.dispatcher(backend), origin: backend.origin, proxy: true, path: forwardPath, headers };
       },
       book: this.o.pool,
       policy: this.retry,
@@ -80,7 +80,8 @@ export class BalancerForwarder {
         this.waiting += waits ? 1 : -1;
       },
       giveUp: (failure, code) => {
-        if (failure === undefined) {
+        if (failure === 'unsent') answerError(res, req.headers.accept, 'no_healthy_instance', `No machine's proxy has an instance of ${app} that can answer right now (the request reached none): retry in a moment.`);
+        else if (failure === undefined) {
           if (this.closed) answerError(res, req.headers.accept, 'no_healthy_instance', 'The balancer is stopping: retry in a moment.');
           else answerError(res, req.headers.accept, 'no_healthy_instance', 'No machine of the platform can answer right now: retry in a moment.');
         } else if (failure === 'timeout') answerError(res, req.headers.accept, 'upstream_timeout');

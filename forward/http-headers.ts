@@ -3,6 +3,13 @@ import type { IncomingMessage } from 'node:http';
 /** Marks a request that already went from one berth proxy to another (one hop at most). */
 export const HOP_HEADER = 'x-berth-hop';
 
+/**
+ * Set by a proxy on an error it answers without having sent the request to any app (no
+ * instance it could reach): whoever forwarded it there may send it elsewhere, as if the
+ * connection had been refused.
+ */
+export const UNSENT_HEADER = 'x-berth-unsent';
+
 /** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
 export const HOP_BY_HOP = new Set([
   'connection',

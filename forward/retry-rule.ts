@@ -17,6 +17,9 @@ import type { ExchangeFailure } from './upstream-exchange.js';
  *   have reached the app. Only an idempotent request without a body goes again (RFC 9110
  *   9.2.2), and once: a request that itself kills upstreams is not carried from one to the
  *   next. After that one resend, further never-sent failures are retried as above.
+ * - Sent nowhere (`unsent`: a proxy answered 503 with UNSENT_HEADER, having had no instance to
+ *   send it to, and it has no body): at once to another upstream not tried yet, as never-sent;
+ *   never after a wait (that proxy is up: its instances are what is missing).
  * - `timeout` and `bad_response`: an upstream answered or may still be working on it: never again.
  *
  * A request body is never buffered: a body is only sent again when no byte of it was read,
@@ -66,6 +69,9 @@ export type RetryDecision =
 /** May the request go again, when, and where. `random` (0 ≤ r < 1) jitters the wait. */
 export function retryDecision(failure: ExchangeFailure, a: Attempts, policy: RetryPolicy = DEFAULT_RETRY_POLICY, random: () => number = Math.random): RetryDecision {
   if (failure === 'timeout' || failure === 'bad_response') return { retry: false, why: 'answered' };
+  // A proxy that had no instance for it: another may have one, but waiting for this one would
+  // only delay the answer (it is up; its instances are what is missing).
+  if (failure === 'unsent' && !(a.untriedLeft && a.attempts < policy.maxSpread)) return { retry: false, why: 'budget_spent' };
   const resend = failure === 'cut';
   if (resend && (a.resent || a.hasBody || !IDEMPOTENT.has(a.method))) return { retry: false, why: 'may_have_been_sent' };
   if (a.untriedLeft && a.attempts < policy.maxSpread) return { retry: true, delayMs: 0, anyUpstream: false, resend };

@@ -14,6 +14,8 @@ export interface AttemptTarget<U> {
   path: string;
   /** Request headers as a flat [name, value, …] list (see requestHeaders). */
   headers: string[];
+  /** The upstream is a proxy, whose UNSENT_HEADER answers are failures (`unsent`) rather than answers. */
+  proxy?: boolean;
 }
 
 export interface RetryingExchangeOptions<U> {
@@ -26,9 +28,10 @@ export interface RetryingExchangeOptions<U> {
   /**
    * Answers a request that gets no further attempt. `failure` is the last attempt's, or
    * undefined when no upstream could be chosen at all; `noneLeft` says that it would have been
-   * tried again had an upstream been left (and the budget allows no wait).
+   * tried again had an upstream been left (and the budget allows no wait); `sent` that an
+   * attempt may have reached an app (one was cut, timed out or answered badly).
    */
-  giveUp: (failure: ExchangeFailure | undefined, code: string, noneLeft: boolean) => void;
+  giveUp: (failure: ExchangeFailure | undefined, code: string, noneLeft: boolean, sent: boolean) => void;
   /** Also told of each failed attempt (metrics, recycling connections). */
   failed?: (upstream: U, failure: ExchangeFailure, code: string) => void;
   /** A daemon that stops sends nothing again. */
@@ -54,6 +57,8 @@ class Attempts<U> {
   private attempts = 0;
   private waits = 0;
   private resent = false;
+  /** An attempt may have reached an app: every failure so far was not `refused` or `unsent`. */
+  private sent = false;
 
   constructor(
     private readonly req: ClientRequest,
@@ -65,7 +70,7 @@ class Attempts<U> {
   }
 
   next(target: AttemptTarget<U> | undefined): void {
-    if (target === undefined) return this.o.giveUp(undefined, '', true);
+    if (target === undefined) return this.o.giveUp(undefined, '', true, this.sent);
     const { upstream } = target;
     const book = this.o.book;
     this.attempts++;
@@ -75,6 +80,7 @@ class Attempts<U> {
       path: target.path,
       headers: target.headers,
       body: this.body,
+      unsentIsFailure: target.proxy,
       onAnswer: () => book.answered(upstream),
       onDone: () => book.finished(upstream),
       onFailure: (failure, code) => this.failed(upstream, failure, code),
@@ -84,10 +90,11 @@ class Attempts<U> {
   private failed(upstream: U, failure: ExchangeFailure, code: string): void {
     const o = this.o;
     if (failure === 'refused') o.book.refused(upstream, Date.now(), code);
+    if (failure !== 'refused' && failure !== 'unsent') this.sent = true;
     o.failed?.(upstream, failure, code);
     this.tried.add(upstream);
     // Only a request that may go again looks for another upstream (past the spread, it waits instead).
-    const mayGo = failure === 'refused' || failure === 'cut';
+    const mayGo = failure === 'refused' || failure === 'unsent' || failure === 'cut';
     const next = mayGo && this.attempts < o.policy.maxSpread ? o.choose(this.tried) : undefined;
     const decision = retryDecision(failure, {
       method: this.req.method ?? '',
@@ -100,7 +107,7 @@ class Attempts<U> {
     }, o.policy);
     if (!decision.retry || o.stopping?.() === true) {
       const noneLeft = !decision.retry && decision.why === 'budget_spent' && next === undefined && this.attempts < o.policy.maxSpread;
-      return o.giveUp(failure, code, noneLeft);
+      return o.giveUp(failure, code, noneLeft, this.sent);
     }
     if (decision.resend) this.resent = true;
     if (decision.delayMs === 0) return this.next(next);
@@ -110,7 +117,7 @@ class Attempts<U> {
       o.waiting?.(false);
       // The client went away meanwhile: nothing to answer.
       if (this.res.destroyed || this.res.writableEnded) return;
-      if (o.stopping?.() === true) return o.giveUp(undefined, '', false);
+      if (o.stopping?.() === true) return o.giveUp(undefined, '', false, this.sent);
       if (decision.anyUpstream) this.tried.clear();
       this.next(o.choose(this.tried));
     }, decision.delayMs);

@@ -3,16 +3,18 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Agent, Pool, type Dispatcher } from 'undici';
 import type { ClientResponse } from './client-exchange.js';
-import { hasBody, HOP_BY_HOP } from './http-headers.js';
+import { hasBody, HOP_BY_HOP, UNSENT_HEADER } from './http-headers.js';
 import { answerError } from './error-answer.js';
 
 /**
  * Why a forwarded request got no answer to relay, which decides whether another upstream may
  * have it: `refused` never reached the upstream (connection refused, unreachable, connect
  * timeout); `cut` was sent and the connection closed before any answer; `timeout` got no
- * answer in time; `bad_response` got an answer that is not valid HTTP.
+ * answer in time; `bad_response` got an answer that is not valid HTTP; `unsent`: the upstream,
+ * a proxy, answered that it sent the request to no app (its UNSENT_HEADER), and the request had
+ * no body: it may go elsewhere as a refused one may, but the upstream itself is healthy.
  */
-export type ExchangeFailure = 'refused' | 'cut' | 'timeout' | 'bad_response';
+export type ExchangeFailure = 'refused' | 'cut' | 'timeout' | 'bad_response' | 'unsent';
 
 /** Keep-alive connections to upstreams, only when idle: this short, under Node's 5 s, so the upstream never closes one under a request. */
 const UPSTREAM_IDLE_MS = 4000;
@@ -57,6 +59,8 @@ export interface ExchangeOptions {
   body: Readable | null;
   /** The upstream's answer started (it is healthy). */
   onAnswer: () => void;
+  /** The upstream is a proxy: its answer that it sent the request nowhere is the failure `unsent`, not an answer to relay. */
+  unsentIsFailure?: boolean;
   /** The exchange is over, whichever way: called exactly once. */
   onDone: () => void;
   /** Nothing was relayed to the client yet: the caller retries elsewhere or answers with an error. */
@@ -132,6 +136,12 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // Informational answers (103 Early Hints) are not passed on: the final one follows.
     if (statusCode < 200) return true;
+    if (statusCode === 503 && this.o.unsentIsFailure === true && this.o.body === null && hasHeader(rawHeaders, UNSENT_HEADER)) {
+      // Nothing of it reached an app, and there is no body to have been read: another may take it.
+      this.stopUpstream('sent nowhere');
+      this.o.onFailure('unsent', 'no instance there');
+      return false;
+    }
     this.answered = true;
     this.o.onAnswer();
     const res = this.res;
@@ -212,4 +222,9 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.res.off('close', this.onClientClose);
     this.o.onDone();
   }
+}
+
+function hasHeader(rawHeaders: Buffer[], name: string): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toString('latin1').toLowerCase() === name) return true;
+  return false;
 }

@@ -78,9 +78,11 @@ export class HttpForwarder {
       choose: (tried) => this.choose({ req, route, path: target.path, query: target.query, hopped }, tried),
       book: health,
       policy: PROXY_RETRY_POLICY,
-      failed: (_instance, failure) => metrics.upstreamError(route.app, failure === 'cut' ? 'reset' : failure),
-      giveUp: (failure, code, noneLeft) => {
-        if (failure === undefined || noneLeft) answerError(res, req.headers.accept, 'no_healthy_instance', `No instance of ${route.app} can answer right now: retry in a moment.`);
+      // A hop's `unsent` is that machine refusing it (it had no instance to send it to).
+      failed: (_instance, failure) => metrics.upstreamError(route.app, failure === 'cut' ? 'reset' : failure === 'unsent' ? 'refused' : failure),
+      giveUp: (failure, code, noneLeft, sent) => {
+        // Sent to no app: the balancer (or the proxy that hopped here) may send it elsewhere.
+        if (failure === undefined || failure === 'unsent' || noneLeft) answerError(res, req.headers.accept, 'no_healthy_instance', `No instance of ${route.app} can answer right now: retry in a moment.`, { unsent: !sent });
         else if (failure === 'timeout') answerError(res, req.headers.accept, 'upstream_timeout');
         else answerError(res, req.headers.accept, 'upstream_failed', `The instance of ${route.app} failed to answer properly (${code}): retry shortly, or check berth logs ${route.app}.`);
       },
@@ -107,6 +109,7 @@ export class HttpForwarder {
       upstream: remote.instance,
       dispatcher: this.agent,
       origin: remote.proxy,
+      proxy: true,
       path: path + query,
       headers: requestHeaders(req, { client: req.socket.remoteAddress, trusted, proto: 'http', hop: true }),
     };

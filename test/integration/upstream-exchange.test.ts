@@ -12,6 +12,8 @@ let front: Server;
 /** What the front server forwards: the headers list to send, and what the exchange reported. */
 let headersToSend: string[] = [];
 let origin = '';
+/** The front server forwards as to a proxy (a 503 with x-berth-unsent is the failure `unsent`). */
+let toProxy = false;
 const failures: [ExchangeFailure, string][] = [];
 
 async function listen(server: Server): Promise<number> {
@@ -20,9 +22,10 @@ async function listen(server: Server): Promise<number> {
 }
 
 beforeAll(async () => {
-  upstream = createServer((_req, res) => {
+  upstream = createServer((req, res) => {
     upstreamHits++;
-    res.end('from upstream');
+    if (req.url === '/unsent') res.writeHead(503, { 'x-berth-unsent': '1' }).end('{"error":{"code":"no_healthy_instance"}}');
+    else res.end('from upstream');
   });
   origin = `http://127.0.0.1:${await listen(upstream)}`;
   front = createServer((req, res) =>
@@ -31,6 +34,7 @@ beforeAll(async () => {
       path: req.url ?? '/',
       headers: headersToSend,
       body: null,
+      unsentIsFailure: toProxy,
       onAnswer: () => undefined,
       onDone: () => undefined,
       onFailure: (failure, code) => {
@@ -50,7 +54,7 @@ afterAll(async () => {
   await new Promise((resolve) => upstream.close(resolve));
 });
 
-const frontUrl = () => `http://127.0.0.1:${(front.address() as AddressInfo).port}/x`;
+const frontUrl = (path = '/x') => `http://127.0.0.1:${(front.address() as AddressInfo).port}${path}`;
 
 describe('forwardExchange', () => {
   it('relays an answer', async () => {
@@ -85,5 +89,23 @@ describe('forwardExchange', () => {
     } finally {
       origin = saved;
     }
+  });
+
+  it("reports a proxy's answer that it sent the request to no app as unsent, and relays it from anything else", async () => {
+    headersToSend = [];
+    toProxy = true;
+    try {
+      const res = await fetch(frontUrl('/unsent'));
+      expect(res.status).toBe(502);
+      expect(await res.text()).toBe('unsent');
+      expect(failures.at(-1)).toEqual(['unsent', 'no instance there']);
+    } finally {
+      toProxy = false;
+    }
+    const count = failures.length;
+    const relayed = await fetch(frontUrl('/unsent'));
+    expect(relayed.status).toBe(503);
+    expect(relayed.headers.get('x-berth-unsent')).toBe('1');
+    expect(failures.length).toBe(count);
   });
 });

@@ -57,6 +57,12 @@ describe('retryDecision', () => {
     expect(waits).toBeGreaterThan(DEFAULT_RETRY_POLICY.budgetMs / DEFAULT_RETRY_POLICY.maxDelayMs);
   });
 
+  it('sends a request a proxy sent nowhere (unsent) at once to a proxy not tried yet, and never after a wait', () => {
+    expect(retryDecision('unsent', at({ untriedLeft: true }), policy)).toEqual({ retry: true, delayMs: 0, anyUpstream: false, resend: false });
+    expect(retryDecision('unsent', at({ untriedLeft: false }), policy)).toEqual({ retry: false, why: 'budget_spent' });
+    expect(retryDecision('unsent', at({ untriedLeft: true, attempts: 5 }), policy)).toEqual({ retry: false, why: 'budget_spent' });
+  });
+
   it('sends a cut idempotent request without a body again once, marked as the resend', () => {
     for (const method of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']) {
       expect(retryDecision('cut', at({ method, untriedLeft: true }), policy), method).toEqual({ retry: true, delayMs: 0, anyUpstream: false, resend: true });
