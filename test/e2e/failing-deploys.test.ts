@@ -88,10 +88,10 @@ function requestLoop(): { stop(): Promise<{ ok: number; failed: string[] }> } {
 }
 
 /** Publishes `dir` as shop, expecting it to fail fast; returns the CLI's run. */
-async function failingPublish(dir: string) {
+async function failingPublish(dir: string, flags: string[] = []) {
   const load = requestLoop();
   const started = Date.now();
-  const r = await runCli(['publish', dir, '--name', 'shop', '--path', '/shop', '--timeout', '120'], env, { deadlineMs: 150_000 });
+  const r = await runCli(['publish', dir, '--name', 'shop', '--path', '/shop', '--timeout', '120', ...flags], env, { deadlineMs: 150_000 });
   const ms = Date.now() - started;
   const served = await load.stop();
   return { ...r, ms, served };
@@ -144,10 +144,12 @@ describe('a deploy that cannot succeed', () => {
       'package.json': JSON.stringify({ name: 'deaf', version: '1.0.0', scripts: { start: 'node server.js' } }),
       'server.js': "console.log('working hard, listening nowhere');\nsetInterval(() => {}, 1000);\n",
     });
-    const r = await failingPublish(dir);
+    // The test hoster checks every 100 ms, so its default 30 attempts last 3 s: on a loaded
+    // machine the app might not have printed yet. 100 attempts (10 s) leave it time to.
+    const r = await failingPublish(dir, ['--health-attempts', '100']);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
-    expect(r.stderr).toMatch(/failed: not_listening on m1: nothing listened on \$PORT/);
+    expect(r.stderr).toMatch(/failed: not_listening on m1: nothing listened on \$PORT \(\d+\) after 100 attempts/);
     expect(r.stderr).toContain('working hard, listening nowhere');
     expect(r.served.failed).toEqual([]);
   });
