@@ -128,6 +128,23 @@ export async function waitForInstances(client: BerthClient, output: Output, name
   }
 }
 
+/** Waits until instance `id` has been replaced: it is gone or stopping, and as many instances run as the app wants. */
+export async function waitForReplacement(client: BerthClient, output: Output, name: string, id: string, options: WaitOptions): Promise<AppDetails> {
+  const started = Date.now();
+  for (;;) {
+    const [app, instances] = await Promise.all([client.getApp(name), client.listAppInstances(name)]);
+    const old = instances.find((i) => i.id === id);
+    const retired = old === undefined || old.state === 'draining' || old.state === 'stopping';
+    if (retired && app.running >= app.instances) return app;
+    const what = `${name}: replacing ${id.slice(0, 8)} (${old?.state ?? 'gone'}), ${app.running}/${app.instances} running${problems(instances, app.release)}`;
+    if (Date.now() - started > options.timeoutMs) {
+      throw new Error(`${what} after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (the replacement goes on). See berth instances ${name}.`);
+    }
+    output.progress(what, Math.round((Date.now() - started) / 1000));
+    await delay(POLL_MS);
+  }
+}
+
 /** Waits until the app is gone (its instances stopped and its records removed). */
 export async function waitForDeletion(client: BerthClient, output: Output, name: string, options: WaitOptions): Promise<void> {
   const started = Date.now();

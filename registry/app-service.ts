@@ -180,6 +180,25 @@ export class AppService {
     return (await this.o.apps.release(name, version))!;
   }
 
+  /**
+   * Replaces one running instance, make before break: it is flagged as its hoster flags an
+   * evacuating one (with the claim read now), so the reconciler starts a replacement, waits for
+   * it to run, then retires this one. The app's release does not change.
+   */
+  async restartInstance(name: string, id: string): Promise<Instance> {
+    await this.o.apps.get(name);
+    const instance = await this.o.store.getInstance(id).catch((err: unknown) => {
+      if (err instanceof BerthError && err.code === 'instance_not_found') throw new BerthError('instance_not_found', `${name} has no instance ${id}: berth instances ${name} lists them.`);
+      throw err;
+    });
+    if (instance.service !== name) throw new BerthError('instance_not_found', `${name} has no instance ${id}: berth instances ${name} lists them.`);
+    if (instance.state !== 'running' || instance.machine === null) {
+      throw new BerthError('invalid_state', `Instance ${id} of ${name} is ${instance.state}, not running: only a running instance is restarted (a starting one is replaced when it fails).`);
+    }
+    if (!instance.evacuating) await this.o.store.markEvacuating({ service: name, id, machine: instance.machine, epoch: instance.epoch });
+    return this.o.store.getInstance(id);
+  }
+
   async config(name: string): Promise<Record<string, string>> {
     const app = await this.o.apps.get(name);
     return (await this.o.apps.release(name, app.release))?.env ?? {};

@@ -173,6 +173,11 @@ export class BerthClient {
     return this.call('POST', `/v1/apps/${enc(name)}/rollback`, { body: version === undefined ? {} : { version }, idempotent: false });
   }
 
+  /** Replaces one running instance, make before break (no new release); returns it, flagged. */
+  restartInstance(name: string, id: string): Promise<Instance> {
+    return this.call('POST', `/v1/apps/${enc(name)}/instances/${enc(id)}/restart`, { body: {}, idempotent: true });
+  }
+
   /** A rolling restart: a new release with the current code and configuration, rolled out without downtime. */
   restart(name: string): Promise<Release> {
     return this.call('POST', `/v1/apps/${enc(name)}/restart`, { body: {}, idempotent: false });

@@ -120,6 +120,14 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     res.status(201).json(await service.rollback(name, body.version, user(res)));
   });
 
+  // RestartInstance: one running instance replaced (make before break), not a new release.
+  r.post('/apps/:name/instances/:id/restart', async (req, res) => {
+    const { name, id } = validate(s.instanceParams, req.params, 'path');
+    noQuery(req);
+    validate(s.restart, req.body ?? {}, 'body');
+    res.status(202).json(await service.restartInstance(name, id));
+  });
+
   // RestartApp: a rolling restart, as a release with the same code and configuration.
   r.post('/apps/:name/restart', async (req, res) => {
     const name = params(req);

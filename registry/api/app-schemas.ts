@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { attributesSchema, digestSchema, nameSchema, pathPrefixSchema } from '../../common/names.js';
+import { attributesSchema, digestSchema, instanceIdSchema, nameSchema, pathPrefixSchema } from '../../common/names.js';
 
 export const ENV_KEY = /^[A-Z_][A-Z0-9_]{0,127}$/;
 export const MAX_ENV_KEYS = 200;
@@ -93,6 +93,7 @@ export function appSchemas(maxInstances: number) {
     scale: z.strictObject({ instances: instances.optional(), stripPrefix: z.boolean().optional() }),
     rollback: z.strictObject({ version: z.number().int().min(1).optional() }),
     restart: z.strictObject({}),
+    instanceParams: z.strictObject({ name: nameSchema, id: instanceIdSchema }),
     autoscale: z
       .strictObject({
         // At least one instance: with none, no load could ever show that the app needs one.

@@ -202,6 +202,39 @@ describe('berth app commands', () => {
     expect((await client.listReleases('hello'))[0]).toMatchObject({ version: 5, description: 'Restart (v4)' });
   });
 
+  it('restart --instance replaces that instance alone, make before break, without a release or a failed request', async () => {
+    const before = await running('hello');
+    expect(before).toHaveLength(2);
+    const [victim, other] = before;
+    let failures = 0;
+    let total = 0;
+    let loading = true;
+    const load = (async () => {
+      while (loading) {
+        const res = await fetch(`${proxy.url}/hello`).catch(() => undefined);
+        if (res?.status !== 200) failures++;
+        await res?.arrayBuffer();
+        total++;
+      }
+    })();
+    const r = await runCli(['restart', 'hello', '--instance', victim!.id], env, { deadlineMs: 90_000 });
+    loading = false;
+    await load;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`hello: instance ${victim!.id} replaced\n`);
+    expect(failures, `${failures} of ${total} requests failed`).toBe(0);
+    const after = await running('hello');
+    expect(after).toHaveLength(2);
+    expect(after.map((i) => i.id)).not.toContain(victim!.id);
+    expect(after.map((i) => i.id)).toContain(other!.id);
+    expect(after.map((i) => i.release)).toEqual([5, 5]);
+    expect((await client.listReleases('hello'))[0]!.version).toBe(5);
+
+    const unknown = await runCli(['restart', 'hello', '--instance', 'ffffffffffffffff'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('hello has no instance ffffffffffffffff');
+  });
+
   it('a reader that closes stdout early (berth releases hello | head -1) ends it with exit 0 and nothing on stderr', async () => {
     const child = spawn(process.execPath, [CLI_MAIN, 'releases', 'hello'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     // Closed before the first line is written: every write then meets EPIPE, as after head's first line.

@@ -361,6 +361,21 @@ describe('POST /v1/apps/:name/rollback', () => {
   });
 });
 
+describe('POST /v1/apps/:name/instances/:id/restart', () => {
+  const cases: Case[] = [
+    { name: 'an instance the app does not have', path: '/v1/apps/shop/instances/ffffffffffffffff/restart', body: {}, status: 404, code: 'instance_not_found' },
+    { name: 'an unknown app', path: '/v1/apps/ghost/instances/ffffffffffffffff/restart', body: {}, status: 404, code: 'app_not_found' },
+    invalid('an id with upper case', '/v1/apps/shop/instances/ABC/restart', 'POST', {}),
+    invalid('an id of 65 characters', `/v1/apps/shop/instances/${'a'.repeat(65)}/restart`, 'POST', {}),
+    invalid('an unknown field', '/v1/apps/shop/instances/ffffffffffffffff/restart', 'POST', { now: true }),
+    invalid('a query', '/v1/apps/shop/instances/ffffffffffffffff/restart?x=1', 'POST', {}),
+  ];
+
+  it.each(cases)('$name → $status $code', async (c) => {
+    await refused(c);
+  });
+});
+
 describe('GET /v1/apps/:name/logs', () => {
   const queries = ['lines=0', 'lines=abc', 'lines=20000', 'lines=-1', 'lines=', 'lines=1e3', 'lines=1.5', 'lines=1&lines=2', 'follow=maybe', 'follow=', 'follow=yes', 'tail=5', 'lines=5&since=0'];
   it.each(queries)('?%s → 400 invalid_request', async (q) => {
