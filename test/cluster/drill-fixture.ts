@@ -40,8 +40,8 @@ export interface Drill {
   placement(name: string): Promise<Map<string, string[]>>;
   /** Copies reporting now, by machine. */
   liveByMachine(): Map<string, Run[]>;
-  /** GETs (or POSTs, with a small body) `path` through the balancer with `workers` loops until stopped (or LOAD_LIMIT_MS). */
-  load(path: string, workers?: number, method?: 'GET' | 'POST'): Load;
+  /** GETs (or POSTs, with a small body) `path` through the balancer with `workers` loops until stopped (or `limitMs`, LOAD_LIMIT_MS by default). */
+  load(path: string, workers?: number, method?: 'GET' | 'POST', limitMs?: number): Load;
   /** Asserts the observer's invariants over everything reported so far. */
   check(): void;
   down(): Promise<void>;
@@ -109,10 +109,10 @@ export async function startDrill(options: ClusterOptions): Promise<Drill> {
       for (const r of c.live()) out.set(r.machine, [...(out.get(r.machine) ?? []), r]);
       return out;
     },
-    load: (path, workers = 4, method = 'GET') => {
+    load: (path, workers = 4, method = 'GET', limitMs = LOAD_LIMIT_MS) => {
       const result: LoadResult = { total: 0, failures: [], byMachine: new Map(), byVersion: new Map() };
       let on = true;
-      const until = monotonicMs() + LOAD_LIMIT_MS;
+      const until = monotonicMs() + limitMs;
       const loop = async () => {
         while (on && monotonicMs() < until) {
           try {
