@@ -17,7 +17,7 @@ import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
-import { tokenChecker } from './api/authenticate.js';
+import { TokenChecker } from './api/token-checker.js';
 import { createGitRemotes } from './git/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
@@ -117,6 +117,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   const loadHistory = new LoadHistory({ redis, store, keys: dashboardKeys(store.keys), sampleMs: config.dashboardSampleMs, logger });
   const keys = registryKeys(config.keyPrefix);
   const tokenStore = new TokenStore(redis, keys);
+  const checker = new TokenChecker(config.token, tokenStore);
   const git = createGitRemotes({
     dir: config.gitDir === '' ? join(tmpdir(), `berth-git-${config.keyPrefix}`) : config.gitDir,
     nodePath: process.execPath,
@@ -126,7 +127,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     apps,
     bundles,
     tokens: tokenStore,
-    checkToken: tokenChecker(config.token, tokenStore),
+    checkToken: (token) => checker.grant(token),
     rolloutTimeoutMs: config.rolloutTimeoutMs,
     logger,
   });

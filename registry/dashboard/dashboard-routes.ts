@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { BerthError } from '../../common/errors.js';
 import { validate } from '../api/validate.js';
 import type { Asset, DashboardAssets } from './dashboard-assets.js';
-import { CSRF_HEADER, cameOverTls, equalStrings, sameOrigin, SESSION_COOKIE, sessionIdOf, type TokenChecker } from './session-auth.js';
+import { CSRF_HEADER, cameOverTls, equalStrings, sameOrigin, SESSION_COOKIE, sessionIdOf } from './session-auth.js';
+import type { TokenChecker } from '../api/token-checker.js';
 import type { SessionStore } from './session-store.js';
 
 /** The page may load only its own script, style and API: no inline code, no other origin. */

@@ -3,43 +3,14 @@ import type { TLSSocket } from 'node:tls';
 import type { NextFunction, Request, Response } from 'express';
 import { BerthError } from '../../common/errors.js';
 import { READS } from '../api/authorize.js';
-import { ADMIN_TOKEN_NAME, type TokenGrant, type TokenStore } from '../store/index.js';
+import type { TokenChecker } from '../api/token-checker.js';
+import type { TokenGrant } from '../store/index.js';
 import type { DashboardSession, SessionStore } from './session-store.js';
 
 export const SESSION_COOKIE = 'berth_session';
 export const CSRF_HEADER = 'x-berth-csrf';
 /** Peers whose X-Forwarded-Proto is believed (the balancer on this machine). @default loopback */
 export const DEFAULT_TRUSTED_PROXIES = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
-
-/** Checks tokens the way the API does: BERTH_TOKEN's in constant time, named ones by digest. */
-export class TokenChecker {
-  private readonly adminDigests: Buffer[];
-
-  constructor(adminTokens: readonly string[], private readonly tokens: TokenStore) {
-    this.adminDigests = adminTokens.map(sha256);
-  }
-
-  /** The grant of `token` and its digest, or undefined when it is no token of this platform. */
-  async check(token: string): Promise<{ grant: TokenGrant; digest: string } | undefined> {
-    if (!/^[\x21-\x7e]{1,512}$/.test(token)) return undefined;
-    const given = sha256(token);
-    if (this.isAdmin(given)) return { grant: { name: ADMIN_TOKEN_NAME, app: null, readOnly: false }, digest: given.toString('hex') };
-    const grant = await this.tokens.lookup(token);
-    return grant === undefined ? undefined : { grant, digest: given.toString('hex') };
-  }
-
-  /** Whether the token a session was opened with still holds (a revoke ends its sessions). */
-  async stillValid(session: DashboardSession): Promise<boolean> {
-    if (session.name === ADMIN_TOKEN_NAME) return this.isAdmin(Buffer.from(session.tokenDigest, 'hex'));
-    return this.tokens.hasDigest(session.tokenDigest);
-  }
-
-  private isAdmin(given: Buffer): boolean {
-    let admin = false;
-    for (const d of this.adminDigests) admin = (given.length === d.length && timingSafeEqual(given, d)) || admin;
-    return admin;
-  }
-}
 
 /** The session id from the request's cookies, if it sent one. */
 export function sessionIdOf(req: Request): string | undefined {
