@@ -1,8 +1,9 @@
-// Process types and the release phase on one machine, with real processes: a Procfile with web,
-// worker and release lines; the release command runs once, before web starts, its output in the
-// deploy; the worker's output is in the logs with its type, and a worker SIGKILLed comes back;
+// Process types and the release phase with real processes, two registries and two hosters
+// racing for the work: a Procfile with web, worker and release lines; the release command runs
+// exactly once, before web starts, its output in the deploy; the worker's output is in the logs with its type, and a worker SIGKILLed comes back;
 // `scale web=2 worker=2` is honoured and bad counts or types are refused; a failing release
-// command fails the release (release_command_failed) while the old one serves every request.
+// command (exit 1, or past its timeout) fails the release (release_command_failed) while the old
+// one serves every request.
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +19,11 @@ import { waitFor } from '../helpers/wait-for.js';
 
 let redis: TestRedis;
 let proxy: ProxyDaemon;
+let proxy2: ProxyDaemon;
 let registry: RegistryFixture;
 let hoster: HosterFixture;
+let registry2: RegistryFixture;
+let hoster2: HosterFixture;
 let client: BerthClient;
 let work: string;
 let marks: string;
@@ -71,12 +75,21 @@ beforeAll(async () => {
   proxy = await startTestProxy(redis, prefix, 'm1');
   registry = await startTestRegistry(redis, { keyPrefix: prefix, publicUrl: proxy.url, reconcileIntervalMs: 50, drainMs: 200 });
   client = registry.client;
+  // A second registry reconciles too (one leads at a time) and a second hoster races for claims.
+  registry2 = await startTestRegistry(redis, { keyPrefix: prefix, publicUrl: proxy.url, reconcileIntervalMs: 50, drainMs: 200 });
   hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: proxy.url });
+  proxy2 = await startTestProxy(redis, prefix, 'm2');
+  hoster2 = await startTestHoster(redis, prefix, 'm2', { proxyUrl: proxy2.url });
   work = traversableTempDir('berth-procs-');
   marks = join(work, 'marks');
   mkdirSync(marks);
   // The apps run as their own users: they may write here, and nowhere else of the test's.
   chmodSync(marks, 0o777);
+  // Each machine's hoster makes the app a user of its own: both may append to these.
+  for (const file of ['release.log', 'web.log']) {
+    writeFileSync(join(marks, file), '');
+    chmodSync(join(marks, file), 0o666);
+  }
   const home = join(work, 'home');
   mkdirSync(home);
   env = { HOME: home, BERTH_HOME: join(home, 'berth'), BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token };
@@ -84,8 +97,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const app of (await client?.listApps().catch(() => [])) ?? []) await client.deleteApp(app.name).catch(() => undefined);
-  await hoster?.close({ evacuate: true });
+  await hoster2?.close();
+  await hoster?.close();
   await proxy?.close();
+  await proxy2?.close();
+  await registry2?.close();
   await registry?.close();
   await redis?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -107,7 +123,7 @@ describe('web + worker + release', () => {
     const release = (await client.listReleases('jobs')).find((x) => x.version === 1)!;
     expect(release.processes).toEqual({ worker: 'node worker.js' });
     expect(release.releaseCommand).toBe('node migrate.js');
-    expect(release.releaseTask).toMatchObject({ status: 'succeeded', detail: 'exit 0', machine: 'm1' });
+    expect(release.releaseTask).toMatchObject({ status: 'succeeded', detail: 'exit 0', machine: expect.stringMatching(/^m[12]$/) });
     expect(await (await fetch(`${proxy.url}/jobs`)).text()).toBe('web v1');
   });
 
@@ -205,16 +221,32 @@ describe('web + worker + release', () => {
     await loop;
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toContain('-----> Running release command: node migrate.js');
-    expect(r.stderr).toMatch(/failed: release_command_failed on m1: exit 1/);
+    expect(r.stderr).toMatch(/failed: release_command_failed on m[12]: exit 1/);
     expect(r.stderr).toContain('migration 7 broke: column exists');
     expect(failed).toEqual([]);
     expect(ok).toBeGreaterThan(0);
     const failedRelease = (await client.listReleases('jobs')).find((x) => x.status === 'failed')!;
-    expect(failedRelease.releaseTask).toMatchObject({ status: 'failed', machine: 'm1' });
+    expect(failedRelease.releaseTask).toMatchObject({ status: 'failed', machine: expect.stringMatching(/^m[12]$/) });
     // It ran once, and no web or worker of it ever started.
     expect(lines('release.log').filter((l) => l.endsWith(` v${failedRelease.version}`))).toHaveLength(1);
     expect(lines('web.log').filter((l) => l.endsWith(` v${failedRelease.version}`))).toEqual([]);
     expect((await client.listAppInstances('jobs')).filter((i) => i.release === failedRelease.version)).toEqual([]);
     expect((await client.getApp('jobs')).release).toBe(1);
+  });
+
+  it('fails a release whose release command runs past its timeout, with nothing of it started', async () => {
+    const dir = jobsApp(true, 'jobs-v3');
+    const r = await runCli(
+      ['publish', dir, '--name', 'jobs', '--path', '/jobs', '--env', `MARKS=${marks}`, '--release-command', 'node -e "console.log(\'stuck\'); setInterval(() => {}, 1000)"', '--release-timeout', '1', '--timeout', '90'],
+      env,
+      { deadlineMs: 120_000 },
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/failed: release_command_failed on m[12]: timed out after 1 s/);
+    expect(r.stderr).toContain('stuck');
+    const failedRelease = (await client.listReleases('jobs'))[0]!;
+    expect(failedRelease).toMatchObject({ status: 'failed', releaseTimeoutMs: 1000 });
+    expect(lines('web.log').filter((l) => l.endsWith(` v${failedRelease.version}`))).toEqual([]);
+    expect(await (await fetch(`${proxy.url}/jobs`)).text()).toBe('web v1');
   });
 });
