@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { AutoscalePolicy } from '../../sdk/types.js';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
-import { scaleCounts } from '../process-flags.js';
+import { collectCount, scaleCounts } from '../process-flags.js';
 import { instanceCount, positiveNumber, seconds, wholeSeconds } from '../flag-values.js';
 import { DEFAULT_WAIT_SECONDS, waitForInstances } from '../rollout-watch.js';
 
@@ -23,7 +23,7 @@ export function scaleCommand(ctx: CliContext): Command {
   return new Command('scale')
     .description('Set how many instances of an app run (waits until they do), or let the scaler choose between --min and --max.')
     .argument('<name>', 'the app')
-    .argument('[counts...]', 'how many web instances (0 stops it without deleting it), or TYPE=N per process type: web=3 worker=2')
+    .argument('[counts...]', 'how many web instances (0 stops it without deleting it), or TYPE=N per process type: web=3 worker=2', collectCount)
     .option('--min <n>', 'automatic scaling: fewest instances (1 or more)', instanceCount)
     .option('--max <n>', 'automatic scaling: most instances', instanceCount)
     .option('--target <cores>', 'automatic scaling: CPU per instance to aim for, in cores (default 0.6)', positiveNumber)
@@ -38,10 +38,10 @@ export function scaleCommand(ctx: CliContext): Command {
       'after',
       '\nExamples:\n  $ berth scale shop 3\n  $ berth scale shop web=3 worker=2              # per process type (the Procfile\'s)\n  $ berth scale shop 0                          # stop it, keep its releases\n  $ berth scale shop --min 2 --max 6 --target 0.6 # berth scaler keeps it between 2 and 6\n  $ berth scale shop --off                      # back to a fixed number',
     )
-    .action(async (name: string, words: string[], flags: ScaleFlags) => {
+    .action(async (name: string, words: string[] | undefined, flags: ScaleFlags) => {
       const { output } = ctx;
       const client = connect(ctx.env);
-      const counts = words.length === 0 ? undefined : scaleCounts(words, name);
+      const counts = words === undefined || words.length === 0 ? undefined : scaleCounts(words, name);
       const instances = counts === undefined ? undefined : Object.keys(counts).length === 1 && counts.web !== undefined ? counts.web : -1;
       const policyFlags = [flags.min, flags.max, flags.target, flags.targetInFlight, flags.cooldownUp, flags.cooldownDown].some((v) => v !== undefined);
       const modes = [instances !== undefined, policyFlags, flags.off === true].filter(Boolean).length;
