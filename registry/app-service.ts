@@ -72,7 +72,8 @@ export class AppService {
       release: {
         bundle: input.bundle,
         env: input.env ?? {},
-        command: input.command ?? processes.webCommand ?? null,
+        // The Procfile's web: line stays the hoster's to read (start-command.ts), so new code brings its own.
+        command: input.command ?? input.processes?.web ?? null,
         ...processFields(processes),
         requirements: input.attributes ?? {},
         healthCheck: { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
@@ -90,6 +91,8 @@ export class AppService {
     if (input.bundle !== undefined) await this.requireBundle(input.bundle);
     // Read (and checked) before anything changes: a bad Procfile line leaves the app as it was.
     const procfile = input.bundle === undefined ? undefined : await this.procfileOf(input.bundle);
+    // Back to the Procfile's release: line of the code that stays.
+    const keptProcfile = input.bundle === undefined && input.releaseCommand === null ? await this.currentProcfile(name) : undefined;
     // Refused before any release is made: an update must not deploy and then answer 409. (The
     // settings script checks again, atomically, for a policy set meanwhile.)
     if (input.instances !== undefined && (await this.o.apps.get(name)).autoscale) {
@@ -109,7 +112,7 @@ export class AppService {
         // New code has the origin it is given (none from a folder); the same code keeps its commit.
         const commit = input.bundle === undefined ? base.commit : origin?.commit;
         // New code brings its own Procfile; the same code keeps the types it had.
-        const processes = releaseProcesses({ procfile, base, given: input });
+        const processes = releaseProcesses({ procfile, keptProcfile, base, given: input });
         const next: ReleaseInput = {
           bundle: input.bundle ?? base.bundle,
           env: input.env ?? base.env,
@@ -293,6 +296,12 @@ export class AppService {
       }
     }
     throw new BerthError('release_conflict');
+  }
+
+  private async currentProcfile(name: string): Promise<Procfile> {
+    const app = await this.o.apps.get(name);
+    const current = await this.o.apps.release(name, app.release);
+    return current === undefined ? {} : this.procfileOf(current.bundle);
   }
 
   private async procfileOf(digest: string): Promise<Procfile> {

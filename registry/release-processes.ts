@@ -9,8 +9,6 @@ export const DEFAULT_RELEASE_TIMEOUT_MS = 10 * 60_000;
 export interface ReleaseProcesses {
   /** Types other than web and release, with their commands. */
   processes: Record<string, string>;
-  /** The Procfile's (or given) web command, when there is one: it becomes the release's command unless one is given. */
-  webCommand?: string;
   releaseCommand: string | null;
   releaseTimeoutMs?: number;
 }
@@ -18,29 +16,31 @@ export interface ReleaseProcesses {
 /**
  * A release's process types: the Procfile's lines (new code), else the base release's (same
  * code), with the ones given by the request (`--process name=command`, `--release-command`)
- * winning over both. `web:` stays the release's start command as before; `release:` is the
- * release command. Throws invalid_procfile for a bad given type.
+ * winning over both. `web:` is left to the hoster's start command rules, as before (a given
+ * `processes.web` is the release's command); `release:` is the release command. Throws invalid_procfile for a bad given type.
  */
 export function releaseProcesses(input: {
   procfile: Procfile | undefined;
+  /** The Procfile of the code a release keeps, when a given null asks for its release: line. */
+  keptProcfile?: Procfile;
   base?: Release;
   given: { processes?: Record<string, string>; releaseCommand?: string | null; releaseTimeoutMs?: number };
 }): ReleaseProcesses {
-  const { procfile, base, given } = input;
+  const { procfile, keptProcfile, base, given } = input;
   for (const [name, command] of Object.entries(given.processes ?? {})) checkProcess(name, command.trim(), `--process ${name}=…`);
   const fromCode: Record<string, string> = procfile !== undefined ? { ...procfile } : { ...(base?.processes ?? {}) };
   let releaseCommand: string | null = procfile !== undefined ? (procfile[RELEASE_PROCESS] ?? null) : (base?.releaseCommand ?? null);
-  const webCommand = given.processes?.[WEB_PROCESS] ?? procfile?.[WEB_PROCESS];
   const merged: Record<string, string> = { ...fromCode, ...given.processes };
   if (merged[RELEASE_PROCESS] !== undefined && given.processes?.[RELEASE_PROCESS] !== undefined) releaseCommand = merged[RELEASE_PROCESS]!;
   delete merged[WEB_PROCESS];
   delete merged[RELEASE_PROCESS];
-  if (given.releaseCommand !== undefined) releaseCommand = given.releaseCommand === null ? (procfile?.[RELEASE_PROCESS] ?? null) : given.releaseCommand.trim() || null;
+  if (given.releaseCommand !== undefined) {
+    releaseCommand = given.releaseCommand === null ? ((procfile ?? keptProcfile)?.[RELEASE_PROCESS] ?? null) : given.releaseCommand.trim() || null;
+  }
   if (Object.keys(merged).length > MAX_PROCESS_TYPES) throw new BerthError('invalid_procfile', `An app may have at most ${MAX_PROCESS_TYPES} process types.`);
   const timeout = given.releaseTimeoutMs ?? base?.releaseTimeoutMs;
   return {
     processes: Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, v.trim()])),
-    ...(webCommand === undefined ? {} : { webCommand: webCommand.trim() }),
     releaseCommand,
     ...(timeout === undefined ? {} : { releaseTimeoutMs: timeout }),
   };

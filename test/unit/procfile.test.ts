@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { parseProcfile } from '../../common/procfile.js';
 import { packFolder } from '../../sdk/bundle-packer.js';
 import { readBundleProcfile } from '../../registry/bundle-procfile.js';
+import { releaseProcesses } from '../../registry/release-processes.js';
+import { DEFAULT_HEALTH_CHECK, type Release } from '../../registry/store/app.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -56,3 +58,25 @@ describe('readBundleProcfile', () => {
 async function* chunks(bytes: Buffer): AsyncGenerator<Buffer> {
   for (let i = 0; i < bytes.length; i += 100) yield bytes.subarray(i, i + 100);
 }
+
+describe('releaseProcesses', () => {
+  const base: Release = {
+    version: 1, bundle: 'b', env: {}, command: null, requirements: {}, healthCheck: DEFAULT_HEALTH_CHECK, description: '', createdBy: 't', createdAt: 0, status: 'active',
+    processes: { worker: 'node w.js', clock: 'node c.js' }, releaseCommand: 'node m.js',
+  };
+
+  it('takes new code\'s types from its Procfile, web and release apart, given ones winning', () => {
+    const out = releaseProcesses({ procfile: { web: 'node s.js', worker: 'node w2.js', release: 'node m2.js' }, base, given: { processes: { mailer: 'node mail.js', worker: 'node w3.js' } } });
+    expect(out).toEqual({ processes: { worker: 'node w3.js', mailer: 'node mail.js' }, releaseCommand: 'node m2.js' });
+  });
+
+  it('keeps the types of code that stays, and lets a given release command win or go back', () => {
+    expect(releaseProcesses({ procfile: undefined, base, given: {} })).toEqual({ processes: base.processes, releaseCommand: 'node m.js' });
+    expect(releaseProcesses({ procfile: undefined, base, given: { releaseCommand: 'node other.js', releaseTimeoutMs: 5000 } })).toEqual({ processes: base.processes, releaseCommand: 'node other.js', releaseTimeoutMs: 5000 });
+    expect(releaseProcesses({ procfile: undefined, keptProcfile: { release: 'node m0.js' }, base, given: { releaseCommand: null } }).releaseCommand).toBe('node m0.js');
+  });
+
+  it('refuses a given type without a command', () => {
+    expect(codeOf(() => releaseProcesses({ procfile: {}, given: { processes: { worker: '  ' } } }))).toBe('invalid_procfile');
+  });
+});
