@@ -226,10 +226,12 @@ export class InstanceRunner {
     }
     if (this.process !== WEB_PROCESS) {
       // No port to check: a worker or release task runs once started (its exit is what counts).
+      if (this.process === RELEASE_PROCESS) this.task = new ReleaseTaskClock(this.releaseTimeoutMs, () => link.requestStop(this.ctx.stopGraceMs));
       await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
+      // It may have exited already (a quick release command): its exit handler has it now.
+      if (this.stopRequested || this.shim !== link) return;
       this.phase = 'running';
       this.log.info({ pid: this.appPid, process: this.process }, `${this.app}/${this.id} (${this.process}) is running`);
-      if (this.process === RELEASE_PROCESS) this.task = new ReleaseTaskClock(this.releaseTimeoutMs, () => link.requestStop(this.ctx.stopGraceMs));
       return;
     }
     const healthy = await waitHealthy(this.port, this.health, this.ctx.healthIntervalMs, () => this.stopRequested || this.shim !== link);

@@ -17,6 +17,8 @@ export class ReleaseTaskClock {
       this.timedOut = true;
       stop();
     }, limitMs);
+    // Never what keeps a stopping hoster alive: the runner clears it when it ends.
+    this.timer.unref();
   }
 
   clear(): void {
