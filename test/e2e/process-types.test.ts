@@ -1,7 +1,8 @@
 // Process types and the release phase with real processes, two registries and two hosters
 // racing for the work: a Procfile with web, worker and release lines; the release command runs
 // exactly once, before web starts, its output in the deploy; the worker's output is in the logs with its type, and a worker SIGKILLed comes back;
-// `scale web=2 worker=2` is honoured and bad counts or types are refused; a failing release
+// `scale web=2 worker=2` is honoured and bad counts or types are refused; a worker is evacuated
+// with its machine and comes back on the other; a failing release
 // command (exit 1, or past its timeout) fails the release (release_command_failed) while the old
 // one serves every request.
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -142,6 +143,14 @@ describe('web + worker + release', () => {
     expect(byType.code, byType.stderr).toBe(0);
     expect(byType.stdout).toContain('worker tick');
     expect(byType.stdout).not.toContain('migrating');
+    // The proxies route web instances only: the worker is in neither table.
+    for (const p of [proxy, proxy2]) {
+      const report = (await (await fetch(`${p.url}/_berth/routes`)).json()) as { routes: Array<{ app: string; local: Array<{ instance: string }>; remote: Record<string, Array<{ instance: string }>> }> };
+      const jobs = report.routes.find((r) => r.app === 'jobs')!;
+      const routed = [...jobs.local, ...Object.values(jobs.remote).flat()].map((u) => u.instance);
+      expect(routed).toContain(running(all, 'web', 1)[0]!.id);
+      expect(routed).not.toContain(worker!.id);
+    }
     const listed = await runCli(['instances', 'jobs'], env);
     expect(listed.stdout).toMatch(/TYPE/);
     expect(listed.stdout).toMatch(/\bworker\b/);
@@ -248,5 +257,20 @@ describe('web + worker + release', () => {
     expect(failedRelease).toMatchObject({ status: 'failed', releaseTimeoutMs: 1000 });
     expect(lines('web.log').filter((l) => l.endsWith(` v${failedRelease.version}`))).toEqual([]);
     expect(await (await fetch(`${proxy.url}/jobs`)).text()).toBe('web v1');
+  });
+
+  it('evacuates a worker with its machine: it comes back on the other one', async () => {
+    const [worker] = running(await client.listAppInstances('jobs'), 'worker');
+    const leaving = worker!.machine === 'm1' ? 'm1' : 'm2';
+    const staying = leaving === 'm1' ? 'm2' : 'm1';
+    const fixture = leaving === 'm1' ? hoster : hoster2;
+    await fixture.close({ evacuate: true });
+    if (leaving === 'm1') hoster = undefined!;
+    else hoster2 = undefined!;
+    await waitFor(async () => {
+      const all = await client.listAppInstances('jobs');
+      return all.length > 0 && all.every((i) => i.machine === staying && i.state === 'running') && running(all, 'worker').length === 1 && running(all, 'web').length === 1;
+    }, { deadlineMs: 30_000 });
+    await waitFor(async () => (await client.logs('jobs', 200)).some((l) => l.process === 'worker' && l.line.startsWith('worker tick') && !l.line.endsWith(` ${worker!.pid}`)), { deadlineMs: 10_000 });
   });
 });
