@@ -42,9 +42,8 @@ export function scaleCommand(ctx: CliContext): Command {
       const { output } = ctx;
       const client = connect(ctx.env);
       const counts = words === undefined || words.length === 0 ? undefined : scaleCounts(words, name);
-      const instances = counts === undefined ? undefined : Object.keys(counts).length === 1 && counts.web !== undefined ? counts.web : -1;
       const policyFlags = [flags.min, flags.max, flags.target, flags.targetInFlight, flags.cooldownUp, flags.cooldownDown].some((v) => v !== undefined);
-      const modes = [instances !== undefined, policyFlags, flags.off === true].filter(Boolean).length;
+      const modes = [counts !== undefined, policyFlags, flags.off === true].filter(Boolean).length;
       if (modes !== 1) throw new Error(`Give a number of instances, or --min/--max/--target, or --off: e.g. berth scale ${name} 3, or berth scale ${name} --min 1 --max 4.`);
       if (flags.off) {
         const app = await client.removeAutoscale(name);
@@ -68,7 +67,9 @@ export function scaleCommand(ctx: CliContext): Command {
         if (flags.json) return output.json(app);
         return output.line(`${name}: scales automatically, ${describePolicy(app.autoscale!)} (now ${app.instances} wanted)`);
       }
-      let app = await client.scaleApp(name, instances === -1 ? { formation: counts } : { instances: instances! });
+      // `berth scale NAME 3` (web alone) stays the plain instances change it always was.
+      const webOnly = Object.keys(counts!).length === 1 && counts!.web !== undefined;
+      let app = await client.scaleApp(name, webOnly ? { instances: counts!.web } : { formation: counts! });
       if (flags.wait) app = await waitForInstances(client, output, name, { timeoutMs: flags.timeout * 1000 });
       if (flags.json) return output.json(app);
       output.line(`${name}: ${app.running}/${app.instances} running`);
