@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { collectProcess } from './process-flags.js';
 import { BerthApiError } from '../sdk/api-error.js';
 import { shipFolder } from '../sdk/bundle-packer.js';
 import type { BerthClient } from '../sdk/berth-client.js';
@@ -25,6 +26,9 @@ export interface DeployFlags {
   healthInterval?: number;
   healthFailures?: number;
   stripPrefix?: boolean;
+  process?: Record<string, string>;
+  releaseCommand?: string;
+  releaseTimeout?: number;
   wait: boolean;
   timeout: number;
   json?: boolean;
@@ -41,6 +45,9 @@ export function addDeployFlags(command: Command): Command {
     .option('--memory <size>', 'memory limit per instance, e.g. 512M or 1G: over it the kernel stops the app (out_of_memory); sets the maxMemoryMb attribute', memorySize)
     .option('--cpu-weight <n>', 'CPU share against other instances on a machine, 1 to 10000 (default 100); sets the cpuWeight attribute', cpuWeight)
     .option('--command <command>', 'start command (default: Procfile web:, npm start, node server.js or index.js)')
+    .option('--process <NAME=COMMAND>', 'a process type, e.g. worker="node worker.js" (repeatable; wins over the Procfile\'s line of that name)', collectProcess)
+    .option('--release-command <command>', 'run once per release, before its instances start (default: the Procfile\'s release: line)')
+    .option('--release-timeout <seconds>', 'how long the release command may run (default 600)', seconds)
     .option('--health-path <path>', 'HTTP path that answers 200 when an instance is ready (default: a TCP connect)')
     .option('--health-attempts <n>', 'checks (with backoff) a new instance gets to pass before it fails as not_listening or unhealthy (default 30, about 26 s)', positiveCount)
     .option('--health-interval <seconds>', 'how often a running instance is checked (default 5)', seconds)
@@ -80,6 +87,7 @@ export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: s
         command: flags.command,
         healthCheck: healthCheckFlags(flags),
         stripPrefix: flags.stripPrefix,
+        ...processRequest(flags),
       });
       output.note(`published ${name} on ${details.path}`);
     } catch (err) {
@@ -90,7 +98,15 @@ export async function deploy(ctx: CliContext, mode: 'publish' | 'update', dir: s
   let newRelease = details !== undefined;
   if (details === undefined) {
     const change = await updateRequest(client, name, bundle, flags);
-    newRelease = change.bundle !== undefined || change.env !== undefined || change.attributes !== undefined || change.command !== undefined || change.healthCheck !== undefined;
+    newRelease =
+      change.bundle !== undefined ||
+      change.env !== undefined ||
+      change.attributes !== undefined ||
+      change.command !== undefined ||
+      change.healthCheck !== undefined ||
+      change.processes !== undefined ||
+      change.releaseCommand !== undefined ||
+      change.releaseTimeoutMs !== undefined;
     details = await client.updateApp(name, change);
   }
   if (newRelease) output.note(`${name} v${details.release}: ${details.current?.description ?? 'new release'}`);
@@ -128,11 +144,22 @@ async function updateRequest(client: BerthClient, name: string, bundle: string |
   if (health !== undefined) change.healthCheck = { ...app.current?.healthCheck, ...health };
   if (flags.instances !== undefined) change.instances = flags.instances;
   if (flags.stripPrefix !== undefined) change.stripPrefix = flags.stripPrefix;
-  return change;
+  return { ...change, ...processRequest(flags) };
+}
+
+/** The process flags as the API takes them (only those given). */
+function processRequest(flags: Pick<DeployFlags, 'process' | 'releaseCommand' | 'releaseTimeout'>): Pick<UpdateRequest, 'processes' | 'releaseTimeoutMs'> & { releaseCommand?: string } {
+  return {
+    ...(flags.process === undefined ? {} : { processes: flags.process }),
+    ...(flags.releaseCommand === undefined ? {} : { releaseCommand: flags.releaseCommand }),
+    ...(flags.releaseTimeout === undefined ? {} : { releaseTimeoutMs: Math.round(flags.releaseTimeout * 1000) }),
+  };
 }
 
 function changesSomething(flags: DeployFlags): boolean {
-  return [flags.instances, flags.env, flags.attr, flags.memory, flags.cpuWeight, flags.command, healthCheckFlags(flags), flags.stripPrefix].some((v) => v !== undefined);
+  return [flags.instances, flags.env, flags.attr, flags.memory, flags.cpuWeight, flags.command, healthCheckFlags(flags), flags.stripPrefix, flags.process, flags.releaseCommand, flags.releaseTimeout].some(
+    (v) => v !== undefined,
+  );
 }
 
 /** `--attr` values with `--memory` and `--cpu-weight` as the attributes the hoster enforces. */

@@ -111,15 +111,16 @@ function isAfter(id: string, than: string): boolean {
   return ms > thanMs || (ms === thanMs && seq > thanSeq);
 }
 
-/** Waits until `name` runs exactly as many instances of its current release as it wants (after a scale). */
+/** Waits until `name` runs exactly as many instances of its current release as it wants, of every process type (after a scale). */
 export async function waitForInstances(client: BerthClient, output: Output, name: string, options: WaitOptions): Promise<AppDetails> {
   const started = Date.now();
   for (;;) {
     const app = await client.getApp(name);
     if (app.current?.status === 'failed') throw new Error(failureMessage(app, app.current));
-    if (app.running === app.instances && app.current?.status !== 'deploying') return app;
+    const typesShort = app.running === app.instances && app.current?.status !== 'deploying' ? otherTypesShort(app, await client.listAppInstances(name)) : [];
+    if (app.running === app.instances && app.current?.status !== 'deploying' && typesShort.length === 0) return app;
     const instances = await client.listAppInstances(name);
-    const what = `${name}: ${app.running}/${app.instances} running${problems(instances, app.release)}`;
+    const what = `${name}: ${app.running}/${app.instances} running${typesShort.length > 0 ? ` (${typesShort.join(', ')})` : ''}${problems(instances, app.release)}`;
     if (Date.now() - started > options.timeoutMs) {
       throw new Error(`${what} after ${Math.round(options.timeoutMs / 1000)} s; stopped waiting (berth keeps trying). See berth info ${name} and berth machines.`);
     }
@@ -143,6 +144,17 @@ export async function waitForReplacement(client: BerthClient, output: Output, na
     output.progress(what, Math.round((Date.now() - started) / 1000));
     await delay(POLL_MS);
   }
+}
+
+/** The process types other than web that do not run their count yet, as `worker 1/3`. */
+function otherTypesShort(app: AppDetails, instances: readonly Instance[]): string[] {
+  const short: string[] = [];
+  for (const type of Object.keys(app.current?.processes ?? {})) {
+    const wanted = app.formation?.[type] ?? 1;
+    const running = instances.filter((i) => i.process === type && i.release === app.release && i.state === 'running' && !i.evacuating).length;
+    if (running !== wanted) short.push(`${type} ${running}/${wanted}`);
+  }
+  return short;
 }
 
 /** Waits until the app is gone (its instances stopped and its records removed). */

@@ -78,6 +78,18 @@ export const ERROR_CATALOGUE = {
     status: 422,
     message: "The app has a memory or CPU limit and this machine cannot make cgroups for it (the hoster is not root, or has no memory controller): run the hoster as root on a machine with cgroups, or publish without --memory/--cpu-weight.",
   },
+  invalid_procfile: {
+    status: 422,
+    message: 'The Procfile has a line that is not "name: command" (a name of lowercase letters, digits and dashes, then a command): fix the line it names and publish again.',
+  },
+  unknown_process_type: {
+    status: 400,
+    message: "The app's current release has no process type of that name: scale web or a type of its Procfile (berth info NAME lists them).",
+  },
+  release_command_failed: {
+    status: 422,
+    message: "The release command exited non-zero or ran out of time, so nothing of the release started: berth logs NAME --build shows its output; fix it and publish again.",
+  },
   invalid_env: {
     status: 422,
     message: 'A config var cannot be given to a process (it contains a NUL byte): set it again without one (berth config:set).',

@@ -25,3 +25,4 @@ export {
 } from './redis-connection.js';
 export { closeOnSignals, idempotentClose, DEFAULT_GRACE_MS, type Closable } from './daemon-lifecycle.js';
 export { fileLoad, systemLoad, type LoadSource, type MachineLoad } from './load-source.js';
+export { parseProcfile, checkProcess, PROCESS_TYPE_PATTERN, WEB_PROCESS, RELEASE_PROCESS, MAX_PROCESS_TYPES, type Procfile } from './procfile.js';

@@ -176,7 +176,8 @@ export function proxyOrigin(value: unknown): string | undefined {
 }
 
 function routable(i: Instance): boolean {
-  return i.state === 'running' && i.machine !== null && i.port !== null;
+  // Only web instances serve the app's path: workers and release tasks have no port and no route.
+  return i.state === 'running' && i.process === 'web' && i.machine !== null && i.port !== null;
 }
 
 function toRunning(i: Instance): RunningInstance {

@@ -141,7 +141,8 @@ export class ClaimLoop {
 
   private async claim(candidate: Instance): Promise<boolean> {
     const o = this.o;
-    const port = await o.ports.allocate();
+    // Only web listens: a worker or release task gets no port.
+    const port = candidate.process === 'web' ? await o.ports.allocate() : 0;
     const sentAt = performance.now();
     let instance: Instance;
     try {

@@ -96,7 +96,7 @@ export class Hoster {
       instancesDir,
       ports: this.ports,
       controlPlane: this.controlPlane,
-      onLog: (app, instance, stream, line) => this.logs.queue(app, instance, stream, line),
+      onLog: (app, instance, stream, line, process) => this.logs.queue(app, instance, stream, line, process),
       onDone: (runner) => {
         if (this.runners.get(runner.id) === runner) this.runners.delete(runner.id);
         if (runner.fenced) this.fenced.add(runner, o.leaseMs + o.controlPlaneGraceMs);

@@ -12,7 +12,10 @@ export interface InstanceEnvInput {
   machine: string;
   /** The release's version; undefined: the instance has no release. */
   version: number | undefined;
+  /** 0: a process without a port (a worker, a release task): no PORT is set. */
   port: number;
+  /** Its process type. @default 'web' */
+  process?: string;
   /** Its own writable directory: HOME and TMPDIR. */
   home: string;
   /** The hoster's PATH, handed on. */
@@ -33,8 +36,9 @@ export function instanceEnv(input: InstanceEnvInput): Record<string, string> {
     PATH: input.hostPath ?? '/usr/local/bin:/usr/bin:/bin',
     NODE_ENV: 'production',
     ...input.releaseEnv,
-    PORT: String(input.port),
+    ...(input.port === 0 ? {} : { PORT: String(input.port) }),
     HOST: '127.0.0.1',
+    BERTH_PROCESS: input.process ?? 'web',
     BERTH_APP: input.app,
     BERTH_PATH: input.path,
     BERTH_INSTANCE: input.instance,

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { BerthError } from '../common/errors.js';
+import { RELEASE_PROCESS, WEB_PROCESS } from '../common/procfile.js';
+import type { Release } from '../registry/store/index.js';
 import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/store/index.js';
 import type { AppStore } from '../registry/store/index.js';
 import type { AppUser, AppUsers } from './app-users.js';
@@ -8,7 +10,8 @@ import { instanceHome, makeInstanceDir } from './instance-dir.js';
 import { instanceEnv } from './instance-env.js';
 import { withResourceLimits } from './resource-limits.js';
 import type { ShimSpec } from './shim-protocol.js';
-import type { StartCommand } from './start-command.js';
+import { DEFAULT_RELEASE_TIMEOUT_MS } from './release-task.js';
+import { NoStartCommandError, type StartCommand } from './start-command.js';
 
 /** What an install needs from the hoster. */
 export interface InstallContext {
@@ -34,7 +37,10 @@ export interface InstallClaim {
   /** Its release's version; null: an instance registered by hand, with `files`. */
   release: number | null;
   files: string | null;
+  /** 0 for a process without a port. */
   port: number;
+  /** Its process type: web, a Procfile type, or release (the release command). */
+  process: string;
   /** Its directory on this machine (instance-dir.ts). */
   dir: string;
 }
@@ -48,6 +54,8 @@ export interface Installed {
   user: AppUser | undefined;
   /** Its cgroup, when the app has memory or CPU limits (removed when the instance ends). */
   cgroup: InstanceCgroup | undefined;
+  /** How long a release command may run. */
+  releaseTimeoutMs: number;
 }
 
 /**
@@ -71,8 +79,10 @@ export async function installInstance(
   const user = ctx.appUsers?.forApp(claim.app);
   const appDir = await ctx.prepare(digest, user, lines.build);
   if (stopped()) return undefined;
-  lines.hoster(`-----> Starting instance ${claim.id.slice(0, 8)} of v${release?.version ?? '?'} on ${ctx.machine}`);
-  const command = withResourceLimits(ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
+  const typed = processCommand(claim.process, release);
+  if (claim.process === RELEASE_PROCESS) lines.hoster(`-----> Running release command: ${typed!.shell} (v${release?.version ?? '?'} on ${ctx.machine})`);
+  else lines.hoster(`-----> Starting ${claim.process === WEB_PROCESS ? 'instance' : `${claim.process} instance`} ${claim.id.slice(0, 8)} of v${release?.version ?? '?'} on ${ctx.machine}`);
+  const command = withResourceLimits(typed ?? ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
   const limits = cgroupLimitsOf(release?.requirements ?? {});
   let cgroup: InstanceCgroup | undefined;
   if (limits !== undefined) {
@@ -91,6 +101,7 @@ export async function installInstance(
     machine: ctx.machine,
     version: release?.version,
     port: claim.port,
+    process: claim.process,
     home: instanceHome(claim.dir),
     hostPath: process.env.PATH,
   });
@@ -114,5 +125,17 @@ export async function installInstance(
     leaseValidForMs: 0,
     stopGraceMs: ctx.stopGraceMs,
   };
-  return { spec, health, user, cgroup };
+  return { spec, health, user, cgroup, releaseTimeoutMs: release?.releaseTimeoutMs ?? DEFAULT_RELEASE_TIMEOUT_MS };
+}
+
+/**
+ * The command of a process type other than web: the release's command for it (from its
+ * Procfile or --process), or its release command. Undefined for web, whose command the start
+ * command rules choose (start-command.ts).
+ */
+function processCommand(process: string, release: Release | undefined): { shell: string } | undefined {
+  if (process === WEB_PROCESS) return undefined;
+  const command = process === RELEASE_PROCESS ? release?.releaseCommand : release?.processes?.[process];
+  if (!command) throw new NoStartCommandError(`release v${release?.version ?? '?'} has no "${process}" process: add a "${process}:" line to the Procfile, or publish with --process ${process}=COMMAND.`);
+  return { shell: command };
 }

@@ -16,6 +16,8 @@ import type { PortAllocator } from './port-allocator.js';
 import { ShimLink, spawnShim, type ShimExit } from './shim-client.js';
 import type { ShimSpec } from './shim-protocol.js';
 import { startFailure } from './start-failure.js';
+import { RELEASE_PROCESS, WEB_PROCESS } from '../common/procfile.js';
+import { DEFAULT_RELEASE_TIMEOUT_MS, ReleaseTaskClock, releaseTaskOutcome } from './release-task.js';
 
 /** Everything an instance runner needs from its hoster (besides what an install does). */
 export interface RunnerContext extends InstallContext {
@@ -38,7 +40,8 @@ export interface RunnerContext extends InstallContext {
   /** Crashes within crashWindowMs that make a crash loop. */
   crashLimit: number;
   crashWindowMs: number;
-  onLog: (app: string, instance: string, stream: LogStream, line: string) => void;
+  /** A line the app printed; `process` is its process type (web, worker, release…). */
+  onLog: (app: string, instance: string, stream: LogStream, line: string, process: string) => void;
   /** Called once when the runner is done (stopped, released or lost). */
   onDone: (runner: InstanceRunner) => void;
   /**
@@ -61,6 +64,8 @@ export class InstanceRunner {
   readonly app: string;
   readonly epoch: number;
   readonly release: number | null;
+  /** Its process type: web (health-checked, routed), a worker type, or release (run once, its outcome reported). */
+  readonly process: string;
   port: number;
   phase: Phase = 'preparing';
   /** Stopped because the lease could not be renewed in time (its claim may still stand in Redis). */
@@ -79,10 +84,14 @@ export class InstanceRunner {
   private spec: ShimSpec | undefined;
   private user: AppUser | undefined;
   private cgroup: InstanceCgroup | undefined;
+  /** A release task's time limit (release-task.ts), while it runs. */
+  private task: ReleaseTaskClock | undefined;
+  /** The release's limit on its release command (read at install). */
+  private releaseTimeoutMs = DEFAULT_RELEASE_TIMEOUT_MS;
 
   constructor(
     private readonly ctx: RunnerContext,
-    instance: Pick<Instance, 'id' | 'service' | 'epoch' | 'release' | 'files'>,
+    instance: Pick<Instance, 'id' | 'service' | 'epoch' | 'release' | 'files'> & { process?: string },
     port: number,
     /** Monotonic time the claim (or the renewal that re-adopted it) was sent. */
     claimSentAt: number,
@@ -92,6 +101,7 @@ export class InstanceRunner {
     this.epoch = instance.epoch;
     this.release = instance.release;
     this.files = instance.files;
+    this.process = instance.process ?? WEB_PROCESS;
     this.port = port;
     this.log = ctx.logger.child({ app: this.app, instance: this.id, epoch: this.epoch });
     this.crashes = new CrashPolicy(ctx.crashLimit, ctx.crashWindowMs);
@@ -138,7 +148,9 @@ export class InstanceRunner {
         this.health = { ...DEFAULT_HEALTH_CHECK, ...release?.healthCheck };
       })
       .catch(() => undefined)
-      .finally(() => this.watch(link));
+      .finally(() => {
+        if (this.process === WEB_PROCESS) this.watch(link);
+      });
   }
 
   /** Stops the app (SIGTERM, then SIGKILL after the grace) and, when asked by the registry, confirms. */
@@ -183,18 +195,18 @@ export class InstanceRunner {
   private async launch(): Promise<void> {
     const installed = await installInstance(
       this.ctx,
-      { id: this.id, app: this.app, epoch: this.epoch, release: this.release, files: this.files, port: this.port, dir: this.dir },
+      { id: this.id, app: this.app, epoch: this.epoch, release: this.release, files: this.files, port: this.port, process: this.process, dir: this.dir },
       {
         build: (line) => {
           this.output.remember(line);
-          this.ctx.onLog(this.app, this.id, 'build', line);
+          this.ctx.onLog(this.app, this.id, 'build', line, this.process);
         },
-        hoster: (line) => this.ctx.onLog(this.app, this.id, 'build', line),
+        hoster: (line) => this.ctx.onLog(this.app, this.id, 'build', line, this.process),
       },
       () => this.stopRequested,
     );
     if (installed === undefined) return;
-    ({ spec: this.spec, health: this.health, user: this.user, cgroup: this.cgroup } = installed);
+    ({ spec: this.spec, health: this.health, user: this.user, cgroup: this.cgroup, releaseTimeoutMs: this.releaseTimeoutMs } = installed);
     await this.runOnce();
   }
 
@@ -210,6 +222,16 @@ export class InstanceRunner {
     // Stopped while the shim was starting: the stop found no shim to stop, so stop it now.
     if (this.stopRequested) {
       await link.stop(this.ctx.stopGraceMs);
+      return;
+    }
+    if (this.process !== WEB_PROCESS) {
+      // No port to check: a worker or release task runs once started (its exit is what counts).
+      if (this.process === RELEASE_PROCESS) this.task = new ReleaseTaskClock(this.releaseTimeoutMs, () => link.requestStop(this.ctx.stopGraceMs));
+      await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
+      // It may have exited already (a quick release command): its exit handler has it now.
+      if (this.stopRequested || this.shim !== link) return;
+      this.phase = 'running';
+      this.log.info({ pid: this.appPid, process: this.process }, `${this.app}/${this.id} (${this.process}) is running`);
       return;
     }
     const healthy = await waitHealthy(this.port, this.health, this.ctx.healthIntervalMs, () => this.stopRequested || this.shim !== link);
@@ -261,7 +283,8 @@ export class InstanceRunner {
     const link = new ShimLink(socket, {
       onLog: (stream, line) => {
         this.output.remember(line);
-        this.ctx.onLog(this.app, this.id, stream, line);
+        // A release command's output is part of the deploy: berth publish shows it with the build.
+        this.ctx.onLog(this.app, this.id, this.process === RELEASE_PROCESS ? 'build' : stream, line, this.process);
       },
       onExit: (exit, lost) => {
         if (lost && (this.shim !== link || this.stopRequested)) return;
@@ -285,8 +308,12 @@ export class InstanceRunner {
     if (m.oom) {
       const line = `[berth] out of memory: the kernel stopped the app at its limit of ${this.cgroup?.memoryMb ?? '?'} MB; raise it (berth update --memory) or make it use less`;
       this.output.remember(line);
-      this.ctx.onLog(this.app, this.id, 'err', line);
+      this.ctx.onLog(this.app, this.id, 'err', line, this.process);
       this.log.warn({ memoryMb: this.cgroup?.memoryMb }, `${this.app}/${this.id} went over its memory limit: the kernel killed it`);
+    }
+    if (this.process === RELEASE_PROCESS) {
+      await this.reportReleaseTask(m);
+      return;
     }
     const verdict = this.crashes.exited(m, performance.now());
     if (verdict.kind === 'crash_loop') {
@@ -300,6 +327,24 @@ export class InstanceRunner {
     if (this.stopRequested) return;
     // An instance re-adopted from a previous hoster has no spec here yet: launch it afresh.
     await (this.spec ? this.runOnce() : this.launch()).catch((err) => this.fail(err));
+  }
+
+  /** A release command ended: its outcome goes on the release (finishReleaseTask), and this claim ends with it. */
+  private async reportReleaseTask(m: ShimExit): Promise<void> {
+    const timedOut = this.task?.timedOut ?? false;
+    this.task?.clear();
+    const outcome = releaseTaskOutcome(m, timedOut, this.releaseTimeoutMs, this.output);
+    this.ctx.onLog(this.app, this.id, 'build', outcome.status === 'succeeded' ? '-----> Release command finished' : `-----> Release command failed: ${outcome.detail.split('\n')[0]}`, this.process);
+    this.log.info({ outcome: outcome.status, detail: outcome.summary }, `${this.app}/${this.id}: the release command of v${this.release} ${outcome.status} (${outcome.summary})`);
+    this.stopRequested = true;
+    this.phase = 'stopping';
+    try {
+      await this.ctx.store.finishReleaseTask({ ...this.holder(), release: this.release ?? 0, status: outcome.status, detail: outcome.detail });
+    } catch (err) {
+      // The claim was lost meanwhile (a lease that ran out): the task runs again elsewhere.
+      this.log.warn({ err: errMessage(err) }, 'could not record the release command\'s outcome (it will run again once the lease expires)');
+    }
+    this.finish();
   }
 
   private pushLease(): void {
@@ -325,6 +370,7 @@ export class InstanceRunner {
   private finish(): void {
     if (this.phase === 'done') return;
     this.phase = 'done';
+    this.task?.clear();
     this.lease.close();
     this.shim?.destroy();
     this.ctx.ports.release(this.port);

@@ -13,7 +13,7 @@ const MAX_QUEUED_PER_APP = 10_000;
  * away) are dropped rather than kept without bound.
  */
 export class LogShipper {
-  private pending = new Map<string, { instance: string; stream: LogStream; line: string }[]>();
+  private pending = new Map<string, { instance: string; stream: LogStream; line: string; process?: string }[]>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: { redis: RedisClient; keys: RegistryKeys }) {}
@@ -22,10 +22,10 @@ export class LogShipper {
     this.timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
   }
 
-  queue(app: string, instance: string, stream: LogStream, line: string): void {
+  queue(app: string, instance: string, stream: LogStream, line: string, process?: string): void {
     let list = this.pending.get(app);
     if (list === undefined) this.pending.set(app, (list = []));
-    if (list.length < MAX_QUEUED_PER_APP) list.push({ instance, stream, line });
+    if (list.length < MAX_QUEUED_PER_APP) list.push({ instance, stream, line, ...(process === undefined ? {} : { process }) });
   }
 
   /** Writes what is queued now. */

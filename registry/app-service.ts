@@ -1,4 +1,6 @@
 import { BerthError } from '../common/errors.js';
+import type { Procfile } from '../common/procfile.js';
+import { releaseProcesses, type ReleaseProcesses } from './release-processes.js';
 import { MAX_ENV_BYTES, MAX_ENV_KEYS } from './api/app-schemas.js';
 import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type AutoscalePolicy, type HealthCheck, type Release, type AppStore, type ReleaseInput, type Attributes, type Instance, type RegistryStore } from './store/index.js';
 
@@ -12,6 +14,9 @@ export interface PublishInput {
   command?: string;
   healthCheck?: Partial<HealthCheck>;
   stripPrefix?: boolean;
+  processes?: Record<string, string>;
+  releaseCommand?: string;
+  releaseTimeoutMs?: number;
 }
 
 export interface UpdateInput {
@@ -22,6 +27,9 @@ export interface UpdateInput {
   healthCheck?: Partial<HealthCheck>;
   instances?: number;
   stripPrefix?: boolean;
+  processes?: Record<string, string>;
+  releaseCommand?: string | null;
+  releaseTimeoutMs?: number;
 }
 
 export interface AppServiceOptions {
@@ -29,6 +37,8 @@ export interface AppServiceOptions {
   store: RegistryStore;
   /** Whether a bundle with this digest is stored. */
   bundleExists: (digest: string) => Promise<boolean>;
+  /** The Procfile of a stored bundle (registry/bundle-procfile.ts); absent: bundles have none. */
+  bundleProcfile?: (digest: string) => Promise<Procfile>;
   /** Base URL apps are served under (e.g. https://paas.example.com), or null when unknown. */
   publicUrl: string | null;
 }
@@ -53,6 +63,7 @@ export class AppService {
 
   async publish(input: PublishInput, user: string, origin?: ReleaseOrigin): Promise<AppDetails> {
     await this.requireBundle(input.bundle);
+    const processes = releaseProcesses({ procfile: await this.procfileOf(input.bundle), given: input });
     await this.o.apps.create({
       name: input.name,
       path: input.path,
@@ -61,7 +72,9 @@ export class AppService {
       release: {
         bundle: input.bundle,
         env: input.env ?? {},
-        command: input.command ?? null,
+        // The Procfile's web: line stays the hoster's to read (start-command.ts), so new code brings its own.
+        command: input.command ?? input.processes?.web ?? null,
+        ...processFields(processes),
         requirements: input.attributes ?? {},
         healthCheck: { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
         description: origin?.description ?? `Deploy ${input.bundle.slice(0, 7)}`,
@@ -76,6 +89,10 @@ export class AppService {
   async update(name: string, input: UpdateInput, user: string, origin?: ReleaseOrigin): Promise<AppDetails> {
     if (Object.values(input).every((v) => v === undefined)) throw new BerthError('nothing_to_change');
     if (input.bundle !== undefined) await this.requireBundle(input.bundle);
+    // Read (and checked) before anything changes: a bad Procfile line leaves the app as it was.
+    const procfile = input.bundle === undefined ? undefined : await this.procfileOf(input.bundle);
+    // Back to the Procfile's release: line of the code that stays.
+    const keptProcfile = input.bundle === undefined && input.releaseCommand === null ? await this.currentProcfile(name) : undefined;
     // Refused before any release is made: an update must not deploy and then answer 409. (The
     // settings script checks again, atomically, for a policy set meanwhile.)
     if (input.instances !== undefined && (await this.o.apps.get(name)).autoscale) {
@@ -86,15 +103,21 @@ export class AppService {
       input.env !== undefined ||
       input.attributes !== undefined ||
       input.command !== undefined ||
-      input.healthCheck !== undefined;
+      input.healthCheck !== undefined ||
+      input.processes !== undefined ||
+      input.releaseCommand !== undefined ||
+      input.releaseTimeoutMs !== undefined;
     if (changesRelease) {
       await this.newRelease(name, user, (base) => {
         // New code has the origin it is given (none from a folder); the same code keeps its commit.
         const commit = input.bundle === undefined ? base.commit : origin?.commit;
+        // New code brings its own Procfile; the same code keeps the types it had.
+        const processes = releaseProcesses({ procfile, keptProcfile, base, given: input });
         const next: ReleaseInput = {
           bundle: input.bundle ?? base.bundle,
           env: input.env ?? base.env,
-          command: input.command === undefined ? base.command : input.command,
+          command: input.command !== undefined ? input.command : input.processes?.web !== undefined ? input.processes.web : base.command,
+          ...processFields(processes),
           requirements: input.attributes ?? base.requirements,
           healthCheck: input.healthCheck === undefined ? base.healthCheck : { ...DEFAULT_HEALTH_CHECK, ...input.healthCheck },
           description: origin?.description ?? describeChange(base, input),
@@ -112,9 +135,29 @@ export class AppService {
     return this.details(name);
   }
 
-  async scale(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<AppDetails> {
-    if (settings.instances === undefined && settings.stripPrefix === undefined) throw new BerthError('nothing_to_change');
-    await this.o.apps.updateSettings(name, settings);
+  /**
+   * Sets instances wanted: `instances` is web's; `formation` names counts per process type
+   * (`{"web":3,"worker":2}`), each a type of the current release (checked before anything changes).
+   */
+  async scale(name: string, settings: { instances?: number; stripPrefix?: boolean; formation?: Record<string, number> }): Promise<AppDetails> {
+    if (settings.instances === undefined && settings.stripPrefix === undefined && settings.formation === undefined) throw new BerthError('nothing_to_change');
+    const formation = { ...settings.formation };
+    let instances = settings.instances;
+    if (formation.web !== undefined) {
+      if (instances !== undefined && instances !== formation.web) throw new BerthError('invalid_request', 'Invalid body: give web\'s count once, as instances or as formation.web.');
+      instances = formation.web;
+      delete formation.web;
+    }
+    if (Object.keys(formation).length > 0) {
+      const app = await this.o.apps.get(name);
+      const types = Object.keys((await this.o.apps.release(name, app.release))?.processes ?? {});
+      const unknown = Object.keys(formation).filter((t) => !types.includes(t));
+      if (unknown.length > 0) {
+        const known = ['web', ...types].join(', ');
+        throw new BerthError('unknown_process_type', `${name} has no process type ${unknown.map((t) => `"${t}"`).join(', ')}: its types are ${known} (from its Procfile or --process).`);
+      }
+    }
+    await this.o.apps.updateSettings(name, { instances, stripPrefix: settings.stripPrefix, formation });
     return this.details(name);
   }
 
@@ -160,6 +203,7 @@ export class AppService {
       command: rolledTo.command,
       requirements: rolledTo.requirements,
       healthCheck: rolledTo.healthCheck,
+      ...copiedProcesses(rolledTo),
       description: `Rollback to v${rolledTo.version}`,
       createdBy: user,
       ...(rolledTo.commit === undefined ? {} : { commit: rolledTo.commit }),
@@ -273,6 +317,16 @@ export class AppService {
     throw new BerthError('release_conflict');
   }
 
+  private async currentProcfile(name: string): Promise<Procfile> {
+    const app = await this.o.apps.get(name);
+    const current = await this.o.apps.release(name, app.release);
+    return current === undefined ? {} : this.procfileOf(current.bundle);
+  }
+
+  private async procfileOf(digest: string): Promise<Procfile> {
+    return this.o.bundleProcfile === undefined ? {} : this.o.bundleProcfile(digest);
+  }
+
   private async requireBundle(digest: string): Promise<void> {
     if (!(await this.o.bundleExists(digest))) {
       throw new BerthError('bundle_not_found', `No bundle ${digest} is stored: upload it first with PUT /v1/bundles/${digest}.`);
@@ -287,7 +341,21 @@ function baseContent(base: Release): Omit<ReleaseInput, 'description' | 'created
     command: base.command,
     requirements: base.requirements,
     healthCheck: base.healthCheck,
+    ...copiedProcesses(base),
     ...(base.commit === undefined ? {} : { commit: base.commit }),
+  };
+}
+
+function processFields(p: ReleaseProcesses): Pick<ReleaseInput, 'processes' | 'releaseCommand' | 'releaseTimeoutMs'> {
+  return { processes: p.processes, releaseCommand: p.releaseCommand, ...(p.releaseTimeoutMs === undefined ? {} : { releaseTimeoutMs: p.releaseTimeoutMs }) };
+}
+
+/** A release's process types and release command, as a release that keeps its code keeps them. */
+function copiedProcesses(base: Release): Pick<ReleaseInput, 'processes' | 'releaseCommand' | 'releaseTimeoutMs'> {
+  return {
+    processes: base.processes ?? {},
+    releaseCommand: base.releaseCommand ?? null,
+    ...(base.releaseTimeoutMs === undefined ? {} : { releaseTimeoutMs: base.releaseTimeoutMs }),
   };
 }
 
@@ -298,5 +366,7 @@ function describeChange(base: Release, input: UpdateInput): string {
   if (input.command !== undefined) parts.push(input.command === null ? 'Default command' : `Command ${input.command}`);
   if (input.attributes !== undefined) parts.push('Change requirements');
   if (input.healthCheck !== undefined) parts.push('Change health check');
+  if (input.processes !== undefined) parts.push(`Processes ${Object.keys(input.processes).join(', ')}`);
+  if (input.releaseCommand !== undefined) parts.push(input.releaseCommand === null ? 'Procfile release command' : `Release command ${input.releaseCommand}`);
   return parts.length > 0 ? parts.join('; ') : 'Redeploy';
 }

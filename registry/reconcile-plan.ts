@@ -1,9 +1,11 @@
 import type { FailureReason, RetireReason } from '../sdk/types.js';
-import type { App, Release, Instance } from './store/index.js';
+import { RELEASE_PROCESS, WEB_PROCESS } from '../common/procfile.js';
+import { wantedOf, type App, type Release, type Instance } from './store/index.js';
+import { DEFAULT_RELEASE_TIMEOUT_MS } from './release-processes.js';
 
 /** What the reconciler does for one app in one round; each action is idempotent. */
 export type ReconcileAction =
-  | { kind: 'register'; release: number; wanted: number }
+  | { kind: 'register'; release: number; wanted: number; process: string }
   | { kind: 'retire'; id: string; reason: RetireReason }
   | { kind: 'release-active'; version: number }
   | { kind: 'release-failed'; version: number; reason: string; fallback: number | null }
@@ -32,7 +34,7 @@ export const FAILED_MACHINES_FOR_BAD_RELEASE = 2;
  * Failures that are the release's whatever the machine: the same bundle, build and config
  * fail the same way anywhere, so one machine's word is conclusive.
  */
-export const RELEASE_FAULTS: ReadonlySet<string> = new Set<FailureReason>(['build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env']);
+export const RELEASE_FAULTS: ReadonlySet<string> = new Set<FailureReason>(['build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env', 'release_command_failed']);
 
 const STATE_ORDER: Record<string, number> = { unclaimed: 0, crashed: 1, claimed: 2, running: 3 };
 
@@ -40,9 +42,12 @@ const STATE_ORDER: Record<string, number> = { unclaimed: 0, crashed: 1, claimed:
  * Decides what brings an app closer to what its user wants. The rules that keep an update
  * free of failed requests: a new release's instances start first; an old instance is retired
  * only while enough new ones run; a retired instance drains (unroutable) before it stops.
+ * Each process type (web, worker, …) follows these rules with its own count. A release with a
+ * release command first runs that alone (one instance of type `release`): nothing else of the
+ * release is registered until it succeeded, and the release fails if it did not.
  */
 export function planApp(input: PlanInput): ReconcileAction[] {
-  const { app, releases, now } = input;
+  const { app, releases } = input;
   const managed = input.instances.filter((i) => i.release !== null);
   const actions: ReconcileAction[] = [];
   // Draining instances advance to stopping once their drain time is up.
@@ -56,27 +61,61 @@ export function planApp(input: PlanInput): ReconcileAction[] {
   }
 
   const current = releases.get(app.release);
-  const wanted = current === undefined || current.status === 'failed' ? 0 : app.instances;
+  const phase = releasePhase(current);
+  const tasks = live.filter((i) => i.process === RELEASE_PROCESS);
+  const processes = live.filter((i) => i.process !== RELEASE_PROCESS);
+  // A release task is kept only while its release still waits for it.
+  for (const t of tasks) {
+    if (t.release !== app.release || phase !== 'pending' || current?.status !== 'deploying') actions.push({ kind: 'retire', id: t.id, reason: 'replaced' });
+  }
+
+  const failedCurrent = current === undefined || current.status === 'failed';
+  const types = new Set<string>([WEB_PROCESS, ...(failedCurrent ? [] : Object.keys(current.processes ?? {})), ...processes.map((i) => i.process)]);
+  const wantedByType = new Map<string, number>();
+  for (const type of types) {
+    const declared = type === WEB_PROCESS || (!failedCurrent && current.processes?.[type] !== undefined);
+    wantedByType.set(type, failedCurrent || !declared ? 0 : wantedOf(app, type));
+  }
+  const isMine = (i: Instance) => i.release === app.release && !i.evacuating;
+
+  if (current !== undefined && current.status === 'deploying') {
+    const mineAll = live.filter(isMine);
+    const runningMine = processes.filter((i) => isMine(i) && i.state === 'running');
+    const wantedAll = [...wantedByType.values()].reduce((a, b) => a + b, 0);
+    const runningEnough = [...wantedByType].every(([type, wanted]) => runningMine.filter((i) => i.process === type).length >= wanted);
+    const failure = rolloutFailure(current, phase, mineAll, runningMine.length, wantedAll, input);
+    if (failure !== undefined) {
+      const webOthers = processes.filter((i) => i.process === WEB_PROCESS && !isMine(i));
+      actions.push({ kind: 'release-failed', version: current.version, reason: failure, fallback: fallbackRelease(app, releases, webOthers) });
+      return actions;
+    }
+    if (phase === 'pending') {
+      // Only the release command runs until it has succeeded; the release before keeps serving.
+      if (!tasks.some((t) => t.release === app.release)) actions.push({ kind: 'register', release: app.release, wanted: 1, process: RELEASE_PROCESS });
+      return actions;
+    }
+    if (runningEnough) actions.push({ kind: 'release-active', version: current.version });
+  }
+
+  for (const [type, wanted] of wantedByType) {
+    planType(app, releases, type, wanted, current?.status === 'failed', processes.filter((i) => i.process === type), actions);
+  }
+  return actions;
+}
+
+/** One process type's register and retire steps: new ones first, old ones only while enough new ones run. */
+function planType(app: App, releases: ReadonlyMap<number, Release>, type: string, wanted: number, currentFailed: boolean, live: Instance[], actions: ReconcileAction[]): void {
   // An evacuating instance counts like one of an old release: replaced first, then retired.
   const mine = live.filter((i) => i.release === app.release && !i.evacuating);
   const others = live.filter((i) => i.release !== app.release || i.evacuating);
   const runningMine = mine.filter((i) => i.state === 'running');
 
-  if (current !== undefined && current.status === 'deploying') {
-    const failure = rolloutFailure(current, mine, runningMine.length, app.instances, input);
-    if (failure !== undefined) {
-      actions.push({ kind: 'release-failed', version: current.version, reason: failure, fallback: fallbackRelease(app, releases, others) });
-      return actions;
-    }
-    if (runningMine.length >= app.instances) actions.push({ kind: 'release-active', version: current.version });
-  }
-
-  if (mine.length < wanted) actions.push({ kind: 'register', release: app.release, wanted });
+  if (mine.length < wanted) actions.push({ kind: 'register', release: app.release, wanted, process: type });
   if (mine.length > wanted) {
     const surplus = [...mine]
       .sort((a, b) => (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9) || b.seq - a.seq)
       .slice(0, mine.length - wanted);
-    const reason: RetireReason = current?.status === 'failed' ? 'release_failed' : 'scaled_down';
+    const reason: RetireReason = currentFailed ? 'release_failed' : 'scaled_down';
     for (const i of surplus) actions.push({ kind: 'retire', id: i.id, reason });
   }
 
@@ -95,10 +134,17 @@ export function planApp(input: PlanInput): ReconcileAction[] {
       mayRetireRunning--;
     }
   }
-  return actions;
 }
 
-function rolloutFailure(current: Release, mine: Instance[], running: number, wanted: number, input: PlanInput): string | undefined {
+/** Where a release is with its release command: none to run, still to run (or running), or done. */
+export function releasePhase(release: Release | undefined): 'none' | 'pending' | 'succeeded' | 'failed' {
+  if (release === undefined || !release.releaseCommand) return 'none';
+  return release.releaseTask === undefined ? 'pending' : release.releaseTask.status;
+}
+
+function rolloutFailure(current: Release, phase: ReturnType<typeof releasePhase>, mine: Instance[], running: number, wanted: number, input: PlanInput): string | undefined {
+  const task = current.releaseTask;
+  if (phase === 'failed' && task !== undefined) return `release_command_failed on ${task.machine}: ${task.detail}`;
   const fault = mine.find((i) => i.reason !== null && RELEASE_FAULTS.has(i.reason) && i.failedOn.length > 0);
   if (fault !== undefined) return verdict(fault);
   // A crash may be the machine's (a full disk, a missing tool): conclusive only once it
@@ -110,7 +156,17 @@ function rolloutFailure(current: Release, mine: Instance[], running: number, wan
     const crashedOn = new Set(mine.flatMap((i) => i.failedOn));
     return `its instances crashed or failed their health check on ${crashedOn.size} machine${crashedOn.size === 1 ? '' : 's'} (${[...crashedOn].join(', ')})`;
   }
-  if (running < wanted && input.now - current.createdAt > input.rolloutTimeoutMs) {
+  const taskTimeoutMs = current.releaseTimeoutMs ?? DEFAULT_RELEASE_TIMEOUT_MS;
+  if (phase === 'pending') {
+    // The hoster that runs it stops it at its timeout; this is for a command no machine took.
+    if (input.now - current.createdAt > taskTimeoutMs + input.rolloutTimeoutMs) {
+      return `release_command_failed: the release command had not finished ${Math.round((taskTimeoutMs + input.rolloutTimeoutMs) / 1000)} s after the release (no machine ran it to the end)`;
+    }
+    return undefined;
+  }
+  // The rollout's time starts once the release command is done.
+  const since = Math.max(current.createdAt, task?.at ?? 0);
+  if (running < wanted && input.now - since > input.rolloutTimeoutMs) {
     return `only ${running} of ${wanted} instances were running ${Math.round(input.rolloutTimeoutMs / 1000)} s after the release`;
   }
   return undefined;

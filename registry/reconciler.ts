@@ -166,8 +166,12 @@ export class Reconciler {
           wanted: action.wanted,
           attributes: release.requirements,
           files: release.bundle,
+          process: action.process,
         });
-        if (ids.length > 0) log.info({ release: action.release, instances: ids }, `registered ${ids.length} instance(s) of ${app.name} v${action.release}`);
+        if (ids.length > 0) {
+          const what = action.process === 'release' ? 'the release command' : `${ids.length} ${action.process} instance(s)`;
+          log.info({ release: action.release, instances: ids, process: action.process }, `registered ${what} of ${app.name} v${action.release}`);
+        }
         return;
       }
       case 'retire': {

@@ -13,6 +13,7 @@ import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
 import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, TokenStore } from './store/index.js';
+import { readBundleProcfile } from './bundle-procfile.js';
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
@@ -108,6 +109,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     apps: appStore,
     store,
     bundleExists: (digest) => bundles.has(digest),
+    bundleProcfile: (digest) => readBundleProcfile(bundles.read(digest)),
     publicUrl: config.publicUrl === '' ? null : config.publicUrl,
   });
 

@@ -129,7 +129,8 @@ export class Scaler {
     const appObservations: AppObservation[] = await Promise.all(
       policed.map(async (app) => {
         const all = await store.instancesOf(app.name);
-        const running = all.filter((i) => i.state === 'running' && i.release === app.release && !i.evacuating);
+        // Web only: workers have no load the proxies measure, and their counts are the user's (berth scale NAME worker=N).
+        const running = all.filter((i) => i.process === 'web' && i.state === 'running' && i.release === app.release && !i.evacuating);
         const remembered = memory.get(app.name);
         return {
           name: app.name,

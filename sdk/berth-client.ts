@@ -121,7 +121,8 @@ export class BerthClient {
   }
 
   /** Sets how many instances run (and optionally prefix stripping). */
-  scaleApp(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<AppDetails> {
+  /** Sets instances wanted: `instances` is web's; `formation` per process type (`{ web: 3, worker: 2 }`). */
+  scaleApp(name: string, settings: { instances?: number; stripPrefix?: boolean; formation?: Record<string, number> }): Promise<AppDetails> {
     return this.call('PATCH', `/v1/apps/${enc(name)}`, { body: settings, idempotent: true });
   }
 

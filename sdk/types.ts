@@ -38,7 +38,7 @@ export type EventKind = (typeof EVENT_KINDS)[number];
  * Why a hoster gave an instance back because it failed there: the machine is recorded in the
  * instance's `failedOn`, so that the reconciler can tell a bad release from a bad machine.
  */
-export const FAILURE_REASONS = ['crash_loop', 'out_of_memory', 'unhealthy', 'not_listening', 'build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env', 'limits_unavailable'] as const;
+export const FAILURE_REASONS = ['crash_loop', 'out_of_memory', 'unhealthy', 'not_listening', 'build_failed', 'bundle_rejected', 'no_start_command', 'invalid_env', 'limits_unavailable', 'release_command_failed'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why an instance is being retired by the reconciler (its `reason` while draining and stopping). */
@@ -99,6 +99,12 @@ export interface Instance {
   drainUntil: number | null;
   /** Its hoster is leaving: a replacement starts, then this one is retired. */
   evacuating: boolean;
+  /**
+   * Its process type: `web` (routed on the app's path, health-checked), a Procfile type such as
+   * `worker` (no port, no route), or `release` (the release's release command, run once).
+   * Records written before process types existed have none: they are `web`.
+   */
+  process: string;
   /** Registration order across the registry (ties of createdAt are common). */
   seq: number;
   createdAt: number;
@@ -198,6 +204,24 @@ export interface Release {
   status: ReleaseStatus;
   /** Why it failed, when it did. */
   reason?: string;
+  /** Process types other than web and their commands (`worker: node worker.js`); absent on older releases: none. */
+  processes?: Record<string, string>;
+  /** Run once, before any instance of this release starts (the Procfile's `release:` line); null or absent: none. */
+  releaseCommand?: string | null;
+  /** How long the release command may run. @default 600000 */
+  releaseTimeoutMs?: number;
+  /** What became of the release command, once it finished. */
+  releaseTask?: ReleaseTaskOutcome;
+}
+
+/** The outcome of a release's release command, recorded once by the hoster that ran it. */
+export interface ReleaseTaskOutcome {
+  status: 'succeeded' | 'failed';
+  /** `exit 0`, `exit 1`, `killed by SIGKILL`, `timed out after 600 s`, and on failure its last lines. */
+  detail: string;
+  machine: string;
+  /** ms since the epoch (Redis clock). */
+  at: number;
 }
 
 /** An app's git remote (`GET /v1/apps/:name/git`): push to `<API URL><repository>` to deploy. */
@@ -262,6 +286,8 @@ export interface AppDetails {
   state: 'active' | 'deleting';
   /** Set when the scaler changes its instances. */
   autoscale: AutoscalePolicy | null;
+  /** Instances wanted of each process type other than web (`instances` is web's); a type of the release left out runs 1. */
+  formation: Record<string, number>;
   createdAt: number;
   updatedAt: number;
   url: string | null;
@@ -285,6 +311,11 @@ export interface PublishRequest {
   command?: string;
   healthCheck?: Partial<HealthCheck>;
   stripPrefix?: boolean;
+  /** Process types besides the Procfile's (`{"worker":"node worker.js"}`); they win over its lines of the same name. */
+  processes?: Record<string, string>;
+  /** The release command (wins over the Procfile's `release:` line). */
+  releaseCommand?: string;
+  releaseTimeoutMs?: number;
 }
 
 export interface UpdateRequest {
@@ -295,6 +326,10 @@ export interface UpdateRequest {
   healthCheck?: Partial<HealthCheck>;
   instances?: number;
   stripPrefix?: boolean;
+  processes?: Record<string, string>;
+  /** null: back to the Procfile's (or none). */
+  releaseCommand?: string | null;
+  releaseTimeoutMs?: number;
 }
 
 export interface LogLine {
@@ -304,6 +339,8 @@ export interface LogLine {
   /** The app's stdout or stderr, or its build's output (npm's, with berth's "----->" lines). */
   stream: 'out' | 'err' | 'build';
   line: string;
+  /** The process type of the instance that printed it (absent: web). */
+  process?: string;
 }
 
 /** A named API token's grant (never the token itself, except once in NewToken). */

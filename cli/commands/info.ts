@@ -34,6 +34,9 @@ export function infoCommand(ctx: CliContext): Command {
         ],
         ['bundle', release?.bundle.slice(0, 12) ?? '-'],
         ['command', release?.command ?? '(default)'],
+        // Each type with its count (berth scale NAME TYPE=N): a type left out runs 1.
+        ['processes', release === null || Object.keys(release.processes ?? {}).length === 0 ? 'web only' : Object.entries(release.processes ?? {}).map(([t, c]) => `${t}×${app.formation?.[t] ?? 1}: ${c}`).join('; ')],
+        ['release command', release?.releaseCommand ? `${release.releaseCommand}${release.releaseTask ? ` (${release.releaseTask.status}, ${firstLine(release.releaseTask.detail)})` : ''}` : 'none'],
         ['health check', health],
         ['requirements', release === null || Object.keys(release.requirements).length === 0 ? 'none' : Object.entries(release.requirements).map(([k, v]) => `${k}=${v}`).join(', ')],
         // Names only: values may be secrets (berth config shows them).

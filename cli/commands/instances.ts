@@ -6,7 +6,7 @@ import { firstLine } from '../output.js';
 
 export function instancesCommand(ctx: CliContext): Command {
   return new Command('instances')
-    .description("List an app's instances: state, where they run, claim epoch and release.")
+    .description("List an app's instances: process type, state, where they run, claim epoch and release.")
     .argument('<name>', 'the app')
     .option(...JSON_FLAG)
     .addHelpText('after', '\nExample:\n  $ berth instances shop')
@@ -16,9 +16,10 @@ export function instancesCommand(ctx: CliContext): Command {
       if (flags.json) return output.json(instances);
       if (instances.length === 0) return output.note(`${name} has no instances.`);
       output.table(
-        ['ID', 'STATE', 'MACHINE', 'PORT', 'EPOCH', 'RELEASE'],
+        ['ID', 'TYPE', 'STATE', 'MACHINE', 'PORT', 'EPOCH', 'RELEASE'],
         instances.map((i) => [
           i.id,
+          i.process ?? 'web',
           stateCell(i, output.status(i.state)),
           i.machine ?? '-',
           i.port === null ? '-' : String(i.port),

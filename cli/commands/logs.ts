@@ -11,7 +11,8 @@ export function logsCommand(ctx: CliContext): Command {
     .argument('<name>', 'the app')
     .option('-n, --lines <n>', 'how many of the last lines', lineCount, 100)
     .option('-f, --follow', 'keep printing new lines as they come, until Ctrl-C')
-    .option('--build', "only the builds' output (npm's lines, and berth's \"----->\" ones)")
+    .option('--build', "only the builds' output (npm's lines, berth's \"----->\" ones, and the release command's)")
+    .option('--type <type>', 'only the lines of one process type: web, worker (a Procfile type), or release')
     .option(...JSON_FLAG)
     .addHelpText(
       'after',
@@ -21,12 +22,13 @@ or build for the output of the build that prepared it). With --json: the lines a
 
 Examples:
   $ berth logs shop -n 20
+  $ berth logs shop --type worker
   $ berth logs shop -f | grep -i error`,
     )
-    .action(async (name: string, flags: { lines: number; follow?: boolean; build?: boolean; json?: boolean }) => {
+    .action(async (name: string, flags: { lines: number; follow?: boolean; build?: boolean; type?: string; json?: boolean }) => {
       const { output } = ctx;
       const client = connect(ctx.env);
-      const wanted = (line: LogLine) => !flags.build || line.stream === 'build';
+      const wanted = (line: LogLine) => (!flags.build || line.stream === 'build') && (flags.type === undefined || (line.process ?? 'web') === flags.type);
       if (!flags.follow) {
         const lines = (await client.logs(name, flags.lines)).filter(wanted);
         if (flags.json) return output.json(lines);
@@ -56,5 +58,6 @@ Examples:
 
 function printLine(output: Output, line: LogLine): void {
   const stream = line.stream === 'err' ? output.paint.red('err') : line.stream === 'build' ? output.paint.yellow('build') : output.paint.dim('out');
-  output.line(`${output.paint.cyan(line.instance.slice(0, 8))} ${stream} | ${line.line}`);
+  const type = line.process === undefined ? '' : ` ${output.paint.dim(line.process)}`;
+  output.line(`${output.paint.cyan(line.instance.slice(0, 8))}${type} ${stream} | ${line.line}`);
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { AutoscalePolicy } from '../../sdk/types.js';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
+import { collectCount, scaleCounts } from '../process-flags.js';
 import { instanceCount, positiveNumber, seconds, wholeSeconds } from '../flag-values.js';
 import { DEFAULT_WAIT_SECONDS, waitForInstances } from '../rollout-watch.js';
 
@@ -22,7 +23,7 @@ export function scaleCommand(ctx: CliContext): Command {
   return new Command('scale')
     .description('Set how many instances of an app run (waits until they do), or let the scaler choose between --min and --max.')
     .argument('<name>', 'the app')
-    .argument('[instances]', 'how many (0 stops it without deleting it)', instanceCount)
+    .argument('[counts...]', 'how many web instances (0 stops it without deleting it), or TYPE=N per process type: web=3 worker=2', collectCount)
     .option('--min <n>', 'automatic scaling: fewest instances (1 or more)', instanceCount)
     .option('--max <n>', 'automatic scaling: most instances', instanceCount)
     .option('--target <cores>', 'automatic scaling: CPU per instance to aim for, in cores (default 0.6)', positiveNumber)
@@ -35,13 +36,14 @@ export function scaleCommand(ctx: CliContext): Command {
     .option(...JSON_FLAG)
     .addHelpText(
       'after',
-      '\nExamples:\n  $ berth scale shop 3\n  $ berth scale shop 0                          # stop it, keep its releases\n  $ berth scale shop --min 2 --max 6 --target 0.6 # berth scaler keeps it between 2 and 6\n  $ berth scale shop --off                      # back to a fixed number',
+      '\nExamples:\n  $ berth scale shop 3\n  $ berth scale shop web=3 worker=2              # per process type (the Procfile\'s)\n  $ berth scale shop 0                          # stop it, keep its releases\n  $ berth scale shop --min 2 --max 6 --target 0.6 # berth scaler keeps it between 2 and 6\n  $ berth scale shop --off                      # back to a fixed number',
     )
-    .action(async (name: string, instances: number | undefined, flags: ScaleFlags) => {
+    .action(async (name: string, words: string[] | undefined, flags: ScaleFlags) => {
       const { output } = ctx;
       const client = connect(ctx.env);
+      const counts = words === undefined || words.length === 0 ? undefined : scaleCounts(words, name);
       const policyFlags = [flags.min, flags.max, flags.target, flags.targetInFlight, flags.cooldownUp, flags.cooldownDown].some((v) => v !== undefined);
-      const modes = [instances !== undefined, policyFlags, flags.off === true].filter(Boolean).length;
+      const modes = [counts !== undefined, policyFlags, flags.off === true].filter(Boolean).length;
       if (modes !== 1) throw new Error(`Give a number of instances, or --min/--max/--target, or --off: e.g. berth scale ${name} 3, or berth scale ${name} --min 1 --max 4.`);
       if (flags.off) {
         const app = await client.removeAutoscale(name);
@@ -65,7 +67,9 @@ export function scaleCommand(ctx: CliContext): Command {
         if (flags.json) return output.json(app);
         return output.line(`${name}: scales automatically, ${describePolicy(app.autoscale!)} (now ${app.instances} wanted)`);
       }
-      let app = await client.scaleApp(name, { instances: instances! });
+      // `berth scale NAME 3` (web alone) stays the plain instances change it always was.
+      const webOnly = Object.keys(counts!).length === 1 && counts!.web !== undefined;
+      let app = await client.scaleApp(name, webOnly ? { instances: counts!.web } : { formation: counts! });
       if (flags.wait) app = await waitForInstances(client, output, name, { timeoutMs: flags.timeout * 1000 });
       if (flags.json) return output.json(app);
       output.line(`${name}: ${app.running}/${app.instances} running`);

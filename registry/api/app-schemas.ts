@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PROCESS_TYPES, PROCESS_TYPE_PATTERN, RELEASE_PROCESS } from '../../common/procfile.js';
 import { attributesSchema, digestSchema, instanceIdSchema, nameSchema, pathPrefixSchema } from '../../common/names.js';
 
 export const ENV_KEY = /^[A-Z_][A-Z0-9_]{0,127}$/;
@@ -66,8 +67,22 @@ const appAttributesSchema = attributesSchema.superRefine((attributes, ctx) => {
   }
 });
 
+const processName = z.string().regex(PROCESS_TYPE_PATTERN, 'process type names are lowercase letters, digits and dashes, starting with a letter (at most 30)');
+
+/** Process types and their commands, `{"worker":"node worker.js"}`. */
+const processesSchema = z
+  .record(processName, commandSchema)
+  .refine((p) => Object.keys(p).length <= MAX_PROCESS_TYPES, `at most ${MAX_PROCESS_TYPES} process types`);
+
+/** The release command's time limit: a second to a day. */
+const releaseTimeoutSchema = z.number().int().min(1000).max(86_400_000);
+
 export function appSchemas(maxInstances: number) {
   const instances = z.number().int().min(0).max(maxInstances, `at most ${maxInstances} instances (BERTH_MAX_INSTANCES)`);
+  const formation = z
+    .record(processName, instances)
+    .refine((f) => Object.keys(f).length > 0, 'name at least one process type, e.g. {"web":2,"worker":1}')
+    .refine((f) => !(RELEASE_PROCESS in f), 'the release command runs once per release: it has no count');
   return {
     appParams: z.strictObject({ name: nameSchema }),
     publish: z.strictObject({
@@ -80,6 +95,9 @@ export function appSchemas(maxInstances: number) {
       command: commandSchema.optional(),
       healthCheck: healthCheckSchema.optional(),
       stripPrefix: z.boolean().optional(),
+      processes: processesSchema.optional(),
+      releaseCommand: commandSchema.optional(),
+      releaseTimeoutMs: releaseTimeoutSchema.optional(),
     }),
     update: z.strictObject({
       bundle: digestSchema.optional(),
@@ -89,8 +107,11 @@ export function appSchemas(maxInstances: number) {
       healthCheck: healthCheckSchema.optional(),
       instances: instances.optional(),
       stripPrefix: z.boolean().optional(),
+      processes: processesSchema.optional(),
+      releaseCommand: commandSchema.nullable().optional(),
+      releaseTimeoutMs: releaseTimeoutSchema.optional(),
     }),
-    scale: z.strictObject({ instances: instances.optional(), stripPrefix: z.boolean().optional() }),
+    scale: z.strictObject({ instances: instances.optional(), stripPrefix: z.boolean().optional(), formation: formation.optional() }),
     rollback: z.strictObject({ version: z.number().int().min(1).optional() }),
     restart: z.strictObject({}),
     instanceParams: z.strictObject({ name: nameSchema, id: instanceIdSchema }),

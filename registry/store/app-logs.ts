@@ -15,6 +15,8 @@ export interface LogLine {
   /** The app's stdout or stderr, or its build's output (npm's, with berth's "----->" lines). */
   stream: LogStream;
   line: string;
+  /** The process type of the instance that printed it; absent: web. */
+  process?: string;
 }
 
 export type LogStream = 'out' | 'err' | 'build';
@@ -24,14 +26,15 @@ export async function appendLogs(
   redis: RedisClient,
   keys: RegistryKeys,
   app: string,
-  lines: ReadonlyArray<Pick<LogLine, 'instance' | 'stream' | 'line'>>,
+  lines: ReadonlyArray<Pick<LogLine, 'instance' | 'stream' | 'line' | 'process'>>,
   keep = DEFAULT_LOG_LINES_KEPT,
 ): Promise<void> {
   if (lines.length === 0) return;
   await redisCall(async () => {
     const pipeline = redis.pipeline();
     for (const l of lines) {
-      pipeline.xadd(keys.appLogs(app), 'MAXLEN', '~', keep, '*', 'instance', l.instance, 'stream', l.stream, 'line', l.line.slice(0, MAX_LOG_LINE));
+      const typed = l.process !== undefined && l.process !== 'web' ? ['process', l.process] : [];
+      pipeline.xadd(keys.appLogs(app), 'MAXLEN', '~', keep, '*', 'instance', l.instance, 'stream', l.stream, 'line', l.line.slice(0, MAX_LOG_LINE), ...typed);
     }
     const results = (await pipeline.exec()) ?? [];
     for (const [err] of results) if (err) throw err;
@@ -61,5 +64,6 @@ function logLine(id: string, fields: string[]): LogLine {
     instance: f.instance ?? '',
     stream: f.stream === 'err' || f.stream === 'build' ? f.stream : 'out',
     line: f.line ?? '',
+    ...(f.process ? { process: f.process } : {}),
   };
 }

@@ -20,6 +20,11 @@ export interface ReleaseInput {
   createdBy: string;
   /** The git commit the code came from (a push), kept by releases that keep the code. */
   commit?: string;
+  /** Process types other than web, by name, with their commands. */
+  processes?: Record<string, string>;
+  /** Run once before the release's instances start; null: none. */
+  releaseCommand?: string | null;
+  releaseTimeoutMs?: number;
 }
 
 export interface CreateAppInput {
@@ -107,7 +112,7 @@ export class AppStore {
     );
   }
 
-  async updateSettings(name: string, settings: { instances?: number; stripPrefix?: boolean }): Promise<void> {
+  async updateSettings(name: string, settings: { instances?: number; stripPrefix?: boolean; formation?: Record<string, number> }): Promise<void> {
     await redisCall(() =>
       scripts.updateAppSettings.run(this.redis, {
         keys: { app: this.keys.app(name), events: this.keys.events },
@@ -116,6 +121,7 @@ export class AppStore {
           instances: settings.instances === undefined ? '' : settings.instances,
           stripPrefix: settings.stripPrefix === undefined ? '' : settings.stripPrefix ? '1' : '0',
           eventsMaxLength: this.maxLen,
+          formation: settings.formation === undefined || Object.keys(settings.formation).length === 0 ? '' : JSON.stringify(settings.formation),
         },
       }),
     );

@@ -20,6 +20,8 @@ export interface App {
   state: 'active' | 'deleting';
   /** When set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
   autoscale: AutoscalePolicy | null;
+  /** Instances wanted of each process type other than web (web's is `instances`); a type left out runs 1. */
+  formation: Record<string, number>;
   createdAt: number;
   updatedAt: number;
 }
@@ -46,9 +48,21 @@ export function appFromHash(h: Record<string, string>): App | undefined {
     release: Number(h.release ?? 0),
     state: h.state === 'deleting' ? 'deleting' : 'active',
     autoscale: h.autoscale ? (JSON.parse(h.autoscale) as AutoscalePolicy) : null,
+    formation: parseFormation(h.formation),
     createdAt: Number(h.createdAt ?? 0),
     updatedAt: Number(h.updatedAt ?? 0),
   };
+}
+
+function parseFormation(json: string | undefined): Record<string, number> {
+  if (!json) return {};
+  const v: unknown = JSON.parse(json);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, number>) : {};
+}
+
+/** Instances wanted of a process type: web's is the app's `instances`, every other type's its formation entry, 1 when none. */
+export function wantedOf(app: Pick<App, 'instances' | 'formation'>, process: string): number {
+  return process === 'web' ? app.instances : (app.formation[process] ?? 1);
 }
 
 export function releaseFromJson(json: string): Release {
@@ -56,6 +70,7 @@ export function releaseFromJson(json: string): Release {
   // Lua's cjson has no empty-object/array distinction: normalise what may come back as [].
   if (Array.isArray(r.env)) r.env = {};
   if (Array.isArray(r.requirements)) r.requirements = {};
+  if (Array.isArray(r.processes)) r.processes = {};
   return r;
 }
 
@@ -63,9 +78,10 @@ export function releaseFromJson(json: string): Release {
 export function appDetails(app: App, current: Release | null, instances: Instance[], publicUrl: string | null): AppDetails {
   const instancesByState: Partial<Record<InstanceState, number>> = {};
   for (const i of instances) instancesByState[i.state] = (instancesByState[i.state] ?? 0) + 1;
-  const running = instances.filter((i) => i.release === app.release && i.state === 'running').length;
+  // Web's: `instances` is web's count (workers show in the instance list with their type).
+  const running = instances.filter((i) => i.process === 'web' && i.release === app.release && i.state === 'running').length;
   const runningByRelease: Record<string, number> = {};
-  for (const i of instances) if (i.state === 'running' && i.release !== null) runningByRelease[i.release] = (runningByRelease[i.release] ?? 0) + 1;
+  for (const i of instances) if (i.process === 'web' && i.state === 'running' && i.release !== null) runningByRelease[i.release] = (runningByRelease[i.release] ?? 0) + 1;
   let status: AppDetails['status'];
   if (app.state === 'deleting') status = 'deleting';
   else if (current?.status === 'failed') status = 'failed';

@@ -24,6 +24,7 @@ export { TokenStore, ADMIN_TOKEN_NAME, type TokenGrant } from './token-store.js'
 export { appendLogs, followLogs, recentLogs, type LogLine, type LogStream } from './app-logs.js';
 export {
   appDetails,
+  wantedOf,
   DEFAULT_AUTOSCALE,
   DEFAULT_HEALTH_CHECK,
   type App,

@@ -22,7 +22,8 @@ export function instanceFromHash(h: Record<string, string>): Instance {
     release: h.release ? Number(h.release) : null,
     machine: h.machine ? h.machine : null,
     host: h.host ? h.host : null,
-    port: h.port ? Number(h.port) : null,
+    // Port 0: a process without one (a worker, a release task).
+    port: h.port && h.port !== '0' ? Number(h.port) : null,
     epoch: Number(h.epoch ?? 0),
     leaseUntil: h.leaseUntil ? Number(h.leaseUntil) : null,
     pid: h.pid ? Number(h.pid) : null,
@@ -31,6 +32,8 @@ export function instanceFromHash(h: Record<string, string>): Instance {
     reasonDetail: h.reasonDetail ? h.reasonDetail : null,
     drainUntil: h.drainUntil ? Number(h.drainUntil) : null,
     evacuating: h.evacuating === '1',
+    // Records from before process types are web.
+    process: h.process ? h.process : 'web',
     seq: Number(h.seq ?? 0),
     createdAt: Number(h.createdAt ?? 0),
     updatedAt: Number(h.updatedAt ?? 0),

@@ -209,6 +209,8 @@ export class RegistryStore {
     wanted: number;
     attributes: Attributes;
     files: string;
+    /** Its process type. @default 'web' */
+    process?: string;
   }): Promise<string[]> {
     const k = this.keys;
     const ids = Array.from({ length: input.wanted }, newInstanceId);
@@ -231,6 +233,7 @@ export class RegistryStore {
           attributes: JSON.stringify(input.attributes),
           files: input.files,
           eventsMaxLength: this.maxLen,
+          process: input.process ?? 'web',
         },
         rest: ids,
       }),
@@ -459,6 +462,38 @@ export class RegistryStore {
         args: { service: input.service, machine: input.machine, epoch: input.epoch, eventsMaxLength: this.maxLen },
       }),
     );
+  }
+
+  /**
+   * The holder of a release task reports its outcome (finishReleaseTask-8.lua): recorded on the
+   * release once, and the task removed. False when an outcome was recorded already.
+   */
+  async finishReleaseTask(input: HolderInput & { release: number; status: 'succeeded' | 'failed'; detail: string }): Promise<boolean> {
+    const k = this.keys;
+    const out = await this.change(() =>
+      scripts.finishReleaseTask.run(this.redis, {
+        keys: {
+          instance: k.instance(input.id),
+          serviceInstances: k.serviceInstances(input.service),
+          services: k.services,
+          unclaimed: k.unclaimed,
+          serviceUnclaimed: k.serviceUnclaimed(input.service),
+          leases: k.leases,
+          events: k.events,
+          appReleases: k.appReleases(input.service),
+        },
+        args: {
+          service: input.service,
+          machine: input.machine,
+          epoch: input.epoch,
+          release: input.release,
+          status: input.status,
+          detail: input.detail,
+          eventsMaxLength: this.maxLen,
+        },
+      }),
+    );
+    return out === 1;
   }
 
   /** Handles up to `limit` instances whose lease expired (see reapExpired-7.lua). */

@@ -23,7 +23,7 @@ export const registerMissing = defineScript<string[]>()({
   name: 'registerMissing',
   keys: ['serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'events', 'sequence'],
   // Followed by the fresh ids to use (`rest`).
-  args: ['instanceFormat', 'service', 'path', 'release', 'wanted', 'attributes', 'files', 'eventsMaxLength'],
+  args: ['instanceFormat', 'service', 'path', 'release', 'wanted', 'attributes', 'files', 'eventsMaxLength', 'process'],
 });
 
 export const claimInstance = defineScript<Flat>()({
@@ -140,7 +140,7 @@ export const createRelease = defineScript<number>()({
 export const updateAppSettings = defineScript<number>()({
   name: 'updateAppSettings',
   keys: ['app', 'events'],
-  args: ['app', 'instances', 'stripPrefix', 'eventsMaxLength'],
+  args: ['app', 'instances', 'stripPrefix', 'eventsMaxLength', 'formation'],
 });
 
 export const setAutoscale = defineScript<number>()({
@@ -208,6 +208,12 @@ export const revokeToken = defineScript<string>()({
 });
 
 /** Every script, for those that define them all on a client at once (and the test that checks them against their files). */
+export const finishReleaseTask = defineScript<number>()({
+  name: 'finishReleaseTask',
+  keys: ['instance', 'serviceInstances', 'services', 'unclaimed', 'serviceUnclaimed', 'leases', 'events', 'appReleases'],
+  args: ['service', 'machine', 'epoch', 'release', 'status', 'detail', 'eventsMaxLength'],
+});
+
 export const ALL_SCRIPTS = [
   registerInstance,
   registerMissing,
@@ -220,6 +226,7 @@ export const ALL_SCRIPTS = [
   retireInstance,
   markEvacuating,
   confirmStopped,
+  finishReleaseTask,
   reapExpired,
   markPresent,
   heartbeatMachine,

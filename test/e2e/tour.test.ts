@@ -1,6 +1,6 @@
 // The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, and a clean stop with nothing left running.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,6 +158,24 @@ describe('the five-minute tour', () => {
       expect(JSON.parse((await get('/hello-git')).body).greeting).toBe('Hello from berth');
       expect(JSON.parse(await berth('releases', 'hello-git', '--json'))[0].commit).toBe(git('rev-parse', 'HEAD'));
       await berth('delete', 'hello-git', '--yes');
+
+      // Workers and a release command (the README's step): the same files, in a real berth up.
+      const jobs = join(app, 'jobs');
+      mkdirSync(jobs);
+      writeFileSync(join(jobs, 'package.json'), '{"name":"jobs"}\n');
+      writeFileSync(join(jobs, 'Procfile'), 'web: node server.js\nworker: node worker.js\nrelease: node migrate.js\n');
+      writeFileSync(join(jobs, 'server.js'), "require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT)\n");
+      writeFileSync(join(jobs, 'worker.js'), "setInterval(() => console.log('working'), 1000)\n");
+      writeFileSync(join(jobs, 'migrate.js'), "console.log('migrated')\n");
+      const jobsPublished = await runCli(['publish', jobs], env, { deadlineMs: 120_000 });
+      expect(jobsPublished.code, jobsPublished.stderr).toBe(0);
+      expect(jobsPublished.stderr).toMatch(/-----> Running release command: node migrate\.js[^]*migrated/);
+      expect((await get('/jobs')).body).toBe('ok');
+      await berth('scale', 'jobs', 'web=2', 'worker=3');
+      const jobInstances = JSON.parse(await berth('instances', 'jobs', '--json')) as Array<{ process: string; state: string }>;
+      expect(jobInstances.filter((i) => i.state === 'running').map((i) => i.process).sort()).toEqual(['web', 'web', 'worker', 'worker', 'worker']);
+      await waitFor(async () => (await berth('logs', 'jobs', '--type', 'worker')).includes('working'), { deadlineMs: 20_000, what: 'the workers\' lines' });
+      await berth('delete', 'jobs', '--yes');
     } finally {
       rmSync(app, { recursive: true, force: true });
     }

@@ -190,6 +190,13 @@ describe('POST /v1/apps (publish)', () => {
     ['command with a NUL', publish({ command: 'node\u0000server.js' })],
     ['command with a tab', publish({ command: 'node\tserver.js' })],
     ['command of 1025 characters', publish({ command: 'x'.repeat(1025) })],
+    ['a process type with an uppercase name', publish({ processes: { Worker: 'node w.js' } })],
+    ['a process type without a name', publish({ processes: { '': 'node w.js' } })],
+    ['a process type without a command', publish({ processes: { worker: '' } })],
+    ['a process command with a newline', publish({ processes: { worker: 'node w.js\nrm -rf /' } })],
+    ['processes as an array', publish({ processes: ['worker'] })],
+    ['releaseCommand empty', publish({ releaseCommand: '' })],
+    ['releaseTimeoutMs 0', publish({ releaseTimeoutMs: 0 })],
     ['command not a string', publish({ command: ['node', 'server.js'] })],
     ['healthCheck with an unknown field', publish({ healthCheck: { path: '/health', interval: 5 } })],
     ['healthCheck status 700', publish({ healthCheck: { status: 700 } })],
@@ -235,6 +242,8 @@ describe('POST /v1/apps (publish)', () => {
 describe('PUT /v1/apps/:name (update)', () => {
   const bodies: Array<[string, unknown]> = [
     ['env with a lowercase key', { env: { debug: '1' } }],
+    ['a process type named with a space', { processes: { 'my worker': 'node w.js' } }],
+    ['releaseTimeoutMs as a string', { releaseTimeoutMs: '600' }],
     ['env setting the reserved PORT', { env: { PORT: '1' } }],
     ['env setting BERTH_TOKEN', { env: { BERTH_TOKEN: 'x' } }],
     ['env with a number value', { env: { DEBUG: 1 } }],
@@ -290,6 +299,13 @@ describe('PATCH /v1/apps/:name (scale)', () => {
     invalid('a release field (PUT’s, not PATCH’s)', '/v1/apps/shop', 'PATCH', () => ({ bundle: digest })),
     invalid('a valid change beside an unknown field', '/v1/apps/shop', 'PATCH', { instances: 1, replicas: 2 }),
     invalid('a valid body with a query parameter', '/v1/apps/shop?dryRun=1', 'PATCH', { instances: 1 }),
+    invalid('an empty formation', '/v1/apps/shop', 'PATCH', { formation: {} }),
+    invalid(`a formation count over ${MAX_INSTANCES}`, '/v1/apps/shop', 'PATCH', { formation: { worker: MAX_INSTANCES + 1 } }),
+    invalid('a negative formation count', '/v1/apps/shop', 'PATCH', { formation: { web: -1 } }),
+    invalid('a count for the release command', '/v1/apps/shop', 'PATCH', { formation: { release: 1 } }),
+    invalid('a formation with a bad type name', '/v1/apps/shop', 'PATCH', { formation: { 'Worker!': 1 } }),
+    invalid('web given twice, differently', '/v1/apps/shop', 'PATCH', { instances: 1, formation: { web: 2 } }),
+    { name: 'a type the release does not have', method: 'PATCH', path: '/v1/apps/shop', body: { formation: { worker: 1 } }, status: 400, code: 'unknown_process_type' },
     { name: 'malformed JSON', method: 'PATCH', path: '/v1/apps/shop', raw: '{instances: 1}', status: 400, code: 'invalid_json' },
   ];
 

@@ -32,6 +32,7 @@ describe('instanceEnv', () => {
       BERTH_EPOCH: '7',
       BERTH_MACHINE: 'm1',
       BERTH_RELEASE: 'v3',
+      BERTH_PROCESS: 'web',
       HOME: '/data/instances/i-1-7/home',
       TMPDIR: '/data/instances/i-1-7/home',
     });

@@ -27,6 +27,7 @@ function inst(release: number, state: InstanceState, extra: Partial<Instance> = 
     reasonDetail: null,
     drainUntil: null,
     evacuating: false,
+    process: 'web',
     seq,
     createdAt: seq,
     updatedAt: seq,
@@ -39,7 +40,7 @@ function rel(version: number, status: Release['status'], createdAt = 0): Release
 }
 
 function app(instances: number, release: number, state: App['state'] = 'active'): App {
-  return { name: 'pay', path: '/pay', instances, stripPrefix: false, release, state, autoscale: null, createdAt: 0, updatedAt: 0 };
+  return { name: 'pay', path: '/pay', instances, stripPrefix: false, release, state, autoscale: null, formation: {}, createdAt: 0, updatedAt: 0 };
 }
 
 function plan(over: Partial<PlanInput> & Pick<PlanInput, 'app'>) {
@@ -48,7 +49,7 @@ function plan(over: Partial<PlanInput> & Pick<PlanInput, 'app'>) {
 
 describe('planApp', () => {
   it('registers what is missing of the current release', () => {
-    expect(plan({ app: app(3, 1), instances: [inst(1, 'running')] })).toEqual([{ kind: 'register', release: 1, wanted: 3 }]);
+    expect(plan({ app: app(3, 1), instances: [inst(1, 'running')] })).toEqual([{ kind: 'register', release: 1, wanted: 3, process: 'web' }]);
   });
 
   it('scales down by retiring the least advanced, then newest, instances', () => {
@@ -149,7 +150,7 @@ describe('planApp', () => {
   it('replaces an evacuating instance first, then retires it', () => {
     const leaving = inst(1, 'running', { evacuating: true });
     const staying = inst(1, 'running');
-    expect(plan({ app: app(2, 1), instances: [leaving, staying] })).toEqual([{ kind: 'register', release: 1, wanted: 2 }]);
+    expect(plan({ app: app(2, 1), instances: [leaving, staying] })).toEqual([{ kind: 'register', release: 1, wanted: 2, process: 'web' }]);
     const replacement = inst(1, 'running');
     expect(plan({ app: app(2, 1), instances: [leaving, staying, replacement] })).toEqual([{ kind: 'retire', id: leaving.id, reason: 'replaced' }]);
   });
@@ -167,12 +168,102 @@ describe('planApp', () => {
     const v2Starting = inst(2, 'claimed');
     // Fallback v1 wants 2 and has 1 running: the running v2 still serves; the starting one goes.
     expect(plan({ app: app(2, 1), releases, instances: [v1, v2Running, v2Starting] })).toEqual([
-      { kind: 'register', release: 1, wanted: 2 },
+      { kind: 'register', release: 1, wanted: 2, process: 'web' },
       { kind: 'retire', id: v2Starting.id, reason: 'release_failed' },
     ]);
   });
 
   it('leaves instances that berth does not manage (no release) alone', () => {
     expect(plan({ app: app(0, 1), instances: [inst(1, 'running', { release: null })] })).toEqual([]);
+  });
+
+  describe('process types', () => {
+    const typed = (version: number, status: Release['status'], extra: Partial<Release> = {}): Release => ({ ...rel(version, status), processes: { worker: 'node worker.js' }, ...extra });
+
+    it('registers each type up to its own count (a type without one runs 1)', () => {
+      const a = { ...app(2, 1), formation: { worker: 3 } };
+      const actions = plan({ app: a, releases: new Map([[1, typed(1, 'active', { processes: { worker: 'w', clock: 'c' } })]]), instances: [inst(1, 'running')] });
+      expect(actions).toEqual([
+        { kind: 'register', release: 1, wanted: 2, process: 'web' },
+        { kind: 'register', release: 1, wanted: 3, process: 'worker' },
+        { kind: 'register', release: 1, wanted: 1, process: 'clock' },
+      ]);
+    });
+
+    it('scales a type down without touching the others, and retires a type the release no longer has', () => {
+      const a = { ...app(1, 1), formation: { worker: 1 } };
+      const web = inst(1, 'running');
+      const workers = [inst(1, 'running', { process: 'worker' }), inst(1, 'running', { process: 'worker' })];
+      const gone = inst(1, 'running', { process: 'clock' });
+      const actions = plan({ app: a, releases: new Map([[1, typed(1, 'active')]]), instances: [web, ...workers, gone] });
+      expect(actions).toEqual([
+        { kind: 'retire', id: workers[1]!.id, reason: 'scaled_down' },
+        { kind: 'retire', id: gone.id, reason: 'scaled_down' },
+      ]);
+    });
+
+    it('rolls each type on its own: an old worker goes once a new worker runs, whatever web does', () => {
+      const a = app(1, 2);
+      const oldWeb = inst(1, 'running');
+      const oldWorker = inst(1, 'running', { process: 'worker' });
+      const newWeb = inst(2, 'claimed');
+      const newWorker = inst(2, 'running', { process: 'worker' });
+      const actions = plan({ app: a, releases: new Map([[1, typed(1, 'active')], [2, typed(2, 'deploying')]]), instances: [oldWeb, oldWorker, newWeb, newWorker] });
+      expect(actions).toEqual([{ kind: 'retire', id: oldWorker.id, reason: 'replaced' }]);
+    });
+
+    it('marks a release live only once every type runs its count', () => {
+      const releases = new Map([[1, typed(1, 'deploying')]]);
+      expect(plan({ app: app(1, 1), releases, instances: [inst(1, 'running')] })).toEqual([{ kind: 'register', release: 1, wanted: 1, process: 'worker' }]);
+      expect(plan({ app: app(1, 1), releases, instances: [inst(1, 'running'), inst(1, 'running', { process: 'worker' })] })).toEqual([{ kind: 'release-active', version: 1 }]);
+    });
+  });
+
+  describe('release phase', () => {
+    const withCommand = (version: number, status: Release['status'], extra: Partial<Release> = {}): Release => ({
+      ...rel(version, status),
+      processes: { worker: 'node worker.js' },
+      releaseCommand: 'node migrate.js',
+      ...extra,
+    });
+
+    it('runs only the release command first, while the release before keeps serving', () => {
+      const old = [inst(1, 'running'), inst(1, 'running', { process: 'worker' })];
+      const releases = new Map([[1, withCommand(1, 'active', { releaseTask: { status: 'succeeded', detail: 'exit 0', machine: 'm1', at: 0 } })], [2, withCommand(2, 'deploying')]]);
+      expect(plan({ app: app(1, 2), releases, instances: old })).toEqual([{ kind: 'register', release: 2, wanted: 1, process: 'release' }]);
+      // Once registered, nothing more until it is done.
+      expect(plan({ app: app(1, 2), releases, instances: [...old, inst(2, 'running', { process: 'release' })] })).toEqual([]);
+    });
+
+    it('starts the release once its release command succeeded, retiring the finished task', () => {
+      const releases = new Map([[1, withCommand(1, 'deploying', { releaseTask: { status: 'succeeded', detail: 'exit 0', machine: 'm1', at: 500 } })]]);
+      expect(plan({ app: app(2, 1), releases, instances: [] })).toEqual([
+        { kind: 'register', release: 1, wanted: 2, process: 'web' },
+        { kind: 'register', release: 1, wanted: 1, process: 'worker' },
+      ]);
+    });
+
+    it('fails the release with release_command_failed when it exited non-zero, falling back to the one serving', () => {
+      const old = inst(1, 'running');
+      const releases = new Map([
+        [1, rel(1, 'active')],
+        [2, withCommand(2, 'deploying', { releaseTask: { status: 'failed', detail: 'exit 1\nmigration 7 failed', machine: 'm1', at: 500 } })],
+      ]);
+      expect(plan({ app: app(1, 2), releases, instances: [old] })).toEqual([
+        { kind: 'release-failed', version: 2, reason: 'release_command_failed on m1: exit 1\nmigration 7 failed', fallback: 1 },
+      ]);
+    });
+
+    it('fails a release whose release command no machine ran to the end in time', () => {
+      const releases = new Map([[1, withCommand(1, 'deploying', { releaseTimeoutMs: 10_000 })]]);
+      expect(plan({ app: app(1, 1), releases, instances: [], now: 60_000 })).toEqual([{ kind: 'register', release: 1, wanted: 1, process: 'release' }]);
+      const late = plan({ app: app(1, 1), releases, instances: [], now: 70_001 });
+      expect(late).toMatchObject([{ kind: 'release-failed', version: 1, reason: expect.stringMatching(/^release_command_failed: /) }]);
+    });
+
+    it('counts the rollout timeout from the end of the release command', () => {
+      const releases = new Map([[1, withCommand(1, 'deploying', { releaseTask: { status: 'succeeded', detail: 'exit 0', machine: 'm1', at: 50_000 } })]]);
+      expect(plan({ app: app(1, 1), releases, instances: [inst(1, 'claimed'), inst(1, 'claimed', { process: 'worker' })], now: 100_000 })).toEqual([]);
+    });
   });
 });

@@ -1,6 +1,7 @@
 --[[
-  Registers unclaimed instances of an app's release until it has as many live instances of
-  that release (any state but draining or stopping, and not evacuating) as wanted. Counting and adding happen in
+  Registers unclaimed instances of one process type of an app's release until it has as many
+  live instances of that type and release (any state but draining or stopping, and not
+  evacuating) as wanted; an instance without a type is `web`. Counting and adding happen in
   one script, so two reconcilers racing can never register more than wanted.
 
   Input:
@@ -19,7 +20,8 @@
     ARGV[6] attributes (JSON object: the release's requirements)
     ARGV[7] files (bundle digest)
     ARGV[8] event stream max length (approximate)
-    ARGV[9..] fresh ids to use for new instances (at least as many as may be missing)
+    ARGV[9] process type ('web', 'worker', …, 'release')
+    ARGV[10..] fresh ids to use for new instances (at least as many as may be missing)
 
   Output:
     the ids registered (possibly none)
@@ -31,18 +33,19 @@ local rcall = redis.call
 local instanceKeyOf = keyFormat(ARGV[1])
 local service, release = ARGV[2], ARGV[4]
 local wanted = tonumber(ARGV[5])
+local process = ARGV[9]
 
 local live = 0
 for _, id in ipairs(rcall('ZRANGE', KEYS[1], 0, -1)) do
-  local cur = rcall('HMGET', instanceKeyOf(id), 'release', 'state', 'evacuating')
-  if cur[1] == release and cur[2] ~= 'draining' and cur[2] ~= 'stopping' and cur[3] ~= '1' then
+  local cur = rcall('HMGET', instanceKeyOf(id), 'release', 'state', 'evacuating', 'process')
+  if cur[1] == release and cur[2] ~= 'draining' and cur[2] ~= 'stopping' and cur[3] ~= '1' and (cur[4] or 'web') == process then
     live = live + 1
   end
 end
 
 local now = redisNow()
 local added = {}
-local nextId = 9
+local nextId = 10
 while live < wanted and ARGV[nextId] do
   local id = ARGV[nextId]
   nextId = nextId + 1
@@ -51,7 +54,7 @@ while live < wanted and ARGV[nextId] do
     local seq = rcall('INCR', KEYS[6])
     rcall('HSET', instanceKey,
       'id', id, 'service', service, 'path', ARGV[3], 'attributes', ARGV[6], 'files', ARGV[7],
-      'release', release, 'state', 'unclaimed', 'epoch', 0, 'seq', seq, 'createdAt', now, 'updatedAt', now)
+      'release', release, 'state', 'unclaimed', 'epoch', 0, 'seq', seq, 'createdAt', now, 'updatedAt', now, 'process', process)
     rcall('ZADD', KEYS[1], seq, id)
     rcall('SADD', KEYS[2], service)
     rcall('ZADD', KEYS[3], seq, id)

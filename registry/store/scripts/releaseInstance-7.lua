@@ -51,7 +51,8 @@ end
 
 local failedOn = cur[7] or ''
 local failures = { crash_loop = true, unhealthy = true, build_failed = true, bundle_rejected = true, no_start_command = true,
-  invalid_env = true, not_listening = true, out_of_memory = true, limits_unavailable = true }
+  invalid_env = true, not_listening = true, out_of_memory = true, limits_unavailable = true,
+  release_command_failed = true }
 if failures[ARGV[3]] then
   if not string.find(',' .. failedOn .. ',', ',' .. ARGV[1] .. ',', 1, true) then
     failedOn = failedOn == '' and ARGV[1] or (failedOn .. ',' .. ARGV[1])

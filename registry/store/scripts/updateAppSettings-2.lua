@@ -1,5 +1,6 @@
 --[[
-  Changes an app's settings that need no new release: instances wanted, prefix stripping.
+  Changes an app's settings that need no new release: instances wanted (web's, and other
+  process types' in the formation), prefix stripping.
 
   Input:
     KEYS[1] app hash
@@ -9,6 +10,7 @@
     ARGV[2] instances wanted ('' to keep)
     ARGV[3] strip prefix ('1', '0', or '' to keep)
     ARGV[4] event stream max length (approximate)
+    ARGV[5] counts of process types other than web (JSON object, merged into the app's formation; '' to keep)
 
   Output:
     1
@@ -31,6 +33,17 @@ if ARGV[2] ~= '' then
 end
 if ARGV[3] ~= '' then
   rcall('HSET', KEYS[1], 'stripPrefix', ARGV[3])
+end
+if ARGV[5] ~= '' then
+  local formation = {}
+  local old = rcall('HGET', KEYS[1], 'formation')
+  if old then
+    formation = cjson.decode(old)
+  end
+  for name, count in pairs(cjson.decode(ARGV[5])) do
+    formation[name] = count
+  end
+  rcall('HSET', KEYS[1], 'formation', cjson.encode(formation))
 end
 rcall('HSET', KEYS[1], 'updatedAt', now)
 appendEvent(KEYS[2], ARGV[4], 'kind', 'app-updated', 'service', ARGV[1])
