@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { keyPrefixSchema } from '../common/names.js';
 import { answerError, DEFAULT_RETRY_POLICY, parseRequestTarget, refuseUpgrade, RequestMetrics, RouteSync, RouteTable } from '../forward/index.js';
-import { AppStore, DEFAULT_KEY_PREFIX, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
+import { AppStore, DEFAULT_KEY_PREFIX, DomainStore, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
@@ -84,6 +84,8 @@ export interface BalancerDaemon {
   /** The CA that signed the self-made certificate (null with certificate files). */
   caCertPath: string | null;
   pool: BackendPool;
+  /** The route table, when it follows the registry (discover). */
+  table: RouteTable | undefined;
   close(): Promise<void>;
 }
 
@@ -127,7 +129,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix });
     // No machine is "here" for the balancer: every instance is somewhere else.
     table = new RouteTable('');
-    sync = new RouteSync({ table, store, apps: new AppStore(redis, { keyPrefix: config.keyPrefix }), events, logger });
+    sync = new RouteSync({ table, store, apps: new AppStore(redis, { keyPrefix: config.keyPrefix }), domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }), events, logger });
     sync.start();
     const started = sync;
     // Route-aware from the first request when Redis is there: wait (briefly) for the table.
@@ -261,7 +263,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     await sync?.close();
     if (redis) await closeRedis(redis);
   });
-  return { url, httpUrl, adminUrl, caCertPath, pool, close };
+  return { url, httpUrl, adminUrl, caCertPath, pool, table, close };
 }
 
 function status(pool: BackendPool, table: RouteTable | undefined) {

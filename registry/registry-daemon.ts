@@ -12,7 +12,7 @@ import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, TokenStore } from './store/index.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, DomainStore, RegistryStore, TokenStore } from './store/index.js';
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
@@ -148,6 +148,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     isClosing: () => closing,
     dashboard: { sessionTtlMs: config.dashboardSessionTtlMs, trustedProxies: config.trustedProxies, loadHistory },
     git,
+    domains: { store: new DomainStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength }), certificateOf: async () => new Map() },
   });
 
   const server = createServer(

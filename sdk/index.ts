@@ -6,6 +6,8 @@ export type {
   AutoscalePolicy,
   Attributes,
   ClaimRequest,
+  Domain,
+  DomainCertificate,
   GitRemote,
   HealthCheck,
   Instance,

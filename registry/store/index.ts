@@ -19,6 +19,7 @@ export { registryKeys, DEFAULT_KEY_PREFIX, type RegistryKeys } from './keys.js';
 export { readEvents, currentEventId, compareEventIds, type RegistryEvent, type EventBatch } from './event-stream.js';
 export { type Instance, type InstanceState, type Attributes } from './instance.js';
 export { AppStore, type ReleaseInput, type CreateAppInput } from './app-store.js';
+export { DomainStore, type DomainRecord } from './domain-store.js';
 export { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES } from './bundle-store.js';
 export { TokenStore, ADMIN_TOKEN_NAME, type TokenGrant } from './token-store.js';
 export { appendLogs, followLogs, recentLogs, type LogLine, type LogStream } from './app-logs.js';

@@ -62,6 +62,10 @@ export interface RegistryKeys {
   readonly appPaths: string;
   /** Sorted set (scores 0) of the same path prefixes, to find those under a path by range. */
   readonly appPathList: string;
+  /** Hash of domain (lowercase ASCII, `*.` for a wildcard) → its record (JSON: app, path, createdAt): a domain belongs to one app. */
+  readonly domains: string;
+  /** Set of an app's domains. */
+  appDomains(name: string): string;
   /** Hash of version → release (JSON) of one app. */
   appReleases(name: string): string;
   /** Counter giving an app's releases their version numbers. */
@@ -128,6 +132,8 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     apps: `${p}apps`,
     appPaths: `${p}app-paths`,
     appPathList: `${p}app-path-list`,
+    domains: `${p}domains`,
+    appDomains: (name) => `${p}app:${name}:domains`,
     appReleases: (name) => `${p}app:${name}:releases`,
     appReleaseSequence: (name) => `${p}app:${name}:release-sequence`,
     appLogs: (name) => `${p}app:${name}:logs`,

@@ -166,7 +166,7 @@ export const markAppDeleting = defineScript<number>()({
 /** Replies 1 when removed, 0 while it still has instances (or is not being deleted); no such app is an answer too. */
 export const removeApp = defineScript<number>()({
   name: 'removeApp',
-  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances'],
+  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances', 'domains', 'appDomains'],
   args: ['app', 'eventsMaxLength'],
   answers: [SCRIPT_FAILURE.appNotFound],
 });
@@ -176,6 +176,21 @@ export const setReleaseStatus = defineScript<number>()({
   name: 'setReleaseStatus',
   keys: ['app', 'appReleases', 'events'],
   args: ['app', 'version', 'status', 'reason', 'fallback', 'eventsMaxLength'],
+});
+
+// Domains.
+
+/** Replies 1 when added, 0 when the app had it already (its path then set to this one). */
+export const addDomain = defineScript<number>()({
+  name: 'addDomain',
+  keys: ['app', 'domains', 'appDomains', 'events'],
+  args: ['app', 'domain', 'path', 'eventsMaxLength'],
+});
+
+export const removeDomain = defineScript<number>()({
+  name: 'removeDomain',
+  keys: ['domains', 'appDomains', 'events'],
+  args: ['app', 'domain', 'eventsMaxLength'],
 });
 
 // Bundles and tokens.
@@ -233,6 +248,8 @@ export const ALL_SCRIPTS = [
   markAppDeleting,
   removeApp,
   setReleaseStatus,
+  addDomain,
+  removeDomain,
   commitBundle,
   deleteBundle,
   createToken,
