@@ -53,7 +53,8 @@ export class BalancerForwarder {
     this.retry = o.retry ?? DEFAULT_RETRY_POLICY;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  /** `proto`: what the client spoke (plain HTTP is forwarded only for a domain without its own certificate yet). */
+  handle(req: IncomingMessage, res: ServerResponse, proto: 'https' | 'http' = 'https'): void {
     const started = performance.now();
     const target = forwardTarget(req, res);
     if (target === undefined) return;
@@ -67,7 +68,7 @@ export class BalancerForwarder {
         const backend = this.choose(target.path, tried, host);
         if (backend === undefined) return undefined;
         // The balancer is the edge: what a client says of itself is not believed.
-        headers ??= requestHeaders(req, { client: req.socket.remoteAddress, trusted: false, proto: 'https', host });
+        headers ??= requestHeaders(req, { client: req.socket.remoteAddress, trusted: false, proto, host });
         return { upstream: backend, dispatcher: this.dispatcher(backend), origin: backend.origin, path: forwardPath, headers };
       },
       book: this.o.pool,

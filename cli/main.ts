@@ -10,6 +10,7 @@ import { configSetCommand } from './commands/config-set.js';
 import { configUnsetCommand } from './commands/config-unset.js';
 import { culpritCommand } from './commands/culprit.js';
 import { deleteCommand } from './commands/delete.js';
+import { certsAddCommand, certsCommand, certsRemoveCommand } from './commands/certs.js';
 import { domainsAddCommand, domainsListCommand, domainsRemoveCommand } from './commands/domains.js';
 import { gitBranchCommand } from './commands/git-branch.js';
 import { gitCredentialCommand } from './commands/git-credential.js';
@@ -91,7 +92,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
       deleteCommand,
     ],
   },
-  { heading: 'Domains and certificates:', commands: [domainsAddCommand, domainsRemoveCommand, domainsListCommand] },
+  { heading: 'Domains and certificates:', commands: [domainsAddCommand, domainsRemoveCommand, domainsListCommand, certsCommand, certsAddCommand, certsRemoveCommand] },
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },

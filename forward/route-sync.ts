@@ -13,6 +13,9 @@ export interface RouteSyncOptions {
   /** A connection for blocking reads of the event stream. */
   events: RedisClient;
   logger: Logger;
+  /** Each event as it is applied (the balancer follows certificates with it), and each full load; never awaited. */
+  onEvent?: (e: RegistryEvent) => void;
+  onFullLoad?: () => void;
   /** Full reload this often, as a safety net besides events. @default 30000 */
   resyncIntervalMs?: number;
 }
@@ -76,6 +79,7 @@ export class RouteSync {
         for (const e of batch.events) {
           position = e.id;
           await this.apply(e);
+          this.o.onEvent?.(e);
         }
       } catch (err) {
         if (this.stopped) return;
@@ -106,6 +110,7 @@ export class RouteSync {
     this.o.table.replaceAll(settings, running, domains);
     this.lastFull = Date.now();
     this.ready = true;
+    this.o.onFullLoad?.();
   }
 
   private async apply(e: RegistryEvent): Promise<void> {

@@ -130,6 +130,15 @@ export class RouteTable {
     return longestPrefix(this.byPrefix, path);
   }
 
+  /** The domain (as stored) that routes `host` (a Host header as sent), or undefined for the shared host's. */
+  domainOf(host: string | undefined): string | undefined {
+    if (this.byHost.size === 0) return undefined;
+    const name = requestHostName(host);
+    if (this.byHost.has(name)) return name;
+    const wildcard = wildcardOf(name);
+    return wildcard !== undefined && this.byHost.has(wildcard) ? wildcard : undefined;
+  }
+
   /** The domains routed, as set (for engines that build their own configuration from the table). */
   domains(): IterableIterator<DomainRouteSettings> {
     return this.domainSettings.values();

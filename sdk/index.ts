@@ -5,6 +5,7 @@ export type {
   AuditEntry,
   AutoscalePolicy,
   Attributes,
+  CertificateRecord,
   ClaimRequest,
   Domain,
   DomainCertificate,

@@ -33,6 +33,7 @@ export const EVENT_KINDS = [
   'scaler-decision',
   'domain-added',
   'domain-removed',
+  'certificate-changed',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
@@ -292,6 +293,22 @@ export interface DomainCertificate {
   /** Expiry (ms since the epoch). */
   notAfter?: number;
   error?: string;
+  retryAt?: number;
+}
+
+/** A domain's certificate as berth certs lists it (never with its key). */
+export interface CertificateRecord {
+  domain: string;
+  /** `operator` (berth certs:add, taking precedence) or `acme`. */
+  source: 'acme' | 'operator';
+  state: 'pending' | 'issued' | 'failed';
+  issuer?: string;
+  notBefore?: number;
+  notAfter?: number;
+  serial?: string;
+  /** The last ACME failure in the CA's words, and when the next attempt is. */
+  error?: string;
+  failures: number;
   retryAt?: number;
 }
 

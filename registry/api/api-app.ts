@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { AppService } from '../app-service.js';
-import type { BundleStore, DomainStore, RegistryStore, TokenStore } from '../store/index.js';
-import type { DomainCertificate } from '../../sdk/types.js';
+import type { BundleStore, CertificateStore, DomainStore, RegistryStore, TokenStore } from '../store/index.js';
+import { certificateRoutes } from './certificate-routes.js';
 import { dashboardKeys, dashboardRoutes, loadDashboardAssets, loadHistoryRoutes, sessionAuthenticate, SessionStore, TokenChecker, type LoadHistory } from '../dashboard/index.js';
 import { appRoutes } from './app-routes.js';
 import { auditLog } from './audit-log.js';
@@ -22,8 +22,8 @@ export interface ApiAppOptions {
   store: RegistryStore;
   bundles: BundleStore;
   apps: AppService;
-  /** Apps' own domains, and where each stands with its certificate. */
-  domains: { store: DomainStore; certificateOf: (domains: readonly string[]) => Promise<Map<string, DomainCertificate>> };
+  /** Apps' own domains, and their certificates. */
+  domains: { store: DomainStore; certificates: CertificateStore };
   /** Most instances one app may ask for. */
   maxInstances: number;
   redis: RedisClient;
@@ -89,7 +89,8 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
-  v1.use(domainRoutes({ domains: options.domains.store, certificateOf: options.domains.certificateOf }));
+  v1.use(domainRoutes({ domains: options.domains.store, certificateOf: (domains) => options.domains.certificates.statuses(domains) }));
+  v1.use(certificateRoutes(options.domains.certificates));
   if (options.git) v1.use(options.git.api);
   v1.use(events.router);
   v1.use(loadHistoryRoutes(options.store, options.dashboard.loadHistory));

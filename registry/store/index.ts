@@ -20,6 +20,8 @@ export { readEvents, currentEventId, compareEventIds, type RegistryEvent, type E
 export { type Instance, type InstanceState, type Attributes } from './instance.js';
 export { AppStore, type ReleaseInput, type CreateAppInput } from './app-store.js';
 export { DomainStore, type DomainRecord } from './domain-store.js';
+export { CertificateStore, type CertificateRecord, type ServableCertificate } from './certificate-store.js';
+export { newSealingKeyText, readSealingKey, type SealingKey } from './sealed-key.js';
 export { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES } from './bundle-store.js';
 export { TokenStore, ADMIN_TOKEN_NAME, type TokenGrant } from './token-store.js';
 export { appendLogs, followLogs, recentLogs, type LogLine, type LogStream } from './app-logs.js';

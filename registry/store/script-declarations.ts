@@ -193,6 +193,40 @@ export const removeDomain = defineScript<number>()({
   args: ['app', 'domain', 'eventsMaxLength'],
 });
 
+// Certificates.
+
+/** Replies 1 when `holder` holds the lease now (taken, or its own renewed), 0 when another does. */
+export const takeAcmeLease = defineScript<number>()({
+  name: 'takeAcmeLease',
+  keys: ['lease'],
+  args: ['holder', 'leaseMs'],
+});
+
+/** Replies 1 when released, 0 when the lease was not the holder's. */
+export const dropAcmeLease = defineScript<number>()({
+  name: 'dropAcmeLease',
+  keys: ['lease'],
+  args: ['holder'],
+});
+
+/**
+ * Writes what became of an ACME attempt (fields and values in `rest`), fenced by the lease:
+ * replies 1, 0 when the lease is not the holder's, -19 when an operator's certificate is there.
+ */
+export const recordAcmeCertificate = defineScript<number>()({
+  name: 'recordAcmeCertificate',
+  keys: ['lease', 'certificate', 'certificates', 'events'],
+  args: ['holder', 'domain', 'eventsMaxLength'],
+  answers: [SCRIPT_FAILURE.operatorCertificate],
+});
+
+/** An operator's certificate (fields in `rest`), or none (no `rest`): the domain's certificate is then ACME's again. */
+export const setOperatorCertificate = defineScript<number>()({
+  name: 'setOperatorCertificate',
+  keys: ['certificate', 'certificates', 'events'],
+  args: ['domain', 'eventsMaxLength'],
+});
+
 // Bundles and tokens.
 
 /** Replies 1 when stored, 0 when it was already. */
@@ -250,6 +284,10 @@ export const ALL_SCRIPTS = [
   setReleaseStatus,
   addDomain,
   removeDomain,
+  takeAcmeLease,
+  dropAcmeLease,
+  recordAcmeCertificate,
+  setOperatorCertificate,
   commitBundle,
   deleteBundle,
   createToken,

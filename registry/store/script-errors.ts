@@ -28,6 +28,9 @@ export const SCRIPT_FAILURE = {
   /** Returned as `{-17, owner}`, so that the error can name the app that owns the domain. */
   domainTaken: -17,
   domainNotFound: -18,
+  /** An operator's certificate holds the domain: ACME leaves it alone (an answer, not an error). */
+  operatorCertificate: -19,
+  certificateNotFound: -20,
 } as const;
 
 /**
@@ -76,6 +79,8 @@ export function scriptFailure(code: number, args: Readonly<Record<string, string
     }
     case SCRIPT_FAILURE.domainNotFound:
       return new BerthError('domain_not_found', `The app "${app}" has no domain ${String(args.domain)}: list them with berth domains:list ${app}.`);
+    case SCRIPT_FAILURE.certificateNotFound:
+      return new BerthError('certificate_not_found', `No operator certificate for ${String(args.domain)}: list them with berth certs.`);
     case SCRIPT_FAILURE.uploadGone:
       return new BerthError('redis_unavailable');
     default:
