@@ -197,7 +197,8 @@ beforeAll(async () => {
   trustLocal.destroy();
   await waitFor(() => fetch(`${challtestsrv}/add-a`, { method: 'POST', body: JSON.stringify({ host: 'probe.acme.test', addresses: ['127.0.0.1'] }) }).then((r) => r.ok), { what: 'challtestsrv to answer' });
 
-  b1 = await balancer({ httpPort, ...acme() });
+  // Kept-alive connections outlast a renewal on a busy machine (the test holds one open across it).
+  b1 = await balancer({ httpPort, keepAliveTimeoutMs: 120_000, ...acme() });
   await waitFor(() => b1.pool.all.length === 1, { what: 'the balancer to find the machine' });
 }, 60_000);
 
