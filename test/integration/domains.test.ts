@@ -1,4 +1,4 @@
-// An app's own domains through the REST API and a real proxy and balancer: a domain has one owner (409 naming it, also under a race), bad names are refused and change nothing, a deleted app frees its domains, and the proxy and balancer route by host from the event stream within the propagation bound.
+// An app's own domains through the REST API and a real proxy and balancer: a domain has one owner (409 naming it, also under a race), bad names are refused and change nothing, a deleted app frees its domains, the proxy and balancer route by host from the event stream within the propagation bound, and plain HTTP on a domain without its own certificate is served while other hosts are redirected.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -104,7 +104,7 @@ beforeAll(async () => {
   balancer = await startBalancer(
     resolveOptions(
       BALANCER_OPTIONS,
-      { host: '127.0.0.1', httpsPort: 0, httpPort: -1, keyPrefix: registry.prefix, dataDir, tokenSha256: createHash('sha256').update(registry.token).digest('hex') },
+      { host: '127.0.0.1', httpsPort: 0, httpPort: 0, publicUrl: 'https://paas.test', keyPrefix: registry.prefix, dataDir, tokenSha256: createHash('sha256').update(registry.token).digest('hex') },
       { REDIS_URL: redis.url },
     ),
     silentLogger(),
@@ -191,6 +191,32 @@ describe('routing by host', () => {
     await waitFor(async () => (await viaBalancer('shop.example.com', '/')).name === 'shop', { what: 'the balancer to route shop.example.com' });
     expect((await viaBalancer('news.example.com', '/')).name).toBe('blog');
     expect((await viaBalancer('localhost', '/api/x')).name).toBe('api');
+  });
+
+  it('serves plain HTTP on a domain without a certificate of its own, and redirects any other host to the platform', async () => {
+    const port = Number(new URL(balancer.httpUrl!).port);
+    const plain = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/cart', headers: { host: 'shop.example.com' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(plain.status).toBe(200);
+    const seen = JSON.parse(plain.body) as { name: string; headers: Record<string, string> };
+    expect(seen.name).toBe('shop');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+    const other = await new Promise<{ status: number; location?: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/shop', headers: { host: 'evil.test' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, ...(res.headers.location ? { location: res.headers.location } : {}) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(other).toEqual({ status: 308, location: 'https://paas.test/shop' });
   });
 
   it('picks a new domain up from the event stream within 50 ms, in the proxy and the balancer', async () => {
