@@ -15,6 +15,7 @@ import { silentLogger } from '../../common/logger.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { newSealingKeyText } from '../../registry/store/index.js';
 import { runCli } from '../helpers/cli-process.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
@@ -33,6 +34,7 @@ let proxy: ProxyDaemon;
 let heartbeat: NodeJS.Timeout;
 const balancers: BalancerDaemon[] = [];
 const children: ChildProcess[] = [];
+const processes: DaemonProcess[] = [];
 const closers: (() => Promise<void>)[] = [];
 let b1: BalancerDaemon;
 let httpPort: number;
@@ -89,9 +91,9 @@ function httpGet(port: number, host: string, path: string): Promise<{ status: nu
 }
 
 /** The serial of the certificate a balancer serves for `servername`. */
-function servedSerial(b: BalancerDaemon, servername: string): Promise<string> {
+function servedSerial(b: BalancerDaemon | number, servername: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port: Number(new URL(b.url).port), servername, rejectUnauthorized: false }, () => {
+    const s = tlsConnect({ host: '127.0.0.1', port: typeof b === 'number' ? b : Number(new URL(b.url).port), servername, rejectUnauthorized: false }, () => {
       resolve(s.getPeerCertificate().serialNumber);
       s.end();
     });
@@ -205,6 +207,10 @@ beforeAll(async () => {
 afterAll(async () => {
   clearInterval(heartbeat);
   for (const b of balancers) await b.close().catch(() => undefined);
+  for (const p of processes) {
+    p.kill('SIGKILL');
+    await p.exited;
+  }
   for (const c of children) await stopChild(c);
   await proxy?.close();
   for (const c of closers) await c();
@@ -244,12 +250,26 @@ describe.skipIf(!hasPebble)('ACME certificates from pebble', () => {
     expect((await httpGet(httpPort, 'shop.acme.test', '/.well-known/acme-challenge/unknown-token')).status).toBe(404);
   });
 
-  it('serves the certificate from a second balancer that obtained nothing itself', async () => {
-    const b2 = await balancer({});
+  it('serves the certificate from a second balancer, a real `berth balancer` process without ACME', async () => {
+    const port = await getPort();
+    const b2 = startDaemon(['balancer'], {
+      REDIS_URL: redis.url,
+      BERTH_KEY_PREFIX: registry.prefix,
+      BERTH_ACME_KEY_FILE: keyFile,
+      BERTH_BALANCER_HOST: '127.0.0.1',
+      BERTH_HTTPS_PORT: String(port),
+      BERTH_DATA_DIR: join(dir, 'balancer-process'),
+    });
+    processes.push(b2);
+    await waitFor(() => b2.logLines().some((l) => typeof l.msg === 'string' && l.msg.startsWith('balancer listening')), { what: `berth balancer to listen\n${b2.output()}`, deadlineMs: 20_000 });
     const serial = (await certificate('shop.acme.test'))!.serial!;
-    expect((await servedSerial(b2, 'shop.acme.test')).toLowerCase()).toBe(serial.toLowerCase());
-    const res = await httpsGet(Number(new URL(b2.url).port), 'blog.acme.test', '/', pebbleRoot);
-    expect((JSON.parse(res.body) as { name: string }).name).toBe('blog');
+    expect((await servedSerial(port, 'shop.acme.test')).toLowerCase()).toBe(serial.toLowerCase());
+    await waitFor(async () => {
+      const res = await httpsGet(port, 'blog.acme.test', '/', pebbleRoot);
+      return (JSON.parse(res.body) as { name?: string }).name === 'blog';
+    }, { what: 'the second balancer to reach the blog over its pebble certificate' });
+    b2.kill();
+    expect(await b2.exited).toBe(0);
   });
 
   it("reports a failing challenge with the CA's error and retries it after a doubling wait", async () => {
