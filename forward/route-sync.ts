@@ -13,9 +13,8 @@ export interface RouteSyncOptions {
   /** A connection for blocking reads of the event stream. */
   events: RedisClient;
   logger: Logger;
-  /** Each event as it is applied (the balancer follows certificates with it), and each full load; never awaited. */
+  /** Each event as it is applied (the balancer follows certificates with it); never awaited. */
   onEvent?: (e: RegistryEvent) => void;
-  onFullLoad?: () => void;
   /** Full reload this often, as a safety net besides events. @default 30000 */
   resyncIntervalMs?: number;
 }
@@ -110,7 +109,6 @@ export class RouteSync {
     this.o.table.replaceAll(settings, running, domains);
     this.lastFull = Date.now();
     this.ready = true;
-    this.o.onFullLoad?.();
   }
 
   private async apply(e: RegistryEvent): Promise<void> {
