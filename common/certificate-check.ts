@@ -19,8 +19,8 @@ export function certificateFacts(certPem: string): CertificateFacts {
 /**
  * Why the pair cannot serve `domain` (a sentence to show a user), or undefined when it can:
  * not a PEM certificate or key, a key that is not the certificate's, expired (or not valid
- * yet), or a certificate whose names do not cover the domain (a wildcard domain needs the
- * same wildcard in the certificate).
+ * yet), a certificate whose names do not cover the domain (a wildcard domain needs the
+ * same wildcard in the certificate), or a key that is not ECDSA.
  */
 export function certificateProblem(certPem: string, keyPem: string, domain: string, now = Date.now()): string | undefined {
   let x: X509Certificate;
@@ -45,5 +45,7 @@ export function certificateProblem(certPem: string, keyPem: string, domain: stri
     .map((s) => s.slice(4).toLowerCase());
   const covered = domain.startsWith('*.') ? names.includes(domain) : x.checkHost(domain, { subject: 'never' }) !== undefined;
   if (!covered) return `the certificate does not cover ${domain} (it names ${names.length === 0 ? 'no DNS name' : names.join(', ')})`;
+  // Node adds a certificate chosen by SNI beside the default one, by key type: the balancer's default is ECDSA, so an RSA one would never be chosen.
+  if (key.asymmetricKeyType !== 'ec') return `its key is ${key.asymmetricKeyType?.toUpperCase() ?? 'of an unknown type'}: the balancers serve ECDSA certificates (P-256 or P-384) by SNI; have the certificate made for an EC key (openssl ecparam -name prime256v1 -genkey)`;
   return undefined;
 }
