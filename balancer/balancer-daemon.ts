@@ -4,14 +4,17 @@ import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { keyPrefixSchema } from '../common/names.js';
-import { answerError, DEFAULT_RETRY_POLICY, parseRequestTarget, refuseUpgrade, RequestMetrics, RouteSync, RouteTable } from '../forward/index.js';
-import { AppStore, DEFAULT_KEY_PREFIX, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
+import { answerError, DEFAULT_RETRY_POLICY, parseRequestTarget, refuseUpgrade, requestHostName, RequestMetrics, RouteSync, RouteTable } from '../forward/index.js';
+import { AppStore, CertificateStore, DEFAULT_KEY_PREFIX, DomainStore, readSealingKey, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
+import { AcmeIssuer, DEFAULT_CHECK_MS, DEFAULT_RENEW_FRACTION, DEFAULT_RETRY_MAX_MS, DEFAULT_RETRY_MS } from './acme-issuer.js';
+import { DomainCertificates } from './domain-certificates.js';
 import { BackendPool } from './backend-pool.js';
 import { BalancerForwarder } from './balancer-forwarder.js';
 import { createClientServer } from './client-server.js';
@@ -51,6 +54,35 @@ export const BALANCER_OPTIONS = {
   tlsNames: option({ env: 'BERTH_TLS_NAMES', default: [] as string[], schema: listSchema, describe: 'Extra host names for the self-made certificate (besides localhost, 127.0.0.1, ::1 and the host name).' }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where the self-made CA and certificate are kept (tls/).' }),
   hstsMaxAge: option({ env: 'BERTH_HSTS_MAX_AGE', default: 0, schema: z.coerce.number().int().min(0), describe: 'Strict-Transport-Security max-age in seconds (0: no header).' }),
+  acmeDirectory: option({
+    env: 'BERTH_ACME_DIRECTORY',
+    default: '',
+    schema: z.union([z.literal(''), z.string().url()]),
+    describe: "An RFC 8555 ACME directory URL: with it (or BERTH_ACME_EMAIL), the balancers obtain a certificate for every app's domain (default when ACME is on: Let's Encrypt's).",
+  }),
+  acmeEmail: option({ env: 'BERTH_ACME_EMAIL', default: '', schema: z.union([z.literal(''), z.string().email()]), describe: "Contact address of the ACME account (the CA's expiry notices); turns ACME on." }),
+  acmeKeyFile: option({
+    env: 'BERTH_ACME_KEY_FILE',
+    default: '',
+    schema: z.string(),
+    describe: "File of the key (64 hex characters) that seals certificates' private keys in Redis, the same as the registries' (berth up: <data dir>/acme-key). Needed to serve ACME's and operators' certificates.",
+  }),
+  acmeCaFile: option({ env: 'BERTH_ACME_CA_FILE', default: '', schema: z.string(), describe: "PEM file of a CA to trust for the ACME directory's HTTPS besides the system's (a private ACME CA)." }),
+  acmeRenewAt: option({
+    env: 'BERTH_ACME_RENEW_AT',
+    default: DEFAULT_RENEW_FRACTION,
+    schema: z.coerce.number().gt(0).lt(1),
+    describe: "Renew a certificate once this share of its lifetime has passed (two thirds: Let's Encrypt's 90 days at 60).",
+  }),
+  acmeRetryMs: option({ env: 'BERTH_ACME_RETRY_MS', default: DEFAULT_RETRY_MS, schema: positiveMsSchema, describe: 'Wait after a failed ACME attempt; it doubles with each failure in a row, up to BERTH_ACME_RETRY_MAX_MS.' }),
+  acmeRetryMaxMs: option({ env: 'BERTH_ACME_RETRY_MAX_MS', default: DEFAULT_RETRY_MAX_MS, schema: positiveMsSchema, describe: 'Longest wait between failed ACME attempts.' }),
+  acmeCheckMs: option({ env: 'BERTH_ACME_CHECK_MS', default: DEFAULT_CHECK_MS, schema: positiveMsSchema, describe: "How often each balancer looks for domains whose certificate is missing, due for renewal or due for a retry." }),
+  domainHstsMaxAge: option({
+    env: 'BERTH_DOMAIN_HSTS_MAX_AGE',
+    default: 31_536_000,
+    schema: z.coerce.number().int().min(0),
+    describe: "Strict-Transport-Security max-age (seconds) sent on an app's domain once it has a trusted certificate (ACME's or an operator's; 0: none). Never for berth's own CA.",
+  }),
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   upstreamTimeoutMs: option({ env: 'BERTH_UPSTREAM_TIMEOUT_MS', default: 60_000, schema: positiveMsSchema, describe: 'A proxy must start answering within this (504).' }),
   connectTimeoutMs: option({ env: 'BERTH_CONNECT_TIMEOUT_MS', default: 2000, schema: positiveMsSchema, describe: 'Connecting to a proxy may take this long before another is tried.' }),
@@ -84,6 +116,8 @@ export interface BalancerDaemon {
   /** The CA that signed the self-made certificate (null with certificate files). */
   caCertPath: string | null;
   pool: BackendPool;
+  /** The route table, when it follows the registry (discover). */
+  table: RouteTable | undefined;
   close(): Promise<void>;
 }
 
@@ -119,6 +153,13 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
   let sync: RouteSync | undefined;
   let table: RouteTable | undefined;
   let discoverTimer: NodeJS.Timeout | undefined;
+  let certificates: CertificateStore | undefined;
+  let domainCertificates: DomainCertificates | undefined;
+  let issuer: AcmeIssuer | undefined;
+  let certificateTimer: NodeJS.Timeout | undefined;
+  const acmeOn = config.acmeDirectory !== '' || config.acmeEmail !== '';
+  if (acmeOn && !config.discover) throw new Error('ACME (BERTH_ACME_DIRECTORY, BERTH_ACME_EMAIL) needs the registry: leave BERTH_BALANCER_DISCOVER on.');
+  if (acmeOn && config.acmeKeyFile === '') throw new Error("ACME needs BERTH_ACME_KEY_FILE, the key that seals certificates' private keys in Redis (make one: openssl rand -hex 32 > FILE; chmod 600 FILE; give every balancer and registry the same).");
   if (config.discover) {
     const settings = redisSettingsFrom(config);
     redis = connectRedis(settings, { name: 'berth-balancer' });
@@ -127,8 +168,45 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix });
     // No machine is "here" for the balancer: every instance is somewhere else.
     table = new RouteTable('');
-    sync = new RouteSync({ table, store, apps: new AppStore(redis, { keyPrefix: config.keyPrefix }), events, logger });
+    certificates = new CertificateStore(redis, { keyPrefix: config.keyPrefix, ...(config.acmeKeyFile === '' ? {} : { sealingKey: readSealingKey(config.acmeKeyFile) }) });
+    const served = (domainCertificates = new DomainCertificates({ certificates, logger }));
+    if (certificates.sealingKey !== undefined) {
+      await served.reloadAll().catch(() => undefined);
+      const reloadAll = () => {
+        void served.reloadAll().catch(() => undefined);
+        certificateTimer = setTimeout(reloadAll, 30_000);
+        certificateTimer.unref();
+      };
+      certificateTimer = setTimeout(reloadAll, 30_000);
+      certificateTimer.unref();
+    }
+    sync = new RouteSync({
+      table,
+      store,
+      apps: new AppStore(redis, { keyPrefix: config.keyPrefix }),
+      domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }),
+      events,
+      logger,
+      onEvent: (e) => {
+        if (e.kind === 'certificate-changed' && e.domain !== undefined && certificates?.sealingKey !== undefined) void served.reload(e.domain);
+      },
+    });
     sync.start();
+    if (acmeOn) {
+      const routes = table;
+      issuer = new AcmeIssuer({
+        certificates,
+        domains: () => [...routes.domains()].map((d) => d.domain),
+        directory: config.acmeDirectory,
+        email: config.acmeEmail,
+        caFile: config.acmeCaFile,
+        renewFraction: config.acmeRenewAt,
+        retryMs: config.acmeRetryMs,
+        retryMaxMs: config.acmeRetryMaxMs,
+        checkMs: config.acmeCheckMs,
+        logger,
+      });
+    }
     const started = sync;
     // Route-aware from the first request when Redis is there: wait (briefly) for the table.
     await new Promise<void>((resolveReady) => {
@@ -172,8 +250,18 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
   };
   const dashboard = config.registryUrl === '' ? undefined : new URL(config.registryUrl);
   const hsts = config.hstsMaxAge > 0 ? `max-age=${config.hstsMaxAge}; includeSubDomains` : undefined;
+  const domainHsts = config.domainHstsMaxAge > 0 ? `max-age=${config.domainHstsMaxAge}` : undefined;
   const { server, drain } = createClientServer(
-    { ...tlsServerOptions({ cert, key }), ...(hosts.size > 0 ? { SNICallback: hosts.sniCallback } : {}) },
+    {
+      ...tlsServerOptions({ cert, key }),
+      // Files given per host first, then the domains' certificates from Redis, else the default one.
+      ...(hosts.size > 0 || domainCertificates !== undefined
+        ? {
+            SNICallback: (servername: string, done: (err: Error | null, ctx?: SecureContext) => void) =>
+              done(null, hosts.contextFor(servername) ?? domainCertificates?.contextFor(requestHostName(servername))),
+          }
+        : {}),
+    },
     {
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       headersTimeoutMs: config.headersTimeoutMs,
@@ -184,6 +272,9 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     {
       request: (req, res) => {
         if (hsts) res.setHeader('strict-transport-security', hsts);
+        else if (domainHsts !== undefined && domainCertificates !== undefined && table?.domainOf(requestHostOf(req)) !== undefined && domainCertificates.trusted(requestHostName(requestHostOf(req)))) {
+          res.setHeader('strict-transport-security', domainHsts);
+        }
         if (!hasOneHost(req)) return answerError(res, req.headers.accept, 'bad_host');
         // Its own paths by the parsed path: "/_berth/balancer?x" is the balancer's too.
         const target = parseRequestTarget(req.url);
@@ -226,8 +317,17 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     // The target is configured, never the client's Host: a forged Host must not turn the
     // platform's own address into a redirect to anywhere.
     const origin = config.publicUrl !== '' ? new URL(config.publicUrl).origin : `https://${config.tlsNames[0] ?? hostname()}${address.port === 443 ? '' : `:${address.port}`}`;
+    const httpsSuffix = address.port === 443 ? '' : `:${address.port}`;
     redirect = createHttpServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: 10_000 }, (req, res) => {
       const target = (req.url ?? '/').startsWith('/') ? (req.url ?? '/') : '/';
+      if (certificates !== undefined && target.startsWith(CHALLENGE_PREFIX)) return answerChallenge(certificates, target.slice(CHALLENGE_PREFIX.length), res);
+      const domain = table?.domainOf(requestHostOf(req));
+      if (domain !== undefined) {
+        const name = requestHostName(requestHostOf(req));
+        // An app's domain with a trusted certificate goes to HTTPS on its own name; until it has one, it is served as asked.
+        if (domainCertificates?.trusted(name)) return void res.writeHead(308, { location: `https://${name}${httpsSuffix}${target}`, 'content-length': '0' }).end();
+        if (hasOneHost(req)) return forwarder.handle(req, res, 'http');
+      }
       res.writeHead(308, { location: `${origin}${target}`, 'content-length': '0' }).end();
     });
     await listen(redirect, config.httpPort, config.host);
@@ -245,9 +345,15 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     const a = admin.address() as AddressInfo;
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
-  logger.info({ url, httpUrl, adminUrl, backends: pool.all.length, caCertPath }, `balancer listening on ${url}`);
+  logger.info({ url, httpUrl, adminUrl, backends: pool.all.length, caCertPath, acme: acmeOn ? config.acmeDirectory || 'letsencrypt' : false }, `balancer listening on ${url}`);
+  if (issuer !== undefined) {
+    if (httpUrl === null) logger.warn('ACME is on but no plain-HTTP listener runs (BERTH_HTTP_PORT): HTTP-01 challenges can only be answered by other balancers');
+    issuer.start();
+  }
 
   const close = idempotentClose(async () => {
+    await issuer?.close();
+    clearTimeout(certificateTimer);
     watcher?.close();
     hosts.close();
     redirect?.close();
@@ -261,7 +367,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     await sync?.close();
     if (redis) await closeRedis(redis);
   });
-  return { url, httpUrl, adminUrl, caCertPath, pool, close };
+  return { url, httpUrl, adminUrl, caCertPath, pool, table, close };
 }
 
 function status(pool: BackendPool, table: RouteTable | undefined) {
@@ -279,6 +385,26 @@ function status(pool: BackendPool, table: RouteTable | undefined) {
       errors: b.errors,
     })),
   };
+}
+
+const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+
+/** Answers an ACME HTTP-01 challenge from Redis: whichever balancer obtained the order, any balancer can answer. */
+function answerChallenge(certificates: CertificateStore, token: string, res: ServerResponse): void {
+  if (!/^[A-Za-z0-9_-]{1,256}$/.test(token)) return void res.writeHead(404, { 'content-type': 'text/plain', 'content-length': '0' }).end();
+  certificates.challenge(token).then(
+    (answer) => {
+      if (answer === null) res.writeHead(404, { 'content-type': 'text/plain', 'content-length': '0' }).end();
+      else res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(answer);
+    },
+    () => res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('Redis is unreachable: try again shortly.\n'),
+  );
+}
+
+/** The host a client asked for: Host on HTTP/1.1, :authority on HTTP/2. */
+function requestHostOf(req: { headers: Record<string, string | string[] | undefined> }): string | undefined {
+  const host = req.headers.host ?? req.headers[':authority'];
+  return typeof host === 'string' ? host : undefined;
 }
 
 function json(res: ServerResponse, statusCode: number, body: unknown): void {

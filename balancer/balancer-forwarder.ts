@@ -53,20 +53,22 @@ export class BalancerForwarder {
     this.retry = o.retry ?? DEFAULT_RETRY_POLICY;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  /** `proto`: what the client spoke (plain HTTP is forwarded only for a domain without its own certificate yet). */
+  handle(req: IncomingMessage, res: ServerResponse, proto: 'https' | 'http' = 'https'): void {
     const started = performance.now();
     const target = forwardTarget(req, res);
     if (target === undefined) return;
-    const app = this.o.table?.lookup(target.path)?.app ?? '-';
+    const host = requestHost(req);
+    const app = this.o.table?.lookup(target.path, host)?.app ?? '-';
     res.once('finish', () => this.o.metrics.request(app, res.statusCode, (performance.now() - started) / 1000));
     const forwardPath = target.path + target.query;
     let headers: string[] | undefined;
     retryingExchange(req, res, {
       choose: (tried) => {
-        const backend = this.choose(target.path, tried);
+        const backend = this.choose(target.path, tried, host);
         if (backend === undefined) return undefined;
         // The balancer is the edge: what a client says of itself is not believed.
-        headers ??= requestHeaders(req, { client: req.socket.remoteAddress, trusted: false, proto: 'https', host: requestHost(req) });
+        headers ??= requestHeaders(req, { client: req.socket.remoteAddress, trusted: false, proto, host });
         return { upstream: backend, dispatcher: this.dispatcher(backend), origin: backend.origin, proxy: true, path: forwardPath, headers };
       },
       book: this.o.pool,
@@ -109,10 +111,10 @@ export class BalancerForwarder {
   }
 
   /** Route-aware first, weighted by instances per machine; else the less busy of two random healthy proxies (forward's health model). */
-  choose(path: string, tried: ReadonlySet<Backend>): Backend | undefined {
+  choose(path: string, tried: ReadonlySet<Backend>, host?: string): Backend | undefined {
     const now = Date.now();
     const pool = this.o.pool;
-    const route = this.o.table?.lookup(path);
+    const route = this.o.table?.lookup(path, host);
     if (route !== undefined) {
       let total = 0;
       const weighted: [Backend, number][] = [];
@@ -136,7 +138,7 @@ export class BalancerForwarder {
     client.on('error', () => client.destroy());
     const target = parseRequestTarget(req.url);
     if ('refused' in target) return refuseUpgrade(client, 'bad_path');
-    const backend = this.choose(target.path, new Set());
+    const backend = this.choose(target.path, new Set(), requestHost(req));
     if (backend === undefined) return refuseUpgrade(client, 'no_healthy_instance');
     const headerLines = upgradeHeaderLines(req, { client: client.remoteAddress, trusted: false, proto: 'https' });
     tunnelUpgrade(req, client, head, { host: backend.host, port: backend.port, path: target.path + target.query, connectTimeoutMs: this.o.connectTimeoutMs, headerLines, open: this.open });

@@ -10,6 +10,8 @@ import { configSetCommand } from './commands/config-set.js';
 import { configUnsetCommand } from './commands/config-unset.js';
 import { culpritCommand } from './commands/culprit.js';
 import { deleteCommand } from './commands/delete.js';
+import { certsAddCommand, certsCommand, certsRemoveCommand } from './commands/certs.js';
+import { domainsAddCommand, domainsListCommand, domainsRemoveCommand } from './commands/domains.js';
 import { gitBranchCommand } from './commands/git-branch.js';
 import { gitCredentialCommand } from './commands/git-credential.js';
 import { gitRemoteCommand } from './commands/git-remote.js';
@@ -59,7 +61,7 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
 
 /** The command named on the command line, if any (the first word that is not an option). */
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential']);
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'domains:add', 'domains:remove', 'domains:list', 'certs', 'certs:add', 'certs:remove']);
 const loaded: Record<string, MakeCommand> = {};
 for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
   // An app command needs none of them; a daemon command only its own; help and typos all.
@@ -90,6 +92,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
       deleteCommand,
     ],
   },
+  { heading: 'Domains and certificates:', commands: [domainsAddCommand, domainsRemoveCommand, domainsListCommand, certsCommand, certsAddCommand, certsRemoveCommand] },
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },

@@ -11,6 +11,7 @@ import { DEFAULT_HTTPS_PORT } from '../balancer/balancer-daemon.js';
 import { chooseHosterDir } from '../hoster/hoster-dir.js';
 import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
 import { DEFAULT_REGISTRY_PORT } from '../registry/index.js';
+import { newSealingKeyText } from '../registry/store/index.js';
 import { credentialsPath, readCredentials, writeCredentials } from './credentials.js';
 import { DaemonSupervisor } from './daemon-supervisor.js';
 import { localRedisCommand } from './local-redis.js';
@@ -104,6 +105,8 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   // Redis; only the registry checks the API token.
   const redisUrlFile = secretFile(join(dataDir, 'redis-url'), redisUrl);
   const tokenFile = secretFile(join(dataDir, 'api-token'), secrets.token);
+  // Seals certificates' private keys in Redis: only the registry and the balancer read it. Made once, kept (a new one could not open the keys sealed before).
+  const acmeKeyFile = process.env.BERTH_ACME_KEY_FILE ?? keptSecretFile(join(dataDir, 'acme-key'), newSealingKeyText);
   const { REDIS_URL: _url, BERTH_TOKEN: _token, ...inherited } = process.env;
   const daemonEnv: NodeJS.ProcessEnv = {
     ...inherited,
@@ -127,11 +130,11 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     command: process.execPath,
     args: [main, 'registry'],
     // The git remotes' repositories (a cache of what pushes sent) live with the rest of the data.
-    env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile, BERTH_GIT_DIR: process.env.BERTH_GIT_DIR ?? join(dataDir, 'git') },
+    env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile, BERTH_GIT_DIR: process.env.BERTH_GIT_DIR ?? join(dataDir, 'git'), BERTH_ACME_KEY_FILE: acmeKeyFile },
   });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   // The balancer holds no token: it checks one by its digest before showing internal reports.
-  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: { ...daemonEnv, BERTH_TOKEN_SHA256: createHash('sha256').update(secrets.token).digest('hex'), BERTH_BALANCER_REGISTRY_URL: apiUrl } });
+  supervisor.start({ name: 'balancer', command: process.execPath, args: [main, 'balancer'], env: { ...daemonEnv, BERTH_TOKEN_SHA256: createHash('sha256').update(secrets.token).digest('hex'), BERTH_BALANCER_REGISTRY_URL: apiUrl, BERTH_ACME_KEY_FILE: acmeKeyFile } });
   // Acts only on apps given a policy (berth scale NAME --min --max).
   supervisor.start({ name: 'scaler', command: process.execPath, args: [main, 'scaler'], env: daemonEnv });
   supervisor.start({
@@ -214,6 +217,13 @@ async function answers(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A 0600 file made once with `make()`'s text and kept after; returns its path. */
+function keptSecretFile(path: string, make: () => string): string {
+  if (!existsSync(path)) writeFileSync(path, make(), { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return path;
 }
 
 /** Writes a secret to a 0600 file (again on every start, so that it follows the settings); returns its path. */

@@ -28,6 +28,15 @@ export const ERROR_CATALOGUE = {
   app_exists: { status: 409, message: 'An app with this name exists: update it, or choose another name.' },
   token_exists: { status: 409, message: 'A token with this name exists: revoke it first (berth tokens:revoke), or choose another name.' },
   path_taken: { status: 409, message: 'Another app owns this path, a prefix above it or one under it: choose a path outside it.' },
+  domain_taken: { status: 409, message: 'Another app owns this domain: remove it there first (berth domains:remove OWNER DOMAIN), or choose another.' },
+  domain_not_found: { status: 404, message: 'This app has no such domain: list them with berth domains:list.' },
+  certificate_not_found: { status: 404, message: 'No operator certificate for this domain: list them with berth certs.' },
+  invalid_certificate: { status: 400, message: 'This certificate cannot serve the domain: see the message for what to fix.' },
+  certificate_key_missing: {
+    status: 503,
+    message: 'This registry has no certificate key file (BERTH_ACME_KEY_FILE): certificate keys cannot be stored sealed. Give it the file the balancers read.',
+  },
+  invalid_domain: { status: 400, message: 'Not a domain berth can serve: give a DNS name such as shop.example.com (or *.example.com), not an IP address.' },
   reserved_path: { status: 400, message: 'The path "/" is reserved (it would take every other path): choose a prefix such as /shop.' },
   release_conflict: {
     status: 409,

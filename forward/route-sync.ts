@@ -1,16 +1,20 @@
 import type { Logger } from 'pino';
 import { waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { StopSignal, STOPPED } from '../common/stop-signal.js';
-import { type AppStore, currentEventId, readEvents, type RegistryEvent, type Instance, type RegistryStore } from '../registry/store/index.js';
-import type { AppRouteSettings, RouteTable, RunningInstance } from './route-table.js';
+import { type AppStore, type DomainStore, currentEventId, readEvents, type RegistryEvent, type Instance, type RegistryStore } from '../registry/store/index.js';
+import type { AppRouteSettings, DomainRouteSettings, RouteTable, RunningInstance } from './route-table.js';
 
 export interface RouteSyncOptions {
   table: RouteTable;
   store: RegistryStore;
   apps: AppStore;
+  /** Apps' own domains (host routing). */
+  domains: DomainStore;
   /** A connection for blocking reads of the event stream. */
   events: RedisClient;
   logger: Logger;
+  /** Each event as it is applied (the balancer follows certificates with it); never awaited. */
+  onEvent?: (e: RegistryEvent) => void;
   /** Full reload this often, as a safety net besides events. @default 30000 */
   resyncIntervalMs?: number;
 }
@@ -74,6 +78,7 @@ export class RouteSync {
         for (const e of batch.events) {
           position = e.id;
           await this.apply(e);
+          this.o.onEvent?.(e);
         }
       } catch (err) {
         if (this.stopped) return;
@@ -99,8 +104,9 @@ export class RouteSync {
       if (!appNames.has(service) && instances[0] !== undefined) settings.push({ name: service, path: instances[0].path, stripPrefix: false });
       for (const i of instances) if (routable(i)) running.push(toRunning(i));
     }
+    const domains: DomainRouteSettings[] = (await this.o.domains.list()).map((d) => ({ domain: d.domain, app: d.app, path: d.path }));
     await this.loadMachines();
-    this.o.table.replaceAll(settings, running);
+    this.o.table.replaceAll(settings, running, domains);
     this.lastFull = Date.now();
     this.ready = true;
   }
@@ -132,6 +138,14 @@ export class RouteSync {
       }
       case 'app-deleted':
         table.removeApp(e.service!);
+        return;
+      case 'domain-added': {
+        const d = await this.o.domains.get(e.domain!).catch(() => undefined);
+        if (d !== undefined) table.setDomain({ domain: d.domain, app: d.app, path: d.path });
+        return;
+      }
+      case 'domain-removed':
+        table.removeDomain(e.domain!);
         return;
       case 'machine-joined':
         await this.loadMachines();

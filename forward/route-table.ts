@@ -31,6 +31,13 @@ export interface AppRouteSettings {
   stripPrefix: boolean;
 }
 
+/** One of an app's own hosts (berth domains:add): its name as stored (lowercase ASCII, maybe `*.`), and the prefix inside it. */
+export interface DomainRouteSettings {
+  domain: string;
+  app: string;
+  path: string;
+}
+
 export interface RunningInstance {
   id: string;
   service: string;
@@ -42,11 +49,52 @@ export interface RunningInstance {
 }
 
 /**
+ * The host name a request asked for, as domains are matched: lowercase, without the port and
+ * a trailing dot ("Shop.Example.com.:443" → "shop.example.com"). An IPv6 literal keeps its
+ * brackets (it matches no domain).
+ */
+export function requestHostName(host: string | undefined): string {
+  if (host === undefined || host === '') return '';
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    end = host.indexOf(']') + 1;
+    if (end === 0) end = host.length;
+  } else {
+    const colon = host.lastIndexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end -= 1;
+  return host.slice(0, end).toLowerCase();
+}
+
+/** The one-level wildcard that covers `name` ("shop.example.com" → "*.example.com"), or undefined for a name of one label. */
+export function wildcardOf(name: string): string | undefined {
+  const dot = name.indexOf('.');
+  return dot <= 0 || dot === name.length - 1 ? undefined : `*${name.slice(dot)}`;
+}
+
+/** Longest whole-segment prefix of `path` among `routes`, by probing the path's own segment boundaries. */
+function longestPrefix(routes: ReadonlyMap<string, Route>, path: string): Route | undefined {
+  let end = path.length;
+  for (;;) {
+    const candidate = end === 0 ? '/' : path.slice(0, end);
+    const route = routes.get(candidate);
+    if (route !== undefined) return route;
+    if (end === 0) return undefined;
+    end = path.lastIndexOf('/', end - 1);
+    if (end < 0) return undefined;
+  }
+}
+
+/**
  * Path prefix → the app served there → its running instances (here, and by machine
  * elsewhere): pure routing, shared by the proxy and the balancer; how each instance fares is
  * an engine's own business. Only running instances of their current epoch are in it.
  * Lookup matches whole segments and takes the longest prefix,
  * by probing the path's own segment boundaries: O(depth) map lookups, no scan of routes.
+ * Hosts come first: a request whose host is one of an app's own domains (exact, else the
+ * one-level wildcard above it) is routed only within that host's prefixes; any other host
+ * (the shared one, an address) is routed on the shared prefixes as before.
  */
 export class RouteTable {
   private readonly byPrefix = new Map<string, Route>();
@@ -54,6 +102,9 @@ export class RouteTable {
   /** Instances whose app is not known yet (events can arrive in any order). */
   private readonly orphans = new Map<string, RunningInstance>();
   private readonly instanceApp = new Map<string, string>();
+  /** Host (lowercase ASCII, `*.` for a wildcard) → its prefix → the route there. */
+  private readonly byHost = new Map<string, Map<string, Route>>();
+  private readonly domainSettings = new Map<string, DomainRouteSettings>();
 
   constructor(private readonly machine: string) {}
 
@@ -65,16 +116,68 @@ export class RouteTable {
     return this.byPrefix.values();
   }
 
-  lookup(path: string): Route | undefined {
-    let end = path.length;
-    for (;;) {
-      const candidate = end === 0 ? '/' : path.slice(0, end);
-      const route = this.byPrefix.get(candidate);
-      if (route !== undefined) return route;
-      if (end === 0) return undefined;
-      end = path.lastIndexOf('/', end - 1);
-      if (end < 0) return undefined;
+  /** The route of `path` on `host` (a Host header or :authority as sent; without one, the shared host's). */
+  lookup(path: string, host?: string): Route | undefined {
+    if (host !== undefined && this.byHost.size > 0) {
+      const name = requestHostName(host);
+      let routes = this.byHost.get(name);
+      if (routes === undefined) {
+        const wildcard = wildcardOf(name);
+        if (wildcard !== undefined) routes = this.byHost.get(wildcard);
+      }
+      if (routes !== undefined) return longestPrefix(routes, path);
     }
+    return longestPrefix(this.byPrefix, path);
+  }
+
+  /** The domain (as stored) that routes `host` (a Host header as sent), or undefined for the shared host's. */
+  domainOf(host: string | undefined): string | undefined {
+    if (this.byHost.size === 0) return undefined;
+    const name = requestHostName(host);
+    if (this.byHost.has(name)) return name;
+    const wildcard = wildcardOf(name);
+    return wildcard !== undefined && this.byHost.has(wildcard) ? wildcard : undefined;
+  }
+
+  /** The domains routed, as set (for engines that build their own configuration from the table). */
+  domains(): IterableIterator<DomainRouteSettings> {
+    return this.domainSettings.values();
+  }
+
+  /**
+   * Routes `path` on `domain` to `app` (replacing what the domain had). The route follows the
+   * app's instances and strip-prefix setting as they change, and waits for an app not known yet.
+   */
+  setDomain(settings: DomainRouteSettings): void {
+    this.removeDomain(settings.domain);
+    const table = this;
+    const app = settings.app;
+    const route: Route = {
+      app,
+      prefix: settings.path,
+      get stripPrefix() {
+        return table.byApp.get(app)?.stripPrefix ?? false;
+      },
+      get local() {
+        return table.byApp.get(app)?.local ?? [];
+      },
+      get remote() {
+        return table.byApp.get(app)?.remote ?? new Map<string, RoutedInstance[]>();
+      },
+    };
+    let routes = this.byHost.get(settings.domain);
+    if (routes === undefined) this.byHost.set(settings.domain, (routes = new Map()));
+    routes.set(settings.path, route);
+    this.domainSettings.set(settings.domain, { ...settings });
+  }
+
+  removeDomain(domain: string): void {
+    const known = this.domainSettings.get(domain);
+    if (known === undefined) return;
+    this.domainSettings.delete(domain);
+    const routes = this.byHost.get(domain);
+    routes?.delete(known.path);
+    if (routes !== undefined && routes.size === 0) this.byHost.delete(domain);
   }
 
   setApp(settings: AppRouteSettings): void {
@@ -98,6 +201,7 @@ export class RouteTable {
   }
 
   removeApp(name: string): void {
+    for (const d of [...this.domainSettings.values()]) if (d.app === name) this.removeDomain(d.domain);
     const route = this.byApp.get(name);
     if (route === undefined) return;
     this.byApp.delete(name);
@@ -150,14 +254,17 @@ export class RouteTable {
   }
 
   /** Replaces everything (a full resync), keeping the objects of local instances that stay (and so an engine's state of them). */
-  replaceAll(apps: AppRouteSettings[], instances: RunningInstance[]): void {
+  replaceAll(apps: AppRouteSettings[], instances: RunningInstance[], domains: DomainRouteSettings[] = []): void {
     const previous = new Map<string, RoutedInstance>();
     for (const route of this.byApp.values()) for (const u of [...route.local, ...[...route.remote.values()].flat()]) previous.set(`${u.id}:${u.epoch}`, u);
     this.byPrefix.clear();
     this.byApp.clear();
     this.orphans.clear();
     this.instanceApp.clear();
+    this.byHost.clear();
+    this.domainSettings.clear();
     for (const app of apps) this.setApp(app);
+    for (const domain of domains) this.setDomain(domain);
     for (const instance of instances) this.addInstance(instance);
     for (const route of this.byApp.values()) {
       route.local = route.local.map((u) => previous.get(`${u.id}:${u.epoch}`) ?? u);

@@ -66,7 +66,7 @@ export class HttpForwarder {
     const started = performance.now();
     const target = forwardTarget(req, res);
     if (target === undefined) return;
-    const route = this.o.table.lookup(target.path);
+    const route = this.o.table.lookup(target.path, req.headers.host);
     if (route === undefined) {
       answerError(res, req.headers.accept, 'no_route', `No app is published on ${target.path}: check the URL, or list the apps with berth apps.`);
       return;

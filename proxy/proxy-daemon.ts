@@ -7,7 +7,7 @@ import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema } from '../common/names.js';
 import { systemLoad, type LoadSource } from '../common/load-source.js';
-import { AppStore, DEFAULT_KEY_PREFIX, RegistryStore } from '../registry/store/index.js';
+import { AppStore, DEFAULT_KEY_PREFIX, DomainStore, RegistryStore } from '../registry/store/index.js';
 import { RequestMetrics, RouteSync, RouteTable, UpstreamHealth, type RoutedInstance } from '../forward/index.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { HttpForwarder } from './http-forwarder.js';
@@ -63,7 +63,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix });
   const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
   const table = new RouteTable(config.machine);
-  const sync = new RouteSync({ table, store, apps, events, logger });
+  const sync = new RouteSync({ table, store, apps, domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }), events, logger });
   const metrics = new RequestMetrics();
   let metricsText: () => string | Promise<string> = () => metrics.render();
   const trusted = new Set(config.trustedProxies);

@@ -21,7 +21,7 @@ export class WebSocketForwarder {
     client.on('error', () => client.destroy());
     const target = parseRequestTarget(req.url);
     if ('refused' in target) return refuseUpgrade(client, 'bad_path');
-    const route = this.o.table.lookup(target.path);
+    const route = this.o.table.lookup(target.path, req.headers.host);
     if (route === undefined) return refuseUpgrade(client, 'no_route');
     const hopped = req.headers[HOP_HEADER] !== undefined;
     const local = this.o.health.choose(route.local, Date.now());

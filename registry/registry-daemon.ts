@@ -12,7 +12,7 @@ import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, TokenStore } from './store/index.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, CertificateStore, DomainStore, readSealingKey, RegistryStore, TokenStore } from './store/index.js';
 import { readBundleProcfile } from './bundle-procfile.js';
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
@@ -57,6 +57,12 @@ export const REGISTRY_OPTIONS = {
     default: '',
     schema: z.string(),
     describe: "Where the git remotes' bare repositories are kept: a cache, any registry takes any push (default: <os tmpdir>/berth-git-<key prefix>; berth up: <data dir>/git).",
+  }),
+  acmeKeyFile: option({
+    env: 'BERTH_ACME_KEY_FILE',
+    default: '',
+    schema: z.string(),
+    describe: "File of the key (64 hex characters) that seals certificates' private keys in Redis: the same file as the balancers' (berth up: <data dir>/acme-key). Without it, berth certs:add is refused.",
   }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
@@ -151,6 +157,14 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     isClosing: () => closing,
     dashboard: { sessionTtlMs: config.dashboardSessionTtlMs, trustedProxies: config.trustedProxies, loadHistory },
     git,
+    domains: {
+      store: new DomainStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength }),
+      certificates: new CertificateStore(redis, {
+        keyPrefix: config.keyPrefix,
+        eventsMaxLength: config.eventsMaxLength,
+        ...(config.acmeKeyFile === '' ? {} : { sealingKey: readSealingKey(config.acmeKeyFile) }),
+      }),
+    },
   });
 
   const server = createServer(

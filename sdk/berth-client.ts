@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, ClaimRequest, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -201,6 +201,36 @@ export class BerthClient {
   /** Makes `branch` the one whose pushes deploy the app (null: main and master again). */
   setGitBranch(name: string, branch: string | null): Promise<GitRemote> {
     return this.call('PUT', `/v1/apps/${enc(name)}/git`, { body: { branch }, idempotent: true });
+  }
+
+  /** AddDomain: the app answers on `domain` too, under `path` inside it (`/` by default); 409 domain_taken when another app has it. */
+  addDomain(name: string, domain: string, options: { path?: string } = {}): Promise<Domain> {
+    return this.call('POST', `/v1/apps/${enc(name)}/domains`, { body: { domain, ...options }, idempotent: true });
+  }
+
+  /** RemoveDomain: the app no longer answers on `domain`. */
+  async removeDomain(name: string, domain: string): Promise<void> {
+    await this.call('DELETE', `/v1/apps/${enc(name)}/domains/${enc(domain)}`, { idempotent: false });
+  }
+
+  /** ListDomains: the domains of one app, or of every app, with where each stands with its certificate. */
+  async listDomains(name?: string): Promise<Domain[]> {
+    return (await this.call<{ domains: Domain[] }>('GET', name === undefined ? '/v1/domains' : `/v1/apps/${enc(name)}/domains`, { idempotent: true })).domains;
+  }
+
+  /** ListCertificates: every domain's certificate (ACME's and operators'), with issuer and expiry. */
+  async listCertificates(): Promise<CertificateRecord[]> {
+    return (await this.call<{ certificates: CertificateRecord[] }>('GET', '/v1/certificates', { idempotent: true })).certificates;
+  }
+
+  /** AddCertificate: an operator's certificate for `domain` (PEM chain and unencrypted key), served before ACME's. */
+  addCertificate(domain: string, pem: { cert: string; key: string }): Promise<CertificateRecord> {
+    return this.call('PUT', `/v1/certificates/${enc(domain)}`, { body: pem, idempotent: true });
+  }
+
+  /** RemoveCertificate: drops an operator's certificate (ACME, when on, obtains one again). */
+  async removeCertificate(domain: string): Promise<void> {
+    await this.call('DELETE', `/v1/certificates/${enc(domain)}`, { idempotent: false });
   }
 
   /** CreateToken: a named token for every app or one (`app`), read-only or not. The token is in this answer only. */

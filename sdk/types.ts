@@ -31,6 +31,9 @@ export const EVENT_KINDS = [
   'release-active',
   'release-failed',
   'scaler-decision',
+  'domain-added',
+  'domain-removed',
+  'certificate-changed',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
@@ -151,6 +154,8 @@ export interface RegistryEvent {
   epoch?: number;
   /** For app events: the release version concerned. */
   release?: number;
+  /** For domain events: the domain (lowercase ASCII; `service` is its app). */
+  domain?: string;
   /** For instance events one of INSTANCE_REASONS (or a REST client's own); for app and scaler events, what happened in words. */
   reason?: string;
 }
@@ -298,6 +303,50 @@ export interface AppDetails {
   running: number;
   /** Running instances by release version ("3": 2): an older release still serving shows here during a deploy. */
   runningByRelease: Record<string, number>;
+}
+
+/** Where an app's own domain stands with its certificate (berth domains:list). */
+export interface DomainCertificate {
+  /**
+   * `none`: no certificate of its own (ACME is off): the balancer's own or configured one serves it.
+   * `pending`: ACME is on and none was issued yet. `issued`: one is served, until `notAfter`.
+   * `failed`: the last attempt failed with `error` (the CA's words); the next is at `retryAt`.
+   */
+  state: 'none' | 'pending' | 'issued' | 'failed';
+  /** `acme` or `operator` (berth certs:add), once there is one. */
+  source?: 'acme' | 'operator';
+  issuer?: string;
+  /** Expiry (ms since the epoch). */
+  notAfter?: number;
+  error?: string;
+  retryAt?: number;
+}
+
+/** A domain's certificate as berth certs lists it (never with its key). */
+export interface CertificateRecord {
+  domain: string;
+  /** `operator` (berth certs:add, taking precedence) or `acme`. */
+  source: 'acme' | 'operator';
+  state: 'pending' | 'issued' | 'failed';
+  issuer?: string;
+  notBefore?: number;
+  notAfter?: number;
+  serial?: string;
+  /** The last ACME failure in the CA's words, and when the next attempt is. */
+  error?: string;
+  failures: number;
+  retryAt?: number;
+}
+
+/** One of an app's own hosts (berth domains:add). */
+export interface Domain {
+  /** Lowercase ASCII (punycode), without a trailing dot; `*.example.com` for a wildcard. */
+  domain: string;
+  app: string;
+  /** The path prefix the app answers on inside the domain (`/` by default). */
+  path: string;
+  createdAt: number;
+  certificate: DomainCertificate;
 }
 
 export interface PublishRequest {

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { AppService } from '../app-service.js';
-import type { BundleStore, RegistryStore, TokenStore } from '../store/index.js';
+import type { BundleStore, CertificateStore, DomainStore, RegistryStore, TokenStore } from '../store/index.js';
+import { certificateRoutes } from './certificate-routes.js';
 import { dashboardKeys, dashboardRoutes, loadDashboardAssets, loadHistoryRoutes, sessionAuthenticate, SessionStore, type LoadHistory } from '../dashboard/index.js';
 import { TokenChecker } from './token-checker.js';
 import { appRoutes } from './app-routes.js';
@@ -12,6 +13,7 @@ import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { bundleRoutes } from './bundle-routes.js';
 import { errorHandler } from './error-handler.js';
+import { domainRoutes } from './domain-routes.js';
 import { eventRoutes } from './event-routes.js';
 import { jsonBody } from './json-body.js';
 import { serviceRoutes } from './service-routes.js';
@@ -21,6 +23,8 @@ export interface ApiAppOptions {
   store: RegistryStore;
   bundles: BundleStore;
   apps: AppService;
+  /** Apps' own domains, and their certificates. */
+  domains: { store: DomainStore; certificates: CertificateStore };
   /** Most instances one app may ask for. */
   maxInstances: number;
   redis: RedisClient;
@@ -86,6 +90,8 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
+  v1.use(domainRoutes({ domains: options.domains.store, certificateOf: (domains) => options.domains.certificates.statuses(domains) }));
+  v1.use(certificateRoutes(options.domains.certificates));
   if (options.git) v1.use(options.git.api);
   v1.use(events.router);
   v1.use(loadHistoryRoutes(options.store, options.dashboard.loadHistory));

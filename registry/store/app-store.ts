@@ -209,6 +209,8 @@ export class AppStore {
           scalerMemory: k.scalerMemory,
           appPathList: k.appPathList,
           serviceInstances: k.serviceInstances(name),
+          domains: k.domains,
+          appDomains: k.appDomains(name),
         },
         args: { app: name, eventsMaxLength: this.maxLen },
       }),

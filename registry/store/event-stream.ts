@@ -68,7 +68,7 @@ function eventFromFields(id: string, fields: string[]): RegistryEvent {
     const value = fields[i + 1]!;
     if (name === 'epoch' || name === 'release') event[name] = Number(value);
     else if (name === 'kind') event.kind = value as EventKind;
-    else if (name === 'instance' || name === 'service' || name === 'machine' || name === 'reason') {
+    else if (name === 'instance' || name === 'service' || name === 'machine' || name === 'reason' || name === 'domain') {
       if (value !== '') event[name] = value;
     }
   }

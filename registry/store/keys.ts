@@ -62,6 +62,24 @@ export interface RegistryKeys {
   readonly appPaths: string;
   /** Sorted set (scores 0) of the same path prefixes, to find those under a path by range. */
   readonly appPathList: string;
+  /** Hash of domain (lowercase ASCII, `*.` for a wildcard) → its record (JSON: app, path, createdAt): a domain belongs to one app. */
+  readonly domains: string;
+  /** Set of an app's domains. */
+  appDomains(name: string): string;
+  /**
+   * Hash of a domain's certificate: `source` (acme, operator), `cert` (PEM chain), `key` (sealed,
+   * sealed-key.ts), `issuer`, `notBefore`, `notAfter`, and for ACME `state` (pending, issued,
+   * failed), `error`, `failures`, `retryAt`.
+   */
+  certificate(domain: string): string;
+  /** Set of the domains that have a certificate hash. */
+  readonly certificates: string;
+  /** A balancer's lease on obtaining or renewing one domain's certificate: one at a time. */
+  acmeLease(domain: string): string;
+  /** An HTTP-01 challenge's key authorization, by token (expires): any balancer answers it. */
+  acmeChallenge(token: string): string;
+  /** Hash of the shared ACME account: `key` (sealed), `url`, `directory`. */
+  readonly acmeAccount: string;
   /** Hash of version → release (JSON) of one app. */
   appReleases(name: string): string;
   /** Counter giving an app's releases their version numbers. */
@@ -128,6 +146,13 @@ export function registryKeys(prefixName: string = DEFAULT_KEY_PREFIX): RegistryK
     apps: `${p}apps`,
     appPaths: `${p}app-paths`,
     appPathList: `${p}app-path-list`,
+    domains: `${p}domains`,
+    appDomains: (name) => `${p}app:${name}:domains`,
+    certificate: (domain) => `${p}certificate:${domain}`,
+    certificates: `${p}certificates`,
+    acmeLease: (domain) => `${p}acme-lease:${domain}`,
+    acmeChallenge: (token) => `${p}acme-challenge:${token}`,
+    acmeAccount: `${p}acme-account`,
     appReleases: (name) => `${p}app:${name}:releases`,
     appReleaseSequence: (name) => `${p}app:${name}:release-sequence`,
     appLogs: (name) => `${p}app:${name}:logs`,

@@ -166,7 +166,7 @@ export const markAppDeleting = defineScript<number>()({
 /** Replies 1 when removed, 0 while it still has instances (or is not being deleted); no such app is an answer too. */
 export const removeApp = defineScript<number>()({
   name: 'removeApp',
-  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances'],
+  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances', 'domains', 'appDomains'],
   args: ['app', 'eventsMaxLength'],
   answers: [SCRIPT_FAILURE.appNotFound],
 });
@@ -176,6 +176,55 @@ export const setReleaseStatus = defineScript<number>()({
   name: 'setReleaseStatus',
   keys: ['app', 'appReleases', 'events'],
   args: ['app', 'version', 'status', 'reason', 'fallback', 'eventsMaxLength'],
+});
+
+// Domains.
+
+/** Replies 1 when added, 0 when the app had it already (its path then set to this one). */
+export const addDomain = defineScript<number>()({
+  name: 'addDomain',
+  keys: ['app', 'domains', 'appDomains', 'events'],
+  args: ['app', 'domain', 'path', 'eventsMaxLength'],
+});
+
+export const removeDomain = defineScript<number>()({
+  name: 'removeDomain',
+  keys: ['domains', 'appDomains', 'events'],
+  args: ['app', 'domain', 'eventsMaxLength'],
+});
+
+// Certificates.
+
+/** Replies 1 when `holder` holds the lease now (taken, or its own renewed), 0 when another does. */
+export const takeAcmeLease = defineScript<number>()({
+  name: 'takeAcmeLease',
+  keys: ['lease'],
+  args: ['holder', 'leaseMs'],
+});
+
+/** Replies 1 when released, 0 when the lease was not the holder's. */
+export const dropAcmeLease = defineScript<number>()({
+  name: 'dropAcmeLease',
+  keys: ['lease'],
+  args: ['holder'],
+});
+
+/**
+ * Writes what became of an ACME attempt (fields and values in `rest`), fenced by the lease:
+ * replies 1, 0 when the lease is not the holder's, -19 when an operator's certificate is there.
+ */
+export const recordAcmeCertificate = defineScript<number>()({
+  name: 'recordAcmeCertificate',
+  keys: ['lease', 'certificate', 'certificates', 'events'],
+  args: ['holder', 'domain', 'eventsMaxLength'],
+  answers: [SCRIPT_FAILURE.operatorCertificate],
+});
+
+/** An operator's certificate (fields in `rest`), or none (no `rest`): the domain's certificate is then ACME's again. */
+export const setOperatorCertificate = defineScript<number>()({
+  name: 'setOperatorCertificate',
+  keys: ['certificate', 'certificates', 'events'],
+  args: ['domain', 'eventsMaxLength'],
 });
 
 // Bundles and tokens.
@@ -240,6 +289,12 @@ export const ALL_SCRIPTS = [
   markAppDeleting,
   removeApp,
   setReleaseStatus,
+  addDomain,
+  removeDomain,
+  takeAcmeLease,
+  dropAcmeLease,
+  recordAcmeCertificate,
+  setOperatorCertificate,
   commitBundle,
   deleteBundle,
   createToken,

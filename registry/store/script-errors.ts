@@ -25,6 +25,12 @@ export const SCRIPT_FAILURE = {
   tokenNotFound: -15,
   /** The upload vanished before its commit (Redis restarted or evicted it): the caller may retry. */
   uploadGone: -16,
+  /** Returned as `{-17, owner}`, so that the error can name the app that owns the domain. */
+  domainTaken: -17,
+  domainNotFound: -18,
+  /** An operator's certificate holds the domain: ACME leaves it alone (an answer, not an error). */
+  operatorCertificate: -19,
+  certificateNotFound: -20,
 } as const;
 
 /**
@@ -67,6 +73,14 @@ export function scriptFailure(code: number, args: Readonly<Record<string, string
       return new BerthError('token_exists', `A token named ${String(args.tokenName)} exists: revoke it first (berth tokens:revoke ${String(args.tokenName)}), or choose another name.`);
     case SCRIPT_FAILURE.tokenNotFound:
       return new BerthError('token_not_found', `No token is named ${String(args.tokenName)}: list them with berth tokens:list.`);
+    case SCRIPT_FAILURE.domainTaken: {
+      const [, owner] = reply as [number, string];
+      return new BerthError('domain_taken', `The domain ${String(args.domain)} belongs to the app "${owner}": remove it there first (berth domains:remove ${owner} ${String(args.domain)}), or choose another.`);
+    }
+    case SCRIPT_FAILURE.domainNotFound:
+      return new BerthError('domain_not_found', `The app "${app}" has no domain ${String(args.domain)}: list them with berth domains:list ${app}.`);
+    case SCRIPT_FAILURE.certificateNotFound:
+      return new BerthError('certificate_not_found', `No operator certificate for ${String(args.domain)}: list them with berth certs.`);
     case SCRIPT_FAILURE.uploadGone:
       return new BerthError('redis_unavailable');
     default:

@@ -1,7 +1,7 @@
 --[[
   Removes a deleted app once none of its instances remain: its record, releases, logs and
   what the scaler remembered of it (an app made later under the same name starts afresh),
-  and frees its path prefix.
+  and frees its path prefix and its domains.
 
   Input:
     KEYS[1] app hash
@@ -14,6 +14,8 @@
     KEYS[8] scaler memory (hash app name → JSON)
     KEYS[9] sorted set of the path prefixes of KEYS[3]
     KEYS[10] the app's instance index (sorted set; must be empty)
+    KEYS[11] domain → its record (hash of JSON: app, path, createdAt)
+    KEYS[12] set of the app's domains
 
     ARGV[1] app name
     ARGV[2] event stream max length (approximate)
@@ -36,7 +38,13 @@ if rcall('HGET', KEYS[3], cur[3]) == ARGV[1] then
   rcall('HDEL', KEYS[3], cur[3])
   rcall('ZREM', KEYS[9], cur[3])
 end
-rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
+for _, domain in ipairs(rcall('SMEMBERS', KEYS[12])) do
+  local record = rcall('HGET', KEYS[11], domain)
+  if record and cjson.decode(record).app == ARGV[1] then
+    rcall('HDEL', KEYS[11], domain)
+  end
+end
+rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[12])
 rcall('SREM', KEYS[2], ARGV[1])
 rcall('HDEL', KEYS[8], ARGV[1])
 appendEvent(KEYS[7], ARGV[2], 'kind', 'app-deleted', 'service', ARGV[1])
