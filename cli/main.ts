@@ -28,6 +28,9 @@ import { statusCommand } from './commands/status.js';
 import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './commands/tokens.js';
 import { updateCommand } from './commands/update.js';
 import { Output } from './output.js';
+import { CommandExit } from './command-exit.js';
+import { runCommand } from './commands/run.js';
+import { runsCommand, runsLogsCommand, runsStopCommand } from './commands/runs.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -59,7 +62,7 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
 
 /** The command named on the command line, if any (the first word that is not an option). */
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential']);
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'run', 'runs', 'runs:logs', 'runs:stop', 'cron:add', 'cron:list', 'cron:remove']);
 const loaded: Record<string, MakeCommand> = {};
 for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
   // An app command needs none of them; a daemon command only its own; help and typos all.
@@ -90,6 +93,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
       deleteCommand,
     ],
   },
+  { heading: 'Runs and scheduled jobs:', commands: [runCommand, runsCommand, runsLogsCommand, runsStopCommand] },
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },
@@ -109,6 +113,9 @@ const ctx: CliContext = {
   // Opened only by a command that asks something: an unused stdin stays untouched.
   get stdin() {
     return process.stdin;
+  },
+  get terminal() {
+    return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
   },
 };
 
@@ -153,6 +160,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof CommandExit) {
+    if (err.message !== '') process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
   ctx.output.endProgress();
   process.stderr.write(`berth: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

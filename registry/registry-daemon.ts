@@ -12,13 +12,14 @@ import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, TokenStore } from './store/index.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, RunStore, TokenStore } from './store/index.js';
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
 import { tokenChecker } from './api/authenticate.js';
 import { createGitRemotes } from './git/index.js';
+import { DEFAULT_RUN_SWEEP_MS, RunSweeper } from './runs/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -132,7 +133,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   });
 
   let closing = false;
-  const { app, closeStreams } = createApiApp({
+  const { app, closeStreams, upgrade } = createApiApp({
     store,
     bundles,
     apps,
@@ -154,6 +155,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     { headersTimeout: 10_000, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
     app,
   );
+  server.on('upgrade', upgrade);
   const connections = trackConnections(server);
   await listen(server, config.port, config.host);
   const address = server.address() as AddressInfo;
@@ -171,6 +173,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     bundleGraceMs: config.bundleGraceMs,
   });
   reconciler.start();
+  const runSweeper = new RunSweeper({ runs: new RunStore(redis, keys), logger, intervalMs: DEFAULT_RUN_SWEEP_MS });
+  runSweeper.start();
   loadHistory.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
@@ -178,6 +182,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     closing = true;
     await reaper.close();
     await reconciler.close();
+    await runSweeper.close();
     await loadHistory.close();
     closeStreams();
     await connections.drain(config.graceMs);

@@ -22,4 +22,10 @@ export type {
   ScaleDecision,
   TokenRecord,
   UpdateRequest,
+  CronJob,
+  CronRequest,
+  Run,
+  RunOutput,
+  RunRequest,
+  RunState,
 } from './types.js';

@@ -7,7 +7,7 @@ import type { BundleStore, RegistryStore, TokenStore } from '../store/index.js';
 import { dashboardKeys, dashboardRoutes, loadDashboardAssets, loadHistoryRoutes, sessionAuthenticate, SessionStore, TokenChecker, type LoadHistory } from '../dashboard/index.js';
 import { appRoutes } from './app-routes.js';
 import { auditLog } from './audit-log.js';
-import { authenticate } from './authenticate.js';
+import { authenticate, tokenChecker } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { bundleRoutes } from './bundle-routes.js';
 import { errorHandler } from './error-handler.js';
@@ -15,6 +15,10 @@ import { eventRoutes } from './event-routes.js';
 import { jsonBody } from './json-body.js';
 import { serviceRoutes } from './service-routes.js';
 import { tokenRoutes } from './token-routes.js';
+import { runRoutes, runTerminal } from '../runs/index.js';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { RunStore } from '../store/index.js';
 
 export interface ApiAppOptions {
   store: RegistryStore;
@@ -42,7 +46,12 @@ export interface ApiAppOptions {
 }
 
 /** The registry's REST API as an express app (no listening socket). */
-export function createApiApp(options: ApiAppOptions): { app: Express; closeStreams: () => void } {
+export function createApiApp(options: ApiAppOptions): {
+  app: Express;
+  closeStreams: () => void;
+  /** The server's 'upgrade' handler: interactive runs' terminals (WebSockets). */
+  upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+} {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -85,6 +94,15 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
+  const runs = runRoutes({ runs: new RunStore(options.redis, options.store.keys), apps: options.apps, redis: options.redis, openBlockingConnection: options.openBlockingConnection, logger: options.logger });
+  v1.use(runs.router);
+  const terminal = runTerminal({
+    runs: new RunStore(options.redis, options.store.keys),
+    checkToken: tokenChecker(options.tokens, options.tokenStore),
+    openBlockingConnection: options.openBlockingConnection,
+    logger: options.logger,
+    isClosing: options.isClosing,
+  });
   if (options.git) v1.use(options.git.api);
   v1.use(events.router);
   v1.use(loadHistoryRoutes(options.store, options.dashboard.loadHistory));
@@ -108,6 +126,9 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
     closeStreams: () => {
       events.closeAll();
       apps.closeAll();
+      runs.closeAll();
+      terminal.closeAll();
     },
+    upgrade: terminal.upgrade,
   };
 }
