@@ -31,6 +31,7 @@ import { Output } from './output.js';
 import { CommandExit } from './command-exit.js';
 import { runCommand } from './commands/run.js';
 import { runsCommand, runsLogsCommand, runsStopCommand } from './commands/runs.js';
+import { cronAddCommand, cronListCommand, cronRemoveCommand } from './commands/cron.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -93,7 +94,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
       deleteCommand,
     ],
   },
-  { heading: 'Runs and scheduled jobs:', commands: [runCommand, runsCommand, runsLogsCommand, runsStopCommand] },
+  { heading: 'Runs and scheduled jobs:', commands: [runCommand, runsCommand, runsLogsCommand, runsStopCommand, cronAddCommand, cronListCommand, cronRemoveCommand] },
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },

@@ -12,7 +12,7 @@ import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, RunStore, TokenStore } from './store/index.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, RegistryStore, RunStore, CronStore, TokenStore } from './store/index.js';
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
@@ -20,6 +20,7 @@ import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_
 import { tokenChecker } from './api/authenticate.js';
 import { createGitRemotes } from './git/index.js';
 import { DEFAULT_RUN_SWEEP_MS, RunSweeper } from './runs/index.js';
+import { CronScheduler, DEFAULT_CRON_LATE_MS, DEFAULT_CRON_PASS_MS } from './cron/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -175,6 +176,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   reconciler.start();
   const runSweeper = new RunSweeper({ runs: new RunStore(redis, keys), logger, intervalMs: DEFAULT_RUN_SWEEP_MS });
   runSweeper.start();
+  const cronScheduler = new CronScheduler({ crons: new CronStore(redis, keys), apps, logger, passMs: DEFAULT_CRON_PASS_MS, lateMs: DEFAULT_CRON_LATE_MS });
+  cronScheduler.start();
   loadHistory.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
@@ -183,6 +186,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     await reaper.close();
     await reconciler.close();
     await runSweeper.close();
+    await cronScheduler.close();
     await loadHistory.close();
     closeStreams();
     await connections.drain(config.graceMs);

@@ -362,8 +362,9 @@ export interface Run {
   signal: string | null;
   /** Why it ended other than by exiting (timeout, client_gone, stopped, lease_expired, or the install's error code). */
   reason: string | null;
-  /** The cron job that fired it, if one did. */
+  /** The cron job that fired it, if one did, and the tick it fired for (ms since 1970). */
   cron: string | null;
+  cronTick: number | null;
 }
 
 /** What POST /v1/apps/:name/runs takes. */

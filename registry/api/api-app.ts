@@ -18,7 +18,8 @@ import { tokenRoutes } from './token-routes.js';
 import { runRoutes, runTerminal } from '../runs/index.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { RunStore } from '../store/index.js';
+import { CronStore, RunStore } from '../store/index.js';
+import { cronRoutes } from '../cron/index.js';
 
 export interface ApiAppOptions {
   store: RegistryStore;
@@ -96,6 +97,7 @@ export function createApiApp(options: ApiAppOptions): {
   v1.use(apps.router);
   const runs = runRoutes({ runs: new RunStore(options.redis, options.store.keys), apps: options.apps, redis: options.redis, openBlockingConnection: options.openBlockingConnection, logger: options.logger });
   v1.use(runs.router);
+  v1.use(cronRoutes({ crons: new CronStore(options.redis, options.store.keys), runs: new RunStore(options.redis, options.store.keys), apps: options.apps }));
   const terminal = runTerminal({
     runs: new RunStore(options.redis, options.store.keys),
     checkToken: tokenChecker(options.tokens, options.tokenStore),

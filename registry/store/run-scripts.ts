@@ -38,4 +38,22 @@ export const reapRuns = defineScript<string[]>()({
   args: ['runFormat', 'runOutputFormat', 'batch', 'keepMs'],
 });
 
-export const RUN_SCRIPTS = [createRun, claimRun, renewRun, finishRun, stopRun, reapRuns] as const;
+export const fireCronTick = defineScript<0 | 1>()({
+  name: 'fireCronTick',
+  keys: ['tick', 'cron', 'run', 'appRuns', 'pendingRuns'],
+  args: ['tickMs', 'tickTtlMs', 'runId', 'app', 'release', 'command', 'timeoutMs', 'cronId', 'keep'],
+});
+
+export const addCron = defineScript<number>()({
+  name: 'addCron',
+  keys: ['cron', 'appCrons', 'crons'],
+  args: ['id', 'app', 'schedule', 'command', 'timeoutMs'],
+});
+
+export const removeCron = defineScript<0 | 1>()({
+  name: 'removeCron',
+  keys: ['cron', 'appCrons', 'crons'],
+  args: ['id', 'app'],
+});
+
+export const RUN_SCRIPTS = [createRun, claimRun, renewRun, finishRun, stopRun, reapRuns, fireCronTick, addCron, removeCron] as const;

@@ -254,5 +254,6 @@ function runOf(f: Record<string, string>): Run {
     signal: f.signal || null,
     reason: f.reason || null,
     cron: f.cron || null,
+    cronTick: num(f.cronTick),
   };
 }

@@ -21,18 +21,10 @@
 ]]
 local rcall = redis.call
 --- @include "redisNow"
+--- @include "newRun"
 if rcall('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local now = redisNow()
-rcall('HSET', KEYS[1], 'id', ARGV[1], 'app', ARGV[2], 'release', ARGV[3], 'command', ARGV[4],
-  'interactive', ARGV[5], 'detached', ARGV[6], 'timeoutMs', ARGV[7], 'cron', ARGV[8],
-  'state', 'pending', 'createdAt', now)
-rcall('ZADD', KEYS[2], now, ARGV[1])
-rcall('ZADD', KEYS[3], now, ARGV[1])
-local keep = tonumber(ARGV[9])
-local count = rcall('ZCARD', KEYS[2])
-if count > keep then
-  rcall('ZREMRANGEBYRANK', KEYS[2], 0, count - keep - 1)
-end
+newRun(KEYS[1], KEYS[2], KEYS[3], now, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 return now
