@@ -141,7 +141,7 @@ class OneOffRun {
     this.stopWhy ??= why;
     if (this.child === undefined && this.terminal === undefined) {
       // Not started yet (installing): it ends when the install returns.
-      if (!this.ended) await this.end({ state: 'stopped', exitCode: null, signal: null, reason: why });
+      if (!this.ended) await this.end({ state: 'stopped', exitCode: null, signal: null, reason: why === 'stop_requested' ? '' : why });
       return;
     }
     this.signal('SIGTERM');
@@ -165,7 +165,7 @@ class OneOffRun {
       () => this.stopWhy !== undefined || this.lost,
     );
     if (installed === undefined || this.stopWhy !== undefined || this.lost) {
-      if (!this.ended) await this.end({ state: 'stopped', exitCode: null, signal: null, reason: this.stopWhy ?? 'lost' });
+      if (!this.ended) await this.end({ state: 'stopped', exitCode: null, signal: null, reason: this.stopWhy === 'stop_requested' ? '' : (this.stopWhy ?? 'lost') });
       return;
     }
     const { spec, user } = installed;

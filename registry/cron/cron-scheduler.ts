@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isBerthError } from '../../common/errors.js';
 import type { AppService } from '../app-service.js';
 import { currentRelease } from '../runs/index.js';
 import type { CronStore, StoredCron } from '../store/index.js';
@@ -32,6 +33,8 @@ export class CronScheduler {
   private pass: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly schedules = new Map<string, CronSchedule>();
+  /** The last tick each job was said to skip (said once, not at every pass). */
+  private readonly warned = new Map<string, number>();
 
   constructor(private readonly o: CronSchedulerOptions) {}
 
@@ -66,7 +69,16 @@ export class CronScheduler {
     try {
       release = await currentRelease(this.o.apps, job.app);
     } catch (err) {
-      this.o.logger.warn({ err: String(err), cron: job.id, app: job.app }, `cron job ${job.id} of ${job.app} is due but the app has nothing to run: skipped`);
+      if (isBerthError(err) && err.code === 'app_not_found') {
+        // The app was deleted: its jobs go with it.
+        if (await this.o.crons.remove(job.app, job.id)) this.o.logger.info({ cron: job.id, app: job.app }, `cron job ${job.id} removed: its app ${job.app} is gone`);
+        return;
+      }
+      const last = ticks.at(-1)!;
+      if (this.warned.get(job.id) !== last) {
+        this.warned.set(job.id, last);
+        this.o.logger.warn({ err: String(err), cron: job.id, app: job.app }, `cron job ${job.id} of ${job.app} is due but the app has nothing to run: tick skipped`);
+      }
       return;
     }
     for (const tick of ticks) {

@@ -48,6 +48,7 @@ const schemas = {
  */
 export async function currentRelease(apps: AppService, app: string): Promise<number> {
   const details = await apps.details(app);
+  if (details.state === 'deleting') throw new BerthError('no_release', `${app} is being deleted: nothing of it runs any more.`);
   if (details.current === null || details.current.status === 'failed') {
     throw new BerthError('no_release', `${app} has no release to run${details.current ? ` (v${details.current.version} failed)` : ''}: publish it first (berth publish), then run again.`);
   }

@@ -1,4 +1,4 @@
-// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, and a clean stop with nothing left running.
+// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, one-off runs and a cron job, and a clean stop with nothing left running.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -158,6 +158,17 @@ describe('the five-minute tour', () => {
       expect(JSON.parse((await get('/hello-git')).body).greeting).toBe('Hello from berth');
       expect(JSON.parse(await berth('releases', 'hello-git', '--json'))[0].commit).toBe(git('rev-parse', 'HEAD'));
       await berth('delete', 'hello-git', '--yes');
+
+      // One-off runs and scheduled jobs (the README's step), on this berth up: a run's output and exit code, detached, listed, and a cron job every 10 s.
+      await berth('publish', join(app, 'repo'), '--name', 'jobs', '--path', '/jobs');
+      expect(await berth('run', 'jobs', '--', 'node', '-e', 'console.log(process.env.BERTH_RELEASE)')).toBe('v1\n');
+      expect((await runCli(['run', 'jobs', '--', 'node', '-e', 'process.exit(3)'], env, { deadlineMs: 60_000 })).code).toBe(3);
+      const detached = (await berth('run', 'jobs', '--detach', '--', 'node', '-e', "console.log('later')")).trim();
+      await waitFor(async () => JSON.parse(await berth('runs', 'jobs', '--json')).find((r: { id: string }) => r.id === detached)?.state === 'exited', { deadlineMs: 30_000, what: 'the detached run done' });
+      expect(await berth('runs:logs', 'jobs', detached)).toBe('later\n');
+      await berth('cron:add', 'jobs', '*/10 * * * * *', '--', 'node', '-e', "console.log('tick')");
+      await waitFor(async () => JSON.parse(await berth('cron:list', 'jobs', '--json'))[0]?.lastRun?.state === 'exited', { deadlineMs: 40_000, what: 'a cron tick run' });
+      await berth('delete', 'jobs', '--yes');
     } finally {
       rmSync(app, { recursive: true, force: true });
     }
