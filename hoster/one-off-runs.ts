@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../common/redis-connection.js';
@@ -34,6 +34,9 @@ export interface OneOffRunsOptions {
 }
 
 export const DEFAULT_RUN_POLL_MS = 250;
+/** util-linux's setpriv, to give a run's process a parent-death signal (Node's spawn cannot). */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 /** Output is sent to Redis at most this long after it was printed. */
 const OUTPUT_FLUSH_MS = 30;
 
@@ -173,8 +176,14 @@ class OneOffRun {
     const env = { ...spec.env, BERTH_RUN: this.run.id, PATH: `${join(spec.cwd, 'node_modules', '.bin')}:${spec.env.PATH ?? ''}` };
     delete (env as Record<string, string>).PORT;
     const command = spec.command;
-    const file = 'shell' in command ? '/bin/sh' : command.file;
-    const args = 'shell' in command ? ['-c', command.shell] : command.args;
+    let file = 'shell' in command ? '/bin/sh' : command.file;
+    let args = 'shell' in command ? ['-c', command.shell] : command.args;
+    if (SETPRIV !== undefined) {
+      // No shim outlives the hoster for a run: should the hoster die, the command dies with it
+      // (the parent-death signal, set after the uid change, so that it holds).
+      args = ['--pdeathsig', 'KILL', '--', file, ...args];
+      file = SETPRIV;
+    }
     if (this.run.interactive) {
       this.terminal = spawnTerminal({ file, args, cwd: spec.cwd, env, uid: user?.uid, gid: user?.gid });
       this.joinCgroup(this.terminal.pid);
