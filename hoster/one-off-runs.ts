@@ -163,7 +163,8 @@ class OneOffRun {
       { id: this.run.id, app: this.run.app, epoch: this.holder.epoch, release: this.run.release, files: null, port: 0, dir: this.dir },
       {
         build: (line) => this.o.onLog(this.run.app, this.run.id, 'build', line),
-        hoster: (line) => this.o.onLog(this.run.app, this.run.id, 'build', line),
+        // The hoster's "Starting instance" line is about instances: a run says nothing there.
+        hoster: () => undefined,
       },
       () => this.stopWhy !== undefined || this.lost,
     );

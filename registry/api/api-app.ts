@@ -95,11 +95,13 @@ export function createApiApp(options: ApiAppOptions): {
   v1.use(tokenRoutes(options.tokenStore));
   v1.use(serviceRoutes(options.store));
   v1.use(apps.router);
-  const runs = runRoutes({ runs: new RunStore(options.redis, options.store.keys), apps: options.apps, redis: options.redis, openBlockingConnection: options.openBlockingConnection, logger: options.logger });
+  const runStore = new RunStore(options.redis, options.store.keys);
+  const runs = runRoutes({ runs: runStore, apps: options.apps, redis: options.redis, openBlockingConnection: options.openBlockingConnection, logger: options.logger });
   v1.use(runs.router);
-  v1.use(cronRoutes({ crons: new CronStore(options.redis, options.store.keys), runs: new RunStore(options.redis, options.store.keys), apps: options.apps }));
+  v1.use(cronRoutes({ crons: new CronStore(options.redis, options.store.keys), runs: runStore, apps: options.apps }));
+  // Upgrades never reach express: the server hands them to this (authenticated there).
   const terminal = runTerminal({
-    runs: new RunStore(options.redis, options.store.keys),
+    runs: runStore,
     checkToken: tokenChecker(options.tokens, options.tokenStore),
     openBlockingConnection: options.openBlockingConnection,
     logger: options.logger,

@@ -112,8 +112,14 @@ export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll
     const query = validate(schemas.outputQuery, req.query, 'query');
     const run = await runOf(req);
     if (query.follow !== '1' && query.follow !== 'true') {
-      const entries = await runs.readOutput(options.redis, run.id, '0', 0).catch(() => []);
-      res.json({ output: entries.map(runOutputOf) });
+      const output = [];
+      for (let from = '0'; ; ) {
+        const entries = await runs.readOutput(options.redis, run.id, from, 0);
+        output.push(...entries.map(runOutputOf));
+        if (entries.length === 0) break;
+        from = entries.at(-1)!.id;
+      }
+      res.json({ output });
       return;
     }
     await follow(req, res, run);

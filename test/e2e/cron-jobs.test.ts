@@ -77,15 +77,20 @@ describe('berth cron', () => {
   });
 
   it('cron:list shows the next tick and the last result', async () => {
-    const added = await runCli(['cron:add', APP, '*/2 * * * * *', '--json', '--', 'node', '-e', 'process.exit(4)'], env);
+    // Once a minute, at a second 3 s from now: one tick in this test, and a stable last result after it.
+    const second = Math.floor((Date.now() + 3000) / 1000) % 60;
+    const schedule = `${second} * * * * *`;
+    const added = await runCli(['cron:add', APP, schedule, '--json', '--', 'node', '-e', 'process.exit(4)'], env);
+    expect(added.code, added.stderr).toBe(0);
     const job = JSON.parse(added.stdout) as CronJob;
+    expect(job.nextAt! % 60_000).toBe(second * 1000);
     await waitFor(async () => (await client.listCron(APP)).find((j) => j.id === job.id)?.lastRun?.state === 'exited', { deadlineMs: 30_000, what: 'a tick finished' });
     const listed = await runCli(['cron:list', APP, '--json'], env);
     const [shown] = (JSON.parse(listed.stdout) as CronJob[]).filter((j) => j.id === job.id);
     expect(shown!.lastRun).toMatchObject({ state: 'exited', exitCode: 4 });
-    expect(shown!.nextAt! % 2000).toBe(0);
+    expect(shown!.nextAt! - shown!.lastRun!.createdAt).toBeGreaterThan(50_000);
     const table = await runCli(['cron:list', APP], env);
-    expect(table.stdout).toMatch(new RegExp(`^${job.id}\\s+\\*/2 \\* \\* \\* \\* \\*\\s+node -e process.exit\\(4\\)\\s+\\S+\\s+[0-9a-f]{16}\\s+exited 4`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${job.id}\\s+${second} \\* \\* \\* \\* \\*\\s+node -e process.exit\\(4\\)\\s+\\S+\\s+${shown!.lastRun!.id}\\s+exited 4`, 'm'));
     await client.removeCron(APP, job.id);
   });
 

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn as spawnPty } from 'node-pty';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthApiError } from '../../sdk/api-error.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
@@ -158,6 +159,35 @@ describe('berth run', () => {
 });
 
 describe('berth run -it', () => {
+  /** The HTTP status the terminal's WebSocket is refused with (0: it opened). */
+  async function terminalStatus(run: string, token: string): Promise<number> {
+    const ws = new WebSocket(client.runTerminalUrl(APP, run), { headers: { authorization: `Bearer ${token}` } });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => {
+        ws.terminate();
+        resolve(0);
+      });
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? -1));
+      ws.once('error', reject);
+    });
+  }
+
+  it("refuses the terminal to a read-only token, another app's token, no token, and a run without -it", async () => {
+    const run = await client.createRun(APP, { command: ['node', '-e', 'setTimeout(() => {}, 20000)'], interactive: true });
+    try {
+      const reader = await client.createToken('tty-reader', { readOnly: true });
+      expect(await terminalStatus(run.id, reader.token)).toBe(403);
+      const other = await client.createToken('tty-other', { app: 'other' });
+      expect(await terminalStatus(run.id, other.token)).toBe(403);
+      expect(await terminalStatus(run.id, 'not-a-token')).toBe(401);
+      const plain = await client.createRun(APP, { command: ['node', '-e', '0'], detached: true });
+      expect(await terminalStatus(plain.id, registry.token)).toBe(409);
+      expect(await terminalStatus('0123456789abcdef', registry.token)).toBe(404);
+    } finally {
+      await client.stopRun(APP, run.id);
+    }
+  });
+
   it('gives a real terminal: a prompt, keys, the window size, Ctrl-C, and the exit', async () => {
     const pty = spawnPty(process.execPath, [CLI_MAIN, 'run', '-it', APP, '--', 'node'], {
       cols: 90,
