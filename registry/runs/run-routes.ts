@@ -43,16 +43,20 @@ const schemas = {
 };
 
 /**
- * The release a new run of `app` runs: its current one. no_release when it has none (an app
- * made by a git remote before its first push, or one whose only release failed).
+ * The release a new run of `app` runs: its current one, or while that one has failed the newest
+ * that still serves (a failed deploy leaves the one before active). no_release when there is
+ * none (the app's only release failed) or the app is being deleted.
  */
 export async function currentRelease(apps: AppService, app: string): Promise<number> {
   const details = await apps.details(app);
   if (details.state === 'deleting') throw new BerthError('no_release', `${app} is being deleted: nothing of it runs any more.`);
-  if (details.current === null || details.current.status === 'failed') {
-    throw new BerthError('no_release', `${app} has no release to run${details.current ? ` (v${details.current.version} failed)` : ''}: publish it first (berth publish), then run again.`);
-  }
-  return details.current.version;
+  if (details.current !== null && details.current.status !== 'failed') return details.current.version;
+  const serving = (await apps.releases(app)).find((r) => r.status === 'active');
+  if (serving !== undefined) return serving.version;
+  throw new BerthError(
+    'no_release',
+    `${app} has no release to run${details.current ? ` (v${details.current.version} failed: ${details.current.reason ?? 'see berth releases'})` : ''}: publish a working one first (berth publish), then run again.`,
+  );
 }
 
 /** One-off runs: /v1/apps/:name/runs… (the interactive WebSocket is run-terminal.ts). */

@@ -158,6 +158,22 @@ describe('berth run', () => {
   });
 });
 
+describe('berth run on an app with nothing to run', () => {
+  it('is refused with no_release while the only release failed, and runs nothing', async () => {
+    const dir = join(work, 'broken');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'README'), 'no start command here\n');
+    const published = await runCli(['publish', dir, '--path', '/broken', '--timeout', '60'], env, { deadlineMs: 90_000 });
+    expect(published.code).toBe(1);
+    expect((await client.getApp('broken')).current?.status).toBe('failed');
+    const r = await runCli(['run', 'broken', '--', 'node', '-e', '0'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('broken has no release to run (v1 failed');
+    await expect(client.createRun('broken', { command: ['node'] })).rejects.toMatchObject({ code: 'no_release', status: 409 });
+    expect(await client.listRuns('broken')).toEqual([]);
+  });
+});
+
 describe('berth run -it', () => {
   /** The HTTP status the terminal's WebSocket is refused with (0: it opened). */
   async function terminalStatus(run: string, token: string): Promise<number> {
