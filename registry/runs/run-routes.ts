@@ -119,7 +119,8 @@ export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll
       const output = [];
       for (let from = '0'; ; ) {
         const entries = await runs.readOutput(options.redis, run.id, from, 0);
-        output.push(...entries.map(runOutputOf));
+        // A terminal's bytes are for its WebSocket only (run-terminal.ts).
+        output.push(...entries.filter((e) => e.stream !== 'tty').map(runOutputOf));
         if (entries.length === 0) break;
         from = entries.at(-1)!.id;
       }
@@ -165,6 +166,7 @@ export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll
         for (const entry of entries) {
           position = entry.id;
           if (entry.stream === 'exit') ended = true;
+          else if (entry.stream === 'tty') continue;
           res.write(`${JSON.stringify(runOutputOf(entry))}\n`);
         }
         if (ended) break;

@@ -69,6 +69,10 @@ describe('berth run', () => {
     expect(r.stderr).toContain('to err');
     const ok = await runCli(['run', APP, '--', 'node', '-e', 'process.exit(0)'], env, { deadlineMs: 60_000 });
     expect(ok.code, ok.stderr).toBe(0);
+    // --json: each piece of output as a JSON line, the end last.
+    const json = await runCli(['run', APP, '--json', '--', 'node', '-e', "console.log('a'); process.exit(2)"], env, { deadlineMs: 60_000 });
+    expect(json.code).toBe(2);
+    expect(json.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ stream: 'out', data: 'a\n' }, { exit: { state: 'exited', exitCode: 2, signal: null, reason: null } }]);
   });
 
   it("runs as the app's user, with the release's config, in the app's folder, without a port", async () => {
@@ -242,5 +246,7 @@ describe('berth run -it', () => {
     }
     const [run] = await client.listRuns(APP);
     expect(run).toMatchObject({ interactive: true, state: 'exited', exitCode: 5 });
+    // Its bytes were for the terminal only: not in runs:logs.
+    expect(await client.runOutput(APP, run!.id)).toEqual([{ exit: { state: 'exited', exitCode: 5, signal: null, reason: null } }]);
   });
 });
