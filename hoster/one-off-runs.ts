@@ -169,6 +169,7 @@ class OneOffRun {
       () => this.stopWhy !== undefined || this.lost,
     );
     if (installed === undefined || this.stopWhy !== undefined || this.lost) {
+      installed?.cgroup?.remove();
       if (!this.ended) await this.end({ state: 'stopped', exitCode: null, signal: null, reason: this.stopWhy === 'stop_requested' ? '' : (this.stopWhy ?? 'lost') });
       return;
     }

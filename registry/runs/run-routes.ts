@@ -7,6 +7,7 @@ import { waitForReady, type RedisClient } from '../../common/redis-connection.js
 import { StopSignal, STOPPED } from '../../common/stop-signal.js';
 import type { Run } from '../../sdk/types.js';
 import type { AppService } from '../app-service.js';
+import { grantOf } from '../api/authenticate.js';
 import { validate } from '../api/validate.js';
 import { DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, runOutputOf, type RunStore } from '../store/index.js';
 
@@ -127,10 +128,11 @@ export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll
       res.json({ output });
       return;
     }
-    await follow(req, res, run);
+    // Only a token that could stop the run stops it by leaving (a read-only one just watches).
+    await follow(res, run, !grantOf(res).readOnly);
   });
 
-  async function follow(_req: Request, res: Response, run: Run): Promise<void> {
+  async function follow(res: Response, run: Run, stopsOnLeaving: boolean): Promise<void> {
     const redis = options.openBlockingConnection();
     try {
       await waitForReady(redis, 3000);
@@ -148,7 +150,7 @@ export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll
       followers.delete(stop);
       redis.disconnect();
       res.end();
-      if (!ended && !run.detached) {
+      if (!ended && !run.detached && stopsOnLeaving) {
         // The CLI went away (Ctrl-C, a closed laptop): the run it waited for stops too.
         void runs.stop(run.id, 'client_gone').catch((err) => options.logger.warn({ err: String(err), run: run.id }, 'could not ask the run to stop (its time limit still ends it)'));
       }

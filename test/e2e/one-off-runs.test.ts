@@ -7,7 +7,7 @@ import { spawn as spawnPty } from 'node-pty';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthApiError } from '../../sdk/api-error.js';
-import type { BerthClient } from '../../sdk/berth-client.js';
+import { BerthClient } from '../../sdk/berth-client.js';
 import type { Run } from '../../sdk/types.js';
 import { runCli } from '../helpers/cli-process.js';
 import { CLI_MAIN } from '../helpers/daemon-process.js';
@@ -142,6 +142,21 @@ describe('berth run', () => {
     child.kill('SIGKILL');
     await waitFor(async () => (await runOf(run!.id)).state === 'stopped', { deadlineMs: 20_000, what: 'the run stopped' });
     expect((await runOf(run!.id)).reason).toBe('client_gone');
+  });
+
+  it('a read-only follower that leaves does not stop the run', async () => {
+    const run = await client.createRun(APP, { command: ['node', '-e', "console.log('up'); setInterval(() => {}, 1000)"] });
+    const watcher = new BerthClient({ url: registry.daemon.url, token: (await client.createToken('watcher', { readOnly: true })).token });
+    const leave = new AbortController();
+    for await (const piece of watcher.followRun(APP, run.id, { signal: leave.signal })) {
+      if ('stream' in piece && piece.data.includes('up')) break;
+    }
+    leave.abort();
+    await new Promise((r) => setTimeout(r, 1500)); // more than a renewal: a stop would have reached the hoster
+    expect((await runOf(run.id)).state).toBe('running');
+    await client.stopRun(APP, run.id);
+    await waitFor(async () => (await runOf(run.id)).state === 'stopped', { deadlineMs: 20_000, what: 'stopped by runs:stop' });
+    expect((await runOf(run.id)).reason).toBe('stopped');
   });
 
   it('refuses bad input: an unknown app, no command, a read-only token, a bad time limit', async () => {
