@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../common/redis-connection.js';
@@ -285,7 +286,7 @@ class OneOffRun {
 
   private async exitedWith(code: number | null, signal: NodeJS.Signals | number | null): Promise<void> {
     if (this.ended) return;
-    const signalName = typeof signal === 'number' ? (signal === 0 ? null : `signal ${signal}`) : signal;
+    const signalName = typeof signal === 'number' ? (signal === 0 ? null : (Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`)) : signal;
     for (const stream of ['out', 'err'] as const) {
       if (this.partial[stream] !== '') this.o.onLog(this.run.app, this.run.id, stream, this.partial[stream]);
     }

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
@@ -91,13 +92,12 @@ async function follow(ctx: CliContext, name: string, run: Run, json: boolean): P
   }
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
 
 /** How `berth run` exits for a run's end. */
 export function exitFor(end: Extract<RunOutput, { exit: unknown }>['exit']): CommandExit {
   if (end.state === 'exited') {
     if (end.exitCode !== null) return new CommandExit(end.exitCode);
-    return new CommandExit(128 + (SIGNALS[end.signal ?? ''] ?? 1), `the command was ended by ${end.signal}`);
+    return new CommandExit(128 + ((constants.signals as Record<string, number>)[end.signal ?? ''] ?? 1), `the command was ended by ${end.signal}`);
   }
   if (end.state === 'stopped' && end.reason === 'timeout') return new CommandExit(124, 'the run reached its time limit and was stopped (give it longer with --timeout SECONDS)');
   if (end.state === 'stopped') return new CommandExit(130, `the run was stopped (${end.reason ?? 'asked to'})`);

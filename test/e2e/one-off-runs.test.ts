@@ -69,6 +69,10 @@ describe('berth run', () => {
     expect(r.stderr).toContain('to err');
     const ok = await runCli(['run', APP, '--', 'node', '-e', 'process.exit(0)'], env, { deadlineMs: 60_000 });
     expect(ok.code, ok.stderr).toBe(0);
+    // Ended by a signal: 128 + its number, as a shell says.
+    const killed = await runCli(['run', APP, '--', 'node', '-e', "process.kill(process.pid, 'SIGTERM')"], env, { deadlineMs: 60_000 });
+    expect(killed.code).toBe(143);
+    expect(killed.stderr).toContain('ended by SIGTERM');
     // --json: each piece of output as a JSON line, the end last.
     const json = await runCli(['run', APP, '--json', '--', 'node', '-e', "console.log('a'); process.exit(2)"], env, { deadlineMs: 60_000 });
     expect(json.code).toBe(2);
