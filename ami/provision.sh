@@ -125,6 +125,12 @@ node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process
 # The hoster builds apps with npm; installing berth needs it too.
 command -v npm >/dev/null 2>&1 || apt_install npm
 command -v prlimit >/dev/null 2>&1 || apt_install util-linux
+# Runs die with their hoster through setpriv --pdeathsig (util-linux too).
+command -v setpriv >/dev/null 2>&1 || apt_install util-linux
+# node-pty (interactive runs' terminals) is a native addon: installing berth builds it with node-gyp.
+for tool in python3 make g++; do
+  command -v "$tool" >/dev/null 2>&1 || { apt_install python3 make g++; break; }
+done
 # The hoster keeps apps off each other's ports with an nftables rule.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || apt_install nftables
 # The registry serves `git push` deploys with git's own receive-pack.

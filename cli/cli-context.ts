@@ -11,6 +11,8 @@ export interface CliContext {
   output: Output;
   /** For confirmations; a prompt is shown only when it is a terminal. */
   stdin: Readable & { isTTY?: boolean };
+  /** The process's own streams, for a command that relays bytes (berth run: a run's output, an interactive terminal in raw mode). */
+  terminal: { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream };
 }
 
 /** The `--json` flag every command has, with one wording. */

@@ -30,6 +30,10 @@ import { statusCommand } from './commands/status.js';
 import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './commands/tokens.js';
 import { updateCommand } from './commands/update.js';
 import { Output } from './output.js';
+import { CommandExit } from './command-exit.js';
+import { runCommand } from './commands/run.js';
+import { runsCommand, runsLogsCommand, runsStopCommand } from './commands/runs.js';
+import { cronAddCommand, cronListCommand, cronRemoveCommand } from './commands/cron.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -61,7 +65,7 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
 
 /** The command named on the command line, if any (the first word that is not an option). */
 const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'domains:add', 'domains:remove', 'domains:list', 'certs', 'certs:add', 'certs:remove']);
+const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'domains:add', 'domains:remove', 'domains:list', 'certs', 'certs:add', 'certs:remove', 'run', 'runs', 'runs:logs', 'runs:stop', 'cron:add', 'cron:list', 'cron:remove']);
 const loaded: Record<string, MakeCommand> = {};
 for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
   // An app command needs none of them; a daemon command only its own; help and typos all.
@@ -93,6 +97,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
     ],
   },
   { heading: 'Domains and certificates:', commands: [domainsAddCommand, domainsRemoveCommand, domainsListCommand, certsCommand, certsAddCommand, certsRemoveCommand] },
+  { heading: 'Runs and scheduled jobs:', commands: [runCommand, runsCommand, runsLogsCommand, runsStopCommand, cronAddCommand, cronListCommand, cronRemoveCommand] },
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },
@@ -112,6 +117,9 @@ const ctx: CliContext = {
   // Opened only by a command that asks something: an unused stdin stays untouched.
   get stdin() {
     return process.stdin;
+  },
+  get terminal() {
+    return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
   },
 };
 
@@ -156,6 +164,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof CommandExit) {
+    if (err.message !== '') process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
   ctx.output.endProgress();
   process.stderr.write(`berth: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

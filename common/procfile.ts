@@ -6,6 +6,8 @@ export const PROCESS_TYPE_PATTERN = /^[a-z][a-z0-9-]{0,29}$/;
 export const WEB_PROCESS = 'web';
 /** The release command's type: run once per release, before any other instance of it. */
 export const RELEASE_PROCESS = 'release';
+/** What a one-off run (berth run) is installed as: its own command, no port, no route. */
+export const RUN_PROCESS = 'run';
 /** More types than this is a mistake, not an app. */
 export const MAX_PROCESS_TYPES = 20;
 const MAX_COMMAND_BYTES = 4096;

@@ -189,6 +189,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     proxyUrl: config.proxyUrl,
     evacuateTimeoutMs: config.evacuateTimeoutMs,
     controlPlaneGraceMs: config.controlPlaneGraceMs,
+    openBlockingConnection: () => connectRedis(settings, { name: `berth-hoster-${config.machine}-run-input`, blocking: true }),
   });
   if (config.controlPlaneGraceMs > 0 && config.controlPlaneGraceMs <= config.leaseMs) {
     logger.warn(

@@ -13,6 +13,8 @@ import { InstanceRunner, type RunnerContext } from './instance-runner.js';
 import type { LoadSource } from '../common/load-source.js';
 import { LogShipper } from './log-shipper.js';
 import { PortAllocator } from './port-allocator.js';
+import { DEFAULT_RUN_POLL_MS, OneOffRuns } from './one-off-runs.js';
+import { RunStore } from '../registry/store/index.js';
 
 export { FAILED_HERE_BACKOFF_MS } from './claim-loop.js';
 
@@ -45,6 +47,8 @@ export interface HosterOptions extends Omit<RunnerContext, 'ports' | 'onLog' | '
   proxyUrl: string;
   /** How long an evacuation waits for replacements before stopping what is left. */
   evacuateTimeoutMs: number;
+  /** A new connection for blocking reads (each interactive run reads its input on one). */
+  openBlockingConnection: () => RedisClient;
 }
 
 /**
@@ -68,6 +72,8 @@ export class Hoster {
   /** After Redis was out of reach: every lease renewed first, then claims again. */
   private renewedFirst: Promise<void> = Promise.resolve();
   private readonly fenced: FencedClaims;
+  /** One-off runs (berth run, cron ticks) on this machine. */
+  private readonly oneOffRuns: OneOffRuns;
 
   constructor(private readonly o: HosterOptions) {
     this.ports = new PortAllocator(o.portRange[0], o.portRange[1]);
@@ -119,6 +125,21 @@ export class Hoster {
       onRetired: (id, epoch) => void this.holderOf(id, epoch)?.stop('retired', true),
       onLost: (id, epoch) => void this.holderOf(id, epoch)?.stop('lost', false),
     });
+    this.oneOffRuns = new OneOffRuns({
+      runs: new RunStore(o.redis, o.store.keys),
+      install: this.ctx,
+      machine: o.machine,
+      logger: o.logger,
+      instancesDir,
+      leaseMs: o.leaseMs,
+      renewEveryMs: o.renewEveryMs,
+      stopGraceMs: o.stopGraceMs,
+      pollMs: DEFAULT_RUN_POLL_MS,
+      // A run takes a place of the machine's capacity, and waits while the machine runs hot.
+      room: () => !this.stopped && this.runners.size + this.oneOffRuns.size < o.capacity && o.load().perCpu < o.maxLoadPerCpu,
+      openBlockingConnection: o.openBlockingConnection,
+      onLog: (app, run, stream, line) => this.logs.queue(app, run, stream, line),
+    });
     this.heartbeat = new Heartbeat({
       ...o,
       everyMs: o.heartbeatMs,
@@ -150,6 +171,7 @@ export class Hoster {
     this.logs.start();
     this.claims.start();
     this.follower.start();
+    this.oneOffRuns.start();
   }
 
   /** One look at the unclaimed instances: claims what fits, within the gate and capacity. */
@@ -166,6 +188,7 @@ export class Hoster {
     if (this.stopped) return;
     this.stopped = true;
     this.claims.poke();
+    await this.oneOffRuns.close();
     if (options.evacuate && this.runners.size > 0) {
       await evacuate({ ...this.o, timeoutMs: this.o.evacuateTimeoutMs, runners: this.runners });
     }

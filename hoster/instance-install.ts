@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { BerthError } from '../common/errors.js';
-import { RELEASE_PROCESS, WEB_PROCESS } from '../common/procfile.js';
+import { RELEASE_PROCESS, WEB_PROCESS, RUN_PROCESS } from '../common/procfile.js';
 import type { Release } from '../registry/store/index.js';
 import { DEFAULT_HEALTH_CHECK, type HealthCheck } from '../registry/store/index.js';
 import type { AppStore } from '../registry/store/index.js';
@@ -134,7 +134,8 @@ export async function installInstance(
  * command rules choose (start-command.ts).
  */
 function processCommand(process: string, release: Release | undefined): { shell: string } | undefined {
-  if (process === WEB_PROCESS) return undefined;
+  // A run's command is the caller's start command (one-off-runs.ts), as web's is the start rules'.
+  if (process === WEB_PROCESS || process === RUN_PROCESS) return undefined;
   const command = process === RELEASE_PROCESS ? release?.releaseCommand : release?.processes?.[process];
   if (!command) throw new NoStartCommandError(`release v${release?.version ?? '?'} has no "${process}" process: add a "${process}:" line to the Procfile, or publish with --process ${process}=COMMAND.`);
   return { shell: command };

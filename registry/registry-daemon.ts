@@ -12,7 +12,7 @@ import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, CertificateStore, DomainStore, readSealingKey, RegistryStore, TokenStore } from './store/index.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, CertificateStore, DomainStore, readSealingKey, RegistryStore, RunStore, CronStore, TokenStore } from './store/index.js';
 import { readBundleProcfile } from './bundle-procfile.js';
 import { AppService } from './app-service.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
@@ -20,6 +20,8 @@ import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
 import { TokenChecker } from './api/token-checker.js';
 import { createGitRemotes } from './git/index.js';
+import { DEFAULT_RUN_SWEEP_MS, RunSweeper } from './runs/index.js';
+import { CronScheduler, DEFAULT_CRON_LATE_MS, DEFAULT_CRON_PASS_MS } from './cron/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
 /** A whole request, body included, must arrive within this: room for a 100 MiB bundle on a slow link. */
@@ -141,7 +143,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   });
 
   let closing = false;
-  const { app, closeStreams } = createApiApp({
+  const { app, closeStreams, upgrade } = createApiApp({
     store,
     bundles,
     apps,
@@ -171,6 +173,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     { headersTimeout: 10_000, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 },
     app,
   );
+  server.on('upgrade', upgrade);
   const connections = trackConnections(server);
   await listen(server, config.port, config.host);
   const address = server.address() as AddressInfo;
@@ -188,6 +191,10 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     bundleGraceMs: config.bundleGraceMs,
   });
   reconciler.start();
+  const runSweeper = new RunSweeper({ runs: new RunStore(redis, keys), logger, intervalMs: DEFAULT_RUN_SWEEP_MS });
+  runSweeper.start();
+  const cronScheduler = new CronScheduler({ crons: new CronStore(redis, keys), apps, logger, passMs: DEFAULT_CRON_PASS_MS, lateMs: DEFAULT_CRON_LATE_MS });
+  cronScheduler.start();
   loadHistory.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
@@ -195,6 +202,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     closing = true;
     await reaper.close();
     await reconciler.close();
+    await runSweeper.close();
+    await cronScheduler.close();
     await loadHistory.close();
     closeStreams();
     await connections.drain(config.graceMs);

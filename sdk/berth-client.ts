@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -283,6 +283,63 @@ export class BerthClient {
     }
   }
 
+  /** CreateRun: a one-off run of the app's current release (berth run). */
+  createRun(name: string, request: RunRequest): Promise<Run> {
+    return this.call('POST', `/v1/apps/${enc(name)}/runs`, { body: request, idempotent: false });
+  }
+
+  /** ListRuns: the app's runs, newest first. */
+  async listRuns(name: string): Promise<Run[]> {
+    return (await this.call<{ runs: Run[] }>('GET', `/v1/apps/${enc(name)}/runs`, { idempotent: true })).runs;
+  }
+
+  getRun(name: string, id: string): Promise<Run> {
+    return this.call('GET', `/v1/apps/${enc(name)}/runs/${enc(id)}`, { idempotent: true });
+  }
+
+  /** StopRun: a pending run ends at once, a running one is stopped by its hoster (SIGTERM, then SIGKILL). */
+  stopRun(name: string, id: string): Promise<Run> {
+    return this.call('POST', `/v1/apps/${enc(name)}/runs/${enc(id)}/stop`, { idempotent: true });
+  }
+
+  /** The run's output so far (the last piece has `exit` once it ended). */
+  async runOutput(name: string, id: string): Promise<RunOutput[]> {
+    return (await this.call<{ output: RunOutput[] }>('GET', `/v1/apps/${enc(name)}/runs/${enc(id)}/output`, { idempotent: true })).output;
+  }
+
+  /**
+   * Follows the run's output from its start until its end (the last piece has `exit`). Leaving
+   * early (abort `signal`) stops a run that was not detached.
+   */
+  async *followRun(name: string, id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<RunOutput> {
+    const res = await this.fetchImpl(`${this.base}/v1/apps/${enc(name)}/runs/${enc(id)}/output?follow=1`, {
+      headers: { authorization: `Bearer ${this.token}` },
+      signal: options.signal,
+    });
+    if (!res.ok || res.body === null) throw await errorFrom(res);
+    yield* ndjson<RunOutput>(res.body as unknown as AsyncIterable<Uint8Array>);
+  }
+
+  /** The WebSocket URL of an interactive run's terminal (send the token as a bearer header). */
+  runTerminalUrl(name: string, id: string): string {
+    return `${this.base.replace(/^http/, 'ws')}/v1/apps/${enc(name)}/runs/${enc(id)}/terminal`;
+  }
+
+  /** AddCron: a scheduled job of the app (berth cron:add). */
+  addCron(name: string, request: CronRequest): Promise<CronJob> {
+    return this.call('POST', `/v1/apps/${enc(name)}/cron`, { body: request, idempotent: false });
+  }
+
+  /** ListCron: the app's scheduled jobs, with their next tick and last result. */
+  async listCron(name: string): Promise<CronJob[]> {
+    return (await this.call<{ jobs: CronJob[] }>('GET', `/v1/apps/${enc(name)}/cron`, { idempotent: true })).jobs;
+  }
+
+  /** RemoveCron by id. */
+  removeCron(name: string, id: string): Promise<CronJob> {
+    return this.call('DELETE', `/v1/apps/${enc(name)}/cron/${enc(id)}`, { idempotent: true });
+  }
+
   async listMachines(): Promise<Machine[]> {
     return (await this.call<{ machines: Machine[] }>('GET', '/v1/machines', { idempotent: true })).machines;
   }
@@ -432,6 +489,21 @@ async function errorFrom(res: Response): Promise<BerthApiError> {
     // not JSON: fall through
   }
   return new BerthApiError('http_error', res.status, `The berth API answered ${res.status} ${res.statusText}: ${text.slice(0, 200)}`);
+}
+
+/** Objects of a newline-delimited JSON body, one per line. */
+async function* ndjson<T>(body: AsyncIterable<Uint8Array>): AsyncGenerator<T> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+      if (line !== '') yield JSON.parse(line) as T;
+    }
+  }
 }
 
 function newRequestId(): string {

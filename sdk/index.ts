@@ -25,4 +25,10 @@ export type {
   ScaleDecision,
   TokenRecord,
   UpdateRequest,
+  CronJob,
+  CronRequest,
+  Run,
+  RunOutput,
+  RunRequest,
+  RunState,
 } from './types.js';

@@ -422,3 +422,68 @@ export interface AuditEntry {
   app: string | null;
   status: number;
 }
+
+/** How a one-off run stands: waiting for a hoster, claimed and starting, running, or ended (exited with a code, failed to start, stopped, lost with its machine). */
+export type RunState = 'pending' | 'starting' | 'running' | 'exited' | 'failed' | 'stopped' | 'lost';
+export const RUN_STATES: readonly RunState[] = ['pending', 'starting', 'running', 'exited', 'failed', 'stopped', 'lost'];
+
+/** A one-off run of an app's release (berth run, or a cron job's tick). */
+export interface Run {
+  id: string;
+  app: string;
+  release: number;
+  /** The program and its arguments. */
+  command: string[];
+  /** Runs on a PTY, driven over the registry's WebSocket (berth run -it). */
+  interactive: boolean;
+  /** Keeps running when its CLI goes away. */
+  detached: boolean;
+  timeoutMs: number;
+  state: RunState;
+  createdAt: number;
+  machine: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  /** Why it ended other than by exiting (timeout, client_gone, stopped, lease_expired, or the install's error code). */
+  reason: string | null;
+  /** The cron job that fired it, if one did, and the tick it fired for (ms since 1970). */
+  cron: string | null;
+  cronTick: number | null;
+}
+
+/** What POST /v1/apps/:name/runs takes. */
+export interface RunRequest {
+  command: string[];
+  interactive?: boolean;
+  detached?: boolean;
+  /** @default 3600000 (1 h) */
+  timeoutMs?: number;
+}
+
+/** One piece of a run's output, as GET /v1/apps/:name/runs/:id/output streams it (NDJSON); the last one has `exit`. */
+export type RunOutput = { stream: 'out' | 'err'; data: string } | { exit: Pick<Run, 'state' | 'exitCode' | 'signal' | 'reason'> };
+
+/** A scheduled job: a detached run of the app's current release at each tick of its schedule. */
+export interface CronJob {
+  id: string;
+  app: string;
+  /** A cron expression (5 fields, or 6 with seconds first), in UTC. */
+  schedule: string;
+  command: string[];
+  timeoutMs: number;
+  createdAt: number;
+  /** The next tick (ms since 1970). */
+  nextAt: number | null;
+  /** The run of its last tick, if any has fired. */
+  lastRun: Pick<Run, 'id' | 'state' | 'exitCode' | 'createdAt' | 'finishedAt'> | null;
+}
+
+/** What POST /v1/apps/:name/cron takes. */
+export interface CronRequest {
+  schedule: string;
+  command: string[];
+  /** Each tick's run's time limit. @default 3600000 (1 h) */
+  timeoutMs?: number;
+}

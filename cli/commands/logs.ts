@@ -3,6 +3,7 @@ import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
 import { lineCount } from '../flag-values.js';
 import type { Output } from '../output.js';
+import { printRunOutput } from './runs.js';
 import type { LogLine } from '../../sdk/types.js';
 
 export function logsCommand(ctx: CliContext): Command {
@@ -11,6 +12,7 @@ export function logsCommand(ctx: CliContext): Command {
     .argument('<name>', 'the app')
     .option('-n, --lines <n>', 'how many of the last lines', lineCount, 100)
     .option('-f, --follow', 'keep printing new lines as they come, until Ctrl-C')
+    .option('--run <id>', "one run's output instead (berth runs NAME lists them; the same as berth runs:logs NAME ID)")
     .option('--build', "only the builds' output (npm's lines, berth's \"----->\" ones, and the release command's)")
     .option('--type <type>', 'only the lines of one process type: web, worker (a Procfile type), or release')
     .option(...JSON_FLAG)
@@ -25,8 +27,9 @@ Examples:
   $ berth logs shop --type worker
   $ berth logs shop -f | grep -i error`,
     )
-    .action(async (name: string, flags: { lines: number; follow?: boolean; build?: boolean; type?: string; json?: boolean }) => {
+    .action(async (name: string, flags: { lines: number; follow?: boolean; build?: boolean; type?: string; run?: string; json?: boolean }) => {
       const { output } = ctx;
+      if (flags.run !== undefined) return printRunOutput(ctx, name, flags.run, flags);
       const client = connect(ctx.env);
       const wanted = (line: LogLine) => (!flags.build || line.stream === 'build') && (flags.type === undefined || (line.process ?? 'web') === flags.type);
       if (!flags.follow) {

@@ -18,6 +18,11 @@ import { eventRoutes } from './event-routes.js';
 import { jsonBody } from './json-body.js';
 import { serviceRoutes } from './service-routes.js';
 import { tokenRoutes } from './token-routes.js';
+import { runRoutes, runTerminal } from '../runs/index.js';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CronStore, RunStore } from '../store/index.js';
+import { cronRoutes } from '../cron/index.js';
 
 export interface ApiAppOptions {
   store: RegistryStore;
@@ -47,7 +52,12 @@ export interface ApiAppOptions {
 }
 
 /** The registry's REST API as an express app (no listening socket). */
-export function createApiApp(options: ApiAppOptions): { app: Express; closeStreams: () => void } {
+export function createApiApp(options: ApiAppOptions): {
+  app: Express;
+  closeStreams: () => void;
+  /** The server's 'upgrade' handler: interactive runs' terminals (WebSockets). */
+  upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+} {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -92,6 +102,18 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
   v1.use(apps.router);
   v1.use(domainRoutes({ domains: options.domains.store, certificateOf: (domains) => options.domains.certificates.statuses(domains) }));
   v1.use(certificateRoutes(options.domains.certificates));
+  const runStore = new RunStore(options.redis, options.store.keys);
+  const runs = runRoutes({ runs: runStore, apps: options.apps, redis: options.redis, openBlockingConnection: options.openBlockingConnection, logger: options.logger });
+  v1.use(runs.router);
+  v1.use(cronRoutes({ crons: new CronStore(options.redis, options.store.keys), runs: runStore, apps: options.apps }));
+  // Upgrades never reach express: the server hands them to this (authenticated there).
+  const terminal = runTerminal({
+    runs: runStore,
+    checkToken: (token) => checker.grant(token),
+    openBlockingConnection: options.openBlockingConnection,
+    logger: options.logger,
+    isClosing: options.isClosing,
+  });
   if (options.git) v1.use(options.git.api);
   v1.use(events.router);
   v1.use(loadHistoryRoutes(options.store, options.dashboard.loadHistory));
@@ -115,6 +137,9 @@ export function createApiApp(options: ApiAppOptions): { app: Express; closeStrea
     closeStreams: () => {
       events.closeAll();
       apps.closeAll();
+      runs.closeAll();
+      terminal.closeAll();
     },
+    upgrade: terminal.upgrade,
   };
 }

@@ -42,3 +42,6 @@ export { redisCall } from './lua-scripts.js';
 /** Scripts a part beside the store runs itself (the git remotes' branch and push lease). */
 export { holdLeadership, setGitBranch } from './script-declarations.js';
 export { SCRIPT_FAILURE } from './script-errors.js';
+export { RunStore, runOutputOf, DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, type NewRun, type RunHolder, type RunEnd, type RunInput, type RunStreamEntry } from './run-store.js';
+export { runKeys, type RunKeys } from './run-keys.js';
+export { CronStore, type StoredCron } from './cron-store.js';

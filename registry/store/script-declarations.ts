@@ -1,5 +1,6 @@
 import { defineScript } from './lua-scripts.js';
 import { SCRIPT_FAILURE } from './script-errors.js';
+import { RUN_SCRIPTS } from './run-scripts.js';
 
 /**
  * Every Lua script of the registry (`scripts/<name>-<keys>.lua`), declared once: its KEYS and
@@ -299,4 +300,5 @@ export const ALL_SCRIPTS = [
   deleteBundle,
   createToken,
   revokeToken,
+  ...RUN_SCRIPTS,
 ] as const;

@@ -1,4 +1,4 @@
-// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, and a clean stop with nothing left running.
+// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, one-off runs and a cron job, and a clean stop with nothing left running.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -175,6 +175,16 @@ describe('the five-minute tour', () => {
       const jobInstances = JSON.parse(await berth('instances', 'jobs', '--json')) as Array<{ process: string; state: string }>;
       expect(jobInstances.filter((i) => i.state === 'running').map((i) => i.process).sort()).toEqual(['web', 'web', 'worker', 'worker', 'worker']);
       await waitFor(async () => (await berth('logs', 'jobs', '--type', 'worker')).includes('working'), { deadlineMs: 20_000, what: 'the workers\' lines' });
+      // One-off runs and scheduled jobs (the README's step), on this berth up: a run's output and exit code, detached, listed, and a cron job every 10 s.
+      await berth('publish', join(app, 'repo'), '--name', 'tasks', '--path', '/tasks');
+      expect(await berth('run', 'tasks', '--', 'node', '-e', 'console.log(process.env.BERTH_RELEASE)')).toBe('v1\n');
+      expect((await runCli(['run', 'tasks', '--', 'node', '-e', 'process.exit(3)'], env, { deadlineMs: 60_000 })).code).toBe(3);
+      const detached = (await berth('run', 'tasks', '--detach', '--', 'node', '-e', "console.log('later')")).trim();
+      await waitFor(async () => JSON.parse(await berth('runs', 'tasks', '--json')).find((r: { id: string }) => r.id === detached)?.state === 'exited', { deadlineMs: 30_000, what: 'the detached run done' });
+      expect(await berth('runs:logs', 'tasks', detached)).toBe('later\n');
+      await berth('cron:add', 'tasks', '*/10 * * * * *', '--', 'node', '-e', "console.log('tick')");
+      await waitFor(async () => JSON.parse(await berth('cron:list', 'tasks', '--json'))[0]?.lastRun?.state === 'exited', { deadlineMs: 40_000, what: 'a cron tick run' });
+      await berth('delete', 'tasks', '--yes');
       await berth('delete', 'jobs', '--yes');
     } finally {
       rmSync(app, { recursive: true, force: true });
