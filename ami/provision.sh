@@ -201,6 +201,8 @@ dir 0755 root:root "$ETC"
 dir 0711 root:root "$DATA"
 has_role hoster && dir 0711 root:root "$DATA/hoster"
 has_role balancer && dir 0700 berth:berth "$DATA/tls"
+# The git remotes' bare repositories (a cache of what was pushed: any registry takes any push).
+has_role registry && dir 0700 berth:berth "$DATA/git"
 if [ "$own_redis" -eq 1 ]; then
   dir 0750 redis:redis "$DATA/redis"
 fi
@@ -297,6 +299,10 @@ new_env=$(mktemp)
         done
         [ "$overridden" -eq 1 ] || echo "$line"
       done
+  fi
+  # Kept across restarts (the unit's /tmp is private and wiped), so a push sends only what is new.
+  if has_role registry && ! is_set BERTH_GIT_DIR; then
+    echo "BERTH_GIT_DIR=$DATA/git"
   fi
   # Other machines' proxies and the balancer reach this machine's proxy through this URL.
   if has_role proxy && ! is_set BERTH_PROXY_URL; then

@@ -118,7 +118,7 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       const users = m.sh('getent passwd berth');
       expect(users.status, users.out).toBe(0);
       expect(users.out).toMatch(/^berth:x:\d+:\d+::\/var\/lib\/berth:\/usr\/sbin\/nologin$/m);
-      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis'])).toEqual({
+      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis', '/var/lib/berth/git'])).toEqual({
         '/etc/berth': '755 root:root',
         '/etc/berth/berth.env': '640 root:berth',
         '/etc/berth/redis.conf': '640 root:redis',
@@ -126,11 +126,13 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
         '/var/lib/berth/hoster': '711 root:root',
         '/var/lib/berth/tls': '700 berth:berth',
         '/var/lib/berth/redis': '750 redis:redis',
+        '/var/lib/berth/git': '700 berth:berth',
       });
       const env = envFile(m);
       expect(env.BERTH_TOKEN).toMatch(/^[A-Za-z0-9_-]{32}$/);
       expect(env.BERTH_TOKEN_SHA256).toBe(createHash('sha256').update(env.BERTH_TOKEN!).digest('hex'));
       expect(env.BERTH_DATA_DIR).toBe('/var/lib/berth');
+      expect(env.BERTH_GIT_DIR).toBe('/var/lib/berth/git');
       const address = /^http:\/\/([0-9a-f.:]+):8080$/.exec(env.BERTH_PROXY_URL!)?.[1];
       expect(address, env.BERTH_PROXY_URL).toBeDefined();
       expect(env.BERTH_TRUSTED_PROXIES).toBe(`127.0.0.1,::1,::ffff:127.0.0.1,${address}`);

@@ -58,8 +58,10 @@ describe('the systemd units of ami/', () => {
       const d = directives(`berth-${role}.service`);
       expect(d.get('User')).toEqual(['berth']);
       expect(d.get('CapabilityBoundingSet')).toEqual(['']);
-      expect(d.get('ReadWritePaths')).toBeUndefined();
     }
+    // The registry writes only the git remotes' cache; the proxy nothing.
+    expect(directives('berth-registry.service').get('ReadWritePaths')).toEqual(['-/var/lib/berth/git']);
+    expect(directives('berth-proxy.service').get('ReadWritePaths')).toBeUndefined();
     const redis = directives('berth-redis.service');
     expect(redis.get('ExecStart')).toEqual(['/usr/bin/redis-server /etc/berth/redis.conf']);
     expect(redis.get('ReadWritePaths')).toEqual(['/var/lib/berth/redis']);
