@@ -72,8 +72,8 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const sync = new RouteSync({ table, store, apps, events, logger, onChange: () => haproxy?.changed() });
   const metrics = new RequestMetrics();
   let metricsText: () => string | Promise<string> = () => metrics.render();
-  // With haproxy in front, berth's Node listener hears only it, which has already replaced an untrusted client's X-Forwarded-*.
-  const trusted = new Set(withHaproxy ? [...config.trustedProxies, '127.0.0.1', '::ffff:127.0.0.1'] : config.trustedProxies);
+  // With haproxy in front, berth's Node listener learns each client's address from the PROXY protocol.
+  const trusted = new Set(config.trustedProxies);
   const isTrusted = (address: string | undefined) => address !== undefined && trusted.has(address);
   // The Node engine's own state of the table's instances, beside the table (which is pure routing).
   const health = new UpstreamHealth<RoutedInstance>(INSTANCE_SET_ASIDE);
@@ -110,6 +110,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
     maxHeaderSize: config.maxHeaderBytes,
     maxConnections: config.maxConnections,
+    proxyProtocol: withHaproxy,
   });
   // HAProxy's first config holds every route, so that it starts with no reload to come.
   if (overrides.worker !== undefined || withHaproxy) await untilRoutesLoaded(sync, logger);
@@ -141,9 +142,10 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     const nodeMetrics = metricsText;
     metricsText = async () => `${await nodeMetrics()}${await engine.metricsText()}`;
     reports['/_berth/routes'] = async () => {
-      const { inFlight, engine: about } = await engine.report();
+      // In flight and set-asides are HAProxy's (it serves the requests), from its show stat.
+      const { server, engine: about } = await engine.report();
       const report = routesReport(table, health, undefined);
-      return { engine: about, routes: report.routes.map((r) => ({ ...r, local: r.local.map((u) => ({ ...u, inFlight: inFlight(r.app, u.instance, u.epoch) })) })) };
+      return { engine: about, routes: report.routes.map((r) => ({ ...r, local: r.local.map((u) => ({ ...u, ...server(r.app, u.instance, u.epoch) })) })) };
     };
   }
 

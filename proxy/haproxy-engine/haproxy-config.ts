@@ -33,6 +33,7 @@ export interface HaproxySettings {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  maxHeaderBytes: number;
   graceMs: number;
 }
 
@@ -67,6 +68,8 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     `  maxconn ${s.maxConnections}`,
     // After a reload the old worker finishes its requests within berth's grace, then stops.
     `  hard-stop-after ${s.graceMs}ms`,
+    // Room for a head of maxHeaderBytes (431 beyond it, below), with the buffer's reserve.
+    `  tune.bufsize ${Math.max(16384, 2 * s.maxHeaderBytes)}`,
     '',
     'defaults',
     '  mode http',
@@ -81,7 +84,6 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     '  retries 4',
     '  option redispatch 1',
     '  retry-on conn-failure empty-response',
-    '  option forwardfor',
     '  http-reuse safe',
     errorLine(503, 'no_healthy_instance', undefined, ['retry-after', '1']),
     errorLine(502, 'upstream_failed'),
@@ -95,6 +97,7 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     '  http-request del-header x-forwarded-proto unless trusted',
     '  http-request del-header x-forwarded-host unless trusted',
     '  http-request del-header x-forwarded-prefix',
+    `  http-request return status 431 hdr connection close if { req.hdrs,length gt ${s.maxHeaderBytes} }`,
     '  http-request set-header x-forwarded-proto http unless { req.hdr(x-forwarded-proto) -m found }',
     '  http-request set-header x-forwarded-host %[req.hdr(host)] unless { req.hdr(x-forwarded-host) -m found }',
     // What the Node engine refuses with 400 bad_path goes to it to be refused (forward/request-path.ts).
@@ -102,11 +105,18 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     '  acl escapes path_sub \\\\',
     '  acl escapes path_reg /[.][.]?(/|$)',
     '  acl path_form url_beg /',
+    // Headers the Connection header names are dropped by the Node engine: such requests go to it.
+    '  acl odd_connection req.hdr(connection) -m reg -i -- ^(?!(keep-alive|close|upgrade)$)',
+    // An Upgrade that is not a whole WebSocket handshake (HAProxy would drop the Upgrade): the Node engine tunnels any.
+    '  acl has_upgrade req.hdr(upgrade) -m found',
+    '  acl has_ws_key req.hdr(sec-websocket-key) -m found',
     // Cut idempotent requests go again once; nothing else is sent twice.
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS',
   );
   for (let k = depth + 1; k >= 2; k--) {
-    add(`  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile}) if path_form !escapes !{ var(txn.backend) -m found }`);
+    const lookup = `  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile})`;
+    const plain = 'path_form !escapes !odd_connection !{ var(txn.backend) -m found }';
+    add(`${lookup} if ${plain} !has_upgrade || ${plain} has_ws_key`);
   }
   add(
     // Host routing (issue 20) goes here: a map_dom lookup of req.hdr(host) before the path's.
@@ -114,14 +124,16 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     `  default_backend ${NODE_BACKEND}`,
     '',
     `backend ${NODE_BACKEND}`,
+    // The Node engine sets X-Forwarded-* itself, from the client's address the PROXY line gives it.
     '  retry-on conn-failure',
-    `  server node 127.0.0.1:${s.nodePort}`,
+    `  server node 127.0.0.1:${s.nodePort} send-proxy`,
   );
   for (const b of backends) {
     add(
       '',
       `backend ${b.name}`,
       '  balance leastconn',
+      '  option forwardfor',
       '  http-request del-header x-berth-hop',
     );
     if (b.stripPrefix && b.prefix !== '/') {
@@ -138,8 +150,14 @@ export function renderMap(entries: Map<string, string>): string {
 }
 
 export function serverLine(server: ServerState): string {
-  return `server ${server.name} ${addressOf(server)}`;
+  return `server ${server.name} ${addressOf(server)} ${SERVER_HEALTH}`;
 }
+
+/**
+ * An instance that refuses a connection is set aside at once (observe layer4, the Node engine's
+ * rule) and taken back when a connection check passes again (every 500 ms while down).
+ */
+export const SERVER_HEALTH = 'check inter 2s downinter 500ms rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down';
 
 export function addressOf(server: ServerState): string {
   return server.host.includes(':') ? `ipv6@${server.host}:${server.port}` : `${server.host}:${server.port}`;

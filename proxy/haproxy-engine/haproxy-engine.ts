@@ -6,7 +6,7 @@ import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
 import { backendName, serverName, type HaproxySettings } from './haproxy-config.js';
 import { HaproxyProcess } from './haproxy-process.js';
-import { inFlightByServer, readStats, statsMetrics } from './haproxy-stats.js';
+import { readStats, serverStates, statsMetrics } from './haproxy-stats.js';
 import { RouteApplier } from './route-applier.js';
 
 export interface HaproxyEngineOptions {
@@ -22,6 +22,7 @@ export interface HaproxyEngineOptions {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  maxHeaderBytes: number;
   graceMs: number;
   logger: Logger;
 }
@@ -32,7 +33,7 @@ export interface HaproxyEngine {
   /** The table changed (RouteSync's onChange). */
   changed(): void;
   /** The engine's part of /_berth/routes: in flight per instance (HAProxy's), reloads, restarts, route-change latency. */
-  report(): Promise<{ inFlight: (app: string, instance: string, epoch: number) => number; engine: Record<string, unknown> }>;
+  report(): Promise<{ server: (app: string, instance: string, epoch: number) => { inFlight: number; setAside: { why: string } | null }; engine: Record<string, unknown> }>;
   metricsText(): Promise<string>;
   close(): Promise<void>;
 }
@@ -75,6 +76,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     headersTimeoutMs: o.headersTimeoutMs,
     requestTimeoutMs: o.requestTimeoutMs,
     keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+    maxHeaderBytes: o.maxHeaderBytes,
     graceMs: o.graceMs,
   };
   const configFile = join(dir, 'haproxy.cfg');
@@ -121,8 +123,16 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     process: haproxy,
     changed: () => applier.changed(),
     async report() {
-      const inFlight = haproxy.workerPid === 0 ? new Map<string, number>() : inFlightByServer(await readStats(settings.adminSocket).catch(() => []));
-      return { inFlight: (app, instance, epoch) => inFlight.get(`${backendName(app)}/${serverName(instance, epoch)}`) ?? 0, engine: engineReport() };
+      const servers = serverStates(haproxy.workerPid === 0 ? [] : await readStats(settings.adminSocket).catch(() => []));
+      return {
+        server: (app, instance, epoch) => {
+          const s = servers.get(`${backendName(app)}/${serverName(instance, epoch)}`);
+          // UP (or "UP 1/2" while checks settle) serves; anything else is set aside, HAProxy's words for why.
+          const serving = s === undefined || s.status.startsWith('UP') || s.status === 'no check';
+          return { inFlight: s?.inFlight ?? 0, setAside: serving ? null : { why: `haproxy: ${s.status}${s.check ? ` (check ${s.check})` : ''}` } };
+        },
+        engine: engineReport(),
+      };
     },
     async metricsText() {
       const rows = haproxy.workerPid === 0 ? [] : await readStats(settings.adminSocket).catch(() => []);

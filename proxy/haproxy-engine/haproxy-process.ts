@@ -54,8 +54,8 @@ export class HaproxyProcess {
   /** Checks the config with haproxy itself: a bad one never replaces a good one. */
   async check(): Promise<void> {
     await new Promise<void>((resolve, reject) =>
-      execFile(this.o.binary, ['-c', '-q', '-f', this.o.configFile], (err, _stdout, stderr) =>
-        err ? reject(new Error(`haproxy refuses the config berth wrote (${this.o.configFile}): ${stderr.trim().slice(0, 500)}`)) : resolve(),
+      execFile(this.o.binary, ['-c', '-f', this.o.configFile], (err, _stdout, stderr) =>
+        err ? reject(new Error(`haproxy refuses the config berth wrote (${this.o.configFile}): ${stderr.split('\n').filter((l) => l.includes('[ALERT]')).join(' ').slice(0, 800)}`)) : resolve(),
       ),
     );
   }

@@ -21,7 +21,17 @@ export async function readStats(adminSocket: string): Promise<StatRow[]> {
 /** Requests in flight on each server, `backend/server` → count (what the scaler reads per instance). */
 export function inFlightByServer(rows: StatRow[]): Map<string, number> {
   const out = new Map<string, number>();
-  for (const r of rows) if (r.svname !== 'FRONTEND' && r.svname !== 'BACKEND') out.set(`${r.pxname}/${r.svname}`, Number(r.scur ?? 0));
+  for (const [key, server] of serverStates(rows)) out.set(key, server.inFlight);
+  return out;
+}
+
+/** Each server's requests in flight and HAProxy's status of it (UP, DOWN, DRAIN, MAINT…) with its last check. */
+export function serverStates(rows: StatRow[]): Map<string, { inFlight: number; status: string; check: string }> {
+  const out = new Map<string, { inFlight: number; status: string; check: string }>();
+  for (const r of rows) {
+    if (r.svname === 'FRONTEND' || r.svname === 'BACKEND') continue;
+    out.set(`${r.pxname}/${r.svname}`, { inFlight: Number(r.scur ?? 0), status: r.status ?? '', check: r.check_status ?? '' });
+  }
   return out;
 }
 

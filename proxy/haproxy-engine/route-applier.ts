@@ -2,7 +2,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
-import { addressOf, backendName, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, type BackendState, type HaproxySettings } from './haproxy-config.js';
+import { addressOf, SERVER_HEALTH, backendName, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, type BackendState, type HaproxySettings } from './haproxy-config.js';
 import type { HaproxyProcess } from './haproxy-process.js';
 import { inFlightByServer, readStats } from './haproxy-stats.js';
 import { runtimeChange } from './runtime-api.js';
@@ -152,7 +152,8 @@ export class RouteApplier {
       for (const s of b.servers.values()) {
         const key = `${b.name}/${s.name}`;
         if (!now.servers.has(s.name)) {
-          await api(`add server ${key} ${addressOf(s)}`, /^New server registered\.$/);
+          await api(`add server ${key} ${addressOf(s)} ${SERVER_HEALTH}`, /^New server registered\.$/);
+          await api(`enable health ${key}`);
           await api(`enable server ${key}`);
           now.servers.set(s.name, s);
         } else if (this.draining.has(key)) {
