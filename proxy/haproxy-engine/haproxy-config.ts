@@ -85,6 +85,8 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     '  option redispatch 1',
     '  retry-on conn-failure empty-response',
     '  http-reuse safe',
+    // After a reload the old worker keeps idle client connections until it can answer one with Connection: close (no race with a request being sent).
+    '  option idle-close-on-response',
     errorLine(503, 'no_healthy_instance', undefined, ['retry-after', '1']),
     errorLine(502, 'upstream_failed'),
     errorLine(504, 'upstream_timeout'),
@@ -107,16 +109,11 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     '  acl path_form url_beg /',
     // Headers the Connection header names are dropped by the Node engine: such requests go to it.
     '  acl odd_connection req.hdr(connection) -m reg -i -- ^(?!(keep-alive|close|upgrade)$)',
-    // An Upgrade that is not a whole WebSocket handshake (HAProxy would drop the Upgrade): the Node engine tunnels any.
-    '  acl has_upgrade req.hdr(upgrade) -m found',
-    '  acl has_ws_key req.hdr(sec-websocket-key) -m found',
     // Cut idempotent requests go again once; nothing else is sent twice.
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS',
   );
   for (let k = depth + 1; k >= 2; k--) {
-    const lookup = `  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile})`;
-    const plain = 'path_form !escapes !odd_connection !{ var(txn.backend) -m found }';
-    add(`${lookup} if ${plain} !has_upgrade || ${plain} has_ws_key`);
+    add(`  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile}) if path_form !escapes !odd_connection !{ var(txn.backend) -m found }`);
   }
   add(
     // Host routing (issue 20) goes here: a map_dom lookup of req.hdr(host) before the path's.
