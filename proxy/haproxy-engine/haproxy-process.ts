@@ -19,6 +19,7 @@ export interface HaproxyProcessOptions {
   logger: Logger;
   /** A haproxy that exited unasked: the engine restarts it (with its config written afresh). */
   onCrash: (why: string) => void;
+
 }
 
 /**
@@ -61,6 +62,7 @@ export class HaproxyProcess {
   }
 
   async start(): Promise<void> {
+    this.closing = false;
     this.stderrTail = [];
     // A worker of a haproxy that died may still hold the old socket: only the new one may answer.
     rmSync(this.o.adminSocket, { force: true });
@@ -106,6 +108,7 @@ export class HaproxyProcess {
   async reload(): Promise<void> {
     await this.check();
     const before = this.workerPid;
+    this.workerPid = 0; // changes wait for the new worker (they are in the config it loads)
     await runtimeCommand(this.o.masterSocket, 'reload', 5000).catch(() => '');
     const deadline = Date.now() + READY_WAIT_MS;
     for (;;) {
