@@ -133,7 +133,8 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
       throw err;
     });
   }
-  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : withHaproxy ? (config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host) : address.address;
+  const shown = withHaproxy ? config.host : address.address;
+  const host = shown === '0.0.0.0' || shown === '::' ? '127.0.0.1' : shown;
   const port = haproxy?.port ?? address.port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info({ url, machine: config.machine, engine: config.engine }, `proxy of ${config.machine} listening on ${url} (engine ${config.engine})`);

@@ -112,8 +112,11 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     // Cut idempotent requests go again once; nothing else is sent twice.
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS',
   );
+  // Judged once (HAProxy evaluates an ACL again in every rule that names it); then the lookups,
+  // each skipped as soon as one matched.
+  add('  http-request set-var(txn.routable) bool(1) if path_form !escapes !odd_connection');
   for (let k = depth + 1; k >= 2; k--) {
-    add(`  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile}) if path_form !escapes !odd_connection !{ var(txn.backend) -m found }`);
+    add(`  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile}) if !{ var(txn.backend) -m found } { var(txn.routable) -m bool }`);
   }
   add(
     // Host routing (issue 20) goes here: a map_dom lookup of req.hdr(host) before the path's.

@@ -10,6 +10,8 @@ const READY_WAIT_MS = 10_000;
 const FIRST_RESTART_DELAY_MS = 100;
 const MAX_RESTART_DELAY_MS = 5000;
 const STABLE_AFTER_MS = 30_000;
+/** On a stop, idle client connections are left this long to their clients (the Node engine's IDLE_LINGER_MS). */
+const IDLE_LINGER_MS = 1000;
 
 export interface HaproxyProcessOptions {
   binary: string;
@@ -128,9 +130,23 @@ export class HaproxyProcess {
     this.closing = true;
     const child = this.child;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    let gone = false;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    void exited.then(() => (gone = true));
+    const worker = this.workerPid;
     child.kill('SIGUSR1');
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs + 1000);
+    // Idle client connections are left to their clients a moment (as the Node engine's drain
+    // does), then, once no request is in flight, a hard stop closes them.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, IDLE_LINGER_MS))]);
+    while (!gone && worker > 0) {
+      const sessions = await runtimeCommand(this.o.masterSocket, `@!${worker} show sess`, 1000).catch(() => undefined);
+      if (sessions === undefined || !/ fe=berth /.test(sessions)) {
+        child.kill('SIGTERM');
+        break;
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
+    }
     await exited;
     clearTimeout(timer);
   }
