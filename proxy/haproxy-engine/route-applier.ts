@@ -153,8 +153,9 @@ export class RouteApplier {
         const key = `${b.name}/${s.name}`;
         if (!now.servers.has(s.name)) {
           await api(`add server ${key} ${addressOf(s)} ${SERVER_HEALTH}`, /^New server registered\.$/);
-          await api(`enable health ${key}`);
+          // Ready first, then checked: leaving maintenance with checks on would wait for a first check.
           await api(`enable server ${key}`);
+          await api(`enable health ${key}`);
           now.servers.set(s.name, s);
         } else if (this.draining.has(key)) {
           await api(`set server ${key} state ready`);
