@@ -1,4 +1,5 @@
 import { ERROR_CATALOGUE, type ErrorCode } from '../../common/errors.js';
+import { LISTEN_FD } from './haproxy-process.js';
 
 /** A server as HAProxy holds it: one running instance of the app's backend. */
 export interface ServerState {
@@ -17,8 +18,6 @@ export interface BackendState {
 }
 
 export interface HaproxySettings {
-  host: string;
-  port: number;
   /** The worker's stats socket: the Runtime API. */
   adminSocket: string;
   /** prefix → backend, followed at run time with add/set/del map. */
@@ -92,7 +91,8 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     errorLine(504, 'upstream_timeout'),
     '',
     'frontend berth',
-    `  bind ${s.host}:${s.port}`,
+    // berth's socket keeper holds the proxy's listening socket and hands it to each haproxy.
+    `  bind fd@${LISTEN_FD}`,
     `  acl trusted src ${s.trustedProxies.join(' ')}`,
     // X-Forwarded-* of a client not trusted are replaced, as the Node engine does.
     '  http-request del-header x-forwarded-for unless trusted',

@@ -1,5 +1,5 @@
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
@@ -61,10 +61,10 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   const binary = findHaproxy();
   if (binary === undefined) throw new Error('haproxy is not installed: install it (apt-get install haproxy, or scripts/setup as root), or run the proxy with --engine node.');
   const dir = mkdtempSync(join(tmpdir(), 'berth-haproxy-'));
-  const port = o.port === 0 ? await freePort(o.host) : o.port;
+  // berth binds the port (so port 0 and a port in use are told at once) and hands the socket to haproxy.
+  const listening = await listenOn(o.host, o.port);
+  const port = (listening.address() as AddressInfo).port;
   const settings: HaproxySettings = {
-    host: o.host,
-    port,
     adminSocket: join(dir, 'admin.sock'),
     mapFile: join(dir, 'routes.map'),
     nodePort: o.nodePort,
@@ -88,6 +88,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     configFile,
     masterSocket: join(dir, 'master.sock'),
     adminSocket: settings.adminSocket,
+    listenFd: (listening as unknown as { _handle: { fd: number } })._handle.fd,
     logger: o.logger,
     onCrash: (why) => {
       if (closing) return;
@@ -109,6 +110,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
       setTimeout(restart, delayMs).unref();
     },
   });
+  // The keeper holds the socket now: berth's own copy would accept connections itself.
+  listening.close();
   applier = new RouteApplier({ table: o.table, settings, configFile, process: haproxy, logger: o.logger, graceMs: o.graceMs });
   await applier.enqueue(async () => {
     await applier.writeFiles();
@@ -175,14 +178,13 @@ function connectionsTheFdLimitAllows(): number {
   }
 }
 
-/** A free port on `host`, for HAProxy (which cannot say which port 0 gave it). */
-function freePort(host: string): Promise<number> {
+/** The proxy's listening socket, bound by berth. */
+function listenOn(host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`Port ${port} on ${host} is in use: stop what uses it or choose another with --port.`) : err),
+    );
+    server.listen({ port, host, backlog: 4096 }, () => resolve(server));
   });
 }

@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../common/logger.js';
 import { runtimeCommand } from './runtime-api.js';
@@ -13,15 +13,27 @@ const STABLE_AFTER_MS = 30_000;
 /** On a stop, idle client connections are left this long to their clients (the Node engine's IDLE_LINGER_MS). */
 const IDLE_LINGER_MS = 1000;
 
+/** The listening socket's descriptor in haproxy (its config binds `fd@3`). */
+export const LISTEN_FD = 3;
+
+/**
+ * The socket keeper: a shell that holds the proxy's listening socket (its descriptor 3) for the
+ * life of the proxy and starts haproxy, which inherits it, each time berth writes a line. A
+ * haproxy that dies takes no socket with it: connections wait in the socket's backlog until the
+ * next one accepts them, so a crash costs the requests in flight and nothing more.
+ */
+const KEEPER = 'while read -r _; do "$0" -W -S "$1" -f "$2" 3<&3 & echo "berth-haproxy-pid $!"; wait $!; echo "berth-haproxy-exit $?"; done';
+
 export interface HaproxyProcessOptions {
   binary: string;
   configFile: string;
   masterSocket: string;
   adminSocket: string;
+  /** The proxy's listening socket, bound and listening (berth made it; haproxy inherits it). */
+  listenFd: number;
   logger: Logger;
   /** A haproxy that exited unasked: the engine restarts it (with its config written afresh). */
   onCrash: (why: string) => void;
-
 }
 
 /**
@@ -30,20 +42,51 @@ export interface HaproxyProcessOptions {
  * soft stop that lets requests in flight finish. A crash is reported to `onCrash`, never hidden.
  */
 export class HaproxyProcess {
-  private child: ChildProcess | undefined;
+  private readonly keeper: ChildProcess;
   private closing = false;
   private startedAt = 0;
   private crashesInARow = 0;
   private stderrTail: string[] = [];
+  private started: ((pid: number) => void) | undefined;
+  private exited: (() => void) | undefined;
+  /** haproxy's master (what the keeper started), 0 while none runs. */
+  masterPid = 0;
   /** The worker serving now (its stats socket's process). */
   workerPid = 0;
   restarts = 0;
   reloads = 0;
 
-  constructor(private readonly o: HaproxyProcessOptions) {}
-
-  get masterPid(): number {
-    return this.child?.pid ?? 0;
+  constructor(private readonly o: HaproxyProcessOptions) {
+    const stdio: ('pipe' | number)[] = ['pipe', 'pipe', 'pipe', o.listenFd];
+    this.keeper = spawn('sh', ['-c', KEEPER, o.binary, `${o.masterSocket},mode,600`, o.configFile], { stdio });
+    const log = (line: string) => {
+      const pid = /^berth-haproxy-pid (\d+)$/.exec(line);
+      if (pid) {
+        this.masterPid = Number(pid[1]);
+        this.started?.(this.masterPid);
+        return;
+      }
+      const exit = /^berth-haproxy-exit (\d+)$/.exec(line);
+      if (exit) {
+        const was = this.masterPid;
+        this.masterPid = 0;
+        this.workerPid = 0;
+        this.exited?.();
+        const code = Number(exit[1]);
+        if (!this.closing) this.o.onCrash(`haproxy (pid ${was}) exited unasked (${code > 128 ? `signal ${code - 128}` : `code ${code}`})${this.stderrTail.length ? `: ${this.stderrTail.at(-1)}` : ''}`);
+        return;
+      }
+      this.stderrTail = [...this.stderrTail.slice(-9), line];
+      if (line.includes('[ALERT]')) this.o.logger.error({ haproxy: line }, 'haproxy alert');
+      else if (line.includes('[WARNING]')) this.o.logger.warn({ haproxy: line }, 'haproxy warning');
+      else this.o.logger.debug({ haproxy: line }, 'haproxy');
+    };
+    createInterface({ input: this.keeper.stdout! }).on('line', log);
+    createInterface({ input: this.keeper.stderr! }).on('line', log);
+    this.keeper.stdin!.on('error', () => undefined);
+    this.keeper.once('exit', (code, signal) => {
+      if (!this.closing) this.o.logger.error({ code, signal }, "haproxy's socket keeper exited: the proxy's port is gone; restart the proxy");
+    });
   }
 
   /** How long to wait before the next restart after a crash. */
@@ -56,8 +99,12 @@ export class HaproxyProcess {
 
   /** Checks the config with haproxy itself: a bad one never replaces a good one. */
   async check(): Promise<void> {
+    // The inherited socket is the keeper's alone: the check reads the same config bound to an
+    // address instead (a check binds nothing).
+    const checked = `${this.o.configFile}.check`;
+    writeFileSync(checked, readFileSync(this.o.configFile, 'utf8').replace(`bind fd@${LISTEN_FD}`, 'bind 127.0.0.1:1'));
     await new Promise<void>((resolve, reject) =>
-      execFile(this.o.binary, ['-c', '-f', this.o.configFile], (err, _stdout, stderr) =>
+      execFile(this.o.binary, ['-c', '-f', checked], (err, _stdout, stderr) =>
         err ? reject(new Error(`haproxy refuses the config berth wrote (${this.o.configFile}): ${stderr.split('\n').filter((l) => l.includes('[ALERT]')).join(' ').slice(0, 800)}`)) : resolve(),
       ),
     );
@@ -69,37 +116,23 @@ export class HaproxyProcess {
     // A worker of a haproxy that died may still hold the old socket: only the new one may answer.
     rmSync(this.o.adminSocket, { force: true });
     rmSync(this.o.masterSocket, { force: true });
-    const child = spawn(this.o.binary, ['-W', '-S', `${this.o.masterSocket},mode,600`, '-f', this.o.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
+    let gone = false;
+    const exited = new Promise<void>((resolve) => (this.exited = resolve));
+    void exited.then(() => (gone = true));
+    const started = new Promise<number>((resolve) => (this.started = resolve));
+    this.keeper.stdin!.write('\n');
+    await started;
     this.startedAt = Date.now();
-    const log = (line: string) => {
-      this.stderrTail = [...this.stderrTail.slice(-9), line];
-      if (line.includes('[ALERT]')) this.o.logger.error({ haproxy: line }, 'haproxy alert');
-      else if (line.includes('[WARNING]')) this.o.logger.warn({ haproxy: line }, 'haproxy warning');
-      else this.o.logger.debug({ haproxy: line }, 'haproxy');
-    };
-    createInterface({ input: child.stdout! }).on('line', log);
-    createInterface({ input: child.stderr! }).on('line', log);
-    let exited = false;
-    child.once('exit', (code, signal) => {
-      exited = true;
-      if (this.child !== child) return;
-      this.child = undefined;
-      this.workerPid = 0;
-      if (this.closing) return;
-      this.o.onCrash(`haproxy (pid ${child.pid}) exited unasked (${signal ?? `code ${code}`})${this.stderrTail.length ? `: ${this.stderrTail.at(-1)}` : ''}`);
-    });
-    child.once('error', (err) => this.o.logger.error({ err: err.message }, `haproxy could not be started (${this.o.binary}): install it (apt-get install haproxy)`));
     const deadline = Date.now() + READY_WAIT_MS;
     for (;;) {
-      if (exited) throw new Error(`haproxy exited as it started: ${this.stderrTail.join(' | ') || 'no output'}`);
+      if (gone) throw new Error(`haproxy exited as it started: ${this.stderrTail.join(' | ') || 'no output'}`);
       const pid = await this.servingPid().catch(() => 0);
       if (pid > 0) {
         this.workerPid = pid;
         return;
       }
       if (Date.now() > deadline) {
-        child.kill('SIGKILL');
+        if (this.masterPid > 0) process.kill(this.masterPid, 'SIGKILL');
         throw new Error(`haproxy did not answer on ${this.o.adminSocket} within ${READY_WAIT_MS} ms: ${this.stderrTail.join(' | ')}`);
       }
       await new Promise((r) => setTimeout(r, 20));
@@ -125,30 +158,36 @@ export class HaproxyProcess {
     }
   }
 
-  /** Soft stop (SIGUSR1): listeners closed, requests in flight finished; SIGKILL after the grace. */
+  /**
+   * Soft stop (SIGUSR1): listeners closed, requests in flight finished; idle client connections
+   * are left to their clients a moment (as the Node engine's drain does), then, once nothing is
+   * in flight, a hard stop closes them; SIGKILL after the grace. Then the keeper goes.
+   */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    let gone = false;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    void exited.then(() => (gone = true));
-    const worker = this.workerPid;
-    child.kill('SIGUSR1');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs + 1000);
-    // Idle client connections are left to their clients a moment (as the Node engine's drain
-    // does), then, once no request is in flight, a hard stop closes them.
-    await Promise.race([exited, new Promise((r) => setTimeout(r, IDLE_LINGER_MS))]);
-    while (!gone && worker > 0) {
-      const sessions = await runtimeCommand(this.o.masterSocket, `@!${worker} show sess`, 1000).catch(() => undefined);
-      if (sessions === undefined || !/ fe=berth /.test(sessions)) {
-        child.kill('SIGTERM');
-        break;
+    const master = this.masterPid;
+    if (master > 0) {
+      let gone = false;
+      const exited = new Promise<void>((resolve) => (this.exited = resolve));
+      void exited.then(() => (gone = true));
+      const worker = this.workerPid;
+      process.kill(master, 'SIGUSR1');
+      const timer = setTimeout(() => !gone && process.kill(master, 'SIGKILL'), graceMs + 1000);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, IDLE_LINGER_MS))]);
+      while (!gone && worker > 0) {
+        const sessions = await runtimeCommand(this.o.masterSocket, `@!${worker} show sess`, 1000).catch(() => undefined);
+        if (sessions === undefined || !/ fe=berth /.test(sessions)) {
+          process.kill(master, 'SIGTERM');
+          break;
+        }
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
       }
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
+      await exited;
+      clearTimeout(timer);
     }
-    await exited;
-    clearTimeout(timer);
+    const keeperGone = new Promise<void>((resolve) => (this.keeper.exitCode !== null || this.keeper.signalCode !== null ? resolve() : this.keeper.once('exit', () => resolve())));
+    this.keeper.stdin!.end();
+    await keeperGone;
   }
 
   private async servingPid(): Promise<number> {

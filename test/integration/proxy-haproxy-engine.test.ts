@@ -1,6 +1,6 @@
 // What only the haproxy engine has: route changes through HAProxy's Runtime API (no reload) within
 // milliseconds (p90 under 50 ms), a rolling update under load with no failed request, and a haproxy killed under load
-// restarted by berth (refused connections meanwhile, never a wrong answer).
+// restarted by berth at the cost of the requests in flight at most.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { findHaproxy } from '../../proxy/haproxy-engine/index.js';
@@ -133,7 +133,7 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     expect(traffic.failed).toEqual([]);
   });
 
-  it('restarts haproxy killed under load and reports it; what fails meanwhile is refused connections, never a wrong answer', async () => {
+  it('restarts haproxy killed under load and reports it; only the requests in flight may fail', async () => {
     const clients = 4;
     const traffic = load('/roll', clients);
     await waitFor(() => traffic.done() > 100, { what: 'traffic' });
@@ -147,10 +147,9 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     await waitFor(() => traffic.done() > before + 100, { what: 'traffic after the restart' });
     await traffic.stop();
     expect(proxy.haproxy!.process.masterPid).not.toBe(killed);
-    // Not yet the issue's bound (the requests in flight only): until the new haproxy listens,
-    // connections are refused (the port's socket dies with haproxy). See docs/proxy.md.
+    // The socket keeper holds the port: connections made meanwhile wait in its backlog.
     process.stdout.write(`haproxy SIGKILL: restarted in ${downMs.toFixed(0)} ms, ${traffic.failed.length} requests failed\n`);
-    expect(traffic.failed.every((s) => s === 0)).toBe(true);
+    expect(traffic.failed.length).toBeLessThanOrEqual(clients);
     expect(downMs).toBeLessThan(2000);
     const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
     expect(metrics).toMatch(/^berth_haproxy_restarts_total [1-9]/m);
