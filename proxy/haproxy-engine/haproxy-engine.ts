@@ -81,7 +81,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   };
   const configFile = join(dir, 'haproxy.cfg');
   let closing = false;
-  // eslint-disable-next-line prefer-const
+  // Set right below: the crash handler needs it, and it needs the process.
   let applier: RouteApplier;
   const haproxy = new HaproxyProcess({
     binary,
@@ -113,11 +113,20 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   // The keeper holds the socket now: berth's own copy would accept connections itself.
   listening.close();
   applier = new RouteApplier({ table: o.table, settings, configFile, process: haproxy, logger: o.logger, graceMs: o.graceMs });
-  await applier.enqueue(async () => {
-    await applier.writeFiles();
-    await haproxy.check();
-    await haproxy.start();
-  });
+  try {
+    await applier.enqueue(async () => {
+      await applier.writeFiles();
+      await haproxy.check();
+      await haproxy.start();
+    });
+  } catch (err) {
+    // Nothing is left behind: the keeper (and the port) and the temp directory go.
+    closing = true;
+    await applier.close();
+    await haproxy.close(0);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   o.logger.info({ pid: haproxy.masterPid, config: configFile }, `haproxy ${binary} serves the proxy's port ${port}`);
 
   const engineReport = () => ({ name: 'haproxy', masterPid: haproxy.masterPid, workerPid: haproxy.workerPid, reloads: haproxy.reloads, restarts: haproxy.restarts, routeChange: applier.latency() });

@@ -20,9 +20,17 @@ export const LISTEN_FD = 3;
  * The socket keeper: a shell that holds the proxy's listening socket (its descriptor 3) for the
  * life of the proxy and starts haproxy, which inherits it, each time berth writes a line. A
  * haproxy that dies takes no socket with it: connections wait in the socket's backlog until the
- * next one accepts them, so a crash costs the requests in flight and nothing more.
+ * next one accepts them, so a crash costs the requests in flight and nothing more. When berth
+ * is gone (its end of the pipe closes, even after a SIGKILL), the keeper stops haproxy and exits:
+ * no haproxy outlives its proxy.
  */
-const KEEPER = 'while read -r _; do "$0" -W -S "$1" -f "$2" 3<&3 & echo "berth-haproxy-pid $!"; wait $!; echo "berth-haproxy-exit $?"; done';
+const KEEPER = [
+  'while read -r _; do',
+  '  ( "$0" -W -S "$1" -f "$2" 3<&3 & p=$!; echo "$p" > "$3"; echo "berth-haproxy-pid $p"; wait "$p"; echo "berth-haproxy-exit $?" ) &',
+  'done',
+  '[ -s "$3" ] && kill -TERM "$(cat "$3")" 2>/dev/null',
+  'exit 0',
+].join('\n');
 
 export interface HaproxyProcessOptions {
   binary: string;
@@ -58,7 +66,7 @@ export class HaproxyProcess {
 
   constructor(private readonly o: HaproxyProcessOptions) {
     const stdio: ('pipe' | number)[] = ['pipe', 'pipe', 'pipe', o.listenFd];
-    this.keeper = spawn('sh', ['-c', KEEPER, o.binary, `${o.masterSocket},mode,600`, o.configFile], { stdio });
+    this.keeper = spawn('sh', ['-c', KEEPER, o.binary, `${o.masterSocket},mode,600`, o.configFile, `${o.configFile}.pid`], { stdio });
     const log = (line: string) => {
       const pid = /^berth-haproxy-pid (\d+)$/.exec(line);
       if (pid) {
@@ -69,8 +77,18 @@ export class HaproxyProcess {
       const exit = /^berth-haproxy-exit (\d+)$/.exec(line);
       if (exit) {
         const was = this.masterPid;
+        const orphan = this.workerPid;
         this.masterPid = 0;
         this.workerPid = 0;
+        // A worker outlives a master killed outright: soft-stopped, it finishes what it has in
+        // flight and exits, and the next haproxy takes the socket's new connections.
+        if (orphan > 0) {
+          try {
+            process.kill(orphan, 'SIGUSR1');
+          } catch {
+            // already gone
+          }
+        }
         this.exited?.();
         const code = Number(exit[1]);
         if (!this.closing) this.o.onCrash(`haproxy (pid ${was}) exited unasked (${code > 128 ? `signal ${code - 128}` : `code ${code}`})${this.stderrTail.length ? `: ${this.stderrTail.at(-1)}` : ''}`);
