@@ -135,6 +135,13 @@ done
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || apt_install nftables
 # The registry serves `git push` deploys with git's own receive-pack.
 command -v git >/dev/null 2>&1 || apt_install git
+# The proxy's haproxy engine (BERTH_PROXY_ENGINE=haproxy) runs Debian's haproxy under berth:
+# Debian's own haproxy service (port 80, /etc/haproxy) stays off.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  apt_install haproxy
+fi
+if [ -d /run/systemd/system ]; then systemctl stop haproxy.service 2>/dev/null || true; fi
+systemctl mask haproxy.service >/dev/null 2>&1 || true
 if [ "$own_redis" -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi

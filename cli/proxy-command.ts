@@ -13,13 +13,15 @@ export function proxyCommand(): Command {
     .option('--host <address>', `address to listen on (env BERTH_PROXY_HOST, default ${PROXY_OPTIONS.host.default})`)
     .option('--port <port>', `port to listen on (env BERTH_PROXY_PORT, default ${PROXY_OPTIONS.port.default})`)
     .option('--machine <name>', 'this machine in the registry (env BERTH_MACHINE, default the host name)')
+    .option('--engine <engine>', 'node (default) or haproxy: a local haproxy berth starts, supervises and changes at run time (env BERTH_PROXY_ENGINE)')
     .option('--workers <n>', 'proxy processes sharing the port (env BERTH_PROXY_WORKERS, default 0: one per CPU)')
     .option('--log-level <level>', 'log level (env BERTH_LOG_LEVEL, default info)')
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveOptions(PROXY_OPTIONS, flags, process.env);
       const logger = createLogger({ name: 'proxy', level: config.logLevel });
       const workers = config.workers === 0 ? availableParallelism() : config.workers;
-      if (workers > 1 && cluster.isPrimary) {
+      // HAProxy runs a thread per CPU itself: the haproxy engine is one berth process.
+      if (workers > 1 && cluster.isPrimary && config.engine === 'node') {
         const primary = startProxyPrimary(workers, logger, config.graceMs);
         closeOnSignals(primary, { logger, graceMs: config.graceMs + 2000 });
         if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });

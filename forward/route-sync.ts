@@ -17,6 +17,8 @@ export interface RouteSyncOptions {
   onEvent?: (e: RegistryEvent) => void;
   /** Full reload this often, as a safety net besides events. @default 30000 */
   resyncIntervalMs?: number;
+  /** Called after each change to the table (an event applied, a full load): what an engine outside Node follows. */
+  onChange?: () => void;
 }
 
 const GONE = new Set(['draining', 'stopping', 'unregistered', 'released', 'expired']);
@@ -80,6 +82,7 @@ export class RouteSync {
           await this.apply(e);
           this.o.onEvent?.(e);
         }
+        if (batch.events.length > 0) this.o.onChange?.();
       } catch (err) {
         if (this.stopped) return;
         if (!failing) logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'route sync cannot reach Redis: serving the last known table');
@@ -109,6 +112,7 @@ export class RouteSync {
     this.o.table.replaceAll(settings, running, domains);
     this.lastFull = Date.now();
     this.ready = true;
+    this.o.onChange?.();
   }
 
   private async apply(e: RegistryEvent): Promise<void> {

@@ -16,6 +16,7 @@ import { createProxyServer } from './proxy-server.js';
 import { joinProxyPrimary, totalMetricsText } from './proxy-workers.js';
 import { RedisContact } from './redis-contact.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
+import { startHaproxyEngine, type HaproxyEngine } from './haproxy-engine/index.js';
 
 export const DEFAULT_PROXY_PORT = 8080;
 
@@ -36,6 +37,7 @@ export const PROXY_OPTIONS = {
   keepAliveTimeoutMs: option({ env: 'BERTH_KEEP_ALIVE_TIMEOUT_MS', default: 5000, schema: positiveMsSchema, describe: 'Idle client connections close after this.' }),
   maxHeaderBytes: option({ env: 'BERTH_MAX_HEADER_BYTES', default: 16 * 1024, schema: z.coerce.number().int().min(1024).max(1024 * 1024), describe: 'Largest request head (431 beyond).' }),
   maxConnections: option({ env: 'BERTH_MAX_CONNECTIONS', default: 10_000, schema: z.coerce.number().int().min(1), describe: 'Most client connections at once.' }),
+  engine: option({ env: 'BERTH_PROXY_ENGINE', default: 'node', schema: z.enum(['node', 'haproxy']), describe: 'What forwards requests: node (berth\'s own, the default) or haproxy (a local haproxy berth supervises, routes changed through its Runtime API).' }),
   workers: option({ env: 'BERTH_PROXY_WORKERS', default: 0, schema: z.coerce.number().int().min(0).max(256), describe: 'Proxy processes sharing the port; 0 means one per CPU.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
@@ -48,6 +50,8 @@ export interface ProxyDaemon {
   url: string;
   table: RouteTable;
   sync: RouteSync;
+  /** The HAProxy engine, when the proxy runs with --engine haproxy. */
+  haproxy?: HaproxyEngine;
   close(): Promise<void>;
 }
 
@@ -63,9 +67,12 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const store = new RegistryStore(redis, { keyPrefix: config.keyPrefix });
   const apps = new AppStore(redis, { keyPrefix: config.keyPrefix });
   const table = new RouteTable(config.machine);
-  const sync = new RouteSync({ table, store, apps, domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }), events, logger });
+  let haproxy: HaproxyEngine | undefined;
+  const withHaproxy = config.engine === 'haproxy';
+  const sync = new RouteSync({ table, store, apps, domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }), events, logger, onChange: () => haproxy?.changed() });
   const metrics = new RequestMetrics();
   let metricsText: () => string | Promise<string> = () => metrics.render();
+  // With haproxy in front, berth's Node listener learns each client's address from the PROXY protocol.
   const trusted = new Set(config.trustedProxies);
   const isTrusted = (address: string | undefined) => address !== undefined && trusted.has(address);
   // The Node engine's own state of the table's instances, beside the table (which is pure routing).
@@ -103,20 +110,49 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
     maxHeaderSize: config.maxHeaderBytes,
     maxConnections: config.maxConnections,
+    proxyProtocol: withHaproxy,
   });
-  if (overrides.worker !== undefined) await untilRoutesLoaded(sync, logger);
+  // HAProxy's first config holds every route, so that it starts with no reload to come.
+  if (overrides.worker !== undefined || withHaproxy) await untilRoutesLoaded(sync, logger);
+  // With haproxy on the proxy's port, berth's Node listener serves it alone, on loopback.
+  const [listenPort, listenHost] = withHaproxy ? [0, '127.0.0.1'] : [config.port, config.host];
   await new Promise<void>((resolve, reject) => {
     listener.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`Port ${config.port} on ${config.host} is in use: stop what uses it or choose another with --port.`) : err),
     );
-    listener.listen(config.port, config.host, () => resolve());
+    listener.listen(listenPort, listenHost, () => resolve());
   });
   const address = listener.address() as AddressInfo;
-  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-  logger.info({ url, machine: config.machine }, `proxy of ${config.machine} listening on ${url}`);
+  if (withHaproxy) {
+    haproxy = await startHaproxyEngine({ ...config, table, nodePort: address.port, logger }).catch(async (err: unknown) => {
+      listener.close();
+      sampler.close();
+      contact.close();
+      await sync.close();
+      await closeRedis(redis);
+      throw err;
+    });
+  }
+  const shown = withHaproxy ? config.host : address.address;
+  const host = shown === '0.0.0.0' || shown === '::' ? '127.0.0.1' : shown;
+  const port = haproxy?.port ?? address.port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ url, machine: config.machine, engine: config.engine }, `proxy of ${config.machine} listening on ${url} (engine ${config.engine})`);
+  if (haproxy !== undefined) {
+    const engine = haproxy;
+    const nodeMetrics = metricsText;
+    metricsText = async () => `${await nodeMetrics()}${await engine.metricsText()}`;
+    reports['/_berth/routes'] = async () => {
+      // In flight and set-asides are HAProxy's (it serves the requests), from its show stat.
+      const { server, engine: about } = await engine.report();
+      const report = routesReport(table, health, undefined);
+      return { engine: about, routes: report.routes.map((r) => ({ ...r, local: r.local.map((u) => ({ ...u, ...server(r.app, u.instance, u.epoch) })) })) };
+    };
+  }
 
   const close = idempotentClose(async () => {
+    // HAProxy first: it stops accepting and finishes its requests in flight (soft stop).
+    await haproxy?.close();
     websocket.closeAll();
     await connections.drain(config.graceMs, IDLE_LINGER_MS);
     http.close();
@@ -131,7 +167,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     metricsText = () => totalMetricsText(metrics, gather);
     reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, health, worker), (await gather('routes')) as RoutesReport[] | undefined);
   }
-  return { url, table, sync, close };
+  return { url, table, sync, ...(haproxy ? { haproxy } : {}), close };
 }
 
 /**

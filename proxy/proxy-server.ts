@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { trackConnections, type ConnectionTracker } from '../common/http-drain.js';
 import { serveFastPath } from './fast-path.js';
+import { acceptProxyProtocol } from './proxy-protocol.js';
 import type { HttpForwarder } from './http-forwarder.js';
 import { answerError, type RouteTable } from '../forward/index.js';
 import type { WebSocketForwarder } from './websocket-forwarder.js';
@@ -24,6 +25,8 @@ export interface ProxyServerOptions {
   maxConnections: number;
   /** false hands every connection to node:http at once (scripts/bench/fast-path compares the two). */
   fastPath?: boolean;
+  /** Each connection starts with a PROXY protocol v1 line (haproxy in front, the haproxy engine). */
+  proxyProtocol?: boolean;
 }
 
 export interface ProxyServer {
@@ -75,7 +78,7 @@ export function createProxyServer(o: ProxyServerOptions): ProxyServer {
   listener.maxConnections = o.maxConnections;
   const connections = trackConnections(server, listener);
   const handOver = (socket: Socket) => server.emit('connection', socket);
-  listener.on('connection', (socket: Socket) => {
+  const serve = (socket: Socket) => {
     if (o.fastPath === false) return handOver(socket);
     serveFastPath(socket, {
       handle: (req, res) => o.http.handle(req, res),
@@ -88,7 +91,8 @@ export function createProxyServer(o: ProxyServerOptions): ProxyServer {
       keepAliveTimeoutMs: o.keepAliveTimeoutMs,
       maxHeaderSize: o.maxHeaderSize,
     });
-  });
+  };
+  listener.on('connection', (socket: Socket) => (o.proxyProtocol === true ? acceptProxyProtocol(socket, serve) : serve(socket)));
   // node:http starts checking its headers and request timeouts when it listens; here the
   // listener does, and hands it connections.
   listener.on('listening', () => server.emit('listening'));

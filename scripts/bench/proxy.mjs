@@ -65,6 +65,8 @@ async function measure() {
   const nginxPort = Number(env('BENCH_NGINX_PORT'));
   const floorPort = Number(env('BENCH_FLOOR_PORT'));
   const hp3Port = env('BENCH_HP3_PORT') === '' ? undefined : Number(env('BENCH_HP3_PORT'));
+  const enginePort = env('BENCH_ENGINE_PORT') === '' ? undefined : Number(env('BENCH_ENGINE_PORT'));
+  const haproxyPort = env('BENCH_HAPROXY_PORT') === '' ? undefined : Number(env('BENCH_HAPROXY_PORT'));
   const machine = env('BENCH_MACHINE');
   const keyPrefix = env('BENCH_KEY_PREFIX');
   const loadTool = env('BENCH_LOAD_TOOL') || 'wrk';
@@ -140,11 +142,13 @@ async function measure() {
     await waitFor('nginx', answersHello(nginxPort, '/bench'));
     await waitFor("Node's floor proxy", answersHello(floorPort, '/bench'));
     if (hp3Port !== undefined) await waitFor('the http-proxy-3 proxy', answersHello(hp3Port, '/bench'));
+    if (enginePort !== undefined) await waitFor("berth's haproxy engine", answersHello(enginePort, '/bench'));
+    if (haproxyPort !== undefined) await waitFor('HAProxy alone', answersHello(haproxyPort, '/bench'));
 
     const hp3Version = hp3Port === undefined ? '' : JSON.parse(readFileSync(join(env('BENCH_HP3_DIR'), 'node_modules/http-proxy-3/package.json'), 'utf8')).version;
     const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))[1];
     const toolName = loadTool === 'wrk' ? `wrk -t2 -c${CONNECTIONS} -d${LOAD_S}s --latency` : `autocannon -c ${CONNECTIONS} -d ${LOAD_S} (wrk is missing)`;
-    console.log(`berth proxy benchmark: Node ${process.version}, ${env('BENCH_NGINX_VERSION').replace(/^nginx version: /, '')}, redis-server ${redisVersion}, ${cpus().length} CPUs, loopback`);
+    console.log(`berth proxy benchmark: Node ${process.version}, ${env('BENCH_NGINX_VERSION').replace(/^nginx version: /, '')}, ${env('BENCH_HAPROXY_VERSION').replace(/ - https.*/, '') || 'no haproxy'}, redis-server ${redisVersion}, ${cpus().length} CPUs, loopback`);
     console.log(`(the load generator, the app, the proxy under test and Redis all share these CPUs)`);
     console.log('');
 
@@ -157,13 +161,17 @@ async function measure() {
       { name: `berth, ${cpus().length} workers`, port: workersPort },
       { name: 'nginx (1 worker)', port: nginxPort },
       ...(hp3Port === undefined ? [] : [{ name: `http-proxy-3 ${hp3Version}`, port: hp3Port }]),
+      ...(enginePort === undefined ? [] : [{ name: 'berth, haproxy engine', port: enginePort }]),
+      ...(haproxyPort === undefined ? [] : [{ name: 'HAProxy alone', port: haproxyPort }]),
     ];
-    // The four compared side by side run again in later rounds, interleaved: on a shared
+    const E = 'berth, haproxy engine';
+    const H = 'HAProxy alone';
+    // Those compared side by side run again in later rounds, interleaved: on a shared
     // 2-CPU machine one 10 s run moves by 15 %, so ratios are taken within each round and
     // their median and range reported.
     const workersName = targets[3].name;
-    const compared = new Set(['berth, 1 process', 'Node floor (undici)', workersName, 'nginx (1 worker)']);
-    console.log(`keep-alive load on GET /bench ("hello"): ${toolName}, each after a ${WARMUP_S} s warm-up; ${ROUNDS} rounds of the four compared`);
+    const compared = new Set(['berth, 1 process', 'Node floor (undici)', workersName, 'nginx (1 worker)', E, H]);
+    console.log(`keep-alive load on GET /bench ("hello"): ${toolName}, each after a ${WARMUP_S} s warm-up; ${ROUNDS} rounds of the ${targets.filter((t) => compared.has(t.name)).length} compared`);
     if (hp3Port === undefined) console.log('(http-proxy-3 could not be installed from npm: its line is skipped)');
     const rounds = [];
     const widths = [24, 12, 9, 9];
@@ -200,37 +208,48 @@ async function measure() {
       const hp3 = first.get(targets[5].name);
       console.log(`berth/http-proxy-3 throughput ${fmt(first.get(B).rps / hp3.rps, 2)}, berth/http-proxy-3 p99 ${fmt(first.get(B).p99 / hp3.p99, 2)} (round 1)`);
     }
+    if (enginePort !== undefined && haproxyPort !== undefined) {
+      console.log(`haproxy engine/HAProxy alone throughput ${ratio((r) => r.get(E).rps / r.get(H).rps)}, p99 ${ratio((r) => r.get(E).p99 / r.get(H).p99)}`);
+      console.log(`haproxy engine/nginx throughput ${ratio((r) => r.get(E).rps / r.get(N).rps)}, p99 ${ratio((r) => r.get(E).p99 / r.get(N).p99)}; haproxy engine/Node engine throughput (1 process) ${ratio((r) => r.get(E).rps / r.get(B).rps)}, (${cpus().length} workers) ${ratio((r) => r.get(E).rps / r.get(workersName).rps)}`);
+    }
     console.log('');
 
     // 2. Route-change propagation: markRunning returned -> first 200 through the proxy.
-    const delays = [];
-    let failures = 0;
-    for (let n = 0; n < PROPAGATION_RUNS; n++) {
-      const path = `/p${n}`;
-      const markRunning = await runInstance(`bench-p${n}`, path);
-      const before = await get(proxyPort, path);
-      if (before.status === 200) throw new Error(`${path} answered 200 before its instance was running`);
-      await markRunning();
-      const start = performance.now();
-      let delay;
-      while (performance.now() - start < 5000) {
-        if ((await get(proxyPort, path)).status === 200) {
-          delay = performance.now() - start;
-          break;
+    const propagation = async (port, label, name) => {
+      const delays = [];
+      let failures = 0;
+      for (let n = 0; n < PROPAGATION_RUNS; n++) {
+        const path = `/${name}${n}`;
+        const markRunning = await runInstance(`bench-${name}${n}`, path);
+        const before = await get(port, path);
+        if (before.status === 200) throw new Error(`${path} answered 200 before its instance was running`);
+        await markRunning();
+        const start = performance.now();
+        let delay;
+        while (performance.now() - start < 5000) {
+          if ((await get(port, path)).status === 200) {
+            delay = performance.now() - start;
+            break;
+          }
+          await sleep(1);
         }
-        await sleep(1);
+        if (delay === undefined) failures++;
+        else delays.push(delay);
       }
-      if (delay === undefined) failures++;
-      else delays.push(delay);
-    }
-    delays.sort((a, b) => a - b);
-    const rank = (p) => delays[Math.max(0, Math.ceil(p * delays.length) - 1)];
-    console.log(`route propagation, ${PROPAGATION_RUNS} new services (markRunning returned -> first 200 through the proxy, polled every ~1 ms):`);
-    if (delays.length > 0) {
-      console.log(`  p50 ${fmt(rank(0.5), 1)} ms   p99 ${fmt(rank(0.99), 1)} ms   max ${fmt(delays.at(-1), 1)} ms   min ${fmt(delays[0], 1)} ms` + (delays.length < 100 ? '   (p99 of fewer than 100 samples is the largest)' : ''));
-    }
-    if (failures > 0) console.log(`  ${failures} of ${PROPAGATION_RUNS} were not routed within 5 s`);
+      delays.sort((a, b) => a - b);
+      const rank = (p) => delays[Math.max(0, Math.ceil(p * delays.length) - 1)];
+      console.log(`route propagation ${label}, ${PROPAGATION_RUNS} new services (markRunning returned -> first 200, polled every ~1 ms):`);
+      if (delays.length > 0) {
+        console.log(`  p50 ${fmt(rank(0.5), 1)} ms   p99 ${fmt(rank(0.99), 1)} ms   max ${fmt(delays.at(-1), 1)} ms   min ${fmt(delays[0], 1)} ms` + (delays.length < 100 ? '   (p99 of fewer than 100 samples is the largest)' : ''));
+      }
+      if (failures > 0) console.log(`  ${failures} of ${PROPAGATION_RUNS} were not routed within 5 s`);
+    };
+    await propagation(proxyPort, 'through the Node engine', 'p');
+    // A new service is a new HAProxy backend: a seamless reload each (a new instance of a known app is a Runtime API change).
+    if (enginePort !== undefined) await propagation(enginePort, 'through the haproxy engine (each a new backend: a reload)', 'h');
     console.log('');
+    // The 10,000 routes below would be as many new backends for the haproxy engine: it is stopped first.
+    if (env('BENCH_ENGINE_PID') !== '') process.kill(Number(env('BENCH_ENGINE_PID')), 'SIGTERM');
 
     // 3. Memory with 10,000 more routes.
     const routesBefore = (await proxyHealth()).routes;

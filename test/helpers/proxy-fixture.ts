@@ -10,9 +10,12 @@ import type { RegistryStore } from '../../registry/store/registry-store.js';
 import type { TestRedis } from './redis-server.js';
 import { waitFor } from './wait-for.js';
 
+/** The engine the proxy suites run on: node, or haproxy (set by the suites' haproxy twins, e.g. proxy-haproxy.test.ts). */
+export const testProxyEngine = (): 'node' | 'haproxy' => (process.env.BERTH_TEST_PROXY_ENGINE === 'haproxy' ? 'haproxy' : 'node');
+
 /** An in-process proxy on a free port, following the test registry's keys. */
 export async function startTestProxy(redis: TestRedis, prefix: string, machine: string, overrides: Record<string, unknown> = {}, load?: LoadSource): Promise<ProxyDaemon> {
-  const config = resolveOptions(PROXY_OPTIONS, { host: '127.0.0.1', port: 0, machine, keyPrefix: prefix, ...overrides }, { REDIS_URL: redis.url });
+  const config = resolveOptions(PROXY_OPTIONS, { host: '127.0.0.1', port: 0, machine, keyPrefix: prefix, engine: testProxyEngine(), ...overrides }, { REDIS_URL: redis.url });
   const proxy = await startProxy(config, silentLogger(), load ? { load } : {});
   await waitFor(() => proxy.sync.ready, { what: 'proxy route table loaded' });
   return proxy;

@@ -1,11 +1,11 @@
 /**
  * Waits until `condition` returns a truthy value (which it returns), polling with a growing
- * interval, or fails after `deadlineMs` with `what` in the message. Tests wait on conditions,
+ * interval (or every `intervalMs`, to time something), or fails after `deadlineMs` with `what` in the message. Tests wait on conditions,
  * never on bare sleeps.
  */
-export async function waitFor<T>(condition: () => T | Promise<T>, options: { deadlineMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(condition: () => T | Promise<T>, options: { deadlineMs?: number; what?: string; intervalMs?: number } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + (options.deadlineMs ?? 10_000);
-  let interval = 5;
+  let interval = options.intervalMs ?? 5;
   let lastError: unknown;
   for (;;) {
     try {
@@ -19,6 +19,6 @@ export async function waitFor<T>(condition: () => T | Promise<T>, options: { dea
       throw new Error(`timed out after ${options.deadlineMs ?? 10_000} ms waiting for ${options.what ?? 'condition'}${why}`);
     }
     await new Promise((r) => setTimeout(r, interval));
-    interval = Math.min(interval * 2, 100);
+    interval = options.intervalMs ?? Math.min(interval * 2, 100);
   }
 }

@@ -1,4 +1,5 @@
 // The proxy routes path prefixes to real app servers: whole-segment longest-prefix matching, prefix stripping, escapes refused, balancing, retries only of requests that never arrived, fast route changes, WebSockets, forwarding to another machine's proxy, Redis outages, and clean errors for everything clients and apps get wrong.
+import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -308,7 +309,9 @@ describe('protocol edges', () => {
     let appSide: import('node:stream').Duplex | undefined;
     s.server.on('upgrade', (req, socket) => {
       appSide = socket;
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-Path: ${req.url}\r\n\r\n`);
+      // A whole answer (HAProxy, the haproxy engine, refuses a 101 without the key's accept value).
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Seen-Path: ${req.url}\r\n\r\n`);
       socket.on('data', (d: Buffer) => socket.write(d));
       socket.on('error', () => undefined);
       socket.on('end', () => socket.destroy());
@@ -316,7 +319,13 @@ describe('protocol edges', () => {
     await runInstance(registry.daemon.store, 'ws', '/ws', 'm1', s.port);
     await waitFor(async () => (await get('/ws')).status === 200, { what: 'route' });
     const echoed = await new Promise<string>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: Number(new URL(proxy.url).port), path: '/ws/chat', headers: { connection: 'Upgrade', upgrade: 'websocket' } });
+      // A whole handshake: HAProxy (the haproxy engine) answers 400 to a WebSocket upgrade without a key.
+      const req = request({
+        host: '127.0.0.1',
+        port: Number(new URL(proxy.url).port),
+        path: '/ws/chat',
+        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+      });
       req.on('upgrade', (res, socket) => {
         expect(res.headers['x-seen-path']).toBe('/ws/chat');
         socket.once('data', (d: Buffer) => {

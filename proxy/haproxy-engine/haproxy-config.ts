@@ -1,0 +1,179 @@
+import { ERROR_CATALOGUE, type ErrorCode } from '../../common/errors.js';
+import { LISTEN_FD } from './haproxy-process.js';
+
+/** A server as HAProxy holds it: one running instance of the app's backend. */
+export interface ServerState {
+  name: string;
+  host: string;
+  port: number;
+}
+
+/** One app's backend: its routing settings are in the config (changing them takes a reload), its servers change at run time. */
+export interface BackendState {
+  name: string;
+  app: string;
+  prefix: string;
+  stripPrefix: boolean;
+  servers: Map<string, ServerState>;
+}
+
+export interface HaproxySettings {
+  /** The worker's stats socket: the Runtime API. */
+  adminSocket: string;
+  /** prefix → backend, followed at run time with add/set/del map. */
+  mapFile: string;
+  /** berth's own Node listener (127.0.0.1): /_berth/*, /metrics, and every request HAProxy does not route itself. */
+  nodePort: number;
+  trustedProxies: string[];
+  threads: number;
+  maxConnections: number;
+  connectTimeoutMs: number;
+  upstreamTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxHeaderBytes: number;
+  graceMs: number;
+}
+
+/** HAProxy names of berth's things: app and instance names are a-z, 0-9 and "-", which HAProxy takes as they are. */
+export const backendName = (app: string): string => `app-${app}`;
+export const serverName = (instance: string, epoch: number): string => `${instance}-e${epoch}`;
+export const NODE_BACKEND = 'berth-node';
+
+/** Segments of the deepest prefix HAProxy matches; a deeper prefix raises it (by a reload). */
+export const MIN_MATCH_DEPTH = 8;
+
+export function segmentDepth(prefix: string): number {
+  return prefix === '/' ? 0 : prefix.split('/').length - 1;
+}
+
+/**
+ * HAProxy's whole configuration for the state given. Matching is the Node engine's: whole
+ * segments, longest prefix first, by exact lookups (a tree) of the path cut at each of its
+ * first `depth` segment boundaries, deepest first. Anything HAProxy does not route itself (no
+ * instance here, a path that could escape its prefix, a target that is not a path, berth's own
+ * endpoints) goes to berth's Node listener, which answers it as the Node engine does.
+ */
+export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState>, depth: number): string {
+  const lines: string[] = [];
+  const add = (...l: string[]) => lines.push(...l);
+  add(
+    '# Written by berth proxy --engine haproxy: changes made here are lost at its next reload.',
+    'global',
+    `  stats socket ${s.adminSocket} mode 600 level admin expose-fd listeners`,
+    '  stats timeout 10s',
+    `  nbthread ${s.threads}`,
+    `  maxconn ${s.maxConnections}`,
+    // After a reload the old worker finishes its requests within berth's grace, then stops.
+    `  hard-stop-after ${s.graceMs}ms`,
+    // Room for a head of maxHeaderBytes (431 beyond it, below), with the buffer's reserve.
+    `  tune.bufsize ${Math.max(16384, 2 * s.maxHeaderBytes)}`,
+    '',
+    'defaults',
+    '  mode http',
+    `  timeout connect ${s.connectTimeoutMs}ms`,
+    `  timeout server ${s.upstreamTimeoutMs}ms`,
+    `  timeout http-request ${s.headersTimeoutMs}ms`,
+    `  timeout client ${s.requestTimeoutMs}ms`,
+    `  timeout http-keep-alive ${s.keepAliveTimeoutMs}ms`,
+    '  timeout tunnel 1h',
+    '  timeout client-fin 1s',
+    // Never-sent requests go to another instance; cut idempotent ones once (below): berth's retry rule.
+    '  retries 4',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response',
+    '  http-reuse safe',
+    // After a reload the old worker keeps idle client connections until it can answer one with Connection: close (no race with a request being sent).
+    '  option idle-close-on-response',
+    errorLine(503, 'no_healthy_instance', undefined, ['retry-after', '1']),
+    errorLine(502, 'upstream_failed'),
+    errorLine(504, 'upstream_timeout'),
+    '',
+    'frontend berth',
+    // berth's socket keeper holds the proxy's listening socket and hands it to each haproxy.
+    `  bind fd@${LISTEN_FD}`,
+    `  acl trusted src ${s.trustedProxies.join(' ')}`,
+    // X-Forwarded-* of a client not trusted are replaced, as the Node engine does.
+    '  http-request del-header x-forwarded-for unless trusted',
+    '  http-request del-header x-forwarded-proto unless trusted',
+    '  http-request del-header x-forwarded-host unless trusted',
+    '  http-request del-header x-forwarded-prefix',
+    `  http-request return status 431 hdr connection close if { req.hdrs,length gt ${s.maxHeaderBytes} }`,
+    '  http-request set-header x-forwarded-proto http unless { req.hdr(x-forwarded-proto) -m found }',
+    '  http-request set-header x-forwarded-host %[req.hdr(host)] unless { req.hdr(x-forwarded-host) -m found }',
+    // What the Node engine refuses with 400 bad_path goes to it to be refused (forward/request-path.ts).
+    '  acl escapes path_reg -i %(2f|5c|2e|00)',
+    '  acl escapes path_sub \\\\',
+    '  acl escapes path_reg /[.][.]?(/|$)',
+    '  acl path_form url_beg /',
+    // Headers the Connection header names are dropped by the Node engine: such requests go to it.
+    '  acl odd_connection req.hdr(connection) -m reg -i -- ^(?!(keep-alive|close|upgrade)$)',
+    // Cut idempotent requests go again once; nothing else is sent twice.
+    '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS',
+  );
+  // Judged once (HAProxy evaluates an ACL again in every rule that names it); then the lookups,
+  // each skipped as soon as one matched.
+  add('  http-request set-var(txn.routable) bool(1) if path_form !escapes !odd_connection');
+  for (let k = depth + 1; k >= 2; k--) {
+    add(`  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile}) if !{ var(txn.backend) -m found } { var(txn.routable) -m bool }`);
+  }
+  add(
+    // Host routing (issue 20) goes here: a map_dom lookup of req.hdr(host) before the path's.
+    '  use_backend %[var(txn.backend)] if { var(txn.backend) -m found }',
+    `  default_backend ${NODE_BACKEND}`,
+    '',
+    `backend ${NODE_BACKEND}`,
+    // The Node engine sets X-Forwarded-* itself, from the client's address the PROXY line gives it.
+    '  retry-on conn-failure',
+    `  server node 127.0.0.1:${s.nodePort} send-proxy`,
+  );
+  for (const b of backends) {
+    add(
+      '',
+      `backend ${b.name}`,
+      '  balance leastconn',
+      '  option forwardfor',
+      '  http-request del-header x-berth-hop',
+    );
+    if (b.stripPrefix && b.prefix !== '/') {
+      add(`  http-request set-header x-forwarded-prefix ${b.prefix}`, `  http-request set-path %[path,regsub(^${regexOf(b.prefix)}/?,/)]`);
+    }
+    for (const server of b.servers.values()) add(`  ${serverLine(server)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The map file as of a (re)load: prefix → backend, one a line. */
+export function renderMap(entries: Map<string, string>): string {
+  return [...entries].map(([prefix, backend]) => `${prefix} ${backend}\n`).join('');
+}
+
+export function serverLine(server: ServerState): string {
+  return `server ${server.name} ${addressOf(server)} ${SERVER_HEALTH}`;
+}
+
+/**
+ * An instance that refuses a connection is set aside at once (observe layer4, the Node engine's
+ * rule) and taken back when a connection check passes again (every 500 ms while down).
+ */
+export const SERVER_HEALTH = 'check inter 2s downinter 500ms rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down';
+
+export function addressOf(server: ServerState): string {
+  return server.host.includes(':') ? `ipv6@${server.host}:${server.port}` : `${server.host}:${server.port}`;
+}
+
+/** A prefix (letters, digits, "-", "_", ".", "~" and "/") as a regex, without backslashes (the config parser would eat them). */
+function regexOf(prefix: string): string {
+  return prefix.replace(/[.]/g, '[.]');
+}
+
+function errorLine(status: number, code: ErrorCode, message?: string, header?: [string, string]): string {
+  const body = `${JSON.stringify({ error: { code, message: message ?? ERROR_CATALOGUE[code].message } })}\n`;
+  return `  http-error status ${status} content-type application/json string ${quoted(body)} hdr cache-control no-store${header ? ` hdr ${header[0]} ${header[1]}` : ''}`;
+}
+
+/** A word of HAProxy's config in double quotes: backslash, quote, "$" (variables) and newline escaped. */
+function quoted(text: string): string {
+  return `"${text.replace(/[\\"$]/g, (c) => `\\${c}`).replace(/\n/g, '\\n')}"`;
+}
