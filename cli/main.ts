@@ -44,12 +44,12 @@ type MakeCommand = (ctx: CliContext) => Command;
  * (express, the TLS stack, the hoster…) take longer to load than an app command needs in all.
  */
 const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
-  up: async () => (await import('./up-command.js')).upCommand,
-  registry: async () => (await import('./registry-command.js')).registryCommand,
-  hoster: async () => (await import('./hoster-command.js')).hosterCommand,
-  proxy: async () => (await import('./proxy-command.js')).proxyCommand,
-  balancer: async () => (await import('./balancer-command.js')).balancerCommand,
-  scaler: async () => (await import('./scaler-command.js')).scalerCommand,
+  up: async () => (await import('./daemons/up-command.js')).upCommand,
+  registry: async () => (await import('./daemons/registry-command.js')).registryCommand,
+  hoster: async () => (await import('./daemons/hoster-command.js')).hosterCommand,
+  proxy: async () => (await import('./daemons/proxy-command.js')).proxyCommand,
+  balancer: async () => (await import('./daemons/balancer-command.js')).balancerCommand,
+  scaler: async () => (await import('./daemons/scaler-command.js')).scalerCommand,
 };
 
 // --verbose, anywhere before "--", for every command: each one that talks to the API then says
@@ -63,20 +63,11 @@ const DAEMON_COMMANDS: Record<string, () => Promise<MakeCommand>> = {
   }
 }
 
-/** The command named on the command line, if any (the first word that is not an option). */
-const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-const APP_COMMANDS = new Set(['publish', 'update', 'apps', 'info', 'instances', 'scale', 'releases', 'rollback', 'restart', 'config', 'config:set', 'config:unset', 'logs', 'delete', 'machines', 'load', 'culprit', 'login', 'status', 'tokens:create', 'tokens:list', 'tokens:revoke', 'audit', 'git:remote', 'git:branch', 'git:credential', 'domains:add', 'domains:remove', 'domains:list', 'certs', 'certs:add', 'certs:remove', 'run', 'runs', 'runs:logs', 'runs:stop', 'cron:add', 'cron:list', 'cron:remove']);
-const loaded: Record<string, MakeCommand> = {};
-for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
-  // An app command needs none of them; a daemon command only its own; help and typos all.
-  if (named !== undefined && APP_COMMANDS.has(named)) continue;
-  if (named !== undefined && named in DAEMON_COMMANDS && named !== name) continue;
-  loaded[name] = await load();
-}
-const daemon = (name: string): MakeCommand[] => (loaded[name] === undefined ? [] : [loaded[name]]);
+/** A command of the table: an app command's maker, or a daemon command by its name (loaded when needed). */
+type Entry = MakeCommand | { daemon: keyof typeof DAEMON_COMMANDS };
 
-/** Every command, in the order and under the headings of `berth --help`. */
-const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<MakeCommand> }> = [
+/** Every command, in the order and under the headings of `berth --help`: the one list of them. */
+const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Entry> }> = [
   {
     heading: 'Apps:',
     commands: [
@@ -101,8 +92,8 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<Ma
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },
   { heading: 'Machines:', commands: [machinesCommand, loadCommand, culpritCommand] },
   { heading: 'Access:', commands: [tokensCreateCommand, tokensListCommand, tokensRevokeCommand, auditCommand] },
-  { heading: 'Set-up:', commands: [...daemon('up'), loginCommand, statusCommand] },
-  { heading: 'Daemons (berth up runs them for one machine):', commands: ['registry', 'hoster', 'proxy', 'balancer', 'scaler'].flatMap(daemon) },
+  { heading: 'Set-up:', commands: [{ daemon: 'up' }, loginCommand, statusCommand] },
+  { heading: 'Daemons (berth up runs them for one machine):', commands: (['registry', 'hoster', 'proxy', 'balancer', 'scaler'] as const).map((daemon) => ({ daemon })) },
 ];
 
 // A reader that stops early (berth logs x | head -1) closes the pipe: that is not a failure.
@@ -122,6 +113,18 @@ const ctx: CliContext = {
     return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
   },
 };
+
+/** The command named on the command line, if any (the first word that is not an option). */
+const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+const appCommands = COMMAND_TABLE.flatMap(({ commands }) => commands.filter((e): e is MakeCommand => typeof e === 'function'));
+const loaded: Partial<Record<string, MakeCommand>> = {};
+// An app command needs no daemon's module; a daemon command only its own; help and typos all.
+if (named === undefined || !appCommands.some((make) => make(ctx).name() === named)) {
+  for (const [name, load] of Object.entries(DAEMON_COMMANDS)) {
+    if (named !== undefined && named in DAEMON_COMMANDS && named !== name) continue;
+    loaded[name] = await load();
+  }
+}
 
 const program = new Command()
   .name('berth')
@@ -147,7 +150,9 @@ Examples:
 
 for (const { heading, commands } of COMMAND_TABLE) {
   program.commandsGroup(heading);
-  for (const make of commands) {
+  for (const entry of commands) {
+    const make = typeof entry === 'function' ? entry : loaded[entry.daemon];
+    if (make === undefined) continue;
     const command = make(ctx);
     // addCommand, unlike .command(), does not pass settings down: commands must throw, not exit.
     command.copyInheritedSettings(program);

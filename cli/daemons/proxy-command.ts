@@ -1,11 +1,11 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
-import { resolveOptions } from '../common/config.js';
-import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
-import { createLogger } from '../common/logger.js';
-import { PROXY_OPTIONS, startProxy } from '../proxy/proxy-daemon.js';
-import { startProxyPrimary } from '../proxy/proxy-workers.js';
+import { resolveOptions } from '../../common/config.js';
+import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
+import { createLogger } from '../../common/logger.js';
+import { PROXY_OPTIONS, startProxy } from '../../proxy/proxy-daemon.js';
+import { startProxyPrimary } from '../../proxy/proxy-workers.js';
 
 export function proxyCommand(): Command {
   return new Command('proxy')

@@ -7,14 +7,14 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { spawn } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
-import { DEFAULT_HTTPS_PORT } from '../balancer/balancer-daemon.js';
-import { chooseHosterDir } from '../hoster/hoster-dir.js';
-import { DEFAULT_PROXY_PORT } from '../proxy/proxy-daemon.js';
-import { DEFAULT_REGISTRY_PORT } from '../registry/index.js';
-import { newSealingKeyText } from '../registry/store/index.js';
-import { credentialsPath, readCredentials, writeCredentials } from './credentials.js';
-import { DaemonSupervisor } from './daemon-supervisor.js';
-import { localRedisCommand } from './local-redis.js';
+import { DEFAULT_HTTPS_PORT } from '../../balancer/balancer-daemon.js';
+import { chooseHosterDir } from '../../hoster/index.js';
+import { DEFAULT_PROXY_PORT } from '../../proxy/proxy-daemon.js';
+import { DEFAULT_REGISTRY_PORT } from '../../registry/index.js';
+import { newSealingKeyText } from '../../registry/store/index.js';
+import { credentialsPath, readCredentials, writeCredentials } from '../credentials.js';
+import { DaemonSupervisor } from '../daemon-supervisor.js';
+import { localRedisCommand } from '../local-redis.js';
 
 export const DEFAULT_DATA_DIR = '.berth';
 export const DEFAULT_LOCAL_REDIS_PORT = 7079;
@@ -99,7 +99,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   await assertPortFree(flags.httpsPort, 'the HTTPS balancer (--https-port)');
   if (flags.httpPort !== undefined) await assertPortFree(flags.httpPort, 'the HTTP redirect (--http-port)');
 
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const main = fileURLToPath(new URL('../main.js', import.meta.url));
   // Secrets reach only the daemons that need them, and through 0600 files rather than the
   // environment, which every process a daemon starts would inherit: all of them talk to
   // Redis; only the registry checks the API token.
@@ -184,7 +184,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
   say(`dashboard: ${httpsUrl}/dashboard/   (sign in with the token)`);
   say(`publish an app: bin/berth publish examples/hello --path /hello   then: curl --cacert ${ca} ${httpsUrl}/hello`);
   if (flags.demo) {
-    const demo = fileURLToPath(new URL('../../examples/hello', import.meta.url));
+    const demo = fileURLToPath(new URL('../../../examples/hello', import.meta.url));
     say(`--demo: publishing ${demo} on /hello`);
     const code = await new Promise<number>((resolveCode) => {
       const child = spawn(process.execPath, [main, 'publish', demo, '--name', 'hello', '--path', '/hello', '--instances', '2'], {

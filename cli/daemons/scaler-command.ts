@@ -1,12 +1,12 @@
 import { Command } from 'commander';
-import { resolveOptions } from '../common/config.js';
-import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
-import { createLogger } from '../common/logger.js';
-import { SCALER_OPTIONS, startScaler } from '../scaler/scaler-daemon.js';
-import { connect } from './api-client.js';
-import { JSON_FLAG, type CliContext } from './cli-context.js';
-import { decisionCount } from './flag-values.js';
-import { ago } from './output.js';
+import { resolveOptions } from '../../common/config.js';
+import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
+import { createLogger } from '../../common/logger.js';
+import { SCALER_OPTIONS, startScaler } from '../../scaler/scaler-daemon.js';
+import { connect } from '../api-client.js';
+import { JSON_FLAG, type CliContext } from '../cli-context.js';
+import { decisionCount } from '../flag-values.js';
+import { ago } from '../output.js';
 
 export function scalerCommand(ctx: CliContext): Command {
   const command = new Command('scaler')

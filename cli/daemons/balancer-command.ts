@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { resolveOptions } from '../common/config.js';
-import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
-import { createLogger } from '../common/logger.js';
-import { BALANCER_OPTIONS, startBalancer } from '../balancer/balancer-daemon.js';
+import { resolveOptions } from '../../common/config.js';
+import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
+import { createLogger } from '../../common/logger.js';
+import { BALANCER_OPTIONS, startBalancer } from '../../balancer/balancer-daemon.js';
 
 export function balancerCommand(): Command {
   return new Command('balancer')

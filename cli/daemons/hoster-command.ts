@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { resolveOptions } from '../common/config.js';
-import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
-import { createLogger } from '../common/logger.js';
-import { HOSTER_OPTIONS, startHoster } from '../hoster/hoster-daemon.js';
+import { resolveOptions } from '../../common/config.js';
+import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
+import { createLogger } from '../../common/logger.js';
+import { HOSTER_OPTIONS, startHoster } from '../../hoster/index.js';
 
 export function hosterCommand(): Command {
   return new Command('hoster')

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { closeOnSignals, stopWhenOrphaned } from '../common/daemon-lifecycle.js';
-import { createLogger } from '../common/logger.js';
-import { resolveOptions } from '../common/config.js';
-import { REGISTRY_OPTIONS, startRegistry } from '../registry/index.js';
+import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
+import { createLogger } from '../../common/logger.js';
+import { resolveOptions } from '../../common/config.js';
+import { REGISTRY_OPTIONS, startRegistry } from '../../registry/index.js';
 
 export function registryCommand(): Command {
   return new Command('registry')
