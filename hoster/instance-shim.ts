@@ -120,14 +120,26 @@ app.once('error', (err) => {
   finish(127);
 });
 
+/** How long after the app's exit its pipes may still be read before the exit is reported anyway. */
+const LAST_OUTPUT_MS = 1000;
+let reported = false;
+
 app.once('exit', (code, signal) => {
   // Children the app left behind in its group go with it.
   killGroup('SIGKILL');
-  const why = stopping ?? 'exited';
-  const oom = readOomKills() > oomKillsAtStart;
-  log(`app exited (${signal ?? `code ${code}`}; ${why}${oom ? '; over its memory limit: killed by the kernel' : ''})`);
-  broadcast({ t: 'exit', code, signal, why, ...(oom ? { oom } : {}) });
-  finish(0);
+  // Its last lines may still be in the pipes ('exit' can come before them): the hoster hears of
+  // the exit after them ('close'), or after LAST_OUTPUT_MS should something still hold a pipe.
+  const report = () => {
+    if (reported) return;
+    reported = true;
+    const why = stopping ?? 'exited';
+    const oom = readOomKills() > oomKillsAtStart;
+    log(`app exited (${signal ?? `code ${code}`}; ${why}${oom ? '; over its memory limit: killed by the kernel' : ''})`);
+    broadcast({ t: 'exit', code, signal, why, ...(oom ? { oom } : {}) });
+    finish(0);
+  };
+  app.once('close', report);
+  setTimeout(report, LAST_OUTPUT_MS).unref();
 });
 
 function finish(code: number): void {

@@ -129,7 +129,11 @@ describe('web + worker + release', () => {
   });
 
   it('runs the worker without a port or route, its output in the logs with its type', async () => {
-    const all = await client.listAppInstances('jobs');
+    // The worker starts after the release command, beside web: on a loaded machine, a moment later.
+    const all = await waitFor(async () => {
+      const now = await client.listAppInstances('jobs');
+      return running(now, 'worker', 1).length === 1 && running(now, 'web', 1).length === 1 ? now : undefined;
+    }, { deadlineMs: 30_000, what: 'the worker and web of v1 running' });
     const [worker] = running(all, 'worker', 1);
     expect(worker).toBeDefined();
     expect(worker!.port).toBeNull();

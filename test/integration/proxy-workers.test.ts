@@ -160,9 +160,11 @@ describe('proxy workers', () => {
     await waitFor(() => held.length === 2, { what: 'both requests at the app' });
     proxy.kill('SIGKILL');
     await proxy.exited;
-    // The port refuses new connections (the primary held it), and the workers are still up.
+    // The port refuses new connections (the primary held it), and the workers holding the
+    // requests are still up (cluster gives a connection to a free worker: on a loaded machine both
+    // may have gone to one, and the idle one then stops at once).
     await waitFor(() => get(port, '/w/x').then(() => false, () => true), { what: 'the port to refuse' });
-    expect(workers.every(alive)).toBe(true);
+    expect(workers.some(alive)).toBe(true);
     for (const release of held.splice(0)) release();
     const answers = await Promise.all(inFlight);
     expect(answers.map((a) => [a.status, a.body, a.connection])).toEqual([
