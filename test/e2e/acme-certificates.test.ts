@@ -59,9 +59,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  // Given 3 s to stop on its own, then killed.
+  await waitFor(() => child.exitCode !== null || child.signalCode !== null, { deadlineMs: 3000, what: 'the child to stop' }).catch(() => child.kill('SIGKILL'));
   await exited;
-  clearTimeout(timer);
 }
 
 /** GET over HTTPS to 127.0.0.1:port with `servername` as SNI and Host, trusting `ca` only. */

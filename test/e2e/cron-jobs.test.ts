@@ -72,8 +72,12 @@ describe('berth cron', () => {
     const logs = await client.logs(APP, 1000);
     for (const run of runs) expect(logs.some((l) => l.instance === run.id && l.line === `tick from ${run.id}`)).toBe(true);
     const later = (await cronRuns()).length;
-    await new Promise((r) => setTimeout(r, 2000)); // two ticks that must not fire: the job is gone
+    // A second job on the same schedule shows the schedulers ticking on: two of its ticks fired
+    // after the removal, and none of the removed job's.
+    const witness = await client.addCron(APP, { schedule: '* * * * * *', command: ['node', '-e', '0'] });
+    await waitFor(async () => (await client.listRuns(APP)).filter((r) => r.cron === witness.id).length >= 2, { deadlineMs: 30_000, what: 'two ticks of another job' });
     expect((await cronRuns()).length).toBe(later);
+    await client.removeCron(APP, witness.id);
   });
 
   it('cron:list shows the next tick and the last result', async () => {

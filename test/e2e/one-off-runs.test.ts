@@ -43,7 +43,7 @@ beforeAll(async () => {
     "require('node:http').createServer((q, s) => s.end('ok')).listen(Number(process.env.PORT), '127.0.0.1');\n",
   );
   // Prints a line, then another after a pause: the first must reach the CLI before the second is printed.
-  writeFileSync(join(app, 'scripts', 'slow.js'), "console.log('first'); setTimeout(() => { console.log('second'); }, 1500);\n");
+  writeFileSync(join(app, 'scripts', 'slow.js'), "console.log('first'); const later = setInterval(() => { console.log('second'); clearInterval(later); }, 1500);\n");
   writeFileSync(join(app, 'scripts', 'whoami.js'), "console.log(JSON.stringify({ uid: process.getuid(), greeting: process.env.GREETING, run: process.env.BERTH_RUN, port: process.env.PORT ?? null, cwd: process.cwd() }));\n");
   const r = await runCli(['publish', app, '--path', '/jobs', '--env', 'GREETING=hello', '--timeout', '60'], env, { deadlineMs: 90_000 });
   expect(r.code, r.stderr).toBe(0);
@@ -108,7 +108,7 @@ describe('berth run', () => {
   });
 
   it('--detach prints an id; runs lists it; logs --run and runs:logs print its output', async () => {
-    const r = await runCli(['run', APP, '--detach', '--', 'node', '-e', "console.log('detached says hi'); setTimeout(() => process.exit(7), 1000)"], env, { deadlineMs: 30_000 });
+    const r = await runCli(['run', APP, '--detach', '--', 'node', '-e', "console.log('detached says hi'); setInterval(() => process.exit(7), 1000)"], env, { deadlineMs: 30_000 });
     expect(r.code, r.stderr).toBe(0);
     const id = r.stdout.trim();
     expect(id).toMatch(/^[0-9a-f]{16}$/);
@@ -130,7 +130,7 @@ describe('berth run', () => {
   });
 
   it('a run over its time limit is stopped: exit 124', async () => {
-    const r = await runCli(['run', APP, '--timeout', '2', '--', 'node', '-e', 'setTimeout(() => {}, 60000)'], env, { deadlineMs: 60_000 });
+    const r = await runCli(['run', APP, '--timeout', '2', '--', 'node', '-e', 'setInterval(() => {}, 60000)'], env, { deadlineMs: 60_000 });
     expect(r.code).toBe(124);
     expect(r.stderr).toContain('time limit');
   });
