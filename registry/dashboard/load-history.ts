@@ -4,6 +4,7 @@ import type { RedisClient } from '../../common/redis-connection.js';
 import { redisCall } from '../store/index.js';
 import type { RegistryStore } from '../store/index.js';
 import type { DashboardKeys } from './dashboard-keys.js';
+import type { LoadSample } from '../../sdk/types.js';
 
 /** How often one registry asks every proxy for its load and culprit. @default 30 s */
 export const DEFAULT_LOAD_SAMPLE_MS = 30_000;
@@ -11,19 +12,8 @@ export const DEFAULT_LOAD_SAMPLE_MS = 30_000;
 export const LOAD_HISTORY_MS = 3600_000;
 const REPORT_TIMEOUT_MS = 3000;
 
-/** One sample of a machine's proxy reports (GetLoad and GetCulprit). */
-export interface LoadSample {
-  /** ms since the epoch. */
-  at: number;
-  /** 5-minute load per CPU (1.0 is at capacity), or null when the proxy did not answer. */
-  load: number | null;
-  cpus: number | null;
-  culprit: { app: string; instance: string; cpuShare: number } | null;
-  /** CPU cores each app's instances on this machine used (GetCulprit's instances, summed by app). */
-  apps: Record<string, number>;
-  /** Why there are no numbers, when there are none. */
-  error: string | null;
-}
+/** One sample of a machine's proxy reports: the SDK's wire type, the one definition of it. */
+export type { LoadSample } from '../../sdk/types.js';
 
 export interface LoadHistoryOptions {
   redis: RedisClient;
