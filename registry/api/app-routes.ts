@@ -1,14 +1,13 @@
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
-import { BerthError } from '../../common/errors.js';
-import { StopSignal, STOPPED } from '../../common/stop-signal.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import { followLogs, recentLogs, type RegistryKeys } from '../store/index.js';
 import type { AppService } from '../app-service.js';
 import { appSchemas } from './app-schemas.js';
 import { grantOf } from './authenticate.js';
 import { forbidden, publishRefusal } from './authorize.js';
 import { emptyQuery } from './schemas.js';
+import { StreamFollowers } from './stream-followers.js';
 import { validate } from './validate.js';
 
 export interface AppRoutesOptions {
@@ -27,7 +26,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   const { service } = options;
   const s = appSchemas(options.maxInstances);
   const r = Router();
-  const followers = new Set<() => void>();
+  const followers = new StreamFollowers({ openBlockingConnection: options.openBlockingConnection, logger: options.logger });
 
   const params = (req: Request) => validate(s.appParams, req.params, 'path').name;
   const noQuery = (req: Request) => validate(emptyQuery, req.query, 'query');
@@ -158,57 +157,29 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
       res.json({ lines });
       return;
     }
-    await streamLogs(req, res, name, lines.at(-1)?.id ?? '$', lines);
+    await streamLogs(res, name, lines.at(-1)?.id ?? '$', lines);
   });
 
   /** `?follow=1`: newline-delimited JSON, one line object per line, until the client leaves. */
-  async function streamLogs(req: Request, res: Response, app: string, from: string, backlog: unknown[]): Promise<void> {
-    const redis = options.openBlockingConnection();
-    try {
-      await waitForReady(redis, 3000);
-    } catch {
-      redis.disconnect();
-      throw new BerthError('redis_unavailable');
-    }
-    let closed = false;
-    const stopSignal = new StopSignal();
-    const stop = () => {
-      if (closed) return;
-      closed = true;
-      stopSignal.stop();
-      followers.delete(stop);
-      redis.disconnect();
-      res.end();
-      res.socket?.destroy();
-    };
-    followers.add(stop);
-    res.on('close', stop);
-    res.status(200).setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.flushHeaders();
-    for (const line of backlog) res.write(`${JSON.stringify(line)}\n`);
-    // '$' means "after whatever is there now": pin it to a real id before the first read.
-    let position = from === '$' ? ((await options.redis.xrevrange(options.keys.appLogs(app), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0') : from;
-    while (!closed) {
-      try {
-        const lines = await stopSignal.race(followLogs(redis, options.keys, app, position, LOG_BLOCK_MS));
-        if (lines === STOPPED) break;
-        for (const line of lines) {
+  async function streamLogs(res: Response, app: string, from: string, backlog: unknown[]): Promise<void> {
+    let position = from;
+    await followers.follow(res, {
+      what: `${app}'s log`,
+      headers: { 'Content-Type': 'application/x-ndjson; charset=utf-8' },
+      start: async () => {
+        for (const line of backlog) res.write(`${JSON.stringify(line)}\n`);
+        // '$' means "after whatever is there now": pin it to a real id before the first read.
+        if (position === '$') position = (await options.redis.xrevrange(options.keys.appLogs(app), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+      },
+      step: async ({ redis }) => {
+        for (const line of await followLogs(redis, options.keys, app, position, LOG_BLOCK_MS)) {
           res.write(`${JSON.stringify(line)}\n`);
           position = line.id;
         }
-      } catch (err) {
-        if (closed) break;
-        options.logger.warn({ err, app }, 'log follower cannot read from Redis: retrying');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
+        return false;
+      },
+    });
   }
 
-  return {
-    router: r,
-    closeAll: () => {
-      for (const stop of [...followers]) stop();
-    },
-  };
+  return { router: r, closeAll: () => followers.closeAll() };
 }

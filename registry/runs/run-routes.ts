@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BerthError } from '../../common/errors.js';
 import { nameSchema } from '../../common/names.js';
-import { waitForReady, type RedisClient } from '../../common/redis-connection.js';
-import { StopSignal, STOPPED } from '../../common/stop-signal.js';
+import type { RedisClient } from '../../common/redis-connection.js';
 import type { Run } from '../../sdk/types.js';
 import type { AppService } from '../app-service.js';
 import { grantOf } from '../api/authenticate.js';
+import { StreamFollowers } from '../api/stream-followers.js';
 import { validate } from '../api/validate.js';
 import { DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, runOutputOf, type RunStore } from '../store/index.js';
 
@@ -64,7 +64,7 @@ export async function currentRelease(apps: AppService, app: string): Promise<num
 export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll: () => void } {
   const { runs } = options;
   const r = Router();
-  const followers = new Set<() => void>();
+  const followers = new StreamFollowers({ openBlockingConnection: options.openBlockingConnection, logger: options.logger });
 
   async function runOf(req: Request): Promise<Run> {
     const { name, id } = validate(schemas.runParams, req.params, 'path');
@@ -133,66 +133,35 @@ export function runRoutes(options: RunRoutesOptions): { router: Router; closeAll
   });
 
   async function follow(res: Response, run: Run, stopsOnLeaving: boolean): Promise<void> {
-    const redis = options.openBlockingConnection();
-    try {
-      await waitForReady(redis, 3000);
-    } catch {
-      redis.disconnect();
-      throw new BerthError('redis_unavailable');
-    }
-    let closed = false;
-    let ended = false;
-    const stopSignal = new StopSignal();
-    const stop = () => {
-      if (closed) return;
-      closed = true;
-      stopSignal.stop();
-      followers.delete(stop);
-      redis.disconnect();
-      res.end();
-      if (!ended && !run.detached && stopsOnLeaving) {
-        // The CLI went away (Ctrl-C, a closed laptop): the run it waited for stops too.
-        void runs.stop(run.id, 'client_gone').catch((err) => options.logger.warn({ err: String(err), run: run.id }, 'could not ask the run to stop (its time limit still ends it)'));
-      }
-    };
-    followers.add(stop);
-    res.on('close', stop);
-    res.status(200).setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.flushHeaders();
     let position = '0';
-    while (!closed) {
-      try {
-        const entries = await stopSignal.race(runs.readOutput(redis, run.id, position, OUTPUT_BLOCK_MS));
-        if (entries === STOPPED) break;
+    await followers.follow(res, {
+      what: `run ${run.id}'s output`,
+      headers: { 'Content-Type': 'application/x-ndjson; charset=utf-8' },
+      step: async ({ redis }) => {
+        const entries = await runs.readOutput(redis, run.id, position, OUTPUT_BLOCK_MS);
         for (const entry of entries) {
           position = entry.id;
-          if (entry.stream === 'exit') ended = true;
-          else if (entry.stream === 'tty') continue;
-          res.write(`${JSON.stringify(runOutputOf(entry))}\n`);
-        }
-        if (ended) break;
-        if (entries.length === 0) {
-          // A run that ended without an entry (expired with its keys) must not hold the client for ever.
-          const now = await runs.get(run.id);
-          if (now === undefined) {
-            ended = true;
-            res.write(`${JSON.stringify({ exit: { state: 'lost', exitCode: null, signal: null, reason: 'expired' } })}\n`);
+          if (entry.stream === 'exit') {
+            res.write(`${JSON.stringify(runOutputOf(entry))}\n`);
+            return true;
           }
+          // A terminal's bytes are for its WebSocket only (run-terminal.ts).
+          if (entry.stream !== 'tty') res.write(`${JSON.stringify(runOutputOf(entry))}\n`);
         }
-      } catch (err) {
-        if (closed) break;
-        options.logger.warn({ err: String(err), run: run.id }, 'run output follower cannot read from Redis: retrying');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
-    stop();
+        // A run that ended without an entry (expired with its keys) must not hold the client for ever.
+        if (entries.length === 0 && (await runs.get(run.id)) === undefined) {
+          res.write(`${JSON.stringify({ exit: { state: 'lost', exitCode: null, signal: null, reason: 'expired' } })}\n`);
+          return true;
+        }
+        return false;
+      },
+      onLeft: () => {
+        // The CLI went away (Ctrl-C, a closed laptop): the run it waited for stops too.
+        if (run.detached || !stopsOnLeaving) return;
+        void runs.stop(run.id, 'client_gone').catch((err) => options.logger.warn({ err: String(err), run: run.id }, 'could not ask the run to stop (its time limit still ends it)'));
+      },
+    });
   }
 
-  return {
-    router: r,
-    closeAll: () => {
-      for (const stop of [...followers]) stop();
-    },
-  };
+  return { router: r, closeAll: () => followers.closeAll() };
 }
