@@ -1,36 +1,13 @@
 import { BerthError } from '../common/errors.js';
+import type { PublishRequest, UpdateRequest } from '../sdk/types.js';
 import type { Procfile } from '../common/procfile.js';
 import { releaseProcesses, type ReleaseProcesses } from './release-processes.js';
 import { MAX_ENV_BYTES, MAX_ENV_KEYS } from './api/app-schemas.js';
 import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type AutoscalePolicy, type HealthCheck, type Release, type AppStore, type ReleaseInput, type Attributes, type Instance, type RegistryStore } from './store/index.js';
 
-export interface PublishInput {
-  name: string;
-  path: string;
-  instances: number;
-  bundle: string;
-  env?: Record<string, string>;
-  attributes?: Attributes;
-  command?: string;
-  healthCheck?: Partial<HealthCheck>;
-  stripPrefix?: boolean;
-  processes?: Record<string, string>;
-  releaseCommand?: string;
-  releaseTimeoutMs?: number;
-}
-
-export interface UpdateInput {
-  bundle?: string;
-  env?: Record<string, string>;
-  attributes?: Attributes;
-  command?: string | null;
-  healthCheck?: Partial<HealthCheck>;
-  instances?: number;
-  stripPrefix?: boolean;
-  processes?: Record<string, string>;
-  releaseCommand?: string | null;
-  releaseTimeoutMs?: number;
-}
+/** What publish and update take: the SDK's request bodies, validated (api/app-schemas.ts). */
+export type PublishInput = PublishRequest;
+export type UpdateInput = UpdateRequest;
 
 export interface AppServiceOptions {
   apps: AppStore;

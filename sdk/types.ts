@@ -282,19 +282,26 @@ export interface ScaleDecision {
   };
 }
 
-export interface AppDetails {
+/** What the user wants of an app (its record in the registry). */
+export interface App {
   name: string;
   path: string;
+  /** Instances wanted (of web). */
   instances: number;
   stripPrefix: boolean;
+  /** Version of the release the app should run. */
   release: number;
   state: 'active' | 'deleting';
-  /** Set when the scaler changes its instances. */
+  /** When set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
   autoscale: AutoscalePolicy | null;
   /** Instances wanted of each process type other than web (`instances` is web's); a type of the release left out runs 1. */
   formation: Record<string, number>;
   createdAt: number;
   updatedAt: number;
+}
+
+/** An app with what actually runs: the answer of getApp. */
+export interface AppDetails extends App {
   url: string | null;
   status: 'running' | 'deploying' | 'failed' | 'stopped' | 'deleting' | 'starting';
   current: Release | null;

@@ -1,42 +1,13 @@
-import type { AutoscalePolicy, HealthCheck, Instance, InstanceState, Release, ReleaseStatus } from '../../sdk/types.js';
+import type { App, AppDetails, AutoscalePolicy, HealthCheck, Instance, InstanceState, Release, ReleaseStatus } from '../../sdk/types.js';
 
-/** The wire types of releases and apps' settings are the SDK's (sdk/types.ts is their one source). */
-export type { AutoscalePolicy, HealthCheck, Release, ReleaseStatus };
+/** The wire types of apps, releases and their settings are the SDK's (sdk/types.ts is their one source). */
+export type { App, AppDetails, AutoscalePolicy, HealthCheck, Release, ReleaseStatus };
 
 export const DEFAULT_HEALTH_CHECK: HealthCheck = { status: 200, timeoutMs: 2000, attempts: 30, intervalMs: 5000, failures: 3 };
 
 /** What a policy set with only min and max aims for. */
 export const DEFAULT_AUTOSCALE: Omit<AutoscalePolicy, 'min' | 'max'> = { targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 };
 
-/** What the user wants of an app. */
-export interface App {
-  name: string;
-  path: string;
-  /** Instances wanted. */
-  instances: number;
-  stripPrefix: boolean;
-  /** Version of the release the app should run. */
-  release: number;
-  state: 'active' | 'deleting';
-  /** When set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
-  autoscale: AutoscalePolicy | null;
-  /** Instances wanted of each process type other than web (web's is `instances`); a type left out runs 1. */
-  formation: Record<string, number>;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** An app with what actually runs: the answer of GetAppDetails. */
-export interface AppDetails extends App {
-  url: string | null;
-  status: 'running' | 'deploying' | 'failed' | 'stopped' | 'deleting' | 'starting';
-  current: Release | null;
-  instancesByState: Partial<Record<InstanceState, number>>;
-  /** Running instances of the current release. */
-  running: number;
-  /** Running instances by release version: an older release still serving shows here during a deploy. */
-  runningByRelease: Record<string, number>;
-}
 
 export function appFromHash(h: Record<string, string>): App | undefined {
   if (!h.name) return undefined;

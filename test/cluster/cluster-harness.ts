@@ -408,6 +408,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       process.removeListener('exit', downOnExit);
       for (const { proc } of procs) proc.kill('SIGKILL');
       await Promise.all(procs.map(({ proc }) => Promise.race([proc.exited, new Promise((r) => setTimeout(r, KILLED_EXIT_WAIT_MS))])));
+      // BERTH_DRILL_LOGS=<dir> keeps every daemon's whole output, to read why a drill failed.
+      const keep = process.env.BERTH_DRILL_LOGS;
+      if (keep) {
+        mkdirSync(keep, { recursive: true });
+        for (const { name, proc } of procs) writeFileSync(join(keep, `${id}-${name}.log`), proc.output());
+      }
       await killRedisServer();
       removeRun(id);
       say('down');
