@@ -257,19 +257,26 @@ export class RegistryStore {
     return ids.length === 0 ? [] : this.instancesById(ids);
   }
 
+  /** The keys of every script that may remove an instance (the removeInstance include touches them all). */
+  private removalKeys(service: string, id: string) {
+    const k = this.keys;
+    return {
+      instance: k.instance(id),
+      serviceInstances: k.serviceInstances(service),
+      services: k.services,
+      unclaimed: k.unclaimed,
+      serviceUnclaimed: k.serviceUnclaimed(service),
+      leases: k.leases,
+      events: k.events,
+    };
+  }
+
   /** Removes one instance of `service` by id. */
   async unregister(service: string, id: string): Promise<Instance> {
-    const k = this.keys;
     const out = await this.change(() =>
       scripts.unregisterInstance.run(this.redis, {
         keys: {
-          instance: k.instance(id),
-          serviceInstances: k.serviceInstances(service),
-          services: k.services,
-          unclaimed: k.unclaimed,
-          serviceUnclaimed: k.serviceUnclaimed(service),
-          leases: k.leases,
-          events: k.events,
+          ...this.removalKeys(service, id),
         },
         args: { service, eventsMaxLength: this.maxLen },
       }),
@@ -384,17 +391,10 @@ export class RegistryStore {
    * when the instance was being retired and so was removed instead.
    */
   async release(input: HolderInput & { reason: string; detail?: string }): Promise<Instance | null> {
-    const k = this.keys;
     const flat = await this.change(() =>
       scripts.releaseInstance.run(this.redis, {
         keys: {
-          instance: k.instance(input.id),
-          leases: k.leases,
-          unclaimed: k.unclaimed,
-          events: k.events,
-          serviceInstances: k.serviceInstances(input.service),
-          serviceUnclaimed: k.serviceUnclaimed(input.service),
-          services: k.services,
+          ...this.removalKeys(input.service, input.id),
         },
         args: {
           machine: input.machine,
@@ -414,17 +414,10 @@ export class RegistryStore {
    * else draining for `drainMs` (unroutable), then stopping for its hoster to stop.
    */
   async retire(service: string, id: string, drainMs: number, reason: string): Promise<RetireOutcome> {
-    const k = this.keys;
     const out = await this.change(() =>
       scripts.retireInstance.run(this.redis, {
         keys: {
-          instance: k.instance(id),
-          serviceInstances: k.serviceInstances(service),
-          services: k.services,
-          unclaimed: k.unclaimed,
-          serviceUnclaimed: k.serviceUnclaimed(service),
-          leases: k.leases,
-          events: k.events,
+          ...this.removalKeys(service, id),
         },
         args: { service, drainMs, reason, eventsMaxLength: this.maxLen },
       }),
@@ -447,17 +440,10 @@ export class RegistryStore {
 
   /** The holder stopped a `stopping` instance: remove its record. */
   async confirmStopped(input: HolderInput): Promise<void> {
-    const k = this.keys;
     await this.change(() =>
       scripts.confirmStopped.run(this.redis, {
         keys: {
-          instance: k.instance(input.id),
-          serviceInstances: k.serviceInstances(input.service),
-          services: k.services,
-          unclaimed: k.unclaimed,
-          serviceUnclaimed: k.serviceUnclaimed(input.service),
-          leases: k.leases,
-          events: k.events,
+          ...this.removalKeys(input.service, input.id),
         },
         args: { service: input.service, machine: input.machine, epoch: input.epoch, eventsMaxLength: this.maxLen },
       }),
@@ -473,13 +459,7 @@ export class RegistryStore {
     const out = await this.change(() =>
       scripts.finishReleaseTask.run(this.redis, {
         keys: {
-          instance: k.instance(input.id),
-          serviceInstances: k.serviceInstances(input.service),
-          services: k.services,
-          unclaimed: k.unclaimed,
-          serviceUnclaimed: k.serviceUnclaimed(input.service),
-          leases: k.leases,
-          events: k.events,
+          ...this.removalKeys(input.service, input.id),
           appReleases: k.appReleases(input.service),
         },
         args: {
