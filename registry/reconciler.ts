@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
-import { LeaderLoop } from './leader-loop.js';
+import { LeaderLoop } from './store/index.js';
 import type { AppStore, BundleStore, App, Release, RegistryStore } from './store/index.js';
 import { planApp, type ReconcileAction } from './reconcile-plan.js';
 

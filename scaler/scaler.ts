@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
-import { LeaderLoop } from '../registry/index.js';
+import { LeaderLoop } from '../registry/store/index.js';
 import type { AppStore, RegistryStore } from '../registry/store/index.js';
 import { observeMachine } from './machine-observer.js';
 import { planScaling, type AppObservation, type PlanOptions, type ScaleDecision } from './scaling-plan.js';

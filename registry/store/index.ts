@@ -45,3 +45,4 @@ export { SCRIPT_FAILURE } from './script-errors.js';
 export { RunStore, runOutputOf, DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, type NewRun, type RunHolder, type RunEnd, type RunInput, type RunStreamEntry } from './run-store.js';
 export { runKeys, type RunKeys } from './run-keys.js';
 export { CronStore, type StoredCron } from './cron-store.js';
+export { LeaderLoop, type LeaderLoopOptions } from './leader-loop.js';

@@ -1,6 +1,6 @@
-import type { Logger } from '../common/logger.js';
-import { BerthError } from '../common/errors.js';
-import type { RegistryStore } from './store/index.js';
+import type { Logger } from '../../common/logger.js';
+import { BerthError } from '../../common/errors.js';
+import type { RegistryStore } from './registry-store.js';
 
 export interface LeaderLoopOptions {
   store: RegistryStore;
