@@ -8,12 +8,14 @@ import type { BerthClient } from '../../sdk/berth-client.js';
 /** How often each copy reports. */
 export const REPORT_EVERY_MS = 100;
 
-/** The drill app: answers with who it is, and reports to COLLECTOR_URL while it runs. */
-export function observerApp(version = 'v1'): Record<string, string> {
-  return {
-    'server.js': `
+/**
+ * What every observed copy runs: reports who it is to COLLECTOR_URL every REPORT_EVERY_MS.
+ * `version` is a JavaScript expression (a quoted string, or `process.env.BERTH_PROCESS`).
+ */
+export function reporterSource(version: string): string {
+  return `
 const http = require('node:http');
-const me = { instance: process.env.BERTH_INSTANCE, epoch: Number(process.env.BERTH_EPOCH), machine: process.env.BERTH_MACHINE, pid: process.pid, version: ${JSON.stringify(version)} };
+const me = { instance: process.env.BERTH_INSTANCE, epoch: Number(process.env.BERTH_EPOCH), machine: process.env.BERTH_MACHINE, pid: process.pid, version: ${version} };
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const target = new URL(process.env.COLLECTOR_URL);
 function report() {
@@ -26,6 +28,13 @@ function report() {
 }
 report();
 setInterval(report, ${REPORT_EVERY_MS});
+`;
+}
+
+/** The drill app: answers with who it is, and reports to COLLECTOR_URL while it runs. */
+export function observerApp(version = 'v1'): Record<string, string> {
+  return {
+    'server.js': `${reporterSource(JSON.stringify(version))}
 const server = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(me));

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadApp } from '../helpers/hoster-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { startDrill, UNAVAILABLE, type Drill } from './drill-fixture.js';
-import { monotonicMs, observerApp, REPORT_EVERY_MS } from './observer.js';
+import { monotonicMs, observerApp, reporterSource } from './observer.js';
 
 const LEASE_MS = 4000;
 const POLL_MS = 1000;
@@ -15,20 +15,7 @@ const START_BUDGET_MS = 6000;
 const WORKERS = 3;
 
 /** The observer's reporting loop without a server: what a queue worker looks like to berth. */
-const WORKER = `
-const http = require('node:http');
-const me = { instance: process.env.BERTH_INSTANCE, epoch: Number(process.env.BERTH_EPOCH), machine: process.env.BERTH_MACHINE, pid: process.pid, version: process.env.BERTH_PROCESS };
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-const target = new URL(process.env.COLLECTOR_URL);
-function report() {
-  const body = JSON.stringify({ ...me, t: Number(process.hrtime.bigint() / 1000n) / 1000 });
-  const req = http.request({ host: target.hostname, port: target.port, path: '/report', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => res.resume());
-  req.on('error', () => undefined);
-  req.setTimeout(1000, () => req.destroy());
-  req.end(body);
-}
-report();
-setInterval(report, ${REPORT_EVERY_MS});
+const WORKER = `${reporterSource('process.env.BERTH_PROCESS')}
 process.on('SIGTERM', () => { report(); process.exit(0); });
 `;
 
