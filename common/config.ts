@@ -92,6 +92,8 @@ function kebab(key: string): string {
 // Reusable schemas for raw option values (strings from the environment, or typed flags).
 export const portSchema = z.coerce.number().int().min(0).max(65535);
 export const positiveMsSchema = z.coerce.number().int().min(1).max(24 * 3600_000);
+/** A duration where 0 turns the limit off. */
+export const nonNegativeMsSchema = z.coerce.number().int().min(0).max(24 * 3600_000);
 export const positiveIntSchema = z.coerce.number().int().min(1);
 export const listSchema = z.preprocess(
   (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),

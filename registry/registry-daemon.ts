@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, nonNegativeMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
@@ -20,7 +20,7 @@ import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
 import { TokenChecker } from './api/token-checker.js';
 import { createGitRemotes } from './git/index.js';
-import { DEFAULT_RUN_SWEEP_MS, RunSweeper } from './runs/index.js';
+import { DEFAULT_RUN_START_TIMEOUT_MS, DEFAULT_RUN_SWEEP_MS, RunSweeper } from './runs/index.js';
 import { CronScheduler, DEFAULT_CRON_LATE_MS, DEFAULT_CRON_PASS_MS } from './cron/index.js';
 
 export const DEFAULT_REGISTRY_PORT = 7070;
@@ -49,6 +49,12 @@ export const REGISTRY_OPTIONS = {
   maxInstances: option({ env: 'BERTH_MAX_INSTANCES', default: 100, schema: positiveIntSchema, describe: 'Most instances one app may ask for.' }),
   reconcileIntervalMs: option({ env: 'BERTH_RECONCILE_INTERVAL_MS', default: DEFAULT_RECONCILE_INTERVAL_MS, schema: positiveMsSchema, describe: 'How often the leading registry converges every app.' }),
   drainMs: option({ env: 'BERTH_DRAIN_MS', default: DEFAULT_DRAIN_MS, schema: positiveMsSchema, describe: 'How long a retired instance stays unroutable before it is stopped.' }),
+  runStartTimeoutMs: option({
+    env: 'BERTH_RUN_START_TIMEOUT_MS',
+    default: DEFAULT_RUN_START_TIMEOUT_MS,
+    schema: nonNegativeMsSchema,
+    describe: 'A one-off or cron run that no hoster took this long after it was asked for fails (reason not_started); 0: it waits for ever.',
+  }),
   rolloutTimeoutMs: option({ env: 'BERTH_ROLLOUT_TIMEOUT_MS', default: DEFAULT_ROLLOUT_TIMEOUT_MS, schema: positiveMsSchema, describe: 'A release not fully running this long after it was made fails (the previous one keeps serving).' }),
   bundleGraceMs: option({ env: 'BERTH_BUNDLE_GRACE_MS', default: DEFAULT_BUNDLE_GRACE_MS, schema: positiveMsSchema, describe: 'A bundle no release uses is deleted once it is this old.' }),
   dashboardSessionTtlMs: option({ env: 'BERTH_DASHBOARD_SESSION_TTL_MS', default: DEFAULT_SESSION_TTL_MS, schema: positiveMsSchema, describe: 'How long a dashboard sign-in lasts.' }),
@@ -191,7 +197,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     bundleGraceMs: config.bundleGraceMs,
   });
   reconciler.start();
-  const runSweeper = new RunSweeper({ runs: new RunStore(redis, keys), logger, intervalMs: DEFAULT_RUN_SWEEP_MS });
+  const runSweeper = new RunSweeper({ runs: new RunStore(redis, keys), logger, intervalMs: DEFAULT_RUN_SWEEP_MS, startTimeoutMs: config.runStartTimeoutMs });
   runSweeper.start();
   const cronScheduler = new CronScheduler({ crons: new CronStore(redis, keys), apps, logger, passMs: DEFAULT_CRON_PASS_MS, lateMs: DEFAULT_CRON_LATE_MS });
   cronScheduler.start();

@@ -453,7 +453,7 @@ export interface Run {
   finishedAt: number | null;
   exitCode: number | null;
   signal: string | null;
-  /** Why it ended other than by exiting (timeout, client_gone, stopped, lease_expired, or the install's error code). */
+  /** Why it ended other than by exiting (timeout, client_gone, stopped, lease_expired, not_started, or the install's error code). */
   reason: string | null;
   /** The cron job that fired it, if one did, and the tick it fired for (ms since 1970). */
   cron: string | null;

@@ -101,6 +101,9 @@ export function exitFor(end: Extract<RunOutput, { exit: unknown }>['exit']): Com
   }
   if (end.state === 'stopped' && end.reason === 'timeout') return new CommandExit(124, 'the run reached its time limit and was stopped (give it longer with --timeout SECONDS)');
   if (end.state === 'stopped') return new CommandExit(130, `the run was stopped (${end.reason ?? 'asked to'})`);
+  if (end.state === 'failed' && end.reason === 'not_started') {
+    return new CommandExit(1, 'no machine took the run in time (BERTH_RUN_START_TIMEOUT_MS on the registry): every machine is busy or no hoster is running; see berth machines, then run it again');
+  }
   if (end.state === 'failed') return new CommandExit(1, `the run could not start (${end.reason ?? 'unknown'}): its output above says why`);
   return new CommandExit(1, `the run's machine was lost (${end.reason ?? 'lease expired'}): it was not started again, since it may have had its effect; run it again if it is safe to`);
 }

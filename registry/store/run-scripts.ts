@@ -32,10 +32,10 @@ export const stopRun = defineScript<string>()({
   args: ['reason', 'keepMs'],
 });
 
-export const reapRuns = defineScript<string[]>()({
+export const reapRuns = defineScript<[string[], string[]]>()({
   name: 'reapRuns',
-  keys: ['runLeases'],
-  args: ['runFormat', 'runOutputFormat', 'batch', 'keepMs'],
+  keys: ['runLeases', 'pendingRuns'],
+  args: ['runFormat', 'runOutputFormat', 'batch', 'keepMs', 'startTimeoutMs'],
 });
 
 export const fireCronTick = defineScript<0 | 1>()({

@@ -148,12 +148,16 @@ export class RunStore {
     });
   }
 
-  /** Ends as lost the runs whose lease expired; their ids. */
-  reap(batch = 100): Promise<string[]> {
-    return reapRuns.run(this.redis, {
-      keys: { runLeases: this.keys.runLeases },
-      args: { runFormat: this.keys.formats.run, runOutputFormat: this.keys.formats.runOutput, batch, keepMs: FINISHED_RUN_KEPT_MS },
+  /**
+   * Ends as lost the runs whose lease expired, and as failed (not_started) the runs pending for
+   * longer than `startTimeoutMs` (0: never); their ids.
+   */
+  async reap(startTimeoutMs: number, batch = 100): Promise<{ lost: string[]; notStarted: string[] }> {
+    const [lost, notStarted] = await reapRuns.run(this.redis, {
+      keys: { runLeases: this.keys.runLeases, pendingRuns: this.keys.pendingRuns },
+      args: { runFormat: this.keys.formats.run, runOutputFormat: this.keys.formats.runOutput, batch, keepMs: FINISHED_RUN_KEPT_MS, startTimeoutMs },
     });
+    return { lost, notStarted };
   }
 
   /** Appends output of the run (the hoster, batched by the caller). */

@@ -107,4 +107,20 @@ describe('run leases', () => {
     expect(printed).toEqual([{ stream: 'out', data: `started on ${holder}\n` }]);
     expect(processesOfRun(run.id)).toEqual([]);
   });
+
+  it('a run no hoster takes within the start timeout fails (not_started) and ends its followers', async () => {
+    // Its own registry and key prefix: no hoster serves it.
+    const lonely = await startTestRegistry(redis, { runStartTimeoutMs: 1500 });
+    try {
+      const bundle = await uploadApp(lonely.client, { 'server.js': "require('node:http').createServer((q, s) => s.end('ok')).listen(Number(process.env.PORT), '127.0.0.1');\n" });
+      await lonely.client.publishApp({ name: APP, path: `/${APP}`, instances: 0, bundle });
+      const run = await lonely.client.createRun(APP, { command: ['node', '-e', "console.log('ran')"] });
+      const seen: RunOutput[] = [];
+      for await (const piece of lonely.client.followRun(APP, run.id, { signal: AbortSignal.timeout(30_000) })) seen.push(piece);
+      expect(seen).toEqual([{ exit: { state: 'failed', exitCode: null, signal: null, reason: 'not_started' } }]);
+      expect(await lonely.client.getRun(APP, run.id)).toMatchObject({ state: 'failed', reason: 'not_started', machine: null, startedAt: null });
+    } finally {
+      await lonely.close();
+    }
+  });
 });
