@@ -38,6 +38,14 @@ export interface PeerView {
 /** A peer's failed probe this recent says it is failing now (a probe times out within 1 s). */
 export const FAILING_WITHIN_MS = 2000;
 
+/**
+ * A peer that reaches Redis again, but whose own probes failed since this machine lost it and
+ * until this recently, says that Redis is just back, not that this machine is cut off: when a
+ * frozen Redis thaws, the proxies' PINGs come through a moment before this hoster's presence
+ * write (behind its backlog). Within this long, two of this machine's own writes decide.
+ */
+export const BACK_WITHIN_MS = 2 * (PRESENCE_TIMEOUT_MS + PRESENCE_EVERY_MS) + MARGIN_MS;
+
 export interface JudgeInput {
   /** Monotonic now (ms). */
   now: number;
@@ -78,16 +86,24 @@ export function judgeControlPlane(input: JudgeInput): Verdict {
   const margin = input.marginMs ?? MARGIN_MS;
   if (reachedAt === undefined) return { kind: 'unsure', why: 'this machine has not reached Redis since it started' };
   if (reaper === undefined) return { kind: 'unsure', why: "the reapers' settings were never read (no reaper had run)" };
+  const back: string[] = [];
   for (const p of peers) {
     if (p.reachedAt === undefined || p.reachedAt === null) continue;
     const slack = (p.probeEveryMs ?? presenceEvery) + presenceEvery + margin;
     if (p.reachedAt > reachedAt + slack) {
+      const justBack = typeof p.failedAt === 'number' && p.failedAt > reachedAt && now - p.failedAt < BACK_WITHIN_MS;
+      if (justBack) {
+        back.push(p.machine);
+        continue;
+      }
       return {
         kind: 'cut_off',
         why: `${p.machine} reached Redis ${Math.round(now - p.reachedAt)} ms ago, ${Math.round(p.reachedAt - reachedAt)} ms after this machine last did: this machine is the one cut off`,
       };
     }
   }
+  // Not away any more, and not cut off either (yet): the deadline stays where the last 'away' put it.
+  if (back.length > 0) return { kind: 'unsure', why: `Redis answers ${back.join(', ')} again, whose probes failed too until less than ${BACK_WITHIN_MS} ms ago: it is likely back, and this machine's own next write decides` };
   const need = reaper.silentMs + reaper.intervalMs + margin;
   const silentFor = now - reachedAt;
   if (silentFor < need) return { kind: 'unsure', early: true, why: `Redis has been out of reach for ${Math.round(silentFor)} ms, under the ${need} ms that tell` };

@@ -27,7 +27,7 @@ for (const FROZEN_MS of [2 * LEASE_MS, 6 * LEASE_MS]) {
       await drill?.down();
     });
 
-    it(`serves every request${FROZEN_MS <= 2 * LEASE_MS ? ' and stops nothing' : ', never twice,'} while Redis is frozen for ${FROZEN_MS / 1000} s`, async () => {
+    it(`serves every request and stops nothing while Redis is frozen for ${FROZEN_MS / 1000} s`, async () => {
       await drill.publish('frz', INSTANCES);
       const client = drill.cluster.registry.client;
       const claims = async () => new Map((await client.listAppInstances('frz')).map((i) => [i.id, `${i.machine}/${i.epoch}/${i.state}`]));
@@ -51,28 +51,24 @@ for (const FROZEN_MS of [2 * LEASE_MS, 6 * LEASE_MS]) {
 
       expect(result.failures).toEqual([]);
       const after = await claims();
-      const moved = [...after].filter(([id, claim]) => before.get(id) !== claim).length;
-      if (FROZEN_MS <= 2 * LEASE_MS) {
-        expect(after).toEqual(before);
-        // Each instance ran as one copy throughout.
-        expect(drill.collector.runs().length).toBe(INSTANCES);
-      } else {
-        // Six leases frozen: in one of four runs on a loaded 2-core machine a hoster's round came
-        // late past its shim's step, so one copy stopped and ran again elsewhere after the thaw
-        // (no request failed, never twice). Asked here: serving throughout, never twice, all back.
-        expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
-        await waitFor(async () => [...(await claims()).values()].every((c) => c.endsWith('/running')), { deadlineMs: 20_000, what: 'every instance running again' });
-        // What the hosters said of a copy that moved, so that a run where one did explains itself.
-        for (const [id] of [...after].filter(([i, claim]) => before.get(i) !== claim)) {
-          const said = drill.cluster.machines.flatMap((m) => m.hoster!.output().split('\n').filter((l) => l.includes(id)).map((l) => `${m.name}: ${l.slice(0, 300)}`));
-          process.stdout.write(`drill 5c: ${id} moved (${before.get(id)} → ${after.get(id)}):\n${said.join('\n')}\n`);
-        }
+      const moved = [...after].filter(([id, claim]) => before.get(id) !== claim);
+      // What the hosters said of a copy that moved, so that a run where one did explains itself.
+      for (const [id] of moved) {
+        const said = drill.cluster.machines.flatMap((m) => m.hoster!.output().split('\n').filter((l) => l.includes(id) || l.includes('cut off')).map((l) => `${m.name}: ${l.slice(0, 300)}`));
+        process.stdout.write(`drill 5c: ${id} moved (${before.get(id)} → ${after.get(id)}):\n${said.join('\n')}\n`);
       }
+      expect(after).toEqual(before);
+      // Each instance ran as one copy throughout.
+      expect(drill.collector.runs().length).toBe(INSTANCES);
       await waitFor(() => drill.collector.live().length === INSTANCES, { deadlineMs: 10_000, what: `${INSTANCES} copies reporting` });
       drill.check();
-      for (const m of drill.cluster.machines) expect(m.hoster!.output(), m.name).toMatch(/Redis is away for every machine that answers/);
+      for (const m of drill.cluster.machines) {
+        expect(m.hoster!.output(), m.name).toMatch(/Redis is away for every machine that answers/);
+        // At the thaw the proxies reach Redis a moment before the hosters do: that is Redis back, not a cut.
+        expect(m.hoster!.output(), m.name).not.toMatch(/this machine is the one cut off/);
+      }
       expect(drill.cluster.registry.proc.output()).toMatch(/holding lease expiries for \d+ ms: the reaper did not run for \d+ ms/);
-      process.stdout.write(`drill 5c: Redis frozen ${frozenMs.toFixed(0)} ms (lease ${LEASE_MS} ms); ${result.failures.length} of ${result.total} requests failed; ${INSTANCES - moved} of ${INSTANCES} claims unchanged\n`);
+      process.stdout.write(`drill 5c: Redis frozen ${frozenMs.toFixed(0)} ms (lease ${LEASE_MS} ms); ${result.failures.length} of ${result.total} requests failed; ${INSTANCES - moved.length} of ${INSTANCES} claims unchanged\n`);
     }, FROZEN_MS + 60_000);
   });
 }

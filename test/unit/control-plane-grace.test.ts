@@ -1,6 +1,6 @@
 // The hoster's judgement when it cannot reach Redis: keep the apps running only when Redis is away for (more than the reaper's share of) every machine and long enough for the reaper to hold expiries; fence when another machine reached Redis after this one lost it, when too few answer, or when it is too early to tell.
 import { describe, expect, it } from 'vitest';
-import { judgeControlPlane, MARGIN_MS, type JudgeInput, type PeerView } from '../../hoster/control-plane-grace.js';
+import { BACK_WITHIN_MS, judgeControlPlane, MARGIN_MS, type JudgeInput, type PeerView } from '../../hoster/control-plane-grace.js';
 
 const reaper = { leaseMs: 15_000, silentMs: 2000, intervalMs: 1000, fraction: 0.5 };
 /** Silence the reaper must have seen for a hold: its limit, one of its ticks, the margin. */
@@ -35,11 +35,24 @@ describe('judgeControlPlane', () => {
   });
 
   it('a peer reached Redis after this machine lost it: this machine is cut off, whatever the others say', () => {
-    const verdict = judge([peer('m2', TELLS + 500), peer('m3', 100)]);
+    // m3's probes never failed (or last failed before this machine lost Redis): Redis was there for it.
+    const verdict = judge([peer('m2', TELLS + 500), peer('m3', 100, true, null)]);
     expect(verdict).toMatchObject({ kind: 'cut_off' });
     expect(verdict.why).toContain('m3 reached Redis 100 ms ago');
+    expect(judge([peer('m3', 100, true, TELLS + 1000)])).toMatchObject({ kind: 'cut_off' });
     // Even before the silence would tell anything.
-    expect(judge([peer('m3', 50)], { reachedAt: NOW - 1200 })).toMatchObject({ kind: 'cut_off' });
+    expect(judge([peer('m3', 50, true, null)], { reachedAt: NOW - 1200 })).toMatchObject({ kind: 'cut_off' });
+  });
+
+  it('a peer that reaches Redis again just after its own probes failed says Redis is back, not that this machine is cut off', () => {
+    // A thaw: m2 and m3 failed until 600 ms ago and reach Redis since; this machine's write is still on its way.
+    const verdict = judge([peer('m2', 100, true, 600), peer('m3', 50, true, 700)]);
+    expect(verdict).toMatchObject({ kind: 'unsure' });
+    expect(verdict.why).toContain('Redis answers m2, m3 again');
+    // Reaching for longer than BACK_WITHIN_MS while this machine still cannot: cut off.
+    expect(judge([peer('m2', 100, true, BACK_WITHIN_MS + 100)])).toMatchObject({ kind: 'cut_off' });
+    // One peer just back, another that never lost Redis: cut off.
+    expect(judge([peer('m2', 100, true, 600), peer('m3', 100, true, null)])).toMatchObject({ kind: 'cut_off' });
   });
 
   it('a peer whose contact is within the probes’ slack of this machine’s is not evidence of a cut', () => {
