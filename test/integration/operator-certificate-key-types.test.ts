@@ -1,6 +1,7 @@
 // Operators' RSA and ECDSA certificates on a real balancer: a domain with only an RSA one serves it to every client (berth's own ECDSA default does not shadow it), a domain with one of each serves RSA to a client limited to RSA signatures and ECDSA to one limited to ECDSA (TLS 1.2 and 1.3), the shared host keeps berth's own, and pairs that cannot serve (key of another certificate, expired, another name) are refused; certificates made with openssl.
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as connectH2 } from 'node:http2';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { SecureVersion, TLSSocket } from 'node:tls';
@@ -131,6 +132,22 @@ describe("operators' RSA and ECDSA certificates", () => {
       expect([ecdsa.status, ecdsa.app, ecdsa.keyType, ecdsa.serial], `${version} ECDSA only`).toEqual([200, 'blog', 'ec', serialOf(bothEcdsa)]);
       const any = await get('both.keys.test', ca, undefined, version);
       expect([any.keyType, any.serial], `${version} every sigalg`).toEqual(['ec', serialOf(bothEcdsa)]);
+    }
+    // HTTP/2 too (ALPN on the listener that serves the RSA certificates).
+    const session = connectH2(`https://127.0.0.1:${port}`, { servername: 'both.keys.test', ca, sigalgs: RSA_ONLY });
+    try {
+      const h2 = await new Promise<{ status: number; body: string; keyType: string | undefined }>((resolve, reject) => {
+        const stream = session.request({ ':path': '/', ':authority': 'both.keys.test' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.on('data', (d: Buffer) => (body += d.toString()));
+        stream.on('end', () => resolve({ status, body, keyType: (session.socket as TLSSocket).getPeerX509Certificate()?.publicKey.asymmetricKeyType }));
+        stream.on('error', reject);
+      });
+      expect([h2.status, (JSON.parse(h2.body) as { name: string }).name, h2.keyType]).toEqual([200, 'blog', 'rsa']);
+    } finally {
+      session.close();
     }
     // The RSA-only domain is unchanged beside it.
     expect((await get('rsa.keys.test', rsaOnly.cert, undefined, 'TLSv1.3')).serial).toBe(serialOf(rsaOnly));
