@@ -164,7 +164,6 @@ export function createClientServer(
     routeByClientHello(server, rsaServer, { active: rsa.active, toOther: rsa.wantsRsa, timeoutMs: limits.handshakeTimeoutMs });
   }
 
-
   return {
     server,
     drain: async (graceMs) => {

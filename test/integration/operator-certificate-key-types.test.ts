@@ -1,4 +1,4 @@
-// Operators' RSA and ECDSA certificates on a real balancer: a domain with only an RSA one serves it to every client (berth's own ECDSA default does not shadow it), a domain with one of each serves RSA to a client limited to RSA signatures and ECDSA to one limited to ECDSA (TLS 1.2 and 1.3), the shared host keeps berth's own, and pairs that cannot serve (key of another certificate, expired, another name) are refused; certificates made with openssl.
+// Operators' RSA and ECDSA certificates on a real balancer: berth certs lists each, a domain with only an RSA one serves it to every client (berth's own ECDSA default does not shadow it), a domain with one of each serves RSA to a client limited to RSA signatures and ECDSA to one limited to ECDSA (TLS 1.2 and 1.3), the shared host keeps berth's own, and pairs that cannot serve (key of another certificate, expired, another name) are refused; certificates made with openssl.
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as connectH2 } from 'node:http2';
@@ -11,6 +11,7 @@ import { resolveOptions } from '../../common/config.js';
 import { silentLogger } from '../../common/logger.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { newSealingKeyText } from '../../registry/store/index.js';
+import { runCli } from '../helpers/cli-process.js';
 import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { opensslCertificate, type PemPair } from '../helpers/openssl-certificates.js';
 import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
@@ -123,6 +124,12 @@ describe("operators' RSA and ECDSA certificates", () => {
     await registry.client.addCertificate('both.keys.test', bothRsa);
     const added = await registry.client.addCertificate('both.keys.test', bothEcdsa);
     expect(added).toMatchObject({ keyType: 'ecdsa', serial: serialOf(bothEcdsa), second: { keyType: 'rsa', serial: serialOf(bothRsa) } });
+    // berth certs shows a row per certificate, with its key type.
+    const certs = await runCli(['certs'], { BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token, HOME: dir });
+    expect(certs.code, certs.stderr).toBe(0);
+    expect(certs.stdout).toMatch(/both\.keys\.test\s+operator\s+issued\s+both\.keys\.test\s+ecdsa\s/);
+    expect(certs.stdout).toMatch(/both\.keys\.test\s+operator\s+issued\s+both\.keys\.test\s+rsa\s/);
+    expect(certs.stdout).toMatch(/rsa\.keys\.test\s+operator\s+issued\s+rsa\.keys\.test\s+rsa\s/);
     const ca = [bothRsa.cert, bothEcdsa.cert];
     await waitFor(() => get('both.keys.test', ca, ECDSA_ONLY, 'TLSv1.3').then((r) => r.serial === serialOf(bothEcdsa)).catch(() => false), { what: 'the ECDSA certificate served' });
     for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
