@@ -12,6 +12,10 @@
 #   --redis-bind ADDRS     addresses that own Redis listens on (default 127.0.0.1; other
 #                          machines of a cluster need a reachable one)
 #   --token T              API token (BERTH_TOKEN); the registry role makes one up when none is set
+#   --acme-key HEX         key sealing certificates' private keys in Redis (64 hex characters,
+#                          written to /etc/berth/acme-key for BERTH_ACME_KEY_FILE): the same on
+#                          every registry and balancer machine; the registry role makes one up
+#                          when none is set
 #   --env KEY=VALUE        any other berth setting for /etc/berth/berth.env (repeatable)
 #   --no-start             enable the units but do not start them now
 #   --image                for a machine image: install everything the roles need, but write no
@@ -35,6 +39,7 @@ redis_url=''
 redis_password=''
 redis_bind='127.0.0.1'
 token=''
+acme_key=''
 start=1
 image=0
 extra_env=()
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
     --redis-password) redis_password=${2:?--redis-password needs a value}; shift 2 ;;
     --redis-bind) redis_bind=${2:?--redis-bind needs addresses}; shift 2 ;;
     --token) token=${2:?--token needs a value}; shift 2 ;;
+    --acme-key) acme_key=${2:?--acme-key needs 64 hex characters}; shift 2 ;;
     --env)
       case "${2:-}" in
         [A-Z_]*=*) extra_env+=("$2") ;;
@@ -71,6 +77,7 @@ done
 safe_secret='^[A-Za-z0-9._~-]+$'
 [[ -z "$redis_password" || "$redis_password" =~ $safe_secret ]] || die "--redis-password may hold only letters, digits and . _ ~ - (e.g. openssl rand -hex 24)"
 [[ -z "$token" || "$token" =~ $safe_secret ]] || die "--token may hold only letters, digits and . _ ~ - (e.g. openssl rand -hex 24)"
+[[ -z "$acme_key" || "$acme_key" =~ ^[0-9a-fA-F]{64}$ ]] || die "--acme-key must be 64 hex characters (e.g. openssl rand -hex 32)"
 [ "$(id -u)" -eq 0 ] || die "run it as root (sudo $0 …)"
 command -v apt-get >/dev/null 2>&1 || die "this script knows Debian and Ubuntu (apt-get) only"
 if [ -n "$tarball" ]; then
@@ -81,6 +88,10 @@ own_redis=0
 if has_role registry && [ -z "$redis_url" ]; then own_redis=1; fi
 # Say what is missing before installing anything.
 env_file=$ETC/berth.env
+# Registries seal certificates' keys with it, balancers open them: only those roles hold it.
+acme_key_file=$ETC/acme-key
+needs_acme_key=0
+if has_role registry || has_role balancer; then needs_acme_key=1; fi
 current() { if [ -f "$env_file" ]; then sed -n "s/^$1=//p" "$env_file" | tail -n 1; fi; }
 if [ "$image" -eq 0 ]; then
   if [ "$own_redis" -eq 0 ] && [ -z "$redis_url" ] && [ -z "$(current REDIS_URL)" ]; then
@@ -88,6 +99,9 @@ if [ "$image" -eq 0 ]; then
   fi
   if ! has_role registry && [ -z "$token" ] && [ -z "$(current BERTH_TOKEN)" ]; then
     die "give the platform's API token with --token (the registry machine's $env_file has it)"
+  fi
+  if [ "$needs_acme_key" -eq 1 ] && ! has_role registry && [ -z "$acme_key" ] && [ ! -s "$acme_key_file" ]; then
+    die "give the platform's certificate key with --acme-key (the registry machine's $acme_key_file has it): every balancer and registry needs the same one"
   fi
 fi
 # This script and the units come in the tarball (ami/): run from there, it is berth-provision.
@@ -278,6 +292,19 @@ if [ -z "$token" ]; then
   token=$(secret)
 fi
 
+if [ "$needs_acme_key" -eq 1 ]; then
+  [ -n "$acme_key" ] || acme_key=$(tr -d '[:space:]' <"$acme_key_file" 2>/dev/null || true)
+  if [ -z "$acme_key" ]; then
+    has_role registry || die "give the platform's certificate key with --acme-key (the registry machine's $acme_key_file has it): every balancer and registry needs the same one"
+    acme_key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  fi
+  new_key=$(mktemp)
+  echo "$acme_key" >"$new_key"
+  # Read by the daemons (user berth) only; someone reading Redis alone gets no private key.
+  put 0640 root:berth "$new_key" "$acme_key_file"
+  rm -f "$new_key"
+fi
+
 # This machine's first address, as the other machines of its network reach it.
 address=$(hostname -I 2>/dev/null | awk '{ print $1 }')
 address=${address:-127.0.0.1}
@@ -306,6 +333,9 @@ new_env=$(mktemp)
         done
         [ "$overridden" -eq 1 ] || echo "$line"
       done
+  fi
+  if [ "$needs_acme_key" -eq 1 ] && ! is_set BERTH_ACME_KEY_FILE; then
+    echo "BERTH_ACME_KEY_FILE=$acme_key_file"
   fi
   # Kept across restarts (the unit's /tmp is private and wiped), so a push sends only what is new.
   if has_role registry && ! is_set BERTH_GIT_DIR; then

@@ -294,6 +294,14 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
       },
       upgrade: (req, socket, head) => (hasOneHost(req) ? forwarder.handleUpgrade(req, socket, head) : refuseUpgrade(socket, 'bad_host')),
     },
+    // A domain's RSA certificate: to clients that cannot take its ECDSA one, or when it has none (a --tls-host file comes first).
+    domainCertificates === undefined
+      ? undefined
+      : {
+          SNICallback: (servername, done) => done(null, domainCertificates.rsaContextFor(requestHostName(servername))),
+          active: () => domainCertificates.servesRsa,
+          wantsRsa: (hello) => hello.servername !== undefined && hosts.contextFor(hello.servername) === undefined && domainCertificates.wantsRsa(requestHostName(hello.servername), hello.acceptsEcdsa),
+        },
   );
   await listen(server, config.httpsPort, config.host);
   const address = server.address() as AddressInfo;

@@ -16,11 +16,20 @@ export function certificateFacts(certPem: string): CertificateFacts {
   return { issuer: cn ?? x.issuer.replace(/\n/g, ', '), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo), serial: x.serialNumber };
 }
 
+/** The two kinds of key a balancer serves certificates for: a domain may have one of each. */
+export type CertificateKeyType = 'ecdsa' | 'rsa';
+
+/** The key type of the first certificate of a PEM chain (undefined: neither RSA nor ECDSA); throws when it is not one. */
+export function certificateKeyType(certPem: string): CertificateKeyType | undefined {
+  const type = new X509Certificate(certPem).publicKey.asymmetricKeyType;
+  return type === 'ec' ? 'ecdsa' : type === 'rsa' ? 'rsa' : undefined;
+}
+
 /**
  * Why the pair cannot serve `domain` (a sentence to show a user), or undefined when it can:
  * not a PEM certificate or key, a key that is not the certificate's, expired (or not valid
  * yet), a certificate whose names do not cover the domain (a wildcard domain needs the
- * same wildcard in the certificate), or a key that is not ECDSA.
+ * same wildcard in the certificate), or a key neither RSA nor ECDSA.
  */
 export function certificateProblem(certPem: string, keyPem: string, domain: string, now = Date.now()): string | undefined {
   let x: X509Certificate;
@@ -45,7 +54,7 @@ export function certificateProblem(certPem: string, keyPem: string, domain: stri
     .map((s) => s.slice(4).toLowerCase());
   const covered = domain.startsWith('*.') ? names.includes(domain) : x.checkHost(domain, { subject: 'never' }) !== undefined;
   if (!covered) return `the certificate does not cover ${domain} (it names ${names.length === 0 ? 'no DNS name' : names.join(', ')})`;
-  // Node adds a certificate chosen by SNI beside the default one, by key type: the balancer's default is ECDSA, so an RSA one would never be chosen.
-  if (key.asymmetricKeyType !== 'ec') return `its key is ${key.asymmetricKeyType?.toUpperCase() ?? 'of an unknown type'}: the balancers serve ECDSA certificates (P-256 or P-384) by SNI; have the certificate made for an EC key (openssl ecparam -name prime256v1 -genkey)`;
+  // Ed25519 and the like: no browser accepts them from a server yet.
+  if (key.asymmetricKeyType !== 'ec' && key.asymmetricKeyType !== 'rsa') return `its key is ${key.asymmetricKeyType?.toUpperCase() ?? 'of an unknown type'}: the balancers serve RSA and ECDSA certificates; have it made for one of those keys`;
   return undefined;
 }

@@ -339,6 +339,10 @@ export interface CertificateRecord {
   notBefore?: number;
   notAfter?: number;
   serial?: string;
+  /** The key of the certificate these fields describe (ECDSA when the domain has both). */
+  keyType?: 'ecdsa' | 'rsa';
+  /** An operator's RSA certificate served beside the ECDSA one (to clients that cannot verify ECDSA). */
+  second?: { keyType: 'ecdsa' | 'rsa'; issuer: string; notBefore: number; notAfter: number; serial: string };
   /** The last ACME failure in the CA's words, and when the next attempt is. */
   error?: string;
   failures: number;

@@ -15,16 +15,20 @@ export function certsCommand(ctx: CliContext): Command {
       const certs = await connect(ctx.env).listCertificates();
       if (flags.json) return ctx.output.json(certs);
       if (certs.length === 0) return ctx.output.note('No certificates: turn ACME on (BERTH_ACME_EMAIL) or add one with berth certs:add DOMAIN --cert FILE --key FILE.');
+      // A domain with an RSA certificate beside its ECDSA one has a row for each.
       ctx.output.table(
-        ['DOMAIN', 'SOURCE', 'STATE', 'ISSUER', 'EXPIRES (UTC)', 'LAST ERROR'],
-        certs.map((c) => [c.domain, c.source, c.state, c.issuer ?? '-', day(c.notAfter), c.error ?? '']),
+        ['DOMAIN', 'SOURCE', 'STATE', 'ISSUER', 'KEY', 'EXPIRES (UTC)', 'LAST ERROR'],
+        certs.flatMap((c) => [
+          [c.domain, c.source, c.state, c.issuer ?? '-', c.keyType ?? '-', day(c.notAfter), c.error ?? ''],
+          ...(c.second === undefined ? [] : [[c.domain, c.source, c.state, c.second.issuer, c.second.keyType, day(c.second.notAfter), '']]),
+        ]),
       );
     });
 }
 
 export function certsAddCommand(ctx: CliContext): Command {
   return new Command('certs:add')
-    .description("Serve your own certificate for a domain (it takes precedence over ACME's).")
+    .description("Serve your own certificate for a domain (it takes precedence over ACME's); an RSA and an ECDSA one may be served side by side.")
     .argument('<domain>', 'the domain it is for')
     .requiredOption('--cert <file>', 'PEM certificate, followed by its chain')
     .requiredOption('--key <file>', 'its PEM private key (unencrypted)')
@@ -40,13 +44,14 @@ export function certsAddCommand(ctx: CliContext): Command {
       };
       const added = await connect(ctx.env).addCertificate(domain, { cert: read(flags.cert), key: read(flags.key) });
       if (flags.json) return ctx.output.json(added);
-      ctx.output.note(`${added.domain}: your certificate (${added.issuer ?? '?'}, until ${day(added.notAfter)} UTC) is served by every balancer.`);
+      const served = [added, ...(added.second === undefined ? [] : [added.second])].map((c) => `${c.keyType?.toUpperCase() ?? '?'} ${c.issuer ?? '?'}, until ${day(c.notAfter)} UTC`);
+      ctx.output.note(`${added.domain}: your certificate${served.length > 1 ? 's' : ''} (${served.join('; ')}) ${served.length > 1 ? 'are' : 'is'} served by every balancer.`);
     });
 }
 
 export function certsRemoveCommand(ctx: CliContext): Command {
   return new Command('certs:remove')
-    .description("Stop serving your own certificate for a domain (ACME, when on, obtains one again).")
+    .description("Stop serving your own certificates for a domain, RSA and ECDSA (ACME, when on, obtains one again).")
     .argument('<domain>', 'the domain')
     .option(...JSON_FLAG)
     .action(async (domain: string, flags: { json?: boolean }) => {

@@ -1,4 +1,4 @@
-import { certificateFacts } from '../../common/certificate-check.js';
+import { certificateFacts, certificateKeyType, type CertificateKeyType } from '../../common/certificate-check.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { CertificateRecord, DomainCertificate } from '../../sdk/types.js';
 import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
@@ -11,15 +11,24 @@ import { SCRIPT_FAILURE } from './script-errors.js';
 /** A domain's certificate as berth lists it (berth certs), never with its key: the SDK's wire type. */
 export type { CertificateRecord };
 
-/** A certificate a balancer can serve: the chain and its key, unsealed. */
-export interface ServableCertificate {
-  domain: string;
-  source: 'acme' | 'operator';
+/** One certificate a balancer can serve: the chain and its key, unsealed. */
+export interface ServablePair {
+  keyType: CertificateKeyType;
   cert: string;
   key: string;
   notBefore: number;
   notAfter: number;
 }
+
+/** What a balancer can serve for a domain: one certificate per key type (ECDSA first). */
+export interface ServableCertificate {
+  domain: string;
+  source: 'acme' | 'operator';
+  pairs: ServablePair[];
+}
+
+/** The fields of one certificate in a domain's hash; a second one (the RSA one beside an ECDSA one) has them prefixed `second.`. */
+const RECORD_FIELDS = ['source', 'state', 'issuer', 'notBefore', 'notAfter', 'serial', 'error', 'failures', 'retryAt', 'keyType', 'second.keyType', 'second.issuer', 'second.notBefore', 'second.notAfter', 'second.serial'];
 
 const SCRIPTS = [scripts.takeAcmeLease, scripts.dropAcmeLease, scripts.recordAcmeCertificate, scripts.setOperatorCertificate];
 
@@ -47,7 +56,7 @@ export class CertificateStore {
 
   async list(): Promise<CertificateRecord[]> {
     const domains = (await redisCall(() => this.redis.smembers(this.keys.certificates))).sort();
-    const hashes = await this.hashes(domains, ['source', 'state', 'issuer', 'notBefore', 'notAfter', 'serial', 'error', 'failures', 'retryAt']);
+    const hashes = await this.hashes(domains, RECORD_FIELDS);
     const out: CertificateRecord[] = [];
     for (const [domain, h] of hashes) {
       const r = recordFrom(domain, h);
@@ -57,14 +66,14 @@ export class CertificateStore {
   }
 
   async record(domain: string): Promise<CertificateRecord | undefined> {
-    const [[, h] = [domain, []]] = await this.hashes([domain], ['source', 'state', 'issuer', 'notBefore', 'notAfter', 'serial', 'error', 'failures', 'retryAt']);
+    const [[, h] = [domain, []]] = await this.hashes([domain], RECORD_FIELDS);
     return recordFrom(domain, h);
   }
 
   /** Where each domain stands, as berth domains:list shows it (absent: no certificate of its own). */
   async statuses(domains: readonly string[]): Promise<Map<string, DomainCertificate>> {
     const out = new Map<string, DomainCertificate>();
-    for (const [domain, h] of await this.hashes(domains, ['source', 'state', 'issuer', 'notBefore', 'notAfter', 'serial', 'error', 'failures', 'retryAt'])) {
+    for (const [domain, h] of await this.hashes(domains, RECORD_FIELDS)) {
       const r = recordFrom(domain, h);
       if (r === undefined) continue;
       out.set(domain, {
@@ -79,12 +88,20 @@ export class CertificateStore {
     return out;
   }
 
-  /** The certificate to serve for `domain`, or undefined (none issued, or no sealing key to open its key). */
+  /** The certificates to serve for `domain`, or undefined (none issued, or no sealing key to open their keys). */
   async servable(domain: string): Promise<ServableCertificate | undefined> {
-    const h = await redisCall(() => this.redis.hmget(this.keys.certificate(domain), 'source', 'cert', 'key', 'notBefore', 'notAfter'));
-    const [source, cert, key, notBefore, notAfter] = h;
-    if (!cert || !key || (source !== 'acme' && source !== 'operator') || this.sealingKey === undefined) return undefined;
-    return { domain, source, cert, key: unseal(key, this.sealingKey), notBefore: Number(notBefore), notAfter: Number(notAfter) };
+    const fields = ['cert', 'key', 'notBefore', 'notAfter', 'keyType'];
+    const h = await redisCall(() => this.redis.hmget(this.keys.certificate(domain), 'source', ...fields, ...fields.map((f) => `second.${f}`)));
+    const source = h[0];
+    if ((source !== 'acme' && source !== 'operator') || this.sealingKey === undefined) return undefined;
+    const pairs: ServablePair[] = [];
+    for (const at of [1, 1 + fields.length]) {
+      const [cert, key, notBefore, notAfter, keyType] = h.slice(at, at + fields.length);
+      if (!cert || !key) continue;
+      // Certificates stored before RSA was served have no keyType: they are ECDSA.
+      pairs.push({ keyType: keyType === 'rsa' ? 'rsa' : 'ecdsa', cert, key: unseal(key, this.sealingKey), notBefore: Number(notBefore), notAfter: Number(notAfter) });
+    }
+    return pairs.length === 0 ? undefined : { domain, source, pairs };
   }
 
   /** Every domain with a certificate hash. */
@@ -92,25 +109,31 @@ export class CertificateStore {
     return redisCall(() => this.redis.smembers(this.keys.certificates));
   }
 
-  /** Sets an operator's certificate (checked by the caller: certificateProblem). */
+  /**
+   * Sets an operator's certificate (checked by the caller: certificateProblem). A domain keeps
+   * one per key type: an RSA one and an ECDSA one are served side by side, a new one of a
+   * type the domain has replaces that one.
+   */
   async setOperator(domain: string, cert: string, key: string): Promise<void> {
     const facts = certificateFacts(cert);
-    const fields = ['source', 'operator', 'state', 'issued', 'cert', cert, 'key', seal(key, this.requireKey()), 'issuer', facts.issuer, 'notBefore', facts.notBefore, 'notAfter', facts.notAfter, 'serial', facts.serial];
+    const keyType = certificateKeyType(cert);
+    if (keyType === undefined) throw new TypeError('setOperator takes RSA and ECDSA certificates only (see certificateProblem).');
+    const fields = ['cert', cert, 'key', seal(key, this.requireKey()), 'issuer', facts.issuer, 'notBefore', facts.notBefore, 'notAfter', facts.notAfter, 'serial', facts.serial];
     await redisCall(() =>
       scripts.setOperatorCertificate.run(this.redis, {
         keys: { certificate: this.keys.certificate(domain), certificates: this.keys.certificates, events: this.keys.events },
-        args: { domain, eventsMaxLength: this.maxLen },
+        args: { domain, eventsMaxLength: this.maxLen, keyType },
         rest: fields,
       }),
     );
   }
 
-  /** Removes an operator's certificate: ACME (when on) obtains one again. */
+  /** Removes an operator's certificates (both key types): ACME (when on) obtains one again. */
   async removeOperator(domain: string): Promise<void> {
     await redisCall(() =>
       scripts.setOperatorCertificate.run(this.redis, {
         keys: { certificate: this.keys.certificate(domain), certificates: this.keys.certificates, events: this.keys.events },
-        args: { domain, eventsMaxLength: this.maxLen },
+        args: { domain, eventsMaxLength: this.maxLen, keyType: '' },
       }),
     );
   }
@@ -194,10 +217,14 @@ export class CertificateStore {
 }
 
 function recordFrom(domain: string, h: (string | null)[]): CertificateRecord | undefined {
-  const [source, state, issuer, notBefore, notAfter, serial, error, failures, retryAt] = h;
+  const [source, state, issuer, notBefore, notAfter, serial, error, failures, retryAt, keyType, secondKeyType, secondIssuer, secondNotBefore, secondNotAfter, secondSerial] = h;
   if (source !== 'acme' && source !== 'operator') return undefined;
   const num = (v: string | null | undefined) => (v ? Number(v) : undefined);
   const r: CertificateRecord = { domain, source, state: state === 'issued' || state === 'failed' ? state : 'pending', failures: Number(failures ?? 0) };
+  if (notAfter) r.keyType = keyType === 'rsa' ? 'rsa' : 'ecdsa';
+  if (secondNotAfter) {
+    r.second = { keyType: secondKeyType === 'ecdsa' ? 'ecdsa' : 'rsa', issuer: secondIssuer ?? '', notBefore: num(secondNotBefore)!, notAfter: num(secondNotAfter)!, serial: secondSerial ?? '' };
+  }
   if (issuer) r.issuer = issuer;
   if (notBefore) r.notBefore = num(notBefore)!;
   if (notAfter) r.notAfter = num(notAfter)!;

@@ -221,11 +221,11 @@ export const recordAcmeCertificate = defineScript<number>()({
   answers: [SCRIPT_FAILURE.operatorCertificate],
 });
 
-/** An operator's certificate (fields in `rest`), or none (no `rest`): the domain's certificate is then ACME's again. */
+/** An operator's certificate of one key type (fields in `rest`), or none (keyType ''): the domain's certificate is then ACME's again. */
 export const setOperatorCertificate = defineScript<number>()({
   name: 'setOperatorCertificate',
   keys: ['certificate', 'certificates', 'events'],
-  args: ['domain', 'eventsMaxLength'],
+  args: ['domain', 'eventsMaxLength', 'keyType'],
 });
 
 // Bundles and tokens.

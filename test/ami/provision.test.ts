@@ -118,9 +118,10 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       const users = m.sh('getent passwd berth');
       expect(users.status, users.out).toBe(0);
       expect(users.out).toMatch(/^berth:x:\d+:\d+::\/var\/lib\/berth:\/usr\/sbin\/nologin$/m);
-      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis', '/var/lib/berth/git'])).toEqual({
+      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/acme-key', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis', '/var/lib/berth/git'])).toEqual({
         '/etc/berth': '755 root:root',
         '/etc/berth/berth.env': '640 root:berth',
+        '/etc/berth/acme-key': '640 root:berth',
         '/etc/berth/redis.conf': '640 root:redis',
         '/var/lib/berth': '711 root:root',
         '/var/lib/berth/hoster': '711 root:root',
@@ -133,6 +134,9 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(env.BERTH_TOKEN_SHA256).toBe(createHash('sha256').update(env.BERTH_TOKEN!).digest('hex'));
       expect(env.BERTH_DATA_DIR).toBe('/var/lib/berth');
       expect(env.BERTH_GIT_DIR).toBe('/var/lib/berth/git');
+      // The key sealing certificates' keys in Redis, made up here: other balancers and registries get it with --acme-key.
+      expect(env.BERTH_ACME_KEY_FILE).toBe('/etc/berth/acme-key');
+      expect(m.sh('cat /etc/berth/acme-key').out).toMatch(/^[0-9a-f]{64}\n$/);
       const address = /^http:\/\/([0-9a-f.:]+):8080$/.exec(env.BERTH_PROXY_URL!)?.[1];
       expect(address, env.BERTH_PROXY_URL).toBeDefined();
       expect(env.BERTH_TRUSTED_PROXIES).toBe(`127.0.0.1,::1,::ffff:127.0.0.1,${address}`);
@@ -237,12 +241,12 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
     }, CHECK_DEADLINE_MS * 3);
 
     it('changes nothing when run again with the same roles', () => {
-      const before = m.sh('sha256sum /etc/berth/berth.env /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out;
+      const before = m.sh('sha256sum /etc/berth/berth.env /etc/berth/acme-key /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out;
       const again = m.run(['/srv/berth/ami/provision.sh', '--roles', ALL_ROLES, '--redis-bind', '0.0.0.0', '--env', 'BERTH_LOG_LEVEL=info', '--tarball', '/srv/berth/berth.tgz']);
       expect(again.status, again.out).toBe(0);
       expect(again.out).not.toContain('installing');
       expect(again.out).not.toContain('creating');
-      expect(m.sh('sha256sum /etc/berth/berth.env /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out).toBe(before);
+      expect(m.sh('sha256sum /etc/berth/berth.env /etc/berth/acme-key /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out).toBe(before);
     }, PROVISION_DEADLINE_MS);
   });
 
@@ -286,11 +290,30 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
         BERTH_PROXY_URL: expect.stringMatching(/^http:\/\/[0-9a-f.:]+:8080$/),
       });
       expect(stats(m, ['/var/lib/berth', '/var/lib/berth/hoster'])).toEqual({ '/var/lib/berth': '711 root:root', '/var/lib/berth/hoster': '711 root:root' });
-      const units = m.sh('ls /etc/systemd/system/multi-user.target.wants/ | grep berth; command -v redis-server || echo no redis-server');
-      expect(units.out.split('\n').filter(Boolean)).toEqual(['berth-hoster.service', 'berth-proxy.service', 'no redis-server']);
+      const units = m.sh('ls /etc/systemd/system/multi-user.target.wants/ | grep berth; command -v redis-server || echo no redis-server; test -e /etc/berth/acme-key || echo no certificate key');
+      expect(units.out.split('\n').filter(Boolean)).toEqual(['berth-hoster.service', 'berth-proxy.service', 'no redis-server', 'no certificate key']);
       const verify = m.sh('systemd-analyze verify /etc/systemd/system/berth-*.service');
       expect(verify.out).toBe('');
       expect(verify.status).toBe(0);
+    }, PROVISION_DEADLINE_MS);
+
+    it('as a balancer too, refuses to go on without the certificate key, then holds the one it is given', () => {
+      const join = ['/usr/local/sbin/berth-provision', '--roles', 'hoster,proxy,balancer', '--redis-url', 'redis://:pw@10.0.0.5:6379', '--token', 'tok-123', '--no-start'];
+      const refused = m.run(join);
+      expect(refused.status).not.toBe(0);
+      expect(refused.out).toContain('--acme-key');
+      expect(refused.out).toContain('/etc/berth/acme-key');
+      expect(m.run([...join, '--acme-key', 'not-hex']).out).toContain('64 hex characters');
+      const key = 'ab'.repeat(32);
+      const r = m.run([...join, '--acme-key', key]);
+      expect(r.status, r.out).toBe(0);
+      expect(m.sh('cat /etc/berth/acme-key').out).toBe(`${key}\n`);
+      expect(stats(m, ['/etc/berth/acme-key'])).toEqual({ '/etc/berth/acme-key': '640 root:berth' });
+      expect(envFile(m).BERTH_ACME_KEY_FILE).toBe('/etc/berth/acme-key');
+      // Run again without it: the key it holds is kept.
+      const again = m.run(join);
+      expect(again.status, again.out).toBe(0);
+      expect(m.sh('cat /etc/berth/acme-key').out).toBe(`${key}\n`);
     }, PROVISION_DEADLINE_MS);
   });
 });

@@ -1,5 +1,5 @@
-// Certificates in Redis: one balancer at a time holds a domain's ACME lease and only its holder's writes land, an operator's certificate is never overwritten by ACME, and private keys are stored sealed (unreadable without the key file's key).
-import { randomBytes } from 'node:crypto';
+// Certificates in Redis: one balancer at a time holds a domain's ACME lease and only its holder's writes land, an operator's certificate is never overwritten by ACME, a domain keeps one operator certificate per key type (RSA and ECDSA), and private keys are stored sealed (unreadable without the key file's key).
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureLocalCertificates } from '../../balancer/local-certificates.js';
 import { CertificateStore, newSealingKeyText, readSealingKey, registryKeys } from '../../registry/store/index.js';
+import { opensslCertificate } from '../helpers/openssl-certificates.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { testPrefix } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -61,13 +62,36 @@ describe("operators' certificates and sealed keys", () => {
     expect(await store.recordAcme('c.example.com', 'b1', { state: 'pending' })).toBe('operator');
     const raw = await client.hget(registryKeys(prefix).certificate('c.example.com'), 'key');
     expect(raw).not.toContain('PRIVATE KEY');
-    expect((await store.servable('c.example.com'))?.key).toBe(pair.keyPem);
+    expect((await store.servable('c.example.com'))?.pairs.map((p) => p.key)).toEqual([pair.keyPem]);
     writeFileSync(join(dir, 'other'), newSealingKeyText(), { mode: 0o600 });
     const stranger = new CertificateStore(client, { keyPrefix: prefix, sealingKey: readSealingKey(join(dir, 'other')) });
     await expect(stranger.servable('c.example.com')).rejects.toThrow();
     expect((await stranger.list()).map((c) => `${c.domain}:${c.source}`)).toContain('c.example.com:operator');
     await store.removeOperator('c.example.com');
     await expect(store.removeOperator('c.example.com')).rejects.toMatchObject({ code: 'certificate_not_found' });
+  });
+
+  it('keeps one per key type: the ECDSA one first, an RSA one beside it, a new one of a type replacing that one', async () => {
+    const domain = 'd.example.com';
+    const rsa = opensslCertificate(dir, { names: [domain], keyType: 'rsa' });
+    const ecdsa = opensslCertificate(dir, { names: [domain], keyType: 'ecdsa' });
+    const rsa2 = opensslCertificate(dir, { names: [domain], keyType: 'rsa' });
+    expect(await store.takeLease(domain, 'b1', 60_000)).toBe(true);
+    expect(await store.recordAcme(domain, 'b1', { state: 'failed', error: 'no', failures: 3 })).toBe('written');
+    await store.setOperator(domain, rsa.cert, rsa.key);
+    expect((await store.servable(domain))?.pairs.map((p) => [p.keyType, p.key])).toEqual([['rsa', rsa.key]]);
+    // ACME's record is gone with its failure count.
+    expect(await store.record(domain)).toMatchObject({ source: 'operator', state: 'issued', keyType: 'rsa', failures: 0 });
+    await store.setOperator(domain, ecdsa.cert, ecdsa.key);
+    expect((await store.servable(domain))?.pairs.map((p) => [p.keyType, p.key])).toEqual([['ecdsa', ecdsa.key], ['rsa', rsa.key]]);
+    await store.setOperator(domain, rsa2.cert, rsa2.key);
+    expect((await store.servable(domain))?.pairs.map((p) => [p.keyType, p.key])).toEqual([['ecdsa', ecdsa.key], ['rsa', rsa2.key]]);
+    const record = (await store.record(domain))!;
+    expect(record.keyType).toBe('ecdsa');
+    expect(record.second).toMatchObject({ keyType: 'rsa', serial: new X509Certificate(rsa2.cert).serialNumber });
+    await store.removeOperator(domain);
+    expect(await store.servable(domain)).toBeUndefined();
+    expect(await store.record(domain)).toBeUndefined();
   });
 
   it('refuses a key file that is not 64 hex characters', () => {
