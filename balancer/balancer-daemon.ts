@@ -275,7 +275,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger, over
   let metricsText = async () => metrics.render();
   const ownReport = (url: string, res: ServerResponse): boolean => {
     // Backends' health and waits are each worker's own: say whose these are.
-    if (url === '/_berth/balancer') json(res, 200, { ...(worker === undefined ? {} : { worker }), ...status(pool, table), waitingToRetry: forwarder.waiting });
+    if (url === '/_berth/balancer') json(res, 200, { ...(worker === undefined ? {} : { worker, pid: process.pid }), ...status(pool, table), waitingToRetry: forwarder.waiting });
     else if (url === '/_berth/health') json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
     else if (url === '/metrics') void metricsText().then((text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text));
     else return false;

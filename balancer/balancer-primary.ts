@@ -30,7 +30,9 @@ export async function startBalancerPrimary(config: BalancerConfig, count: number
     issuer = balancerAcmeIssuer(config, certificates, async () => (await domains.list()).map((d) => d.domain), logger);
     if (config.httpPort < 0) logger.warn('ACME is on but no plain-HTTP listener runs (BERTH_HTTP_PORT): HTTP-01 challenges can only be answered by other balancers');
   }
-  const workers = startWorkerPrimary({ name: 'balancer', count, logger, graceMs: config.graceMs });
+  // Each worker accepts for itself: a SIGKILLed worker then takes nothing with it but what it had
+  // accepted (with round-robin, a connection being handed to it would hang in the primary).
+  const workers = startWorkerPrimary({ name: 'balancer', count, logger, graceMs: config.graceMs, accept: 'workers' });
   issuer?.start();
   const close = idempotentClose(async () => {
     await issuer?.close();

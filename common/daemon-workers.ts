@@ -44,13 +44,27 @@ export interface WorkerPrimaryOptions {
   logger: Logger;
   /** How long a worker's drain may take before the primary SIGKILLs it. */
   graceMs: number;
+  /**
+   * Who accepts connections. 'primary': cluster's round-robin, the primary accepts and hands each
+   * connection to the next worker (an even spread; but a connection handed to a worker that is
+   * SIGKILLed before it took it stays open in the primary, unanswered, until its client gives up).
+   * 'workers': every worker accepts from the one shared socket itself (the kernel's spread,
+   * uneven when idle; a worker's death loses only what it had accepted, the rest of the queue
+   * goes to the others).
+   * @default DEFAULT_ACCEPT
+   */
+  accept?: 'primary' | 'workers';
 }
+
+export const DEFAULT_ACCEPT = 'primary';
 
 /**
  * The primary: forks `count` workers (which run the daemon on the same ports), restarts one
  * that dies with a capped backoff, and on close asks each to drain, then waits for them.
  */
-export function startWorkerPrimary({ name, count, logger, graceMs }: WorkerPrimaryOptions): Closable {
+export function startWorkerPrimary({ name, count, logger, graceMs, accept = DEFAULT_ACCEPT }: WorkerPrimaryOptions): Closable {
+  // Read by cluster at the first fork; one daemon per process, so one policy per process.
+  cluster.schedulingPolicy = accept === 'primary' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   let closing = false;
   const restarts = new Map<number, number>(); // slot -> restarts in a row
   const slots = new Map<Worker, { slot: number; startedAt: number; listened: boolean }>();
@@ -111,7 +125,7 @@ export function startWorkerPrimary({ name, count, logger, graceMs }: WorkerPrima
     setTimeout(() => !closing && fork(entry.slot), delayMs);
   });
   for (let slot = 1; slot <= count; slot++) fork(slot);
-  logger.info({ workers: count }, `${name}: ${count} worker processes`);
+  logger.info({ workers: count, accept }, `${name}: ${count} worker processes (connections accepted by ${accept === 'primary' ? 'the primary, round-robin' : 'each worker'})`);
 
   const close = idempotentClose(async () => {
     closing = true;
