@@ -27,8 +27,10 @@ import { ensureLocalCertificates, type LocalCertificates } from './local-certifi
 import { tlsServerOptions, watchCertificateFiles } from './tls-options.js';
 
 export const DEFAULT_HTTPS_PORT = 8443;
-/** Balancer processes sharing the listeners; 0 is one per CPU (see docs/configuration.md for why). */
+/** Balancer processes sharing the listeners; 0 is one per CPU and at least 2 (docs/configuration.md says why). */
 export const DEFAULT_BALANCER_WORKERS = 0;
+/** With 0 workers asked for: a crash must never take the whole door down, so never fewer than this. */
+export const MIN_DEFAULT_BALANCER_WORKERS = 2;
 
 const booleanSchema = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
 
@@ -108,7 +110,7 @@ export const BALANCER_OPTIONS = {
     env: 'BERTH_BALANCER_WORKERS',
     default: DEFAULT_BALANCER_WORKERS,
     schema: z.coerce.number().int().min(0).max(256),
-    describe: "Balancer processes sharing the listeners (a crash loses only that process's requests in flight); 0 means one per CPU, 1 one process.",
+    describe: "Balancer processes sharing the listeners (a crash loses only that process's requests in flight); 0 means one per CPU and at least 2, 1 one process.",
   }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,

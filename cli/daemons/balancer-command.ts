@@ -5,7 +5,7 @@ import { resolveOptions } from '../../common/config.js';
 import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
 import { WORKER_SLOT_ENV } from '../../common/daemon-workers.js';
 import { createLogger } from '../../common/logger.js';
-import { BALANCER_OPTIONS, startBalancer } from '../../balancer/balancer-daemon.js';
+import { BALANCER_OPTIONS, MIN_DEFAULT_BALANCER_WORKERS, startBalancer } from '../../balancer/balancer-daemon.js';
 import { startBalancerPrimary } from '../../balancer/balancer-primary.js';
 
 export function balancerCommand(): Command {
@@ -15,12 +15,12 @@ export function balancerCommand(): Command {
     .option('--https-port <port>', `HTTPS port (env BERTH_HTTPS_PORT, default ${BALANCER_OPTIONS.httpsPort.default})`)
     .option('--http-port <port>', 'plain-HTTP port redirecting to HTTPS (env BERTH_HTTP_PORT; default none)')
     .option('--tls-host <name=cert:key>', 'certificate and key for one host name (SNI), repeatable (env BERTH_TLS_HOSTS, comma-separated)', (value: string, previous: string[] = []) => [...previous, value])
-    .option('--workers <n>', 'balancer processes sharing the ports (env BERTH_BALANCER_WORKERS, default 0: one per CPU)')
+    .option('--workers <n>', 'balancer processes sharing the ports (env BERTH_BALANCER_WORKERS, default 0: one per CPU, at least 2; 1: one process)')
     .option('--log-level <level>', 'log level (env BERTH_LOG_LEVEL, default info)')
     .action(async (flags: Record<string, unknown>) => {
       const config = resolveOptions(BALANCER_OPTIONS, flags, process.env);
       const logger = createLogger({ name: 'balancer', level: config.logLevel });
-      const workers = config.workers === 0 ? availableParallelism() : config.workers;
+      const workers = config.workers === 0 ? Math.max(MIN_DEFAULT_BALANCER_WORKERS, availableParallelism()) : config.workers;
       if (workers > 1 && cluster.isPrimary) {
         const primary = await startBalancerPrimary(config, workers, logger);
         closeOnSignals(primary, { logger, graceMs: config.graceMs + 2000 });
