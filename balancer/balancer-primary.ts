@@ -2,7 +2,7 @@ import type { Closable } from '../common/daemon-lifecycle.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { startWorkerPrimary } from '../common/daemon-workers.js';
 import type { Logger } from '../common/logger.js';
-import { closeRedis, connectRedis, redisSettingsFrom, type RedisClient } from '../common/redis-connection.js';
+import { closeRedis, connectRedis, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { CertificateStore, DomainStore, readSealingKey } from '../registry/store/index.js';
 import type { AcmeIssuer } from './acme-issuer.js';
 import { acmeEnabled, balancerAcmeIssuer, localCertificatesOf, type BalancerConfig } from './balancer-daemon.js';
@@ -24,6 +24,8 @@ export async function startBalancerPrimary(config: BalancerConfig, count: number
   let issuer: AcmeIssuer | undefined;
   if (acmeOn) {
     redis = connectRedis(redisSettingsFrom(config), { name: 'berth-balancer-acme' });
+    // As a one-process balancer: briefly, and never failing the start (the issuer retries at each check).
+    await waitForReady(redis, 5000).catch(() => logger.warn('Redis is not reachable yet: ACME checks start once it is'));
     const certificates = new CertificateStore(redis, { keyPrefix: config.keyPrefix, sealingKey: readSealingKey(config.acmeKeyFile) });
     const domains = new DomainStore(redis, { keyPrefix: config.keyPrefix });
     // The registry's domain records: what every worker's route table holds (RouteSync loads them all).

@@ -1,4 +1,4 @@
-// `berth balancer --workers 2` as a real process: a SIGKILLed worker loses only the requests it had in flight while the other keeps serving, and comes back; SIGTERM drains every worker so that a retrying client loses nothing across a replacement; a route and a certificate change reach every worker; an HTTP-01 challenge is answered whichever worker takes the connection.
+// `berth balancer --workers 2` as a real process: a SIGKILLed worker loses only the requests it had in flight while the other keeps serving, and comes back; SIGTERM drains every worker so that a retrying client loses nothing across a replacement; a route and a certificate change reach every worker; an HTTP-01 challenge is answered whichever worker takes the connection; ACME runs in the primary only.
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -291,11 +291,14 @@ describe('balancer workers', () => {
     expect(await second.daemon.exited).toBe(0);
   }, 90_000);
 
-  it('a route and a certificate change reach every worker; an HTTP-01 challenge is answered by any', async () => {
+  it('a route and a certificate change reach every worker; an HTTP-01 challenge is answered by any; ACME runs in the primary only', async () => {
     const keyFile = join(dataDir, 'acme-key');
     writeFileSync(keyFile, newSealingKeyText(), { mode: 0o600 });
     const certificates = new CertificateStore(inspect, { keyPrefix: registry.prefix, sealingKey: readSealingKey(keyFile) });
     const domains = new DomainStore(inspect, { keyPrefix: registry.prefix });
+    const directory = createServer((req, res) => res.writeHead(403, { 'content-type': 'application/problem+json' }).end('{"type":"urn:ietf:params:acme:error:unauthorized","detail":"this test CA refuses everyone"}'));
+    await new Promise<void>((resolve) => directory.listen(0, '127.0.0.1', resolve));
+    const refusingDirectory = `http://127.0.0.1:${(directory.address() as AddressInfo).port}`;
     const { daemon, port, adminPort, httpPort } = await startBalancer({
       ...staticEnv(),
       BERTH_BALANCER_DISCOVER: 'true',
@@ -303,6 +306,10 @@ describe('balancer workers', () => {
       BERTH_KEY_PREFIX: registry.prefix,
       BERTH_ACME_KEY_FILE: keyFile,
       BERTH_TOKEN_SHA256: createHash('sha256').update(TOKEN).digest('hex'),
+      // ACME on, towards a directory that refuses: every attempt fails, and says so in the log of whoever made it.
+      BERTH_ACME_DIRECTORY: `${refusingDirectory}/dir`,
+      BERTH_ACME_CHECK_MS: '200',
+      BERTH_ACME_RETRY_MS: '500',
     });
     const auth = { authorization: `Bearer ${TOKEN}` };
     // What each worker serves for shop.test, as told by the worker that answered the connection.
@@ -349,8 +356,16 @@ describe('balancer workers', () => {
       await certificates.putChallenge('tok-123', 'tok-123.thumbprint', 60_000);
       const answers = await Promise.all(Array.from({ length: 8 }, () => http(httpPort, '/.well-known/acme-challenge/tok-123')));
       expect(answers).toEqual(Array.from({ length: 8 }, () => ({ status: 200, body: 'tok-123.thumbprint' })));
+
+      // ACME is the primary's alone: one issuer per balancer, not one per worker racing for the lease.
+      await domains.add('late', 'acme-only.test', '/');
+      const attempts = () => daemon.logLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('could not obtain a certificate for acme-only.test'));
+      await waitFor(() => attempts().length >= 2, { deadlineMs: 20_000, what: `two failed ACME attempts:\n${daemon.output().split('\n').filter((l) => /acme|ACME|certificate/.test(l)).slice(-8).join('\n')}` });
+      expect(new Set(attempts().map((l) => l.pid))).toEqual(new Set([daemon.child.pid]));
     } finally {
       await app.close();
+      directory.closeAllConnections();
+      directory.close();
     }
     daemon.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
