@@ -214,7 +214,9 @@ for (const fault of faults) {
     process.kill(workers[0], 'SIGKILL');
     // Back once the primary has started another in its place.
     const deadline = t0 + RECOVER_TIMEOUT_MS;
-    while (!(children(before.pid).length === workers.length && !children(before.pid).includes(workers[0])) && performance.now() < deadline) await sleep(10);
+    const replaced = () => children(before.pid).length === workers.length && !children(before.pid).includes(workers[0]);
+    while (!replaced() && performance.now() < deadline) await sleep(10);
+    if (!replaced()) await fail(`the balancer did not start a worker in place of the killed one within ${RECOVER_TIMEOUT_MS / 1000} s`);
     workerBackAt = performance.now();
   } else if (how === 'term') process.kill(before.pid, 'SIGTERM');
   else if (fault === 'proxy-kill-all') for (const pid of [before.pid, ...children(before.pid)]) process.kill(pid, 'SIGKILL');
