@@ -273,8 +273,9 @@ export async function startBalancer(config: BalancerConfig, logger: Logger, over
   // Tokens are checked by digest: the balancer holds none (berth up gives it the admin one's sha256).
   const tokenStore = redis === undefined ? undefined : new TokenStore(redis, registryKeys(config.keyPrefix));
   const access = new ReportAccess(config.tokenSha256, tokenStore && ((digest) => tokenStore.hasDigest(digest)));
-  /** Answers the balancer's own reports; false for any other path. */
+  /** This process's numbers; a worker's are every worker's added up (set below). */
   let metricsText = async () => metrics.render();
+  /** Answers the balancer's own reports; false for any other path. */
   const ownReport = (url: string, res: ServerResponse): boolean => {
     // Backends' health and waits are each worker's own: say whose these are.
     if (url === '/_berth/balancer') json(res, 200, { ...(worker === undefined ? {} : { worker, pid: process.pid }), ...status(pool, table), waitingToRetry: forwarder.waiting });

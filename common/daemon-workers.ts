@@ -7,8 +7,9 @@ import type { Logger } from './logger.js';
  * A daemon as several worker processes sharing its listeners (node:cluster), for the proxy and
  * the balancer: Node runs JavaScript on one thread, so one process tops out at one core, and a
  * crash of one process loses only what that process had in flight. The primary only forks,
- * restarts and stops the workers, hands them connections (cluster's round-robin) and relays
- * their reports to one another; each worker is a whole daemon following the registry itself.
+ * restarts and stops the workers, hands them connections (cluster's round-robin) or lets each
+ * accept for itself (`accept`), and relays their reports to one another; each worker is a
+ * whole daemon following the registry itself.
  */
 
 /** The environment variable that tells a worker its slot (1..count), stable across restarts. */
