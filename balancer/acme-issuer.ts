@@ -22,8 +22,8 @@ const CHALLENGE_TTL_MS = 10 * 60_000;
 
 export interface AcmeIssuerOptions {
   certificates: CertificateStore;
-  /** The domains to hold certificates for, now (the route table's). */
-  domains: () => Iterable<string>;
+  /** The domains to hold certificates for, now (the route table's, or the registry's records). */
+  domains: () => Iterable<string> | Promise<Iterable<string>>;
   /** @default LETS_ENCRYPT_DIRECTORY */
   directory?: string;
   email?: string;
@@ -84,7 +84,7 @@ export class AcmeIssuer {
 
   /** Looks at every domain once; works on those due, one at a time. */
   async checkAll(): Promise<void> {
-    for (const domain of [...this.o.domains()]) {
+    for (const domain of [...(await this.o.domains())]) {
       if (this.closed) return;
       if (domain.startsWith('*.')) continue;
       if (!(await this.due(domain))) continue;

@@ -8,10 +8,11 @@ import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
+import { joinWorkerPrimary } from '../common/daemon-workers.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady, type RedisClient } from '../common/redis-connection.js';
 import { keyPrefixSchema } from '../common/names.js';
-import { answerError, DEFAULT_RETRY_POLICY, parseRequestTarget, refuseUpgrade, requestHostName, RequestMetrics, RouteSync, RouteTable } from '../forward/index.js';
+import { answerError, DEFAULT_RETRY_POLICY, parseRequestTarget, refuseUpgrade, requestHostName, RequestMetrics, RouteSync, RouteTable, totalMetricsText } from '../forward/index.js';
 import { AppStore, CertificateStore, DEFAULT_KEY_PREFIX, DomainStore, readSealingKey, registryKeys, RegistryStore, TokenStore } from '../registry/store/index.js';
 import { AcmeIssuer, DEFAULT_CHECK_MS, DEFAULT_RENEW_FRACTION, DEFAULT_RETRY_MAX_MS, DEFAULT_RETRY_MS } from './acme-issuer.js';
 import { DomainCertificates } from './domain-certificates.js';
@@ -22,10 +23,14 @@ import { forwardToRegistry, isDashboardPath } from './dashboard-pass.js';
 import { HostCertificates, parseHostCertificates } from './host-certificates.js';
 import { hasOneHost } from './host-header.js';
 import { isInternalPath, ReportAccess } from './internal-reports.js';
-import { ensureLocalCertificates } from './local-certificates.js';
+import { ensureLocalCertificates, type LocalCertificates } from './local-certificates.js';
 import { tlsServerOptions, watchCertificateFiles } from './tls-options.js';
 
 export const DEFAULT_HTTPS_PORT = 8443;
+/** Balancer processes sharing the listeners; 0 is one per CPU and at least 2 (docs/configuration.md says why). */
+export const DEFAULT_BALANCER_WORKERS = 0;
+/** With 0 workers asked for: a crash must never take the whole door down, so never fewer than this. */
+export const MIN_DEFAULT_BALANCER_WORKERS = 2;
 
 const booleanSchema = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
 
@@ -101,6 +106,12 @@ export const BALANCER_OPTIONS = {
   adminPort: option({ env: 'BERTH_ADMIN_PORT', default: -1, schema: z.coerce.number().int().min(-1).max(65535), describe: 'Plain-HTTP listener for /_berth/balancer, /_berth/health and /metrics without a token (-1: none).' }),
   adminHost: option({ env: 'BERTH_ADMIN_HOST', default: '127.0.0.1', schema: z.string().min(1), describe: 'Address of the admin listener.' }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
+  workers: option({
+    env: 'BERTH_BALANCER_WORKERS',
+    default: DEFAULT_BALANCER_WORKERS,
+    schema: z.coerce.number().int().min(0).max(256),
+    describe: "Balancer processes sharing the listeners (a crash loses only that process's requests in flight); 0 means one per CPU and at least 2, 1 one process.",
+  }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
 };
@@ -121,8 +132,43 @@ export interface BalancerDaemon {
   close(): Promise<void>;
 }
 
-/** Starts the TLS balancer in front of the machines' proxies. */
-export async function startBalancer(config: BalancerConfig, logger: Logger): Promise<BalancerDaemon> {
+/** Whether the balancer obtains certificates with ACME; throws on a configuration that cannot. */
+export function acmeEnabled(config: BalancerConfig): boolean {
+  const acmeOn = config.acmeDirectory !== '' || config.acmeEmail !== '';
+  if (acmeOn && !config.discover) throw new Error('ACME (BERTH_ACME_DIRECTORY, BERTH_ACME_EMAIL) needs the registry: leave BERTH_BALANCER_DISCOVER on.');
+  if (acmeOn && config.acmeKeyFile === '') throw new Error("ACME needs BERTH_ACME_KEY_FILE, the key that seals certificates' private keys in Redis (make one: openssl rand -hex 32 > FILE; chmod 600 FILE; give every balancer and registry the same).");
+  return acmeOn;
+}
+
+/** A balancer's ACME issuer: one per balancer (its work is under per-domain leases in Redis, shared by every balancer). */
+export function balancerAcmeIssuer(config: BalancerConfig, certificates: CertificateStore, domains: () => Iterable<string> | Promise<Iterable<string>>, logger: Logger): AcmeIssuer {
+  return new AcmeIssuer({
+    certificates,
+    domains,
+    directory: config.acmeDirectory,
+    email: config.acmeEmail,
+    caFile: config.acmeCaFile,
+    renewFraction: config.acmeRenewAt,
+    retryMs: config.acmeRetryMs,
+    retryMaxMs: config.acmeRetryMaxMs,
+    checkMs: config.acmeCheckMs,
+    logger,
+  });
+}
+
+/** The self-made certificate and its CA, unless certificate files are given (then null). */
+export async function localCertificatesOf(config: BalancerConfig): Promise<LocalCertificates | null> {
+  if (config.tlsCert !== '' || config.tlsKey !== '') return null;
+  return ensureLocalCertificates({ dir: join(resolve(config.dataDir), 'tls'), names: [hostname(), ...config.tlsNames] });
+}
+
+/**
+ * Starts the TLS balancer in front of the machines' proxies. `worker` is set in a worker of
+ * `startWorkerPrimary`: the primary then runs the ACME issuer (once per balancer, not once per
+ * worker) and has made the self-made certificate, and /metrics adds up every worker's numbers.
+ */
+export async function startBalancer(config: BalancerConfig, logger: Logger, overrides: { worker?: number } = {}): Promise<BalancerDaemon> {
+  const worker = overrides.worker;
   let cert: string;
   let key: string;
   let caCertPath: string | null = null;
@@ -133,7 +179,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     cert = readFileSync(certPaths.certPath, 'utf8');
     key = readFileSync(certPaths.keyPath, 'utf8');
   } else {
-    const made = await ensureLocalCertificates({ dir: join(resolve(config.dataDir), 'tls'), names: [hostname(), ...config.tlsNames] });
+    const made = (await localCertificatesOf(config))!;
     cert = made.certPem;
     key = made.keyPem;
     caCertPath = made.caCertPath;
@@ -157,9 +203,7 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
   let domainCertificates: DomainCertificates | undefined;
   let issuer: AcmeIssuer | undefined;
   let certificateTimer: NodeJS.Timeout | undefined;
-  const acmeOn = config.acmeDirectory !== '' || config.acmeEmail !== '';
-  if (acmeOn && !config.discover) throw new Error('ACME (BERTH_ACME_DIRECTORY, BERTH_ACME_EMAIL) needs the registry: leave BERTH_BALANCER_DISCOVER on.');
-  if (acmeOn && config.acmeKeyFile === '') throw new Error("ACME needs BERTH_ACME_KEY_FILE, the key that seals certificates' private keys in Redis (make one: openssl rand -hex 32 > FILE; chmod 600 FILE; give every balancer and registry the same).");
+  const acmeOn = acmeEnabled(config);
   if (config.discover) {
     const settings = redisSettingsFrom(config);
     redis = connectRedis(settings, { name: 'berth-balancer' });
@@ -192,20 +236,9 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
       },
     });
     sync.start();
-    if (acmeOn) {
+    if (acmeOn && worker === undefined) {
       const routes = table;
-      issuer = new AcmeIssuer({
-        certificates,
-        domains: () => [...routes.domains()].map((d) => d.domain),
-        directory: config.acmeDirectory,
-        email: config.acmeEmail,
-        caFile: config.acmeCaFile,
-        renewFraction: config.acmeRenewAt,
-        retryMs: config.acmeRetryMs,
-        retryMaxMs: config.acmeRetryMaxMs,
-        checkMs: config.acmeCheckMs,
-        logger,
-      });
+      issuer = balancerAcmeIssuer(config, certificates, () => [...routes.domains()].map((d) => d.domain), logger);
     }
     const started = sync;
     // Route-aware from the first request when Redis is there: wait (briefly) for the table.
@@ -240,11 +273,14 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
   // Tokens are checked by digest: the balancer holds none (berth up gives it the admin one's sha256).
   const tokenStore = redis === undefined ? undefined : new TokenStore(redis, registryKeys(config.keyPrefix));
   const access = new ReportAccess(config.tokenSha256, tokenStore && ((digest) => tokenStore.hasDigest(digest)));
+  /** This process's numbers; a worker's are every worker's added up (set below). */
+  let metricsText = async () => metrics.render();
   /** Answers the balancer's own reports; false for any other path. */
   const ownReport = (url: string, res: ServerResponse): boolean => {
-    if (url === '/_berth/balancer') json(res, 200, { ...status(pool, table), waitingToRetry: forwarder.waiting });
+    // Backends' health and waits are each worker's own: say whose these are.
+    if (url === '/_berth/balancer') json(res, 200, { ...(worker === undefined ? {} : { worker, pid: process.pid }), ...status(pool, table), waitingToRetry: forwarder.waiting });
     else if (url === '/_berth/health') json(res, 200, { status: 'ok', backends: pool.all.filter((b) => pool.usable(b, Date.now())).length });
-    else if (url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(metrics.render());
+    else if (url === '/metrics') void metricsText().then((text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text));
     else return false;
     return true;
   };
@@ -375,6 +411,10 @@ export async function startBalancer(config: BalancerConfig, logger: Logger): Pro
     await sync?.close();
     if (redis) await closeRedis(redis);
   });
+  if (worker !== undefined) {
+    const { gather } = joinWorkerPrimary({ metrics: () => metrics.snapshot() }, { close }, logger, config.graceMs);
+    metricsText = () => totalMetricsText(metrics, () => gather('metrics'));
+  }
   return { url, httpUrl, adminUrl, caCertPath, pool, table, close };
 }
 

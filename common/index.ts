@@ -26,3 +26,4 @@ export {
 export { closeOnSignals, idempotentClose, DEFAULT_GRACE_MS, type Closable } from './daemon-lifecycle.js';
 export { fileLoad, systemLoad, type LoadSource, type MachineLoad } from './load-source.js';
 export { parseProcfile, checkProcess, PROCESS_TYPE_PATTERN, WEB_PROCESS, RELEASE_PROCESS, MAX_PROCESS_TYPES, type Procfile } from './procfile.js';
+export { startWorkerPrimary, joinWorkerPrimary, WORKER_SLOT_ENV, type WorkerPrimaryOptions, type ReportKind } from './daemon-workers.js';

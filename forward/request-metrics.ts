@@ -93,7 +93,7 @@ export class RequestMetrics {
     return [...this.apps.values()].map((s) => ({ app: s.app, requests: [...s.requests], buckets: [...s.buckets], sum: s.sum, count: s.count, errors: [...s.errors] }));
   }
 
-  /** Adds another process's numbers (the proxy's workers are added up for /metrics). */
+  /** Adds another process's numbers (a daemon's workers are added up for /metrics). */
   add(snapshot: readonly AppMetricsSnapshot[]): void {
     for (const other of snapshot) {
       const s = this.apps.get(other.app) ?? this.series(other.app);
@@ -162,4 +162,16 @@ function formatNumber(n: number): string {
   if (n === Infinity) return '+Inf';
   if (n === -Infinity) return '-Inf';
   return String(n);
+}
+
+/**
+ * /metrics of one of several worker processes: every worker's numbers added up (`gather` asks
+ * them all, this one included), or this worker's own when they cannot be had in time.
+ */
+export async function totalMetricsText(local: RequestMetrics, gather: () => Promise<unknown[] | undefined>): Promise<string> {
+  const snapshots = (await gather()) as AppMetricsSnapshot[][] | undefined;
+  if (snapshots === undefined) return local.render();
+  const total = new RequestMetrics();
+  for (const s of snapshots) total.add(s);
+  return total.render();
 }

@@ -3,17 +3,17 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { listSchema, logLevelSchema, option, portSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
+import { joinWorkerPrimary } from '../common/daemon-workers.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema } from '../common/names.js';
 import { systemLoad, type LoadSource } from '../common/load-source.js';
 import { AppStore, DEFAULT_KEY_PREFIX, DomainStore, RegistryStore } from '../registry/store/index.js';
-import { RequestMetrics, RouteSync, RouteTable, UpstreamHealth, type RoutedInstance } from '../forward/index.js';
+import { RequestMetrics, RouteSync, RouteTable, totalMetricsText, UpstreamHealth, type RoutedInstance } from '../forward/index.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { HttpForwarder } from './http-forwarder.js';
 import { culpritReport, loadReport } from './machine-report.js';
 import { createProxyServer } from './proxy-server.js';
-import { joinProxyPrimary, totalMetricsText } from './proxy-workers.js';
 import { RedisContact } from './redis-contact.js';
 import { WebSocketForwarder } from './websocket-forwarder.js';
 import { startHaproxyEngine, type HaproxyEngine } from './haproxy-engine/index.js';
@@ -57,7 +57,7 @@ export interface ProxyDaemon {
 
 /**
  * Starts this machine's proxy. `load` is injectable for tests of GetLoad; `worker` is set in a
- * worker of `startProxyPrimary`, whose /metrics then adds up every worker's numbers.
+ * worker of `startWorkerPrimary`, whose /metrics then adds up every worker's numbers.
  */
 export async function startProxy(config: ProxyConfig, logger: Logger, overrides: { load?: LoadSource; worker?: number } = {}): Promise<ProxyDaemon> {
   const settings = redisSettingsFrom(config);
@@ -163,8 +163,8 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   });
   if (overrides.worker !== undefined) {
     const worker = overrides.worker;
-    const { gather } = joinProxyPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, health, worker) }, { close }, logger, config.graceMs);
-    metricsText = () => totalMetricsText(metrics, gather);
+    const { gather } = joinWorkerPrimary({ metrics: () => metrics.snapshot(), routes: () => routesReport(table, health, worker) }, { close }, logger, config.graceMs);
+    metricsText = () => totalMetricsText(metrics, () => gather('metrics'));
     reports['/_berth/routes'] = async () => totalRoutesReport(routesReport(table, health, worker), (await gather('routes')) as RoutesReport[] | undefined);
   }
   return { url, table, sync, ...(haproxy ? { haproxy } : {}), close };

@@ -5,7 +5,7 @@ import { resolveOptions } from '../../common/config.js';
 import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
 import { createLogger } from '../../common/logger.js';
 import { PROXY_OPTIONS, startProxy } from '../../proxy/proxy-daemon.js';
-import { startProxyPrimary } from '../../proxy/proxy-workers.js';
+import { startWorkerPrimary, WORKER_SLOT_ENV } from '../../common/daemon-workers.js';
 
 export function proxyCommand(): Command {
   return new Command('proxy')
@@ -22,7 +22,7 @@ export function proxyCommand(): Command {
       const workers = config.workers === 0 ? availableParallelism() : config.workers;
       // HAProxy runs a thread per CPU itself: the haproxy engine is one berth process.
       if (workers > 1 && cluster.isPrimary && config.engine === 'node') {
-        const primary = startProxyPrimary(workers, logger, config.graceMs);
+        const primary = startWorkerPrimary({ name: 'proxy', count: workers, logger, graceMs: config.graceMs });
         closeOnSignals(primary, { logger, graceMs: config.graceMs + 2000 });
         if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
         return;
@@ -30,7 +30,7 @@ export function proxyCommand(): Command {
       if (cluster.isWorker) {
         // The primary stops its workers (a terminal's Ctrl-C reaches the whole group: the
         // primary's drain request is the one that counts, so one signal never looks like two).
-        const worker = Number(process.env.BERTH_PROXY_WORKER ?? cluster.worker?.id ?? 0);
+        const worker = Number(process.env[WORKER_SLOT_ENV] ?? cluster.worker?.id ?? 0);
         for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
         await startProxy(config, logger.child({ worker }), { worker });
         return;

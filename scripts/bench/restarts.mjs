@@ -8,8 +8,10 @@
 //   proxy-kill      SIGKILL of the proxy's primary (its workers are left to themselves)
 //   proxy-kill-all  SIGKILL of the primary and every worker at once
 //   proxy-term      SIGTERM of the proxy (a clean restart: `berth up` starts another)
-//   balancer-kill   SIGKILL of the balancer
+//   balancer-kill   SIGKILL of the balancer (its primary, when it runs workers)
 //   balancer-term   SIGTERM of the balancer
+//   balancer-worker-kill  SIGKILL of one balancer worker (BERTH_BALANCER_WORKERS=2 or more):
+//                   its primary starts another; the window closes once it is there
 // Half the loops are plain clients (any error or non-2xx answer is a failure), half retrying
 // clients (they send a request again, on a fresh connection, when it got no HTTP answer at all:
 // refused, reset, closed; with backoff, for up to 10 s; a 5xx answer is a failure).
@@ -205,13 +207,24 @@ for (const fault of faults) {
   if (before === undefined) await fail(`no ${daemon} pid in berth up's output`);
   const firstIndex = log.length;
   const t0 = performance.now();
-  if (how === 'term') process.kill(before.pid, 'SIGTERM');
+  let workerBackAt;
+  if (fault === 'balancer-worker-kill') {
+    const workers = children(before.pid);
+    if (workers.length < 2) await fail('the balancer runs no workers: set BERTH_BALANCER_WORKERS=2 (or more) for balancer-worker-kill');
+    process.kill(workers[0], 'SIGKILL');
+    // Back once the primary has started another in its place.
+    const deadline = t0 + RECOVER_TIMEOUT_MS;
+    const replaced = () => children(before.pid).length === workers.length && !children(before.pid).includes(workers[0]);
+    while (!replaced() && performance.now() < deadline) await sleep(10);
+    if (!replaced()) await fail(`the balancer did not start a worker in place of the killed one within ${RECOVER_TIMEOUT_MS / 1000} s`);
+    workerBackAt = performance.now();
+  } else if (how === 'term') process.kill(before.pid, 'SIGTERM');
   else if (fault === 'proxy-kill-all') for (const pid of [before.pid, ...children(before.pid)]) process.kill(pid, 'SIGKILL');
   else process.kill(before.pid, 'SIGKILL');
   const deadline = t0 + RECOVER_TIMEOUT_MS;
-  while (daemons.get(daemon).pid === before.pid && performance.now() < deadline) await sleep(10);
-  const restartedAt = daemons.get(daemon).at;
-  if (daemons.get(daemon).pid === before.pid) await fail(`${daemon} was not restarted within ${RECOVER_TIMEOUT_MS / 1000} s`);
+  while (workerBackAt === undefined && daemons.get(daemon).pid === before.pid && performance.now() < deadline) await sleep(10);
+  const restartedAt = workerBackAt ?? daemons.get(daemon).at;
+  if (workerBackAt === undefined && daemons.get(daemon).pid === before.pid) await fail(`${daemon} was not restarted within ${RECOVER_TIMEOUT_MS / 1000} s`);
   // Back: a request begun after the restart answered.
   while (!log.some((e) => e.start > restartedAt && e.final !== undefined && ok(e.final)) && performance.now() < deadline) await sleep(10);
   await sleep(STEADY_MS);
@@ -231,7 +244,7 @@ for (const fault of faults) {
   };
   results.push({ fault, window, plainFailed, retryFailed });
   console.log(
-    `${fault.padEnd(15)} plain client: ${plainFailed.length} of ${plain.length} failed (GET ${plainFailed.filter((e) => e.method === 'GET').length}, POST ${plainFailed.filter((e) => e.method === 'POST').length})` +
+    `${fault.padEnd(20)} plain client: ${plainFailed.length} of ${plain.length} failed (GET ${plainFailed.filter((e) => e.method === 'GET').length}, POST ${plainFailed.filter((e) => e.method === 'POST').length})` +
       `${plainFailed.length > 0 ? ` over ${(spread / 1000).toFixed(2)} s: ${kinds(plainFailed)}` : ''}; ` +
       `retrying client: ${retryFailed.length} of ${retried.length} failed${retryFailed.length > 0 ? ` (${kinds(retryFailed)})` : ''}, ${resent} sent again; restarted after ${((restartedAt - t0) / 1000).toFixed(2)} s; slowest answer ${(slowest / 1000).toFixed(2)} s`,
   );
@@ -252,7 +265,7 @@ for (const { fault, window, plainFailed } of results) {
   const doubled = window.filter((e) => (counts.get(e.id) ?? 0) > 1);
   if (posts.length === 0 && resent.length === 0) continue;
   console.log(
-    `${fault.padEnd(15)} ` +
+    `${fault.padEnd(20)} ` +
       (posts.length > 0 ? `of its ${posts.length} failed POSTs (plain client), the app ran ${ran}, never got ${posts.length - ran}; ` : '') +
       (resent.length > 0 ? `sent again by the retrying client: ${resent.map((e) => `${e.method} after ${describe(e.first)}`).join(', ')}; ` : '') +
       `POSTs the app ran twice: ${doubled.length}`,

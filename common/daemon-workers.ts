@@ -1,15 +1,19 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { Closable } from '../common/daemon-lifecycle.js';
-import { idempotentClose } from '../common/daemon-lifecycle.js';
-import type { Logger } from '../common/logger.js';
-import { RequestMetrics, type AppMetricsSnapshot } from '../forward/index.js';
+import type { Closable } from './daemon-lifecycle.js';
+import { idempotentClose } from './daemon-lifecycle.js';
+import type { Logger } from './logger.js';
 
 /*
- * One proxy process per core: Node runs JavaScript on one thread, so a single proxy process
- * tops out at one core however many the machine has. The primary only forks, restarts and
- * stops the workers, hands them connections (cluster's round-robin) and adds up their
- * metrics; each worker is a whole proxy with its own route table following the registry.
+ * A daemon as several worker processes sharing its listeners (node:cluster), for the proxy and
+ * the balancer: Node runs JavaScript on one thread, so one process tops out at one core, and a
+ * crash of one process loses only what that process had in flight. The primary only forks,
+ * restarts and stops the workers, hands them connections (cluster's round-robin) or lets each
+ * accept for itself (`accept`), and relays their reports to one another; each worker is a
+ * whole daemon following the registry itself.
  */
+
+/** The environment variable that tells a worker its slot (1..count), stable across restarts. */
+export const WORKER_SLOT_ENV = 'BERTH_WORKER_SLOT';
 
 /** How long the primary waits for the workers' numbers before answering with those it has. */
 const SNAPSHOT_WAIT_MS = 1000;
@@ -20,8 +24,8 @@ const MAX_FAILED_STARTS = 5;
 /** A worker that stayed up this long starts its restart backoff afresh. */
 const STABLE_AFTER_MS = 30_000;
 
-/** What a worker can be asked for: its metrics snapshot, or its /_berth/routes view. */
-export type ReportKind = 'metrics' | 'routes';
+/** What a worker can be asked for by name (e.g. its metrics snapshot), answered by every worker. */
+export type ReportKind = string;
 
 type Message =
   | { berth: 'gather?'; id: number; kind: ReportKind }
@@ -34,11 +38,34 @@ function isMessage(value: unknown): value is Message {
   return typeof value === 'object' && value !== null && typeof (value as { berth?: unknown }).berth === 'string';
 }
 
+export interface WorkerPrimaryOptions {
+  /** The daemon's name in log lines: "proxy", "balancer". */
+  name: string;
+  count: number;
+  logger: Logger;
+  /** How long a worker's drain may take before the primary SIGKILLs it. */
+  graceMs: number;
+  /**
+   * Who accepts connections. 'primary': cluster's round-robin, the primary accepts and hands each
+   * connection to the next worker (an even spread; but a connection handed to a worker that is
+   * SIGKILLed before it took it stays open in the primary, unanswered, until its client gives up).
+   * 'workers': every worker accepts from the one shared socket itself (the kernel's spread,
+   * uneven when idle; a worker's death loses only what it had accepted, the rest of the queue
+   * goes to the others).
+   * @default DEFAULT_ACCEPT
+   */
+  accept?: 'primary' | 'workers';
+}
+
+export const DEFAULT_ACCEPT = 'primary';
+
 /**
- * The primary: forks `count` workers (which run `startProxy` on the same port), restarts one
+ * The primary: forks `count` workers (which run the daemon on the same ports), restarts one
  * that dies with a capped backoff, and on close asks each to drain, then waits for them.
  */
-export function startProxyPrimary(count: number, logger: Logger, graceMs: number): Closable {
+export function startWorkerPrimary({ name, count, logger, graceMs, accept = DEFAULT_ACCEPT }: WorkerPrimaryOptions): Closable {
+  // Read by cluster at the first fork; one daemon per process, so one policy per process.
+  cluster.schedulingPolicy = accept === 'primary' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   let closing = false;
   const restarts = new Map<number, number>(); // slot -> restarts in a row
   const slots = new Map<Worker, { slot: number; startedAt: number; listened: boolean }>();
@@ -57,7 +84,7 @@ export function startProxyPrimary(count: number, logger: Logger, graceMs: number
   };
 
   const fork = (slot: number) => {
-    const worker = cluster.fork({ BERTH_PROXY_WORKER: String(slot) });
+    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) });
     slots.set(worker, { slot, startedAt: Date.now(), listened: false });
     worker.on('message', (message: unknown) => {
       if (!isMessage(message)) return;
@@ -88,18 +115,18 @@ export function startProxyPrimary(count: number, logger: Logger, graceMs: number
     if (entry === undefined || closing) return;
     if (!entry.listened && ++failedStarts >= MAX_FAILED_STARTS) {
       // Restarting for ever would hide it: exit non-zero, so that systemd or `berth up` says so.
-      logger.error({ failedStarts }, `proxy workers failed to start ${failedStarts} times in a row (see the errors above): exiting`);
+      logger.error({ failedStarts }, `${name} workers failed to start ${failedStarts} times in a row (see the errors above): exiting`);
       process.exit(1);
     }
     const inARow = Date.now() - entry.startedAt > STABLE_AFTER_MS ? 0 : (restarts.get(entry.slot) ?? 0);
     const delayMs = Math.min(250 * 2 ** inARow, 5000);
     restarts.set(entry.slot, inARow + 1);
-    logger.warn({ worker: entry.slot, code, signal, delayMs }, `proxy worker ${entry.slot} exited (${signal ?? `code ${code}`}): starting another in ${delayMs} ms`);
+    logger.warn({ worker: entry.slot, code, signal, delayMs }, `${name} worker ${entry.slot} exited (${signal ?? `code ${code}`}): starting another in ${delayMs} ms`);
     // Not unref'd: while every worker is down, this timer is what keeps the primary alive.
     setTimeout(() => !closing && fork(entry.slot), delayMs);
   });
   for (let slot = 1; slot <= count; slot++) fork(slot);
-  logger.info({ workers: count }, `proxy: ${count} workers (one per CPU unless --workers says otherwise)`);
+  logger.info({ workers: count, accept }, `${name}: ${count} worker processes (connections accepted by ${accept === 'primary' ? 'the primary, round-robin' : 'each worker'})`);
 
   const close = idempotentClose(async () => {
     closing = true;
@@ -119,7 +146,7 @@ export function startProxyPrimary(count: number, logger: Logger, graceMs: number
  * `drain` is how the primary stops the worker; a primary that is gone (even SIGKILLed) makes it
  * drain and stop too.
  */
-export function joinProxyPrimary(
+export function joinWorkerPrimary(
   reports: Record<ReportKind, () => unknown>,
   daemon: Closable,
   logger: Logger,
@@ -145,16 +172,16 @@ export function joinProxyPrimary(
   };
   process.on('message', (message: unknown) => {
     if (!isMessage(message)) return;
-    if (message.berth === 'report?') send({ berth: 'report', id: message.id, data: reports[message.kind]() });
+    if (message.berth === 'report?') send({ berth: 'report', id: message.id, data: reports[message.kind]?.() });
     else if (message.berth === 'gathered') waiting.get(message.id)?.(message.reports);
-    else if (message.berth === 'drain') stop('the proxy primary asks this worker to drain');
+    else if (message.berth === 'drain') stop('the primary asks this worker to drain');
   });
   // node:cluster makes a worker exit at once when its channel to the primary closes unasked
   // (the primary died, even by SIGKILL), cutting every request it has in flight. This one
   // drains instead, as on SIGTERM: its requests finish, its answers say Connection: close,
   // and it exits once its connections are closed (IDLE_LINGER_MS, within the grace).
   if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
-  process.on('disconnect', () => stop('the proxy primary is gone: draining and stopping this worker'));
+  process.on('disconnect', () => stop('the primary is gone: draining and stopping this worker'));
 
   const gather = async (kind: ReportKind) => {
     if (!process.connected) return undefined;
@@ -171,13 +198,4 @@ export function joinProxyPrimary(
     return gathered;
   };
   return { gather };
-}
-
-/** /metrics of a worker: every worker's numbers added up, or its own when they cannot be had. */
-export async function totalMetricsText(local: RequestMetrics, gather: (kind: ReportKind) => Promise<unknown[] | undefined>): Promise<string> {
-  const snapshots = (await gather('metrics')) as AppMetricsSnapshot[][] | undefined;
-  if (snapshots === undefined) return local.render();
-  const total = new RequestMetrics();
-  for (const s of snapshots) total.add(s);
-  return total.render();
 }
