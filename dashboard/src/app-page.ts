@@ -2,9 +2,9 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc, type Session } from './api.js';
 import { useLive } from './live.js';
-import { followLogs, type LogLine } from './streams.js';
+import { followLogs } from './streams.js';
 import { appCpuPoints, HourChart } from './load-chart.js';
-import type { AppDetails, Instance, MachineLoad, Release } from './types.js';
+import type { AppDetails, Instance, LogLine, MachineLoadHistory, Release } from '../../sdk/types.js';
 import { ErrorNote, Loading, serving, Status, when } from './view-parts.js';
 
 const MAX_LOG_LINES = 500;
@@ -131,7 +131,7 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
 
 /** The app's CPU cores over the hour, from the machines' sampled GetCulprit reports. */
 function AppCpu({ app }: { app: string }) {
-  const history = useLive(() => api.get<{ machines: MachineLoad[] }>('/machines/load'), [app], { everyMs: 15_000, when: () => false });
+  const history = useLive(() => api.get<{ machines: MachineLoadHistory[] }>('/machines/load'), [app], { everyMs: 15_000, when: () => false });
   if (history.error !== undefined) return html`<${ErrorNote} error=${history.error} />`;
   if (history.data === undefined) return html`<${Loading} />`;
   const points = appCpuPoints(history.data.machines, app);

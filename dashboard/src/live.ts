@@ -3,11 +3,11 @@
 // without a reload.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.js';
-import type { RegistryEvent } from './streams.js';
+import type { StreamEvent } from './streams.js';
 
-const listeners = new Set<(e: RegistryEvent) => void>();
+const listeners = new Set<(e: StreamEvent) => void>();
 
-export function publishEvent(e: RegistryEvent): void {
+export function publishEvent(e: StreamEvent): void {
   for (const l of listeners) l(e);
 }
 
@@ -17,7 +17,7 @@ export interface Live<T> {
   reload: () => void;
 }
 
-export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { everyMs?: number; when?: (e: RegistryEvent) => boolean } = {}): Live<T> {
+export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { everyMs?: number; when?: (e: StreamEvent) => boolean } = {}): Live<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const generation = useRef(0);
@@ -43,7 +43,7 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { e
     };
     reload.current = run;
     run();
-    const onEvent = (e: RegistryEvent) => {
+    const onEvent = (e: StreamEvent) => {
       if (options.when !== undefined && e.kind !== 'resync' && !options.when(e)) return;
       // At most one reload per quarter second, however busy the stream (a debounce would never fire on a busy one).
       timer ??= setTimeout(() => {

@@ -1,7 +1,7 @@
 // Small pieces every page uses: the API's errors as it words them, times, status badges.
 import { html } from 'htm/preact';
 import type { ApiError } from './api.js';
-import type { AppDetails } from './types.js';
+import type { AppDetails } from '../../sdk/types.js';
 
 export function ErrorNote({ error }: { error: ApiError | undefined }) {
   if (error === undefined) return null;
