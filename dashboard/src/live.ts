@@ -17,7 +17,17 @@ export interface Live<T> {
   reload: () => void;
 }
 
-export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { everyMs?: number; when?: (e: StreamEvent) => boolean } = {}): Live<T> {
+export interface LiveOptions<T> {
+  /**
+   * Also load again this long after the last load: a number, or a function of what was loaded
+   * (undefined: not until an event), for data whose changes make no event (runs, cron ticks).
+   */
+  everyMs?: number | ((data: T | undefined) => number | undefined);
+  /** Which events concern the page (a `resync` always does). @default every event */
+  when?: (e: StreamEvent) => boolean;
+}
+
+export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: LiveOptions<T> = {}): Live<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const generation = useRef(0);
@@ -26,18 +36,29 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { e
   useEffect(() => {
     const mine = ++generation.current;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let poll: ReturnType<typeof setTimeout> | undefined;
+    let latest: T | undefined;
     setData(undefined);
     setError(undefined);
+    const again = () => {
+      clearTimeout(poll);
+      const every = options.everyMs;
+      const ms = typeof every === 'function' ? every(latest) : every;
+      poll = ms === undefined ? undefined : setTimeout(run, ms);
+    };
     const run = () => {
       load().then(
         (d) => {
           if (generation.current !== mine) return;
+          latest = d;
           setData(d);
           setError(undefined);
+          again();
         },
         (err: unknown) => {
           if (generation.current !== mine) return;
           setError(err instanceof ApiError ? err : new ApiError(0, 'error', String(err)));
+          again();
         },
       );
     };
@@ -52,12 +73,11 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], options: { e
       }, 250);
     };
     listeners.add(onEvent);
-    const every = options.everyMs === undefined ? undefined : setInterval(run, options.everyMs);
     return () => {
       generation.current++;
       listeners.delete(onEvent);
       clearTimeout(timer);
-      clearInterval(every);
+      clearTimeout(poll);
     };
   }, deps);
 
