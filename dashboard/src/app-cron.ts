@@ -2,12 +2,12 @@ import { html } from 'htm/preact';
 import type { CronJob } from '../../sdk/types.js';
 import { api, enc } from './api.js';
 import { useLive } from './live.js';
-import { ErrorNote, Loading, Status, when } from './view-parts.js';
+import { Clock, ErrorNote, Loading, Status, when } from './view-parts.js';
 
 // A tick makes no event on the registry's stream: the jobs are read again a second after the
-// next tick is due (so that its run shows as their last), and at least every 30 s (to see jobs
+// next tick is due (so that its run shows as their last), and at least every 10 s (to see jobs
 // added or removed elsewhere).
-const LONGEST_WAIT_MS = 30_000;
+const LONGEST_WAIT_MS = 10_000;
 const SHORTEST_WAIT_MS = 1000;
 
 function untilNextTick(jobs: CronJob[] | undefined): number {
@@ -30,7 +30,7 @@ export function CronJobs({ app }: { app: string }) {
       <td data-field="next">${j.nextAt === null ? 'never' : when(j.nextAt)}</td>
       <td data-field="last">${j.lastRun === null
         ? html`<span class="muted">none yet</span>`
-        : html`<code>${j.lastRun.id}</code> <${Status} value=${j.lastRun.state} />${j.lastRun.exitCode === null ? '' : ` exit ${j.lastRun.exitCode}`} <span class="small">${when(j.lastRun.finishedAt ?? j.lastRun.createdAt)}</span>`}</td>
+        : html`<code>${j.lastRun.id}</code> <${Status} value=${j.lastRun.state} />${j.lastRun.exitCode === null ? '' : ` exit ${j.lastRun.exitCode}`} <span class="small"><${Clock} ms=${j.lastRun.finishedAt ?? j.lastRun.createdAt} /></span>`}</td>
     </tr>`)}</tbody>
   </table></div>`;
 }

@@ -22,6 +22,13 @@ export function when(ms: number | null | undefined): string {
   return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
+/** A time of today as its clock time alone (a run's start and end), any other as when() gives it; the whole date in its title. */
+export function Clock({ ms }: { ms: number }) {
+  const d = new Date(ms);
+  const today = d.toDateString() === new Date().toDateString();
+  return html`<time datetime=${d.toISOString()} title=${when(ms)}>${today ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : when(ms)}</time>`;
+}
+
 export function ago(ms: number): string {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   if (s < 60) return `${s} s ago`;
