@@ -314,6 +314,9 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await clickOn(page, `button[aria-label="Show output of run ${long.id}"]`);
     await waitFor(async () => (await textOf(page, `pre[data-run="${long.id}"]`)).includes('still going'), { deadlineMs: 10_000, what: "a running run's output on the page" });
     await shot(page, '12-app-runs');
+    // Every field has a label, every button a name.
+    expect(await page.evaluate(() => [...document.querySelectorAll('input')].filter((i) => (i as unknown as { labels: unknown[] }).labels.length === 0).length)).toBe(0);
+    expect(await page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => (b.textContent ?? '').trim() === '' && b.getAttribute('aria-label') === null).length)).toBe(0);
     await clickOn(page, `button[aria-label="Stop run ${long.id}"]`);
     await waitFor(async () => (await textOf(page, '.outcome .ok')) === `Stopping run ${long.id}.`, { deadlineMs: 10_000, what: 'the stop outcome' });
     await waitFor(async () => (await client.getRun('jobs', long.id)).state === 'stopped', { deadlineMs: 30_000, what: 'the run stopped' });
@@ -372,11 +375,20 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.evaluate(() => (location.hash = '#/apps/hello'));
     await page.waitForSelector('tr[data-release]');
     await waitFor(async () => (await textOf(page, 'pre.logs')).includes('hello listening'), { deadlineMs: 20_000, what: 'logs at phone width' });
-    const wide = await page.evaluate(() =>
+    const tooWide = () => page.evaluate(() =>
       [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 376 && e.closest('.scroll') === null).map((e) => `${e.tagName}.${e.className} ${e.getBoundingClientRect().right}`).slice(0, 8),
     );
+    const wide = await tooWide();
     expect(await page.evaluate(() => document.documentElement.scrollWidth), `wider than the phone: ${wide.join(', ')}`).toBeLessThanOrEqual(375);
     await shot(page, '8-app-phone');
+    // The app with process types, runs and cron jobs too.
+    await page.evaluate(() => (location.hash = '#/apps/jobs'));
+    await page.waitForSelector('tr[data-process="worker"]');
+    await page.waitForSelector('tr[data-run]');
+    await page.waitForSelector('tr[data-cron]');
+    const jobsWide = await tooWide();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth), `wider than the phone: ${jobsWide.join(', ')}`).toBeLessThanOrEqual(375);
+    await shot(page, '8b-app-jobs-phone');
     await page.setViewport({ width: 1100, height: 800 });
   });
 
