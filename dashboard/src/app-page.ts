@@ -2,9 +2,12 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc, type Session } from './api.js';
 import { useLive } from './live.js';
-import { followLogs, type LogLine } from './streams.js';
+import { followLogs } from './streams.js';
 import { appCpuPoints, HourChart } from './load-chart.js';
-import type { AppDetails, Instance, MachineLoad, Release } from './types.js';
+import { CronJobs } from './app-cron.js';
+import { Processes } from './app-processes.js';
+import { Runs } from './app-runs.js';
+import type { AppDetails, Instance, LogLine, MachineLoadHistory, Release } from '../../sdk/types.js';
 import { ErrorNote, Loading, serving, Status, when } from './view-parts.js';
 
 const MAX_LOG_LINES = 500;
@@ -30,7 +33,7 @@ async function load(name: string): Promise<AppView> {
 /** What the last action did, or the API's error, announced to screen readers. */
 type Outcome = { ok: string } | { error: ApiError } | undefined;
 
-/** One app: its releases, instances by machine, config, live logs, and (for a token that may) its actions. */
+/** One app: its process types, instances by machine, releases, config, runs, cron jobs, live logs, and (for a token that may) its actions. */
 export function AppPage({ name, session }: { name: string; session: Session }) {
   const view = useLive(() => load(name), [name], { when: (e) => e.service === undefined || e.service === name });
   const [outcome, setOutcome] = useState<Outcome>(undefined);
@@ -72,10 +75,17 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
     ${canAct
       ? html`<section aria-labelledby="actions-h" class="actions">
           <h2 id="actions-h">Actions</h2>
-          <${ScaleForm} wanted=${app.instances} busy=${busy} onScale=${(count: number) => act(`Scaled to ${count}.`, () => api.patch(`/apps/${n}`, { instances: count }))} />
           <button type="button" disabled=${busy} onClick=${() => act('Restarting: a new release with the same code and configuration.', () => api.post(`/apps/${n}/restart`))}>Restart</button>
         </section>`
       : html`<p class="muted">This token is read-only: it sees the app but cannot change it.</p>`}
+
+    <section aria-labelledby="processes-h">
+      <h2 id="processes-h">Process types</h2>
+      <${Processes} app=${app} instances=${instances} canAct=${canAct} busy=${busy}
+        onScale=${(type: string, count: number) => act(`Scaled ${type} to ${count}.`, () =>
+          // What berth scale sends: web's count as instances (berth scale NAME 3), the others' as the formation (berth scale NAME worker=2).
+          api.patch(`/apps/${n}`, type === 'web' ? { instances: count } : { formation: { [type]: count } }))} />
+    </section>
 
     <section aria-labelledby="instances-h">
       <h2 id="instances-h">Instances</h2>
@@ -116,6 +126,16 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
         onUnset=${(key: string) => act(`Unset ${key}: a new release.`, () => api.patch(`/apps/${n}/config`, { unset: [key] }))} />
     </section>
 
+    <section aria-labelledby="runs-h">
+      <h2 id="runs-h">One-off runs</h2>
+      <${Runs} app=${name} canAct=${canAct} busy=${busy} act=${act} />
+    </section>
+
+    <section aria-labelledby="cron-h">
+      <h2 id="cron-h">Cron jobs</h2>
+      <${CronJobs} app=${name} />
+    </section>
+
     <section aria-labelledby="logs-h">
       <h2 id="logs-h">Logs</h2>
       <${Logs} app=${name} />
@@ -131,22 +151,12 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
 
 /** The app's CPU cores over the hour, from the machines' sampled GetCulprit reports. */
 function AppCpu({ app }: { app: string }) {
-  const history = useLive(() => api.get<{ machines: MachineLoad[] }>('/machines/load'), [app], { everyMs: 15_000, when: () => false });
+  const history = useLive(() => api.get<{ machines: MachineLoadHistory[] }>('/machines/load'), [app], { everyMs: 15_000, when: () => false });
   if (history.error !== undefined) return html`<${ErrorNote} error=${history.error} />`;
   if (history.data === undefined) return html`<${Loading} />`;
   const points = appCpuPoints(history.data.machines, app);
   return html`<${HourChart} points=${points} now=${Date.now()} what="CPU cores" />
     <p class="small">CPU cores used by its instances on every machine, latest ${points.at(-1)?.value ?? '?'}.</p>`;
-}
-
-function ScaleForm({ wanted, busy, onScale }: { wanted: number; busy: boolean; onScale: (n: number) => void }) {
-  const [value, setValue] = useState(String(wanted));
-  useEffect(() => setValue(String(wanted)), [wanted]);
-  return html`<form class="inline" onSubmit=${(e: Event) => { e.preventDefault(); onScale(Number(value)); }}>
-    <label for="scale-count">Instances</label>
-    <input id="scale-count" name="instances" type="number" min="0" step="1" inputmode="numeric" required value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} />
-    <button type="submit" disabled=${busy}>Scale</button>
-  </form>`;
 }
 
 function InstancesByMachine({ instances }: { instances: Instance[] }) {
@@ -158,12 +168,13 @@ function InstancesByMachine({ instances }: { instances: Instance[] }) {
   }
   return html`${[...byMachine].map(([machine, list]) => html`<div class="scroll"><table class="instances" data-machine=${machine}>
     <caption>${machine}: ${list.length} ${list.length === 1 ? 'instance' : 'instances'}</caption>
-    <thead><tr><th scope="col">Instance</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Health</th><th scope="col">Restarts</th></tr></thead>
+    <thead><tr><th scope="col">Instance</th><th scope="col">Type</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Health</th><th scope="col">Restarts</th></tr></thead>
     <tbody>${list.map((i) => html`<tr data-instance=${i.id}>
       <th scope="row"><code>${i.id.slice(0, 8)}</code>${i.port === null ? null : html` <span class="muted">:${i.port}</span>`}</th>
+      <td data-field="process">${i.process ?? 'web'}</td>
       <td><${Status} value=${i.state} /></td>
       <td>${i.release === null ? '—' : `v${i.release}`}</td>
-      <td>${i.state === 'running' ? 'passing' : i.reason ?? (i.state === 'crashed' ? 'crashed' : 'not checked yet')}${i.reasonDetail ? html`<div class="small">${i.reasonDetail}</div>` : null}</td>
+      <td>${i.state === 'running' ? ((i.process ?? 'web') === 'web' ? 'passing' : 'supervised (no port, no check)') : i.reason ?? (i.state === 'crashed' ? 'crashed' : 'not checked yet')}${i.reasonDetail ? html`<div class="small">${i.reasonDetail}</div>` : null}</td>
       <td title="machines it crashed or failed its health check on">${i.failedOn.length}</td>
     </tr>`)}</tbody>
   </table></div>`)}`;
@@ -218,7 +229,7 @@ function Logs({ app }: { app: string }) {
   }, [lines]);
   return html`
     ${error === undefined ? null : html`<p class="error" role="alert">${error}</p>`}
-    <pre class="logs" ref=${box} tabindex="0" aria-label=${`Logs of ${app}, following`} data-lines=${lines.length}>${lines.map((l) => `${new Date(l.time).toISOString().slice(11, 19)} ${l.instance.slice(0, 8)} ${l.stream} ${l.line}\n`).join('')}</pre>
+    <pre class="logs" ref=${box} tabindex="0" aria-label=${`Logs of ${app}, following`} data-lines=${lines.length}>${lines.map((l) => `${new Date(l.time).toISOString().slice(11, 19)} ${l.instance.slice(0, 8)}${l.process === undefined || l.process === 'web' ? '' : `/${l.process}`} ${l.stream} ${l.line}\n`).join('')}</pre>
   `;
 }
 

@@ -1,7 +1,7 @@
 import { html } from 'htm/preact';
 import { api } from './api.js';
 import { useLive } from './live.js';
-import type { AppDetails } from './types.js';
+import type { AppDetails } from '../../sdk/types.js';
 import { ErrorNote, Loading, serving, Status } from './view-parts.js';
 
 /** Every app: its status, serving release, instances running of those wanted, and URL. */

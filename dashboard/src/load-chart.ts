@@ -1,5 +1,5 @@
 import { html } from 'htm/preact';
-import type { LoadSample, MachineLoad } from './types.js';
+import type { LoadSample, MachineLoadHistory } from '../../sdk/types.js';
 
 const W = 300;
 const H = 60;
@@ -39,7 +39,7 @@ export function LoadChart({ samples, now }: { samples: LoadSample[]; now: number
  * An app's CPU cores over the hour, summed over every machine: one registry samples all
  * machines in one go, so samples within a second of each other are one moment.
  */
-export function appCpuPoints(machines: MachineLoad[], app: string): Point[] {
+export function appCpuPoints(machines: MachineLoadHistory[], app: string): Point[] {
   const byMoment = new Map<number, number>();
   for (const m of machines) {
     for (const s of m.samples) {

@@ -2,16 +2,16 @@ import { html } from 'htm/preact';
 import { api, enc } from './api.js';
 import { LoadChart } from './load-chart.js';
 import { useLive } from './live.js';
-import type { AppDetails, Instance, MachineLoad } from './types.js';
+import type { AppDetails, Instance, MachineLoadHistory } from '../../sdk/types.js';
 import { ago, ErrorNote, Loading } from './view-parts.js';
 
 interface MachinesView {
-  machines: MachineLoad[];
+  machines: MachineLoadHistory[];
   instances: Array<Instance & { app: string }>;
 }
 
 async function load(): Promise<MachinesView> {
-  const [{ machines }, { apps }] = await Promise.all([api.get<{ machines: MachineLoad[] }>('/machines/load'), api.get<{ apps: AppDetails[] }>('/apps')]);
+  const [{ machines }, { apps }] = await Promise.all([api.get<{ machines: MachineLoadHistory[] }>('/machines/load'), api.get<{ apps: AppDetails[] }>('/apps')]);
   const lists = await Promise.all(apps.map((a) => api.get<{ instances: Instance[] }>(`/apps/${enc(a.name)}/instances`).then((r) => r.instances.map((i) => ({ ...i, app: a.name })))));
   return { machines, instances: lists.flat() };
 }

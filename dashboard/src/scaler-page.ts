@@ -1,7 +1,7 @@
 import { html } from 'htm/preact';
 import { api } from './api.js';
 import { useLive } from './live.js';
-import type { ScaleDecision } from './types.js';
+import type { ScaleDecision } from '../../sdk/types.js';
 import { ErrorNote, Loading, when } from './view-parts.js';
 
 /** The scaler's recent decisions with the numbers that made them, newest first. */

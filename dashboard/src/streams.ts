@@ -1,5 +1,6 @@
 // Long-lived reads: the event stream (server-sent events, read with fetch so that every event
 // kind arrives without naming each) and an app's followed logs (newline-delimited JSON).
+import type { EventKind, LogLine, RegistryEvent } from '../../sdk/types.js';
 
 async function readLines(res: Response, signal: AbortSignal, onLine: (line: string) => void): Promise<void> {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -16,19 +17,14 @@ async function readLines(res: Response, signal: AbortSignal, onLine: (line: stri
   }
 }
 
-export interface RegistryEvent {
-  id: string;
-  kind: string;
-  service?: string;
-  instance?: string;
-  machine?: string;
-}
+/** A registry event, or `resync`: the stream says the client fell behind (reload everything). */
+export type StreamEvent = Omit<RegistryEvent, 'kind'> & { kind: EventKind | 'resync' };
 
 /**
  * Follows GET /dashboard/v1/events until stopped, reconnecting from the last id seen after a
  * cut (and calling onEvent with a `resync` when the stream says the client fell behind).
  */
-export function followEvents(onEvent: (e: RegistryEvent) => void, onState: (live: boolean) => void, onSignedOut: () => void): () => void {
+export function followEvents(onEvent: (e: StreamEvent) => void, onState: (live: boolean) => void, onSignedOut: () => void): () => void {
   const stop = new AbortController();
   let last = '';
   (async () => {
@@ -50,10 +46,10 @@ export function followEvents(onEvent: (e: RegistryEvent) => void, onState: (live
           else if (line.startsWith('data: ')) data += line.slice(6);
           else if (line === '') {
             if (kind !== '' && data !== '') {
-              const parsed = JSON.parse(data) as RegistryEvent & { from?: string };
+              const parsed = JSON.parse(data) as StreamEvent & { from?: string };
               if (kind === 'ready' || kind === 'resync') last = parsed.from ?? last;
               else last = parsed.id;
-              if (kind !== 'ready') onEvent({ ...parsed, kind });
+              if (kind !== 'ready') onEvent({ ...parsed, kind: kind as StreamEvent['kind'] });
             }
             kind = '';
             data = '';
@@ -67,14 +63,6 @@ export function followEvents(onEvent: (e: RegistryEvent) => void, onState: (live
     }
   })();
   return () => stop.abort();
-}
-
-export interface LogLine {
-  id: string;
-  time: number;
-  instance: string;
-  stream: string;
-  line: string;
 }
 
 /** Follows an app's logs (GET …/logs?follow=1, what `berth logs -f` reads) until stopped. */

@@ -1,7 +1,7 @@
 // Small pieces every page uses: the API's errors as it words them, times, status badges.
 import { html } from 'htm/preact';
 import type { ApiError } from './api.js';
-import type { AppDetails } from './types.js';
+import type { AppDetails } from '../../sdk/types.js';
 
 export function ErrorNote({ error }: { error: ApiError | undefined }) {
   if (error === undefined) return null;
@@ -20,6 +20,13 @@ export function when(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || ms === 0) return '';
   const d = new Date(ms);
   return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** A time of today as its clock time alone (a run's start and end), any other as when() gives it; the whole date in its title. */
+export function Clock({ ms }: { ms: number }) {
+  const d = new Date(ms);
+  const today = d.toDateString() === new Date().toDateString();
+  return html`<time datetime=${d.toISOString()} title=${when(ms)}>${today ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : when(ms)}</time>`;
 }
 
 export function ago(ms: number): string {

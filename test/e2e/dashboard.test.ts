@@ -1,14 +1,15 @@
-// The dashboard in a real headless Chromium against a real berth up: sign-in (a wrong token refused), apps and an app's page kept current by the event stream, scale from the CLI and from the page, followed logs, rollback, machines and the scaler, a read-only token that sees no action and gets 403, CSRF attempts refused, and a first load under 200 KB.
+// The dashboard in a real headless Chromium against a real berth up: sign-in (a wrong token refused), apps and an app's page kept current by the event stream, scale from the CLI and from the page, followed logs, rollback, an app's process types (a worker scaled from the page), its one-off runs (state, output, stop) and cron jobs, machines and the scaler, a read-only token that sees no action and gets 403, CSRF attempts refused, and a first load under 200 KB.
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthClient } from '../../sdk/index.js';
+import type { AppDetails, Run } from '../../sdk/types.js';
 import { runCli } from '../helpers/cli-process.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { getPort } from '../helpers/get-port.js';
@@ -30,6 +31,8 @@ const SHOTS = new URL('../../test-output/dashboard/', import.meta.url).pathname;
 
 let dir: string;
 let app: string;
+/** An app with a web and a worker process type (its Procfile). */
+let jobs: string;
 let up: DaemonProcess;
 let env: NodeJS.ProcessEnv;
 let base: string;
@@ -58,6 +61,17 @@ async function shot(p: Page, name: string): Promise<void> {
 async function clickButton(p: Page, label: string): Promise<void> {
   await waitFor(() => p.evaluate((l) => [...document.querySelectorAll('button')].some((b) => b.textContent?.trim() === l && !b.disabled), label), { deadlineMs: 10_000, what: `a button "${label}"` });
   await p.evaluate((l) => [...document.querySelectorAll('button')].find((b) => b.textContent?.trim() === l && !b.disabled)!.click(), label);
+}
+
+/** Clicks the enabled element matching `selector` (a button named by its aria-label, say). */
+async function clickOn(p: Page, selector: string): Promise<void> {
+  await waitFor(() => p.evaluate((s) => document.querySelector(s)?.disabled === false, selector), { deadlineMs: 10_000, what: selector });
+  await p.evaluate((s) => document.querySelector(s)!.click(), selector);
+}
+
+/** A run's row's state on the page, '' while it is not listed. */
+function runState(p: Page, id: string): Promise<string> {
+  return textOf(p, `tr[data-run="${id}"] [data-status]`);
 }
 
 async function signIn(p: Page, withToken: string): Promise<void> {
@@ -123,6 +137,11 @@ beforeAll(async () => {
   app = mkdtempSync(join(tmpdir(), 'berth-dashboard-app-'));
   cpSync(new URL('../../examples/hello', import.meta.url), app, { recursive: true });
   await berth('publish', app, '--name', 'hello', '--path', '/hello', '--instances', '1');
+  jobs = mkdtempSync(join(tmpdir(), 'berth-dashboard-jobs-'));
+  writeFileSync(join(jobs, 'package.json'), JSON.stringify({ name: 'jobs', version: '1.0.0' }));
+  writeFileSync(join(jobs, 'Procfile'), 'web: node server.js\nworker: node worker.js\n');
+  writeFileSync(join(jobs, 'server.js'), "require('node:http').createServer((req, res) => res.end('jobs')).listen(process.env.PORT, '127.0.0.1');\n");
+  writeFileSync(join(jobs, 'worker.js'), "setInterval(() => console.log('worker tick'), 500);\n");
   page = await browser.newPage();
   await page.setViewport({ width: 1100, height: 800 });
 }, 180_000);
@@ -134,6 +153,7 @@ afterAll(async () => {
   if (up !== undefined) await up.exited;
   rmSync(dir, { recursive: true, force: true });
   rmSync(app, { recursive: true, force: true });
+  if (jobs !== undefined) rmSync(jobs, { recursive: true, force: true });
 }, 60_000);
 
 describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
@@ -213,19 +233,19 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await shot(page, '4-app');
 
     // Scale from the page: the API agrees.
-    await page.$eval('#scale-count', (el) => ((el as unknown as PageElement).value = ''));
-    await page.type('#scale-count', '1');
-    await clickButton(page, 'Scale');
+    await page.$eval('#scale-web', (el) => ((el as unknown as PageElement).value = ''));
+    await page.type('#scale-web', '1');
+    await clickButton(page, 'Scale web');
     await page.waitForSelector('.outcome .ok');
-    expect(await textOf(page, '.outcome .ok')).toBe('Scaled to 1.');
+    expect(await textOf(page, '.outcome .ok')).toBe('Scaled web to 1.');
     expect((await client.getApp('hello')).instances).toBe(1);
     expect(JSON.parse(await berth('info', 'hello', '--json')).instances).toBe(1);
     await waitFor(async () => (await textOf(page, '[data-field="wanted"]')) === '1', { deadlineMs: 10_000, what: 'wanted 1 on the page' });
 
     // The API's errors as it words them: 0 instances then asking for more than allowed.
-    await page.$eval('#scale-count', (el) => ((el as unknown as PageElement).value = ''));
-    await page.type('#scale-count', '100000');
-    await clickButton(page, 'Scale');
+    await page.$eval('#scale-web', (el) => ((el as unknown as PageElement).value = ''));
+    await page.type('#scale-web', '100000');
+    await clickButton(page, 'Scale web');
     await page.waitForSelector('.outcome .error');
     expect(await textOf(page, '.outcome .error .code')).toBe('invalid_request');
   });
@@ -240,6 +260,95 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.waitForSelector('tr[data-release="3"]');
     await shot(page, '5-rolled-back');
   });
+
+  it("shows an app's process types with their commands and instances with their type; scales its worker from the page and the API agrees", async () => {
+    await berth('publish', jobs, '--name', 'jobs', '--path', '/jobs', '--instances', '1');
+    await page.evaluate(() => (location.hash = '#/apps/jobs'));
+    await page.waitForSelector('tr[data-process="worker"]');
+    expect(await page.$$eval('table.processes tbody tr', (rows) => rows.map((r) => r.getAttribute('data-process')))).toEqual(['web', 'worker']);
+    expect(await textOf(page, 'tr[data-process="worker"] code')).toBe('node worker.js');
+    // web's line stays the hoster's to read from the Procfile: the page says where its command comes from.
+    expect(await textOf(page, 'tr[data-process="web"]')).toContain("Procfile's web: line");
+    await waitFor(async () => (await textOf(page, 'tr[data-process="worker"] [data-field="process-running"]')) === '1' && (await textOf(page, 'tr[data-process="web"] [data-field="process-running"]')) === '1', { deadlineMs: 30_000, what: 'web and worker running on the page' });
+    const types = await page.$$eval('table.instances [data-field="process"]', (cells) => cells.map((c) => c.textContent).sort());
+    expect(types).toEqual(['web', 'worker']);
+    // The worker's lines are in the followed logs, marked with its type.
+    await waitFor(async () => /\/worker out worker tick/.test(await textOf(page, 'pre.logs')), { deadlineMs: 20_000, what: "the worker's log lines on the page" });
+
+    // Scale the worker from the page: the same call as berth scale jobs worker=2.
+    await page.$eval('#scale-worker', (el) => ((el as unknown as PageElement).value = ''));
+    await page.type('#scale-worker', '2');
+    await clickButton(page, 'Scale worker');
+    await waitFor(async () => (await textOf(page, '.outcome .ok')) === 'Scaled worker to 2.', { deadlineMs: 10_000, what: 'the scale outcome' });
+    const scaled = await client.getApp('jobs');
+    expect(scaled.formation).toEqual({ worker: 2 });
+    expect(scaled.instances).toBe(1);
+    expect((JSON.parse(await berth('info', 'jobs', '--json')) as AppDetails).formation.worker).toBe(2);
+    await waitFor(async () => (await textOf(page, 'tr[data-process="worker"] [data-field="process-running"]')) === '2', { deadlineMs: 30_000, what: 'two workers running on the page' });
+    expect(await textOf(page, 'tr[data-process="worker"] [data-field="process-wanted"]')).toBe('2');
+    // A type the app does not have is refused in the API's words, and nothing changes.
+    const unknown = await client.scaleApp('jobs', { formation: { mailer: 1 } }).catch((err: { code: string }) => err);
+    expect((unknown as { code: string }).code).toBe('unknown_process_type');
+    expect(await page.evaluate(() => [...document.querySelectorAll('input')].filter((i) => (i as unknown as { labels: unknown[] }).labels.length === 0).length)).toBe(0);
+    await shot(page, '11-app-processes');
+  }, 120_000);
+
+  it("shows a run made with the API with its state, exit code and output, and stops a running one from the page", async () => {
+    const done = await client.createRun('jobs', { command: ['node', '-e', "console.log('from a run'); console.error('to err'); process.exit(3)"], detached: true });
+    await waitFor(async () => (await runState(page, done.id)) === 'exited', { deadlineMs: 30_000, what: 'the run exited on the page' });
+    expect(await textOf(page, `tr[data-run="${done.id}"] [data-field="exit"]`)).toBe('exit 3');
+    expect(await textOf(page, `tr[data-run="${done.id}"]`)).toContain("node -e console.log('from a run')");
+    const ran = await client.getRun('jobs', done.id);
+    expect(await textOf(page, `tr[data-run="${done.id}"]`)).toContain(ran.machine!);
+    // Its output on demand, with how it ended.
+    expect(await page.$(`pre[data-run="${done.id}"]`)).toBeNull();
+    await clickOn(page, `button[aria-label="Show output of run ${done.id}"]`);
+    await waitFor(async () => (await textOf(page, `pre[data-run="${done.id}"]`)).includes('exited (exit 3)'), { deadlineMs: 10_000, what: "the run's output on the page" });
+    expect(await textOf(page, `pre[data-run="${done.id}"]`)).toContain('from a run\n');
+    expect(await textOf(page, `pre[data-run="${done.id}"]`)).toContain('to err\n');
+    // A finished run has no stop button.
+    expect(await page.$(`button[aria-label="Stop run ${done.id}"]`)).toBeNull();
+
+    const long = await client.createRun('jobs', { command: ['node', '-e', "console.log('still going'); setInterval(() => {}, 1000)"], detached: true });
+    await waitFor(async () => (await runState(page, long.id)) === 'running', { deadlineMs: 30_000, what: 'the long run running on the page' });
+    await clickOn(page, `button[aria-label="Show output of run ${long.id}"]`);
+    await waitFor(async () => (await textOf(page, `pre[data-run="${long.id}"]`)).includes('still going'), { deadlineMs: 10_000, what: "a running run's output on the page" });
+    await shot(page, '12-app-runs');
+    // Every field has a label, every button a name.
+    expect(await page.evaluate(() => [...document.querySelectorAll('input')].filter((i) => (i as unknown as { labels: unknown[] }).labels.length === 0).length)).toBe(0);
+    expect(await page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => (b.textContent ?? '').trim() === '' && b.getAttribute('aria-label') === null).length)).toBe(0);
+    await clickOn(page, `button[aria-label="Stop run ${long.id}"]`);
+    await waitFor(async () => (await textOf(page, '.outcome .ok')) === `Stopping run ${long.id}.`, { deadlineMs: 10_000, what: 'the stop outcome' });
+    await waitFor(async () => (await client.getRun('jobs', long.id)).state === 'stopped', { deadlineMs: 30_000, what: 'the run stopped' });
+    await waitFor(async () => (await runState(page, long.id)) === 'stopped', { deadlineMs: 10_000, what: 'the run stopped on the page' });
+    await waitFor(async () => (await textOf(page, `pre[data-run="${long.id}"]`)).includes('— stopped'), { deadlineMs: 10_000, what: "the stopped run's end in its output" });
+    expect(await page.$(`button[aria-label="Stop run ${long.id}"]`)).toBeNull();
+  }, 90_000);
+
+  it("shows the app's cron jobs with their schedule, command, next tick and the last tick's run", async () => {
+    const yearly = await client.addCron('jobs', { schedule: '0 0 1 1 *', command: ['node', 'jobs/report.js'] });
+    const everySecond = await client.addCron('jobs', { schedule: '* * * * * *', command: ['node', '-e', "console.log('tick')"] });
+    try {
+      await page.waitForSelector(`tr[data-cron="${yearly.id}"]`, { timeout: 40_000 });
+      expect(await textOf(page, `tr[data-cron="${yearly.id}"] [data-field="schedule"]`)).toBe('0 0 1 1 *');
+      expect(await textOf(page, `tr[data-cron="${yearly.id}"]`)).toContain('node jobs/report.js');
+      // The next tick as the API gives it, in the page's words: next 1 January.
+      const next = new Date(yearly.nextAt!);
+      expect(next.getUTCMonth()).toBe(0);
+      expect(await textOf(page, `tr[data-cron="${yearly.id}"] [data-field="next"]`)).toContain(String(next.getFullYear()));
+      expect(await textOf(page, `tr[data-cron="${yearly.id}"] [data-field="last"]`)).toBe('none yet');
+      // A tick fires: its run shows as the job's last, and in the runs with its job's id.
+      await waitFor(async () => /^[0-9a-f]{16}/.test(await textOf(page, `tr[data-cron="${everySecond.id}"] [data-field="last"]`)), { deadlineMs: 30_000, what: "the cron job's last run on the page" });
+      const lastId = (await textOf(page, `tr[data-cron="${everySecond.id}"] [data-field="last"] code`));
+      const fired: Run = await client.getRun('jobs', lastId);
+      expect(fired.cron).toBe(everySecond.id);
+      await waitFor(async () => (await textOf(page, `tr[data-run="${lastId}"]`)).includes(`cron job ${everySecond.id}`), { deadlineMs: 10_000, what: 'the tick in the runs table' });
+      await shot(page, '13-app-cron');
+    } finally {
+      await client.removeCron('jobs', everySecond.id);
+    }
+    await waitFor(async () => (await page.$(`tr[data-cron="${everySecond.id}"]`)) === null, { deadlineMs: 40_000, what: 'the removed job gone from the page' });
+  }, 120_000);
 
   it('shows the machines with their load over time, and the scaler', async () => {
     await page.evaluate(() => (location.hash = '#/machines'));
@@ -266,11 +375,20 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.evaluate(() => (location.hash = '#/apps/hello'));
     await page.waitForSelector('tr[data-release]');
     await waitFor(async () => (await textOf(page, 'pre.logs')).includes('hello listening'), { deadlineMs: 20_000, what: 'logs at phone width' });
-    const wide = await page.evaluate(() =>
+    const tooWide = () => page.evaluate(() =>
       [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 376 && e.closest('.scroll') === null).map((e) => `${e.tagName}.${e.className} ${e.getBoundingClientRect().right}`).slice(0, 8),
     );
+    const wide = await tooWide();
     expect(await page.evaluate(() => document.documentElement.scrollWidth), `wider than the phone: ${wide.join(', ')}`).toBeLessThanOrEqual(375);
     await shot(page, '8-app-phone');
+    // The app with process types, runs and cron jobs too.
+    await page.evaluate(() => (location.hash = '#/apps/jobs'));
+    await page.waitForSelector('tr[data-process="worker"]');
+    await page.waitForSelector('tr[data-run]');
+    await page.waitForSelector('tr[data-cron]');
+    const jobsWide = await tooWide();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth), `wider than the phone: ${jobsWide.join(', ')}`).toBeLessThanOrEqual(375);
+    await shot(page, '8b-app-jobs-phone');
     await page.setViewport({ width: 1100, height: 800 });
   });
 
@@ -323,14 +441,34 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await ro.evaluate(() => (location.hash = '#/apps/hello'));
     await ro.waitForSelector('tr[data-release="1"]');
     const buttons = await ro.$$eval('main button', (bs) => bs.map((b) => b.textContent?.trim()));
-    for (const label of ['Scale', 'Restart', 'Roll back to v1', 'Set', 'Unset', 'Delete hello']) expect(buttons).not.toContain(label);
-    expect(await ro.$('#scale-count')).toBeNull();
+    for (const label of ['Scale web', 'Restart', 'Roll back to v1', 'Set', 'Unset', 'Delete hello']) expect(buttons).not.toContain(label);
+    expect(await ro.$('#scale-web')).toBeNull();
     await waitFor(async () => (await textOf(ro, 'pre.logs')).includes('hello listening'), { deadlineMs: 20_000, what: "the read-only token following the app's logs" });
     await shot(ro, '9-read-only');
     const session = await ro.evaluate(async () => (await (await fetch('/dashboard/session')).json()) as { csrf: string });
     const refused = await postFromPage(ro, '/dashboard/v1/apps/hello/restart', { 'x-berth-csrf': session.csrf });
     expect(refused.status).toBe(403);
     expect(refused.body.error!.message).toContain('read-only');
+    // The app with a worker, a running run and a cron job: it sees them all, with no scale or stop control, and may read a run's output.
+    const running = await client.createRun('jobs', { command: ['node', '-e', 'setInterval(() => {}, 1000)'], detached: true });
+    try {
+      await ro.evaluate(() => (location.hash = '#/apps/jobs'));
+      await ro.waitForSelector('tr[data-process="worker"]');
+      await waitFor(async () => (await runState(ro, running.id)) === 'running', { deadlineMs: 30_000, what: 'the running run on the read-only page' });
+      await ro.waitForSelector('tr[data-cron]');
+      const seen = await ro.$$eval('main button', (bs) => bs.map((b) => b.textContent?.trim()));
+      for (const label of ['Scale web', 'Scale worker', 'Stop', 'Restart']) expect(seen).not.toContain(label);
+      expect(seen).toContain('Show output');
+      expect(await ro.$('#scale-worker')).toBeNull();
+      await clickOn(ro, `button[aria-label="Show output of run ${running.id}"]`);
+      await ro.waitForSelector(`pre[data-run="${running.id}"]`);
+      await shot(ro, '9b-read-only-processes-runs');
+      const stop = await postFromPage(ro, `/dashboard/v1/apps/jobs/runs/${running.id}/stop`, { 'x-berth-csrf': session.csrf });
+      expect(stop.status).toBe(403);
+      expect((await client.getRun('jobs', running.id)).state).toBe('running');
+    } finally {
+      await client.stopRun('jobs', running.id);
+    }
     // Revoking the token ends its dashboard session on the next request.
     await client.revokeToken('viewer');
     const after = await ro.evaluate(async () => (await fetch('/dashboard/v1/apps')).status);
