@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../../common/redis-connection.js';
-import { redisCall } from '../store/index.js';
+import { redisCall, takeSamplerTurn } from '../store/index.js';
 import type { RegistryStore } from '../store/index.js';
 import type { DashboardKeys } from './dashboard-keys.js';
 import type { LoadSample } from '../../sdk/types.js';
@@ -64,10 +64,10 @@ export class LoadHistory {
   /** Samples every machine's proxy now, when no other registry did this period. */
   async sampleIfMyTurn(): Promise<boolean> {
     const { redis, keys, sampleMs } = this.options;
-    const turn = await redisCall(() => redis.set(keys.loadSamplerTurn, this.me, 'PX', Math.max(1, sampleMs - 50), 'NX'));
-    if (turn !== 'OK') return false;
+    const at = await redisCall(() => takeSamplerTurn.run(redis, { keys: { turn: keys.loadSamplerTurn }, args: { holder: this.me, turnMs: Math.max(1, sampleMs - 50) } }));
+    if (at === 0) return false;
     const machines = await this.options.store.listMachines();
-    const samples = await Promise.all(machines.map(async (m) => ({ name: m.name, sample: await sample(m.facts.proxy) })));
+    const samples = await Promise.all(machines.map(async (m) => ({ name: m.name, sample: await sample(m.facts.proxy, at) })));
     const pipeline = redis.multi();
     for (const { name, sample: s } of samples) {
       pipeline.lpush(keys.loadHistory(name), JSON.stringify(s));
@@ -98,9 +98,8 @@ export class LoadHistory {
   }
 }
 
-/** Asks one machine's proxy (its heartbeat's `proxy` URL) for GetLoad and GetCulprit. */
-async function sample(proxy: unknown): Promise<LoadSample> {
-  const at = Date.now();
+/** Asks one machine's proxy (its heartbeat's `proxy` URL) for GetLoad and GetCulprit; `at` is the turn's moment. */
+async function sample(proxy: unknown, at: number): Promise<LoadSample> {
   if (typeof proxy !== 'string' || proxy === '') return { at, load: null, cpus: null, culprit: null, apps: {}, error: 'no proxy URL known (set BERTH_PROXY_URL for its hoster)' };
   const base = proxy.replace(/\/+$/, '');
   try {

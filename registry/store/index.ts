@@ -40,7 +40,7 @@ export {
 /** Runs a Redis call, turning "Redis is away or too slow" into the typed redis_unavailable (for stores beside these, e.g. the dashboard's). */
 export { redisCall } from './lua-scripts.js';
 /** Scripts a part beside the store runs itself (the git remotes' branch and push lease). */
-export { holdLeadership, setGitBranch } from './script-declarations.js';
+export { holdLeadership, setGitBranch, takeSamplerTurn } from './script-declarations.js';
 export { SCRIPT_FAILURE } from './script-errors.js';
 export { RunStore, runOutputOf, DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, type NewRun, type RunHolder, type RunEnd, type RunInput, type RunStreamEntry } from './run-store.js';
 export { runKeys, type RunKeys } from './run-keys.js';

@@ -114,6 +114,13 @@ export const holdLeadership = defineScript<number>()({
   args: ['holder', 'leaseMs', 'mode'],
 });
 
+/** Replies the moment (Redis's clock, ms) the caller took the dashboard's sampling turn, or 0. */
+export const takeSamplerTurn = defineScript<number>()({
+  name: 'takeSamplerTurn',
+  keys: ['turn'],
+  args: ['holder', 'turnMs'],
+});
+
 // Apps and releases.
 
 /** The branch whose pushes deploy an app (registry/git); -12 when there is no such app, an answer its caller words. */
@@ -281,6 +288,7 @@ export const ALL_SCRIPTS = [
   markPresent,
   heartbeatMachine,
   holdLeadership,
+  takeSamplerTurn,
   setGitBranch,
   createApp,
   createRelease,
