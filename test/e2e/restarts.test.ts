@@ -17,6 +17,7 @@ import { traversableTempDir } from '../helpers/hoster-fixture.js';
 import { platformProcesses } from '../helpers/platform-processes.js';
 import { instancePortRange } from '../helpers/port-range.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { childrenOf } from '../helpers/process-table.js';
 
 const TAG = `restarts-${process.pid}`;
 /** Loops of each kind, each at most LOOP_RATE requests a second: gentle on a loaded 2-core machine. */
@@ -74,20 +75,6 @@ function kindOf(o: Outcome | undefined): string {
 function pidOf(name: string): number {
   const all = [...up.output().matchAll(new RegExp(`berth up: ${name} started \\(pid (\\d+)\\)`, 'g'))];
   return Number(all.at(-1)?.[1] ?? 0);
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] !== 'Z' && Number(fields[1]) === pid) out.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return out;
 }
 
 /** A request loop through the balancer, GETs and POSTs in turn, plain and retrying loops. */

@@ -17,6 +17,7 @@ import { createRoutedApp, runInstance, startAppServer } from '../helpers/proxy-f
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { alive, childrenOf } from '../helpers/process-table.js';
 
 const TOKEN = 'balancer-workers-test-token';
 /** A change in Redis reaches a worker's route table and certificates by the event stream within this. */
@@ -64,30 +65,6 @@ function http(port: number, path: string): Promise<{ status: number; body: strin
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Live (not zombie) children of `pid`, from /proc. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] !== 'Z' && Number(fields[1]) === pid) out.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 interface WorkerReport {

@@ -7,6 +7,7 @@ import { helloApp, startTestHoster, uploadApp, type HosterFixture } from '../hel
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { alive } from '../helpers/process-table.js';
 
 let redis: TestRedis;
 let registry: RegistryFixture;
@@ -26,15 +27,6 @@ async function running(app: string): Promise<Instance[]> {
 async function get(port: number): Promise<Record<string, unknown>> {
   const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
   return (await res.json()) as Record<string, unknown>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 beforeAll(async () => {
