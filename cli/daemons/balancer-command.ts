@@ -1,12 +1,10 @@
-import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { resolveOptions } from '../../common/config.js';
-import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
-import { WORKER_SLOT_ENV } from '../../common/daemon-workers.js';
 import { createLogger } from '../../common/logger.js';
 import { BALANCER_OPTIONS, MIN_DEFAULT_BALANCER_WORKERS, startBalancer } from '../../balancer/balancer-daemon.js';
 import { startBalancerPrimary } from '../../balancer/balancer-primary.js';
+import { runWorkerProcesses } from './worker-processes.js';
 
 export function balancerCommand(): Command {
   return new Command('balancer')
@@ -21,22 +19,12 @@ export function balancerCommand(): Command {
       const config = resolveOptions(BALANCER_OPTIONS, flags, process.env);
       const logger = createLogger({ name: 'balancer', level: config.logLevel });
       const workers = config.workers === 0 ? Math.max(MIN_DEFAULT_BALANCER_WORKERS, availableParallelism()) : config.workers;
-      if (workers > 1 && cluster.isPrimary) {
-        const primary = await startBalancerPrimary(config, workers, logger);
-        closeOnSignals(primary, { logger, graceMs: config.graceMs + 2000 });
-        if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
-        return;
-      }
-      if (cluster.isWorker) {
-        // The primary stops its workers: its drain request is the one that counts (a terminal's
-        // Ctrl-C reaches the whole group, and one signal must never look like two).
-        const worker = Number(process.env[WORKER_SLOT_ENV] ?? cluster.worker?.id ?? 0);
-        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
-        await startBalancer(config, logger.child({ worker }), { worker });
-        return;
-      }
-      const daemon = await startBalancer(config, logger);
-      closeOnSignals(daemon, { logger, graceMs: config.graceMs });
-      if (process.env.BERTH_SUPERVISED === '1') stopWhenOrphaned({ logger });
+      await runWorkerProcesses({
+        logger,
+        workers,
+        graceMs: config.graceMs,
+        primary: () => startBalancerPrimary(config, workers, logger),
+        serve: (log, worker) => startBalancer(config, log, worker),
+      });
     });
 }
