@@ -22,6 +22,8 @@ export interface HaproxySettings {
   adminSocket: string;
   /** prefix → backend, followed at run time with add/set/del map. */
   mapFile: string;
+  /** Apps' own domains (exact or `*.`), each also with a trailing dot: requests for them go to berth's Node listener, which routes by host. */
+  hostsFile: string;
   /** berth's own Node listener (127.0.0.1): /_berth/*, /metrics, and every request HAProxy does not route itself. */
   nodePort: number;
   trustedProxies: string[];
@@ -114,12 +116,17 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
   );
   // Judged once (HAProxy evaluates an ACL again in every rule that names it); then the lookups,
   // each skipped as soon as one matched.
-  add('  http-request set-var(txn.routable) bool(1) if path_form !escapes !odd_connection');
+  add(
+    // An app's own domain (exact, then one level of wildcard) is routed by berth's Node listener:
+    // host first, then the prefix inside it, as the Node engine does (HAProxy's map is by path only).
+    `  acl own_host req.hdr(host),field(1,:),lower,map_str(${s.hostsFile}) -m found`,
+    `  acl own_host req.hdr(host),field(1,:),lower,regsub(^[^.]*[.],*.),map_str(${s.hostsFile}) -m found`,
+    '  http-request set-var(txn.routable) bool(1) if path_form !escapes !odd_connection !own_host',
+  );
   for (let k = depth + 1; k >= 2; k--) {
     add(`  http-request set-var(txn.backend) path,field(1,/,${k}),map_str(${s.mapFile}) if !{ var(txn.backend) -m found } { var(txn.routable) -m bool }`);
   }
   add(
-    // Host routing (issue 20) goes here: a map_dom lookup of req.hdr(host) before the path's.
     '  use_backend %[var(txn.backend)] if { var(txn.backend) -m found }',
     `  default_backend ${NODE_BACKEND}`,
     '',
@@ -142,6 +149,11 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     for (const server of b.servers.values()) add(`  ${serverLine(server)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The keys of the hosts map for an app's domain: the name as stored, and with a trailing dot (a Host may end in one). */
+export function hostKeys(domain: string): string[] {
+  return [domain, `${domain}.`];
 }
 
 /** The map file as of a (re)load: prefix → backend, one a line. */

@@ -67,6 +67,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   const settings: HaproxySettings = {
     adminSocket: join(dir, 'admin.sock'),
     mapFile: join(dir, 'routes.map'),
+    hostsFile: join(dir, 'hosts.map'),
     nodePort: o.nodePort,
     trustedProxies: o.trustedProxies,
     threads: Math.max(1, availableParallelism()),

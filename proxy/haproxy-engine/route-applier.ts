@@ -2,7 +2,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
-import { addressOf, SERVER_HEALTH, backendName, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, type BackendState, type HaproxySettings } from './haproxy-config.js';
+import { addressOf, SERVER_HEALTH, backendName, hostKeys, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, type BackendState, type HaproxySettings } from './haproxy-config.js';
 import type { HaproxyProcess } from './haproxy-process.js';
 import { inFlightByServer, readStats } from './haproxy-stats.js';
 import { runtimeChange } from './runtime-api.js';
@@ -24,6 +24,8 @@ export interface RouteApplierOptions {
 interface Desired {
   backends: Map<string, BackendState>;
   map: Map<string, string>;
+  /** Keys of the hosts map (apps' own domains). */
+  hosts: Set<string>;
   depth: number;
 }
 
@@ -38,6 +40,7 @@ export class RouteApplier {
   /** What HAProxy holds now: its backends (those of deleted apps stay until a reload) and their servers. */
   private applied = new Map<string, BackendState>();
   private appliedMap = new Map<string, string>();
+  private appliedHosts = new Set<string>();
   private depth = MIN_MATCH_DEPTH;
   /** Servers set to drain: `backend/server` → since when. */
   private readonly draining = new Map<string, number>();
@@ -82,9 +85,11 @@ export class RouteApplier {
     const desired = this.desired();
     const { settings, configFile } = this.o;
     await atomicWrite(settings.mapFile, renderMap(desired.map));
+    await atomicWrite(settings.hostsFile, renderMap(new Map([...desired.hosts].map((h) => [h, 'node']))));
     await atomicWrite(configFile, renderConfig(settings, desired.backends.values(), desired.depth));
     this.applied = desired.backends;
     this.appliedMap = new Map(desired.map);
+    this.appliedHosts = new Set(desired.hosts);
     this.depth = desired.depth;
     this.draining.clear();
     this.reloadNext = false;
@@ -125,7 +130,8 @@ export class RouteApplier {
       if (servers.size > 0 && route.prefix !== '/') map.set(route.prefix, name);
       depth = Math.max(depth, segmentDepth(route.prefix));
     }
-    return { backends, map, depth };
+    const hosts = new Set([...this.o.table.domains()].flatMap((d) => hostKeys(d.domain)));
+    return { backends, map, hosts, depth };
   }
 
   private async reconcile(): Promise<void> {
@@ -173,6 +179,17 @@ export class RouteApplier {
       if (desired.map.has(prefix)) continue;
       await api(`del map ${settings.mapFile} ${prefix}`);
       this.appliedMap.delete(prefix);
+    }
+    // Domains before their apps' servers leave: a request for one goes to the Node listener from now on.
+    for (const host of desired.hosts) {
+      if (this.appliedHosts.has(host)) continue;
+      await api(`add map ${settings.hostsFile} ${host} node`);
+      this.appliedHosts.add(host);
+    }
+    for (const host of [...this.appliedHosts]) {
+      if (desired.hosts.has(host)) continue;
+      await api(`del map ${settings.hostsFile} ${host}`);
+      this.appliedHosts.delete(host);
     }
     // Servers gone from the table drain: no new request, those in flight finish; the sweep removes them.
     for (const b of this.applied.values()) {

@@ -1,6 +1,8 @@
-// What only the haproxy engine has: route changes through HAProxy's Runtime API (no reload) within
-// milliseconds (p90 under 50 ms), a rolling update under load with no failed request, and a haproxy killed under load
-// restarted by berth at the cost of the requests in flight at most.
+// What only the haproxy engine has: route changes through HAProxy's Runtime API (no reload), apps'
+// own domains handed to berth's Node listener (which routes by host), a rolling update under load
+// with no failed request, and a haproxy killed under load restarted by berth at the cost of the
+// requests in flight at most.
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { findHaproxy } from '../../proxy/haproxy-engine/index.js';
@@ -29,6 +31,20 @@ async function status(path: string): Promise<number> {
   } catch {
     return 0;
   }
+}
+
+/** A GET with its own Host header (fetch does not let a caller set one). */
+function request(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** `clients` loops of GETs until stopped; counts the answers that were not 200 (0: the request failed). */
@@ -98,6 +114,33 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     const routes = (await (await fetch(`${proxy.url}/_berth/routes`)).json()) as { engine: { name: string; routeChange: { count: number; p99Ms: number } } };
     expect(routes.engine.name).toBe('haproxy');
     expect(routes.engine.routeChange.count).toBeGreaterThanOrEqual(200);
+  });
+
+  it("routes an app's own domains by host (through berth's Node listener), not by the shared host's paths", async () => {
+    await createRoutedApp(registry.daemon.apps, 'shop', '/shop');
+    await createRoutedApp(registry.daemon.apps, 'other', '/other');
+    await server('shop', '/shop');
+    await server('other', '/other');
+    // HAProxy itself routes the shared host's /other (its backend is in, after a reload).
+    const servedByHaproxy = async (app: string) => Number(/^berth_haproxy_requests_total\{app="(.*?)",code="2xx"\} (\d+)$/m.exec((await proxy.haproxy!.metricsText()).split('\n').filter((l) => l.includes(`app="${app}",code="2xx"`)).join('\n'))?.[2] ?? 0);
+    await waitFor(async () => {
+      const before = await servedByHaproxy('other');
+      return (await status('/other')) === 200 && (await servedByHaproxy('other')) > before;
+    }, { what: 'haproxy routing /other itself' });
+    await registry.client.addDomain('shop', 'shop.example.test');
+    await registry.client.addDomain('shop', '*.wild.example.test');
+    // The shared host's /other is the other app; on the shop's domains every path is the shop's.
+    const nameVia = async (host: string, path: string) => {
+      const res = await request(`${proxy.url}${path}`, host);
+      return res.status === 200 ? (JSON.parse(res.body) as { name: string }).name : `status ${res.status}`;
+    };
+    await waitFor(async () => (await nameVia('shop.example.test', '/other')) === 'shop', { what: 'the domain routed by host' });
+    expect(await nameVia('SHOP.example.test.:8080', '/other/x')).toBe('shop');
+    expect(await nameVia('a.wild.example.test', '/other')).toBe('shop');
+    expect(await nameVia('a.b.wild.example.test', '/other')).toBe('other');
+    expect(await nameVia('platform.example.test', '/other')).toBe('other');
+    await registry.client.removeDomain('shop', 'shop.example.test');
+    await waitFor(async () => (await nameVia('shop.example.test', '/other')) === 'other', { what: 'the removed domain back to the shared paths' });
   });
 
   it('rolls an app over to new instances under load with no failed request', async () => {
