@@ -43,6 +43,9 @@ export const backendName = (app: string): string => `app-${app}`;
 export const serverName = (instance: string, epoch: number): string => `${instance}-e${epoch}`;
 export const NODE_BACKEND = 'berth-node';
 
+/** Connecting to an app on this machine (loopback) may take this long before another try. */
+export const LOCAL_CONNECT_TIMEOUT_MS = 250;
+
 /** Segments of the deepest prefix HAProxy matches; a deeper prefix raises it (by a reload). */
 export const MIN_MATCH_DEPTH = 8;
 
@@ -140,6 +143,10 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
       '',
       `backend ${b.name}`,
       '  balance leastconn',
+      // HAProxy waits min(timeout connect, 1 s) before it retries a failed connection: an app on
+      // this machine answers a connect at once or not at all, so a short one keeps that wait short
+      // (it was the 1 s outliers of route changes; docs/proxy.md).
+      `  timeout connect ${Math.min(s.connectTimeoutMs, LOCAL_CONNECT_TIMEOUT_MS)}ms`,
       '  option forwardfor',
       '  http-request del-header x-berth-hop',
     );
