@@ -3,7 +3,7 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { logLevelSchema, option, portRangeSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
@@ -33,11 +33,6 @@ const labelsSchema = z.preprocess(
   z.record(z.string().regex(ATTRIBUTE_KEY_PATTERN), z.string().max(256)),
 );
 
-const portRangeSchema = z
-  .string()
-  .regex(/^[0-9]{1,5}-[0-9]{1,5}$/, 'must look like 20000-29999')
-  .transform((s) => s.split('-').map(Number) as [number, number])
-  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'must be within 1024-65535, low-high');
 
 /** How long apps keep running while Redis is away for every machine (see control-plane-grace.ts). */
 export const DEFAULT_CONTROL_PLANE_GRACE_MS = 90_000;

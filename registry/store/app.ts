@@ -36,6 +36,8 @@ export interface AppDetails extends App {
   running: number;
   /** Running instances by release version: an older release still serving shows here during a deploy. */
   runningByRelease: Record<string, number>;
+  /** The add-ons attached to it, with where each stands (set by the registry's service, which knows them). */
+  addons?: { name: string; kind: 'postgres' | 'redis'; variable: string; state: 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped' | 'unavailable' }[];
 }
 
 export function appFromHash(h: Record<string, string>): App | undefined {
