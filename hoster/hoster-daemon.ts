@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,8 @@ import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema, ATTRIBUTE_KEY_PATTERN } from '../common/names.js';
-import { AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
+import { AddonStore, AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
+import { AddonSupervisor } from './addon-supervisor.js';
 import { buildApp } from './app-build.js';
 import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
@@ -50,6 +51,8 @@ export const DEFAULT_CAPACITY = Math.max(1, Math.min(cpus().length * 8, Math.flo
 export const HOSTER_OPTIONS = {
   machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: machineNameSchema, describe: "This machine's name in the registry." }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/, unless apps could not reach it: see BERTH_HOSTER_DIR).' }),
+  postgresBinDir: option({ env: 'BERTH_POSTGRES_BIN_DIR', default: '', schema: z.string(), describe: "Folder of PostgreSQL's programs for postgres add-ons (initdb, postgres, psql). Default: the newest /usr/lib/postgresql/<version>/bin (Debian's packages)." }),
+  redisServer: option({ env: 'BERTH_REDIS_SERVER', default: 'redis-server', schema: z.string().min(1), describe: 'The redis-server program for redis add-ons (found on PATH by default).' }),
   hosterDir: option({ env: 'BERTH_HOSTER_DIR', default: '', schema: z.string(), describe: 'Where bundles, builds and instance directories live. Default: <data-dir>/hoster, or /var/lib/berth/hosters/<id> when apps (their own users, as root) could not traverse the data dir.' }),
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of each claim (renewed four times per lease); an app stops about half a lease after its hoster is last heard of.' }),
@@ -83,6 +86,8 @@ export const CRASH_WINDOW_MS = 60_000;
 
 export interface HosterDaemon {
   hoster: Hoster;
+  /** The add-ons pinned to this machine and their servers. */
+  addons: AddonSupervisor;
   /** Evacuates (the default on SIGTERM), or leaves the apps for the next hoster to re-adopt. */
   close(options?: { evacuate: boolean }): Promise<void>;
 }
@@ -193,22 +198,43 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     );
   }
   await hoster.start();
+  // The add-ons pinned to this machine: stateful, never claimed by another (addon-supervisor.ts).
+  const addonSupervisor = new AddonSupervisor({
+    addons: new AddonStore(redis, store.keys),
+    machine: config.machine,
+    dataDir,
+    appUsers,
+    binaries: { postgresBinDir: config.postgresBinDir === '' ? debianPostgresBinDir() : config.postgresBinDir, redisServer: config.redisServer },
+    logger,
+    leaseMs: config.leaseMs,
+  });
+  addonSupervisor.start();
   logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appsRunAs: asRoot ? 'a user of their own' : 'this user' }, `hoster of ${config.machine} started`);
 
   let how = { evacuate: true };
   const closeOnce = idempotentClose(async () => {
     await hoster.close(how);
+    // Stopped cleanly and their leases given back, whichever the shutdown: their data stays.
+    await addonSupervisor.close();
     // Evacuated, no app of this hoster runs any more; left running, they keep their rules.
     if (how.evacuate && firewall?.installed) removeAppFirewall(config.machine, config.portRange);
     await closeRedis(redis);
   });
   return {
     hoster,
+    addons: addonSupervisor,
     close: (options = { evacuate: true }) => {
       how = options;
       return closeOnce();
     },
   };
+}
+
+/** The newest of Debian's PostgreSQL versions installed (scripts/setup and ami/provision.sh install it). */
+function debianPostgresBinDir(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^[0-9]+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  return versions.length === 0 ? '/usr/lib/postgresql/15/bin' : join(root, versions[0]!, 'bin');
 }
 
 function shimPath(): string {

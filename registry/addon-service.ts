@@ -3,7 +3,7 @@ import { BerthError } from '../common/errors.js';
 import { NAME_PATTERN } from '../common/names.js';
 import type { Addon, AddonState, AppAddon } from '../sdk/types.js';
 import type { AppService } from './app-service.js';
-import { ADDON_KINDS, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
+import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
 
 /** Ports add-on servers listen on, per machine (outside the hosters' instance ports, 20000-29999 by default). @default [15400, 15599] */
 export const DEFAULT_ADDON_PORT_RANGE: readonly [number, number] = [15_400, 15_599];
@@ -194,11 +194,6 @@ export class AddonService {
 function kindOf(kind: string): AddonKind {
   if ((ADDON_KINDS as readonly string[]).includes(kind)) return kind as AddonKind;
   throw new BerthError('addon_kind_unknown', `berth has no add-on of kind ${JSON.stringify(kind.slice(0, 40))}: give postgres or redis.`);
-}
-
-/** The role and the database of a PostgreSQL add-on: its name as an identifier that needs no quoting. */
-export function postgresIdentifier(name: string): string {
-  return name.replace(/-/g, '_');
 }
 
 /** The URL an app connects with; without the password, as addons:info shows it. */

@@ -8,6 +8,11 @@ import { SCRIPT_FAILURE } from './script-errors.js';
 export const ADDON_KINDS = ['postgres', 'redis'] as const;
 export type AddonKind = (typeof ADDON_KINDS)[number];
 
+/** The role and the database of a PostgreSQL add-on: its name as an identifier that needs no quoting (a-z, 0-9, _). */
+export function postgresIdentifier(name: string): string {
+  return name.replace(/-/g, '_');
+}
+
 /** What the holder of an add-on's lease last said of its server; `unclaimed` before any did, `stopped` once one gave it back. */
 export type AddonServerState = 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped';
 

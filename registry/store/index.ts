@@ -45,5 +45,5 @@ export { SCRIPT_FAILURE } from './script-errors.js';
 export { RunStore, runOutputOf, DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, type NewRun, type RunHolder, type RunEnd, type RunInput, type RunStreamEntry } from './run-store.js';
 export { runKeys, type RunKeys } from './run-keys.js';
 export { CronStore, type StoredCron } from './cron-store.js';
-export { AddonStore, ADDON_KINDS, type AddonKind, type AddonServerState, type StoredAddon, type NewAddon } from './addon-store.js';
+export { AddonStore, ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonServerState, type StoredAddon, type NewAddon } from './addon-store.js';
 export { addonKeys, type AddonKeys } from './addon-keys.js';
