@@ -5,7 +5,7 @@ import { BerthError } from '../common/errors.js';
 import type { AddonStore, StoredAddon } from '../registry/store/index.js';
 import type { AddonBinaries } from './addon-kinds.js';
 import { AddonServer } from './addon-server.js';
-import { addonUser } from './addon-user.js';
+import { addonUser, removeAddonUser } from './addon-user.js';
 import type { AppUsers } from './app-users.js';
 
 /** How often the supervisor looks at its machine's add-ons (and renews their leases). @default 2000 */
@@ -99,6 +99,7 @@ export class AddonSupervisor {
       if ([...this.held.values()].some((h) => h.addon.id === id)) continue;
       // Only a destroyed add-on's folder, by its id: a name re-used is another add-on with another folder.
       rmSync(join(this.dir, id), { recursive: true, force: true });
+      removeAddonUser(this.o.appUsers, id);
       await this.o.addons.emptyTrash(this.o.machine, id);
       this.o.logger.info({ addonId: id }, 'removed the data of a destroyed add-on');
     }

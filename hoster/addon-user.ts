@@ -35,3 +35,12 @@ function run(command: string, args: string[]): void {
   const result = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${(result.stderr || result.error?.message || `exit ${result.status}`).trim()}`);
 }
+
+/** Removes a destroyed add-on's passwd and group entries (its uid stays recorded, never given again). */
+export function removeAddonUser(users: AppUsers | undefined, addonId: string): void {
+  if (users === undefined) return;
+  const { uid } = users.forApp(`addon:${addonId}`);
+  const name = `berth-a${uid - APP_UID_BASE}`;
+  if (spawnSync('getent', ['passwd', name], { encoding: 'utf8' }).status === 0) run('userdel', [name]);
+  if (spawnSync('getent', ['group', name], { encoding: 'utf8' }).status === 0) run('groupdel', [name]);
+}

@@ -7,7 +7,7 @@ import type { RegistryKeys } from './keys.js';
  */
 export interface AddonKeys {
   /**
-   * Hash of one add-on: id, name, kind, machine, host, port, memoryMb, password, createdAt,
+   * Hash of one add-on: id, name, addonKind, machine, host, port, memoryMb, password, createdAt,
    * createdBy, and `attach:<app>` → the variable it is attached as; once its machine's hoster
    * holds it: epoch, leaseUntil (ms, Redis clock), state, pid, detail, restarts, startedAt.
    */

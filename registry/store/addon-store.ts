@@ -153,7 +153,7 @@ function addonOf(f: Record<string, string>): StoredAddon {
   return {
     id: f.id!,
     name: f.name ?? '',
-    kind: (f.kind ?? 'redis') as AddonKind,
+    kind: (f.addonKind ?? 'redis') as AddonKind,
     machine: f.machine ?? '',
     host: f.host ?? '',
     port: Number(f.port),

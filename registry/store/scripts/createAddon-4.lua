@@ -37,7 +37,7 @@ end
 if port == nil then
   return -22
 end
-rcall('HSET', KEYS[1], 'name', ARGV[1], 'id', ARGV[2], 'kind', ARGV[3], 'machine', ARGV[4], 'host', ARGV[5], 'port', port,
+rcall('HSET', KEYS[1], 'name', ARGV[1], 'id', ARGV[2], 'addonKind', ARGV[3], 'machine', ARGV[4], 'host', ARGV[5], 'port', port,
   'memoryMb', ARGV[8], 'password', ARGV[9], 'createdBy', ARGV[10], 'createdAt', redisNow(), 'state', 'unclaimed', 'restarts', 0)
 rcall('SADD', KEYS[2], ARGV[1])
 rcall('SADD', KEYS[3], ARGV[1])

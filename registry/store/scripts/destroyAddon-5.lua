@@ -27,7 +27,7 @@ for i = 1, #fields, 2 do
     return -25
   elseif f == 'id' then
     id = fields[i + 1]
-  elseif f == 'kind' then
+  elseif f == 'addonKind' then
     kind = fields[i + 1]
   elseif f == 'port' then
     port = fields[i + 1]
