@@ -26,6 +26,7 @@ function hoster(machine: string, dataDir: string): DaemonProcess {
     BERTH_MAX_LOAD_PER_CPU: '1000',
     BERTH_HEARTBEAT_MS: '1000',
     BERTH_STOP_GRACE_MS: '1000',
+    BERTH_EVACUATE_TIMEOUT_MS: '3000',
     BERTH_PROXY_URL: 'http://127.0.0.1:1',
     BERTH_PORT_RANGE: instancePortRange(),
   });
@@ -49,7 +50,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await registry?.client.destroyAddon('shop-redis', 'shop').catch(() => undefined);
+  await registry?.client.destroyAddon('shop-redis', 'shop-redis').catch(() => undefined);
+  // Its hoster removes its data and its user at its next look.
+  await waitFor(async () => (await rc.hlen(`{${registry.prefix}}:machine:m1:addon-trash`)) === 0, { deadlineMs: 15_000, what: 'the trash emptied' }).catch(() => undefined);
+  await registry?.client.deleteApp('shop').catch(() => undefined);
   for (const p of procs) {
     p.kill('SIGTERM');
     await p.exited;
@@ -58,7 +62,7 @@ afterAll(async () => {
   await registry?.close();
   await redis?.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
-}, 60_000);
+}, 90_000);
 
 describe('an add-on whose hoster is killed', () => {
   it('is unavailable, never moves, and runs again on its data with the next hoster of its machine', async () => {
