@@ -50,6 +50,10 @@ export const ERROR_CATALOGUE = {
   addon_attached: { status: 409, message: 'The add-on is still attached to an app (attached meanwhile): run the command again, or detach it first (berth addons:detach NAME APP).' },
   addon_var_taken: { status: 409, message: 'The app already has an add-on attached as this variable: detach that one first, or choose another variable (--as VAR).' },
   confirmation_required: { status: 400, message: 'Destroying an add-on removes its data: repeat its name to confirm (berth addons:destroy NAME --confirm NAME).' },
+  addon_backup_not_found: { status: 404, message: 'The add-on has no backup of this name: list them with berth addons:backups NAME.' },
+  addon_backup_kind: { status: 409, message: 'The backup is of the other kind of add-on (postgres or redis): restore it into an add-on of its kind.' },
+  addon_unavailable: { status: 409, message: 'The add-on is not running right now (berth addons:info NAME says why): retry once it runs.' },
+  addon_backup_failed: { status: 502, message: "The add-on's backup or restore failed: the message quotes the tool; check that the add-on runs (berth addons:info NAME)." },
   machine_not_found: { status: 404, message: 'No machine has this name: list them with berth machines.' },
   no_addon_port: { status: 409, message: 'Every add-on port of this machine is taken: destroy an add-on there, choose another machine (--machine), or widen BERTH_ADDON_PORT_RANGE.' },
   release_conflict: {

@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait
 import { keyPrefixSchema, machineNameSchema, ATTRIBUTE_KEY_PATTERN } from '../common/names.js';
 import { AddonStore, AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
 import { AddonSupervisor } from './addon-supervisor.js';
+import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { buildApp } from './app-build.js';
 import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
@@ -228,13 +229,6 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
       return closeOnce();
     },
   };
-}
-
-/** The newest of Debian's PostgreSQL versions installed (scripts/setup and ami/provision.sh install it). */
-function debianPostgresBinDir(): string {
-  const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^[0-9]+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
-  return versions.length === 0 ? '/usr/lib/postgresql/15/bin' : join(root, versions[0]!, 'bin');
 }
 
 function shimPath(): string {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { BerthError } from '../common/errors.js';
 import { NAME_PATTERN } from '../common/names.js';
-import type { Addon, AddonState, AppAddon } from '../sdk/types.js';
+import type { Addon, AddonBackup, AddonState, AppAddon } from '../sdk/types.js';
+import type { AddonBackups } from './addon-backups.js';
 import type { AppService } from './app-service.js';
 import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
 
@@ -23,6 +24,8 @@ export interface AddonServiceOptions {
   portRange?: readonly [number, number];
   /** @default DEFAULT_ADDON_SILENT_MS */
   silentMs?: number;
+  /** Backups (registry/addon-backups.ts); absent: refused as unavailable. */
+  backups?: AddonBackups;
 }
 
 export interface CreateAddonInput {
@@ -140,6 +143,40 @@ export class AddonService {
     const stored = await this.stored(name);
     await this.o.addons.destroy(name, stored.machine);
     return { ...addon, attachments: [], state: addon.state };
+  }
+
+  /** Takes a backup now (the add-on must be running). */
+  async backup(name: string): Promise<AddonBackup> {
+    const stored = await this.runningOne(name);
+    return this.backupsOrThrow().take(stored);
+  }
+
+  async backups(name: string): Promise<AddonBackup[]> {
+    // The backups of a destroyed add-on stay listed under its name, for a new one to restore.
+    return this.backupsOrThrow().list(name);
+  }
+
+  /** Replaces the add-on's data with a backup of its name and kind; `confirm` repeats the name. */
+  async restore(name: string, backup: string, confirm: string | undefined): Promise<AddonBackup> {
+    if (confirm !== name) {
+      throw new BerthError('confirmation_required', `Restoring replaces every row or key ${name} holds now: repeat its name to confirm (berth addons:restore ${name} ${backup} --confirm ${name}).`);
+    }
+    // A backup that is not this add-on's, or of the other kind, is refused before its state matters.
+    this.backupsOrThrow().check(await this.stored(name), backup);
+    const stored = await this.runningOne(name);
+    return this.backupsOrThrow().restore(stored, backup);
+  }
+
+  private backupsOrThrow(): AddonBackups {
+    if (this.o.backups === undefined) throw new BerthError('addon_unavailable', 'This registry keeps no add-on backups.');
+    return this.o.backups;
+  }
+
+  private async runningOne(name: string): Promise<StoredAddon> {
+    const stored = await this.stored(name);
+    const view = await this.info(name);
+    if (view.state !== 'running') throw new BerthError('addon_unavailable', `${name} is ${view.state}${view.detail === '' ? '' : ` (${view.detail})`}: retry once it runs (berth addons:info ${name}).`);
+    return stored;
   }
 
   private async stored(name: string): Promise<StoredAddon> {

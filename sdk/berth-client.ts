@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { Addon, CreateAddonRequest, AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { Addon, AddonBackup, CreateAddonRequest, AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -246,6 +246,21 @@ export class BerthClient {
   /** DestroyAddon: detaches every app and removes the add-on and its data; `confirm` must repeat the name (400 confirmation_required). */
   async destroyAddon(name: string, confirm: string): Promise<Addon> {
     return (await this.call<{ destroyed: Addon }>('DELETE', `/v1/addons/${enc(name)}`, { body: { confirm }, idempotent: false })).destroyed;
+  }
+
+  /** BackupAddon: a backup now (pg_dump custom format, or every Redis key's DUMP); 409 addon_unavailable when it does not run. */
+  backupAddon(name: string): Promise<AddonBackup> {
+    return this.call('POST', `/v1/addons/${enc(name)}/backups`, { body: {}, idempotent: false });
+  }
+
+  /** ListAddonBackups: the backups kept under the add-on's name, newest first. */
+  async listAddonBackups(name: string): Promise<AddonBackup[]> {
+    return (await this.call<{ backups: AddonBackup[] }>('GET', `/v1/addons/${enc(name)}/backups`, { idempotent: true })).backups;
+  }
+
+  /** RestoreAddon: replaces the add-on's data with a backup of its name; `confirm` repeats the name; 409 addon_backup_kind for a backup of the other kind. */
+  async restoreAddon(name: string, backup: string, confirm: string): Promise<AddonBackup> {
+    return (await this.call<{ restored: AddonBackup }>('POST', `/v1/addons/${enc(name)}/restore`, { body: { backup, confirm }, idempotent: false })).restored;
   }
 
   /** ListCertificates: every domain's certificate (ACME's and operators'), with issuer and expiry. */

@@ -5,6 +5,7 @@ export type {
   AddonKind,
   AddonState,
   AppAddon,
+  AddonBackup,
   CreateAddonRequest,
   AppDetails,
   AuditEntry,

@@ -385,6 +385,16 @@ export interface Addon {
   createdBy: string;
 }
 
+/** A backup of an add-on (berth addons:backups): kept by the add-on's name, the newest first. */
+export interface AddonBackup {
+  /** Its time, UTC: 20261203T183500123Z. */
+  id: string;
+  addon: string;
+  kind: AddonKind;
+  sizeBytes: number;
+  createdAt: number;
+}
+
 /** An add-on as an app sees it (berth info): attached as `variable`. */
 export interface AppAddon {
   name: string;

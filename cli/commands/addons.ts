@@ -113,6 +113,48 @@ export function addonsDestroyCommand(ctx: CliContext): Command {
     });
 }
 
+export function addonsBackupCommand(ctx: CliContext): Command {
+  return new Command('addons:backup')
+    .description('Back an add-on up now (PostgreSQL: pg_dump custom format; Redis: every key), kept under its name by count.')
+    .argument('<name>', 'the add-on')
+    .option(...JSON_FLAG)
+    .addHelpText('after', '\nExample:\n  $ berth addons:backup shop-postgres')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const backup = await connect(ctx.env).backupAddon(name);
+      if (flags.json) return ctx.output.json(backup);
+      ctx.output.note(`Backed ${name} up as ${backup.id} (${backup.sizeBytes} bytes). Restore it with berth addons:restore ${name} ${backup.id} --confirm ${name}.`);
+    });
+}
+
+export function addonsBackupsCommand(ctx: CliContext): Command {
+  return new Command('addons:backups')
+    .description("List an add-on's backups, newest first (a destroyed add-on's stay, for a new one of its name).")
+    .argument('<name>', 'the add-on')
+    .option(...JSON_FLAG)
+    .addHelpText('after', '\nExample:\n  $ berth addons:backups shop-postgres')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const backups = await connect(ctx.env).listAddonBackups(name);
+      if (flags.json) return ctx.output.json(backups);
+      if (backups.length === 0) return ctx.output.note(`No backups of ${name}: take one with berth addons:backup ${name}.`);
+      ctx.output.table(['BACKUP', 'KIND', 'SIZE', 'TAKEN'], backups.map((b) => [b.id, b.kind, `${b.sizeBytes} B`, ago(b.createdAt)]));
+    });
+}
+
+export function addonsRestoreCommand(ctx: CliContext): Command {
+  return new Command('addons:restore')
+    .description("Replace an add-on's data with one of its name's backups (of its kind).")
+    .argument('<name>', 'the add-on')
+    .argument('<backup>', 'the backup (berth addons:backups NAME lists them)')
+    .option('--confirm <name>', 'its name again: its data now is replaced')
+    .option(...JSON_FLAG)
+    .addHelpText('after', '\nExample:\n  $ berth addons:restore shop-postgres 20261203T183500123Z --confirm shop-postgres')
+    .action(async (name: string, backup: string, flags: { confirm?: string; json?: boolean }) => {
+      const restored = await connect(ctx.env).restoreAddon(name, backup, flags.confirm ?? '');
+      if (flags.json) return ctx.output.json(restored);
+      ctx.output.note(`Restored ${name} from ${restored.id}.`);
+    });
+}
+
 function attachmentsText(a: Addon): string {
   return a.attachments.length === 0 ? 'none' : a.attachments.map((t) => `${t.app} (${t.variable})`).join(', ');
 }

@@ -23,6 +23,7 @@ const createBody = z.strictObject({
 });
 const attachBody = z.strictObject({ app: nameSchema, as: envKeySchema.optional() });
 const destroyBody = z.strictObject({ confirm: z.string().max(100).optional() });
+const restoreBody = z.strictObject({ backup: z.string().regex(/^[0-9]{8}T[0-9]{9}Z$/, 'must be a backup id such as 20261203T183500123Z (berth addons:backups NAME)'), confirm: z.string().max(100).optional() });
 
 /** Add-ons: /v1/addons… (an app-scoped token reaches none: an add-on may serve several apps). */
 export function addonRoutes(addons: AddonService): Router {
@@ -60,6 +61,26 @@ export function addonRoutes(addons: AddonService): Router {
     const params = validate(attachmentParams, req.params, 'path');
     noQuery(req);
     res.json(await addons.detach(params.name, params.app, user(res)));
+  });
+
+  r.post('/addons/:name/backups', async (req, res) => {
+    const addon = name(req);
+    noQuery(req);
+    validate(z.strictObject({}), req.body, 'body');
+    res.status(201).json(await addons.backup(addon));
+  });
+
+  r.get('/addons/:name/backups', async (req, res) => {
+    const addon = name(req);
+    noQuery(req);
+    res.json({ backups: await addons.backups(addon) });
+  });
+
+  r.post('/addons/:name/restore', async (req, res) => {
+    const addon = name(req);
+    noQuery(req);
+    const body = validate(restoreBody, req.body, 'body');
+    res.json({ restored: await addons.restore(addon, body.backup, body.confirm) });
   });
 
   // The body repeats the name: destroying removes the data for good.

@@ -1,6 +1,7 @@
 // Add-ons with real servers (in-process hoster; addon-hoster-killed.test.ts kills a hoster process): a PostgreSQL and a Redis pinned to their machine, attached to apps through new releases, reached by an app and by psql, kept across a SIGKILL of the server and a restart of the hoster, shared by two apps, refused on bad input with nothing changed, never showing their password, destroyed with their data only when confirmed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -20,6 +21,7 @@ let hoster: HosterFixture;
 let prefix: string;
 let cliEnv: NodeJS.ProcessEnv;
 let rc: Redis;
+let backupDir: string;
 
 // A block of loopback ports of this worker's own, given to add-ons instead of instances.
 const [first] = instancePortRange().split('-').map(Number) as [number, number];
@@ -80,7 +82,8 @@ async function running(name: string, restartsAtLeast = 0): Promise<Addon> {
   let last: Addon | undefined;
   await waitFor(async () => {
     last = await registry.client.getAddon(name);
-    return last.state === 'running' && last.restarts >= restartsAtLeast;
+    if (last.state === 'running' && last.restarts >= restartsAtLeast) return true;
+    throw new Error(`${last.state}: ${last.detail}`);
   }, { deadlineMs: 60_000, what: `${name} running` });
   return last!;
 }
@@ -102,10 +105,11 @@ async function refused(call: Promise<unknown>): Promise<BerthApiError> {
 }
 
 beforeAll(async () => {
+  backupDir = mkdtempSync(join(tmpdir(), 'berth-addon-backups-'));
   redis = await startRedis();
   rc = redis.client();
   prefix = testPrefix();
-  registry = await startTestRegistry(redis, { keyPrefix: prefix, reconcileIntervalMs: 50, drainMs: 200, addonPortRange: ADDON_PORTS });
+  registry = await startTestRegistry(redis, { keyPrefix: prefix, reconcileIntervalMs: 50, drainMs: 200, addonPortRange: ADDON_PORTS, addonBackupDir: backupDir, addonBackupsKept: 2 });
   hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: 'http://127.0.0.1:1', capacity: 50 });
   cliEnv = { BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token, NO_COLOR: '1', HOME: hoster.dataDir, BERTH_HOME: join(hoster.dataDir, 'cli') };
   const bundle = await uploadApp(registry.client, SHOP);
@@ -123,6 +127,7 @@ afterAll(async () => {
   rc?.disconnect();
   await registry?.close();
   await redis?.stop();
+  if (backupDir) rmSync(backupDir, { recursive: true, force: true });
 }, 120_000);
 
 describe('add-ons', () => {
@@ -279,6 +284,46 @@ describe('add-ons', () => {
     await waitFor(() => !existsSync(dir), { deadlineMs: 30_000, what: 'its data removed' });
     expect(await refused(registry.client.getAddon('shop-redis'))).toMatchObject({ code: 'addon_not_found' });
   }, 60_000);
+
+  it('backs up, and after destroy and create again, restores the rows; a backup of the other kind is refused', async () => {
+    const c = registry.client;
+    const url = (await c.getConfig('shop')).DATABASE_URL!;
+    expect(psql(url, 'SELECT count(*) FROM orders').out).toBe('2');
+    const first = await c.backupAddon('shop-postgres');
+    expect(first).toMatchObject({ addon: 'shop-postgres', kind: 'postgres' });
+    expect(first.sizeBytes).toBeGreaterThan(0);
+    // Kept by count (2 here): a third backup removes the first.
+    await c.backupAddon('shop-postgres');
+    const latest = await c.backupAddon('shop-postgres');
+    expect((await c.listAddonBackups('shop-postgres')).map((b) => b.id)).not.toContain(first.id);
+    expect((await c.listAddonBackups('shop-postgres'))[0]!.id).toBe(latest.id);
+    expect(await refused(c.restoreAddon('shop-postgres', latest.id, 'nope'))).toMatchObject({ status: 400, code: 'confirmation_required' });
+
+    await c.destroyAddon('shop-postgres', 'shop-postgres');
+    // m1: the machine whose data is kept (m2, heard from a moment ago, has more free memory).
+    await c.createAddon({ app: 'shop', kind: 'postgres', machine: 'm1' });
+    await running('shop-postgres');
+    const fresh = (await c.getConfig('shop')).DATABASE_URL!;
+    expect(fresh).not.toBe(url);
+    expect(psql(fresh, 'SELECT count(*) FROM orders').code).not.toBe(0);
+    expect((await runCli(['addons:restore', 'shop-postgres', latest.id, '--confirm', 'shop-postgres'], cliEnv)).code).toBe(0);
+    expect(psql(fresh, 'SELECT item FROM orders ORDER BY id').out).toBe('tea\ncake');
+
+    // A redis backup under a name now held by a postgres add-on.
+    await c.createAddon({ app: 'reports', kind: 'redis', name: 'spare', machine: 'm1' });
+    await running('spare');
+    const r = new Redis((await c.getConfig('reports')).REDIS_URL!, { maxRetriesPerRequest: 1 });
+    await r.set('k', 'v', 'PX', 600_000);
+    const redisBackup = await c.backupAddon('spare');
+    await r.flushall();
+    await c.restoreAddon('spare', redisBackup.id, 'spare');
+    expect(await r.get('k')).toBe('v');
+    expect(await r.pttl('k')).toBeGreaterThan(500_000);
+    r.disconnect();
+    await c.destroyAddon('spare', 'spare');
+    await c.createAddon({ app: 'reports', kind: 'postgres', name: 'spare', machine: 'm1' });
+    expect(await refused(c.restoreAddon('spare', redisBackup.id, 'spare'))).toMatchObject({ status: 409, code: 'addon_backup_kind' });
+  }, 180_000);
 });
 
 async function serverPid(name: string): Promise<number> {
