@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
@@ -64,6 +64,7 @@ export class AddonBackups {
       if (addon.kind === 'postgres') await this.pgDump(addon, partial);
       else await redisDump(addon, partial);
       renameSync(partial, file);
+      chmodSync(file, 0o600);
     } catch (err) {
       rmSync(partial, { force: true });
       throw failed('backup', addon, err);
