@@ -170,14 +170,20 @@ export class AddonServer {
     }
     if (!Number.isInteger(pid) || pid <= 1 || pid === this.child?.pid) return;
     let comm: string;
+    let cmdline: string;
     try {
       comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
     } catch {
       return;
     }
-    if (comm !== 'postgres' && !comm.startsWith('redis-server')) return;
+    // The pid may have been given to another process since (another add-on's server among them):
+    // only this add-on's own server is stopped, named by its data folder or its address.
+    const ours = comm === 'postgres' ? cmdline.includes(this.o.dir) : comm.startsWith('redis-server') && cmdline.includes(`:${this.o.addon.port}`);
+    if (!ours) return;
     this.log.info({ pid }, `stopping the ${comm} a previous hoster left running on ${this.o.addon.name}'s data`);
-    signal(pid, 'SIGTERM');
+    // PostgreSQL's SIGTERM waits for every session to end; SIGINT is its fast shutdown.
+    signal(pid, comm === 'postgres' ? 'SIGINT' : 'SIGTERM');
     const deadline = Date.now() + STOP_GRACE_MS;
     while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     if (alive(pid)) signal(pid, 'SIGKILL');

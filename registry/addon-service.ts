@@ -142,7 +142,7 @@ export class AddonService {
     for (const { app } of addon.attachments) addon = await this.detach(name, app, user);
     const stored = await this.stored(name);
     await this.o.addons.destroy(name, stored.machine);
-    return { ...addon, attachments: [], state: addon.state };
+    return { ...addon, attachments: [] };
   }
 
   /** Takes a backup now (the add-on must be running). */

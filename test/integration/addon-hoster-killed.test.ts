@@ -1,5 +1,6 @@
-// A hoster process killed with SIGKILL: its add-on is reported unavailable (in addons:info and the app's berth info) once the lease ends, is never taken by another machine, and the next hoster of its machine stops the server left running and runs it again on the same data; the hoster's log never holds the password.
-import { readFileSync, rmSync } from 'node:fs';
+// A hoster process killed with SIGKILL: its add-ons (a Redis and a PostgreSQL) are reported unavailable (in addons:info and the app's berth info) once the lease ends, is never taken by another machine, and the next hoster of its machine stops the server left running and runs it again on the same data; the hoster's log never holds the password.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +17,9 @@ let registry: RegistryFixture;
 let rc: Redis;
 const procs: DaemonProcess[] = [];
 const dirs: string[] = [];
-const [first] = instancePortRange().split('-').map(Number) as [number, number];
+// Add-on ports: a random block of ten below the test hosters' instance ports (10000 and up), so
+// that test runs side by side on one host (several checkouts) rarely meet on one.
+const first = 6000 + Math.floor(Math.random() * 390) * 10;
 
 function hoster(machine: string, dataDir: string): DaemonProcess {
   const proc = startDaemon(['hoster', '--machine', machine, '--data-dir', dataDir], {
@@ -32,6 +35,11 @@ function hoster(machine: string, dataDir: string): DaemonProcess {
   });
   procs.push(proc);
   return proc;
+}
+
+function psql(url: string, sql: string): { code: number | null; out: string } {
+  const r = spawnSync('psql', [url, '-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
 function serverAlive(pid: number): boolean {
@@ -51,6 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await registry?.client.destroyAddon('shop-redis', 'shop-redis').catch(() => undefined);
+  await registry?.client.destroyAddon('shop-postgres', 'shop-postgres').catch(() => undefined);
   // Its hoster removes its data and its user at its next look.
   await waitFor(async () => (await rc.hlen(`{${registry.prefix}}:machine:m1:addon-trash`)) === 0, { deadlineMs: 15_000, what: 'the trash emptied' }).catch(() => undefined);
   await registry?.client.deleteApp('shop').catch(() => undefined);
@@ -83,6 +92,11 @@ describe('an add-on whose hoster is killed', () => {
     r.disconnect();
     const pid = Number(await rc.hget(`{${registry.prefix}}:addon:shop-redis`, 'pid'));
     expect(serverAlive(pid)).toBe(true);
+    await c.createAddon({ app: 'shop', kind: 'postgres', machine: 'm1' });
+    await waitFor(async () => (await c.getAddon('shop-postgres')).state === 'running', { deadlineMs: 30_000, what: 'postgres running' });
+    const dbUrl = (await c.getConfig('shop')).DATABASE_URL!;
+    expect(psql(dbUrl, 'CREATE TABLE t (v text); INSERT INTO t VALUES (\'kept\')').code).toBe(0);
+    const pgPid = Number(await rc.hget(`{${registry.prefix}}:addon:shop-postgres`, 'pid'));
 
     // A second machine's hoster runs meanwhile: it never takes the add-on.
     const otherDir = traversableTempDir('berth-addon-m2-');
@@ -91,12 +105,15 @@ describe('an add-on whose hoster is killed', () => {
 
     m1.kill('SIGKILL');
     await m1.exited;
-    await waitFor(async () => (await c.getAddon('shop-redis')).state === 'unavailable', { deadlineMs: 20_000, what: 'unavailable' });
+    await waitFor(async () => (await c.listAddons()).every((a) => a.state === 'unavailable'), { deadlineMs: 20_000, what: 'both unavailable' });
     const info = await c.getAddon('shop-redis');
     expect(info).toMatchObject({ machine: 'm1', state: 'unavailable' });
-    expect((await c.getApp('shop')).addons).toEqual([{ name: 'shop-redis', kind: 'redis', variable: 'REDIS_URL', state: 'unavailable' }]);
+    expect((await c.getApp('shop')).addons).toEqual([
+      { name: 'shop-postgres', kind: 'postgres', variable: 'DATABASE_URL', state: 'unavailable' },
+      { name: 'shop-redis', kind: 'redis', variable: 'REDIS_URL', state: 'unavailable' },
+    ]);
     const cli = await runCli(['info', 'shop'], { BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token, NO_COLOR: '1', BERTH_HOME: join(dataDir, 'cli') });
-    expect(cli.stdout).toMatch(/add-ons\s+shop-redis \(redis, REDIS_URL\): unavailable/);
+    expect(cli.stdout).toMatch(/add-ons\s+shop-postgres \(postgres, DATABASE_URL\): unavailable; shop-redis \(redis, REDIS_URL\): unavailable/);
     // Still only on m1 (its server outlived its hoster: nothing started it elsewhere).
     expect((await c.getAddon('shop-redis')).machine).toBe('m1');
 
@@ -107,10 +124,17 @@ describe('an add-on whose hoster is killed', () => {
     }, { deadlineMs: 40_000, what: 'running again under the new hoster' });
     // The server the killed hoster left was stopped first, not left beside the new one.
     expect(serverAlive(pid)).toBe(false);
+    await waitFor(async () => (await c.getAddon('shop-postgres')).state === 'running' && Number(await rc.hget(`{${registry.prefix}}:addon:shop-postgres`, 'pid')) !== pgPid, { deadlineMs: 40_000, what: 'postgres running again' });
+    expect(existsSync(`/proc/${pgPid}`)).toBe(false);
+    expect(psql(dbUrl, 'SELECT v FROM t').out).toBe('kept');
     const again = new Redis(url, { maxRetriesPerRequest: 1 });
     expect(await again.get('kept')).toBe('yes');
     again.disconnect();
-    for (const p of procs) expect(p.output()).not.toContain(password);
+    const dbPassword = /:([0-9a-f]{48})@/.exec(dbUrl)![1]!;
+    for (const p of procs) {
+      expect(p.output()).not.toContain(password);
+      expect(p.output()).not.toContain(dbPassword);
+    }
     expect(m1.output()).toContain('took the add-on shop-redis');
     expect(m2.output()).not.toContain('took the add-on');
   }, 120_000);

@@ -10,7 +10,6 @@ import type { Addon } from '../../sdk/types.js';
 import { BerthApiError } from '../../sdk/api-error.js';
 import { runCli } from '../helpers/cli-process.js';
 import { startTestHoster, uploadApp, type HosterFixture } from '../helpers/hoster-fixture.js';
-import { instancePortRange } from '../helpers/port-range.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, testPrefix, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -23,8 +22,9 @@ let cliEnv: NodeJS.ProcessEnv;
 let rc: Redis;
 let backupDir: string;
 
-// A block of loopback ports of this worker's own, given to add-ons instead of instances.
-const [first] = instancePortRange().split('-').map(Number) as [number, number];
+// Add-on ports: a random block of ten below the test hosters' instance ports (10000 and up), so
+// that test runs side by side on one host (several checkouts) rarely meet on one.
+const first = 6000 + Math.floor(Math.random() * 390) * 10;
 const ADDON_PORTS = `${first}-${first + 19}`;
 
 /** The app: GET /set?k=v and /get?k through REDIS_URL, with a RESP client of its own (no dependency to install). */
