@@ -3,6 +3,8 @@ import type { Addon } from '../../sdk/index.js';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
 import { ago } from '../output.js';
+import { attachTerminal } from '../run-terminal-client.js';
+import { exitFor, follow } from './run.js';
 
 /** addons:create, :list, :info, :attach, :detach, :destroy: a PostgreSQL or a Redis for an app. */
 export function addonsCreateCommand(ctx: CliContext): Command {
@@ -157,4 +159,56 @@ export function addonsRestoreCommand(ctx: CliContext): Command {
 
 function attachmentsText(a: Addon): string {
   return a.attachments.length === 0 ? 'none' : a.attachments.map((t) => `${t.app} (${t.variable})`).join(', ');
+}
+
+/**
+ * The program a client session runs on a machine of the app (through berth run): it reads the
+ * add-on's URL from the app's variable and hands the password to the client in its environment,
+ * never on a command line (`ps` shows those to every user of the machine).
+ */
+function clientLauncher(kind: 'postgres' | 'redis', variable: string, args: string[]): string[] {
+  const script = [
+    `const u = new URL(process.env[${JSON.stringify(variable)}] || '');`,
+    "const host = u.hostname.replace(/^\\[|\\]$/g, '');",
+    kind === 'postgres'
+      ? "const [file, argv, env] = ['psql', ['-h', host, '-p', u.port, '-U', decodeURIComponent(u.username), u.pathname.slice(1), ...JSON.parse(process.argv[1])], { PGPASSWORD: decodeURIComponent(u.password) }];"
+      : "const [file, argv, env] = ['redis-cli', ['-h', host, '-p', u.port, ...JSON.parse(process.argv[1])], { REDISCLI_AUTH: decodeURIComponent(u.password) }];",
+    "const c = require('node:child_process').spawn(file, argv, { stdio: 'inherit', env: { ...process.env, ...env } });",
+    "c.on('error', (e) => { console.error(file + ' could not start: ' + e.message + ' (install it on the machines: scripts/setup and ami/provision.sh do)'); process.exit(127); });",
+    "c.on('exit', (code, signal) => process.exit(code === null ? 128 + (require('node:os').constants.signals[signal] || 0) : code));",
+  ].join('\n');
+  return ['node', '-e', script, JSON.stringify(args)];
+}
+
+function clientCommand(ctx: CliContext, kind: 'postgres' | 'redis'): Command {
+  const name = kind === 'postgres' ? 'addons:psql' : 'addons:redis-cli';
+  const tool = kind === 'postgres' ? 'psql' : 'redis-cli';
+  return new Command(name)
+    .description(`Open ${tool} on a ${kind} add-on, through berth run on a machine of an app it is attached to (as that app's user).`)
+    .argument('<name>', 'the add-on')
+    .argument('[args...]', `${tool}'s own arguments, after -- (none: an interactive session on a terminal)`)
+    .option('--app <app>', 'the attached app to run it as (default: the first attached)')
+    .addHelpText('after', kind === 'postgres' ? '\nExamples:\n  $ berth addons:psql shop-postgres\n  $ berth addons:psql shop-postgres -- -c "SELECT count(*) FROM orders"' : '\nExamples:\n  $ berth addons:redis-cli shop-redis\n  $ berth addons:redis-cli shop-redis -- GET greeting')
+    .action(async (addonName: string, args: string[], flags: { app?: string }) => {
+      const client = connect(ctx.env);
+      const addon = await client.getAddon(addonName);
+      if (addon.kind !== kind) throw new Error(`${addonName} is a ${addon.kind} add-on: use berth addons:${addon.kind === 'postgres' ? 'psql' : 'redis-cli'} ${addonName}.`);
+      const attachment = flags.app === undefined ? addon.attachments[0] : addon.attachments.find((a) => a.app === flags.app);
+      if (attachment === undefined) {
+        throw new Error(flags.app === undefined ? `${addonName} is attached to no app, and the client runs as one: attach it first (berth addons:attach ${addonName} APP).` : `${addonName} is not attached to ${flags.app}: berth addons:info ${addonName} lists its apps.`);
+      }
+      const interactive = args.length === 0;
+      const command = clientLauncher(kind, attachment.variable, args);
+      const run = await client.createRun(attachment.app, { command, interactive, detached: false, timeoutMs: 3600_000 });
+      if (interactive) throw exitFor(await attachTerminal(ctx, client, attachment.app, run));
+      throw exitFor(await follow(ctx, attachment.app, run, false));
+    });
+}
+
+export function addonsPsqlCommand(ctx: CliContext): Command {
+  return clientCommand(ctx, 'postgres');
+}
+
+export function addonsRedisCliCommand(ctx: CliContext): Command {
+  return clientCommand(ctx, 'redis');
 }

@@ -271,6 +271,22 @@ describe('add-ons', () => {
     for (const p of passwords) expect(seen).not.toContain(p);
   }, 60_000);
 
+  it('opens psql and redis-cli through berth run, as the attached app, the password never on a command line', async () => {
+    const pg = await runCli(['addons:psql', 'shop-postgres', '--', '-X', '-t', '-A', '-c', 'SELECT item FROM orders ORDER BY id'], cliEnv, { deadlineMs: 60_000 });
+    expect(pg.code, pg.stderr).toBe(0);
+    expect(pg.stdout.trim()).toBe('tea\ncake');
+    const rd = await runCli(['addons:redis-cli', 'shop-redis', '--', 'GET', 'greeting'], cliEnv, { deadlineMs: 60_000 });
+    expect(rd.code, rd.stderr).toBe(0);
+    expect(rd.stdout.trim()).toBe('hello');
+    const wrongKind = await runCli(['addons:psql', 'shop-redis'], cliEnv);
+    expect(wrongKind.code).not.toBe(0);
+    expect(wrongKind.stderr).toContain('berth addons:redis-cli shop-redis');
+    const passwords = Object.values(await registry.client.getConfig('shop')).map((u) => /:([0-9a-f]{48})@/.exec(u)?.[1]).filter((p): p is string => p !== undefined);
+    const runs = JSON.stringify(await registry.client.listRuns('shop'));
+    expect(runs).toContain('psql');
+    for (const p of passwords) expect(runs).not.toContain(p);
+  }, 120_000);
+
   it('destroys an add-on with its data only when confirmed (addon-hoster-killed.test.ts shows unavailable)', async () => {
     const id = (await rc.hget(`{${prefix}}:addon:shop-redis`, 'id'))!;
     const dir = join(hoster.daemon.addons.dir, id);
