@@ -33,6 +33,12 @@ function get(path: string): Promise<{ status: number; body: string }> {
   });
 }
 
+/** A random block of ten ports for add-ons, below the test hosters' instance ports. */
+function addonPorts(): string {
+  const first = 6000 + Math.floor(Math.random() * 390) * 10;
+  return `${first}-${first + 9}`;
+}
+
 async function berth(...args: string[]): Promise<string> {
   const run = await runCli(args, env, { deadlineMs: 120_000 });
   if (run.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
@@ -46,6 +52,9 @@ beforeAll(async () => {
     BERTH_HOME: join(dir, 'home'),
     // The tour's own load must not close the hoster's load gate on a busy test machine.
     BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(),
+    // Below every test hoster's instance ports (10000 and up), whose firewall rules, left by
+    // hosters of other test runs on this host, refuse apps' connections to those ports.
+    BERTH_ADDON_PORT_RANGE: addonPorts(),
     BERTH_DRAIN_MS: '500',
   };
   up = startDaemon(
