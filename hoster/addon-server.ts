@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
@@ -162,31 +163,8 @@ export class AddonServer {
 
   /** A server left running by a hoster that died (its pid file names it) is stopped before another starts on its data. */
   private async stopLeftover(): Promise<void> {
-    let pid: number;
-    try {
-      pid = Number(readFileSync(this.kind.pidFile(), 'utf8').split('\n')[0]);
-    } catch {
-      return;
-    }
-    if (!Number.isInteger(pid) || pid <= 1 || pid === this.child?.pid) return;
-    let comm: string;
-    let cmdline: string;
-    try {
-      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-    } catch {
-      return;
-    }
-    // The pid may have been given to another process since (another add-on's server among them):
-    // only this add-on's own server is stopped, named by its data folder or its address.
-    const ours = comm === 'postgres' ? cmdline.includes(this.o.dir) : comm.startsWith('redis-server') && cmdline.includes(`:${this.o.addon.port}`);
-    if (!ours) return;
-    this.log.info({ pid }, `stopping the ${comm} a previous hoster left running on ${this.o.addon.name}'s data`);
-    // PostgreSQL's SIGTERM waits for every session to end; SIGINT is its fast shutdown.
-    signal(pid, comm === 'postgres' ? 'SIGINT' : 'SIGTERM');
-    const deadline = Date.now() + STOP_GRACE_MS;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (alive(pid)) signal(pid, 'SIGKILL');
+    const pid = await stopLeftoverServer(this.o.dir, this.child?.pid);
+    if (pid !== undefined) this.log.info({ pid }, `stopped the server a previous hoster left running on ${this.o.addon.name}'s data`);
   }
 
   private async terminate(child: ChildProcess | undefined): Promise<void> {
@@ -208,6 +186,43 @@ export class AddonServer {
   private masked(text: string): string {
     return text.split(this.o.addon.password).join('***');
   }
+}
+
+/**
+ * Stops the add-on server a dead hoster left running on the folder `dir`, if there is one: the
+ * pid its pid file names, when that process still works in `dir` (a pid given meanwhile to another
+ * process, another add-on's server among them, is left alone). SIGKILL after the grace: a Redis
+ * whose folder is gone refuses to exit until it could save. Replies the pid it stopped.
+ */
+export async function stopLeftoverServer(dir: string, except?: number): Promise<number | undefined> {
+  for (const file of [join(dir, 'redis.pid'), join(dir, 'data', 'postmaster.pid')]) {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(pid) || pid <= 1 || pid === except) continue;
+    let comm: string;
+    let cwd: string;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue;
+    }
+    // Both servers work in their data folder (redis `dir`, postgres -D).
+    if ((comm !== 'postgres' && !comm.startsWith('redis-server')) || !(cwd === dir || cwd.startsWith(`${dir}/`))) continue;
+    // PostgreSQL's SIGTERM waits for every session to end; SIGINT is its fast shutdown.
+    signal(pid, comm === 'postgres' ? 'SIGINT' : 'SIGTERM');
+    const deadline = Date.now() + STOP_GRACE_MS;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) signal(pid, 'SIGKILL');
+    const killedBy = Date.now() + 5000;
+    while (alive(pid) && Date.now() < killedBy) await new Promise((r) => setTimeout(r, 50));
+    return pid;
+  }
+  return undefined;
 }
 
 function tcpOpen(host: string, port: number): Promise<boolean> {

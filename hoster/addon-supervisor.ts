@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import type { AddonStore, StoredAddon } from '../registry/store/index.js';
 import type { AddonBinaries } from './addon-kinds.js';
-import { AddonServer } from './addon-server.js';
+import { AddonServer, stopLeftoverServer } from './addon-server.js';
 import { addonUser, removeAddonUser } from './addon-user.js';
 import type { AppUsers } from './app-users.js';
 
@@ -80,6 +80,8 @@ export class AddonSupervisor {
       }),
     );
     this.held.clear();
+    // A destroy just before the shutdown: its data goes now rather than at the next start.
+    await this.emptyTrash().catch(() => undefined);
   }
 
   /** One look: claim what is new, report what runs, stop what went, empty the trash. */
@@ -94,10 +96,17 @@ export class AddonSupervisor {
       if (h === undefined) await this.claim(addon);
       else await this.report(h);
     }
+    await this.emptyTrash();
+  }
+
+  /** Removes the data (and user) of the add-ons destroyed since, unless still held. */
+  private async emptyTrash(): Promise<void> {
     const trash = await this.o.addons.trash(this.o.machine);
     for (const id of Object.keys(trash)) {
       if ([...this.held.values()].some((h) => h.addon.id === id)) continue;
       // Only a destroyed add-on's folder, by its id: a name re-used is another add-on with another folder.
+      // A server a killed hoster left running on it goes first (its data would go from under it).
+      await stopLeftoverServer(join(this.dir, id));
       rmSync(join(this.dir, id), { recursive: true, force: true });
       removeAddonUser(this.o.appUsers, id);
       await this.o.addons.emptyTrash(this.o.machine, id);
