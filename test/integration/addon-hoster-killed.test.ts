@@ -1,4 +1,4 @@
-// A hoster process killed with SIGKILL: its add-ons (a Redis and a PostgreSQL) are reported unavailable (in addons:info and the app's berth info) once the lease ends, is never taken by another machine, and the next hoster of its machine stops the server left running and runs it again on the same data; the hoster's log never holds the password.
+// A hoster process killed with SIGKILL: its add-ons (a Redis and a PostgreSQL) are reported unavailable (in addons:info and the app's berth info) once their leases end, are never taken by another machine, and the next hoster of their machine stops the servers left running and runs them again on the same data; an add-on destroyed while its hoster was dead has its orphaned server stopped and its folder removed; the hoster's log never holds a password.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -136,6 +136,18 @@ describe('an add-on whose hoster is killed', () => {
       expect(p.output()).not.toContain(dbPassword);
     }
     expect(m1.output()).toContain('took the add-on shop-redis');
+
+    // Killed again, and the add-on destroyed meanwhile: the next hoster stops the server left on its folder, then removes the folder.
+    const orphan = Number(await rc.hget(`{${registry.prefix}}:addon:shop-redis`, 'pid'));
+    const id = (await rc.hget(`{${registry.prefix}}:addon:shop-redis`, 'id'))!;
+    m1.kill('SIGKILL');
+    await m1.exited;
+    expect(serverAlive(orphan)).toBe(true);
+    expect(existsSync(join(dataDir, 'hoster', 'addons', id, 'data'))).toBe(true);
+    await c.destroyAddon('shop-redis', 'shop-redis');
+    m1 = hoster('m1', dataDir);
+    await waitFor(() => !serverAlive(orphan) && !existsSync(join(dataDir, 'hoster', 'addons', id)), { deadlineMs: 40_000, what: 'the orphaned server stopped and its folder removed' });
+    expect(existsSync(join(dataDir, 'hoster', 'addons'))).toBe(true);
     expect(m2.output()).not.toContain('took the add-on');
   }, 120_000);
 });
