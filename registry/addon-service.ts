@@ -77,7 +77,13 @@ export class AddonService {
       password: randomBytes(24).toString('hex'),
       createdBy: user,
     });
-    await this.attach(name, input.app, variable, user);
+    try {
+      await this.attach(name, input.app, variable, user);
+    } catch (err) {
+      // No release took it (the app changed, or was deleted, meanwhile): it goes as it came, before its server ever ran.
+      await this.o.addons.destroy(name, machine.name).catch(() => undefined);
+      throw err;
+    }
     return this.info(name);
   }
 
