@@ -159,6 +159,17 @@ systemctl mask haproxy.service >/dev/null 2>&1 || true
 if [ "$own_redis" -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
+# Add-ons: each hoster runs redis-server and Debian's PostgreSQL programs itself, one server
+# per add-on; the packages' own services (6379, 5432) stay off unless this machine runs them.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+  if [ "$own_redis" -eq 0 ] && [ -d /run/systemd/system ]; then systemctl disable --now redis-server.service >/dev/null 2>&1 || true; fi
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install postgresql
+  if [ -d /run/systemd/system ]; then systemctl disable --now postgresql.service >/dev/null 2>&1 || true; fi
+  systemctl mask postgresql.service >/dev/null 2>&1 || true
+fi
 
 changed=0
 # --- berth ----------------------------------------------------------------------------------

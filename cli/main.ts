@@ -11,6 +11,7 @@ import { configUnsetCommand } from './commands/config-unset.js';
 import { culpritCommand } from './commands/culprit.js';
 import { deleteCommand } from './commands/delete.js';
 import { certsAddCommand, certsCommand, certsRemoveCommand } from './commands/certs.js';
+import { addonsAttachCommand, addonsPsqlCommand, addonsRedisCliCommand, addonsBackupCommand, addonsBackupsCommand, addonsRestoreCommand, addonsCreateCommand, addonsDestroyCommand, addonsDetachCommand, addonsInfoCommand, addonsListCommand } from './commands/addons.js';
 import { domainsAddCommand, domainsListCommand, domainsRemoveCommand } from './commands/domains.js';
 import { gitBranchCommand } from './commands/git-branch.js';
 import { gitCredentialCommand } from './commands/git-credential.js';
@@ -87,6 +88,7 @@ const COMMAND_TABLE: ReadonlyArray<{ heading: string; commands: ReadonlyArray<En
       deleteCommand,
     ],
   },
+  { heading: 'Add-ons (databases):', commands: [addonsCreateCommand, addonsListCommand, addonsInfoCommand, addonsAttachCommand, addonsDetachCommand, addonsDestroyCommand, addonsBackupCommand, addonsBackupsCommand, addonsRestoreCommand, addonsPsqlCommand, addonsRedisCliCommand] },
   { heading: 'Domains and certificates:', commands: [domainsAddCommand, domainsRemoveCommand, domainsListCommand, certsCommand, certsAddCommand, certsRemoveCommand] },
   { heading: 'Runs and scheduled jobs:', commands: [runCommand, runsCommand, runsLogsCommand, runsStopCommand, cronAddCommand, cronListCommand, cronRemoveCommand] },
   { heading: 'Git (a push deploys):', commands: [gitRemoteCommand, gitBranchCommand, gitCredentialCommand] },

@@ -110,7 +110,7 @@ export class Output {
   /** Colours a status word by what it means: green is good, red is broken, yellow is moving. */
   status(status: string): string {
     if (status === 'running' || status === 'active') return this.paint.green(status);
-    if (status === 'failed' || status === 'crashed') return this.paint.red(status);
+    if (status === 'failed' || status === 'crashed' || status === 'unavailable') return this.paint.red(status);
     if (status === 'deploying' || status === 'starting' || status === 'claimed' || status === 'unclaimed') return this.paint.yellow(status);
     if (status === 'superseded' || status === 'stopped' || status === 'deleting' || status === 'draining' || status === 'stopping') return this.paint.dim(status);
     return status;

@@ -100,3 +100,10 @@ export const listSchema = z.preprocess(
   z.array(z.string().min(1)),
 );
 export const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** A port range given as `low-high` (BERTH_PORT_RANGE, BERTH_ADDON_PORT_RANGE). */
+export const portRangeSchema = z
+  .string()
+  .regex(/^[0-9]{1,5}-[0-9]{1,5}$/, 'must look like 20000-29999')
+  .transform((s) => s.split('-').map(Number) as [number, number])
+  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'must be within 1024-65535, low-high');

@@ -3,12 +3,14 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { logLevelSchema, option, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
+import { logLevelSchema, option, portRangeSchema, positiveIntSchema, positiveMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema, ATTRIBUTE_KEY_PATTERN } from '../common/names.js';
-import { AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
+import { AddonStore, AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
+import { AddonSupervisor } from './addon-supervisor.js';
+import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { buildApp } from './app-build.js';
 import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
@@ -33,11 +35,6 @@ const labelsSchema = z.preprocess(
   z.record(z.string().regex(ATTRIBUTE_KEY_PATTERN), z.string().max(256)),
 );
 
-const portRangeSchema = z
-  .string()
-  .regex(/^[0-9]{1,5}-[0-9]{1,5}$/, 'must look like 20000-29999')
-  .transform((s) => s.split('-').map(Number) as [number, number])
-  .refine(([a, b]) => a >= 1024 && b <= 65535 && a <= b, 'must be within 1024-65535, low-high');
 
 /** How long apps keep running while Redis is away for every machine (see control-plane-grace.ts). */
 export const DEFAULT_CONTROL_PLANE_GRACE_MS = 90_000;
@@ -55,6 +52,8 @@ export const DEFAULT_CAPACITY = Math.max(1, Math.min(cpus().length * 8, Math.flo
 export const HOSTER_OPTIONS = {
   machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: machineNameSchema, describe: "This machine's name in the registry." }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/, unless apps could not reach it: see BERTH_HOSTER_DIR).' }),
+  postgresBinDir: option({ env: 'BERTH_POSTGRES_BIN_DIR', default: '', schema: z.string(), describe: "Folder of PostgreSQL's programs for postgres add-ons (initdb, postgres, psql). Default: the newest /usr/lib/postgresql/<version>/bin (Debian's packages)." }),
+  redisServer: option({ env: 'BERTH_REDIS_SERVER', default: 'redis-server', schema: z.string().min(1), describe: 'The redis-server program for redis add-ons (found on PATH by default).' }),
   hosterDir: option({ env: 'BERTH_HOSTER_DIR', default: '', schema: z.string(), describe: 'Where bundles, builds and instance directories live. Default: <data-dir>/hoster, or /var/lib/berth/hosters/<id> when apps (their own users, as root) could not traverse the data dir.' }),
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
   leaseMs: option({ env: 'BERTH_LEASE_MS', default: DEFAULT_LEASE_MS, schema: z.coerce.number().int().min(1000).max(600_000), describe: 'Lease of each claim (renewed four times per lease); an app stops about half a lease after its hoster is last heard of.' }),
@@ -88,6 +87,8 @@ export const CRASH_WINDOW_MS = 60_000;
 
 export interface HosterDaemon {
   hoster: Hoster;
+  /** The add-ons pinned to this machine and their servers. */
+  addons: AddonSupervisor;
   /** Evacuates (the default on SIGTERM), or leaves the apps for the next hoster to re-adopt. */
   close(options?: { evacuate: boolean }): Promise<void>;
 }
@@ -198,17 +199,31 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     );
   }
   await hoster.start();
+  // The add-ons pinned to this machine: stateful, never claimed by another (addon-supervisor.ts).
+  const addonSupervisor = new AddonSupervisor({
+    addons: new AddonStore(redis, store.keys),
+    machine: config.machine,
+    dataDir,
+    appUsers,
+    binaries: { postgresBinDir: config.postgresBinDir === '' ? debianPostgresBinDir() : config.postgresBinDir, redisServer: config.redisServer },
+    logger,
+    leaseMs: config.leaseMs,
+  });
+  addonSupervisor.start();
   logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appsRunAs: asRoot ? 'a user of their own' : 'this user' }, `hoster of ${config.machine} started`);
 
   let how = { evacuate: true };
   const closeOnce = idempotentClose(async () => {
     await hoster.close(how);
+    // Stopped cleanly and their leases given back, whichever the shutdown: their data stays.
+    await addonSupervisor.close();
     // Evacuated, no app of this hoster runs any more; left running, they keep their rules.
     if (how.evacuate && firewall?.installed) removeAppFirewall(config.machine, config.portRange);
     await closeRedis(redis);
   });
   return {
     hoster,
+    addons: addonSupervisor,
     close: (options = { evacuate: true }) => {
       how = options;
       return closeOnce();

@@ -18,6 +18,8 @@ export interface AppServiceOptions {
   bundleProcfile?: (digest: string) => Promise<Procfile>;
   /** Base URL apps are served under (e.g. https://paas.example.com), or null when unknown. */
   publicUrl: string | null;
+  /** The add-ons attached to an app, for its details (registry/addon-service.ts); absent: none are shown. */
+  addonsOf?: (app: string) => Promise<NonNullable<AppDetails['addons']>>;
 }
 
 /** Where a release's code came from when it is not a folder: a pushed commit (registry/git). */
@@ -226,7 +228,7 @@ export class AppService {
   }
 
   /** Sets and unsets variables in one new release. */
-  async changeConfig(name: string, change: { set?: Record<string, string>; unset?: string[] }, user: string): Promise<Release> {
+  async changeConfig(name: string, change: { set?: Record<string, string>; unset?: string[] }, user: string, description?: string): Promise<Release> {
     const set = change.set ?? {};
     const unset = change.unset ?? [];
     if (Object.keys(set).length === 0 && unset.length === 0) throw new BerthError('nothing_to_change');
@@ -245,7 +247,7 @@ export class AppService {
       const parts = [];
       if (Object.keys(set).length > 0) parts.push(`Set ${Object.keys(set).join(', ')}`);
       if (unset.length > 0) parts.push(`Unset ${unset.join(', ')}`);
-      return { ...baseContent(base), env, description: parts.join('; '), createdBy: user };
+      return { ...baseContent(base), env, description: description ?? parts.join('; '), createdBy: user };
     });
     return (await this.o.apps.release(name, version))!;
   }
@@ -253,7 +255,9 @@ export class AppService {
   async details(name: string): Promise<AppDetails> {
     const app = await this.o.apps.get(name);
     const [current, instances] = await Promise.all([this.o.apps.release(name, app.release), this.o.store.instancesOf(name)]);
-    return appDetails(app, current ?? null, instances, this.o.publicUrl);
+    const details = appDetails(app, current ?? null, instances, this.o.publicUrl);
+    if (this.o.addonsOf !== undefined) details.addons = await this.o.addonsOf(name);
+    return details;
   }
 
   async list(): Promise<AppDetails[]> {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { listSchema, logLevelSchema, option, portSchema, positiveIntSchema, positiveMsSchema, nonNegativeMsSchema, type ResolvedOptions } from '../common/config.js';
+import { listSchema, logLevelSchema, option, portRangeSchema, portSchema, positiveIntSchema, positiveMsSchema, nonNegativeMsSchema, type ResolvedOptions } from '../common/config.js';
 import { idempotentClose } from '../common/daemon-lifecycle.js';
 import { trackConnections } from '../common/http-drain.js';
 import type { Logger } from '../common/logger.js';
@@ -12,9 +12,12 @@ import { keyPrefixSchema } from '../common/names.js';
 import { createApiApp } from './api/api-app.js';
 import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
-import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, CertificateStore, DomainStore, readSealingKey, RegistryStore, RunStore, CronStore, TokenStore } from './store/index.js';
+import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, CertificateStore, DomainStore, readSealingKey, RegistryStore, RunStore, CronStore, TokenStore, AddonStore } from './store/index.js';
 import { readBundleProcfile } from './bundle-procfile.js';
 import { AppService } from './app-service.js';
+import { AddonService, DEFAULT_ADDON_PORT_RANGE } from './addon-service.js';
+import { AddonBackups, DEFAULT_ADDON_BACKUPS_KEPT } from './addon-backups.js';
+import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
 import { dashboardKeys, DEFAULT_LOAD_SAMPLE_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_TRUSTED_PROXIES, LoadHistory } from './dashboard/index.js';
@@ -72,6 +75,20 @@ export const REGISTRY_OPTIONS = {
     schema: z.string(),
     describe: "File of the key (64 hex characters) that seals certificates' private keys in Redis: the same file as the balancers' (berth up: <data dir>/acme-key). Without it, berth certs:add is refused.",
   }),
+  addonPortRange: option({
+    env: 'BERTH_ADDON_PORT_RANGE',
+    default: [...DEFAULT_ADDON_PORT_RANGE] as [number, number],
+    schema: portRangeSchema,
+    describe: "Ports add-on servers listen on, on each machine's address that apps reach (one port per add-on of a machine; keep it outside the hosters' BERTH_PORT_RANGE).",
+  }),
+  addonBackupDir: option({
+    env: 'BERTH_ADDON_BACKUP_DIR',
+    default: '',
+    schema: z.string(),
+    describe: "Where add-on backups are kept, by add-on name (default: <os tmpdir>/berth-addon-backups-<key prefix>; berth up: <data dir>/addon-backups). Give registries one shared folder, or take and restore backups through one of them.",
+  }),
+  addonBackupsKept: option({ env: 'BERTH_ADDON_BACKUPS_KEPT', default: DEFAULT_ADDON_BACKUPS_KEPT, schema: positiveIntSchema, describe: 'Backups kept per add-on: the oldest beyond this are removed at each new one.' }),
+  postgresBinDir: option({ env: 'BERTH_POSTGRES_BIN_DIR', default: '', schema: z.string(), describe: "Folder of pg_dump and pg_restore for postgres add-ons' backups. Default: the newest /usr/lib/postgresql/<version>/bin." }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
   logLevel: option({ env: 'BERTH_LOG_LEVEL', default: 'info', schema: logLevelSchema, describe: 'Log level.' }),
   ...REDIS_OPTIONS,
@@ -125,6 +142,20 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     bundleExists: (digest) => bundles.has(digest),
     bundleProcfile: (digest) => readBundleProcfile(bundles.read(digest)),
     publicUrl: config.publicUrl === '' ? null : config.publicUrl,
+    // The add-on service is made just below: details are asked for only once both exist.
+    addonsOf: (app) => addons.ofApp(app),
+  });
+  const addons: AddonService = new AddonService({
+    addons: new AddonStore(redis, registryKeys(config.keyPrefix)),
+    apps: appStore,
+    appService: apps,
+    store,
+    portRange: config.addonPortRange,
+    backups: new AddonBackups({
+      dir: config.addonBackupDir === '' ? join(tmpdir(), `berth-addon-backups-${config.keyPrefix}`) : config.addonBackupDir,
+      kept: config.addonBackupsKept,
+      postgresBinDir: config.postgresBinDir === '' ? debianPostgresBinDir() : config.postgresBinDir,
+    }),
   });
 
   // Serve at once if Redis is up soon; otherwise listen anyway and answer 503 until it is.
@@ -153,6 +184,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     store,
     bundles,
     apps,
+    addons,
     maxInstances: config.maxInstances,
     redis,
     openBlockingConnection: () => connectRedis(settings, { name: 'berth-registry-events', blocking: true }),

@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { Addon, AddonBackup, CreateAddonRequest, AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -216,6 +216,51 @@ export class BerthClient {
   /** ListDomains: the domains of one app, or of every app, with where each stands with its certificate. */
   async listDomains(name?: string): Promise<Domain[]> {
     return (await this.call<{ domains: Domain[] }>('GET', name === undefined ? '/v1/domains' : `/v1/apps/${enc(name)}/domains`, { idempotent: true })).domains;
+  }
+
+  /** CreateAddon: a PostgreSQL or a Redis pinned to a machine, attached to `app` (a new release sets its variable); 400 addon_kind_unknown, 404 app_not_found or machine_not_found, 409 addon_exists. */
+  createAddon(request: CreateAddonRequest): Promise<Addon> {
+    return this.call('POST', '/v1/addons', { body: request, idempotent: false });
+  }
+
+  /** ListAddons: every add-on, with where each stands. */
+  async listAddons(): Promise<Addon[]> {
+    return (await this.call<{ addons: Addon[] }>('GET', '/v1/addons', { idempotent: true })).addons;
+  }
+
+  /** GetAddon: one add-on (its machine, port, state, apps); 404 addon_not_found. */
+  getAddon(name: string): Promise<Addon> {
+    return this.call('GET', `/v1/addons/${enc(name)}`, { idempotent: true });
+  }
+
+  /** AttachAddon: `app` gets the add-on's URL as `as` (its kind's default variable when not given), in a new release. */
+  attachAddon(name: string, app: string, options: { as?: string } = {}): Promise<Addon> {
+    return this.call('POST', `/v1/addons/${enc(name)}/attachments`, { body: { app, ...options }, idempotent: true });
+  }
+
+  /** DetachAddon: `app` loses the add-on's variable, in a new release; 404 addon_not_attached. */
+  detachAddon(name: string, app: string): Promise<Addon> {
+    return this.call('DELETE', `/v1/addons/${enc(name)}/attachments/${enc(app)}`, { idempotent: false });
+  }
+
+  /** DestroyAddon: detaches every app and removes the add-on and its data; `confirm` must repeat the name (400 confirmation_required). */
+  async destroyAddon(name: string, confirm: string): Promise<Addon> {
+    return (await this.call<{ destroyed: Addon }>('DELETE', `/v1/addons/${enc(name)}`, { body: { confirm }, idempotent: false })).destroyed;
+  }
+
+  /** BackupAddon: a backup now (pg_dump custom format, or every Redis key's DUMP); 409 addon_unavailable when it does not run. */
+  backupAddon(name: string): Promise<AddonBackup> {
+    return this.call('POST', `/v1/addons/${enc(name)}/backups`, { body: {}, idempotent: false });
+  }
+
+  /** ListAddonBackups: the backups kept under the add-on's name, newest first. */
+  async listAddonBackups(name: string): Promise<AddonBackup[]> {
+    return (await this.call<{ backups: AddonBackup[] }>('GET', `/v1/addons/${enc(name)}/backups`, { idempotent: true })).backups;
+  }
+
+  /** RestoreAddon: replaces the add-on's data with a backup of its name; `confirm` repeats the name; 409 addon_backup_kind for a backup of the other kind. */
+  async restoreAddon(name: string, backup: string, confirm: string): Promise<AddonBackup> {
+    return (await this.call<{ restored: AddonBackup }>('POST', `/v1/addons/${enc(name)}/restore`, { body: { backup, confirm }, idempotent: false })).restored;
   }
 
   /** ListCertificates: every domain's certificate (ACME's and operators'), with issuer and expiry. */

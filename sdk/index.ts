@@ -1,6 +1,12 @@
 export { BerthClient, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, type BerthClientOptions } from './berth-client.js';
 export { BerthApiError } from './api-error.js';
 export type {
+  Addon,
+  AddonKind,
+  AddonState,
+  AppAddon,
+  AddonBackup,
+  CreateAddonRequest,
   AppDetails,
   AuditEntry,
   AutoscalePolicy,

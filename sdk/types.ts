@@ -310,6 +310,8 @@ export interface AppDetails extends App {
   running: number;
   /** Running instances by release version ("3": 2): an older release still serving shows here during a deploy. */
   runningByRelease: Record<string, number>;
+  /** The add-ons attached to it (berth addons:attach), with where each stands. */
+  addons?: AppAddon[];
 }
 
 /** Where an app's own domain stands with its certificate (berth domains:list). */
@@ -358,6 +360,68 @@ export interface Domain {
   path: string;
   createdAt: number;
   certificate: DomainCertificate;
+}
+
+/** The kinds of add-on berth runs. */
+export type AddonKind = 'postgres' | 'redis';
+
+/**
+ * Where an add-on's server stands: `unclaimed` before its machine's hoster took it, `starting`,
+ * `running`, `crashed` (restarted with backoff), `stopped` (its hoster gave it back, e.g. on
+ * shutdown), `unavailable` (its machine is silent, or its hoster's lease ended: the add-on is on
+ * that machine's disk and runs nowhere else until the machine returns).
+ */
+export type AddonState = 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped' | 'unavailable';
+
+/** An add-on (berth addons:info): a PostgreSQL or a Redis pinned to one machine. The password is never in it. */
+export interface Addon {
+  name: string;
+  kind: AddonKind;
+  machine: string;
+  /** Where the server listens (the machine's address that apps reach). */
+  host: string;
+  port: number;
+  /** The plan: Redis's maxmemory; PostgreSQL's shared_buffers is a quarter of it. */
+  memoryMb: number;
+  state: AddonState;
+  /** Why it is in that state, when it is not running (the server's last words, or the machine's silence). */
+  detail: string;
+  /** Restarts of its server since its hoster took it. */
+  restarts: number;
+  /** Its connection URL with the password left out (apps get the whole one as their variable). */
+  url: string;
+  /** The apps it is attached to, and as which variable. */
+  attachments: { app: string; variable: string }[];
+  createdAt: number;
+  createdBy: string;
+}
+
+/** A backup of an add-on (berth addons:backups): kept by the add-on's name, the newest first. */
+export interface AddonBackup {
+  /** Its time, UTC: 20261203T183500123Z. */
+  id: string;
+  addon: string;
+  kind: AddonKind;
+  sizeBytes: number;
+  createdAt: number;
+}
+
+/** An add-on as an app sees it (berth info): attached as `variable`. */
+export interface AppAddon {
+  name: string;
+  kind: AddonKind;
+  variable: string;
+  state: AddonState;
+}
+
+export interface CreateAddonRequest {
+  app: string;
+  kind: string;
+  name?: string;
+  machine?: string;
+  /** The variable the app gets its URL as (default DATABASE_URL for postgres, REDIS_URL for redis). */
+  as?: string;
+  memoryMb?: number;
 }
 
 export interface PublishRequest {

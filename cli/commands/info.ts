@@ -41,6 +41,8 @@ export function infoCommand(ctx: CliContext): Command {
         ['requirements', release === null || Object.keys(release.requirements).length === 0 ? 'none' : Object.entries(release.requirements).map(([k, v]) => `${k}=${v}`).join(', ')],
         // Names only: values may be secrets (berth config shows them).
         ['variables', release === null || Object.keys(release.env).length === 0 ? 'none' : Object.keys(release.env).sort().join(', ')],
+        // An add-on whose machine is silent says so plainly: the app cannot reach its data meanwhile.
+        ['add-ons', (app.addons ?? []).length === 0 ? 'none' : (app.addons ?? []).map((a) => `${a.name} (${a.kind}, ${a.variable}): ${output.status(a.state)}`).join('; ')],
       ];
       output.line(output.paint.bold(app.name));
       const width = Math.max(...rows.map(([k]) => k.length));

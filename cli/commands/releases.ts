@@ -12,7 +12,8 @@ export function releasesCommand(ctx: CliContext): Command {
     .action(async (name: string, flags: { json?: boolean }) => {
       const { output } = ctx;
       const releases = await connect(ctx.env).listReleases(name);
-      if (flags.json) return output.json(releases);
+      // Values may be secrets (an add-on's password among them): berth config NAME shows them.
+      if (flags.json) return output.json(releases.map((r) => ({ ...r, env: Object.fromEntries(Object.keys(r.env).map((k) => [k, '***'])) })));
       output.table(
         ['VERSION', 'STATUS', 'COMMIT', 'DESCRIPTION', 'BY', 'WHEN'],
         releases.map((r) => [

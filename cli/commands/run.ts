@@ -64,7 +64,7 @@ Examples:
 }
 
 /** Streams the run's output to stdout and stderr until it ends; Ctrl-C stops it. */
-async function follow(ctx: CliContext, name: string, run: Run, json: boolean): Promise<Extract<RunOutput, { exit: unknown }>['exit']> {
+export async function follow(ctx: CliContext, name: string, run: Run, json: boolean): Promise<Extract<RunOutput, { exit: unknown }>['exit']> {
   const client = connect(ctx.env);
   const leave = new AbortController();
   let interrupted = false;

@@ -130,7 +130,7 @@ async function runUp(flags: z.output<typeof upFlags>): Promise<void> {
     command: process.execPath,
     args: [main, 'registry'],
     // The git remotes' repositories (a cache of what pushes sent) live with the rest of the data.
-    env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile, BERTH_GIT_DIR: process.env.BERTH_GIT_DIR ?? join(dataDir, 'git'), BERTH_ACME_KEY_FILE: acmeKeyFile },
+    env: { ...daemonEnv, BERTH_TOKEN_FILE: tokenFile, BERTH_GIT_DIR: process.env.BERTH_GIT_DIR ?? join(dataDir, 'git'), BERTH_ADDON_BACKUP_DIR: process.env.BERTH_ADDON_BACKUP_DIR ?? join(dataDir, 'addon-backups'), BERTH_ACME_KEY_FILE: acmeKeyFile },
   });
   supervisor.start({ name: 'proxy', command: process.execPath, args: [main, 'proxy'], env: daemonEnv });
   // The balancer holds no token: it checks one by its digest before showing internal reports.

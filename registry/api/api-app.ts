@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { AppService } from '../app-service.js';
+import type { AddonService } from '../addon-service.js';
+import { addonRoutes } from './addon-routes.js';
 import type { BundleStore, CertificateStore, DomainStore, RegistryStore, TokenStore } from '../store/index.js';
 import { certificateRoutes } from './certificate-routes.js';
 import { dashboardKeys, dashboardRoutes, loadDashboardAssets, loadHistoryRoutes, sessionAuthenticate, SessionStore, type LoadHistory } from '../dashboard/index.js';
@@ -28,6 +30,8 @@ export interface ApiAppOptions {
   store: RegistryStore;
   bundles: BundleStore;
   apps: AppService;
+  /** Add-ons (/v1/addons); absent: the routes answer 404 as any unknown endpoint. */
+  addons?: AddonService;
   /** Apps' own domains, and their certificates. */
   domains: { store: DomainStore; certificates: CertificateStore };
   /** Most instances one app may ask for. */
@@ -102,6 +106,7 @@ export function createApiApp(options: ApiAppOptions): {
   v1.use(apps.router);
   v1.use(domainRoutes({ domains: options.domains.store, certificateOf: (domains) => options.domains.certificates.statuses(domains) }));
   v1.use(certificateRoutes(options.domains.certificates));
+  if (options.addons) v1.use(addonRoutes(options.addons));
   const runStore = new RunStore(options.redis, options.store.keys);
   const runs = runRoutes({ runs: runStore, apps: options.apps, redis: options.redis, openBlockingConnection: options.openBlockingConnection, logger: options.logger });
   v1.use(runs.router);

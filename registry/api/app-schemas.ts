@@ -14,7 +14,7 @@ function reservedEnvKey(key: string): boolean {
 
 const ENV_KEY_MESSAGE = 'variable names are A-Z, 0-9 and "_", not starting with a digit (at most 128)';
 
-const envKeySchema = z
+export const envKeySchema = z
   .string()
   .regex(ENV_KEY, ENV_KEY_MESSAGE)
   .refine((k) => !reservedEnvKey(k), 'PORT, HOST and BERTH_* are set by berth for every instance');

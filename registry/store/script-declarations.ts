@@ -1,6 +1,7 @@
 import { defineScript } from './lua-scripts.js';
 import { SCRIPT_FAILURE } from './script-errors.js';
 import { RUN_SCRIPTS } from './run-scripts.js';
+import { ADDON_SCRIPTS } from './addon-scripts.js';
 
 /**
  * Every Lua script of the registry (`scripts/<name>-<keys>.lua`), declared once: its KEYS and
@@ -309,4 +310,5 @@ export const ALL_SCRIPTS = [
   createToken,
   revokeToken,
   ...RUN_SCRIPTS,
+  ...ADDON_SCRIPTS,
 ] as const;

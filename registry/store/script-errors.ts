@@ -31,6 +31,15 @@ export const SCRIPT_FAILURE = {
   /** An operator's certificate holds the domain: ACME leaves it alone (an answer, not an error). */
   operatorCertificate: -19,
   certificateNotFound: -20,
+  addonExists: -21,
+  noAddonPort: -22,
+  addonNotFound: -23,
+  addonNotAttached: -24,
+  addonAttached: -25,
+  /** Another claim of the add-on's machine holds it, its lease still running (an answer, not an error). */
+  addonHeld: -26,
+  /** Returned as `{-27, the add-on attached as that variable}`. */
+  addonVarTaken: -27,
 } as const;
 
 /**
@@ -81,6 +90,20 @@ export function scriptFailure(code: number, args: Readonly<Record<string, string
       return new BerthError('domain_not_found', `The app "${app}" has no domain ${String(args.domain)}: list them with berth domains:list ${app}.`);
     case SCRIPT_FAILURE.certificateNotFound:
       return new BerthError('certificate_not_found', `No operator certificate for ${String(args.domain)}: list them with berth certs.`);
+    case SCRIPT_FAILURE.addonExists:
+      return new BerthError('addon_exists', `An add-on named ${String(args.name)} exists: choose another name (--name), or destroy it first (berth addons:destroy ${String(args.name)} --confirm ${String(args.name)}).`);
+    case SCRIPT_FAILURE.noAddonPort:
+      return new BerthError('no_addon_port', `Every add-on port of the machine ${String(args.machine)} is taken: destroy an add-on there, choose another machine (--machine), or widen BERTH_ADDON_PORT_RANGE.`);
+    case SCRIPT_FAILURE.addonNotFound:
+      return new BerthError('addon_not_found', `No add-on is named ${String(args.name)}: list them with berth addons:list.`);
+    case SCRIPT_FAILURE.addonNotAttached:
+      return new BerthError('addon_not_attached', `The add-on ${String(args.name)} is not attached to ${app}: berth addons:info ${String(args.name)} lists its apps.`);
+    case SCRIPT_FAILURE.addonAttached:
+      return new BerthError('addon_attached', `The add-on ${String(args.name)} was attached to an app meanwhile: run the command again (it detaches every app first).`);
+    case SCRIPT_FAILURE.addonVarTaken: {
+      const [, other] = reply as [number, string];
+      return new BerthError('addon_var_taken', `${app} already has the add-on ${other} attached as ${String(args.variable)}: detach it first (berth addons:detach ${other} ${app}), or choose another variable (--as VAR).`);
+    }
     case SCRIPT_FAILURE.uploadGone:
       return new BerthError('redis_unavailable');
     default:

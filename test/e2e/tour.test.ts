@@ -1,4 +1,4 @@
-// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, one-off runs and a cron job, and a clean stop with nothing left running.
+// The five-minute tour, as a new user takes it: berth up, publish over the CLI, HTTPS through the balancer answered by every instance, scale up and down, an update under load with no failed request, rollback, config, logs, delete, a deploy by git push, one-off runs and a cron job, a PostgreSQL and a Redis add-on, and a clean stop with nothing left running.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -33,6 +33,12 @@ function get(path: string): Promise<{ status: number; body: string }> {
   });
 }
 
+/** A random block of ten ports for add-ons, below the test hosters' instance ports. */
+function addonPorts(): string {
+  const first = 6000 + Math.floor(Math.random() * 390) * 10;
+  return `${first}-${first + 9}`;
+}
+
 async function berth(...args: string[]): Promise<string> {
   const run = await runCli(args, env, { deadlineMs: 120_000 });
   if (run.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
@@ -46,6 +52,9 @@ beforeAll(async () => {
     BERTH_HOME: join(dir, 'home'),
     // The tour's own load must not close the hoster's load gate on a busy test machine.
     BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(),
+    // Below every test hoster's instance ports (10000 and up), whose firewall rules, left by
+    // hosters of other test runs on this host, refuse apps' connections to those ports.
+    BERTH_ADDON_PORT_RANGE: addonPorts(),
     BERTH_DRAIN_MS: '500',
   };
   up = startDaemon(
@@ -79,6 +88,7 @@ describe('the five-minute tour', () => {
 
   it('publishes, serves over HTTPS, scales, updates without a failed request, rolls back, configures, logs, deletes, stops cleanly', async () => {
     const secrets = JSON.parse(readFileSync(join(dir, 'data', 'secrets.json'), 'utf8')) as { token: string; redisPassword: string };
+    let addonPasswords: string[] = [];
     const app = mkdtempSync(join(tmpdir(), 'berth-tour-app-'));
     cpSync(new URL('../../examples/hello', import.meta.url), app, { recursive: true });
     try {
@@ -184,6 +194,16 @@ describe('the five-minute tour', () => {
       expect(await berth('runs:logs', 'tasks', detached)).toBe('later\n');
       await berth('cron:add', 'tasks', '*/10 * * * * *', '--', 'node', '-e', "console.log('tick')");
       await waitFor(async () => JSON.parse(await berth('cron:list', 'tasks', '--json'))[0]?.lastRun?.state === 'exited', { deadlineMs: 40_000, what: 'a cron tick run' });
+      // A database for your app (the README's step): a PostgreSQL and a Redis on this berth up, reached through the app's variables.
+      await berth('addons:create', 'tasks', 'postgres');
+      await berth('addons:create', 'tasks', 'redis');
+      await waitFor(async () => (JSON.parse(await berth('addons:list', '--json')) as { state: string }[]).every((a) => a.state === 'running'), { deadlineMs: 60_000, what: 'the add-ons running' });
+      expect(await berth('addons:psql', 'tasks-postgres', '--', '-X', '-t', '-A', '-c', 'SELECT 40 + 2')).toBe('42\n');
+      expect(await berth('addons:redis-cli', 'tasks-redis', '--', 'PING')).toBe('PONG\n');
+      addonPasswords = (await berth('config', 'tasks')).split('\n').map((l) => /:([0-9a-f]{48})@/.exec(l)?.[1]).filter((p): p is string => p !== undefined);
+      expect(addonPasswords).toHaveLength(2);
+      await berth('addons:destroy', 'tasks-redis', '--confirm', 'tasks-redis');
+      await berth('addons:destroy', 'tasks-postgres', '--confirm', 'tasks-postgres');
       await berth('delete', 'tasks', '--yes');
       await berth('delete', 'jobs', '--yes');
     } finally {
@@ -197,5 +217,6 @@ describe('the five-minute tour', () => {
     expect(up.output().length).toBeGreaterThan(1000);
     expect(up.output().includes(secrets.token), 'the token in the logs').toBe(false);
     expect(up.output().includes(secrets.redisPassword), 'the Redis password in the logs').toBe(false);
+    for (const p of addonPasswords) expect(up.output().includes(p), "an add-on's password in the logs").toBe(false);
   }, 240_000);
 });

@@ -1,0 +1,264 @@
+import { randomBytes } from 'node:crypto';
+import { BerthError } from '../common/errors.js';
+import { NAME_PATTERN } from '../common/names.js';
+import type { Addon, AddonBackup, AddonState, AppAddon } from '../sdk/types.js';
+import type { AddonBackups } from './addon-backups.js';
+import type { AppService } from './app-service.js';
+import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
+
+/** Ports add-on servers listen on, per machine (outside the hosters' instance ports, 20000-29999 by default). @default [15400, 15599] */
+export const DEFAULT_ADDON_PORT_RANGE: readonly [number, number] = [15_400, 15_599];
+/** The plan's memory when none is given (MB). @default 256 */
+export const DEFAULT_ADDON_MEMORY_MB = 256;
+/** A machine not heard from for this long holds its add-ons unavailable. @default 30000 */
+export const DEFAULT_ADDON_SILENT_MS = 30_000;
+
+const DEFAULT_VARIABLE: Record<AddonKind, string> = { postgres: 'DATABASE_URL', redis: 'REDIS_URL' };
+
+export interface AddonServiceOptions {
+  addons: AddonStore;
+  apps: AppStore;
+  appService: AppService;
+  store: RegistryStore;
+  /** @default DEFAULT_ADDON_PORT_RANGE */
+  portRange?: readonly [number, number];
+  /** @default DEFAULT_ADDON_SILENT_MS */
+  silentMs?: number;
+  /** Backups (registry/addon-backups.ts); absent: refused as unavailable. */
+  backups?: AddonBackups;
+}
+
+export interface CreateAddonInput {
+  app: string;
+  kind: string;
+  name?: string;
+  machine?: string;
+  as?: string;
+  memoryMb?: number;
+}
+
+/**
+ * Add-ons as a user sees them: create (pinned to a machine, credentials made, attached to the
+ * app), attach and detach (each a new release of the app that sets or unsets its variable),
+ * destroy (confirmed by name). Their hosters run them (hoster/addon-supervisor.ts).
+ */
+export class AddonService {
+  private readonly portRange: readonly [number, number];
+  private readonly silentMs: number;
+
+  constructor(private readonly o: AddonServiceOptions) {
+    this.portRange = o.portRange ?? DEFAULT_ADDON_PORT_RANGE;
+    this.silentMs = o.silentMs ?? DEFAULT_ADDON_SILENT_MS;
+  }
+
+  async create(input: CreateAddonInput, user: string): Promise<Addon> {
+    const kind = kindOf(input.kind);
+    // Everything is checked before anything is written: bad input changes nothing.
+    await this.o.apps.get(input.app);
+    const variable = input.as ?? DEFAULT_VARIABLE[kind];
+    const attached = await this.o.addons.attachmentsOf(input.app);
+    if (attached[variable] !== undefined) {
+      throw new BerthError('addon_var_taken', `${input.app} already has the add-on ${attached[variable]} attached as ${variable}: detach it first (berth addons:detach ${attached[variable]} ${input.app}), or choose another variable (--as VAR).`);
+    }
+    const machine = await this.machineFor(input.machine);
+    let name = input.name ?? `${input.app}-${kind}`;
+    if (input.name === undefined && (await this.o.addons.get(name)) !== undefined) name = `${input.app}-${kind}-${randomBytes(2).toString('hex')}`;
+    if (!NAME_PATTERN.test(name)) {
+      throw new BerthError('invalid_request', `Invalid body: name: ${name} is not a valid add-on name (a-z, 0-9 and "-", starting with a letter, at most 63 characters): give one with --name.`);
+    }
+    await this.o.addons.create({
+      id: randomBytes(8).toString('hex'),
+      name,
+      kind,
+      machine: machine.name,
+      host: hostOf(machine),
+      portRange: this.portRange,
+      memoryMb: input.memoryMb ?? DEFAULT_ADDON_MEMORY_MB,
+      password: randomBytes(24).toString('hex'),
+      createdBy: user,
+    });
+    try {
+      await this.attach(name, input.app, variable, user);
+    } catch (err) {
+      // No release took it (the app changed, or was deleted, meanwhile): it goes as it came, before its server ever ran.
+      await this.o.addons.destroy(name, machine.name).catch(() => undefined);
+      throw err;
+    }
+    return this.info(name);
+  }
+
+  async info(name: string): Promise<Addon> {
+    const stored = await this.stored(name);
+    const [machines, now] = await Promise.all([this.o.store.listMachines(), this.o.store.now()]);
+    return this.view(stored, machines, now);
+  }
+
+  async list(): Promise<Addon[]> {
+    const [stored, machines, now] = await Promise.all([this.o.addons.list(), this.o.store.listMachines(), this.o.store.now()]);
+    return stored.map((a) => this.view(a, machines, now));
+  }
+
+  /** The add-ons attached to an app, for its details (berth info). */
+  async ofApp(app: string): Promise<AppAddon[]> {
+    const attached = await this.o.addons.attachmentsOf(app);
+    if (Object.keys(attached).length === 0) return [];
+    const [machines, now] = await Promise.all([this.o.store.listMachines(), this.o.store.now()]);
+    const out: AppAddon[] = [];
+    for (const [variable, name] of Object.entries(attached).sort()) {
+      const stored = await this.o.addons.get(name);
+      if (stored === undefined) continue;
+      out.push({ name, kind: stored.kind, variable, state: this.view(stored, machines, now).state });
+    }
+    return out;
+  }
+
+  /** Attaches the add-on to an app as `variable` (its kind's default when not given): a new release with the URL set. */
+  async attach(name: string, app: string, variable: string | undefined, user: string): Promise<Addon> {
+    const stored = await this.stored(name);
+    await this.o.apps.get(app);
+    const as = variable ?? DEFAULT_VARIABLE[stored.kind];
+    const before = await this.o.addons.attach(name, app, as);
+    try {
+      await this.o.appService.changeConfig(app, { set: { [as]: connectionUrl(stored, true) }, unset: before !== '' && before !== as ? [before] : [] }, user, `Attach ${name} as ${as}`);
+    } catch (err) {
+      // The app keeps the variable it had: so does the record.
+      await (before === '' ? this.o.addons.detach(name, app) : this.o.addons.attach(name, app, before)).catch(() => undefined);
+      throw err;
+    }
+    return this.info(name);
+  }
+
+  /** Detaches the add-on from an app: a new release without its variable. */
+  async detach(name: string, app: string, user: string): Promise<Addon> {
+    await this.stored(name);
+    const variable = await this.o.addons.detach(name, app);
+    await this.o.appService.changeConfig(app, { unset: [variable] }, user, `Detach ${name} (${variable})`).catch((err: unknown) => {
+      // An app deleted meanwhile has no variable left to unset.
+      if (!(err instanceof BerthError && err.code === 'app_not_found')) throw err;
+    });
+    return this.info(name);
+  }
+
+  /** Detaches every app, then removes the record; its machine's hoster stops the server and removes its data. */
+  async destroy(name: string, confirm: string | undefined, user: string): Promise<Addon> {
+    if (confirm !== name) {
+      throw new BerthError('confirmation_required', `Destroying ${name} removes its data for good: repeat its name to confirm (berth addons:destroy ${name} --confirm ${name}).`);
+    }
+    let addon = await this.info(name);
+    for (const { app } of addon.attachments) addon = await this.detach(name, app, user);
+    const stored = await this.stored(name);
+    await this.o.addons.destroy(name, stored.machine);
+    return { ...addon, attachments: [] };
+  }
+
+  /** Takes a backup now (the add-on must be running). */
+  async backup(name: string): Promise<AddonBackup> {
+    const stored = await this.runningOne(name);
+    return this.backupsOrThrow().take(stored);
+  }
+
+  async backups(name: string): Promise<AddonBackup[]> {
+    // The backups of a destroyed add-on stay listed under its name, for a new one to restore.
+    return this.backupsOrThrow().list(name);
+  }
+
+  /** Replaces the add-on's data with a backup of its name and kind; `confirm` repeats the name. */
+  async restore(name: string, backup: string, confirm: string | undefined): Promise<AddonBackup> {
+    if (confirm !== name) {
+      throw new BerthError('confirmation_required', `Restoring replaces every row or key ${name} holds now: repeat its name to confirm (berth addons:restore ${name} ${backup} --confirm ${name}).`);
+    }
+    // A backup that is not this add-on's, or of the other kind, is refused before its state matters.
+    this.backupsOrThrow().check(await this.stored(name), backup);
+    const stored = await this.runningOne(name);
+    return this.backupsOrThrow().restore(stored, backup);
+  }
+
+  private backupsOrThrow(): AddonBackups {
+    if (this.o.backups === undefined) throw new BerthError('addon_unavailable', 'This registry keeps no add-on backups.');
+    return this.o.backups;
+  }
+
+  private async runningOne(name: string): Promise<StoredAddon> {
+    const stored = await this.stored(name);
+    const view = await this.info(name);
+    if (view.state !== 'running') throw new BerthError('addon_unavailable', `${name} is ${view.state}${view.detail === '' ? '' : ` (${view.detail})`}: retry once it runs (berth addons:info ${name}).`);
+    return stored;
+  }
+
+  private async stored(name: string): Promise<StoredAddon> {
+    const stored = await this.o.addons.get(name);
+    if (stored === undefined) throw new BerthError('addon_not_found', `No add-on is named ${name}: list them with berth addons:list.`);
+    return stored;
+  }
+
+  private async machineFor(name: string | undefined): Promise<Machine> {
+    const [machines, now] = await Promise.all([this.o.store.listMachines(), this.o.store.now()]);
+    if (name !== undefined) {
+      const machine = machines.find((m) => m.name === name);
+      if (machine === undefined) throw new BerthError('machine_not_found', `No machine is named ${name}: berth machines lists them.`);
+      return machine;
+    }
+    // Chosen by room: the live machine with the most free memory.
+    const live = machines.filter((m) => now - m.heartbeatAt <= this.silentMs);
+    const best = live.sort((a, b) => (b.facts.freeMemoryMb ?? 0) - (a.facts.freeMemoryMb ?? 0))[0];
+    if (best === undefined) throw new BerthError('machine_not_found', 'No machine has been heard from lately to run the add-on: start a hoster (berth hoster), or name a machine (--machine).');
+    return best;
+  }
+
+  private view(a: StoredAddon, machines: Machine[], now: number): Addon {
+    const machine = machines.find((m) => m.name === a.machine);
+    let state: AddonState = a.state;
+    let detail = a.detail;
+    if (machine === undefined || now - machine.heartbeatAt > this.silentMs) {
+      state = 'unavailable';
+      detail = machine === undefined ? `its machine ${a.machine} is not known` : `its machine ${a.machine} has not been heard from for ${Math.round((now - machine.heartbeatAt) / 1000)} s`;
+    } else if (a.epoch > 0 && a.state !== 'stopped' && a.leaseUntil < now) {
+      state = 'unavailable';
+      detail = `the hoster of ${a.machine} stopped renewing its hold ${Math.round((now - a.leaseUntil) / 1000)} s ago`;
+    }
+    return {
+      name: a.name,
+      kind: a.kind,
+      machine: a.machine,
+      host: a.host,
+      port: a.port,
+      memoryMb: a.memoryMb,
+      state,
+      detail,
+      restarts: a.restarts,
+      url: connectionUrl(a, false),
+      attachments: Object.entries(a.attachments).sort().map(([app, variable]) => ({ app, variable })),
+      createdAt: a.createdAt,
+      createdBy: a.createdBy,
+    };
+  }
+}
+
+function kindOf(kind: string): AddonKind {
+  if ((ADDON_KINDS as readonly string[]).includes(kind)) return kind as AddonKind;
+  throw new BerthError('addon_kind_unknown', `berth has no add-on of kind ${JSON.stringify(kind.slice(0, 40))}: give postgres or redis.`);
+}
+
+/** The URL an app connects with; without the password, as addons:info shows it. */
+export function connectionUrl(a: Pick<StoredAddon, 'kind' | 'name' | 'host' | 'port' | 'password'>, withPassword: boolean): string {
+  const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+  if (a.kind === 'postgres') {
+    const id = postgresIdentifier(a.name);
+    return `postgres://${id}${withPassword ? `:${a.password}` : ''}@${host}:${a.port}/${id}`;
+  }
+  return `redis://${withPassword ? `:${a.password}@` : ''}${host}:${a.port}`;
+}
+
+/** The address of the machine apps reach: its proxy's host (the address other machines reach it at). */
+function hostOf(machine: Machine): string {
+  const proxy = machine.facts.proxy;
+  if (typeof proxy === 'string' && proxy !== '') {
+    try {
+      const host = new URL(proxy).hostname.replace(/^\[|\]$/g, '');
+      if (host !== '' && host !== '0.0.0.0' && host !== '::') return host;
+    } catch {
+      // Not a URL: loopback below.
+    }
+  }
+  return '127.0.0.1';
+}

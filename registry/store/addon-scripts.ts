@@ -1,0 +1,48 @@
+import { defineScript } from './lua-scripts.js';
+import { SCRIPT_FAILURE } from './script-errors.js';
+
+/** The Lua scripts of add-ons (`scripts/<name>-<keys>.lua`), declared as script-declarations.ts declares the others. */
+
+/** Replies the port given to the add-on. */
+export const createAddon = defineScript<number>()({
+  name: 'createAddon',
+  keys: ['addon', 'addons', 'machineAddons', 'machineAddonPorts'],
+  args: ['name', 'id', 'kind', 'machine', 'host', 'portFirst', 'portLast', 'memoryMb', 'password', 'createdBy'],
+});
+
+/** Replies {1, the variable the app had it as before, or ''}. */
+export const attachAddon = defineScript<[number, string]>()({
+  name: 'attachAddon',
+  keys: ['addon', 'appAddons'],
+  args: ['name', 'app', 'variable'],
+});
+
+/** Replies the variable it was attached as. */
+export const detachAddon = defineScript<string>()({
+  name: 'detachAddon',
+  keys: ['addon', 'appAddons'],
+  args: ['name', 'app'],
+});
+
+export const destroyAddon = defineScript<number>()({
+  name: 'destroyAddon',
+  keys: ['addon', 'addons', 'machineAddons', 'machineAddonPorts', 'machineAddonTrash'],
+  args: ['name', 'machine'],
+});
+
+/** Replies {epoch, lease expiry}, or the answer that a live lease holds it. */
+export const claimAddon = defineScript<[number, number] | number>()({
+  name: 'claimAddon',
+  keys: ['addon', 'epoch'],
+  args: ['machine', 'leaseMs', 'id'],
+  answers: [SCRIPT_FAILURE.addonHeld],
+});
+
+/** Replies the lease expiry (0 once released). */
+export const reportAddon = defineScript<number>()({
+  name: 'reportAddon',
+  keys: ['addon'],
+  args: ['machine', 'epoch', 'leaseMs', 'state', 'pid', 'detail', 'restarts'],
+});
+
+export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon] as const;
