@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { BerthError } from '../common/errors.js';
@@ -183,22 +183,40 @@ export function watchCertificateFiles(options: WatchCertificateFilesOptions): { 
     }
   };
 
-  const listener = (curr: Stats, prev: Stats): void => {
-    if (curr.mtimeMs === prev.mtimeMs && curr.ino === prev.ino && curr.size === prev.size) return;
-    void reload();
-  };
+  // Each file's identity as last seen, taken now (synchronously): fs.watchFile takes its first
+  // look later, on the thread pool, and a file replaced before that look would go unnoticed.
+  const seen = new Map([certPath, keyPath].map((path) => [path, identityOf(path)] as const));
+  const timer = setInterval(() => {
+    let changed = false;
+    for (const [path, before] of seen) {
+      const now = identityOf(path);
+      if (now !== before) {
+        seen.set(path, now);
+        changed = true;
+      }
+    }
+    if (changed) void reload();
+  }, interval);
   // Not persistent: the watcher alone must not keep a daemon alive; its server does.
-  watchFile(certPath, { interval, persistent: false }, listener);
-  watchFile(keyPath, { interval, persistent: false }, listener);
+  timer.unref();
 
   return {
     close: () => {
       if (closed) return;
       closed = true;
-      unwatchFile(certPath, listener);
-      unwatchFile(keyPath, listener);
+      clearInterval(timer);
     },
   };
+}
+
+/** What tells a file's content changed without reading it: its inode, size and modification time. */
+function identityOf(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
 }
 
 function readOrNull(path: string): string | null {
