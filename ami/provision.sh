@@ -163,7 +163,11 @@ fi
 # per add-on; the packages' own services (6379, 5432) stay off unless this machine runs them.
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
-  if [ "$own_redis" -eq 0 ] && [ -d /run/systemd/system ]; then systemctl disable --now redis-server.service >/dev/null 2>&1 || true; fi
+fi
+if [ "$own_redis" -eq 0 ]; then
+  # Disabled (not masked: a later run with the registry role enables it), stopped if running.
+  if [ -d /run/systemd/system ]; then systemctl stop redis-server.service 2>/dev/null || true; fi
+  systemctl disable redis-server.service >/dev/null 2>&1 || true
 fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt_install postgresql
