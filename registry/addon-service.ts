@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BerthError } from '../common/errors.js';
 import { NAME_PATTERN } from '../common/names.js';
-import type { Addon, AddonBackup, AddonState, AppAddon } from '../sdk/types.js';
+import type { Addon, AddonBackup, AddonState, AppAddon, CreateAddonRequest } from '../sdk/types.js';
 import type { AddonBackups } from './addon-backups.js';
 import type { AppService } from './app-service.js';
 import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
@@ -28,14 +28,6 @@ export interface AddonServiceOptions {
   backups?: AddonBackups;
 }
 
-export interface CreateAddonInput {
-  app: string;
-  kind: string;
-  name?: string;
-  machine?: string;
-  as?: string;
-  memoryMb?: number;
-}
 
 /**
  * Add-ons as a user sees them: create (pinned to a machine, credentials made, attached to the
@@ -51,7 +43,7 @@ export class AddonService {
     this.silentMs = o.silentMs ?? DEFAULT_ADDON_SILENT_MS;
   }
 
-  async create(input: CreateAddonInput, user: string): Promise<Addon> {
+  async create(input: CreateAddonRequest, user: string): Promise<Addon> {
     const kind = kindOf(input.kind);
     // Everything is checked before anything is written: bad input changes nothing.
     await this.o.apps.get(input.app);
