@@ -27,7 +27,9 @@ export interface Pebble {
  * resolves to 127.0.0.1, and pebble checks HTTP-01 challenges on `httpPort` there (where a
  * balancer's plain-HTTP listener is to be). `env` is pebble's own (PEBBLE_VA_NOSLEEP=1 is set).
  */
-export async function startPebble(o: { dir: string; httpPort: number; env?: Record<string, string> }): Promise<Pebble> {
+export async function startPebble(o: { dir: string; httpPort: number; env?: Record<string, string>; host?: string }): Promise<Pebble> {
+  // Where its ACME and management listeners are: loopback, or an address other namespaces reach.
+  const host = o.host ?? '127.0.0.1';
   const children: ChildProcess[] = [];
   const start = (command: string, args: string[], env: Record<string, string> = {}) => {
     const child = spawn(command, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,7 +53,7 @@ export async function startPebble(o: { dir: string; httpPort: number; env?: Reco
   };
   try {
     // pebble's own HTTPS listener needs a certificate: one from a CA made here.
-    const tls = await ensureLocalCertificates({ dir: join(o.dir, 'pebble-tls'), names: ['127.0.0.1'] });
+    const tls = await ensureLocalCertificates({ dir: join(o.dir, 'pebble-tls'), names: [host] });
     const [acmePort, managementPort, dnsPort, challtestPort, tlsPort] = [await getPort(), await getPort(), await getPort(), await getPort(), await getPort()];
     const challtestsrv = `http://127.0.0.1:${challtestPort}`;
     start('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${challtestPort}`, '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '']);
@@ -60,8 +62,8 @@ export async function startPebble(o: { dir: string; httpPort: number; env?: Reco
       join(o.dir, 'pebble', 'config.json'),
       JSON.stringify({
         pebble: {
-          listenAddress: `127.0.0.1:${acmePort}`,
-          managementListenAddress: `127.0.0.1:${managementPort}`,
+          listenAddress: `${host}:${acmePort}`,
+          managementListenAddress: `${host}:${managementPort}`,
           certificate: tls.certPath,
           privateKey: tls.keyPath,
           httpPort: o.httpPort,
@@ -72,7 +74,7 @@ export async function startPebble(o: { dir: string; httpPort: number; env?: Reco
       }),
     );
     start('pebble', ['-config', join(o.dir, 'pebble', 'config.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], { PEBBLE_VA_NOSLEEP: '1', ...o.env });
-    const directory = `https://127.0.0.1:${acmePort}/dir`;
+    const directory = `https://${host}:${acmePort}/dir`;
     const get = (url: string) =>
       new Promise<string>((resolve, reject) => {
         request(url, { agent: new Agent({ ca: tls.caCertPem, keepAlive: false }) }, (res) => {
@@ -89,7 +91,7 @@ export async function startPebble(o: { dir: string; httpPort: number; env?: Reco
       if (!r.ok) throw new Error(`pebble-challtestsrv refused ${host}: ${r.status}`);
     };
     await waitFor(() => resolveHost('probe.pebble.test', ['127.0.0.1']).then(() => true), { what: 'pebble-challtestsrv to answer' });
-    return { directory, caFile: tls.caCertPath, root: () => get(`https://127.0.0.1:${managementPort}/roots/0`), resolve: resolveHost, stop };
+    return { directory, caFile: tls.caCertPath, root: () => get(`https://${host}:${managementPort}/roots/0`), resolve: resolveHost, stop };
   } catch (err) {
     await stop();
     throw err;
