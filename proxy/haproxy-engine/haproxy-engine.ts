@@ -9,21 +9,14 @@ import { HaproxyProcess } from './haproxy-process.js';
 import { readStats, serverStates, statsMetrics } from './haproxy-stats.js';
 import { RouteApplier } from './route-applier.js';
 
-export interface HaproxyEngineOptions {
+/** The proxy's settings HAProxy's config takes as they are (the rest of HaproxySettings the engine makes). */
+type PassedSettings = Pick<HaproxySettings, 'nodePort' | 'trustedProxies' | 'maxConnections' | 'connectTimeoutMs' | 'upstreamTimeoutMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'graceMs'>;
+
+export interface HaproxyEngineOptions extends PassedSettings {
   table: RouteTable;
   host: string;
   /** 0 picks a free one. */
   port: number;
-  nodePort: number;
-  trustedProxies: string[];
-  maxConnections: number;
-  connectTimeoutMs: number;
-  upstreamTimeoutMs: number;
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  maxHeaderBytes: number;
-  graceMs: number;
   logger: Logger;
 }
 

@@ -149,14 +149,18 @@ describe('berth run', () => {
   });
 
   it('a read-only follower that leaves does not stop the run', async () => {
-    const run = await client.createRun(APP, { command: ['node', '-e', "console.log('up'); setInterval(() => {}, 1000)"] });
+    const run = await client.createRun(APP, { command: ['node', '-e', "console.log('up'); setInterval(() => console.log('tick'), 250)"] });
     const watcher = new BerthClient({ url: registry.daemon.url, token: (await client.createToken('watcher', { readOnly: true })).token });
     const leave = new AbortController();
     for await (const piece of watcher.followRun(APP, run.id, { signal: leave.signal })) {
       if ('stream' in piece && piece.data.includes('up')) break;
     }
     leave.abort();
-    await new Promise((r) => setTimeout(r, 1500)); // more than a renewal: a stop would have reached the hoster
+    // The run goes on ticking for 2 s after its follower left, more than a renewal: a stop would
+    // have reached the hoster by then, and the ticks would have ended.
+    const ticks = async () => (await client.runOutput(APP, run.id)).filter((o) => 'stream' in o && o.data.includes('tick')).length;
+    const before = await ticks();
+    await waitFor(async () => (await ticks()) >= before + 8, { deadlineMs: 20_000, what: 'eight more ticks after the follower left' });
     expect((await runOf(run.id)).state).toBe('running');
     await client.stopRun(APP, run.id);
     await waitFor(async () => (await runOf(run.id)).state === 'stopped', { deadlineMs: 20_000, what: 'stopped by runs:stop' });
@@ -212,7 +216,7 @@ describe('berth run -it', () => {
   }
 
   it("refuses the terminal to a read-only token, another app's token, no token, and a run without -it", async () => {
-    const run = await client.createRun(APP, { command: ['node', '-e', 'setTimeout(() => {}, 20000)'], interactive: true });
+    const run = await client.createRun(APP, { command: ['node', '-e', 'setInterval(() => {}, 1000)'], interactive: true });
     try {
       const reader = await client.createToken('tty-reader', { readOnly: true });
       expect(await terminalStatus(run.id, reader.token)).toBe(403);

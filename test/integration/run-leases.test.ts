@@ -101,8 +101,10 @@ describe('run leases', () => {
     await waitFor(() => processesOfRun(run.id).length === 0, { deadlineMs: 5000, what: "the run's process gone with its hoster" });
     await waitFor(async () => (await client.getRun(APP, run.id)).state === 'lost', { deadlineMs: LEASE_MS * 4, what: 'the run marked lost' });
     expect((await client.getRun(APP, run.id)).reason).toBe('lease_expired');
-    // The other hoster never picks it up.
-    await new Promise((r) => setTimeout(r, 1000));
+    // The other hoster never picks it up: it runs a later run to its end meanwhile (it is polling).
+    const later = await client.createRun(APP, { command: ['node', '-e', "console.log('later')"], detached: true });
+    await waitFor(async () => (await client.getRun(APP, later.id)).state === 'exited', { deadlineMs: 30_000, what: 'a later run done by the other hoster' });
+    expect((await client.getRun(APP, later.id)).machine).not.toBe(holder);
     const printed = (await client.runOutput(APP, run.id)).filter((o) => 'stream' in o);
     expect(printed).toEqual([{ stream: 'out', data: `started on ${holder}\n` }]);
     expect(processesOfRun(run.id)).toEqual([]);
