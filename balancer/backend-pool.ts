@@ -12,7 +12,7 @@ export interface Backend {
   machine: string | null;
   /** Where it came from: the static list, the registry, or both. */
   sources: Set<'static' | 'registry'>;
-  /** Last active health check result. */
+  /** Last active health check result (false from when it says it is draining, see draining()). */
   healthy: boolean;
   /** Attempts sent to it, and refused connections (in flight and set-asides are the pool's health model's). */
   requests: number;
@@ -95,6 +95,16 @@ export class BackendPool implements AttemptBook<Backend> {
 
   finished(b: Backend): void {
     this.health.finished(b);
+  }
+
+  /**
+   * It said it is draining: unhealthy until a health check passes again (its own says 503
+   * while it drains; a restarted one 200). True when it was healthy until now.
+   */
+  draining(b: Backend): boolean {
+    if (!b.healthy) return false;
+    b.healthy = false;
+    return true;
   }
 
   /** A connection to it failed: eject it for a while, unless too many are ejected already. */

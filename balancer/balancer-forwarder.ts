@@ -36,8 +36,9 @@ export interface BalancerForwarderOptions {
  * forward's retry rule says: one never sent (refused connection) to another proxy, or, when every
  * one was tried, to any (the same included) after a backoff, within a budget, so that a
  * proxy's restart costs nothing; one cut before any answer only when idempotent without a
- * body, once. Connections to a proxy that refused one or cut one are closed from this side
- * as soon as they are idle (a draining proxy then has none left to close under a request).
+ * body, once. Connections to a proxy that refused one or cut one, or that says it is draining,
+ * are closed from this side as soon as they are idle (a draining proxy then has none left to
+ * close under a request), and a draining one is chosen only when no other is healthy.
  * Forwarded headers are the balancer's own: a client's claims are never passed on.
  */
 export class BalancerForwarder {
@@ -73,6 +74,11 @@ export class BalancerForwarder {
       },
       book: this.o.pool,
       policy: this.retry,
+      // Stopping: chosen no more, and its connections closed from here as they go idle, before
+      // it closes them (or its listener) under a request.
+      draining: (backend) => {
+        if (this.o.pool.draining(backend)) this.recycle(backend);
+      },
       // Its other connections may be to a process that is gone or going: close them once idle.
       failed: (backend, failure) => {
         if (failure === 'refused' || failure === 'cut') this.recycle(backend);

@@ -5,9 +5,10 @@ export interface ConnectionTracker {
   /**
    * Stops accepting and closes every connection once it has no request in flight; cuts the
    * rest after graceMs. With idleLingerMs, an idle connection is left to its client for that
-   * long first (see trackConnections); without, it is closed at once.
+   * long first; with listenLingerMs, new connections are still accepted (and served, each
+   * answer its connection's last) for that long first (see trackConnections).
    */
-  drain(graceMs: number, idleLingerMs?: number): Promise<void>;
+  drain(graceMs: number, linger?: DrainLinger): Promise<void>;
   /** A drain has begun: an answer not yet started should say `Connection: close` (node:http's are told here). */
   draining(): boolean;
   /** A request on this connection began or ended outside node:http (the proxy's fast path). */
@@ -15,6 +16,13 @@ export interface ConnectionTracker {
   finished(socket: Socket): void;
   /** Connections open now. */
   open(): number;
+}
+
+export interface DrainLinger {
+  /** How long an idle connection is left for its client to close or use once more. @default 0 */
+  idleLingerMs?: number;
+  /** How long the listener keeps accepting once the drain began. @default 0 */
+  listenLingerMs?: number;
 }
 
 /**
@@ -29,8 +37,11 @@ export interface ConnectionTracker {
  * a POST again. With `idleLingerMs` the drain avoids the race where it can: every answer it
  * has not started yet says `Connection: close` (the client then sends nothing more on that
  * connection, and it closes after the answer), and an idle connection is left open for that
- * long, for its client to close (a balancer closes its connections to a proxy that refused
- * one) or to use once more; only then is it closed from this side.
+ * long, for its client to close (a balancer closes its connections to a proxy that says it
+ * is draining) or to use once more; only then is it closed from this side. Closing the
+ * listener itself resets every connection still queued on it, each perhaps with a request
+ * already sent: with `listenLingerMs` it keeps accepting that long first, while clients learn
+ * from the answers that this server is draining and stop connecting.
  */
 export function trackConnections(server: Server, listener: NetServer = server): ConnectionTracker {
   const inFlight = new Map<Socket, number>();
@@ -74,22 +85,25 @@ export function trackConnections(server: Server, listener: NetServer = server): 
     finished,
     draining: () => draining,
     open: () => inFlight.size,
-    drain: async (graceMs, idleLingerMs = 0) => {
+    drain: async (graceMs, { idleLingerMs = 0, listenLingerMs = 0 } = {}) => {
       draining = true;
-      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      let linger: NodeJS.Timeout | undefined;
-      if (idleLingerMs > 0) {
-        // Answers in flight that have not started yet close their connection when done.
-        for (const [socket, n] of inFlight) {
-          const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-          if (n > 0 && answering && !answering.headersSent) answering.shouldKeepAlive = false;
-        }
-        linger = setTimeout(closeIdleNow, Math.min(idleLingerMs, graceMs));
-      } else closeIdleNow();
       const cut = setTimeout(() => {
         for (const socket of inFlight.keys()) socket.destroy();
       }, graceMs);
+      let linger: NodeJS.Timeout | undefined;
       try {
+        if (idleLingerMs > 0) {
+          // Answers in flight that have not started yet close their connection when done.
+          for (const [socket, n] of inFlight) {
+            const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+            if (n > 0 && answering && !answering.headersSent) answering.shouldKeepAlive = false;
+          }
+        }
+        const listening = Math.min(listenLingerMs, graceMs);
+        if (listening > 0) await new Promise((resolve) => setTimeout(resolve, listening));
+        const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+        if (idleLingerMs > 0) linger = setTimeout(closeIdleNow, Math.min(idleLingerMs, Math.max(0, graceMs - listening)));
+        else closeIdleNow();
         await closed;
       } finally {
         clearTimeout(cut);

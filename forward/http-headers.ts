@@ -10,6 +10,14 @@ export const HOP_HEADER = 'x-berth-hop';
  */
 export const UNSENT_HEADER = 'x-berth-unsent';
 
+/**
+ * Set by a draining proxy on every answer: whoever forwarded the request (a balancer) stops
+ * choosing it and closes its connections to it from its own side, before the proxy closes
+ * its listener (a connection still queued there then would be reset under its request).
+ * Hop-by-hop, so that an app cannot set it on its own answers.
+ */
+export const DRAINING_HEADER = 'x-berth-draining';
+
 /** Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
 export const HOP_BY_HOP = new Set([
   'connection',
@@ -22,6 +30,7 @@ export const HOP_BY_HOP = new Set([
   'proxy-authorization',
   'proxy-authenticate',
   HOP_HEADER,
+  DRAINING_HEADER,
 ]);
 
 /** Methods a proxy may send twice when the first attempt provably went nowhere. */

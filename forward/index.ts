@@ -2,7 +2,7 @@
 export type { ClientRequest, ClientResponse, HeadOnlyRequest } from './client-exchange.js';
 export { answerError } from './error-answer.js';
 export { requestHeaders, upgradeHeaderLines, type ForwardedOptions } from './forwarded-headers.js';
-export { connectionTokens, HOP_HEADER, isFieldValue, isToken } from './http-headers.js';
+export { connectionTokens, DRAINING_HEADER, HOP_HEADER, isFieldValue, isToken } from './http-headers.js';
 export { RequestMetrics, totalMetricsText, type AppMetricsSnapshot, type RequestMetricsOptions } from './request-metrics.js';
 export { forwardTarget, parseRequestTarget, stripPrefix, type RequestTarget } from './request-path.js';
 export { DEFAULT_RETRY_POLICY, retryDecision, type Attempts, type RetryDecision, type RetryPolicy } from './retry-rule.js';

@@ -32,6 +32,8 @@ export interface RetryingExchangeOptions<U> {
    * attempt may have reached an app (one was cut, timed out or answered badly).
    */
   giveUp: (failure: ExchangeFailure | undefined, code: string, noneLeft: boolean, sent: boolean) => void;
+  /** An upstream said it is draining (a proxy stopping): it should get no new request. */
+  draining?: (upstream: U) => void;
   /** Also told of each failed attempt (metrics, recycling connections). */
   failed?: (upstream: U, failure: ExchangeFailure, code: string) => void;
   /** A daemon that stops sends nothing again. */
@@ -81,6 +83,7 @@ class Attempts<U> {
       headers: target.headers,
       body: this.body,
       unsentIsFailure: target.proxy,
+      ...(this.o.draining ? { onDraining: () => this.o.draining?.(upstream) } : {}),
       onAnswer: () => book.answered(upstream),
       onDone: () => book.finished(upstream),
       onFailure: (failure, code) => this.failed(upstream, failure, code),

@@ -3,7 +3,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Agent, Pool, type Dispatcher } from 'undici';
 import type { ClientResponse } from './client-exchange.js';
-import { hasBody, HOP_BY_HOP, UNSENT_HEADER } from './http-headers.js';
+import { DRAINING_HEADER, hasBody, HOP_BY_HOP, UNSENT_HEADER } from './http-headers.js';
 import { answerError } from './error-answer.js';
 
 /**
@@ -61,6 +61,8 @@ export interface ExchangeOptions {
   onAnswer: () => void;
   /** The upstream is a proxy: its answer that it sent the request nowhere is the failure `unsent`, not an answer to relay. */
   unsentIsFailure?: boolean;
+  /** The upstream, a proxy, said it is draining (DRAINING_HEADER): send it nothing new. */
+  onDraining?: () => void;
   /** The exchange is over, whichever way: called exactly once. */
   onDone: () => void;
   /** Nothing was relayed to the client yet: the caller retries elsewhere or answers with an error. */
@@ -136,6 +138,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // Informational answers (103 Early Hints) are not passed on: the final one follows.
     if (statusCode < 200) return true;
+    if (this.o.onDraining !== undefined && hasHeader(rawHeaders, DRAINING_HEADER)) this.o.onDraining();
     if (statusCode === 503 && this.o.unsentIsFailure === true && this.o.body === null && hasHeader(rawHeaders, UNSENT_HEADER)) {
       // Nothing of it reached an app, and there is no body to have been read: another may take it.
       this.stopUpstream('sent nowhere');

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { DRAINING_HEADER } from '../forward/index.js';
 import { RawResponse } from './raw-response.js';
 import { parseSimpleHead, type SimpleRequest } from './simple-request.js';
 
@@ -12,7 +13,7 @@ export interface FastPathOptions {
   /** Requests in flight per connection, for a graceful close. */
   started: (socket: Socket) => void;
   finished: (socket: Socket) => void;
-  /** A drain has begun: each new answer says `Connection: close`, and its connection closes after it. */
+  /** A drain has begun: each new answer says `Connection: close` (and DRAINING_HEADER), and its connection closes after it. */
   draining: () => boolean;
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -21,7 +22,8 @@ export interface FastPathOptions {
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
-const CLOSE = 'Connection: close\r\n';
+/** A draining proxy's last answer on a connection, which tells a balancer to send it nothing new. */
+const CLOSE = `Connection: close\r\n${DRAINING_HEADER}: 1\r\n`;
 
 /**
  * The proxy's fast path, one per client connection. It serves the common request (a simple

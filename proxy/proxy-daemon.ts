@@ -154,7 +154,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     // HAProxy first: it stops accepting and finishes its requests in flight (soft stop).
     await haproxy?.close();
     websocket.closeAll();
-    await connections.drain(config.graceMs, IDLE_LINGER_MS);
+    await connections.drain(config.graceMs, { idleLingerMs: IDLE_LINGER_MS, listenLingerMs: LISTEN_LINGER_MS });
     http.close();
     sampler.close();
     contact.close();
@@ -171,11 +171,20 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
 }
 
 /**
- * On a drain, how long an idle client connection is left for its client to close (a balancer
- * closes its connections to a proxy that refused it one) or to use once more (that answer says
- * Connection: close), before the proxy closes it itself, racing a request the client may be
- * sending on it. Under load a balancer's connections are all gone within milliseconds; this
- * bounds what others' idle connections (a scaler's, another proxy's) add to a restart.
+ * On a drain, how long the proxy keeps accepting connections, serving one request on each:
+ * closing its listener resets the connections queued there (cluster's primary holds some too),
+ * each perhaps under a request a balancer already sent, a POST it may not send again. Every
+ * answer of a draining proxy says so (DRAINING_HEADER) and its health check fails, so under
+ * load a balancer stops choosing it within milliseconds, and idle ones at their next check.
+ */
+const LISTEN_LINGER_MS = 500;
+
+/**
+ * Then, how long an idle client connection is left for its client to close (a balancer closes
+ * its connections to a draining proxy) or to use once more (that answer says Connection:
+ * close), before the proxy closes it itself, racing a request the client may be sending on
+ * it. Under load a balancer's connections are all gone within milliseconds; this bounds what
+ * others' idle connections (a scaler's, another proxy's) add to a restart.
  */
 const IDLE_LINGER_MS = 1000;
 

@@ -4,7 +4,7 @@ import { trackConnections, type ConnectionTracker } from '../common/http-drain.j
 import { serveFastPath } from './fast-path.js';
 import { acceptProxyProtocol } from './proxy-protocol.js';
 import type { HttpForwarder } from './http-forwarder.js';
-import { answerError, type RouteTable } from '../forward/index.js';
+import { answerError, DRAINING_HEADER, type RouteTable } from '../forward/index.js';
 import type { WebSocketForwarder } from './websocket-forwarder.js';
 
 export interface ProxyServerOptions {
@@ -56,8 +56,11 @@ export function createProxyServer(o: ProxyServerOptions): ProxyServer {
     },
     (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '';
+      const draining = connections.draining();
+      // node:http says Connection: close itself (trackConnections); this tells a balancer why.
+      if (draining) res.setHeader(DRAINING_HEADER, '1');
       if (isOwn(url)) {
-        own(req, res, url, o);
+        own(req, res, url, o, draining);
         return;
       }
       o.http.handle(req, res);
@@ -103,7 +106,7 @@ function isOwn(url: string): boolean {
   return url.startsWith('/_berth/') || url === '/metrics';
 }
 
-function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxyServerOptions): void {
+function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxyServerOptions, draining: boolean): void {
   const path = url.split('?')[0]!;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('allow', 'GET, HEAD');
@@ -115,8 +118,10 @@ function own(req: IncomingMessage, res: ServerResponse, url: string, o: ProxySer
     return;
   }
   if (path === '/_berth/health') {
-    const ready = o.isReady();
-    res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ status: ready ? 'ok' : 'starting', routes: o.table.size })}\n`);
+    // A draining proxy is unhealthy: balancers stop choosing it before it stops listening.
+    const status = draining ? 'draining' : o.isReady() ? 'ok' : 'starting';
+    const body = `${JSON.stringify({ status, routes: o.table.size })}\n`;
+    res.writeHead(status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
     return;
   }
   const report = o.reports[path];

@@ -1,7 +1,8 @@
 // Requests that never reached a proxy (its connection refused) are not lost: the balancer
 // tries again, with backoff, any proxy, the one that refused included, until its budget is
 // spent, POSTs and their bodies too; and it closes its idle connections to a proxy that
-// refused one, so that a draining proxy is not left to close them under a request.
+// refused one or says it is draining, so that a draining proxy is not left to close them (or
+// its listener) under a request, and sends a draining one nothing new.
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as h2Connect } from 'node:http2';
@@ -23,10 +24,10 @@ const closers: (() => void | Promise<void>)[] = [];
  * connections it accepted stay open (as a proxy that drains, then its replacement). Every
  * connection it ever accepted is kept, with whether its client closed it.
  */
-function standIn(port: number, handler: (req: IncomingMessage, res: ServerResponse) => void) {
+function standIn(port: number, handler: (req: IncomingMessage, res: ServerResponse) => void, healthy: () => boolean = () => true) {
   const sockets: { socket: Socket; clientEnded: boolean; app: boolean }[] = [];
   const http: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-    if (req.url === '/_berth/health') return void res.end('{"status":"ok"}');
+    if (req.url === '/_berth/health') return void (healthy() ? res.end('{"status":"ok"}') : res.writeHead(503).end('{"status":"draining"}'));
     const entry = sockets.find((s) => s.socket === req.socket);
     if (entry) entry.app = true;
     handler(req, res);
@@ -182,5 +183,39 @@ describe('never-sent requests through the balancer', () => {
     await waitFor(() => held.length === 1, { what: 'the refused request to reach the replacement' });
     for (const release of held.splice(0)) release();
     expect((await Promise.all(three)).map((a) => a.status)).toEqual([200, 200, 200]);
+  });
+
+  it('sends nothing new to a proxy that says it is draining, and closes its connections to it itself', async () => {
+    const [portA, portB] = [await getPort(), await getPort()];
+    let draining = false;
+    const named = (name: string, sayDraining: () => boolean) => (req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, sayDraining() ? { 'x-berth-draining': '1' } : {}).end(name));
+    };
+    const a = standIn(portA, named('A', () => draining), () => !draining);
+    const b = standIn(portB, named('B', () => false));
+    await a.start();
+    await b.start();
+    const balancer = await balancerFor([`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`], 60_000);
+    const answered = { A: 0, B: 0 };
+    const one = async (method = 'GET') => {
+      const answer = await send(balancer, method, '/app/x', method === 'POST' ? Buffer.from('p') : undefined);
+      expect(answer.status).toBe(200);
+      answered[answer.body as 'A' | 'B']++;
+      return answer.body;
+    };
+    await waitFor(async () => (await one()) === 'A', { what: 'a request to reach A' });
+
+    // A begins to drain: its next answer says so, and from then on it gets nothing new.
+    draining = true;
+    await waitFor(async () => (await one()) === 'A', { what: "A's answer saying that it drains" });
+    answered.A = answered.B = 0;
+    for (let i = 0; i < 30; i++) await one(i % 2 === 0 ? 'GET' : 'POST');
+    expect(answered).toEqual({ A: 0, B: 30 });
+    await waitFor(() => a.sockets().every((s) => s.clientEnded), { what: 'the balancer to close its connections to A itself' });
+
+    // A's replacement passes its health check: it is chosen again.
+    draining = false;
+    await waitFor(async () => (await one()) === 'A', { deadlineMs: 20_000, what: 'A to be chosen again once healthy' });
   });
 });

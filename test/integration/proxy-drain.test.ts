@@ -1,7 +1,8 @@
-// A proxy's drain loses nothing a client could not safely lose: it stops accepting at once,
-// finishes what is in flight, answers `Connection: close` to every answer it has not started
-// (fast path and node:http alike), leaves idle kept-alive connections to their clients for
-// a moment rather than closing them under a request, and closes what is left after that.
+// A proxy's drain loses nothing a client could not safely lose: it says on every answer that
+// it is draining (Connection: close and X-Berth-Draining, fast path and node:http alike, and
+// its health check fails), keeps accepting for a moment while balancers learn that, then
+// stops accepting, finishes what is in flight, leaves idle kept-alive connections to their
+// clients for a moment rather than closing them under a request, and closes what is left.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
@@ -10,8 +11,8 @@ import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-/** The proxy leaves an idle connection this long on a drain (IDLE_LINGER_MS). */
-const LINGER_MS = 1000;
+/** The proxy keeps accepting this long on a drain (LISTEN_LINGER_MS), then leaves an idle connection this long (IDLE_LINGER_MS). */
+const LINGER_MS = 500 + 1000;
 
 let redis: TestRedis;
 let registry: RegistryFixture;
@@ -131,11 +132,13 @@ describe('proxy drain', () => {
       idleFast: new Connection(port),
       /** Kept alive after a POST (node:http), then used during the drain. */
       idleSlow: new Connection(port),
+      /** Kept alive, then asks for the proxy's health during the drain. */
+      idleHealth: new Connection(port),
       /** Kept alive and never used again. */
       idleUnused: new Connection(port),
     };
     for (const c of Object.values(connections)) await c.connected();
-    for (const c of [connections.idleFast, connections.idleUnused]) expect((await c.send('GET', '/drain/warm')).headers.connection).toBe('keep-alive');
+    for (const c of [connections.idleFast, connections.idleHealth, connections.idleUnused]) expect((await c.send('GET', '/drain/warm')).headers.connection).toBe('keep-alive');
     expect((await connections.idleSlow.send('POST', '/drain/warm', 'x')).headers.connection).toBe('keep-alive');
     const inFlightFast = connections.inFlightFast.send('GET', '/drain/slow-get');
     const inFlightSlow = connections.inFlightSlow.send('POST', '/drain/slow-post', 'posted');
@@ -144,6 +147,11 @@ describe('proxy drain', () => {
     const started = Date.now();
     let drained = false;
     const closing = proxy.close().then(() => (drained = true));
+    // A connection made as the drain begins is still taken (closing the listener would reset
+    // it under its request), and its one answer says that the proxy drains.
+    const late = new Connection(port);
+    const lateAnswer = late.send('POST', '/drain/late', 'xy');
+    expect(await lateAnswer).toMatchObject({ status: 200, body: 'POST /drain/late 2', headers: { connection: 'close', 'x-berth-draining': '1' } });
     await waitFor(() => refuses(port), { what: 'the proxy to stop accepting' });
 
     // Idle connections are still open during the drain, and a request on one is answered, once.
@@ -151,10 +159,16 @@ describe('proxy drain', () => {
     const fast = await connections.idleFast.send('GET', '/drain/during');
     expect(fast.status).toBe(200);
     expect(fast.headers.connection).toBe('close');
+    expect(fast.headers['x-berth-draining']).toBe('1');
     const slow = await connections.idleSlow.send('POST', '/drain/during', 'abc');
     expect(slow).toMatchObject({ status: 200, body: 'POST /drain/during 3' });
     expect(slow.headers.connection).toBe('close');
-    await waitFor(() => connections.idleFast.closed && connections.idleSlow.closed, { what: 'the connections to close after their Connection: close answers' });
+    expect(slow.headers['x-berth-draining']).toBe('1');
+    // Its health check fails, so that a balancer stops choosing it even without traffic.
+    const health = await connections.idleHealth.send('GET', '/_berth/health');
+    expect(health.status).toBe(503);
+    expect(JSON.parse(health.body)).toMatchObject({ status: 'draining' });
+    await waitFor(() => connections.idleFast.closed && connections.idleSlow.closed && connections.idleHealth.closed, { what: 'the connections to close after their Connection: close answers' });
 
     // The answers in flight end whole, and say Connection: close too.
     for (const release of held.splice(0)) release();
