@@ -42,7 +42,7 @@ export const ERROR_CATALOGUE = {
     message: 'This registry has no certificate key file (BERTH_ACME_KEY_FILE): certificate keys cannot be stored sealed. Give it the file the balancers read.',
   },
   invalid_domain: { status: 400, message: 'Not a domain berth can serve: give a DNS name such as shop.example.com (or *.example.com), not an IP address.' },
-  reserved_path: { status: 400, message: 'The path "/" is reserved (it would take every other path): choose a prefix such as /shop.' },
+  reserved_path: { status: 400, message: "The path \"/\" and those under /_berth are reserved (\"/\" would take every other path, /_berth is berth's own): choose a prefix such as /shop." },
   addon_not_found: { status: 404, message: 'No add-on has this name: list them with berth addons:list.' },
   addon_exists: { status: 409, message: 'An add-on with this name exists: choose another name (--name), or destroy it first (berth addons:destroy NAME --confirm NAME).' },
   addon_kind_unknown: { status: 400, message: 'berth offers two kinds of add-on: postgres and redis. Give one of them.' },

@@ -29,7 +29,7 @@ export function pathPrefixProblem(path: string): string | undefined {
       return 'segments may contain only letters, digits and "-", "_", ".", "~" (no "%", spaces or control characters)';
     }
   }
-  if (path === RESERVED_PREFIX || path.startsWith(`${RESERVED_PREFIX}/`)) return `"${RESERVED_PREFIX}" is reserved for berth`;
+  if (isReservedPrefix(path)) return `"${RESERVED_PREFIX}" is reserved for berth's own endpoints: choose a prefix such as /shop`;
   return undefined;
 }
 
@@ -42,9 +42,22 @@ export function reservedPathProblem(path: string): string | undefined {
   return undefined;
 }
 
+/** Whether `path` is berth's own prefix or under it. */
+export function isReservedPrefix(path: string): boolean {
+  return path === RESERVED_PREFIX || path.startsWith(`${RESERVED_PREFIX}/`);
+}
+
+/** A zod issue's params naming the error code the API answers with (see registry/api/validate.ts). */
+export interface CodedIssueParams {
+  berthCode: 'reserved_path';
+}
+
 export const pathPrefixSchema = z.string().superRefine((path, ctx) => {
   const problem = pathPrefixProblem(path);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  if (problem === undefined) return;
+  // berth's own prefix is refused as "/" is, with reserved_path rather than invalid_request.
+  const params: CodedIssueParams | undefined = isReservedPrefix(path) ? { berthCode: 'reserved_path' } : undefined;
+  ctx.addIssue({ code: 'custom', message: problem, ...(params ? { params } : {}) });
 });
 
 export const portNumberSchema = z.number().int().min(1).max(65535);

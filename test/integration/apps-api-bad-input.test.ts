@@ -146,8 +146,6 @@ describe('POST /v1/apps (publish)', () => {
     ['path with ".."', publish({ path: '/a/../other' })],
     ['path ".." alone', publish({ path: '/..' })],
     ['path "//x"', publish({ path: '//other' })],
-    ['the reserved /_berth', publish({ path: '/_berth' })],
-    ['under the reserved /_berth', publish({ path: '/_berth/other' })],
     ['path with %2F', publish({ path: '/other%2Fx' })],
     ['path with a space', publish({ path: '/other x' })],
     ['path of 257 characters', publish({ path: `/${'a'.repeat(256)}` })],
@@ -216,6 +214,8 @@ describe('POST /v1/apps (publish)', () => {
   ];
   const cases: Case[] = [
     ...bad.map(([name, body]) => invalid(name, '/v1/apps', 'POST', body)),
+    invalid('the reserved /_berth', '/v1/apps', 'POST', publish({ path: '/_berth' }), { code: 'reserved_path' }),
+    invalid('under the reserved /_berth', '/v1/apps', 'POST', publish({ path: '/_berth/other' }), { code: 'reserved_path' }),
     invalid('a top-level array', '/v1/apps', 'POST', () => [publish()()]),
     invalid('no body at all', '/v1/apps', 'POST'),
     invalid('a valid body with an unknown query parameter', '/v1/apps?dryRun=1', 'POST', publish()),
