@@ -95,6 +95,7 @@ describe('buildApp', () => {
   });
 
   it('kills the whole build on timeout, scripts included', async () => {
+    const TIMEOUT_MS = 12_000;
     const pidFile = join(root, 'sleeper.pid');
     const a = app({
       'package.json': JSON.stringify({ name: 'app', version: '1.0.0', dependencies: { dep: 'file:./vendor/dep' }, scripts: { preinstall: 'node sleeper.js' } }),
@@ -102,14 +103,15 @@ describe('buildApp', () => {
       ...vendoredDep,
     });
     const started = Date.now();
-    const err = await buildApp(a.dir, { logFile: a.logFile, env, timeoutMs: 4000 }).catch((e: unknown) => e);
+    // Long enough for a loaded machine's npm to reach the script before the timeout.
+    const err = await buildApp(a.dir, { logFile: a.logFile, env, timeoutMs: TIMEOUT_MS }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BuildFailedError);
-    expect((err as Error).message).toMatch(/^npm install timed out after 4000 ms: make the install faster, or raise the build timeout/);
-    expect(Date.now() - started).toBeLessThan(4000 + 10_000);
+    expect((err as Error).message).toMatch(new RegExp(`^npm install timed out after ${TIMEOUT_MS} ms: make the install faster, or raise the build timeout`));
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 10_000);
     // The script is npm's grandchild: only a kill of the process group reaches it.
     const pid = Number(readFileSync(pidFile, 'utf8'));
     await waitFor(() => !isAlive(pid), { deadlineMs: 5000, what: `the build script (pid ${pid}) to be gone` });
-    expect(readFileSync(a.logFile, 'utf8')).toMatch(/^=== npm install timed out after 4000 ms after \d+ ms$/m);
+    expect(readFileSync(a.logFile, 'utf8')).toMatch(new RegExp(`^=== npm install timed out after ${TIMEOUT_MS} ms after \\d+ ms$`, 'm'));
   });
 
   it('throws BuildFailedError when npm cannot be started', async () => {

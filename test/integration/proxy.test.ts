@@ -325,6 +325,8 @@ describe('protocol edges', () => {
         port: Number(new URL(proxy.url).port),
         path: '/ws/chat',
         headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+        // A connection of its own: one kept alive by an earlier request may be closing by now.
+        agent: false,
       });
       req.on('upgrade', (res, socket) => {
         expect(res.headers['x-seen-path']).toBe('/ws/chat');
