@@ -121,7 +121,7 @@ export class RouteSync {
       case 'running': {
         const i = await store.getInstance(e.instance!).catch(() => undefined);
         if (i !== undefined && routable(i)) {
-          if (!this.knowsApp(i.service)) await this.learnService(i);
+          if (!this.knowsApp(i.service)) await this.learnApp(i);
           table.addInstance(toRunning(i));
         }
         return;
@@ -164,7 +164,7 @@ export class RouteSync {
     return false;
   }
 
-  private async learnService(i: Instance): Promise<void> {
+  private async learnApp(i: Instance): Promise<void> {
     const app = await this.o.apps.get(i.service).catch(() => undefined);
     this.o.table.setApp(app ? { name: app.name, path: app.path, stripPrefix: app.stripPrefix } : { name: i.service, path: i.path, stripPrefix: false });
   }

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Machine, ReaperSettings, RegistryStore } from '../registry/store/index.js';
 import { proxyOrigin } from '../forward/index.js';
-import type { ControlPlaneReport } from '../proxy/redis-contact.js';
+import type { ControlPlaneReport } from '../proxy/index.js';
 
 /** This machine's presence (markPresent), and so its own test of reaching Redis, this often. */
 export const PRESENCE_EVERY_MS = 250;

@@ -1,4 +1,4 @@
-// The registry as a service (its daemon and the reconciler); its data layer is registry/store/index.ts.
+// The registry's surface for the rest of berth: its daemon, the app operations and the reconciler; its data layer is registry/store/index.ts.
 export { startRegistry, REGISTRY_OPTIONS, DEFAULT_REGISTRY_PORT, type RegistryConfig, type RegistryDaemon } from './registry-daemon.js';
-export { AppService } from './app-service.js';
+export { AppOperations } from './app-operations.js';
 export { Reconciler } from './reconciler.js';

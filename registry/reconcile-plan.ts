@@ -17,7 +17,7 @@ export interface PlanInput {
   app: App;
   /** Every release of the app, by version. */
   releases: ReadonlyMap<number, Release>;
-  /** Every instance of the app's service. */
+  /** Every instance of the app. */
   instances: readonly Instance[];
   /** Now, on Redis's clock (ms). */
   now: number;

@@ -14,8 +14,8 @@ import { DEFAULT_MAX_EVENT_CLIENTS } from './api/event-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from './api/json-body.js';
 import { BundleStore, DEFAULT_BUNDLE_LIMIT_BYTES, DEFAULT_KEY_PREFIX, registryKeys, AppStore, DEFAULT_EVENTS_MAX_LENGTH, DEFAULT_LEASE_MS, DEFAULT_SILENT_FRACTION, CertificateStore, DomainStore, readSealingKey, RegistryStore, RunStore, CronStore, TokenStore, AddonStore } from './store/index.js';
 import { readBundleProcfile } from './bundle-procfile.js';
-import { AppService } from './app-service.js';
-import { AddonService, DEFAULT_ADDON_PORT_RANGE } from './addon-service.js';
+import { AppOperations } from './app-operations.js';
+import { AddonOperations, DEFAULT_ADDON_PORT_RANGE } from './addon-operations.js';
 import { AddonBackups, DEFAULT_ADDON_BACKUPS_KEPT } from './addon-backups.js';
 import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
@@ -136,19 +136,19 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   });
   const bundles = new BundleStore(redis, { keyPrefix: config.keyPrefix, limitBytes: config.bundleLimitBytes });
   const appStore = new AppStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength });
-  const apps = new AppService({
+  const apps = new AppOperations({
     apps: appStore,
     store,
     bundleExists: (digest) => bundles.has(digest),
     bundleProcfile: (digest) => readBundleProcfile(bundles.read(digest)),
     publicUrl: config.publicUrl === '' ? null : config.publicUrl,
-    // The add-on service is made just below: details are asked for only once both exist.
+    // The add-on operations are made just below: details are asked for only once both exist.
     addonsOf: (app) => addons.ofApp(app),
   });
-  const addons: AddonService = new AddonService({
+  const addons: AddonOperations = new AddonOperations({
     addons: new AddonStore(redis, registryKeys(config.keyPrefix)),
     apps: appStore,
-    appService: apps,
+    appOperations: apps,
     store,
     portRange: config.addonPortRange,
     backups: new AddonBackups({

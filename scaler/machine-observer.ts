@@ -1,5 +1,5 @@
 import type { Machine } from '../registry/store/index.js';
-import type { CulpritReport, LoadReport } from '../proxy/machine-report.js';
+import type { CulpritReport, LoadReport } from '../proxy/index.js';
 import type { InstanceUse, MachineObservation } from './scaling-plan.js';
 
 /** The part of a proxy's GET /_berth/routes the scaler reads: requests in flight per local instance. */

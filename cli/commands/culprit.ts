@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
 import { machineReports } from '../machine-reports.js';
-import type { CulpritReport } from '../../proxy/machine-report.js';
+import type { CulpritReport } from '../../proxy/index.js';
 
 export function culpritCommand(ctx: CliContext): Command {
   return new Command('culprit')

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
 import { machineReports } from '../machine-reports.js';
-import type { LoadReport } from '../../proxy/machine-report.js';
+import type { LoadReport } from '../../proxy/index.js';
 
 export function loadCommand(ctx: CliContext): Command {
   return new Command('load')

@@ -2,8 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { resolveOptions } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { BALANCER_OPTIONS, MIN_DEFAULT_BALANCER_WORKERS, startBalancer } from '../../balancer/balancer-daemon.js';
-import { startBalancerPrimary } from '../../balancer/balancer-primary.js';
+import { BALANCER_OPTIONS, MIN_DEFAULT_BALANCER_WORKERS, startBalancer, startBalancerPrimary } from '../../balancer/index.js';
 import { runWorkerProcesses } from './worker-processes.js';
 
 export function balancerCommand(): Command {

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { resolveOptions } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { PROXY_OPTIONS, startProxy } from '../../proxy/proxy-daemon.js';
+import { PROXY_OPTIONS, startProxy } from '../../proxy/index.js';
 import { startWorkerPrimary } from '../../common/daemon-workers.js';
 import { runWorkerProcesses } from './worker-processes.js';
 

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { resolveOptions } from '../../common/config.js';
 import { closeOnSignals, stopWhenOrphaned } from '../../common/daemon-lifecycle.js';
 import { createLogger } from '../../common/logger.js';
-import { SCALER_OPTIONS, startScaler } from '../../scaler/scaler-daemon.js';
+import { SCALER_OPTIONS, startScaler } from '../../scaler/index.js';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
 import { decisionCount } from '../flag-values.js';

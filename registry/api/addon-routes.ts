@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { nameSchema } from '../../common/names.js';
-import type { AddonService } from '../addon-service.js';
+import type { AddonOperations } from '../addon-operations.js';
 import { envKeySchema } from './app-schemas.js';
 import { grantOf } from './authenticate.js';
 import { emptyQuery } from './schemas.js';
@@ -12,7 +12,7 @@ export const MAX_ADDON_MEMORY_MB = 65_536;
 
 const addonParams = z.strictObject({ name: nameSchema });
 const attachmentParams = z.strictObject({ name: nameSchema, app: nameSchema });
-// The kind is checked by the service, so that an unknown one gets its own error code.
+// The kind is checked by AddonOperations, so that an unknown one gets its own error code.
 const createBody = z.strictObject({
   app: nameSchema,
   kind: z.string().max(100),
@@ -26,7 +26,7 @@ const destroyBody = z.strictObject({ confirm: z.string().max(100).optional() });
 const restoreBody = z.strictObject({ backup: z.string().regex(/^[0-9]{8}T[0-9]{9}Z$/, 'must be a backup id such as 20261203T183500123Z (berth addons:backups NAME)'), confirm: z.string().max(100).optional() });
 
 /** Add-ons: /v1/addons… (an app-scoped token reaches none: an add-on may serve several apps). */
-export function addonRoutes(addons: AddonService): Router {
+export function addonRoutes(addons: AddonOperations): Router {
   const r = Router();
   const noQuery = (req: Request) => validate(emptyQuery, req.query, 'query');
   const name = (req: Request) => validate(addonParams, req.params, 'path').name;

@@ -2,8 +2,8 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from 'pino';
 import { BerthError } from '../../common/errors.js';
 import type { RedisClient } from '../../common/redis-connection.js';
-import type { AppService } from '../app-service.js';
-import type { AddonService } from '../addon-service.js';
+import type { AppOperations } from '../app-operations.js';
+import type { AddonOperations } from '../addon-operations.js';
 import { addonRoutes } from './addon-routes.js';
 import type { BundleStore, CertificateStore, DomainStore, RegistryStore, TokenStore } from '../store/index.js';
 import { certificateRoutes } from './certificate-routes.js';
@@ -29,9 +29,9 @@ import { cronRoutes } from '../cron/index.js';
 export interface ApiAppOptions {
   store: RegistryStore;
   bundles: BundleStore;
-  apps: AppService;
+  apps: AppOperations;
   /** Add-ons (/v1/addons); absent: the routes answer 404 as any unknown endpoint. */
-  addons?: AddonService;
+  addons?: AddonOperations;
   /** Apps' own domains, and their certificates. */
   domains: { store: DomainStore; certificates: CertificateStore };
   /** Most instances one app may ask for. */
@@ -94,7 +94,7 @@ export function createApiApp(options: ApiAppOptions): {
   v1.use(bundleRoutes({ bundles: options.bundles, limitBytes: options.bundleLimitBytes }));
   v1.use(jsonBody(options.bodyLimitBytes));
   const apps = appRoutes({
-    service: options.apps,
+    operations: options.apps,
     keys: options.store.keys,
     redis: options.redis,
     openBlockingConnection: options.openBlockingConnection,

@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../../common/redis-connection.js';
 import { followLogs, recentLogs, type RegistryKeys } from '../store/index.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import { appSchemas } from './app-schemas.js';
 import { grantOf } from './authenticate.js';
 import { forbidden, publishRefusal } from './authorize.js';
@@ -11,7 +11,7 @@ import { StreamFollowers } from './stream-followers.js';
 import { validate } from './validate.js';
 
 export interface AppRoutesOptions {
-  service: AppService;
+  operations: AppOperations;
   keys: RegistryKeys;
   redis: RedisClient;
   openBlockingConnection: () => RedisClient;
@@ -23,7 +23,7 @@ const LOG_BLOCK_MS = 5000;
 
 /** The app layer's REST API: /v1/apps… */
 export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll: () => void } {
-  const { service } = options;
+  const { operations } = options;
   const s = appSchemas(options.maxInstances);
   const r = Router();
   const followers = new StreamFollowers({ openBlockingConnection: options.openBlockingConnection, logger: options.logger });
@@ -39,7 +39,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     const body = validate(s.publish, req.body, 'body');
     const why = publishRefusal(grantOf(res), body.name);
     if (why !== undefined) throw forbidden(why);
-    const app = await service.publish(body, user(res));
+    const app = await operations.publish(body, user(res));
     res.status(201).location(`/v1/apps/${app.name}`).json(app);
   });
 
@@ -47,7 +47,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   r.get('/apps', async (req, res) => {
     noQuery(req);
     const scope = grantOf(res).app;
-    const apps = await service.list();
+    const apps = await operations.list();
     // An app's token sees that app only.
     res.json({ apps: scope === null ? apps : apps.filter((a) => a.name === scope) });
   });
@@ -56,67 +56,67 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   r.get('/apps/:name', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json(await service.details(name));
+    res.json(await operations.details(name));
   });
 
   // UpdateApp
   r.put('/apps/:name', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json(await service.update(name, validate(s.update, req.body, 'body'), user(res)));
+    res.json(await operations.update(name, validate(s.update, req.body, 'body'), user(res)));
   });
 
   // Scale (and prefix stripping)
   r.patch('/apps/:name', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json(await service.scale(name, validate(s.scale, req.body, 'body')));
+    res.json(await operations.scale(name, validate(s.scale, req.body, 'body')));
   });
 
   // Automatic scaling: the scaler keeps the app's instances within the policy.
   r.put('/apps/:name/autoscale', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json(await service.setAutoscale(name, validate(s.autoscale, req.body, 'body')));
+    res.json(await operations.setAutoscale(name, validate(s.autoscale, req.body, 'body')));
   });
 
   r.delete('/apps/:name/autoscale', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json(await service.removeAutoscale(name));
+    res.json(await operations.removeAutoscale(name));
   });
 
   // The scaler's decisions with their inputs, newest first.
   r.get('/scaler/log', async (req, res) => {
     const query = validate(s.scalerLogQuery, req.query, 'query');
-    res.json({ decisions: await service.scalerLog(query.limit ?? 50, query.app) });
+    res.json({ decisions: await operations.scalerLog(query.limit ?? 50, query.app) });
   });
 
   // DeleteApp: accepted; the reconciler retires the instances, then removes the app.
   r.delete('/apps/:name', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.status(202).json(await service.delete(name));
+    res.status(202).json(await operations.delete(name));
   });
 
   // ListAppInstances
   r.get('/apps/:name/instances', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json({ instances: await service.instances(name) });
+    res.json({ instances: await operations.instances(name) });
   });
 
   r.get('/apps/:name/releases', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json({ releases: await service.releases(name) });
+    res.json({ releases: await operations.releases(name) });
   });
 
   r.post('/apps/:name/rollback', async (req, res) => {
     const name = params(req);
     noQuery(req);
     const body = validate(s.rollback, req.body ?? {}, 'body');
-    res.status(201).json(await service.rollback(name, body.version, user(res)));
+    res.status(201).json(await operations.rollback(name, body.version, user(res)));
   });
 
   // RestartInstance: one running instance replaced (make before break), not a new release.
@@ -124,7 +124,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     const { name, id } = validate(s.instanceParams, req.params, 'path');
     noQuery(req);
     validate(s.restart, req.body ?? {}, 'body');
-    res.status(202).json(await service.restartInstance(name, id));
+    res.status(202).json(await operations.restartInstance(name, id));
   });
 
   // RestartApp: a rolling restart, as a release with the same code and configuration.
@@ -132,26 +132,26 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     const name = params(req);
     noQuery(req);
     validate(s.restart, req.body ?? {}, 'body');
-    res.status(201).json(await service.restart(name, user(res)));
+    res.status(201).json(await operations.restart(name, user(res)));
   });
 
   r.get('/apps/:name/config', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    res.json({ env: await service.config(name) });
+    res.json({ env: await operations.config(name) });
   });
 
   r.patch('/apps/:name/config', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    const release = await service.changeConfig(name, validate(s.config, req.body, 'body'), user(res));
+    const release = await operations.changeConfig(name, validate(s.config, req.body, 'body'), user(res));
     res.status(201).json(release);
   });
 
   r.get('/apps/:name/logs', async (req: Request, res: Response) => {
     const name = params(req);
     const query = validate(s.logsQuery, req.query, 'query');
-    await service.details(name); // 404 for an unknown app
+    await operations.details(name); // 404 for an unknown app
     const lines = await recentLogs(options.redis, options.keys, name, query.lines ?? 100);
     if (query.follow !== '1' && query.follow !== 'true') {
       res.json({ lines });

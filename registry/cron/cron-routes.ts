@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { BerthError } from '../../common/errors.js';
 import { nameSchema } from '../../common/names.js';
 import type { CronJob } from '../../sdk/types.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import { validate } from '../api/validate.js';
 import { runCommandSchema, runTimeoutSchema } from '../runs/index.js';
 import { DEFAULT_RUN_TIMEOUT_MS, type CronStore, type RunStore, type StoredCron } from '../store/index.js';
@@ -12,7 +12,7 @@ import { CronSchedule } from './cron-schedule.js';
 export interface CronRoutesOptions {
   crons: CronStore;
   runs: RunStore;
-  apps: AppService;
+  apps: AppOperations;
 }
 
 /** Most cron jobs one app may have. */

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import { isBerthError } from '../../common/errors.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import { currentRelease } from '../runs/index.js';
 import type { CronStore, StoredCron } from '../store/index.js';
 import { CronSchedule } from './cron-schedule.js';
 
 export interface CronSchedulerOptions {
   crons: CronStore;
-  apps: AppService;
+  apps: AppOperations;
   logger: Logger;
   /** A pass over every job this often. @default 250 */
   passMs: number;

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { BerthError } from '../../common/errors.js';
 import { nameSchema } from '../../common/names.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import { emptyQuery } from '../api/schemas.js';
 import { validate } from '../api/validate.js';
 import type { GitStore } from './git-store.js';
@@ -31,7 +31,7 @@ export interface GitRemoteInfo {
 }
 
 /** `GET` and `PUT /v1/apps/:name/git`: the app's git remote and its deploy branch. Mounted after authentication and the JSON body parser. */
-export function gitApiRoutes(options: { store: GitStore; apps: AppService }): Router {
+export function gitApiRoutes(options: { store: GitStore; apps: AppOperations }): Router {
   const r = Router();
   const info = (name: string, branch: string | null): GitRemoteInfo => ({ name, repository: `/git/${name}.git`, branch, deployBranches: deployBranches(branch) });
 

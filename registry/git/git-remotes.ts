@@ -1,7 +1,7 @@
 import type { Router } from 'express';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../../common/redis-connection.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import type { BundleStore } from '../store/index.js';
 import type { RegistryKeys } from '../store/index.js';
 import type { TokenGrant, TokenStore } from '../store/index.js';
@@ -19,7 +19,7 @@ export interface GitRemotesOptions {
   searchPath: string;
   redis: RedisClient;
   keys: RegistryKeys;
-  apps: AppService;
+  apps: AppOperations;
   bundles: BundleStore;
   tokens: TokenStore;
   checkToken: (token: string) => Promise<TokenGrant | undefined>;

@@ -9,7 +9,7 @@ import type { RedisClient } from '../../common/redis-connection.js';
 import { packFolder } from '../../sdk/bundle-packer.js';
 import { recentLogs } from '../store/index.js';
 import type { AppDetails, Release } from '../store/index.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import type { BundleStore } from '../store/index.js';
 import type { RegistryKeys } from '../store/index.js';
 import type { GitRepos } from './git-repos.js';
@@ -35,7 +35,7 @@ const DRAIN_LOOK_MS = 250;
 export interface PushDeployerOptions {
   repos: GitRepos;
   store: GitStore;
-  apps: AppService;
+  apps: AppOperations;
   bundles: BundleStore;
   redis: RedisClient;
   keys: RegistryKeys;

@@ -5,7 +5,7 @@ import { BerthError } from '../../common/errors.js';
 import { nameSchema } from '../../common/names.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import type { Run } from '../../sdk/types.js';
-import type { AppService } from '../app-service.js';
+import type { AppOperations } from '../app-operations.js';
 import { grantOf } from '../api/authenticate.js';
 import { StreamFollowers } from '../api/stream-followers.js';
 import { validate } from '../api/validate.js';
@@ -13,7 +13,7 @@ import { DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, runOutputOf, type RunStore 
 
 export interface RunRoutesOptions {
   runs: RunStore;
-  apps: AppService;
+  apps: AppOperations;
   redis: RedisClient;
   openBlockingConnection: () => RedisClient;
   logger: Logger;
@@ -48,7 +48,7 @@ const schemas = {
  * that still serves (a failed deploy leaves the one before active). no_release when there is
  * none (the app's only release failed) or the app is being deleted.
  */
-export async function currentRelease(apps: AppService, app: string): Promise<number> {
+export async function currentRelease(apps: AppOperations, app: string): Promise<number> {
   const details = await apps.details(app);
   if (details.state === 'deleting') throw new BerthError('no_release', `${app} is being deleted: nothing of it runs any more.`);
   if (details.current !== null && details.current.status !== 'failed') return details.current.version;

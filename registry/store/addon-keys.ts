@@ -1,7 +1,7 @@
 import type { RegistryKeys } from './keys.js';
 
 /**
- * The keys of add-ons (backing services: a PostgreSQL or a Redis pinned to one machine), under
+ * The keys of add-ons (databases for apps: a PostgreSQL or a Redis pinned to one machine), under
  * the registry's prefix (and its hash tag), kept beside keys.ts so that add-ons stay an entity
  * of their own as runs do.
  */

@@ -16,7 +16,7 @@ export function postgresIdentifier(name: string): string {
 /** What the holder of an add-on's lease last said of its server; `unclaimed` before any did, `stopped` once one gave it back. */
 export type AddonServerState = 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped';
 
-/** An add-on as stored, password included: only the registry's service and the add-on's hoster read it. */
+/** An add-on as stored, password included: only the registry and the add-on's hoster read it. */
 export interface StoredAddon {
   id: string;
   name: string;

@@ -1,4 +1,4 @@
-// The registry's data layer: what the daemons (hoster, proxy, balancer, scaler) and the registry's own service (API, reconciler, reaper) use of Redis.
+// The registry's data layer: what the daemons (hoster, proxy, balancer, scaler) and the registry's own layers on top (API, app operations, reconciler, reaper) use of Redis.
 export {
   RegistryStore,
   DEFAULT_LEASE_MS,

@@ -245,7 +245,7 @@ async function measure() {
       if (failures > 0) console.log(`  ${failures} of ${PROPAGATION_RUNS} were not routed within 5 s`);
     };
     await propagation(proxyPort, 'through the Node engine', 'p');
-    // A new service is a new HAProxy backend: a seamless reload each (a new instance of a known app is a Runtime API change).
+    // A new app is a new HAProxy backend: a seamless reload each (a new instance of a known app is a Runtime API change).
     if (enginePort !== undefined) await propagation(enginePort, 'through the haproxy engine (each a new backend: a reload)', 'h');
     console.log('');
     // The 10,000 routes below would be as many new backends for the haproxy engine: it is stopped first.

@@ -52,7 +52,7 @@ if status == 'active' then
   end
 elseif status == 'failed' and current == version and ARGV[5] ~= '' then
   rcall('HSET', KEYS[1], 'release', ARGV[5])
-  -- The release going back into service is the live one again.
+  -- The release put back in use is the live one again.
   local fallbackJson = rcall('HGET', KEYS[2], ARGV[5])
   if fallbackJson then
     local fallback = cjson.decode(fallbackJson)

@@ -9,7 +9,7 @@ import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, t
 export type PublishInput = PublishRequest;
 export type UpdateInput = UpdateRequest;
 
-export interface AppServiceOptions {
+export interface AppOperationsOptions {
   apps: AppStore;
   store: RegistryStore;
   /** Whether a bundle with this digest is stored. */
@@ -18,7 +18,7 @@ export interface AppServiceOptions {
   bundleProcfile?: (digest: string) => Promise<Procfile>;
   /** Base URL apps are served under (e.g. https://paas.example.com), or null when unknown. */
   publicUrl: string | null;
-  /** The add-ons attached to an app, for its details (registry/addon-service.ts); absent: none are shown. */
+  /** The add-ons attached to an app, for its details (registry/addon-operations.ts); absent: none are shown. */
   addonsOf?: (app: string) => Promise<NonNullable<AppDetails['addons']>>;
 }
 
@@ -37,8 +37,8 @@ const RELEASE_RETRIES = 5;
  * ListApps, ListAppInstances, plus scale, rollback and config). They record what the user
  * wants; the reconciler makes it so.
  */
-export class AppService {
-  constructor(private readonly o: AppServiceOptions) {}
+export class AppOperations {
+  constructor(private readonly o: AppOperationsOptions) {}
 
   async publish(input: PublishInput, user: string, origin?: ReleaseOrigin): Promise<AppDetails> {
     await this.requireBundle(input.bundle);

@@ -3,7 +3,7 @@ import { BerthError } from '../common/errors.js';
 import { NAME_PATTERN } from '../common/names.js';
 import type { Addon, AddonBackup, AddonState, AppAddon, CreateAddonRequest } from '../sdk/types.js';
 import type { AddonBackups } from './addon-backups.js';
-import type { AppService } from './app-service.js';
+import type { AppOperations } from './app-operations.js';
 import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
 
 /** Ports add-on servers listen on, per machine (outside the hosters' instance ports, 20000-29999 by default). @default [15400, 15599] */
@@ -15,10 +15,10 @@ export const DEFAULT_ADDON_SILENT_MS = 30_000;
 
 const DEFAULT_VARIABLE: Record<AddonKind, string> = { postgres: 'DATABASE_URL', redis: 'REDIS_URL' };
 
-export interface AddonServiceOptions {
+export interface AddonOperationsOptions {
   addons: AddonStore;
   apps: AppStore;
-  appService: AppService;
+  appOperations: AppOperations;
   store: RegistryStore;
   /** @default DEFAULT_ADDON_PORT_RANGE */
   portRange?: readonly [number, number];
@@ -34,11 +34,11 @@ export interface AddonServiceOptions {
  * app), attach and detach (each a new release of the app that sets or unsets its variable),
  * destroy (confirmed by name). Their hosters run them (hoster/addon-supervisor.ts).
  */
-export class AddonService {
+export class AddonOperations {
   private readonly portRange: readonly [number, number];
   private readonly silentMs: number;
 
-  constructor(private readonly o: AddonServiceOptions) {
+  constructor(private readonly o: AddonOperationsOptions) {
     this.portRange = o.portRange ?? DEFAULT_ADDON_PORT_RANGE;
     this.silentMs = o.silentMs ?? DEFAULT_ADDON_SILENT_MS;
   }
@@ -111,7 +111,7 @@ export class AddonService {
     const as = variable ?? DEFAULT_VARIABLE[stored.kind];
     const before = await this.o.addons.attach(name, app, as);
     try {
-      await this.o.appService.changeConfig(app, { set: { [as]: connectionUrl(stored, true) }, unset: before !== '' && before !== as ? [before] : [] }, user, `Attach ${name} as ${as}`);
+      await this.o.appOperations.changeConfig(app, { set: { [as]: connectionUrl(stored, true) }, unset: before !== '' && before !== as ? [before] : [] }, user, `Attach ${name} as ${as}`);
     } catch (err) {
       // The app keeps the variable it had: so does the record.
       await (before === '' ? this.o.addons.detach(name, app) : this.o.addons.attach(name, app, before)).catch(() => undefined);
@@ -124,7 +124,7 @@ export class AddonService {
   async detach(name: string, app: string, user: string): Promise<Addon> {
     await this.stored(name);
     const variable = await this.o.addons.detach(name, app);
-    await this.o.appService.changeConfig(app, { unset: [variable] }, user, `Detach ${name} (${variable})`).catch((err: unknown) => {
+    await this.o.appOperations.changeConfig(app, { unset: [variable] }, user, `Detach ${name} (${variable})`).catch((err: unknown) => {
       // An app deleted meanwhile has no variable left to unset.
       if (!(err instanceof BerthError && err.code === 'app_not_found')) throw err;
     });
