@@ -5,9 +5,10 @@ import { useLive } from './live.js';
 import { followLogs } from './streams.js';
 import { appCpuPoints, HourChart } from './load-chart.js';
 import { CronJobs } from './app-cron.js';
+import { Domains } from './app-domains.js';
 import { Processes } from './app-processes.js';
 import { Runs } from './app-runs.js';
-import type { AppDetails, Instance, LogLine, MachineLoadHistory, Release } from '../../sdk/types.js';
+import type { AppDetails, Domain, Instance, LogLine, MachineLoadHistory, Release } from '../../sdk/types.js';
 import { ErrorNote, Loading, serving, Status, when } from './view-parts.js';
 
 const MAX_LOG_LINES = 500;
@@ -17,38 +18,43 @@ interface AppView {
   releases: Release[];
   instances: Instance[];
   env: Record<string, string>;
+  domains: Domain[];
 }
 
 async function load(name: string): Promise<AppView> {
   const n = enc(name);
-  const [app, { releases }, { instances }, { env }] = await Promise.all([
+  const [app, { releases }, { instances }, { env }, { domains }] = await Promise.all([
     api.get<AppDetails>(`/apps/${n}`),
     api.get<{ releases: Release[] }>(`/apps/${n}/releases`),
     api.get<{ instances: Instance[] }>(`/apps/${n}/instances`),
     api.get<{ env: Record<string, string> }>(`/apps/${n}/config`).catch(() => ({ env: {} })),
+    api.get<{ domains: Domain[] }>(`/apps/${n}/domains`),
   ]);
-  return { app, releases, instances, env };
+  return { app, releases, instances, env, domains };
 }
 
 /** What the last action did, or the API's error, announced to screen readers. */
 type Outcome = { ok: string } | { error: ApiError } | undefined;
 
-/** One app: its process types, instances by machine, releases, config, runs, cron jobs, live logs, and (for a token that may) its actions. */
+/** One app: its process types, instances by machine, domains, releases, config, runs, cron jobs, live logs, and (for a token that may) its actions. */
 export function AppPage({ name, session }: { name: string; session: Session }) {
   const view = useLive(() => load(name), [name], { when: (e) => e.service === undefined || e.service === name });
   const [outcome, setOutcome] = useState<Outcome>(undefined);
   const [busy, setBusy] = useState(false);
   const canAct = !session.readOnly;
 
-  const act = async (what: string, run: () => Promise<unknown>) => {
+  /** Runs one action; true when the API took it. */
+  const act = async (what: string, run: () => Promise<unknown>): Promise<boolean> => {
     setBusy(true);
     setOutcome(undefined);
     try {
       await run();
       setOutcome({ ok: what });
       view.reload();
+      return true;
     } catch (err) {
       setOutcome({ error: err instanceof ApiError ? err : new ApiError(0, 'error', String(err)) });
+      return false;
     } finally {
       setBusy(false);
     }
@@ -56,7 +62,7 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
 
   if (view.error !== undefined && view.data === undefined) return html`<h1>${name}</h1><${ErrorNote} error=${view.error} />`;
   if (view.data === undefined) return html`<h1>${name}</h1><${Loading} />`;
-  const { app, releases, instances, env } = view.data;
+  const { app, releases, instances, env, domains } = view.data;
   const n = enc(name);
 
   return html`
@@ -92,6 +98,13 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
       <${InstancesByMachine} instances=${instances} />
     </section>
 
+    <section aria-labelledby="domains-h">
+      <h2 id="domains-h">Domains</h2>
+      <${Domains} domains=${domains} canAct=${canAct} busy=${busy}
+        onAdd=${(domain: string, path: string) => act(`Added ${domain}: ${name} answers on it once its DNS record points at the balancers.`, () => api.post(`/apps/${n}/domains`, { domain, path }))}
+        onRemove=${(domain: string) => act(`Removed ${domain}.`, () => api.del(`/apps/${n}/domains/${enc(domain)}`))} />
+    </section>
+
     <section aria-labelledby="cpu-h">
       <h2 id="cpu-h">CPU over the last hour</h2>
       <${AppCpu} app=${name} />
@@ -101,11 +114,12 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
       <h2 id="releases-h">Releases</h2>
       <div class="scroll"><table class="releases">
         <caption class="visually-hidden">Releases, newest first</caption>
-        <thead><tr><th scope="col">Release</th><th scope="col">Status</th><th scope="col">What changed</th><th scope="col">Who</th><th scope="col">When</th>${canAct ? html`<th scope="col"><span class="visually-hidden">Action</span></th>` : null}</tr></thead>
+        <thead><tr><th scope="col">Release</th><th scope="col">Status</th><th scope="col">Commit</th><th scope="col">What changed</th><th scope="col">Who</th><th scope="col">When</th>${canAct ? html`<th scope="col"><span class="visually-hidden">Action</span></th>` : null}</tr></thead>
         <tbody>${releases.map(
           (r) => html`<tr data-release=${r.version}>
             <th scope="row">v${r.version}</th>
             <td><${Status} value=${r.status} />${r.reason ? html`<div class="small">${r.reason}</div>` : null}</td>
+            <td data-field="commit">${r.commit === undefined ? html`<span class="muted">—</span>` : html`<code title=${r.commit}>${r.commit.slice(0, 7)}</code>`}</td>
             <td>${r.description}</td>
             <td>${r.createdBy}</td>
             <td>${when(r.createdAt)}</td>
@@ -168,14 +182,14 @@ function InstancesByMachine({ instances }: { instances: Instance[] }) {
   }
   return html`${[...byMachine].map(([machine, list]) => html`<div class="scroll"><table class="instances" data-machine=${machine}>
     <caption>${machine}: ${list.length} ${list.length === 1 ? 'instance' : 'instances'}</caption>
-    <thead><tr><th scope="col">Instance</th><th scope="col">Type</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Health</th><th scope="col">Restarts</th></tr></thead>
+    <thead><tr><th scope="col">Instance</th><th scope="col">Type</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Health</th><th scope="col">Failed on</th></tr></thead>
     <tbody>${list.map((i) => html`<tr data-instance=${i.id}>
       <th scope="row"><code>${i.id.slice(0, 8)}</code>${i.port === null ? null : html` <span class="muted">:${i.port}</span>`}</th>
       <td data-field="process">${i.process ?? 'web'}</td>
       <td><${Status} value=${i.state} /></td>
       <td>${i.release === null ? '—' : `v${i.release}`}</td>
       <td>${i.state === 'running' ? ((i.process ?? 'web') === 'web' ? 'passing' : 'supervised (no port, no check)') : i.reason ?? (i.state === 'crashed' ? 'crashed' : 'not checked yet')}${i.reasonDetail ? html`<div class="small">${i.reasonDetail}</div>` : null}</td>
-      <td title="machines it crashed or failed its health check on">${i.failedOn.length}</td>
+      <td data-field="failed-on">${i.failedOn.length === 0 ? html`<span class="muted">—</span>` : i.failedOn.join(', ')}</td>
     </tr>`)}</tbody>
   </table></div>`)}`;
 }

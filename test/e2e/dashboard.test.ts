@@ -1,11 +1,12 @@
-// The dashboard in a real headless Chromium against a real berth up: sign-in (a wrong token refused), apps and an app's page kept current by the event stream, scale from the CLI and from the page, followed logs, rollback, an app's process types (a worker scaled from the page), its one-off runs (state, output, stop) and cron jobs, machines and the scaler, a read-only token that sees no action and gets 403, CSRF attempts refused, and a first load under 200 KB.
-import { spawnSync } from 'node:child_process';
+// The dashboard in a real headless Chromium against a real berth up: sign-in (a wrong token refused), apps and an app's page kept current by the event stream, scale from the CLI and from the page, followed logs, rollback, an app's domains and their certificates (added and removed from the page), a pushed release's commit, an app's process types (a worker scaled from the page), its one-off runs (state, output, stop) and cron jobs, machines and the scaler, a read-only token that sees no action and gets 403, CSRF attempts refused, and a first load under 200 KB.
+import { execFile, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthClient } from '../../sdk/index.js';
@@ -41,6 +42,16 @@ let token: string;
 let client: BerthClient;
 let browser: Browser;
 let page: Page;
+
+/** Runs git in `cwd` with a home of its own (no user or system config, no prompts), as the person pushing. */
+async function git(cwd: string, ...args: string[]): Promise<string> {
+  const gitEnv = {
+    PATH: process.env.PATH, HOME: join(dir, 'git-home'), GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0',
+    GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.com', GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.com',
+  };
+  const { stdout } = await promisify(execFile)('git', args, { cwd, env: gitEnv, timeout: 120_000 });
+  return stdout.trim();
+}
 
 async function berth(...args: string[]): Promise<string> {
   const run = await runCli(args, env, { deadlineMs: 120_000 });
@@ -261,6 +272,69 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await shot(page, '5-rolled-back');
   });
 
+  it("shows the app's domains with their certificates, adds and removes one from the page as berth domains:add and domains:remove do", async () => {
+    // A published app's releases came from no commit; its instances' failures are machines, not restarts.
+    expect(await textOf(page, 'tr[data-release="1"] [data-field="commit"]')).toBe('—');
+    expect(await page.$$eval('table.instances thead th', (ths) => ths.map((t) => t.textContent))).toContain('Failed on');
+    expect(await textOf(page, 'table.instances [data-field="failed-on"]')).toBe('—');
+
+    await client.addDomain('hello', 'hello.example.com');
+    await page.waitForSelector('tr[data-domain="hello.example.com"]');
+    // No ACME on this berth up: the balancer's own certificate serves it, as berth domains:list says.
+    const [listed] = await client.listDomains('hello');
+    expect(listed!.certificate.state).toBe('none');
+    expect(await textOf(page, 'tr[data-domain="hello.example.com"] [data-field="certificate"] [data-status]')).toBe('none');
+    expect(await textOf(page, 'tr[data-domain="hello.example.com"] [data-field="certificate"]')).toContain("the balancer's own certificate");
+
+    // A name that is no domain is refused in the API's words, and stays in the field to correct.
+    await page.type('#domain-name', 'localhost');
+    await clickButton(page, 'Add domain');
+    await waitFor(async () => (await textOf(page, '.outcome .error .code')) === 'invalid_domain', { deadlineMs: 10_000, what: 'the refusal on the page' });
+    expect(await page.$eval('#domain-name', (el) => (el as unknown as PageElement).value)).toBe('localhost');
+    await page.$eval('#domain-name', (el) => ((el as unknown as PageElement).value = ''));
+    await page.type('#domain-name', 'www.hello.example.com');
+    await clickButton(page, 'Add domain');
+    await waitFor(async () => (await textOf(page, '.outcome .ok')).startsWith('Added www.hello.example.com'), { deadlineMs: 10_000, what: 'the add outcome' });
+    expect(await page.$eval('#domain-name', (el) => (el as unknown as PageElement).value)).toBe('');
+    expect((await client.listDomains('hello')).map((d) => d.domain).sort()).toEqual(['hello.example.com', 'www.hello.example.com']);
+    expect(await berth('domains:list', 'hello')).toContain('www.hello.example.com');
+    await page.waitForSelector('tr[data-domain="www.hello.example.com"]');
+    await shot(page, '5b-app-domains');
+
+    await clickOn(page, 'button[aria-label="Remove domain www.hello.example.com"]');
+    await waitFor(async () => (await textOf(page, '.outcome .ok')) === 'Removed www.hello.example.com.', { deadlineMs: 10_000, what: 'the remove outcome' });
+    expect((await client.listDomains('hello')).map((d) => d.domain)).not.toContain('www.hello.example.com');
+    await waitFor(async () => (await page.$('tr[data-domain="www.hello.example.com"]')) === null, { deadlineMs: 10_000, what: 'the removed domain gone from the page' });
+    expect(await page.evaluate(() => [...document.querySelectorAll('input')].filter((i) => (i as unknown as { labels: unknown[] }).labels.length === 0).length)).toBe(0);
+  });
+
+  it('shows the commit of a release that a git push made', async () => {
+    const repo = join(dir, 'pushed');
+    cpSync(new URL('../../examples/hello', import.meta.url), repo, { recursive: true });
+    mkdirSync(join(dir, 'git-home'), { recursive: true });
+    await git(repo, 'init', '-q', '-b', 'main');
+    await git(repo, 'add', '-A');
+    await git(repo, 'commit', '-q', '-m', 'First push');
+    const head = await git(repo, 'rev-parse', 'HEAD');
+    const added = await runCli(['git:remote', 'pushed', '--add'], env, { cwd: repo });
+    expect(added.code, added.stderr).toBe(0);
+    // The push waits for its release to run: then the app, new, is on /pushed with its v1.
+    await git(repo, 'push', '-q', 'berth', 'main');
+    expect((await client.listReleases('pushed'))[0]).toMatchObject({ version: 1, commit: head });
+    await page.evaluate(() => (location.hash = '#/apps/pushed'));
+    await page.waitForSelector('tr[data-release="1"]');
+    expect(await textOf(page, 'tr[data-release="1"] [data-field="commit"]')).toBe(head.slice(0, 7));
+    expect(await page.$eval('tr[data-release="1"] [data-field="commit"] code', (c) => c.getAttribute('title'))).toBe(head);
+    // A config change keeps the code, and so its commit.
+    await client.setConfig('pushed', { set: { MODE: 'kept' } });
+    await page.waitForSelector('tr[data-release="2"]');
+    expect(await textOf(page, 'tr[data-release="2"] [data-field="commit"]')).toBe(head.slice(0, 7));
+    await shot(page, '5c-app-commit');
+    await page.evaluate(() => (location.hash = '#/apps/hello'));
+    await client.deleteApp('pushed');
+    await waitFor(async () => !(await client.listApps()).some((a) => a.name === 'pushed'), { deadlineMs: 30_000, what: 'pushed deleted' });
+  }, 120_000);
+
   it("shows an app's process types with their commands and instances with their type; scales its worker from the page and the API agrees", async () => {
     await berth('publish', jobs, '--name', 'jobs', '--path', '/jobs', '--instances', '1');
     await page.evaluate(() => (location.hash = '#/apps/jobs'));
@@ -440,9 +514,11 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     expect(await textOf(ro, '[data-field="who"]')).toContain('read-only');
     await ro.evaluate(() => (location.hash = '#/apps/hello'));
     await ro.waitForSelector('tr[data-release="1"]');
+    await ro.waitForSelector('tr[data-domain="hello.example.com"]');
     const buttons = await ro.$$eval('main button', (bs) => bs.map((b) => b.textContent?.trim()));
-    for (const label of ['Scale web', 'Restart', 'Roll back to v1', 'Set', 'Unset', 'Delete hello']) expect(buttons).not.toContain(label);
+    for (const label of ['Scale web', 'Restart', 'Roll back to v1', 'Set', 'Unset', 'Add domain', 'Remove', 'Delete hello']) expect(buttons).not.toContain(label);
     expect(await ro.$('#scale-web')).toBeNull();
+    expect(await ro.$('#domain-name')).toBeNull();
     await waitFor(async () => (await textOf(ro, 'pre.logs')).includes('hello listening'), { deadlineMs: 20_000, what: "the read-only token following the app's logs" });
     await shot(ro, '9-read-only');
     const session = await ro.evaluate(async () => (await (await fetch('/dashboard/session')).json()) as { csrf: string });
