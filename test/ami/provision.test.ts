@@ -146,6 +146,11 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       expect(conf).toMatch(/^appendonly yes$/m);
       expect(conf).toMatch(/^bind 0\.0\.0\.0$/m);
       expect(conf).toContain(`requirepass "${password}"`);
+      // Apps see only their own processes from the next boot: /proc with hidepid=2, but for
+      // group berth (the proxy's CPU sampler names the busiest instance).
+      const gid = m.sh('getent group berth | cut -d: -f3').out.trim();
+      expect(gid).toMatch(/^\d+$/);
+      expect(m.sh('cat /etc/fstab').out).toContain(`proc /proc proc defaults,hidepid=2,gid=${gid} 0 0`);
     });
 
     it('installs and enables the units of its roles and Redis, and masks Debian\'s redis-server', () => {
@@ -241,12 +246,12 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
     }, CHECK_DEADLINE_MS * 3);
 
     it('changes nothing when run again with the same roles', () => {
-      const before = m.sh('sha256sum /etc/berth/berth.env /etc/berth/acme-key /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out;
+      const before = m.sh('sha256sum /etc/berth/berth.env /etc/berth/acme-key /etc/berth/redis.conf /etc/fstab /etc/systemd/system/berth-*.service').out;
       const again = m.run(['/srv/berth/ami/provision.sh', '--roles', ALL_ROLES, '--redis-bind', '0.0.0.0', '--env', 'BERTH_LOG_LEVEL=info', '--tarball', '/srv/berth/berth.tgz']);
       expect(again.status, again.out).toBe(0);
       expect(again.out).not.toContain('installing');
       expect(again.out).not.toContain('creating');
-      expect(m.sh('sha256sum /etc/berth/berth.env /etc/berth/acme-key /etc/berth/redis.conf /etc/systemd/system/berth-*.service').out).toBe(before);
+      expect(m.sh('sha256sum /etc/berth/berth.env /etc/berth/acme-key /etc/berth/redis.conf /etc/fstab /etc/systemd/system/berth-*.service').out).toBe(before);
     }, PROVISION_DEADLINE_MS);
   });
 
