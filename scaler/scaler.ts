@@ -42,8 +42,8 @@ export interface ScalerOptions extends Partial<PlanOptions> {
 /**
  * `berth scaler`'s loop: any number may run; only the holder of the scaler lease acts. Each
  * round it reads every machine's load, culprit and routes from its proxy, plans each policed
- * process type of each app (see planScaling) and applies each decision with one fenced script that also records it, so a
- * scaler that lost its lease while it planned changes nothing. The reconciler then starts
+ * process type of each app (see planScaling) and applies each decision with one fenced script
+ * that also records it, so a scaler that lost its lease while it planned changes nothing. The reconciler then starts
  * new instances and retires removed ones through the no-downtime path, as for `berth scale`.
  */
 export class Scaler {
@@ -151,7 +151,8 @@ export class Scaler {
               wanted: wantedOf(app, process),
               running: running.length,
               machines: [...new Set(running.map((i) => i.machine).filter((m): m is string => m !== null))],
-              moving: ofType.filter((i) => i.evacuating).length,
+              // One move per app at a time, of whichever type.
+              moving: all.filter((i) => i.evacuating).length,
               movable: running.map((i) => i.id),
               policy,
               lastChangeAt: memo?.changeAt ?? null,

@@ -59,7 +59,7 @@ export function scaleCommand(ctx: CliContext): Command {
         const current = policyOf(await client.getApp(name), type);
         const min = flags.min ?? current?.min;
         const max = flags.max ?? current?.max;
-        if (min === undefined || max === undefined) throw new Error(`Give both --min and --max to turn automatic scaling on, e.g. berth scale ${name} --min 1 --max 4.`);
+        if (min === undefined || max === undefined) throw new Error(`Give both --min and --max to turn automatic scaling on, e.g. berth scale ${name}${flags.type === undefined ? '' : ` --type ${flags.type}`} --min 1 --max 4.`);
         const policy: AutoscaleRequest = {
           ...(flags.type === undefined ? {} : { type: flags.type }),
           min,
