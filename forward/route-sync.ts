@@ -19,6 +19,19 @@ export interface RouteSyncOptions {
   resyncIntervalMs?: number;
   /** Called after each change to the table (an event applied, a full load): what an engine outside Node follows. */
   onChange?: () => void;
+  /**
+   * This machine: its running instances that no route holds (workers) are kept too, so that the
+   * proxy's CPU sampler measures them beside the routed ones. Absent: none are kept.
+   */
+  machine?: string;
+}
+
+/** A running instance of this machine that has no route (a worker): what the CPU sampler needs of it. */
+export interface UnroutedInstance {
+  service: string;
+  instance: string;
+  epoch: number;
+  pid: number;
 }
 
 const GONE = new Set(['draining', 'stopping', 'unregistered', 'released', 'expired']);
@@ -30,6 +43,7 @@ const GONE = new Set(['draining', 'stopping', 'unregistered', 'released', 'expir
  */
 export class RouteSync {
   private readonly machines = new Map<string, string>();
+  private unrouted = new Map<string, UnroutedInstance>();
   private stopped = false;
   private readonly stopSignal = new StopSignal();
   private loop: Promise<void> | undefined;
@@ -38,6 +52,9 @@ export class RouteSync {
   ready = false;
 
   constructor(private readonly o: RouteSyncOptions) {}
+
+  /** This machine's running instances that have no route (workers), as last loaded and followed. */
+  unroutedLocal = (): UnroutedInstance[] => [...this.unrouted.values()];
 
   /** Where the proxy of `machine` listens, from its heartbeats. */
   proxyOf = (machine: string): string | undefined => this.machines.get(machine);
@@ -98,6 +115,7 @@ export class RouteSync {
     const { store, apps } = this.o;
     const settings: AppRouteSettings[] = [];
     const running: RunningInstance[] = [];
+    const unrouted = new Map<string, UnroutedInstance>();
     const appList = await apps.list();
     const appNames = new Set(appList.map((a) => a.name));
     for (const app of appList) settings.push({ name: app.name, path: app.path, stripPrefix: app.stripPrefix });
@@ -105,11 +123,15 @@ export class RouteSync {
       const instances = await store.instancesOf(service);
       // Services registered through the plain registry API are routed on their instances' path.
       if (!appNames.has(service) && instances[0] !== undefined) settings.push({ name: service, path: instances[0].path, stripPrefix: false });
-      for (const i of instances) if (routable(i)) running.push(toRunning(i));
+      for (const i of instances) {
+        if (routable(i)) running.push(toRunning(i));
+        else if (this.isUnroutedHere(i)) unrouted.set(i.id, toUnrouted(i));
+      }
     }
     const domains: DomainRouteSettings[] = (await this.o.domains.list()).map((d) => ({ domain: d.domain, app: d.app, path: d.path }));
     await this.loadMachines();
     this.o.table.replaceAll(settings, running, domains);
+    this.unrouted = unrouted;
     this.lastFull = Date.now();
     this.ready = true;
     this.o.onChange?.();
@@ -123,6 +145,8 @@ export class RouteSync {
         if (i !== undefined && routable(i)) {
           if (!this.knowsApp(i.service)) await this.learnApp(i);
           table.addInstance(toRunning(i));
+        } else if (i !== undefined && this.isUnroutedHere(i)) {
+          this.unrouted.set(i.id, toUnrouted(i));
         }
         return;
       }
@@ -132,7 +156,10 @@ export class RouteSync {
         return;
       case 'claimed':
         // A new claim: any older epoch of this instance is gone.
-        if (e.instance !== undefined && e.epoch !== undefined) table.removeInstance(e.instance, e.epoch - 1);
+        if (e.instance !== undefined && e.epoch !== undefined) {
+          table.removeInstance(e.instance, e.epoch - 1);
+          this.forgetUnrouted(e.instance, e.epoch - 1);
+        }
         return;
       case 'app-created':
       case 'app-updated': {
@@ -155,8 +182,21 @@ export class RouteSync {
         await this.loadMachines();
         return;
       default:
-        if (GONE.has(e.kind) && e.instance !== undefined) table.removeInstance(e.instance, e.epoch);
+        if (GONE.has(e.kind) && e.instance !== undefined) {
+          table.removeInstance(e.instance, e.epoch);
+          this.forgetUnrouted(e.instance, e.epoch);
+        }
     }
+  }
+
+  private isUnroutedHere(i: Instance): boolean {
+    return this.o.machine !== undefined && i.state === 'running' && i.process !== 'web' && i.machine === this.o.machine && i.pid !== null && i.pid > 0;
+  }
+
+  /** As the table's removeInstance: an epoch given forgets only that claim (or an older one). */
+  private forgetUnrouted(id: string, epoch: number | undefined): void {
+    const known = this.unrouted.get(id);
+    if (known !== undefined && (epoch === undefined || known.epoch <= epoch)) this.unrouted.delete(id);
   }
 
   private knowsApp(name: string): boolean {
@@ -196,6 +236,10 @@ export function proxyOrigin(value: unknown): string | undefined {
 function routable(i: Instance): boolean {
   // Only web instances serve the app's path: workers and release tasks have no port and no route.
   return i.state === 'running' && i.process === 'web' && i.machine !== null && i.port !== null;
+}
+
+function toUnrouted(i: Instance): UnroutedInstance {
+  return { service: i.service, instance: i.id, epoch: i.epoch, pid: i.pid! };
 }
 
 function toRunning(i: Instance): RunningInstance {

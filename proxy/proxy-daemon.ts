@@ -69,7 +69,7 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   const table = new RouteTable(config.machine);
   let haproxy: HaproxyEngine | undefined;
   const withHaproxy = config.engine === 'haproxy';
-  const sync = new RouteSync({ table, store, apps, domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }), events, logger, onChange: () => haproxy?.changed() });
+  const sync = new RouteSync({ table, store, apps, domains: new DomainStore(redis, { keyPrefix: config.keyPrefix }), events, logger, onChange: () => haproxy?.changed(), machine: config.machine });
   const metrics = new RequestMetrics();
   let metricsText: () => string | Promise<string> = () => metrics.render();
   // With haproxy in front, berth's Node listener learns each client's address from the PROXY protocol.
@@ -84,6 +84,8 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
     targets: () => {
       const out: { service: string; instance: string; pid: number }[] = [];
       for (const route of table.routes()) for (const u of route.local) if (u.pid > 0) out.push({ service: route.app, instance: u.id, pid: u.pid });
+      // Workers too: no route, but their CPU is what the scaler scales them on (docs/scaler.md).
+      for (const u of sync.unroutedLocal()) out.push({ service: u.service, instance: u.instance, pid: u.pid });
       return out;
     },
   });

@@ -1,9 +1,9 @@
 import { BerthError } from '../common/errors.js';
-import type { PublishRequest, UpdateRequest } from '../sdk/types.js';
-import type { Procfile } from '../common/procfile.js';
+import type { AutoscaleRequest, PublishRequest, UpdateRequest } from '../sdk/types.js';
+import { WEB_PROCESS, type Procfile } from '../common/procfile.js';
 import { releaseProcesses, type ReleaseProcesses } from './release-processes.js';
 import { MAX_ENV_BYTES, MAX_ENV_KEYS } from './api/app-schemas.js';
-import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type AutoscalePolicy, type HealthCheck, type Release, type AppStore, type ReleaseInput, type Attributes, type Instance, type RegistryStore } from './store/index.js';
+import { appDetails, DEFAULT_AUTOSCALE, DEFAULT_HEALTH_CHECK, type AppDetails, type HealthCheck, type Release, type AppStore, type ReleaseInput, type Attributes, type Instance, type RegistryStore } from './store/index.js';
 
 /** What publish and update take: the SDK's request bodies, validated (api/app-schemas.ts). */
 export type PublishInput = PublishRequest;
@@ -127,29 +127,43 @@ export class AppOperations {
       instances = formation.web;
       delete formation.web;
     }
-    if (Object.keys(formation).length > 0) {
-      const app = await this.o.apps.get(name);
-      const types = Object.keys((await this.o.apps.release(name, app.release))?.processes ?? {});
-      const unknown = Object.keys(formation).filter((t) => !types.includes(t));
-      if (unknown.length > 0) {
-        const known = ['web', ...types].join(', ');
-        throw new BerthError('unknown_process_type', `${name} has no process type ${unknown.map((t) => `"${t}"`).join(', ')}: its types are ${known} (from its Procfile or --process).`);
-      }
-    }
+    if (Object.keys(formation).length > 0) await this.requireTypes(name, Object.keys(formation));
     await this.o.apps.updateSettings(name, { instances, stripPrefix: settings.stripPrefix, formation });
     return this.details(name);
   }
 
-  /** Turns automatic scaling on (or changes its policy); the unset fields take their defaults. */
-  async setAutoscale(name: string, policy: Pick<AutoscalePolicy, 'min' | 'max'> & Partial<AutoscalePolicy>): Promise<AppDetails> {
-    await this.o.apps.setAutoscale(name, { ...DEFAULT_AUTOSCALE, ...policy });
+  /**
+   * Turns automatic scaling of one process type on (or changes its policy): `type`, default
+   * web, must be a type of the current release. The unset fields take their defaults.
+   */
+  async setAutoscale(name: string, request: AutoscaleRequest): Promise<AppDetails> {
+    const { type = WEB_PROCESS, ...policy } = request;
+    if (type !== WEB_PROCESS) {
+      // Only web is routed: another type's instances have no requests in flight to aim for.
+      if (policy.targetInFlight !== undefined) {
+        throw new BerthError('invalid_request', `Invalid body: targetInFlight is web's only (a ${type} serves no requests): leave it out, the scaler aims for targetCpu.`);
+      }
+      await this.requireTypes(name, [type]);
+    }
+    await this.o.apps.setAutoscale(name, { ...DEFAULT_AUTOSCALE, ...policy }, type);
     return this.details(name);
   }
 
-  /** Turns automatic scaling off: the app keeps the instances it has. */
-  async removeAutoscale(name: string): Promise<AppDetails> {
-    await this.o.apps.setAutoscale(name, null);
+  /** Turns automatic scaling of one process type (default web) off: it keeps the instances it has. */
+  async removeAutoscale(name: string, type = WEB_PROCESS): Promise<AppDetails> {
+    await this.o.apps.setAutoscale(name, null, type);
     return this.details(name);
+  }
+
+  /** Refuses process types the app's current release does not have (web it always has). */
+  private async requireTypes(name: string, wanted: string[]): Promise<void> {
+    const app = await this.o.apps.get(name);
+    const types = Object.keys((await this.o.apps.release(name, app.release))?.processes ?? {});
+    const unknown = wanted.filter((t) => t !== WEB_PROCESS && !types.includes(t));
+    if (unknown.length > 0) {
+      const known = [WEB_PROCESS, ...types].join(', ');
+      throw new BerthError('unknown_process_type', `${name} has no process type ${unknown.map((t) => `"${t}"`).join(', ')}: its types are ${known} (from its Procfile or --process).`);
+    }
   }
 
   /** The scaler's recent decisions, newest first. */

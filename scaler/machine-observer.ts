@@ -9,7 +9,8 @@ interface RoutesReport {
 
 /**
  * Asks one machine's proxy (its `facts.proxy` URL from the hoster's heartbeat) for its load,
- * culprit and routes, all at once, each within `timeoutMs`. A proxy that is down, slow or
+ * culprit and routes, all at once, each within `timeoutMs`. Its instances are the routed ones
+ * (with requests in flight) and the measured ones without a route (workers). A proxy that is down, slow or
  * unknown makes the machine unreachable, never a failed round.
  */
 export async function observeMachine(machine: Machine, timeoutMs: number): Promise<MachineObservation & { error?: string }> {
@@ -24,10 +25,16 @@ export async function observeMachine(machine: Machine, timeoutMs: number): Promi
     ]);
     const cpu = new Map((culprit.instances ?? []).map((i) => [i.instance, i.cpuCores]));
     const instances: InstanceUse[] = [];
+    const routed = new Set<string>();
     for (const route of routes.routes) {
       for (const local of route.local) {
+        routed.add(local.instance);
         instances.push({ app: route.app, instance: local.instance, cpuCores: cpu.get(local.instance) ?? 0, inFlight: local.inFlight });
       }
+    }
+    // Measured but not routed: a worker (or another type with no route), with no requests in flight.
+    for (const i of culprit.instances ?? []) {
+      if (!routed.has(i.instance)) instances.push({ app: i.app, instance: i.instance, cpuCores: i.cpuCores, inFlight: 0 });
     }
     return {
       name: machine.name,

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
-import { LeaderLoop } from '../registry/store/index.js';
-import type { AppStore, RegistryStore } from '../registry/store/index.js';
+import { WEB_PROCESS } from '../common/procfile.js';
+import { LeaderLoop, wantedOf } from '../registry/store/index.js';
+import type { AppStore, AutoscalePolicy, RegistryStore } from '../registry/store/index.js';
 import { observeMachine } from './machine-observer.js';
 import { planScaling, type AppObservation, type PlanOptions, type ScaleDecision } from './scaling-plan.js';
 
@@ -40,9 +41,9 @@ export interface ScalerOptions extends Partial<PlanOptions> {
 
 /**
  * `berth scaler`'s loop: any number may run; only the holder of the scaler lease acts. Each
- * round it reads every machine's load, culprit and routes from its proxy, plans (see
- * planScaling) and applies each decision with one fenced script that also records it, so a
- * scaler that lost its lease while it planned changes nothing. The reconciler then starts
+ * round it reads every machine's load, culprit and routes from its proxy, plans each policed
+ * process type of each app (see planScaling) and applies each decision with one fenced script
+ * that also records it, so a scaler that lost its lease while it planned changes nothing. The reconciler then starts
  * new instances and retires removed ones through the no-downtime path, as for `berth scale`.
  */
 export class Scaler {
@@ -115,7 +116,7 @@ export class Scaler {
   /** One look at every machine and app, and the decisions it leads to (applied). */
   private async scaleOnce(): Promise<void> {
     const { store, apps, logger } = this.o;
-    const policed = (await apps.list()).filter((a) => a.autoscale !== null && a.state === 'active');
+    const policed = (await apps.list()).filter((a) => (a.autoscale !== null || Object.keys(a.autoscaleByType).length > 0) && a.state === 'active');
     if (policed.length === 0) return;
     const [allMachines, memory, now] = await Promise.all([store.listMachines(), apps.scalerMemory(), store.now()]);
     const machines = allMachines.filter((m) => now - m.heartbeatAt <= this.o.machineStaleMs);
@@ -126,25 +127,41 @@ export class Scaler {
     }
     this.unreachable = new Set(observations.filter((m) => !m.reachable).map((m) => m.name));
 
-    const appObservations: AppObservation[] = await Promise.all(
-      policed.map(async (app) => {
-        const all = await store.instancesOf(app.name);
-        // Web only: workers have no load the proxies measure, and their counts are the user's (berth scale NAME worker=N).
-        const running = all.filter((i) => i.process === 'web' && i.state === 'running' && i.release === app.release && !i.evacuating);
-        const remembered = memory.get(app.name);
-        return {
-          name: app.name,
-          wanted: app.instances,
-          running: running.length,
-          machines: [...new Set(running.map((i) => i.machine).filter((m): m is string => m !== null))],
-          moving: all.filter((i) => i.evacuating).length,
-          movable: running.map((i) => i.id),
-          policy: app.autoscale!,
-          lastChangeAt: remembered?.changeAt ?? null,
-          lastNoticeAt: remembered?.noticeAt ?? null,
-        };
-      }),
-    );
+    const appObservations: AppObservation[] = (
+      await Promise.all(
+        policed.map(async (app) => {
+          const all = await store.instancesOf(app.name);
+          const remembered = memory.get(app.name);
+          // A policy of a type the current release no longer has waits (its instances retire): nothing to scale.
+          const types = Object.keys(app.autoscaleByType);
+          const released = types.length === 0 ? [] : Object.keys((await apps.release(app.name, app.release))?.processes ?? {});
+          const policies: [string, AutoscalePolicy][] = [
+            ...(app.autoscale === null ? [] : [[WEB_PROCESS, app.autoscale] as [string, AutoscalePolicy]]),
+            ...Object.entries(app.autoscaleByType).filter(([type]) => released.includes(type)),
+          ];
+          return policies.map(([process, policy]): AppObservation => {
+            // Each type on its own: web's CPU and requests in flight, a worker's CPU (docs/scaler.md).
+            const ofType = all.filter((i) => i.process === process);
+            const running = ofType.filter((i) => i.state === 'running' && i.release === app.release && !i.evacuating);
+            const memo = process === WEB_PROCESS ? remembered : remembered?.types?.[process];
+            return {
+              name: app.name,
+              process,
+              ids: ofType.map((i) => i.id),
+              wanted: wantedOf(app, process),
+              running: running.length,
+              machines: [...new Set(running.map((i) => i.machine).filter((m): m is string => m !== null))],
+              // One move per app at a time, of whichever type.
+              moving: all.filter((i) => i.evacuating).length,
+              movable: running.map((i) => i.id),
+              policy,
+              lastChangeAt: memo?.changeAt ?? null,
+              lastNoticeAt: memo?.noticeAt ?? null,
+            };
+          });
+        }),
+      )
+    ).flat();
     const decisions = planScaling({
       machines: observations.map(({ error: _error, ...m }) => m),
       apps: appObservations,
@@ -154,10 +171,11 @@ export class Scaler {
     for (const d of decisions) {
       if (this.loop.stopped) return;
       const outcome = await apps.applyScaleDecision(d, { ...d, scaler: this.holder }, this.holder, this.o.logLength);
-      const log = logger.child({ app: d.app });
+      const log = logger.child({ app: d.app, process: d.process });
+      const what = d.process === WEB_PROCESS ? d.app : `${d.app}'s ${d.process}`;
       if (!outcome.applied) {
         // Lost the lease, or someone changed the app meanwhile: the next round looks again.
-        log.info({ decision: d, why: outcome.why }, `decision on ${d.app} not applied (${outcome.why})`);
+        log.info({ decision: d, why: outcome.why }, `decision on ${what} not applied (${outcome.why})`);
         if (outcome.why === 'not_leader') {
           this.loop.lost();
           return;
@@ -166,7 +184,7 @@ export class Scaler {
       }
       if (d.move !== undefined) await this.move(d.app, d.move.instance, log);
       if (d.cause === 'at_max') log.warn({ decision: d }, d.reason);
-      else log.info({ decision: d }, `${d.app}: ${d.from} -> ${d.to} instances: ${d.reason}`);
+      else log.info({ decision: d }, `${what}: ${d.from} -> ${d.to} instances: ${d.reason}`);
       this.o.onDecision?.({ ...d, at: outcome.at, scaler: this.holder });
     }
   }

@@ -1,6 +1,7 @@
 /**
  * The scaler's decisions, as a pure function of what it observed: machines' load and culprit
- * reports, each app's instances and policy, when each app last changed, and the time. No I/O,
+ * reports, each policed process type of an app (web, or a worker type) with its instances and
+ * policy, when it last changed, and the time. No I/O,
  * so every rule is unit-tested on its own (test/unit/scaling-plan.test.ts).
  */
 import type { AutoscalePolicy } from '../registry/store/index.js';
@@ -27,8 +28,13 @@ export interface MachineObservation {
   instances: InstanceUse[];
 }
 
+/** One policed process type of an app: each is planned on its own. */
 export interface AppObservation {
   name: string;
+  /** The process type: `web`, or another type of the release (a worker). */
+  process: string;
+  /** Every instance of this type (any release or state): only their measured use counts for it. */
+  ids: string[];
   /** Instances wanted now. */
   wanted: number;
   /** Running instances of the current release. */
@@ -66,6 +72,7 @@ export type ScaleCause = 'below_min' | 'above_max' | 'hot_machine' | 'over_targe
 /** One decision with the numbers that made it, as recorded in the decision log. */
 export interface ScaleDecision {
   app: string;
+  process: string;
   from: number;
   /** Equal to `from` for a notice (at_max) and a move (rebalance). */
   to: number;
@@ -112,7 +119,8 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
 
   for (const app of input.apps) {
     const p = app.policy;
-    const uses = reachable.flatMap((m) => m.instances.filter((i) => i.app === app.name));
+    const ids = new Set(app.ids);
+    const uses = reachable.flatMap((m) => m.instances.filter((i) => i.app === app.name && ids.has(i.instance)));
     // Idle or busy can be judged only when every machine running it answered.
     const known = app.machines.every((m) => reachableNames.has(m));
     const cpuCores = known ? sum(uses.map((u) => u.cpuCores)) : null;
@@ -132,7 +140,7 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
       machineLoads,
       everyMachineHot,
     };
-    const decide = (to: number, cause: ScaleCause, reason: string) => decisions.push({ app: app.name, from: app.wanted, to, cause, reason, inputs });
+    const decide = (to: number, cause: ScaleCause, reason: string) => decisions.push({ app: app.name, process: app.process, from: app.wanted, to, cause, reason, inputs });
 
     // Outside its bounds (set by hand, or the policy changed): back inside at once.
     if (app.wanted < p.min) {
@@ -166,6 +174,7 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
           if (app.moving === 0 && app.running >= app.wanted && sinceChange >= p.cooldownUpSeconds * 1000) {
             decisions.push({
               app: app.name,
+              process: app.process,
               from: app.wanted,
               to: app.wanted,
               cause: 'rebalance',
@@ -181,7 +190,7 @@ export function planScaling(input: PlanInput): ScaleDecision[] {
           decide(
             app.wanted,
             'at_max',
-            `${app.name} needs more instances (${why}) but runs its max of ${p.max}${everyMachineHot ? ' and every machine is hot: add machines or raise its max' : ': raise its max'}`,
+            `${app.process === 'web' ? app.name : `${app.name}'s ${app.process}`} needs more instances (${why}) but runs its max of ${p.max}${everyMachineHot ? ' and every machine is hot: add machines or raise its max' : ': raise its max'}`,
           );
         }
         continue;

@@ -1,5 +1,5 @@
 import { BerthApiError } from './api-error.js';
-import type { Addon, AddonBackup, CreateAddonRequest, AppDetails, Attributes, AuditEntry, AutoscalePolicy, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
+import type { Addon, AddonBackup, CreateAddonRequest, AppDetails, Attributes, AuditEntry, AutoscaleRequest, CertificateRecord, ClaimRequest, CronJob, CronRequest, Domain, GitRemote, Instance, LogLine, Machine, MachineLoadHistory, NewToken, PublishRequest, RegistryEvent, Release, Run, RunOutput, RunRequest, ScaleDecision, TokenRecord, UpdateRequest } from './types.js';
 
 export interface BerthClientOptions {
   /** The registry API's base URL, e.g. http://127.0.0.1:7070 */
@@ -127,16 +127,16 @@ export class BerthClient {
   }
 
   /**
-   * Turns automatic scaling on, or changes its policy: the scaler keeps the app's instances
-   * between min and max. Fields left out take their defaults.
+   * Turns automatic scaling on, or changes its policy: the scaler keeps the instances of the
+   * process type `policy.type` (default web) between min and max. Fields left out take their defaults.
    */
-  setAutoscale(name: string, policy: Pick<AutoscalePolicy, 'min' | 'max'> & Partial<AutoscalePolicy>): Promise<AppDetails> {
+  setAutoscale(name: string, policy: AutoscaleRequest): Promise<AppDetails> {
     return this.call('PUT', `/v1/apps/${enc(name)}/autoscale`, { body: policy, idempotent: true });
   }
 
-  /** Turns automatic scaling off; the app keeps the instances it has. */
-  removeAutoscale(name: string): Promise<AppDetails> {
-    return this.call('DELETE', `/v1/apps/${enc(name)}/autoscale`, { idempotent: true });
+  /** Turns automatic scaling of one process type (default web) off; it keeps the instances it has. */
+  removeAutoscale(name: string, type?: string): Promise<AppDetails> {
+    return this.call('DELETE', `/v1/apps/${enc(name)}/autoscale`, { query: { type }, idempotent: true });
   }
 
   /** The scaler's recent decisions with their inputs, newest first (of one app, or all). */

@@ -10,6 +10,7 @@ export type {
   AppDetails,
   AuditEntry,
   AutoscalePolicy,
+  AutoscaleRequest,
   Attributes,
   CertificateRecord,
   ClaimRequest,

@@ -240,13 +240,13 @@ export interface GitRemote {
   deployBranches: string[];
 }
 
-/** An app's scaling policy: the scaler keeps its instances between min and max (see docs/scaler.md); an app without one is never touched. */
+/** A scaling policy of one process type of an app: the scaler keeps that type's instances between min and max (see docs/scaler.md); a type without one is never touched. */
 export interface AutoscalePolicy {
   min: number;
   max: number;
   /** CPU per instance to aim for, in cores (1.0 = one core kept busy). @default 0.6 */
   targetCpu: number;
-  /** Requests in flight per instance to aim for; absent: CPU alone decides. */
+  /** Requests in flight per instance to aim for; absent: CPU alone decides. Web's only: other types serve no requests. */
   targetInFlight?: number;
   /** After any change, no growth for this long. @default 30 */
   cooldownUpSeconds: number;
@@ -254,9 +254,14 @@ export interface AutoscalePolicy {
   cooldownDownSeconds: number;
 }
 
+/** The body of PUT /v1/apps/:name/autoscale: a policy, of the process type `type` (default web). */
+export type AutoscaleRequest = Pick<AutoscalePolicy, 'min' | 'max'> & Partial<AutoscalePolicy> & { type?: string };
+
 /** One decision of the scaler, with the numbers that made it. */
 export interface ScaleDecision {
   app: string;
+  /** The process type it scales; absent in decisions logged before types could be scaled: web. */
+  process?: string;
   from: number;
   /** Equal to `from` for a notice (at_max) and a move (rebalance). */
   to: number;
@@ -292,8 +297,10 @@ export interface App {
   /** Version of the release the app should run. */
   release: number;
   state: 'active' | 'deleting';
-  /** When set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
+  /** Web's policy: when set, the scaler changes `instances` within it (berth scale NAME --min --max --target). */
   autoscale: AutoscalePolicy | null;
+  /** Policies of process types other than web, by type: the scaler changes that type's formation entry within each (berth scale NAME --type worker --min --max). */
+  autoscaleByType: Record<string, AutoscalePolicy>;
   /** Instances wanted of each process type other than web (`instances` is web's); a type of the release left out runs 1. */
   formation: Record<string, number>;
   createdAt: number;

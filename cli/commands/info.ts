@@ -25,6 +25,7 @@ export function infoCommand(ctx: CliContext): Command {
         ['url', app.url ?? '-'],
         ['instances', `${app.running}/${app.instances} running`],
         ['autoscale', app.autoscale ? describePolicy(app.autoscale) : 'off'],
+        ...Object.entries(app.autoscaleByType ?? {}).map(([type, p]): [string, string] => [`autoscale ${type}`, describePolicy(p)]),
         ['by state', states === '' ? 'none' : states],
         [
           'release',

@@ -37,7 +37,9 @@ export function scalerCommand(ctx: CliContext): Command {
           const change = d.move !== undefined ? `moves ${d.move.instance.slice(0, 8)} off ${d.move.from}` : d.to === d.from ? `stays at ${d.to}` : `${d.from} -> ${d.to}`;
           const i = d.inputs;
           const numbers = `cpu/instance ${i.cpuPerInstance ?? '?'}${i.inFlightPerInstance === null ? '' : `, in flight/instance ${i.inFlightPerInstance}`}, loads ${Object.entries(i.machineLoads).map(([m, l]) => `${m}=${l ?? '?'}`).join(' ')}`;
-          output.line(`${ago(d.at).padEnd(10)} ${d.app}  ${change}  ${output.status(d.cause)}: ${d.reason}  (${numbers})`);
+          // Web's decisions name the app alone, as before types could be scaled.
+          const what = d.process === undefined || d.process === 'web' ? d.app : `${d.app} ${d.process}`;
+          output.line(`${ago(d.at).padEnd(10)} ${what}  ${change}  ${output.status(d.cause)}: ${d.reason}  (${numbers})`);
         }
       }),
   );

@@ -11,6 +11,8 @@ interface ProcessRow {
   command: string | null;
   wanted: number;
   running: number;
+  /** Its scaling policy, when the scaler decides its count. */
+  policy: AppDetails['autoscale'];
 }
 
 /**
@@ -22,8 +24,8 @@ function processRows(app: AppDetails, instances: Instance[]): ProcessRow[] {
   const others = Object.entries(app.current?.processes ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const running = (type: string) => instances.filter((i) => (i.process ?? WEB) === type && i.state === 'running' && i.release === app.release).length;
   return [
-    { type: WEB, command: app.current?.command ?? null, wanted: app.instances, running: running(WEB) },
-    ...others.map(([type, command]) => ({ type, command, wanted: app.formation?.[type] ?? 1, running: running(type) })),
+    { type: WEB, command: app.current?.command ?? null, wanted: app.instances, running: running(WEB), policy: app.autoscale },
+    ...others.map(([type, command]) => ({ type, command, wanted: app.formation?.[type] ?? 1, running: running(type), policy: app.autoscaleByType?.[type] ?? null })),
   ];
 }
 
@@ -38,7 +40,7 @@ export function Processes({ app, instances, canAct, busy, onScale }: { app: AppD
       <tbody>${rows.map((p) => html`<tr data-process=${p.type}>
         <th scope="row">${p.type}</th>
         <td>${p.command === null ? html`<span class="muted">the default (the Procfile's web: line, npm start, server.js or index.js)</span>` : html`<code>${p.command}</code>`}</td>
-        <td><span data-field="process-running">${p.running}</span> of <span data-field="process-wanted">${p.wanted}</span>${p.type === WEB && app.autoscale !== null ? html` <span class="small">(the scaler's: ${app.autoscale.min}–${app.autoscale.max})</span>` : null}</td>
+        <td><span data-field="process-running">${p.running}</span> of <span data-field="process-wanted">${p.wanted}</span>${p.policy !== null ? html` <span class="small">(the scaler's: ${p.policy.min}–${p.policy.max})</span>` : null}</td>
         ${canAct ? html`<td><${ScaleForm} type=${p.type} wanted=${p.wanted} busy=${busy} onScale=${onScale} /></td>` : null}
       </tr>`)}</tbody>
     </table></div>

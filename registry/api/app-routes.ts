@@ -73,7 +73,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
     res.json(await operations.scale(name, validate(s.scale, req.body, 'body')));
   });
 
-  // Automatic scaling: the scaler keeps the app's instances within the policy.
+  // Automatic scaling: the scaler keeps each policed process type's instances within its policy.
   r.put('/apps/:name/autoscale', async (req, res) => {
     const name = params(req);
     noQuery(req);
@@ -82,8 +82,8 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
 
   r.delete('/apps/:name/autoscale', async (req, res) => {
     const name = params(req);
-    noQuery(req);
-    res.json(await operations.removeAutoscale(name));
+    const query = validate(s.autoscaleQuery, req.query, 'query');
+    res.json(await operations.removeAutoscale(name, query.type));
   });
 
   // The scaler's decisions with their inputs, newest first.

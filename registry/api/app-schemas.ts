@@ -124,8 +124,11 @@ export function appSchemas(maxInstances: number) {
         targetInFlight: z.number().min(0.1).max(100_000).optional(),
         cooldownUpSeconds: z.number().int().min(0).max(86_400).optional(),
         cooldownDownSeconds: z.number().int().min(0).max(86_400).optional(),
+        // The process type it scales; a type of the current release is checked by the service.
+        type: processName.refine((t) => t !== RELEASE_PROCESS, 'the release command runs once per release: it cannot scale').optional(),
       })
       .refine((p) => p.min <= p.max, { message: 'min must not be over max', path: ['min'] }),
+    autoscaleQuery: z.strictObject({ type: processName.optional() }),
     scalerLogQuery: z.strictObject({
       app: nameSchema.optional(),
       limit: z

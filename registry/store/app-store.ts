@@ -36,9 +36,11 @@ export interface CreateAppInput {
 }
 
 /** What the scaler remembers of an app, for its cool-downs (kept in Redis, so a new leader keeps them). */
+/** What the scaler remembers of an app: of web, and of each other type it scaled (`types`). */
 export interface ScalerMemory {
   changeAt?: number;
   noticeAt?: number;
+  types?: Record<string, { changeAt?: number; noticeAt?: number }>;
 }
 
 /** What became of a scaler decision sent to Redis. */
@@ -127,22 +129,22 @@ export class AppStore {
     );
   }
 
-  /** Sets the app's scaling policy, or removes it (null): its instances stay as they are. */
-  async setAutoscale(name: string, policy: AutoscalePolicy | null): Promise<void> {
+  /** Sets the scaling policy of one process type of the app, or removes it (null): its instances stay as they are. */
+  async setAutoscale(name: string, policy: AutoscalePolicy | null, process = 'web'): Promise<void> {
     await redisCall(() =>
       scripts.setAutoscale.run(this.redis, {
         keys: { app: this.keys.app(name), events: this.keys.events },
-        args: { app: name, policy: policy === null ? '' : JSON.stringify(policy), eventsMaxLength: this.maxLen },
+        args: { app: name, policy: policy === null ? '' : JSON.stringify(policy), eventsMaxLength: this.maxLen, process },
       }),
     );
   }
 
   /**
    * Applies and records one scaler decision in one script, fenced by the scaler lease held by
-   * `holder` and by the instance count the decision started from.
+   * `holder` and by the instance count the decision started from, of its process type (default web).
    */
   async applyScaleDecision(
-    decision: { app: string; from: number; to: number; cause: string },
+    decision: { app: string; process?: string; from: number; to: number; cause: string },
     record: object,
     holder: string,
     logLength: number,
@@ -160,6 +162,7 @@ export class AppStore {
           logLength,
           eventsMaxLength: this.maxLen,
           cause: decision.cause,
+          process: decision.process ?? 'web',
         },
       }),
     );

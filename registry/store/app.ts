@@ -19,19 +19,27 @@ export function appFromHash(h: Record<string, string>): App | undefined {
     release: Number(h.release ?? 0),
     state: h.state === 'deleting' ? 'deleting' : 'active',
     autoscale: h.autoscale ? (JSON.parse(h.autoscale) as AutoscalePolicy) : null,
-    formation: parseFormation(h.formation),
+    autoscaleByType: parseObject(h.autoscaleByType) as Record<string, AutoscalePolicy>,
+    formation: parseObject(h.formation) as Record<string, number>,
     createdAt: Number(h.createdAt ?? 0),
     updatedAt: Number(h.updatedAt ?? 0),
   };
 }
 
-function parseFormation(json: string | undefined): Record<string, number> {
+/** A JSON object field of the app hash; absent (or Lua's empty []) is {}. */
+function parseObject(json: string | undefined): Record<string, unknown> {
   if (!json) return {};
   const v: unknown = JSON.parse(json);
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, number>) : {};
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** The policy of a process type: web's is the app's `autoscale`, every other type's its `autoscaleByType` entry. */
+export function policyOf(app: Pick<App, 'autoscale' | 'autoscaleByType'>, process: string): AutoscalePolicy | null {
+  return process === 'web' ? app.autoscale : (app.autoscaleByType[process] ?? null);
 }
 
 /** Instances wanted of a process type: web's is the app's `instances`, every other type's its formation entry, 1 when none. */
+
 export function wantedOf(app: Pick<App, 'instances' | 'formation'>, process: string): number {
   return process === 'web' ? app.instances : (app.formation[process] ?? 1);
 }

@@ -28,6 +28,7 @@ export { appendLogs, followLogs, recentLogs, type LogLine, type LogStream } from
 export {
   appDetails,
   wantedOf,
+  policyOf,
   DEFAULT_AUTOSCALE,
   DEFAULT_HEALTH_CHECK,
   type App,

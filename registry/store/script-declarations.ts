@@ -155,14 +155,14 @@ export const updateAppSettings = defineScript<number>()({
 export const setAutoscale = defineScript<number>()({
   name: 'setAutoscale',
   keys: ['app', 'events'],
-  args: ['app', 'policy', 'eventsMaxLength'],
+  args: ['app', 'policy', 'eventsMaxLength', 'process'],
 });
 
 /** Replies when it was applied (ms), or one of its answers: not the leader, the app changed, no such app. */
 export const applyScaleDecision = defineScript<number>()({
   name: 'applyScaleDecision',
   keys: ['app', 'scalerLease', 'events', 'scalerLog', 'scalerMemory'],
-  args: ['app', 'holder', 'from', 'to', 'record', 'logLength', 'eventsMaxLength', 'cause'],
+  args: ['app', 'holder', 'from', 'to', 'record', 'logLength', 'eventsMaxLength', 'cause', 'process'],
   answers: [SCRIPT_FAILURE.notLeader, SCRIPT_FAILURE.appChanged, SCRIPT_FAILURE.appNotFound],
 });
 

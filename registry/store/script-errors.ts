@@ -65,11 +65,14 @@ export function scriptFailure(code: number, args: Readonly<Record<string, string
     }
     case SCRIPT_FAILURE.releaseConflict:
       return new BerthError('release_conflict');
-    case SCRIPT_FAILURE.autoscaleOn:
+    case SCRIPT_FAILURE.autoscaleOn: {
+      const type = Array.isArray(reply) && typeof reply[1] === 'string' ? reply[1] : 'web';
+      const flag = type === 'web' ? '' : ` --type ${type}`;
       return new BerthError(
         'autoscale_on',
-        `${app} scales automatically: change its policy (berth scale ${app} --min N --max N) or turn it off (berth scale ${app} --off) before setting its instances.`,
+        `${type === 'web' ? app : `${app}'s ${type}`} scales automatically: change its policy (berth scale ${app}${flag} --min N --max N) or turn it off (berth scale ${app}${flag} --off) before setting its instances.`,
       );
+    }
     case SCRIPT_FAILURE.nothingToClaim:
       return new BerthError('nothing_to_claim');
     case SCRIPT_FAILURE.serviceNotFound:

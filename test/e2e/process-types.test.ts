@@ -1,7 +1,8 @@
 // Process types and the release phase with real processes, two registries and two hosters
 // racing for the work: a Procfile with web, worker and release lines; the release command runs
 // exactly once, before web starts, its output in the deploy; the worker's output is in the logs with its type, and a worker SIGKILLed comes back;
-// `scale web=2 worker=2` is honoured and bad counts or types are refused; a worker is evacuated
+// `scale web=2 worker=2` is honoured and bad counts or types are refused; types given with the CLI's
+// `--process NAME=COMMAND` run without a Procfile; a worker is evacuated
 // with its machine and comes back on the other; a failing release
 // command (exit 1, or past its timeout) fails the release (release_command_failed) while the old
 // one serves every request.
@@ -209,6 +210,30 @@ describe('web + worker + release', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Procfile line 2.*no command after "worker:"/);
     expect((await client.listReleases('jobs')).length).toBe(before);
+  });
+
+  it('takes process types from --process NAME=COMMAND without a Procfile, and refuses a malformed one with nothing published', async () => {
+    const dir = appFolder('pipes', {
+      'package.json': '{"name":"pipes"}',
+      'server.js': "require('node:http').createServer((req, res) => res.end('pipes')).listen(process.env.PORT, '127.0.0.1');\n",
+      'worker.js': WORKER,
+    });
+    const bad = await runCli(['publish', dir, '--name', 'pipes', '--path', '/pipes', '--process', 'worker', '--no-wait'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('Expected NAME=COMMAND');
+    expect((await client.listApps()).some((a) => a.name === 'pipes')).toBe(false);
+
+    const r = await runCli(['publish', dir, '--name', 'pipes', '--path', '/pipes', '--process', 'worker=node worker.js', '--timeout', '60'], env, { deadlineMs: 90_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect((await client.listReleases('pipes'))[0]!.processes).toEqual({ worker: 'node worker.js' });
+    await waitFor(async () => running(await client.listAppInstances('pipes'), 'worker').length === 1, { deadlineMs: 30_000, what: 'the worker of pipes to run' });
+    await waitFor(async () => (await client.logs('pipes', 200)).some((l) => l.process === 'worker' && l.line === 'worker up, PORT=none, type worker'), {
+      deadlineMs: 10_000,
+      what: "the worker's first line in the logs",
+    });
+    // Gone again, so that the tests after this one see jobs alone on the machines.
+    await client.deleteApp('pipes');
+    await waitFor(async () => !(await client.listApps()).some((a) => a.name === 'pipes'), { deadlineMs: 30_000, what: 'pipes to be removed' });
   });
 
   it('fails a release whose release command exits 1: the old release serves every request, nothing new starts', async () => {

@@ -1,4 +1,4 @@
-// The autoscale policy through the API (set, change, remove, bad input refused, manual instances refused while on) and the fencing of scaler decisions: only the lease holder, only from the state it read, each one recorded in the decision log and the event stream.
+// The autoscale policy through the API (set, change, remove, per process type, bad input refused, manual instances refused while on) and the fencing of scaler decisions: only the lease holder, only from the state it read, each one recorded in the decision log and the event stream.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppStore } from '../../registry/store/app-store.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
@@ -19,7 +19,10 @@ beforeAll(async () => {
   registry = await startTestRegistry(redis, { maxInstances: 10 });
   client = registry.client;
   apps = registry.daemon.apps;
-  await client.publishApp({ name: 'shop', path: '/shop', instances: 2, bundle: await uploadApp(client, helloApp()) });
+  const bundle = await uploadApp(client, helloApp());
+  await client.publishApp({ name: 'shop', path: '/shop', instances: 2, bundle });
+  // No hoster here: its instances never run, which these tests do not need.
+  await client.publishApp({ name: 'jobs', path: '/jobs', instances: 1, bundle, processes: { worker: 'node worker.js' } });
 });
 
 afterAll(async () => {
@@ -27,14 +30,20 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function put(body: unknown): Promise<{ status: number; code?: string; message?: string }> {
-  const res = await fetch(`${registry.daemon.url}/v1/apps/shop/autoscale`, {
+async function put(body: unknown, app = 'shop'): Promise<{ status: number; code?: string; message?: string }> {
+  const res = await fetch(`${registry.daemon.url}/v1/apps/${app}/autoscale`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${registry.token}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
   const json = (await res.json()) as { error?: { code: string; message: string } };
   return { status: res.status, code: json.error?.code, message: json.error?.message };
+}
+
+async function remove(app: string, query: string): Promise<{ status: number; code?: string }> {
+  const res = await fetch(`${registry.daemon.url}/v1/apps/${app}/autoscale${query}`, { method: 'DELETE', headers: { authorization: `Bearer ${registry.token}` } });
+  const json = (await res.json()) as { error?: { code: string } };
+  return { status: res.status, code: json.error?.code };
 }
 
 const decision = (from: number, to: number) => ({ app: 'shop', from, to, cause: 'idle' });
@@ -59,7 +68,32 @@ describe('autoscale policy', () => {
     expect((await client.removeAutoscale('shop')).autoscale).toBeNull();
   });
 
-  it('refuses bad policies with 400 invalid_request and changes neither the app nor its policy events', async () => {
+  it('names a process type: one policy per type beside web\'s, returned, a count by hand of that type refused, removed alone', async () => {
+    expect((await client.getApp('jobs')).autoscaleByType).toEqual({});
+    await client.setAutoscale('jobs', { min: 1, max: 3 });
+    const on = await client.setAutoscale('jobs', { type: 'worker', min: 1, max: 4, targetCpu: 0.3 });
+    expect(on.autoscaleByType).toEqual({ worker: { min: 1, max: 4, targetCpu: 0.3, cooldownUpSeconds: 30, cooldownDownSeconds: 120 } });
+    expect(on.autoscale).toEqual({ min: 1, max: 3, targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 });
+    // Setting it again changes that type's policy alone; type web is the app's own policy.
+    const changed = await client.setAutoscale('jobs', { type: 'worker', min: 2, max: 4 });
+    expect(changed.autoscaleByType.worker).toMatchObject({ min: 2, max: 4, targetCpu: 0.6 });
+    expect((await client.setAutoscale('jobs', { type: 'web', min: 1, max: 2 })).autoscale).toMatchObject({ min: 1, max: 2 });
+    expect((await client.getApp('jobs')).autoscaleByType.worker).toMatchObject({ min: 2 });
+
+    await expect(client.scaleApp('jobs', { formation: { worker: 3 } })).rejects.toMatchObject({ code: 'autoscale_on', status: 409, message: expect.stringContaining('berth scale jobs --type worker --off') });
+    expect((await client.getApp('jobs')).formation).toEqual({});
+
+    const workerOff = await client.removeAutoscale('jobs', 'worker');
+    expect(workerOff.autoscaleByType).toEqual({});
+    expect(workerOff.autoscale).toMatchObject({ min: 1, max: 2 });
+    expect((await client.scaleApp('jobs', { formation: { worker: 2 } })).formation).toEqual({ worker: 2 });
+    // Web's stays on until removed on its own; removing a type's policy twice is fine.
+    expect((await client.removeAutoscale('jobs', 'worker')).autoscaleByType).toEqual({});
+    expect((await client.removeAutoscale('jobs')).autoscale).toBeNull();
+    await client.scaleApp('jobs', { formation: { worker: 1 } });
+  });
+
+  it('refuses bad policies with 400 invalid_request (unknown_process_type for a type its release lacks) and changes neither the app nor its policy events', async () => {
     const r = redis.client();
     // The reconciler may still be retiring instances of the last test: count only policy events.
     const policyEvents = async () => (await r.xrange(registry.daemon.store.keys.events, '-', '+')).filter(([, f]) => f.includes('app-autoscale')).length;
@@ -81,6 +115,19 @@ describe('autoscale policy', () => {
       expect(answer, JSON.stringify(body)).toMatchObject({ status: 400, code: 'invalid_request' });
     }
     expect((await put({ min: 3, max: 2 })).message).toContain('min must not be over max');
+    expect(await state()).toEqual(before);
+
+    // A process type: named well, of the app's current release, and worth a policy.
+    const jobs = async () => [await r.hgetall(registry.daemon.store.keys.app('jobs')), await policyEvents()];
+    const jobsBefore = await jobs();
+    for (const body of [{ min: 1, max: 2, type: 'Worker!' }, { min: 1, max: 2, type: 'release' }, { min: 1, max: 2, type: 7 }, { min: 1, max: 2, type: 'worker', targetInFlight: 5 }]) {
+      expect(await put(body, 'jobs'), JSON.stringify(body)).toMatchObject({ status: 400, code: 'invalid_request' });
+    }
+    expect(await put({ min: 1, max: 2, type: 'clock' }, 'jobs')).toMatchObject({ status: 400, code: 'unknown_process_type', message: expect.stringContaining('its types are web, worker') });
+    expect(await put({ min: 1, max: 2, type: 'worker' }, 'shop')).toMatchObject({ status: 400, code: 'unknown_process_type' });
+    expect(await remove('jobs', '?type=Worker!')).toMatchObject({ status: 400, code: 'invalid_request' });
+    expect(await remove('jobs', '?surprise=1')).toMatchObject({ status: 400, code: 'invalid_request' });
+    expect(await jobs()).toEqual(jobsBefore);
     expect(await state()).toEqual(before);
     await expect(client.setAutoscale('nope', { min: 1, max: 2 })).rejects.toMatchObject({ code: 'app_not_found' });
     await expect(client.scalerLog({ app: 'nope' })).rejects.toMatchObject({ code: 'app_not_found' });
@@ -131,6 +178,31 @@ describe('scaler decisions', () => {
     for (let i = 0; i < 5; i++) await apps.applyScaleDecision({ ...decision(3, 3), cause: 'at_max' }, record(3, 3), 'scaler-a', 4);
     expect(await client.scalerLog({ limit: 100 })).toHaveLength(4);
     await store.holdLeadership(store.keys.scalerLease, 'scaler-a', LEASE_MS, 'drop');
+  });
+
+  it('of a process type change that type\'s count alone, fenced like web\'s, remembered per type', async () => {
+    const store = registry.daemon.store;
+    await store.holdLeadership(store.keys.scalerLease, 'scaler-t', LEASE_MS, 'hold');
+    const worker = (from: number, to: number) => ({ app: 'jobs', process: 'worker', from, to, cause: 'over_target' });
+    // No worker policy: refused, as for web without one.
+    expect(await apps.applyScaleDecision(worker(1, 2), {}, 'scaler-t', 100)).toEqual({ applied: false, why: 'app_changed' });
+    await client.setAutoscale('jobs', { type: 'worker', min: 1, max: 3 });
+    // From a count it does not have (its formation has no entry: 1 runs).
+    expect(await apps.applyScaleDecision(worker(2, 3), {}, 'scaler-t', 100)).toEqual({ applied: false, why: 'app_changed' });
+    const ok = await apps.applyScaleDecision(worker(1, 2), { ...worker(1, 2), reason: 'test' }, 'scaler-t', 100);
+    expect(ok).toMatchObject({ applied: true });
+    const app = await client.getApp('jobs');
+    expect(app.formation).toEqual({ worker: 2 });
+    expect(app.instances).toBe(1);
+    // The same decision again does not grow it twice; a web decision needs web's own policy.
+    expect(await apps.applyScaleDecision(worker(1, 2), {}, 'scaler-t', 100)).toEqual({ applied: false, why: 'app_changed' });
+    expect(await apps.applyScaleDecision({ ...decision(1, 2), app: 'jobs' }, {}, 'scaler-t', 100)).toEqual({ applied: false, why: 'app_changed' });
+    const memory = (await apps.scalerMemory()).get('jobs')!;
+    expect(memory.types?.worker?.changeAt).toBe(ok.applied ? ok.at : -1);
+    expect(memory.changeAt).toBeUndefined();
+    expect((await client.scalerLog({ app: 'jobs' }))[0]).toMatchObject({ process: 'worker', from: 1, to: 2, reason: 'test' });
+    await client.removeAutoscale('jobs', 'worker');
+    await store.holdLeadership(store.keys.scalerLease, 'scaler-t', LEASE_MS, 'drop');
   });
 
   it('refuses a decision once the policy is removed', async () => {

@@ -1,4 +1,4 @@
-// berth scale --min/--max/--target/--off, berth info and berth scaler log, run as the real command against a real registry: the policy set, changed one field at a time and removed, manual counts refused while it is on, usage errors, and the decision log printed with its reasons.
+// berth scale --min/--max/--target/--off (and --type for another process type), berth info and berth scaler log, run as the real command against a real registry: the policy set, changed one field at a time and removed, manual counts refused while it is on, usage errors, and the decision log printed with its reasons.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import type { ScaleDecision } from '../../sdk/types.js';
@@ -47,6 +47,36 @@ describe('berth scale with a policy', () => {
     const off = await runCli(['scale', 'shop', '--off'], env);
     expect(off).toMatchObject({ code: 0, stdout: 'shop: automatic scaling off, 1 instance(s) wanted\n' });
     expect((await runCli(['info', 'shop'], env)).stdout).toMatch(/^ {2}autoscale +off$/m);
+  });
+
+  it('--type names the process type of the policy: set, changed, shown by info, counts by hand of that type refused, turned off alone', async () => {
+    await client.publishApp({ name: 'jobs', path: '/jobs', instances: 1, bundle: await uploadApp(client, helloApp()), processes: { worker: 'node worker.js' } });
+    const on = await runCli(['scale', 'jobs', '--type', 'worker', '--min', '1', '--max', '4'], env);
+    expect(on).toMatchObject({ code: 0, stderr: '' });
+    expect(on.stdout).toBe("jobs's worker: scales automatically, 1-4 instances, target 0.6 CPU per instance, cool-down 30s up / 120s down (now 1 wanted)\n");
+    const changed = await runCli(['scale', 'jobs', '--type', 'worker', '--max', '3', '--json'], env);
+    expect(changed.code).toBe(0);
+    const json = JSON.parse(changed.stdout);
+    expect(json.autoscaleByType).toEqual({ worker: { min: 1, max: 3, targetCpu: 0.6, cooldownUpSeconds: 30, cooldownDownSeconds: 120 } });
+    expect(json.autoscale).toBeNull();
+
+    const info = (await runCli(['info', 'jobs'], env)).stdout;
+    expect(info).toMatch(/^ {2}autoscale +off$/m);
+    expect(info).toMatch(/^ {2}autoscale worker +1-3 instances, target 0\.6 CPU per instance, cool-down 30s up \/ 120s down$/m);
+
+    const byHand = await runCli(['scale', 'jobs', 'worker=2', '--no-wait'], env);
+    expect(byHand.code).toBe(1);
+    expect(byHand.stderr).toContain("jobs's worker scales automatically: change its policy (berth scale jobs --type worker --min N --max N) or turn it off (berth scale jobs --type worker --off)");
+    const unknown = await runCli(['scale', 'jobs', '--type', 'clock', '--min', '1', '--max', '2'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('jobs has no process type "clock": its types are web, worker');
+    const mixed = await runCli(['scale', 'jobs', 'worker=2', '--type', 'worker'], env);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain('--type is for automatic scaling: give counts per type as TYPE=N instead');
+
+    const off = await runCli(['scale', 'jobs', '--type', 'worker', '--off'], env);
+    expect(off).toMatchObject({ code: 0, stdout: "jobs's worker: automatic scaling off, 1 instance(s) wanted\n" });
+    expect((await client.getApp('jobs')).autoscaleByType).toEqual({});
   });
 
   it('refuses mixed or incomplete forms with a message that shows the right ones', async () => {

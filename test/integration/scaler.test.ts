@@ -1,4 +1,4 @@
-// Of two policed apps on one machine, the one under real CPU load (a burner app, measured by the proxy's real culprit sampling) grows to its max and back to its min when the load stops, never inside a cool-down, with one of two scalers acting, each change explained in the decision log, served without a failed request while it shrinks.
+// Of two policed apps on one machine, the one under real CPU load (a burner app, measured by the proxy's real culprit sampling) grows to its max and back to its min when the load stops, never inside a cool-down, with one of two scalers acting, each change explained in the decision log, served without a failed request while it shrinks; and a worker-type policy grows and shrinks an app's workers on their own measured CPU, leaving its web alone.
 //
 // Honest note: the machine's 5-minute load average moves over minutes and is shared with
 // other test suites, so the proxy's and hoster's load source here is a number the test sets
@@ -204,6 +204,64 @@ describe('berth scaler', () => {
       const idle = log.find((d) => d.from === 2 && d.to === 1)!;
       expect(idle.inputs.cpuPerInstance!).toBeLessThan(0.1);
       expect(idle.scaler).toBe(standby.scaler.holder);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+/** A worker with no port: burns a quarter core while the file named by WORK_FLAG exists. */
+const WORKER_JS = `const fs = require('node:fs');
+setInterval(() => {
+  if (!fs.existsSync(process.env.WORK_FLAG)) return;
+  const until = Date.now() + 25;
+  while (Date.now() < until);
+}, 100);
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+describe('berth scaler with a worker-type policy', () => {
+  it(
+    'grows the workers of an app whose workers burn, on their own CPU, and shrinks them back when they stop, leaving its web instances alone',
+    async () => {
+      const flag = join(flagDir, 'work');
+      const bundle = await uploadApp(client, { ...burnerApp(), 'worker.js': WORKER_JS });
+      await client.publishApp({ name: 'jobs', path: '/jobs', instances: 1, bundle, env: { WORK_FLAG: flag }, processes: { worker: 'node worker.js' } });
+      const running = async (process: string) => (await client.listAppInstances('jobs')).filter((i) => i.process === process && i.state === 'running').length;
+      const instancesOf = async (process: string) => (await client.listAppInstances('jobs')).filter((i) => i.process === process).length;
+      await waitFor(async () => (await running('web')) === 1 && (await running('worker')) === 1, { deadlineMs: 30_000, what: 'the first web and worker instances of jobs to run' });
+      // Web has a policy too, with the same low target: the workers' CPU must not count for it.
+      await client.setAutoscale('jobs', { min: 1, max: 2, targetCpu: 0.1, cooldownUpSeconds: 0, cooldownDownSeconds: 0 });
+      const app = await client.setAutoscale('jobs', { type: 'worker', min: 1, max: 2, targetCpu: 0.1, cooldownUpSeconds: 0, cooldownDownSeconds: COOLDOWN_DOWN_SECONDS });
+      expect(app.autoscaleByType.worker).toMatchObject({ min: 1, max: 2, targetCpu: 0.1 });
+      const from = applied.length;
+      const mine = () => applied.slice(from).filter((d) => d.app === 'jobs');
+      await startTestScaler();
+
+      writeFileSync(flag, '1');
+      await waitFor(async () => (await client.getApp('jobs')).formation.worker === 2 && (await running('worker')) === 2, {
+        deadlineMs: GROW_DEADLINE_MS,
+        what: 'the workers of jobs to grow to 2 and run',
+      });
+      const grown = mine().filter((d) => d.to > d.from);
+      expect(grown.map((d) => [d.process, d.from, d.to, d.cause])).toEqual([['worker', 1, 2, 'over_target']]);
+      expect(grown[0]!.inputs.cpuPerInstance!).toBeGreaterThan(0.1);
+      expect(grown[0]!.inputs.inFlight).toBe(0);
+
+      rmSync(flag);
+      await waitFor(async () => (await client.getApp('jobs')).formation.worker === 1 && (await instancesOf('worker')) === 1, {
+        deadlineMs: SHRINK_DEADLINE_MS,
+        what: 'the workers of jobs to shrink back to 1',
+      });
+      const shrunk = mine().filter((d) => d.to < d.from);
+      expect(shrunk.map((d) => [d.process, d.from, d.to, d.cause])).toEqual([['worker', 2, 1, 'idle']]);
+      // Web was never touched: no decision of its own, still its one instance.
+      expect(mine().filter((d) => d.process !== 'worker')).toEqual([]);
+      const after = await client.getApp('jobs');
+      expect(after.instances).toBe(1);
+      expect(await running('web')).toBe(1);
+      const log = await client.scalerLog({ app: 'jobs' });
+      expect(log.length).toBeGreaterThanOrEqual(2);
+      for (const d of log) expect(d.process).toBe('worker');
     },
     TEST_TIMEOUT_MS,
   );

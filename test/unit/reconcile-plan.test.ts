@@ -40,7 +40,7 @@ function rel(version: number, status: Release['status'], createdAt = 0): Release
 }
 
 function app(instances: number, release: number, state: App['state'] = 'active'): App {
-  return { name: 'pay', path: '/pay', instances, stripPrefix: false, release, state, autoscale: null, formation: {}, createdAt: 0, updatedAt: 0 };
+  return { name: 'pay', path: '/pay', instances, stripPrefix: false, release, state, autoscale: null, autoscaleByType: {}, formation: {}, createdAt: 0, updatedAt: 0 };
 }
 
 function plan(over: Partial<PlanInput> & Pick<PlanInput, 'app'>) {

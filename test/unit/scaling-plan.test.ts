@@ -13,15 +13,19 @@ function machine(name: string, load: number, uses: [app: string, cpu: number, in
   return { name, reachable: true, load, culprit: top ? { app: top.app, instance: top.instance, cpuCores: top.cpuCores } : null, instances };
 }
 
+const IDS = ['m1', 'm2', 'm3'].flatMap((m) => ['shop', 'blog'].flatMap((a) => [0, 1, 2, 3].map((i) => `${m}-${a}-${i}`)));
+
 function app(over: Partial<AppObservation> = {}): AppObservation {
   const wanted = over.wanted ?? 2;
   return {
     name: 'shop',
+    process: 'web',
+    ids: IDS,
     wanted,
     running: wanted,
     machines: ['m1'],
     moving: 0,
-    movable: ['m1', 'm2', 'm3'].flatMap((m) => ['shop', 'blog'].flatMap((a) => [0, 1, 2, 3].map((i) => `${m}-${a}-${i}`))),
+    movable: IDS,
     policy: POLICY,
     lastChangeAt: null,
     lastNoticeAt: null,
@@ -59,6 +63,17 @@ describe('growing', () => {
     const [d] = plan([machine('m1', 0.3, [['shop', 0.01, 8], ['shop', 0.01, 6]])], [app({ policy })]);
     expect(d).toMatchObject({ to: 3, cause: 'over_target' });
     expect(d!.inputs.inFlightPerInstance).toBe(7);
+  });
+
+  it('plans each process type of an app on its own instances: a busy worker grows, its web stays', () => {
+    // m1-shop-0 is web, m1-shop-1 a worker burning 0.8 cores: each type sees only its own.
+    const m1 = machine('m1', 0.3, [['shop', 0.2], ['shop', 0.8]]);
+    const web = app({ wanted: 1, ids: ['m1-shop-0'], movable: ['m1-shop-0'] });
+    const worker = app({ process: 'worker', wanted: 1, ids: ['m1-shop-1'], movable: ['m1-shop-1'] });
+    const decisions = plan([m1], [web, worker]);
+    expect(decisions).toHaveLength(1);
+    expect(decisions[0]).toMatchObject({ app: 'shop', process: 'worker', from: 1, to: 2, cause: 'over_target' });
+    expect(decisions[0]!.inputs.cpuCores).toBe(0.8);
   });
 
   it('never grows past max: says so once per notice interval instead', () => {

@@ -15,17 +15,26 @@
   Output:
     1
     -12 no such app (or it is being deleted)
-    -9 instances were given but the app scales automatically (its policy decides them)
+    -9 instances of a type were given but that type scales automatically (its policy decides
+       them), then the type
 ]]
 local rcall = redis.call
 --- @include "redisNow"
 --- @include "appendEvent"
-local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'autoscale')
+local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'autoscale', 'autoscaleByType')
 if not cur[1] or cur[2] ~= 'active' then
   return -12
 end
 if ARGV[2] ~= '' and cur[3] then
-  return -9
+  return { -9, 'web' }
+end
+if ARGV[5] ~= '' and cur[4] then
+  local policed = cjson.decode(cur[4])
+  for name in pairs(cjson.decode(ARGV[5])) do
+    if policed[name] ~= nil then
+      return { -9, name }
+    end
+  end
 end
 local now = redisNow()
 if ARGV[2] ~= '' then
