@@ -1,4 +1,4 @@
-// Deploys that cannot succeed fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request.
+// Deploys that cannot succeed (publish, update, rollback) fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request.
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,14 +87,20 @@ function requestLoop(): { stop(): Promise<{ ok: number; failed: string[] }> } {
   };
 }
 
-/** Publishes `dir` as shop, expecting it to fail fast; returns the CLI's run. */
-async function failingPublish(dir: string, flags: string[] = []) {
+/** Runs a berth command that makes a release of shop, under load, expecting it to fail fast; prints how long it took. */
+async function failingRun(args: string[]) {
   const load = requestLoop();
   const started = Date.now();
-  const r = await runCli(['publish', dir, '--name', 'shop', '--path', '/shop', '--timeout', '120', ...flags], env, { deadlineMs: 150_000 });
+  const r = await runCli([...args, '--timeout', '120'], env, { deadlineMs: 150_000 });
   const ms = Date.now() - started;
   const served = await load.stop();
+  console.log(`berth ${args[0]} exited ${r.code} after ${(ms / 1000).toFixed(1)} s (bound ${FAIL_WITHIN_MS / 1000} s); ${served.ok} requests to the serving release answered, ${served.failed.length} failed`);
   return { ...r, ms, served };
+}
+
+/** Publishes `dir` as shop, expecting it to fail fast; returns the CLI's run. */
+function failingPublish(dir: string, flags: string[] = []) {
+  return failingRun(['publish', dir, '--name', 'shop', '--path', '/shop', ...flags]);
 }
 
 describe('a deploy that cannot succeed', () => {
@@ -154,13 +160,29 @@ describe('a deploy that cannot succeed', () => {
     expect(r.served.failed).toEqual([]);
   });
 
+  it('a bundle the hoster refuses to unpack: bundle_rejected, naming the entry, in seconds', async () => {
+    // berth publish packs any depth; the hoster unpacks at most 32 levels.
+    const deep = `${Array.from({ length: 33 }, (_, i) => `d${i}`).join('/')}/deep.js`;
+    const dir = appFolder('too-deep', {
+      'package.json': JSON.stringify({ name: 'too-deep', version: '1.0.0', scripts: { start: 'node server.js' } }),
+      'server.js': "require('http').createServer((req, res) => res.end('never')).listen(process.env.PORT);\n",
+      [deep]: '// too deep to unpack\n',
+    });
+    const r = await failingPublish(dir);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/shop v\d+ failed: bundle_rejected on m1: .*entry "d0\/d1\/[^"]*" is nested 3[34] levels deep, more than 32: flatten the folder structure/);
+    expect(r.stderr).toContain('shop still runs v1');
+    expect(r.served.failed).toEqual([]);
+  });
+
   it('a failed release is not retried: its instances are gone and v1 still serves', async () => {
     const app = await client.getApp('shop');
     expect(app.current?.status).toBe('active');
     const instances = await client.listAppInstances('shop');
     expect(instances.filter((i) => i.release !== app.release)).toEqual([]);
     const releases = await client.listReleases('shop');
-    expect(releases.filter((x) => x.status === 'failed')).toHaveLength(3);
+    expect(releases.filter((x) => x.status === 'failed')).toHaveLength(4);
   });
 
   it('a config var holding NUL is refused before any release is made', async () => {
@@ -174,5 +196,31 @@ describe('a deploy that cannot succeed', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toContain('NUL');
     expect(await client.listReleases('shop')).toHaveLength(before);
+  });
+});
+
+describe('update and rollback wait as publish does', () => {
+  it('berth update whose new start command cannot start: exit 1 with crash_loop and the app’s own lines', async () => {
+    const r = await failingRun(['update', '--name', 'shop', '--command', 'node no-such-file.js']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 1/);
+    expect(r.stderr).toMatch(/Cannot find module '[^']*no-such-file\.js'/);
+    expect(r.stderr).toContain('shop still runs v1');
+    expect(r.served.failed).toEqual([]);
+  });
+
+  it('berth rollback to a release that cannot start: exit 1 with that release’s reason and lines', async () => {
+    // The release of the app that throws at start (above): rolled back to, it fails the same way.
+    const throws = (await client.listReleases('shop')).find((x) => x.status === 'failed' && x.reason?.includes('exited with code 3'));
+    expect(throws, 'the failed release of the app that throws').toBeDefined();
+    const r = await failingRun(['rollback', 'shop', `v${throws!.version}`]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 3/);
+    expect(r.stderr).toContain('boom: DATABASE_URL is not set');
+    expect(r.stderr).toContain('shop still runs v1');
+    expect(r.served.failed).toEqual([]);
+    expect((await client.getApp('shop')).release).toBe(1);
   });
 });
