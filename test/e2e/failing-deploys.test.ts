@@ -1,4 +1,4 @@
-// Deploys that cannot succeed (publish, update, rollback) fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request.
+// Deploys that cannot succeed (publish, update, config:set, rollback) fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request.
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,13 +199,23 @@ describe('a deploy that cannot succeed', () => {
   });
 });
 
-describe('update and rollback wait as publish does', () => {
+describe('update, config:set and rollback wait as publish does', () => {
   it('berth update whose new start command cannot start: exit 1 with crash_loop and the app’s own lines', async () => {
     const r = await failingRun(['update', '--name', 'shop', '--command', 'node no-such-file.js']);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
     expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 1/);
     expect(r.stderr).toMatch(/Cannot find module '[^']*no-such-file\.js'/);
+    expect(r.stderr).toContain('shop still runs v1');
+    expect(r.served.failed).toEqual([]);
+  });
+
+  it('berth config:set with a variable the app cannot start with: exit 1 with crash_loop and node’s own line', async () => {
+    const r = await failingRun(['config:set', 'shop', 'NODE_OPTIONS=--no-such-flag']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 9/);
+    expect(r.stderr).toContain('--no-such-flag is not allowed in NODE_OPTIONS');
     expect(r.stderr).toContain('shop still runs v1');
     expect(r.served.failed).toEqual([]);
   });
