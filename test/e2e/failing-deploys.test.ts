@@ -1,15 +1,22 @@
-// Deploys that cannot succeed (publish, update, config:set, rollback) fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request.
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// Deploys that cannot succeed (publish, update, config:set, rollback) fail within seconds on one machine, with the cause in the app's own words, while the release before keeps serving every request; one of them through a real `berth up` whose data dir is in a 0700 folder.
+import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chooseHosterDir } from '../../hoster/hoster-dir.js';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import { runCli } from '../helpers/cli-process.js';
+import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
+import { getPort } from '../helpers/get-port.js';
 import { startTestHoster, traversableTempDir, type HosterFixture } from '../helpers/hoster-fixture.js';
+import { platformProcesses } from '../helpers/platform-processes.js';
+import { instancePortRange } from '../helpers/port-range.js';
 import { startTestProxy } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, testPrefix, type RegistryFixture } from '../helpers/registry-fixture.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const HELLO = fileURLToPath(new URL('../../examples/hello', import.meta.url));
 /** The bound the issue sets for a crash or a build failure on one machine. */
@@ -49,9 +56,15 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** An app that throws at start, saying why. */
+const THROWS = {
+  'package.json': JSON.stringify({ name: 'throws', version: '1.0.0', scripts: { start: 'node server.js' } }),
+  'server.js': "console.error('boom: DATABASE_URL is not set');\nprocess.exit(3);\n",
+};
+
 /** A folder holding one app, from its files. */
-function appFolder(name: string, files: Record<string, string>): string {
-  const dir = join(work, name);
+function appFolder(name: string, files: Record<string, string>, under = work): string {
+  const dir = join(under, name);
   mkdirSync(dir, { recursive: true });
   for (const [file, text] of Object.entries(files)) {
     mkdirSync(join(dir, file, '..'), { recursive: true });
@@ -60,15 +73,15 @@ function appFolder(name: string, files: Record<string, string>): string {
   return dir;
 }
 
-/** GETs the serving app in a loop until stopped; counts what did not answer 200. */
-function requestLoop(): { stop(): Promise<{ ok: number; failed: string[] }> } {
+/** GETs the serving app at `url` in a loop until stopped; counts what did not answer 200. */
+function requestLoop(url: string): { stop(): Promise<{ ok: number; failed: string[] }> } {
   let running = true;
   let ok = 0;
   const failed: string[] = [];
   const loop = (async () => {
     while (running) {
       try {
-        const res = await fetch(`${proxy.url}/shop`, { signal: AbortSignal.timeout(5000) });
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
         await res.arrayBuffer();
         if (res.status === 200) ok++;
         else failed.push(String(res.status));
@@ -88,10 +101,10 @@ function requestLoop(): { stop(): Promise<{ ok: number; failed: string[] }> } {
 }
 
 /** Runs a berth command that makes a release of shop, under load, expecting it to fail fast; prints how long it took. */
-async function failingRun(args: string[]) {
-  const load = requestLoop();
+async function failingRun(args: string[], platform: { env: NodeJS.ProcessEnv; shopUrl: string } = { env, shopUrl: `${proxy.url}/shop` }) {
+  const load = requestLoop(platform.shopUrl);
   const started = Date.now();
-  const r = await runCli([...args, '--timeout', '120'], env, { deadlineMs: 150_000 });
+  const r = await runCli([...args, '--timeout', '120'], platform.env, { deadlineMs: 150_000 });
   const ms = Date.now() - started;
   const served = await load.stop();
   console.log(`berth ${args[0]} exited ${r.code} after ${(ms / 1000).toFixed(1)} s (bound ${FAIL_WITHIN_MS / 1000} s); ${served.ok} requests to the serving release answered, ${served.failed.length} failed`);
@@ -105,10 +118,7 @@ function failingPublish(dir: string, flags: string[] = []) {
 
 describe('a deploy that cannot succeed', () => {
   it('an app that throws at start: crash_loop with its exit code and its own last lines, in seconds', async () => {
-    const dir = appFolder('throws', {
-      'package.json': JSON.stringify({ name: 'throws', version: '1.0.0', scripts: { start: 'node server.js' } }),
-      'server.js': "console.error('boom: DATABASE_URL is not set');\nprocess.exit(3);\n",
-    });
+    const dir = appFolder('throws', THROWS);
     const r = await failingPublish(dir);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
@@ -232,5 +242,51 @@ describe('update, config:set and rollback wait as publish does', () => {
     expect(r.stderr).toContain('shop still runs v1');
     expect(r.served.failed).toEqual([]);
     expect((await client.getApp('shop')).release).toBe(1);
+  });
+});
+
+describe('through a real berth up whose data dir is in a 0700 folder (as a clone in /root is)', () => {
+  let dir: string;
+  let up: DaemonProcess;
+  let upEnv: NodeJS.ProcessEnv;
+  let shopUrl: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-failing-up-'));
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    const proxyPort = await getPort();
+    shopUrl = `http://127.0.0.1:${proxyPort}/shop`;
+    // The CLI finds the API and token in the credentials berth up saves under BERTH_HOME.
+    upEnv = { BERTH_HOME: join(dir, 'home'), BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(), BERTH_DRAIN_MS: '500' };
+    up = startDaemon(
+      ['up', '--data-dir', join(dir, 'data'), '--api-port', String(await getPort()), '--proxy-port', String(proxyPort), '--https-port', String(await getPort()), '--redis-port', String(await getPort())],
+      upEnv,
+    );
+    await waitFor(() => up.output().includes('running: press Ctrl-C to stop'), { deadlineMs: 60_000, what: 'berth up' });
+    const good = join(dir, 'good');
+    cpSync(HELLO, good, { recursive: true });
+    const r = await runCli(['publish', good, '--name', 'shop', '--path', '/shop', '--timeout', '60'], upEnv, { deadlineMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+  }, 180_000);
+
+  afterAll(async () => {
+    up?.kill('SIGTERM');
+    await up?.exited;
+    await waitFor(() => platformProcesses(dir).length === 0, { deadlineMs: 30_000, what: 'berth up stopped' }).catch(() => undefined);
+    // As root the apps' files lie outside the 0700 folder, where berth up put them.
+    const hosterDir = chooseHosterDir(join(dir, 'data'), { explicit: '', appsRunAsOthers: process.getuid?.() === 0 }).dir;
+    rmSync(hosterDir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('an app that throws at start: berth publish exits 1 with crash_loop and its own lines, in seconds, v1 serving throughout', async () => {
+    const r = await failingRun(['publish', appFolder('throws', THROWS, dir), '--name', 'shop', '--path', '/shop'], { env: upEnv, shopUrl });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+    expect(r.stderr).toMatch(/shop v2 failed: crash_loop on \S+: exited with code 3/);
+    expect(r.stderr).toContain('boom: DATABASE_URL is not set');
+    expect(r.stderr).toContain('shop still runs v1');
+    expect(r.served.failed).toEqual([]);
+    expect(r.served.ok).toBeGreaterThan(0);
   });
 });
