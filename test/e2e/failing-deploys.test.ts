@@ -111,6 +111,16 @@ async function failingRun(args: string[], platform: { env: NodeJS.ProcessEnv; sh
   return { ...r, ms, served };
 }
 
+/** What each failed deploy shows: exit 1 within the bound, the reason, the app's own line, and v1 serving every request throughout. */
+function expectFailedFast(r: Awaited<ReturnType<typeof failingRun>>, reason: RegExp, ownLine?: string): void {
+  expect(r.code, r.stdout + r.stderr).toBe(1);
+  expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
+  expect(r.stderr).toMatch(reason);
+  if (ownLine !== undefined) expect(r.stderr).toContain(ownLine);
+  expect(r.stderr).toContain('shop still runs v1');
+  expect(r.served.failed).toEqual([]);
+}
+
 /** Publishes `dir` as shop, expecting it to fail fast; returns the CLI's run. */
 function failingPublish(dir: string, flags: string[] = []) {
   return failingRun(['publish', dir, '--name', 'shop', '--path', '/shop', ...flags]);
@@ -179,11 +189,7 @@ describe('a deploy that cannot succeed', () => {
       [deep]: '// too deep to unpack\n',
     });
     const r = await failingPublish(dir);
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
-    expect(r.stderr).toMatch(/shop v\d+ failed: bundle_rejected on m1: .*entry "d0\/d1\/[^"]*" is nested 3[34] levels deep, more than 32: flatten the folder structure/);
-    expect(r.stderr).toContain('shop still runs v1');
-    expect(r.served.failed).toEqual([]);
+    expectFailedFast(r, /shop v\d+ failed: bundle_rejected on m1: .*entry "d0\/d1\/[^"]*" is nested 3[34] levels deep, more than 32: flatten the folder structure/);
   });
 
   it('a failed release is not retried: its instances are gone and v1 still serves', async () => {
@@ -212,22 +218,13 @@ describe('a deploy that cannot succeed', () => {
 describe('update, config:set and rollback wait as publish does', () => {
   it('berth update whose new start command cannot start: exit 1 with crash_loop and the app’s own lines', async () => {
     const r = await failingRun(['update', '--name', 'shop', '--command', 'node no-such-file.js']);
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
-    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 1/);
+    expectFailedFast(r, /shop v\d+ failed: crash_loop on m1: exited with code 1/);
     expect(r.stderr).toMatch(/Cannot find module '[^']*no-such-file\.js'/);
-    expect(r.stderr).toContain('shop still runs v1');
-    expect(r.served.failed).toEqual([]);
   });
 
   it('berth config:set with a variable the app cannot start with: exit 1 with crash_loop and node’s own line', async () => {
     const r = await failingRun(['config:set', 'shop', 'NODE_OPTIONS=--no-such-flag']);
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
-    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 9/);
-    expect(r.stderr).toContain('--no-such-flag is not allowed in NODE_OPTIONS');
-    expect(r.stderr).toContain('shop still runs v1');
-    expect(r.served.failed).toEqual([]);
+    expectFailedFast(r, /shop v\d+ failed: crash_loop on m1: exited with code 9/, '--no-such-flag is not allowed in NODE_OPTIONS');
   });
 
   it('berth rollback to a release that cannot start: exit 1 with that release’s reason and lines', async () => {
@@ -235,12 +232,7 @@ describe('update, config:set and rollback wait as publish does', () => {
     const throws = (await client.listReleases('shop')).find((x) => x.status === 'failed' && x.reason?.includes('exited with code 3'));
     expect(throws, 'the failed release of the app that throws').toBeDefined();
     const r = await failingRun(['rollback', 'shop', `v${throws!.version}`]);
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
-    expect(r.stderr).toMatch(/shop v\d+ failed: crash_loop on m1: exited with code 3/);
-    expect(r.stderr).toContain('boom: DATABASE_URL is not set');
-    expect(r.stderr).toContain('shop still runs v1');
-    expect(r.served.failed).toEqual([]);
+    expectFailedFast(r, /shop v\d+ failed: crash_loop on m1: exited with code 3/, 'boom: DATABASE_URL is not set');
     expect((await client.getApp('shop')).release).toBe(1);
   });
 });
@@ -281,12 +273,7 @@ describe('through a real berth up whose data dir is in a 0700 folder (as a clone
 
   it('an app that throws at start: berth publish exits 1 with crash_loop and its own lines, in seconds, v1 serving throughout', async () => {
     const r = await failingRun(['publish', appFolder('throws', THROWS, dir), '--name', 'shop', '--path', '/shop'], { env: upEnv, shopUrl });
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.ms).toBeLessThan(FAIL_WITHIN_MS);
-    expect(r.stderr).toMatch(/shop v2 failed: crash_loop on \S+: exited with code 3/);
-    expect(r.stderr).toContain('boom: DATABASE_URL is not set');
-    expect(r.stderr).toContain('shop still runs v1');
-    expect(r.served.failed).toEqual([]);
+    expectFailedFast(r, /shop v2 failed: crash_loop on \S+: exited with code 3/, 'boom: DATABASE_URL is not set');
     expect(r.served.ok).toBeGreaterThan(0);
   });
 });

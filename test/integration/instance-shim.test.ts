@@ -7,21 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectShim, ShimLink, type ShimExit } from '../../hoster/shim-client.js';
 import type { ShimSpec } from '../../hoster/shim-protocol.js';
+import { alive } from '../helpers/process-table.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const SHIM = fileURLToPath(new URL('../../dist/hoster/instance-shim.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'berth-shim-'));
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('instance shim', () => {
   it('an app that exits at once is reported to the first hoster that connects, lines and exit code included', async () => {
