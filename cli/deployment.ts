@@ -7,7 +7,7 @@ import type { AppDetails, Attributes, HealthCheck, UpdateRequest } from '../sdk/
 import { connect } from './api-client.js';
 import { defaultAppName } from './app-name.js';
 import { JSON_FLAG, type CliContext } from './cli-context.js';
-import { collectAttribute, collectEnv, cpuWeight, instanceCount, memorySize, positiveCount, seconds } from './flag-values.js';
+import { collectAttribute, collectEnv, cpuWeight, healthTimeout, instanceCount, memorySize, positiveCount, seconds } from './flag-values.js';
 import { bytes, type Output } from './output.js';
 import { DEFAULT_WAIT_SECONDS, waitForInstances, waitForRelease } from './rollout-watch.js';
 
@@ -24,6 +24,7 @@ export interface DeployFlags {
   healthPath?: string;
   healthAttempts?: number;
   healthInterval?: number;
+  healthTimeout?: number;
   healthFailures?: number;
   stripPrefix?: boolean;
   process?: Record<string, string>;
@@ -51,6 +52,7 @@ export function addDeployFlags(command: Command): Command {
     .option('--health-path <path>', 'HTTP path that answers 200 when an instance is ready (default: a TCP connect)')
     .option('--health-attempts <n>', 'checks (with backoff) a new instance gets to pass before it fails as not_listening or unhealthy (default 30, about 26 s)', positiveCount)
     .option('--health-interval <seconds>', 'how often a running instance is checked (default 5)', seconds)
+    .option('--health-timeout <seconds>', 'how long one check waits for a connection or an answer, 0.1 to 60 (default 2)', healthTimeout)
     .option('--health-failures <n>', 'failed checks in a row that make a running instance unroutable and replaced (default 3)', positiveCount)
     .option('--strip-prefix', 'send the app /x for <path>/x (the prefix goes in X-Forwarded-Prefix)')
     .option('--no-strip-prefix', 'send the app the whole path')
@@ -171,11 +173,12 @@ function limitAttributes(flags: Pick<DeployFlags, 'memory' | 'cpuWeight'>, attr:
 }
 
 /** The health-check fields the flags give, or undefined for none. */
-export function healthCheckFlags(flags: Pick<DeployFlags, 'healthPath' | 'healthAttempts' | 'healthInterval' | 'healthFailures'>): Partial<HealthCheck> | undefined {
+export function healthCheckFlags(flags: Pick<DeployFlags, 'healthPath' | 'healthAttempts' | 'healthInterval' | 'healthTimeout' | 'healthFailures'>): Partial<HealthCheck> | undefined {
   const given: Partial<HealthCheck> = {};
   if (flags.healthPath !== undefined) given.path = flags.healthPath;
   if (flags.healthAttempts !== undefined) given.attempts = flags.healthAttempts;
   if (flags.healthInterval !== undefined) given.intervalMs = Math.round(flags.healthInterval * 1000);
+  if (flags.healthTimeout !== undefined) given.timeoutMs = Math.round(flags.healthTimeout * 1000);
   if (flags.healthFailures !== undefined) given.failures = flags.healthFailures;
   return Object.keys(given).length === 0 ? undefined : given;
 }

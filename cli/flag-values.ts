@@ -83,6 +83,13 @@ export function positiveNumber(text: string): number {
   return n;
 }
 
+/** How long one health check may take, in seconds: 0.1 to 60 (the API's 100 to 60,000 ms). */
+export function healthTimeout(text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || n < 0.1 || n > 60) throw new InvalidArgumentError('Expected a number of seconds from 0.1 to 60, like 2 or 0.5.');
+  return n;
+}
+
 /** A whole number of seconds, 0 or more. */
 export function wholeSeconds(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('Expected a whole number of seconds (0 or more).');

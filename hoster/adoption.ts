@@ -55,6 +55,8 @@ export async function adoptSurvivors(o: AdoptionOptions): Promise<void> {
       o.logger.warn({ instance: hello.instance, err: err instanceof Error ? err.message : String(err) }, `the claim of surviving ${hello.service}/${hello.instance} is gone: stopping it`);
       send(socket, { t: 'stop', graceMs: o.stopGraceMs });
       socket.end();
+      // Read on (connectShim paused it after the hello) so that the shim's end closes the socket.
+      socket.resume();
     }
   }
 }

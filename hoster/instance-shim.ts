@@ -28,7 +28,24 @@ function log(line: string): void {
   }
 }
 
+/**
+ * What the app said and did before the hoster that spawned this shim connected, replayed to it
+ * after the hello: an app that fails at once (a bad NODE_OPTIONS, a missing file) may print and
+ * exit before then, and the hoster must hear that exit as a crash, with its lines, rather than
+ * find no shim (which it would count as this machine's failure, not the release's).
+ */
+const backlog: ShimToHoster[] = [];
+const MAX_BACKLOG = 1000;
+/** How long an ended shim waits for the hoster's first connection: as long as the hoster tries. */
+const FIRST_HOSTER_WAIT_MS = 10_000;
+let helloed = false;
+let finishWhenHelloed: (() => void) | undefined;
+
 function broadcast(message: ShimToHoster): void {
+  if (!helloed) {
+    backlog.push(message);
+    if (backlog.length > MAX_BACKLOG) backlog.shift();
+  }
   for (const s of hosters) send(s, message);
 }
 
@@ -143,6 +160,18 @@ app.once('exit', (code, signal) => {
 });
 
 function finish(code: number): void {
+  if (!helloed) {
+    const timer = setTimeout(() => finishNow(code), FIRST_HOSTER_WAIT_MS);
+    finishWhenHelloed = () => {
+      clearTimeout(timer);
+      finishNow(code);
+    };
+    return;
+  }
+  finishNow(code);
+}
+
+function finishNow(code: number): void {
   clearInterval(watchdog);
   server.close();
   for (const s of hosters) s.end();
@@ -160,6 +189,11 @@ const server = createServer((socket) => {
   socket.on('close', () => hosters.delete(socket));
   socket.on('error', () => socket.destroy());
   send(socket, { t: 'hello', instance: spec.instance, service: spec.service, epoch: spec.epoch, port: spec.port, pid: process.pid, appPid: app.pid ?? 0 });
+  if (!helloed) {
+    helloed = true;
+    for (const m of backlog.splice(0)) send(socket, m);
+    finishWhenHelloed?.();
+  }
   onLines<HosterToShim>(socket, (m) => {
     if (m.t === 'lease' && typeof m.validForMs === 'number') deadline = now() + m.validForMs - spec.stopGraceMs;
     else if (m.t === 'stop') stopApp('stopped', typeof m.graceMs === 'number' ? m.graceMs : spec.stopGraceMs);

@@ -69,11 +69,12 @@ function readHello(socket: Socket, timeoutMs: number): Promise<ShimHello> {
       stopReading();
       reject(new Error('the instance shim did not answer'));
     }, timeoutMs);
+    // What follows the hello (a fast app's lines and exit can come with it) waits for the ShimLink.
     const stopReading = onLines<ShimToHoster>(socket, (m) => {
       if (m.t !== 'hello') return;
       clearTimeout(timer);
-      stopReading();
       resolve(m);
+      return 'stop';
     });
   });
 }
@@ -110,6 +111,8 @@ export class ShimLink {
       if (!exited) handlers.onExit({ t: 'exit', code: null, signal: 'shim_lost', why: 'exited' }, true);
     });
     socket.on('error', () => socket.destroy());
+    // connectShim paused the socket after the hello, keeping what came next for these handlers.
+    socket.resume();
   }
 
   get destroyed(): boolean {

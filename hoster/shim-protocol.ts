@@ -47,9 +47,11 @@ export function send(socket: Socket, message: HosterToShim | ShimToHoster): void
 
 /**
  * Calls `onMessage` for each complete JSON line read from `socket`; ignores malformed lines.
+ * When `onMessage` returns 'stop', reading stops after that line: the socket is paused with
+ * the bytes read past it put back, so that the next reader (who resumes it) misses nothing.
  * Returns what stops the calls.
  */
-export function onLines<T>(socket: Socket, onMessage: (message: T) => void): () => void {
+export function onLines<T>(socket: Socket, onMessage: (message: T) => void | 'stop'): () => void {
   let buffer = '';
   socket.setEncoding('utf8');
   const onData = (chunk: string) => {
@@ -60,10 +62,18 @@ export function onLines<T>(socket: Socket, onMessage: (message: T) => void): () 
     while ((end = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 1);
+      let verdict: void | 'stop' = undefined;
       try {
-        onMessage(JSON.parse(line) as T);
+        verdict = onMessage(JSON.parse(line) as T);
       } catch {
         // not ours: ignore
+      }
+      if (verdict === 'stop') {
+        socket.off('data', onData);
+        socket.pause();
+        if (buffer !== '') socket.unshift(buffer, 'utf8');
+        buffer = '';
+        return;
       }
     }
   };

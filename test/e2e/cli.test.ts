@@ -327,6 +327,23 @@ describe('berth app commands', () => {
     expect(bad.stderr).toContain('Expected a whole number, 1 or more');
   });
 
+  it('--health-timeout on publish and update reaches the release\'s health check in ms; a value out of 0.1 to 60 s is refused', async () => {
+    const published = await runCli(['publish', appDir, '--name', 'timed', '--instances', '0', '--health-timeout', '0.5', '--no-wait'], env);
+    expect(published.code, published.stderr).toBe(0);
+    expect((await client.getApp('timed')).current!.healthCheck.timeoutMs).toBe(500);
+    await client.deleteApp('timed');
+
+    const before = (await client.getApp('hello')).current!.healthCheck;
+    const updated = await runCli(['update', '--name', 'hello', '--health-timeout', '7', '--no-wait'], env);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect((await client.getApp('hello')).current!.healthCheck).toEqual({ ...before, timeoutMs: 7000 });
+    for (const value of ['0.05', '61', 'soon']) {
+      const bad = await runCli(['update', '--name', 'hello', '--health-timeout', value], env);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain("option '--health-timeout <seconds>' argument '" + value + "' is invalid. Expected a number of seconds from 0.1 to 60");
+    }
+  });
+
   it('delete asks for --yes off a terminal, then waits until the app is gone', async () => {
     const refused = await runCli(['delete', 'hello'], env);
     expect(refused.code).toBe(1);
