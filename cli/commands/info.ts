@@ -39,6 +39,7 @@ export function infoCommand(ctx: CliContext): Command {
         ['processes', release === null || Object.keys(release.processes ?? {}).length === 0 ? 'web only' : Object.entries(release.processes ?? {}).map(([t, c]) => `${t}×${app.formation?.[t] ?? 1}: ${c}`).join('; ')],
         ['release command', release?.releaseCommand ? `${release.releaseCommand}${release.releaseTask ? ` (${release.releaseTask.status}, ${firstLine(release.releaseTask.detail)})` : ''}` : 'none'],
         ['health check', health],
+        ['limits', limitsOf(release?.requirements ?? {})],
         ['requirements', release === null || Object.keys(release.requirements).length === 0 ? 'none' : Object.entries(release.requirements).map(([k, v]) => `${k}=${v}`).join(', ')],
         // Names only: values may be secrets (berth config shows them).
         ['variables', release === null || Object.keys(release.env).length === 0 ? 'none' : Object.keys(release.env).sort().join(', ')],
@@ -49,4 +50,11 @@ export function infoCommand(ctx: CliContext): Command {
       const width = Math.max(...rows.map(([k]) => k.length));
       for (const [key, value] of rows) output.line(`  ${key.padEnd(width)}  ${value}`);
     });
+}
+
+/** The memory and CPU limits an app's instances run under (its maxMemoryMb and cpuWeight attributes), as a person reads them. */
+function limitsOf(requirements: Record<string, string | number | boolean>): string {
+  const memory = requirements.maxMemoryMb;
+  const weight = requirements.cpuWeight;
+  return `memory ${memory === undefined ? 'unlimited' : `${memory} MB (over it: out_of_memory)`}, CPU weight ${weight ?? '100 (default)'}`;
 }

@@ -1,12 +1,15 @@
 // Memory and CPU limits per app, enforced by cgroups: an app over its memory limit is killed by
 // the kernel and its release fails as out_of_memory, with the reason in its log; one under it
 // runs in a cgroup with the limit and the CPU weight asked for; bad limits are refused.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { detectCgroups } from '../../hoster/cgroup-limits.js';
 import { BerthApiError } from '../../sdk/api-error.js';
 import type { BerthClient } from '../../sdk/berth-client.js';
 import type { Attributes } from '../../sdk/types.js';
+import { runCli } from '../helpers/cli-process.js';
 import { helloApp, startTestHoster, uploadApp, type HosterFixture } from '../helpers/hoster-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
@@ -89,5 +92,15 @@ describe.skipIf(CGROUPS.kind === 'none')(`cgroup limits${CGROUPS.kind === 'none'
     expect(failed!.reason).toMatch(/^out_of_memory on m1: went over its memory limit, 3 times/);
     const logs = await client.logs('hog');
     expect(logs.some((l) => l.stream === 'err' && /^\[berth\] out of memory: the kernel stopped the app at its limit of 64 MB/.test(l.line))).toBe(true);
+    // berth info says what the app runs under, and why its release failed.
+    const home = mkdtempSync(join(tmpdir(), 'berth-cli-'));
+    try {
+      const info = await runCli(['info', 'hog'], { BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token, NO_COLOR: '1', BERTH_HOME: home });
+      expect(info.code, info.stderr).toBe(0);
+      expect(info.stdout).toMatch(/limits\s+memory 64 MB \(over it: out_of_memory\), CPU weight 100 \(default\)/);
+      expect(info.stdout).toMatch(/release\s+v1 failed: .*\(out_of_memory on m1: went over its memory limit/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
