@@ -1,5 +1,8 @@
 import { request } from 'node:http';
-import { UpstreamHealth, type AttemptBook } from '../forward/index.js';
+import { DRAINING_HEADER, UpstreamHealth, type AttemptBook } from '../forward/index.js';
+
+/** A proxy that said it drains is checked this often until one answers healthy there again (its restart). */
+const DRAINING_CHECK_MS = 250;
 
 /** One machine's proxy, as the balancer sees it. */
 export interface Backend {
@@ -14,6 +17,12 @@ export interface Backend {
   sources: Set<'static' | 'registry'>;
   /** Last active health check result (false from when it says it is draining, see draining()). */
   healthy: boolean;
+  /**
+   * It said it is draining (a proxy stopping), and no health check passed since: never chosen,
+   * not even when no other is healthy (its listener may close under a new connection); requests
+   * wait for it instead, as for a proxy that refuses (see BalancerForwarder).
+   */
+  draining: boolean;
   /** Attempts sent to it, and refused connections (in flight and set-asides are the pool's health model's). */
   requests: number;
   errors: number;
@@ -37,6 +46,9 @@ export class BackendPool implements AttemptBook<Backend> {
   readonly health = new UpstreamHealth<Backend>({ firstSetAsideMs: 1000, maxSetAsideMs: 30_000 });
   private readonly byUrl = new Map<string, Backend>();
   private timer: NodeJS.Timeout | undefined;
+  private drainingTimer: NodeJS.Timeout | undefined;
+  private readonly checking = new Set<Backend>();
+  private closed = false;
   private readonly healthIntervalMs: number;
   private readonly maxEjectedShare: number;
 
@@ -62,7 +74,7 @@ export class BackendPool implements AttemptBook<Backend> {
       let b = this.byUrl.get(url);
       if (b === undefined) {
         const u = new URL(url);
-        b = { url, host: u.hostname, port: Number(u.port || 80), origin: u.origin, machine: e.machine, sources: new Set(), healthy: true, requests: 0, errors: 0 };
+        b = { url, host: u.hostname, port: Number(u.port || 80), origin: u.origin, machine: e.machine, sources: new Set(), healthy: true, draining: false, requests: 0, errors: 0 };
         this.byUrl.set(url, b);
       }
       b.sources.add(source);
@@ -98,13 +110,22 @@ export class BackendPool implements AttemptBook<Backend> {
   }
 
   /**
-   * It said it is draining: unhealthy until a health check passes again (its own says 503
-   * while it drains; a restarted one 200). True when it was healthy until now.
+   * It said it is draining: unhealthy and never chosen until a health check passes again (its
+   * own says 503 while it drains; a restarted one 200), checked every DRAINING_CHECK_MS till
+   * then. True when it was not known to drain until now.
    */
   draining(b: Backend): boolean {
-    if (!b.healthy) return false;
     b.healthy = false;
+    if (b.draining) return false;
+    b.draining = true;
+    this.checkDrainingSoon();
     return true;
+  }
+
+  /** Some proxy drains (and none answered healthy there since): a request may wait for it. */
+  anyDraining(): boolean {
+    for (const b of this.byUrl.values()) if (b.draining) return true;
+    return false;
   }
 
   /** A connection to it failed: eject it for a while, unless too many are ejected already. */
@@ -126,15 +147,37 @@ export class BackendPool implements AttemptBook<Backend> {
 
   close(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.drainingTimer);
+    this.closed = true;
+  }
+
+  /** Checks the draining proxies often, so that requests held for one go as soon as it is back. */
+  private checkDrainingSoon(): void {
+    if (this.drainingTimer !== undefined || this.closed) return;
+    this.drainingTimer = setTimeout(() => {
+      this.drainingTimer = undefined;
+      const draining = this.all.filter((b) => b.draining);
+      if (draining.length === 0) return;
+      void Promise.all(draining.map((b) => this.check(b))).then(() => this.checkDrainingSoon());
+    }, DRAINING_CHECK_MS);
+    this.drainingTimer.unref();
   }
 
   private check(b: Backend): Promise<void> {
-    return new Promise((resolve) => {
+    // One check of a backend at a time (the regular round and the draining one overlap).
+    if (this.checking.has(b)) return Promise.resolve();
+    this.checking.add(b);
+    return new Promise<void>((resolve) => {
       const req = request({ host: b.host, port: b.port, path: '/_berth/health', timeout: Math.min(2000, this.healthIntervalMs), agent: false }, (res) => {
         res.resume();
-        const ok = res.statusCode === 200;
+        const ok = res.statusCode === 200 && res.headers[DRAINING_HEADER] === undefined;
         if (ok && !b.healthy) this.health.answered(b);
         b.healthy = ok;
+        if (ok) b.draining = false;
+        else if (res.headers[DRAINING_HEADER] !== undefined && !b.draining) {
+          b.draining = true;
+          this.checkDrainingSoon();
+        }
         resolve();
       });
       req.once('timeout', () => req.destroy());
@@ -143,7 +186,7 @@ export class BackendPool implements AttemptBook<Backend> {
         resolve();
       });
       req.end();
-    });
+    }).finally(() => this.checking.delete(b));
   }
 }
 

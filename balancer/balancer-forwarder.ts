@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Pool } from 'undici';
 import {
   answerError,
+  CUT_AT_APP,
   forwardTarget,
   DEFAULT_RETRY_POLICY,
   parseRequestTarget,
@@ -36,9 +37,11 @@ export interface BalancerForwarderOptions {
  * forward's retry rule says: one never sent (refused connection) to another proxy, or, when every
  * one was tried, to any (the same included) after a backoff, within a budget, so that a
  * proxy's restart costs nothing; one cut before any answer only when idempotent without a
- * body, once. Connections to a proxy that refused one or cut one, or that says it is draining,
- * are closed from this side as soon as they are idle (a draining proxy then has none left to
- * close under a request), and a draining one is chosen only when no other is healthy.
+ * body, once (as is one whose app, behind the proxy, cut it: UNSENT_AFTER_CUT). Connections to a
+ * proxy that refused one or cut one, or that says it is draining, are closed from this side as
+ * soon as they are idle (a draining proxy then has none left to close under a request), and a
+ * draining one is never chosen: when every proxy drains (one machine, its proxy restarting),
+ * requests wait for one to be back, as never-sent ones do, within the same budget.
  * Forwarded headers are the balancer's own: a client's claims are never passed on.
  */
 export class BalancerForwarder {
@@ -79,9 +82,12 @@ export class BalancerForwarder {
       draining: (backend) => {
         if (this.o.pool.draining(backend)) this.recycle(backend);
       },
-      // Its other connections may be to a process that is gone or going: close them once idle.
-      failed: (backend, failure) => {
-        if (failure === 'refused' || failure === 'cut') this.recycle(backend);
+      // Every proxy left drains (one machine, its proxy restarting): wait for it to be back.
+      hold: () => this.o.pool.anyDraining(),
+      // Its other connections may be to a process that is gone or going: close them once idle
+      // (not when its app cut the request: the proxy itself answered).
+      failed: (backend, failure, code) => {
+        if (failure === 'refused' || (failure === 'cut' && code !== CUT_AT_APP)) this.recycle(backend);
       },
       stopping: () => this.closed,
       waiting: (waits) => {
@@ -137,7 +143,15 @@ export class BalancerForwarder {
         return weighted[weighted.length - 1]![0];
       }
     }
-    return pool.health.choose(pool.all, now, tried, (b, at) => pool.usable(b, at));
+    const any = pool.health.choose(pool.all, now, tried, (b, at) => pool.usable(b, at));
+    // None usable, and the fallback drains: its listener may close under a new connection.
+    if (any === undefined || !any.draining) return any;
+    return pool.health.choose(
+      pool.all.filter((b) => !b.draining),
+      now,
+      tried,
+      (b, at) => pool.usable(b, at),
+    );
   }
 
   handleUpgrade(req: IncomingMessage, client: Socket, head: Buffer): void {

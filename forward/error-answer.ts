@@ -1,13 +1,17 @@
 import { ERROR_CATALOGUE, type ErrorCode } from '../common/errors.js';
 import type { ClientResponse } from './client-exchange.js';
-import { UNSENT_HEADER } from './http-headers.js';
+import { UNSENT_AFTER_CUT, UNSENT_HEADER } from './http-headers.js';
 
 /**
  * Writes an error of the catalogue (the proxy's, the balancer's) that a person and a program
  * can read: JSON by default, a small HTML page when the client prefers HTML. Once the answer
  * has started, it breaks the connection instead.
  */
-export function answerError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string, o: { unsent?: boolean } = {}): void {
+/**
+ * `unsent`: the request reached no app (true), or only one that cut it before answering
+ * ('cut'): a balancer or proxy in front may send it elsewhere (UNSENT_HEADER).
+ */
+export function answerError(res: ClientResponse, accept: string | undefined, code: ErrorCode, message?: string, o: { unsent?: boolean | 'cut' } = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -16,8 +20,8 @@ export function answerError(res: ClientResponse, accept: string | undefined, cod
   const text = message ?? entry.message;
   const headers: Record<string, string> = { 'cache-control': 'no-store' };
   if (code === 'no_healthy_instance') headers['retry-after'] = '1';
-  // The request reached no app: a balancer or proxy in front may send it elsewhere.
   if (o.unsent === true) headers[UNSENT_HEADER] = '1';
+  else if (o.unsent === 'cut') headers[UNSENT_HEADER] = UNSENT_AFTER_CUT;
   if (accept !== undefined && accept.includes('text/html')) {
     headers['content-type'] = 'text/html; charset=utf-8';
     res.writeHead(entry.status, headers).end(

@@ -6,9 +6,16 @@ export const HOP_HEADER = 'x-berth-hop';
 /**
  * Set by a proxy on an error it answers without having sent the request to any app (no
  * instance it could reach): whoever forwarded it there may send it elsewhere, as if the
- * connection had been refused.
+ * connection had been refused. Its value is `1`, or UNSENT_AFTER_CUT.
  */
 export const UNSENT_HEADER = 'x-berth-unsent';
+
+/**
+ * UNSENT_HEADER's value when one app got the request and cut its connection before any answer
+ * (it died under it), and no other instance there could take it: whoever forwarded it there
+ * takes that as its own cut, and may make the one resend a cut idempotent request gets.
+ */
+export const UNSENT_AFTER_CUT = 'cut';
 
 /**
  * Set by a draining proxy on every answer: whoever forwarded the request (a balancer) stops

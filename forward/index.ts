@@ -10,5 +10,5 @@ export { retryingExchange, type AttemptTarget, type RetryingExchangeOptions } fr
 export { proxyOrigin, RouteSync, type RouteSyncOptions } from './route-sync.js';
 export { RouteTable, requestHostName, wildcardOf, type AppRouteSettings, type DomainRouteSettings, type Route, type RoutedInstance, type RunningInstance } from './route-table.js';
 export { refuseUpgrade, tunnelUpgrade, type TunnelOptions } from './upgrade-tunnel.js';
-export { forwardExchange, upstreamAgent, upstreamPool, type ExchangeFailure, type ExchangeOptions } from './upstream-exchange.js';
+export { CUT_AT_APP, forwardExchange, upstreamAgent, upstreamPool, type ExchangeFailure, type ExchangeOptions } from './upstream-exchange.js';
 export { UpstreamHealth, type AttemptBook, type UpstreamHealthOptions, type UpstreamState } from './upstream-health.js';

@@ -34,6 +34,11 @@ export interface RetryingExchangeOptions<U> {
   giveUp: (failure: ExchangeFailure | undefined, code: string, noneLeft: boolean, sent: boolean) => void;
   /** An upstream said it is draining (a proxy stopping): it should get no new request. */
   draining?: (upstream: U) => void;
+  /**
+   * No upstream can be chosen now, but one will be back soon (a proxy draining to restart): the
+   * request waits, as one never sent whose upstreams all refused, within the budget.
+   */
+  hold?: () => boolean;
   /** Also told of each failed attempt (metrics, recycling connections). */
   failed?: (upstream: U, failure: ExchangeFailure, code: string) => void;
   /** A daemon that stops sends nothing again. */
@@ -72,7 +77,14 @@ class Attempts<U> {
   }
 
   next(target: AttemptTarget<U> | undefined): void {
-    if (target === undefined) return this.o.giveUp(undefined, '', true, this.sent);
+    if (target === undefined) {
+      if (this.o.hold?.() === true && this.o.stopping?.() !== true) {
+        // Nothing of it left: waiting is safe for any method, as after a refused connection.
+        const decision = retryDecision('refused', this.so(false), this.o.policy);
+        if (decision.retry) return this.wait(decision.delayMs);
+      }
+      return this.o.giveUp(undefined, '', true, this.sent);
+    }
     const { upstream } = target;
     const book = this.o.book;
     this.attempts++;
@@ -96,24 +108,36 @@ class Attempts<U> {
     if (failure !== 'refused' && failure !== 'unsent') this.sent = true;
     o.failed?.(upstream, failure, code);
     this.tried.add(upstream);
-    // Only a request that may go again looks for another upstream (past the spread, it waits instead).
-    const mayGo = failure === 'refused' || failure === 'unsent' || failure === 'cut';
+    // Only a request that may go again looks for another upstream (past the spread, it waits
+    // instead). A cut one with a body never does: its body is spent (and undici destroyed it).
+    const mayGo = failure === 'refused' || failure === 'unsent' || (failure === 'cut' && this.body === null);
     const next = mayGo && this.attempts < o.policy.maxSpread ? o.choose(this.tried) : undefined;
-    const decision = retryDecision(failure, {
-      method: this.req.method ?? '',
-      hasBody: this.body !== null,
-      resent: this.resent,
-      attempts: this.attempts,
-      waits: this.waits,
-      elapsedMs: Date.now() - this.startedAt,
-      untriedLeft: next !== undefined,
-    }, o.policy);
+    const decision = retryDecision(failure, this.so(next !== undefined), o.policy);
     if (!decision.retry || o.stopping?.() === true) {
       const noneLeft = !decision.retry && decision.why === 'budget_spent' && next === undefined && this.attempts < o.policy.maxSpread;
       return o.giveUp(failure, code, noneLeft, this.sent);
     }
     if (decision.resend) this.resent = true;
     if (decision.delayMs === 0) return this.next(next);
+    this.wait(decision.delayMs);
+  }
+
+  /** What retry-rule.ts is told of this request's attempts so far. */
+  private so(untriedLeft: boolean): Parameters<typeof retryDecision>[1] {
+    return {
+      method: this.req.method ?? '',
+      hasBody: this.body !== null,
+      resent: this.resent,
+      attempts: Math.max(1, this.attempts),
+      waits: this.waits,
+      elapsedMs: Date.now() - this.startedAt,
+      untriedLeft,
+    };
+  }
+
+  /** Waits, then tries any upstream again (the ones tried included: a wait is only ever made once every one was). */
+  private wait(delayMs: number): void {
+    const o = this.o;
     this.waits++;
     o.waiting?.(true);
     setTimeout(() => {
@@ -121,8 +145,8 @@ class Attempts<U> {
       // The client went away meanwhile: nothing to answer.
       if (this.res.destroyed || this.res.writableEnded) return;
       if (o.stopping?.() === true) return o.giveUp(undefined, '', false, this.sent);
-      if (decision.anyUpstream) this.tried.clear();
+      this.tried.clear();
       this.next(o.choose(this.tried));
-    }, decision.delayMs);
+    }, delayMs);
   }
 }

@@ -3,7 +3,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Agent, Pool, type Dispatcher } from 'undici';
 import type { ClientResponse } from './client-exchange.js';
-import { DRAINING_HEADER, hasBody, HOP_BY_HOP, UNSENT_HEADER } from './http-headers.js';
+import { DRAINING_HEADER, hasBody, HOP_BY_HOP, UNSENT_AFTER_CUT, UNSENT_HEADER } from './http-headers.js';
 import { answerError } from './error-answer.js';
 
 /**
@@ -12,9 +12,13 @@ import { answerError } from './error-answer.js';
  * timeout); `cut` was sent and the connection closed before any answer; `timeout` got no
  * answer in time; `bad_response` got an answer that is not valid HTTP; `unsent`: the upstream,
  * a proxy, answered that it sent the request to no app (its UNSENT_HEADER), and the request had
- * no body: it may go elsewhere as a refused one may, but the upstream itself is healthy.
+ * no body: it may go elsewhere as a refused one may, but the upstream itself is healthy. A
+ * proxy whose one app cut the request (UNSENT_AFTER_CUT) gives `cut` with the code CUT_AT_APP.
  */
 export type ExchangeFailure = 'refused' | 'cut' | 'timeout' | 'bad_response' | 'unsent';
+
+/** The code of a `cut` that happened behind a proxy (at its app), not on the connection to the proxy. */
+export const CUT_AT_APP = 'cut at the app';
 
 /** Keep-alive connections to upstreams, only when idle: this short, under Node's 5 s, so the upstream never closes one under a request. */
 const UPSTREAM_IDLE_MS = 4000;
@@ -139,10 +143,12 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     // Informational answers (103 Early Hints) are not passed on: the final one follows.
     if (statusCode < 200) return true;
     if (this.o.onDraining !== undefined && hasHeader(rawHeaders, DRAINING_HEADER)) this.o.onDraining();
-    if (statusCode === 503 && this.o.unsentIsFailure === true && this.o.body === null && hasHeader(rawHeaders, UNSENT_HEADER)) {
-      // Nothing of it reached an app, and there is no body to have been read: another may take it.
+    const unsent = statusCode === 503 && this.o.unsentIsFailure === true && this.o.body === null ? headerValue(rawHeaders, UNSENT_HEADER) : undefined;
+    if (unsent !== undefined) {
+      // Nothing of it reached an app (or one that cut it), and there is no body to have been read: another may take it.
       this.stopUpstream('sent nowhere');
-      this.o.onFailure('unsent', 'no instance there');
+      if (unsent === UNSENT_AFTER_CUT) this.o.onFailure('cut', CUT_AT_APP);
+      else this.o.onFailure('unsent', 'no instance there');
       return false;
     }
     this.answered = true;
@@ -228,6 +234,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 }
 
 function hasHeader(rawHeaders: Buffer[], name: string): boolean {
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toString('latin1').toLowerCase() === name) return true;
-  return false;
+  return headerValue(rawHeaders, name) !== undefined;
+}
+
+function headerValue(rawHeaders: Buffer[], name: string): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toString('latin1').toLowerCase() === name) return rawHeaders[i + 1]?.toString('latin1').trim() ?? '';
+  return undefined;
 }

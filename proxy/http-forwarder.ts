@@ -81,8 +81,9 @@ export class HttpForwarder {
       // A hop's `unsent` is that machine refusing it (it had no instance to send it to).
       failed: (_instance, failure) => metrics.upstreamError(route.app, failure === 'cut' ? 'reset' : failure === 'unsent' ? 'refused' : failure),
       giveUp: (failure, code, noneLeft, sent) => {
-        // Sent to no app: the balancer (or the proxy that hopped here) may send it elsewhere.
-        if (failure === undefined || failure === 'unsent' || noneLeft) answerError(res, req.headers.accept, 'no_healthy_instance', `No instance of ${route.app} can answer right now: retry in a moment.`, { unsent: !sent });
+        // Sent to no app, or to one that cut it (a request that may go again after a cut, which no
+        // other instance here could take): the balancer (or the proxy that hopped here) may send it elsewhere.
+        if (failure === undefined || failure === 'unsent' || noneLeft) answerError(res, req.headers.accept, 'no_healthy_instance', `No instance of ${route.app} can answer right now: retry in a moment.`, { unsent: sent ? 'cut' : true });
         else if (failure === 'timeout') answerError(res, req.headers.accept, 'upstream_timeout');
         else answerError(res, req.headers.accept, 'upstream_failed', `The instance of ${route.app} failed to answer properly (${code}): retry shortly, or check berth logs ${route.app}.`);
       },

@@ -2,7 +2,9 @@
 // tries again, with backoff, any proxy, the one that refused included, until its budget is
 // spent, POSTs and their bodies too; and it closes its idle connections to a proxy that
 // refused one or says it is draining, so that a draining proxy is not left to close them (or
-// its listener) under a request, and sends a draining one nothing new.
+// its listener) under a request, and sends a draining one nothing new: when it is the only
+// one, requests wait for its replacement. A GET whose app cut it behind a proxy goes to
+// another proxy, once.
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as h2Connect } from 'node:http2';
@@ -217,5 +219,78 @@ describe('never-sent requests through the balancer', () => {
     // A's replacement passes its health check: it is chosen again.
     draining = false;
     await waitFor(async () => (await one()) === 'A', { deadlineMs: 20_000, what: 'A to be chosen again once healthy' });
+  });
+
+  it('holds new requests while its only proxy drains, sends that proxy none of them, and gives them all to its replacement', async () => {
+    const port = await getPort();
+    let generation = 1;
+    let draining = false;
+    const proxy = standIn(
+      port,
+      (req, res) => {
+        let bytes = 0;
+        req.on('data', (d: Buffer) => (bytes += d.length));
+        req.on('end', () => res.writeHead(200, draining ? { 'x-berth-draining': '1' } : {}).end(`${generation} ${req.method} ${bytes}`));
+      },
+      () => !draining,
+    );
+    await proxy.start();
+    const b = await balancerFor([`http://127.0.0.1:${port}`], 60_000);
+    expect((await send(b, 'GET', '/app/x')).body).toBe('1 GET 0');
+    // It drains: its answer says so, and from then on it is sent nothing new.
+    draining = true;
+    expect((await send(b, 'GET', '/app/x')).body).toBe('1 GET 0');
+    const served = proxy.sockets().length;
+    const held = [send(b, 'GET', '/app/y'), send(b, 'POST', '/app/z', Buffer.from('body')), send(b, 'GET', '/app/w')];
+    await waitFor(async () => ((await (await fetch(`${b.balancer.adminUrl}/_berth/balancer`)).json()) as { waitingToRetry: number }).waitingToRetry === 3, {
+      what: 'the three requests waiting for a proxy that does not drain',
+    });
+    expect(proxy.sockets().length).toBe(served);
+    // Its listener closes (it exits); its replacement listens on the same port and is healthy.
+    proxy.stop();
+    generation = 2;
+    draining = false;
+    await proxy.start();
+    expect(await Promise.all(held)).toEqual([
+      { status: 200, body: '2 GET 0' },
+      { status: 200, body: '2 POST 4' },
+      { status: 200, body: '2 GET 0' },
+    ]);
+  });
+
+  it("sends a GET whose app cut it behind one proxy (x-berth-unsent: cut) to another, once; a POST's answer is relayed", async () => {
+    const [portA, portB] = [await getPort(), await getPort()];
+    const hits = { A: 0, B: 0 };
+    let bCuts = false;
+    const cutter = (name: 'A' | 'B', cuts: () => boolean) => (req: IncomingMessage, res: ServerResponse) => {
+      hits[name]++;
+      req.resume();
+      req.on('end', () => {
+        if (cuts() && req.headers['content-length'] === undefined) {
+          res.writeHead(503, { 'content-type': 'application/json', 'x-berth-unsent': 'cut' }).end('{"error":{"code":"no_healthy_instance","message":"cut"}}');
+        } else res.writeHead(200).end(`${name} ${req.method}`);
+      });
+    };
+    const a = standIn(portA, cutter('A', () => true));
+    const b = standIn(portB, cutter('B', () => bCuts));
+    await a.start();
+    await b.start();
+    const balancer = await balancerFor([`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`], 60_000);
+    // Until a GET went to A first: it is answered by B.
+    await waitFor(async () => {
+      const before = hits.A;
+      const answer = await send(balancer, 'GET', '/app/x');
+      expect(answer).toEqual({ status: 200, body: 'B GET' });
+      return hits.A > before;
+    }, { what: 'a GET to go to A first' });
+    // A POST with a body is A's to answer (a proxy never says `cut` of one: it may have run).
+    await waitFor(async () => (await send(balancer, 'POST', '/app/p', Buffer.from('p'))).body === 'A POST', { what: 'a POST answered by A' });
+    // Both cut it: one resend, then the cut is the answer.
+    bCuts = true;
+    hits.A = hits.B = 0;
+    const answer = await send(balancer, 'GET', '/app/x');
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body).error.code).toBe('upstream_failed');
+    expect(hits).toEqual({ A: 1, B: 1 });
   });
 });

@@ -174,9 +174,8 @@ describe('balancing and failures', () => {
   it('follows route changes within moments: a new instance serves, a retired one no longer does', async () => {
     await app('moving', '/moving');
     const first = await server('moving', '/moving');
-    const t0 = Date.now();
-    await waitFor(async () => (await get('/moving')).status === 200, { what: 'first route' });
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // Within moments (the bound is loose for a loaded machine; the latency is scripts/bench/proxy's).
+    await waitFor(async () => (await get('/moving')).status === 200, { deadlineMs: 5000, what: 'first route' });
     const second = await server('moving', '/moving');
     await registry.daemon.store.retire('moving', first.id, 60_000, 'replaced');
     await waitFor(async () => {
@@ -257,6 +256,26 @@ describe('balancing and failures', () => {
     } finally {
       await slowProxy.close();
     }
+  });
+});
+
+describe('an app that cuts requests', () => {
+  it("says a GET its only instance cut reached no app that answered (x-berth-unsent: cut: one resend elsewhere is allowed), and a POST nothing of the kind", async () => {
+    await app('cutter', '/cutter');
+    const s = await server('cutter', '/cutter', 'm1', (req) => req.socket.destroy());
+    const reply = await waitFor(async () => {
+      const r = await get('/cutter');
+      return r.status !== 404 && s.hits() > 0 ? r : undefined;
+    }, { what: 'a GET to reach the cutting instance' });
+    expect([reply.status, reply.body]).toEqual([503, expect.stringContaining('no_healthy_instance')]);
+    expect(reply.headers.get('x-berth-unsent')).toBe('cut');
+    const hits = s.hits();
+    const post = await fetch(`${proxy.url}/cutter`, { method: 'POST', body: 'x', signal: AbortSignal.timeout(10_000) });
+    expect(post.status).toBe(502);
+    expect(((await post.json()) as { error: { code: string } }).error.code).toBe('upstream_failed');
+    expect(post.headers.get('x-berth-unsent')).toBeNull();
+    // Sent once, never again: the POST may have done its work.
+    expect(s.hits()).toBe(hits + 1);
   });
 });
 

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwardExchange, upstreamAgent, type ExchangeFailure } from '../../forward/index.js';
+import { CUT_AT_APP, forwardExchange, upstreamAgent, type ExchangeFailure } from '../../forward/index.js';
 
 const agent = upstreamAgent({ connectTimeoutMs: 2000, upstreamTimeoutMs: 5000 });
 let upstream: Server;
@@ -25,6 +25,7 @@ beforeAll(async () => {
   upstream = createServer((req, res) => {
     upstreamHits++;
     if (req.url === '/unsent') res.writeHead(503, { 'x-berth-unsent': '1' }).end('{"error":{"code":"no_healthy_instance"}}');
+    else if (req.url === '/unsent-after-cut') res.writeHead(503, { 'x-berth-unsent': 'cut' }).end('{"error":{"code":"no_healthy_instance"}}');
     else res.end('from upstream');
   });
   origin = `http://127.0.0.1:${await listen(upstream)}`;
@@ -99,6 +100,10 @@ describe('forwardExchange', () => {
       expect(res.status).toBe(502);
       expect(await res.text()).toBe('unsent');
       expect(failures.at(-1)).toEqual(['unsent', 'no instance there']);
+      // Its one app cut it: a cut, as if on this connection, for the retry rule to judge.
+      const cut = await fetch(frontUrl('/unsent-after-cut'));
+      expect(await cut.text()).toBe('cut');
+      expect(failures.at(-1)).toEqual(['cut', CUT_AT_APP]);
     } finally {
       toProxy = false;
     }
