@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, chown, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { bundleTooLarge } from '../common/errors.js';
@@ -82,7 +82,12 @@ export class BundleCache {
   private async install(digest: string, user: AppUser | undefined, onBuildLine: (line: string) => void): Promise<string> {
     const digestDir = join(this.dir, copyName(digest, user));
     const appDir = join(digestDir, APP_DIR);
-    if (await this.isReady(digest, user)) return appDir;
+    if (await this.isReady(digest, user)) {
+      // Its last use, which pruning goes by.
+      const now = new Date();
+      await utimes(join(digestDir, READY_FILE), now, now).catch(() => undefined);
+      return appDir;
+    }
     // Root's alone until the build: an app user's copy is opened to its group only once sealed.
     await mkdir(this.dir, { recursive: true, mode: 0o711 });
     await mkdir(digestDir, { recursive: true, mode: user ? 0o700 : 0o755 });
@@ -160,6 +165,44 @@ export class BundleCache {
     await writeFile(file, `${JSON.stringify({ type: 'commonjs' })}\n`, { mode: 0o644 });
   }
 
+  /**
+   * Removes the copies not used for `idleMs` (not prepared since, ready or left half-made by a
+   * dead attempt) that no process uses (`inUse`: copy names, see copiesInUse) and that are not
+   * being prepared: old releases' and deleted apps' files do not fill the disk. The registry
+   * keeps every bundle: a copy removed here is fetched and built again if it is ever needed.
+   */
+  async prune(o: { idleMs: number; inUse: ReadonlySet<string> }): Promise<PrunedCopies> {
+    const removed: string[] = [];
+    let kept = 0;
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { removed, kept };
+      throw err;
+    }
+    const now = Date.now();
+    for (const name of names) {
+      if (!COPY_NAME.test(name)) continue;
+      if (this.preparing.has(name) || o.inUse.has(name)) {
+        kept++;
+        continue;
+      }
+      const dir = join(this.dir, name);
+      const usedAt = await stat(join(dir, READY_FILE))
+        .catch(() => stat(dir))
+        .then((s) => s.mtimeMs, () => undefined);
+      // Checked again after the stat: a prepare may have begun meanwhile.
+      if (usedAt === undefined || now - usedAt < o.idleMs || this.preparing.has(name)) {
+        kept++;
+        continue;
+      }
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      removed.push(name);
+    }
+    return { removed, kept };
+  }
+
   /** Removes all of an attempt but the build log. */
   private async clearAttempt(digestDir: string): Promise<void> {
     for (const name of await readdir(digestDir)) {
@@ -167,6 +210,21 @@ export class BundleCache {
       await rm(join(digestDir, name), { recursive: true, force: true, maxRetries: 3 });
     }
   }
+}
+
+/** What a prune did: the copies it removed (their directory names) and how many it kept. */
+export interface PrunedCopies {
+  removed: string[];
+  kept: number;
+}
+
+/** A copy's directory name: the digest, and the app's uid when apps run as their own users. */
+const COPY_NAME = /^[0-9a-f]{64}(-\d+)?$/;
+
+/** The app uid of a copy's name (undefined for a copy shared by every app, when not root). */
+export function copyUid(name: string): number | undefined {
+  const dash = name.indexOf('-');
+  return dash === -1 ? undefined : Number(name.slice(dash + 1));
 }
 
 function copyName(digest: string, user: AppUser | undefined): string {

@@ -16,6 +16,7 @@ import { detectCgroups } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
+import { BundlePruning } from './bundle-pruning.js';
 import { chooseHosterDir } from './hoster-dir.js';
 import { Hoster } from './hoster.js';
 import { fileLoad, systemLoad, type LoadSource } from '../common/load-source.js';
@@ -71,6 +72,12 @@ export const HOSTER_OPTIONS = {
     default: DEFAULT_CONTROL_PLANE_GRACE_MS,
     schema: graceSchema,
     describe: 'While Redis is away for every machine (not this one alone cut off), apps keep running for up to this long after this machine last reached Redis; 0: they stop before their leases end, as when cut off.',
+  }),
+  bundleIdleMs: option({
+    env: 'BERTH_BUNDLE_IDLE_MS',
+    default: 24 * 3_600_000,
+    schema: z.coerce.number().int().min(60_000),
+    describe: "A release's unpacked and built copy that no process here uses, and that was not needed for this long, is removed (with the build HOME of an app left with none); the registry keeps the bundle.",
   }),
   stopGraceMs: option({ env: 'BERTH_STOP_GRACE_MS', default: 5000, schema: positiveMsSchema, describe: 'SIGTERM to SIGKILL grace when an app is stopped.' }),
   healthIntervalMs: option({ env: 'BERTH_HEALTH_INTERVAL_MS', default: 1000, schema: positiveMsSchema, describe: 'Time between health check attempts.' }),
@@ -210,10 +217,19 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     leaseMs: config.leaseMs,
   });
   addonSupervisor.start();
+  const pruning = new BundlePruning({
+    cache,
+    buildHomesDir: buildHomesDir(dataDir),
+    idleMs: config.bundleIdleMs,
+    everyMs: Math.min(3_600_000, Math.max(10_000, Math.floor(config.bundleIdleMs / 4))),
+    logger,
+  });
+  pruning.start();
   logger.info({ machine: config.machine, dataDir, capacity: config.capacity, appsRunAs: asRoot ? 'a user of their own' : 'this user' }, `hoster of ${config.machine} started`);
 
   let how = { evacuate: true };
   const closeOnce = idempotentClose(async () => {
+    await pruning.close();
     await hoster.close(how);
     // Stopped cleanly and their leases given back, whichever the shutdown: their data stays.
     await addonSupervisor.close();
@@ -237,9 +253,13 @@ function shimPath(): string {
   return existsSync(beside) ? beside : fileURLToPath(new URL('../dist/hoster/instance-shim.js', import.meta.url));
 }
 
+function buildHomesDir(hosterDir: string): string {
+  return join(hosterDir, 'build-homes');
+}
+
 /** The build user's HOME (and npm cache): its own, 0700, kept across builds of its app. */
 function buildHome(hosterDir: string, uid: number, gid: number): string {
-  const homes = join(hosterDir, 'build-homes');
+  const homes = buildHomesDir(hosterDir);
   mkdirSync(homes, { recursive: true, mode: 0o711 });
   const home = join(homes, String(uid));
   mkdirSync(home, { recursive: true, mode: 0o700 });
