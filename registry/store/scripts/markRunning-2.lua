@@ -11,9 +11,10 @@
     ARGV[3] process id
     ARGV[4] event stream max length (approximate)
     ARGV[5] service the caller expects the instance to belong to
+    ARGV[6] how many times the holder restarted it in place under this claim ('' to leave it as it is)
 
   Output:
-    the instance as a flat field/value list (only the pid changes when it already ran: idempotent)
+    the instance as a flat field/value list (only the pid and restarts change when it already ran: idempotent)
     -1 no such instance (of this service)
     -2 stale epoch: the caller's claim is gone
     -4 the instance is in a state that cannot become running (draining or stopping)
@@ -28,6 +29,11 @@ if not cur[1] or cur[2] ~= ARGV[5] then
 end
 if cur[4] ~= ARGV[1] or cur[5] ~= ARGV[2] then
   return -2
+end
+-- Written only past the holder check above: a stale hoster's count never lands on a newer claim.
+local restarts = ARGV[6]
+if restarts ~= '' then
+  rcall('HSET', instanceKey, 'restarts', restarts)
 end
 if cur[3] == 'running' then
   -- Restarted by its hoster: same claim, a new process.
