@@ -74,6 +74,12 @@ export class InstanceRunner {
   private readonly log: Logger;
   private readonly lease: LeaseKeeper;
   private readonly crashes: CrashPolicy;
+  /**
+   * Times the app was started again in place under this claim (after a crash or a failed
+   * health check), reported with each markRunning. A new claim starts at 0; a re-adopted one
+   * goes on from the registry's count.
+   */
+  private restarts: number;
   /** The app's last lines of output, quoted when it fails. */
   private readonly output = new OutputTail();
   private shim: ShimLink | undefined;
@@ -91,7 +97,7 @@ export class InstanceRunner {
 
   constructor(
     private readonly ctx: RunnerContext,
-    instance: Pick<Instance, 'id' | 'service' | 'epoch' | 'release' | 'files'> & { process?: string },
+    instance: Pick<Instance, 'id' | 'service' | 'epoch' | 'release' | 'files'> & { process?: string; restarts?: number },
     port: number,
     /** Monotonic time the claim (or the renewal that re-adopted it) was sent. */
     claimSentAt: number,
@@ -105,6 +111,7 @@ export class InstanceRunner {
     this.port = port;
     this.log = ctx.logger.child({ app: this.app, instance: this.id, epoch: this.epoch });
     this.crashes = new CrashPolicy(ctx.crashLimit, ctx.crashWindowMs);
+    this.restarts = instance.restarts ?? 0;
     this.lease = new LeaseKeeper(
       {
         renew: () => ctx.store.renew({ ...this.holder(), leaseMs: ctx.leaseMs }),
@@ -141,7 +148,7 @@ export class InstanceRunner {
     this.appPid = appPid;
     const link = this.attachShim(socket);
     this.lease.start();
-    this.log.info({ port: this.port, pid: appPid }, `re-adopted ${this.app}/${this.id} (it kept running while the hoster restarted)`);
+    this.log.info({ port: this.port, pid: appPid, restarts: this.restarts }, `re-adopted ${this.app}/${this.id} (it kept running while the hoster restarted)`);
     void this.ctx.apps
       .release(this.app, this.release ?? 0)
       .then((release) => {
@@ -227,7 +234,7 @@ export class InstanceRunner {
     if (this.process !== WEB_PROCESS) {
       // No port to check: a worker or release task runs once started (its exit is what counts).
       if (this.process === RELEASE_PROCESS) this.task = new ReleaseTaskClock(this.releaseTimeoutMs, () => link.requestStop(this.ctx.stopGraceMs));
-      await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
+      await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid, restarts: this.restarts });
       // It may have exited already (a quick release command): its exit handler has it now.
       if (this.stopRequested || this.shim !== link) return;
       this.phase = 'running';
@@ -250,7 +257,7 @@ export class InstanceRunner {
       await this.releaseWith('port_taken', `port ${this.port} was held by another user's process (uid ${squatter}), not by this app`);
       return;
     }
-    await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid });
+    await this.ctx.store.markRunning({ ...this.holder(), pid: this.appPid, restarts: this.restarts });
     this.phase = 'running';
     this.log.info({ port: this.port, pid: this.appPid }, `${this.app}/${this.id} is running on port ${this.port}`);
     this.watch(link);
@@ -325,6 +332,7 @@ export class InstanceRunner {
     this.phase = 'restarting';
     await new Promise((r) => setTimeout(r, verdict.backoffMs));
     if (this.stopRequested) return;
+    this.restarts += 1;
     // An instance re-adopted from a previous hoster has no spec here yet: launch it afresh.
     await (this.spec ? this.runOnce() : this.launch()).catch((err) => this.fail(err));
   }

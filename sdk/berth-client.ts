@@ -87,7 +87,7 @@ export class BerthClient {
   }
 
   /** Reports the holder's instance as running (routable). Safe to repeat. */
-  markRunning(service: string, id: string, holder: { machine: string; epoch: number; pid: number }): Promise<Instance> {
+  markRunning(service: string, id: string, holder: { machine: string; epoch: number; pid: number; restarts?: number }): Promise<Instance> {
     return this.call('POST', `/v1/services/${enc(service)}/instances/${enc(id)}/running`, { body: holder, idempotent: true });
   }
 

@@ -96,6 +96,11 @@ export interface Instance {
   reason: string | null;
   /** Machines it crashed or failed its health check on. */
   failedOn: string[];
+  /**
+   * How many times its hoster started it again in place under the current (or last) claim, after
+   * a crash or a failed health check; 0 for a new claim (and in records from before the count).
+   */
+  restarts: number;
   /** The last failure in the app's own words (exit code, the build's last lines), or null. */
   reasonDetail: string | null;
   /** While draining: when it may stop (ms, Redis clock). */

@@ -6,7 +6,7 @@ import { firstLine } from '../output.js';
 
 export function instancesCommand(ctx: CliContext): Command {
   return new Command('instances')
-    .description("List an app's instances: process type, state, where they run, claim epoch and release.")
+    .description("List an app's instances: process type, state, where they run, claim epoch, restarts under that claim and release.")
     .argument('<name>', 'the app')
     .option(...JSON_FLAG)
     .addHelpText('after', '\nExample:\n  $ berth instances shop')
@@ -16,7 +16,7 @@ export function instancesCommand(ctx: CliContext): Command {
       if (flags.json) return output.json(instances);
       if (instances.length === 0) return output.note(`${name} has no instances.`);
       output.table(
-        ['ID', 'TYPE', 'STATE', 'MACHINE', 'PORT', 'EPOCH', 'RELEASE'],
+        ['ID', 'TYPE', 'STATE', 'MACHINE', 'PORT', 'EPOCH', 'RESTARTS', 'RELEASE'],
         instances.map((i) => [
           i.id,
           i.process ?? 'web',
@@ -24,6 +24,8 @@ export function instancesCommand(ctx: CliContext): Command {
           i.machine ?? '-',
           i.port === null ? '-' : String(i.port),
           String(i.epoch),
+          // A registry older than the count sends none.
+          String(i.restarts ?? 0),
           i.release === null ? '-' : `v${i.release}`,
         ]),
       );

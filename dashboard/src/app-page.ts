@@ -182,7 +182,7 @@ function InstancesByMachine({ instances }: { instances: Instance[] }) {
   }
   return html`${[...byMachine].map(([machine, list]) => html`<div class="scroll"><table class="instances" data-machine=${machine}>
     <caption>${machine}: ${list.length} ${list.length === 1 ? 'instance' : 'instances'}</caption>
-    <thead><tr><th scope="col">Instance</th><th scope="col">Type</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Health</th><th scope="col">Failed on</th></tr></thead>
+    <thead><tr><th scope="col">Instance</th><th scope="col">Type</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Health</th><th scope="col">Failed on</th><th scope="col">Restarts</th></tr></thead>
     <tbody>${list.map((i) => html`<tr data-instance=${i.id}>
       <th scope="row"><code>${i.id.slice(0, 8)}</code>${i.port === null ? null : html` <span class="muted">:${i.port}</span>`}</th>
       <td data-field="process">${i.process ?? 'web'}</td>
@@ -190,6 +190,7 @@ function InstancesByMachine({ instances }: { instances: Instance[] }) {
       <td>${i.release === null ? '—' : `v${i.release}`}</td>
       <td>${i.state === 'running' ? ((i.process ?? 'web') === 'web' ? 'passing' : 'supervised (no port, no check)') : i.reason ?? (i.state === 'crashed' ? 'crashed' : 'not checked yet')}${i.reasonDetail ? html`<div class="small">${i.reasonDetail}</div>` : null}</td>
       <td data-field="failed-on">${i.failedOn.length === 0 ? html`<span class="muted">—</span>` : i.failedOn.join(', ')}</td>
+      <td data-field="restarts" title="Started again in place under this claim (epoch ${i.epoch}) after a crash or a failed health check">${i.restarts ?? 0}</td>
     </tr>`)}</tbody>
   </table></div>`)}`;
 }

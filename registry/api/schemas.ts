@@ -42,6 +42,8 @@ export const runningBody = z.strictObject({
   machine: machineNameSchema,
   epoch: epochSchema,
   pid: z.number().int().min(1).max(2 ** 31),
+  /** Restarts in place under this claim, as the holder counts them; absent: left as it is. */
+  restarts: z.number().int().min(0).max(2 ** 31).optional(),
 });
 
 export const renewBody = z.strictObject({

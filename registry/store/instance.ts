@@ -29,6 +29,8 @@ export function instanceFromHash(h: Record<string, string>): Instance {
     pid: h.pid ? Number(h.pid) : null,
     reason: h.reason ? h.reason : null,
     failedOn: h.failedOn ? h.failedOn.split(',') : [],
+    // Records from before the count, and new claims, have none.
+    restarts: h.restarts ? Number(h.restarts) : 0,
     reasonDetail: h.reasonDetail ? h.reasonDetail : null,
     drainUntil: h.drainUntil ? Number(h.drainUntil) : null,
     evacuating: h.evacuating === '1',

@@ -343,12 +343,15 @@ export class RegistryStore {
     return instanceFromFlat(out);
   }
 
-  /** Reports that the holder's instance passed its health check and may be routed. */
-  async markRunning(input: HolderInput & { pid: number }): Promise<Instance> {
+  /**
+   * Reports that the holder's instance passed its health check and may be routed; `restarts`:
+   * how many times the holder started it again in place under this claim (absent: unchanged).
+   */
+  async markRunning(input: HolderInput & { pid: number; restarts?: number }): Promise<Instance> {
     const out = await this.change(() =>
       scripts.markRunning.run(this.redis, {
         keys: { instance: this.keys.instance(input.id), events: this.keys.events },
-        args: { machine: input.machine, epoch: input.epoch, pid: input.pid, eventsMaxLength: this.maxLen, service: input.service },
+        args: { machine: input.machine, epoch: input.epoch, pid: input.pid, eventsMaxLength: this.maxLen, service: input.service, restarts: input.restarts ?? '' },
       }),
     );
     return instanceFromFlat(out);

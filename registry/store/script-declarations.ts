@@ -37,7 +37,7 @@ export const claimInstance = defineScript<Flat>()({
 export const markRunning = defineScript<Flat>()({
   name: 'markRunning',
   keys: ['instance', 'events'],
-  args: ['machine', 'epoch', 'pid', 'eventsMaxLength', 'service'],
+  args: ['machine', 'epoch', 'pid', 'eventsMaxLength', 'service', 'restarts'],
 });
 
 export const markUnhealthy = defineScript<Flat>()({

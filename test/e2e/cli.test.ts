@@ -128,7 +128,20 @@ describe('berth app commands', () => {
     const instances = await runCli(['instances', 'hello', '--json'], env);
     expect(instances.code).toBe(0);
     const list = JSON.parse(instances.stdout) as Instance[];
-    expect(list.filter((i) => i.state === 'running').map((i) => [i.machine, i.release])).toEqual([['m1', 2]]);
+    expect(list.filter((i) => i.state === 'running').map((i) => [i.machine, i.release, i.restarts])).toEqual([['m1', 2, 0]]);
+
+    // A crash restarted in place under the same claim: RESTARTS (and --json) count it.
+    const [live] = list.filter((i) => i.state === 'running');
+    process.kill(live!.pid!, 'SIGKILL');
+    await waitFor(async () => {
+      const i = (await client.listAppInstances('hello')).find((x) => x.id === live!.id);
+      return i?.state === 'running' && i.pid !== live!.pid && i.restarts === 1;
+    }, { deadlineMs: 20_000, what: 'the killed app running again, counted' });
+    const restarted = JSON.parse((await runCli(['instances', 'hello', '--json'], env)).stdout) as Instance[];
+    expect(restarted.find((i) => i.id === live!.id)).toMatchObject({ epoch: live!.epoch, restarts: 1 });
+    const instanceTable = await runCli(['instances', 'hello'], env);
+    expect(instanceTable.stdout).toMatch(/^ID\s+TYPE\s+STATE\s+MACHINE\s+PORT\s+EPOCH\s+RESTARTS\s+RELEASE$/m);
+    expect(instanceTable.stdout).toMatch(new RegExp(`^${live!.id}\\s+web\\s+running\\s+m1\\s+${live!.port}\\s+${live!.epoch}\\s+1\\s+v2$`, 'm'));
 
     const releases = await runCli(['releases', 'hello', '--json'], env);
     expect(releases.code).toBe(0);

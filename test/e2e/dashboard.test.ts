@@ -274,10 +274,21 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
   });
 
   it("shows the app's domains with their certificates, adds and removes one from the page as berth domains:add and domains:remove do", async () => {
-    // A published app's releases came from no commit; its instances' failures are machines, not restarts.
+    // A published app's releases came from no commit; its instances' failures are machines, and their restarts a count beside.
     expect(await textOf(page, 'tr[data-release="1"] [data-field="commit"]')).toBe('—');
-    expect(await page.$$eval('table.instances thead th', (ths) => ths.map((t) => t.textContent))).toContain('Failed on');
+    const headers = await page.$$eval('table.instances thead th', (ths) => ths.map((t) => t.textContent));
+    // One table per machine (and one for instances not placed yet): in each, Restarts follows Failed on.
+    const afterFailedOn = headers.flatMap((h, k) => (h === 'Failed on' ? [headers[k + 1]] : []));
+    expect(afterFailedOn.length).toBeGreaterThanOrEqual(1);
+    expect(afterFailedOn.every((h) => h === 'Restarts'), JSON.stringify(headers)).toBe(true);
     expect(await textOf(page, 'table.instances [data-field="failed-on"]')).toBe('—');
+    // Its app killed: restarted in place under the same claim, and the page counts it without a reload.
+    const serving = await waitFor(async () => (await client.listAppInstances('hello')).find((i) => i.state === 'running' && i.release === 3), { deadlineMs: 20_000, what: 'v3 running' });
+    const cell = `tr[data-instance="${serving.id}"] [data-field="restarts"]`;
+    await waitFor(async () => (await textOf(page, cell).catch(() => '')) === '0', { deadlineMs: 10_000, what: 'its row with 0 restarts' });
+    process.kill(serving.pid!, 'SIGKILL');
+    await waitFor(async () => (await textOf(page, cell).catch(() => '')) === '1', { deadlineMs: 20_000, what: 'its row with 1 restart' });
+    expect((await client.listAppInstances('hello')).find((i) => i.id === serving.id)).toMatchObject({ epoch: serving.epoch, restarts: 1 });
 
     await client.addDomain('hello', 'hello.example.com');
     await page.waitForSelector('tr[data-domain="hello.example.com"]');

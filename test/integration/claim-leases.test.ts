@@ -117,6 +117,8 @@ describe('leases', () => {
     const { id } = await store.register({ service: 'pay', path: '/pay' });
     const old = await store.claim({ service: 'pay', machine: 'old', port: 4001 });
     await store.markRunning({ service: 'pay', id, machine: 'old', epoch: old.epoch, pid: 1234 });
+    // Its holder restarted it twice in place under this claim.
+    expect(await store.markRunning({ service: 'pay', id, machine: 'old', epoch: old.epoch, pid: 1235, restarts: 2 })).toMatchObject({ pid: 1235, restarts: 2 });
 
     const reaped = await waitFor(async () => {
       const r = await store.reapExpired();
@@ -129,8 +131,11 @@ describe('leases', () => {
     const fresh = await store.claim({ service: 'pay', machine: 'new', port: 4002 });
     expect(fresh.id).toBe(id);
     expect(fresh.epoch).toBeGreaterThan(old.epoch);
+    // The count is per claim: a new one starts at 0, and the old holder cannot write it.
+    expect(fresh.restarts).toBe(0);
     await expect(store.renew({ service: 'pay', id, machine: 'old', epoch: old.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });
-    await expect(store.markRunning({ service: 'pay', id, machine: 'old', epoch: old.epoch, pid: 1 })).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.markRunning({ service: 'pay', id, machine: 'old', epoch: old.epoch, pid: 1, restarts: 5 })).rejects.toMatchObject({ code: 'stale_epoch' });
+    expect((await store.getInstance(id)).restarts).toBe(0);
     await expect(store.release({ service: 'pay', id, machine: 'old', epoch: old.epoch, reason: 'x' })).rejects.toMatchObject({ code: 'stale_epoch' });
     // Even the right epoch from the wrong machine is refused.
     await expect(store.renew({ service: 'pay', id, machine: 'old', epoch: fresh.epoch })).rejects.toMatchObject({ code: 'stale_epoch' });

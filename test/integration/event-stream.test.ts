@@ -38,6 +38,9 @@ describe('event stream', () => {
     const claim = await store.claim({ service: 'pay', machine: 'm1', port: 4001 });
     await store.renew({ service: 'pay', id: a.id, machine: 'm1', epoch: claim.epoch });
     await store.markRunning({ service: 'pay', id: a.id, machine: 'm1', epoch: claim.epoch, pid: 10 });
+    // A repeated report is not a change; a restart in place (a new process, counted) is announced again.
+    await store.markRunning({ service: 'pay', id: a.id, machine: 'm1', epoch: claim.epoch, pid: 10, restarts: 0 });
+    await store.markRunning({ service: 'pay', id: a.id, machine: 'm1', epoch: claim.epoch, pid: 11, restarts: 1 });
     await store.release({ service: 'pay', id: a.id, machine: 'm1', epoch: claim.epoch, reason: 'crash_loop' });
     const again = await store.claim({ service: 'pay', machine: 'm2', port: 4002 });
     await waitFor(async () => (await store.reapExpired()).length === 1, { what: 'reap' });
@@ -51,6 +54,7 @@ describe('event stream', () => {
     expect(slim).toEqual([
       { kind: 'registered', instance: a.id, service: 'pay', epoch: 0 },
       { kind: 'claimed', instance: a.id, service: 'pay', epoch: claim.epoch, machine: 'm1' },
+      { kind: 'running', instance: a.id, service: 'pay', epoch: claim.epoch, machine: 'm1' },
       { kind: 'running', instance: a.id, service: 'pay', epoch: claim.epoch, machine: 'm1' },
       { kind: 'released', instance: a.id, service: 'pay', epoch: claim.epoch, machine: 'm1', reason: 'crash_loop' },
       { kind: 'claimed', instance: a.id, service: 'pay', epoch: again.epoch, machine: 'm2' },

@@ -226,13 +226,22 @@ describe('hoster shutdown', () => {
     for (const pids of old.values()) for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
   });
 
-  it('a hoster restarted quickly after SIGKILL re-adopts its running apps (same processes)', async () => {
+  it('a hoster restarted quickly after SIGKILL re-adopts its running apps (same processes), and their restart counts go on', async () => {
     const dir = traversableTempDir('berth-m1-');
     // Re-adoption needs the new hoster up within the lease (else the shims rightly stop the
     // apps first): a lease long enough for a Node process to boot on an oversubscribed machine.
     const first = hosterProcess('m1', dir, READOPT_LEASE_MS);
     await publish('keep', 2);
     await waitFor(async () => (await client.listAppInstances('keep')).filter((i) => i.state === 'running').length === 2, { deadlineMs: 20_000, what: '2 running' });
+    // One app crashes once under the first hoster: restarted in place, counted.
+    const [crashing] = await client.listAppInstances('keep');
+    const restartedTo = async (restarts: number, pid: number) =>
+      waitFor(async () => {
+        const i = (await client.listAppInstances('keep')).find((x) => x.id === crashing!.id);
+        return i?.state === 'running' && i.pid !== pid && i.restarts === restarts ? i : undefined;
+      }, { deadlineMs: 20_000, what: `${crashing!.id} running again after restart ${restarts}` });
+    process.kill(crashing!.pid!, 'SIGKILL');
+    const once = await restartedTo(1, crashing!.pid!);
     const pids = new Map(live());
     const before = await client.listAppInstances('keep');
     first.kill('SIGKILL');
@@ -243,6 +252,9 @@ describe('hoster shutdown', () => {
     await new Promise((r) => setTimeout(r, READOPT_LEASE_MS + 500));
     expect(live()).toEqual(pids);
     const after = await client.listAppInstances('keep');
-    expect(after.map((i) => [i.id, i.epoch, i.state]).sort()).toEqual(before.map((i) => [i.id, i.epoch, 'running']).sort());
+    expect(after.map((i) => [i.id, i.epoch, i.state, i.restarts]).sort()).toEqual(before.map((i) => [i.id, i.epoch, 'running', i.restarts]).sort());
+    // The second hoster read the count when it re-adopted: its first restart of that claim is the second.
+    process.kill(once.pid!, 'SIGKILL');
+    expect(await restartedTo(2, once.pid!)).toMatchObject({ epoch: crashing!.epoch });
   });
 });

@@ -89,23 +89,32 @@ http.createServer((req, res) => res.end(fs.readFileSync('/proc/self/limits', 'ut
     expect(limits).toMatch(/Max open files\s+200\s+200/);
   });
 
-  it('restarts an app killed with SIGKILL, keeping its claim', async () => {
+  it('restarts an app killed with SIGKILL, keeping its claim, and counts each restart on it', async () => {
     await hoster('m1');
     await client.publishApp({ name: 'tough', path: '/tough', instances: 1, bundle: await uploadApp(client, helloApp()) });
     const [before] = await waitFor(async () => {
       const r = await running('tough');
       return r.length === 1 ? r : undefined;
     }, { deadlineMs: 40_000, what: 'running' });
-    process.kill(before!.pid!, 'SIGKILL');
-    await waitFor(async () => {
-      try {
-        return (await get(before!.port!)).instance === before!.id && !alive(before!.pid!);
-      } catch {
-        return false;
-      }
-    }, { deadlineMs: 15_000, what: 'the app to answer again after the kill' });
-    const [after] = await client.listAppInstances('tough');
-    expect(after).toMatchObject({ id: before!.id, epoch: before!.epoch, state: 'running' });
+    expect(before!.restarts).toBe(0);
+    let pid = before!.pid!;
+    for (const restarts of [1, 2]) {
+      process.kill(pid, 'SIGKILL');
+      await waitFor(async () => {
+        try {
+          return (await get(before!.port!)).instance === before!.id && !alive(pid);
+        } catch {
+          return false;
+        }
+      }, { deadlineMs: 15_000, what: `the app to answer again after kill ${restarts}` });
+      // The registry has the new process and the count once the hoster reports it running again.
+      const after = await waitFor(async () => {
+        const [i] = await client.listAppInstances('tough');
+        return i !== undefined && i.pid !== pid ? i : undefined;
+      }, { deadlineMs: 5000, what: `the restart ${restarts} reported` });
+      expect(after).toMatchObject({ id: before!.id, epoch: before!.epoch, state: 'running', restarts });
+      pid = after.pid!;
+    }
   });
 
   it('releases a crash-looping app with reason crash_loop', async () => {
@@ -167,8 +176,11 @@ require('node:http').createServer((q, s) => { s.writeHead(q.url === '/health' &&
     const unroutable = seen.filter((i) => i.state === 'claimed' && i.reason === 'unhealthy');
     expect(unroutable.length, JSON.stringify(seen.map((i) => [i.state, i.reason, i.pid]))).toBeGreaterThanOrEqual(1);
     expect(unroutable[0]!.reasonDetail).toBe('500 from GET /health, 2 checks in a row');
-    // Running under more than one process: it was restarted, not only marked.
-    expect(new Set(seen.filter((i) => i.state === 'running').map((i) => i.pid)).size).toBeGreaterThanOrEqual(2);
+    // Running under more than one process: it was restarted, not only marked, and counted, all under one claim.
+    const runs = seen.filter((i) => i.state === 'running');
+    expect(new Set(runs.map((i) => i.pid)).size).toBeGreaterThanOrEqual(2);
+    expect(runs.map((i) => i.restarts).slice(0, 2)).toEqual([0, 1]);
+    expect(new Set(runs.map((i) => i.epoch)).size).toBe(1);
   });
 
   it('stops and removes the instances a scale-down retires', async () => {

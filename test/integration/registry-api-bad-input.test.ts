@@ -523,6 +523,7 @@ describe('holder calls: running, renew, release', () => {
   });
   cases.push(
     { name: 'running: pid 0', path: (s: Seed) => `/v1/services/pay/instances/${s.held}/running`, body: (s: Seed) => ({ machine: 'm1', epoch: s.epoch, pid: 0 }), status: 400, code: 'invalid_request' },
+    { name: 'running: restarts -1', path: (s: Seed) => `/v1/services/pay/instances/${s.held}/running`, body: (s: Seed) => ({ machine: 'm1', epoch: s.epoch, pid: 7, restarts: -1 }), status: 400, code: 'invalid_request' },
     { name: 'renew: leaseMs 10', path: (s: Seed) => `/v1/services/pay/instances/${s.held}/renew`, body: (s: Seed) => ({ machine: 'm1', epoch: s.epoch, leaseMs: 10 }), status: 400, code: 'invalid_request' },
     {
       name: 'release: a reason that is not snake_case',

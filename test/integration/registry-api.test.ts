@@ -39,7 +39,9 @@ describe('registry REST API through the SDK', () => {
     expect(await client.listUnclaimedServices()).toEqual(['payments', 'mailer']);
 
     const running = await client.markRunning('payments', a.id, { machine: 'abc', epoch: claimed.epoch, pid: 4242 });
-    expect(running).toMatchObject({ state: 'running', pid: 4242 });
+    expect(running).toMatchObject({ state: 'running', pid: 4242, restarts: 0 });
+    // Its holder restarted it in place: the same claim, a new process, the count it sends.
+    expect(await client.markRunning('payments', a.id, { machine: 'abc', epoch: claimed.epoch, pid: 4243, restarts: 1 })).toMatchObject({ state: 'running', pid: 4243, restarts: 1 });
     const until = await client.renewLease('payments', a.id, { machine: 'abc', epoch: claimed.epoch, leaseMs: 60_000 });
     expect(until).toBeGreaterThan(claimed.leaseUntil!);
     expect(await client.getInstance('payments', a.id)).toMatchObject({ state: 'running', leaseUntil: until });

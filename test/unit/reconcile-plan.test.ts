@@ -24,6 +24,7 @@ function inst(release: number, state: InstanceState, extra: Partial<Instance> = 
     pid: null,
     reason: null,
     failedOn: [],
+    restarts: 0,
     reasonDetail: null,
     drainUntil: null,
     evacuating: false,

@@ -84,7 +84,8 @@ local epoch = rcall('INCR', KEYS[4])
 local leaseUntil = now + leaseMs
 rcall('HSET', instanceKey, 'state', 'claimed', 'machine', machine, 'host', ARGV[4], 'port', ARGV[5],
   'claimAttributes', ARGV[6], 'epoch', epoch, 'leaseUntil', leaseUntil, 'updatedAt', now, 'reason', '')
-rcall('HDEL', instanceKey, 'pid')
+-- A new claim: no process yet, and no restarts under it (the count is per claim).
+rcall('HDEL', instanceKey, 'pid', 'restarts')
 rcall('ZREM', KEYS[1], id)
 rcall('ZREM', KEYS[2], id)
 rcall('ZADD', KEYS[3], leaseUntil, id)
