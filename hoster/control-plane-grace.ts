@@ -33,6 +33,11 @@ export interface PeerView {
   failedAt?: number | null;
   /** How coarse its proxy's knowledge is (its probe period). */
   probeEveryMs?: number;
+  /**
+   * How long its answer took: its report describes a moment up to this much before this
+   * machine read it (a busy event loop reads late), so `reachedAt` may be this much too late.
+   */
+  roundTripMs?: number;
 }
 
 /** A peer's failed probe this recent says it is failing now (a probe times out within 1 s). */
@@ -46,11 +51,24 @@ export const FAILING_WITHIN_MS = 2000;
  */
 export const BACK_WITHIN_MS = 2 * (PRESENCE_TIMEOUT_MS + PRESENCE_EVERY_MS) + MARGIN_MS;
 
+/**
+ * A stall of this machine's own (its first unanswered write went out late), or a peer's answer
+ * read late, is believed up to this long (an ask's timeout): so a machine cut off, whose
+ * others follow it out of Redis a moment later, still learns of the cut.
+ */
+export const LATE_MS = 1000;
+
 export interface JudgeInput {
   /** Monotonic now (ms). */
   now: number;
   /** When this machine last reached Redis (monotonic); undefined: never since it started. */
   reachedAt: number | undefined;
+  /**
+   * When this machine's first unanswered presence write was sent (monotonic): Redis did not
+   * answer it from then on. Later than `reachedAt` by a presence period, or by as long as its
+   * event loop stalled. @default reachedAt + presenceEveryMs
+   */
+  lostAt?: number;
   /** The reapers' settings, as last read from Redis; undefined: never read. */
   reaper: ReaperSettings | undefined;
   peers: PeerView[];
@@ -86,11 +104,20 @@ export function judgeControlPlane(input: JudgeInput): Verdict {
   const margin = input.marginMs ?? MARGIN_MS;
   if (reachedAt === undefined) return { kind: 'unsure', why: 'this machine has not reached Redis since it started' };
   if (reaper === undefined) return { kind: 'unsure', why: "the reapers' settings were never read (no reaper had run)" };
+  const lostAt = Math.min(Math.max(reachedAt, input.lostAt ?? reachedAt + presenceEvery), reachedAt + presenceEvery + LATE_MS);
   const back: string[] = [];
   for (const p of peers) {
     if (p.reachedAt === undefined || p.reachedAt === null) continue;
-    const slack = (p.probeEveryMs ?? presenceEvery) + presenceEvery + margin;
-    if (p.reachedAt > reachedAt + slack) {
+    const probeEvery = p.probeEveryMs ?? presenceEvery;
+    // A peer that failed since this machine lost Redis, and reached it after that, came back
+    // (a thaw, or the evidence changing mid-outage): judged from this machine's last contact,
+    // as strictly as ever. Any other peer's later contact is proof of a cut only if it came
+    // after this machine's first unanswered write, at the earliest its answer allows: a
+    // hoster whose event loop stalled across the moment Redis froze wrote last a second or
+    // more before the proxies' last PING, and that is no cut.
+    const returned = typeof p.failedAt === 'number' && p.failedAt > lostAt && p.reachedAt > p.failedAt;
+    const later = returned ? p.reachedAt > reachedAt + probeEvery + presenceEvery + margin : p.reachedAt - Math.min(p.roundTripMs ?? 0, LATE_MS) > lostAt + probeEvery + margin;
+    if (later) {
       const justBack = typeof p.failedAt === 'number' && p.failedAt > reachedAt && now - p.failedAt < BACK_WITHIN_MS;
       if (justBack) {
         back.push(p.machine);
@@ -160,6 +187,8 @@ export interface ControlPlaneWatchOptions {
 export class ControlPlaneWatch {
   /** When this machine last reached Redis (monotonic). */
   reachedAt: number | undefined;
+  /** When the first presence write since then that went unanswered was sent (monotonic). */
+  private lostAt: number | undefined;
   private failing = false;
   private presenceTimer: NodeJS.Timeout | undefined;
   private presenceInFlight = false;
@@ -293,6 +322,7 @@ export class ControlPlaneWatch {
     if (this.presenceInFlight || this.closed) return;
     this.presenceInFlight = true;
     let timer: NodeJS.Timeout | undefined;
+    const sentAt = performance.now();
     try {
       const told = await Promise.race([
         this.o.store.markPresent(this.o.machine, this.o.graceMs, this.o.holding() > 0, this.o.leaseMs),
@@ -302,6 +332,7 @@ export class ControlPlaneWatch {
       ]);
       const awayMs = this.reachedAt === undefined ? 0 : performance.now() - this.reachedAt;
       this.reachedAt = performance.now();
+      this.lostAt = undefined;
       this.holders = told.holders;
       if (this.incomplete()) void this.refresh().catch(() => undefined);
       if (this.failing) {
@@ -310,6 +341,7 @@ export class ControlPlaneWatch {
         this.o.onBack(awayMs);
       }
     } catch {
+      this.lostAt ??= sentAt;
       if (!this.failing) {
         this.failing = true;
         this.latest = undefined;
@@ -334,14 +366,21 @@ export class ControlPlaneWatch {
             if (report.machine !== p.machine) return { machine: p.machine, holding: p.holding };
             const at = performance.now();
             const when = (ago: number | null | undefined) => (typeof ago === 'number' ? at - ago : null);
-            return { machine: p.machine, holding: p.holding, reachedAt: when(report.redis.reachedAgoMs), failedAt: when(report.redis.failedAgoMs), probeEveryMs: report.redis.probeEveryMs };
+            return {
+              machine: p.machine,
+              holding: p.holding,
+              reachedAt: when(report.redis.reachedAgoMs),
+              failedAt: when(report.redis.failedAgoMs),
+              probeEveryMs: report.redis.probeEveryMs,
+              roundTripMs: at - askedAt,
+            };
           } catch {
             return { machine: p.machine, holding: p.holding };
           }
         }),
       );
       if (!this.failing || this.closed) return;
-      const verdict = judgeControlPlane({ now: performance.now(), reachedAt: this.reachedAt, reaper: this.reaper, peers, holders: this.holders });
+      const verdict = judgeControlPlane({ now: performance.now(), reachedAt: this.reachedAt, lostAt: this.lostAt, reaper: this.reaper, peers, holders: this.holders });
       const key = (v: Verdict | undefined) => (v === undefined ? '' : v.kind === 'unsure' && v.early ? 'early' : v.kind);
       const changed = key(verdict) !== key(this.latest);
       this.latest = verdict;

@@ -21,6 +21,20 @@ const SLACK_MS = 1000;
 
 let drill: Drill;
 
+/** What each hoster judged, and when it fenced: why a copy stopped when it did. */
+function judged(): string {
+  const lines = (out: string) => out.split('\n').filter((l) => /"verdict"|Redis is out of reach|past its lease|cannot renew the lease of .* in time: stopping|past the control-plane grace|shim stopped/.test(l));
+  const brief = (l: string) => {
+    try {
+      const { time, msg } = JSON.parse(l) as { time: number; msg: string };
+      return `${new Date(time).toISOString().slice(11, 23)} ${msg}`;
+    } catch {
+      return l;
+    }
+  };
+  return drill.cluster.machines.map((m) => `--- ${m.name}\n${lines(m.hoster!.output()).map(brief).join('\n')}`).join('\n');
+}
+
 describe.skipIf(UNAVAILABLE !== undefined)(`drill: Redis frozen past the control-plane grace${UNAVAILABLE ? ` (skipped: ${UNAVAILABLE})` : ''}`, () => {
   beforeAll(async () => {
     drill = await startDrill({ machines: 3, leaseMs: LEASE_MS, hosterEnv: { BERTH_CONTROL_PLANE_GRACE_MS: String(GRACE_MS) } });
@@ -44,12 +58,18 @@ describe.skipIf(UNAVAILABLE !== undefined)(`drill: Redis frozen past the control
       drill.cluster.redis.thaw();
       thawedAt = monotonicMs();
     }
-    const stops = drill.collector.runs().map((r) => r.last - frozenAt);
+    // The copies that ran when Redis froze (reporting within a second of it): on a loaded
+    // machine one may have failed its start and moved before the freeze.
+    const before = drill.collector.runs().filter((r) => r.last <= frozenAt - 1000);
+    const runs = drill.collector.runs().filter((r) => r.last > frozenAt - 1000);
+    const stops = runs.map((r) => r.last - frozenAt);
     // The grace counts from when each machine last reached Redis: at most a presence round (250 ms) before the freeze.
-    for (const ms of stops) {
-      expect(ms).toBeGreaterThan(GRACE_MS - SLACK_MS);
-      expect(ms).toBeLessThan(GRACE_MS + STOP_GRACE_MS + SLACK_MS);
-    }
+    expect(runs.length, 'copies running when Redis froze').toBeGreaterThanOrEqual(INSTANCES);
+    const outside = runs.filter((r) => r.last - frozenAt <= GRACE_MS - SLACK_MS || r.last - frozenAt >= GRACE_MS + STOP_GRACE_MS + SLACK_MS);
+    expect(
+      outside.map((r) => `${r.instance} on ${r.machine} stopped ${Math.round(r.last - frozenAt)} ms into the freeze`),
+      `every copy stops ${GRACE_MS - SLACK_MS}–${GRACE_MS + STOP_GRACE_MS + SLACK_MS} ms into the freeze; the hosters judged:\n${judged()}`,
+    ).toEqual([]);
     const back = await waitFor(
       () => {
         const again = drill.collector.runs().filter((r) => r.first > thawedAt);
@@ -59,10 +79,10 @@ describe.skipIf(UNAVAILABLE !== undefined)(`drill: Redis frozen past the control
     );
     const backMs = Math.max(...back.map((r) => r.first)) - thawedAt;
     expect(backMs).toBeLessThan(15_000);
-    for (const m of drill.cluster.machines) expect(m.hoster!.output(), m.name).toMatch(/Redis is away for every machine that answers/);
+    for (const m of drill.cluster.machines) expect(m.hoster!.output(), `${m.name} judged:\n${judged()}`).toMatch(/Redis is away for every machine that answers/);
     drill.check();
     process.stdout.write(
-      `drill 5d: Redis frozen ${((thawedAt - frozenAt) / 1000).toFixed(1)} s with a ${GRACE_MS / 1000} s grace (lease ${LEASE_MS / 1000} s); copies stopped ${(Math.min(...stops) / 1000).toFixed(2)}–${(Math.max(...stops) / 1000).toFixed(2)} s into the freeze; all ${INSTANCES} running again ${(backMs / 1000).toFixed(1)} s after the thaw\n`,
+      `drill 5d: Redis frozen ${((thawedAt - frozenAt) / 1000).toFixed(1)} s with a ${GRACE_MS / 1000} s grace (lease ${LEASE_MS / 1000} s); copies stopped ${(Math.min(...stops) / 1000).toFixed(2)}–${(Math.max(...stops) / 1000).toFixed(2)} s into the freeze; all ${INSTANCES} running again ${(backMs / 1000).toFixed(1)} s after the thaw${before.length ? ` (${before.length} copies had ended before the freeze)` : ''}\n`,
     );
   }, FROZEN_MS + 60_000);
 });

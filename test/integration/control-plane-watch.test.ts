@@ -1,4 +1,4 @@
-// A hoster's control-plane watch against a real Redis frozen with SIGSTOP: alone, it judges Redis away for the whole platform; with other machines holding claims that it has no address for (they joined after it read the machines), it does not, and says why; another machine reaching Redis makes it judge itself cut off.
+// A hoster's control-plane watch against a real Redis frozen with SIGSTOP: alone, it judges Redis away for the whole platform; with other machines holding claims that it has no address for (they joined after it read the machines), it does not, and says why; another machine reaching Redis makes it judge itself cut off, but not one that reached Redis later only because this machine's event loop stalled before the freeze.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/logger.js';
 import { closeRedis, connectRedis, type RedisClient } from '../../common/redis-connection.js';
@@ -111,6 +111,33 @@ describe('control-plane watch', () => {
       const verdict = await frozen(() => waitFor(() => (w.verdict?.kind === 'cut_off' ? w.verdict : undefined), { deadlineMs: 10_000, what: 'a verdict of cut off' }));
       expect(verdict.why).toMatch(/^m2 reached Redis 1\d\d ms ago/);
       expect(w.extendedUntil(performance.now())).toBeUndefined();
+    } finally {
+      await w.close();
+    }
+  });
+  it('its event loop stalled across the moment Redis froze: the proxies PINGed Redis later than it last wrote, and that is no cut', async () => {
+    const s = await store(testPrefix());
+    await s.reapRound({ intervalMs: 200 });
+    await s.heartbeat('m2', { proxy: 'http://10.255.255.1:9', instances: 1 });
+    await s.markPresent('m2', 60_000, true);
+    let frozenAt = Infinity;
+    // m2's proxy (faked) reached Redis until it froze, and fails since.
+    const w = watch(s, () => ({ machine: 'm2', redis: { reachedAgoMs: Math.round(performance.now() - frozenAt), failedAgoMs: 100, probeEveryMs: 250 } }));
+    w.start();
+    try {
+      await waitFor(async () => (await w.refresh(), w.reachedAt !== undefined), { what: 'its presence' });
+      // A busy event loop: no presence write for 1.2 s, then Redis freezes before the next one goes out.
+      const until = performance.now() + 1200;
+      while (performance.now() < until);
+      frozenAt = performance.now();
+      // m2's silence tells 1.2 s after this machine's: the verdict is away once it does.
+      const verdict = await frozen(() =>
+        waitFor(() => (w.verdict?.kind === 'away' ? w.verdict : undefined), { deadlineMs: 10_000, what: 'a verdict of away' }).catch((err: Error) => {
+          throw new Error(`${err.message}; the last verdict: ${w.verdict?.kind}: ${w.verdict?.why}`);
+        }),
+      );
+      expect(verdict.why).toMatch(/^Redis is away for every machine that answers/);
+      expect(w.reachedAt!).toBeLessThan(frozenAt - 1000);
     } finally {
       await w.close();
     }

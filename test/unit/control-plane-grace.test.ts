@@ -62,6 +62,30 @@ describe('judgeControlPlane', () => {
     expect(judge([peer('m2', 3200)], { reachedAt: NOW - 4000 })).toMatchObject({ kind: 'unsure' });
   });
 
+  it('a hoster whose event loop stalled across the moment Redis froze is not cut off: its first unanswered write counts, not its last answered one', () => {
+    // This machine last reached Redis 5000 ms ago, then stalled 1200 ms: its next write (unanswered) went out 3800 ms ago.
+    // m2 and m3 PINGed Redis until it froze, 1100 ms after this machine's last answer, and fail since.
+    const stalled = { reachedAt: NOW - 5000, lostAt: NOW - 3800 };
+    expect(judge([peer('m2', 3900), peer('m3', 3950)], stalled)).toMatchObject({ kind: 'away' });
+    // Judged from its last answer alone, that looked like Redis answering m2 after this machine lost it.
+    expect(judge([peer('m2', 3900), peer('m3', 3950)], { reachedAt: NOW - 5000 })).toMatchObject({ kind: 'unsure' });
+    // Truly cut: m3 reached Redis after this machine's first unanswered write, and never failed.
+    expect(judge([peer('m2', 3900), peer('m3', 100, true, null)], stalled)).toMatchObject({ kind: 'cut_off' });
+    // A peer that failed after this machine lost Redis and reached it again later came back: as strict as ever.
+    expect(judge([peer('m2', 3900), { ...peer('m3', 100), failedAt: NOW - 3500 }], stalled)).toMatchObject({ kind: 'cut_off' });
+    // A stall is believed up to LATE_MS: m3, which never failed, reached Redis 2100 ms after this machine last did.
+    expect(judge([peer('m3', 2900, true, null)], { reachedAt: NOW - 5000, lostAt: NOW - 1000 })).toMatchObject({ kind: 'cut_off' });
+  });
+
+  it('a peer’s answer read late (a busy event loop) is judged at the earliest moment it can describe', () => {
+    // m2's contact looks 1100 ms later than this machine's last, but this machine read its answer 900 ms after asking: it may have been 900 ms earlier.
+    const late = { ...peer('m2', 3900), roundTripMs: 900 };
+    expect(judge([late], { reachedAt: NOW - 5000 })).toMatchObject({ kind: 'away' });
+    expect(judge([{ ...late, roundTripMs: 0 }], { reachedAt: NOW - 5000 })).toMatchObject({ kind: 'unsure' });
+    // Up to LATE_MS: an answer that took 3 s says no more than one that took 1 s.
+    expect(judge([{ ...peer('m3', 2900, true, null), roundTripMs: 3000 }], { reachedAt: NOW - 5000 })).toMatchObject({ kind: 'cut_off' });
+  });
+
   it('peers exist but none answers (this machine is isolated from everyone): fence', () => {
     expect(judge([peer('m2', undefined), peer('m3', undefined)])).toMatchObject({ kind: 'unsure' });
     expect(judge([peer('m2', undefined)])).toMatchObject({ kind: 'unsure' });
