@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { postgresIdentifier, type StoredAddon } from '../registry/store/index.js';
+import { Redis } from 'ioredis';
+import { postgresIdentifier, type AddonUsage, type StoredAddon } from '../registry/store/index.js';
 import type { AddonUser } from './addon-user.js';
 
 /** Where the servers' programs are. */
@@ -25,7 +26,12 @@ export interface AddonKindServer {
   pidFile(): string;
   /** After it accepts connections: the role and database with the current password (PostgreSQL). */
   afterStart(): Promise<void>;
+  /** How big its data is and how many clients it has now (of a running server; the measuring connection not counted). */
+  measure(): Promise<Omit<AddonUsage, 'measuredAt'>>;
 }
+
+/** A measurement that takes longer than this is given up (the next one is due soon). */
+const MEASURE_TIMEOUT_MS = 5000;
 
 export function addonKindServer(addon: StoredAddon, dir: string, user: AddonUser, bin: AddonBinaries): AddonKindServer {
   return addon.kind === 'postgres' ? postgresServer(addon, dir, user, bin) : redisServer(addon, dir, user, bin);
@@ -72,7 +78,50 @@ function redisServer(addon: StoredAddon, dir: string, user: AddonUser, bin: Addo
     command: () => ({ file: bin.redisServer, args: [conf] }),
     pidFile: () => join(dir, 'redis.pid'),
     afterStart: async () => undefined,
+    async measure() {
+      // The password goes in AUTH over the connection, never on a command line (`ps` shows those).
+      const client = new Redis({ host: addon.host, port: addon.port, password: addon.password, lazyConnect: true, connectTimeout: MEASURE_TIMEOUT_MS, commandTimeout: MEASURE_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        const memory = infoFields(await client.info('memory'));
+        const clients = infoFields(await client.info('clients'));
+        return {
+          bytes: folderBytes(data),
+          // This connection is one of them.
+          connections: Math.max(0, Number(clients.connected_clients ?? 0) - 1),
+          memoryBytes: Number(memory.used_memory ?? 0),
+        };
+      } finally {
+        client.disconnect();
+      }
+    },
   };
+}
+
+/** `INFO` text as field → value. */
+function infoFields(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && !line.startsWith('#')) out[line.slice(0, colon)] = line.slice(colon + 1);
+  }
+  return out;
+}
+
+/** What the files under a folder take (their sizes; links not followed). */
+function folderBytes(path: string): number {
+  let total = 0;
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    const full = join(path, entry.name);
+    try {
+      if (entry.isDirectory()) total += folderBytes(full);
+      else if (entry.isFile()) total += lstatSync(full).size;
+    } catch {
+      // Gone meanwhile (a rewrite of the append-only file): counted at the next measurement.
+    }
+  }
+  return total;
 }
 
 function postgresServer(addon: StoredAddon, dir: string, user: AddonUser, bin: AddonBinaries): AddonKindServer {
@@ -123,22 +172,39 @@ function postgresServer(addon: StoredAddon, dir: string, user: AddonUser, bin: A
       ].join('\n');
       await runTo(join(bin.postgresBinDir, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(addon.port), '-U', PG_SUPERUSER, '-d', 'postgres', '-f', '-'], { cwd: dir, input: sql, ...asUser });
     },
+    async measure() {
+      // From the postgres database: this session is not among the add-on database's client backends.
+      const sql = `SELECT pg_database_size('${id}'), (SELECT count(*) FROM pg_stat_activity WHERE datname = '${id}' AND backend_type = 'client backend');\n`;
+      const out = await runTo(join(bin.postgresBinDir, 'psql'), ['-X', '-q', '-t', '-A', '-F', ' ', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(addon.port), '-U', PG_SUPERUSER, '-d', 'postgres', '-f', '-'], { cwd: dir, input: sql, timeoutMs: MEASURE_TIMEOUT_MS, ...asUser });
+      const [bytes, connections] = out.trim().split(' ').map(Number);
+      if (!Number.isFinite(bytes) || !Number.isFinite(connections)) throw new Error(`psql answered ${JSON.stringify(out.trim().slice(0, 100))}, not a size and a count`);
+      return { bytes: bytes!, connections: connections!, memoryBytes: null };
+    },
   };
 }
 
-/** Runs a program to its end; its output is its error's words when it fails (secrets never reach it: they go in on stdin). */
-function runTo(file: string, args: string[], o: { cwd: string; input?: string; uid?: number; gid?: number }): Promise<void> {
+/**
+ * Runs a program to its end and replies its standard output; its output is its error's words when
+ * it fails (secrets never reach it: they go in on stdin). Past `timeoutMs` it is killed.
+ */
+function runTo(file: string, args: string[], o: { cwd: string; input?: string; timeoutMs?: number; uid?: number; gid?: number }): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd: o.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' }, ...(o.uid === undefined ? {} : { uid: o.uid, gid: o.gid }) });
     let out = '';
+    let stdout = '';
     const keep = (chunk: Buffer) => {
       out = (out + chunk.toString('utf8')).slice(-2000);
     };
-    child.stdout.on('data', keep);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout = (stdout + chunk.toString('utf8')).slice(-2000);
+      keep(chunk);
+    });
     child.stderr.on('data', keep);
+    const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      if (code === 0) resolve();
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
       else reject(new Error(`${file.split('/').pop()} failed (${signal ?? `exit ${code}`}): ${out.trim().split('\n').slice(-3).join(' / ')}`));
     });
     child.stdin.end(o.input ?? '');

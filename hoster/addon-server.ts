@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import type { AddonServerState, StoredAddon } from '../registry/store/index.js';
+import type { AddonServerState, AddonUsage, StoredAddon } from '../registry/store/index.js';
 import { addonKindServer, type AddonBinaries, type AddonKindServer } from './addon-kinds.js';
 import type { AddonUser } from './addon-user.js';
 import { restartBackoffMs } from './crash-policy.js';
@@ -56,6 +56,11 @@ export class AddonServer {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /** Its data size and connections now (addon-kinds.ts), for a server that runs. */
+  measure(): Promise<Omit<AddonUsage, 'measuredAt'>> {
+    return this.kind.measure();
   }
 
   /** Stops the server (SIGTERM, then SIGKILL after a grace) and its restarts. Idempotent. */
@@ -183,7 +188,7 @@ export class AddonServer {
   }
 
   /** The password never reaches a log line or a detail. */
-  private masked(text: string): string {
+  masked(text: string): string {
     return text.split(this.o.addon.password).join('***');
   }
 }

@@ -10,6 +10,8 @@ import type { AppUsers } from './app-users.js';
 
 /** How often the supervisor looks at its machine's add-ons (and renews their leases). @default 2000 */
 export const DEFAULT_ADDON_TICK_MS = 2000;
+/** How often each running server's data size and connections are measured (at a tick, so at least a tick apart). @default 15000 */
+export const DEFAULT_ADDON_USAGE_MS = 15_000;
 
 export interface AddonSupervisorOptions {
   addons: AddonStore;
@@ -24,12 +26,20 @@ export interface AddonSupervisorOptions {
   leaseMs: number;
   /** @default DEFAULT_ADDON_TICK_MS */
   tickMs?: number;
+  /** @default DEFAULT_ADDON_USAGE_MS */
+  usageMs?: number;
 }
 
 interface Held {
   addon: StoredAddon;
   epoch: number;
   server: AddonServer;
+  /** When this hoster last measured it (ms, local clock; 0: not yet, so soon after it runs). */
+  measuredAt: number;
+  /** The measurement under way. */
+  measuring: Promise<void> | undefined;
+  /** The last one failed (said once until one succeeds). */
+  measureFailed: boolean;
 }
 
 /**
@@ -45,6 +55,7 @@ export class AddonSupervisor {
   /** Where each add-on's folder is: `<hoster dir>/addons/<id>`. */
   readonly dir: string;
   private readonly tickMs: number;
+  private readonly usageMs: number;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private closed = false;
@@ -53,6 +64,7 @@ export class AddonSupervisor {
   constructor(private readonly o: AddonSupervisorOptions) {
     this.dir = join(o.dataDir, 'addons');
     this.tickMs = o.tickMs ?? DEFAULT_ADDON_TICK_MS;
+    this.usageMs = o.usageMs ?? DEFAULT_ADDON_USAGE_MS;
   }
 
   /** The add-on servers this machine holds now, by name. */
@@ -75,6 +87,7 @@ export class AddonSupervisor {
     await this.ticking;
     await Promise.all(
       [...this.held.values()].map(async (h) => {
+        await h.measuring;
         await h.server.stop();
         await this.o.addons.report(h.addon.name, this.holder(h), { state: 'released', pid: null, detail: 'its hoster stopped', restarts: h.server.restarts }).catch(() => undefined);
       }),
@@ -84,7 +97,7 @@ export class AddonSupervisor {
     await this.emptyTrash().catch(() => undefined);
   }
 
-  /** One look: claim what is new, report what runs, stop what went, empty the trash. */
+  /** One look: claim what is new, report what runs, measure what is due, stop what went, empty the trash. */
   async tick(): Promise<void> {
     const mine = await this.o.addons.list(this.o.machine);
     for (const [name, h] of this.held) {
@@ -94,9 +107,38 @@ export class AddonSupervisor {
     for (const addon of mine) {
       const h = this.held.get(addon.name);
       if (h === undefined) await this.claim(addon);
-      else await this.report(h);
+      else {
+        await this.report(h);
+        this.measureIfDue(h);
+      }
     }
     await this.emptyTrash();
+  }
+
+  /**
+   * Measures a running server's data size and connections when a measurement is due, in the
+   * background (a slow server holds up no tick), and records it with the add-on (reportUsage).
+   */
+  private measureIfDue(h: Held): void {
+    if (this.closed || h.measuring !== undefined || h.server.state !== 'running' || this.held.get(h.addon.name) !== h) return;
+    if (h.measuredAt !== 0 && Date.now() - h.measuredAt < this.usageMs) return;
+    h.measuredAt = Date.now();
+    h.measuring = h.server
+      .measure()
+      .then(async (usage) => {
+        await this.o.addons.reportUsage(h.addon.name, this.holder(h), usage);
+        if (h.measureFailed) this.o.logger.info({ addon: h.addon.name }, `measuring the add-on ${h.addon.name} works again`);
+        h.measureFailed = false;
+      })
+      .catch((err: unknown) => {
+        // A lost claim or a destroyed add-on is the next report's to act on; anything else is said once.
+        if (err instanceof BerthError && (err.code === 'stale_epoch' || err.code === 'addon_not_found')) return;
+        if (!h.measureFailed) this.o.logger.warn({ addon: h.addon.name, err: h.server.masked(err instanceof Error ? err.message : String(err)) }, `could not measure the add-on ${h.addon.name}: addons:info shows its last measurement`);
+        h.measureFailed = true;
+      })
+      .finally(() => {
+        h.measuring = undefined;
+      });
   }
 
   /** Removes the data (and user) of the add-ons destroyed since, unless still held. */
@@ -139,6 +181,9 @@ export class AddonSupervisor {
     const h: Held = {
       addon,
       epoch: claim.epoch,
+      measuredAt: 0,
+      measuring: undefined,
+      measureFailed: false,
       server: new AddonServer({
         addon,
         dir: join(this.dir, addon.id),
@@ -146,7 +191,11 @@ export class AddonSupervisor {
         binaries: this.o.binaries,
         logger: this.o.logger,
         onChange: () => {
-          if (this.held.get(addon.name) === h) void this.report(h).catch(() => undefined);
+          if (this.held.get(addon.name) !== h) return;
+          void this.report(h).catch(() => undefined);
+          // Measured as soon as it runs (again, after a restart), not a whole interval later.
+          if (h.server.state === 'running') h.measuredAt = 0;
+          this.measureIfDue(h);
         },
       }),
     };
@@ -171,6 +220,7 @@ export class AddonSupervisor {
   private async drop(name: string, h: Held, why: string): Promise<void> {
     if (this.held.get(name) === h) this.held.delete(name);
     this.o.logger.info({ addon: name }, `stopping the add-on ${name}: ${why}`);
+    await h.measuring;
     await h.server.stop();
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../common/logger.js';
 import { closeRedis, connectRedis, REDIS_OPTIONS, redisSettingsFrom, replicaWait, waitForReady } from '../common/redis-connection.js';
 import { keyPrefixSchema, machineNameSchema, ATTRIBUTE_KEY_PATTERN } from '../common/names.js';
 import { AddonStore, AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS, RegistryStore } from '../registry/store/index.js';
-import { AddonSupervisor } from './addon-supervisor.js';
+import { AddonSupervisor, DEFAULT_ADDON_USAGE_MS } from './addon-supervisor.js';
 import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { buildApp } from './app-build.js';
 import { detectCgroups } from './cgroup-limits.js';
@@ -54,6 +54,7 @@ export const HOSTER_OPTIONS = {
   machine: option({ env: 'BERTH_MACHINE', default: hostname(), schema: machineNameSchema, describe: "This machine's name in the registry." }),
   dataDir: option({ env: 'BERTH_DATA_DIR', default: '.berth', schema: z.string().min(1), describe: 'Where bundles, builds and instance directories live (under hoster/, unless apps could not reach it: see BERTH_HOSTER_DIR).' }),
   postgresBinDir: option({ env: 'BERTH_POSTGRES_BIN_DIR', default: '', schema: z.string(), describe: "Folder of PostgreSQL's programs for postgres add-ons (initdb, postgres, psql). Default: the newest /usr/lib/postgresql/<version>/bin (Debian's packages)." }),
+  addonUsageMs: option({ env: 'BERTH_ADDON_USAGE_MS', default: DEFAULT_ADDON_USAGE_MS, schema: positiveMsSchema, describe: "How often each running add-on's data size and connections are measured (addons:info shows them)." }),
   redisServer: option({ env: 'BERTH_REDIS_SERVER', default: 'redis-server', schema: z.string().min(1), describe: 'The redis-server program for redis add-ons (found on PATH by default).' }),
   hosterDir: option({ env: 'BERTH_HOSTER_DIR', default: '', schema: z.string(), describe: 'Where bundles, builds and instance directories live. Default: <data-dir>/hoster, or /var/lib/berth/hosters/<id> when apps (their own users, as root) could not traverse the data dir.' }),
   keyPrefix: option({ env: 'BERTH_KEY_PREFIX', default: DEFAULT_KEY_PREFIX, schema: keyPrefixSchema, describe: 'Name inside the Redis key prefix.' }),
@@ -215,6 +216,7 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
     binaries: { postgresBinDir: config.postgresBinDir === '' ? debianPostgresBinDir() : config.postgresBinDir, redisServer: config.redisServer },
     logger,
     leaseMs: config.leaseMs,
+    usageMs: config.addonUsageMs,
   });
   addonSupervisor.start();
   const pruning = new BundlePruning({

@@ -222,6 +222,7 @@ export class AddonOperations {
       attachments: Object.entries(a.attachments).sort().map(([app, variable]) => ({ app, variable })),
       createdAt: a.createdAt,
       createdBy: a.createdBy,
+      usage: a.usage === null ? null : { ...a.usage },
     };
   }
 }

@@ -4,6 +4,7 @@ export type {
   Addon,
   AddonKind,
   AddonState,
+  AddonUsage,
   AppAddon,
   AddonBackup,
   CreateAddonRequest,

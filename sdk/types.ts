@@ -406,6 +406,20 @@ export interface Addon {
   attachments: { app: string; variable: string }[];
   createdAt: number;
   createdBy: string;
+  /** What its hoster last measured of its server (every 15 s by default); null before the first measurement. */
+  usage: AddonUsage | null;
+}
+
+/** An add-on's data size and connections at a moment (berth addons:info: "data size", "connections"). */
+export interface AddonUsage {
+  /** Its data on disk: PostgreSQL's pg_database_size; Redis's data folder (append-only file and snapshot). */
+  bytes: number;
+  /** Clients connected then (PostgreSQL: the client backends of its database). */
+  connections: number;
+  /** Redis's used_memory (what the plan's maxmemory limits); null for PostgreSQL. */
+  memoryBytes: number | null;
+  /** When it was measured (ms since the epoch). */
+  measuredAt: number;
 }
 
 /** A backup of an add-on (berth addons:backups): kept by the add-on's name, the newest first. */

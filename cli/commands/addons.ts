@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { Addon } from '../../sdk/index.js';
 import { connect } from '../api-client.js';
 import { JSON_FLAG, type CliContext } from '../cli-context.js';
-import { ago } from '../output.js';
+import { ago, bytes } from '../output.js';
 import { attachTerminal } from '../run-terminal-client.js';
 import { exitFor, follow } from './run.js';
 
@@ -46,7 +46,7 @@ export function addonsListCommand(ctx: CliContext): Command {
 
 export function addonsInfoCommand(ctx: CliContext): Command {
   return new Command('addons:info')
-    .description('Show an add-on: its machine, address, plan, state and apps (never its password: berth config APP has the URL).')
+    .description('Show an add-on: its machine, address, plan, state, data size, connections and apps (never its password: berth config APP has the URL).')
     .argument('<name>', 'the add-on')
     .option(...JSON_FLAG)
     .addHelpText('after', '\nExample:\n  $ berth addons:info shop-postgres')
@@ -62,6 +62,7 @@ export function addonsInfoCommand(ctx: CliContext): Command {
         ['url', a.url],
         ['memory', `${a.memoryMb} MB`],
         ['restarts', String(a.restarts)],
+        ...usageRows(a),
         ['apps', attachmentsText(a)],
         ['created', `${ago(a.createdAt)} by ${a.createdBy}`],
       ];
@@ -155,6 +156,18 @@ export function addonsRestoreCommand(ctx: CliContext): Command {
       if (flags.json) return ctx.output.json(restored);
       ctx.output.note(`Restored ${name} from ${restored.id}.`);
     });
+}
+
+/** Data size and connections as its hoster last measured them, with how long ago (a silent machine's stay as they were). */
+function usageRows(a: Addon): Array<[string, string]> {
+  const u = a.usage;
+  if (u === null) return [['data size', a.state === 'running' ? 'not measured yet' : `not measured (${a.state})`]];
+  const rows: Array<[string, string]> = [
+    ['data size', `${bytes(u.bytes)} (measured ${ago(u.measuredAt)})`],
+    ['connections', String(u.connections)],
+  ];
+  if (u.memoryBytes !== null) rows.push(['memory used', bytes(u.memoryBytes)]);
+  return rows;
 }
 
 function attachmentsText(a: Addon): string {

@@ -9,7 +9,8 @@ export interface AddonKeys {
   /**
    * Hash of one add-on: id, name, addonKind, machine, host, port, memoryMb, password, createdAt,
    * createdBy, and `attach:<app>` → the variable it is attached as; once its machine's hoster
-   * holds it: epoch, leaseUntil (ms, Redis clock), state, pid, detail, restarts, startedAt.
+   * holds it: epoch, leaseUntil (ms, Redis clock), state, pid, detail, restarts, startedAt; once it
+   * measured its server: usageBytes, usageConnections, usageMemoryBytes ('' for PostgreSQL), usageAt.
    */
   addon(name: string): string;
   /** Set of every add-on's name. */

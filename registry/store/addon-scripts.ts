@@ -45,4 +45,11 @@ export const reportAddon = defineScript<number>()({
   args: ['machine', 'epoch', 'leaseMs', 'state', 'pid', 'detail', 'restarts'],
 });
 
-export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon] as const;
+/** Replies the time of the measurement (ms, Redis clock). */
+export const reportAddonUsage = defineScript<number>()({
+  name: 'reportAddonUsage',
+  keys: ['addon'],
+  args: ['machine', 'epoch', 'bytes', 'connections', 'memoryBytes'],
+});
+
+export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage] as const;

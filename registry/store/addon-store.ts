@@ -1,6 +1,6 @@
 import type { RedisClient } from '../../common/redis-connection.js';
 import { addonKeys, type AddonKeys } from './addon-keys.js';
-import { attachAddon, claimAddon, createAddon, destroyAddon, detachAddon, reportAddon } from './addon-scripts.js';
+import { attachAddon, claimAddon, createAddon, destroyAddon, detachAddon, reportAddon, reportAddonUsage } from './addon-scripts.js';
 import type { RegistryKeys } from './keys.js';
 import { redisCall } from './lua-scripts.js';
 import { SCRIPT_FAILURE } from './script-errors.js';
@@ -15,6 +15,18 @@ export function postgresIdentifier(name: string): string {
 
 /** What the holder of an add-on's lease last said of its server; `unclaimed` before any did, `stopped` once one gave it back. */
 export type AddonServerState = 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped';
+
+/** What the holder of an add-on last measured of its server (addon-supervisor.ts). */
+export interface AddonUsage {
+  /** The data on disk: PostgreSQL's pg_database_size of its database; the files of Redis's data folder (append-only file, snapshot). */
+  bytes: number;
+  /** Clients connected at the measurement (PostgreSQL: client backends of its database), the measuring one not counted. */
+  connections: number;
+  /** Redis's used_memory (what its maxmemory limits); null for PostgreSQL. */
+  memoryBytes: number | null;
+  /** When (ms, Redis clock). */
+  measuredAt: number;
+}
 
 /** An add-on as stored, password included: only the registry and the add-on's hoster read it. */
 export interface StoredAddon {
@@ -39,6 +51,8 @@ export interface StoredAddon {
   pid: number | null;
   detail: string;
   restarts: number;
+  /** null before its holder first measured it. */
+  usage: AddonUsage | null;
 }
 
 export interface NewAddon {
@@ -137,6 +151,14 @@ export class AddonStore {
     });
   }
 
+  /** Records a measurement of its server, fenced by the epoch as report is (stale_epoch once lost); touches nothing of its state. */
+  async reportUsage(name: string, holder: { machine: string; epoch: number }, usage: Omit<AddonUsage, 'measuredAt'>): Promise<number> {
+    return reportAddonUsage.run(this.redis, {
+      keys: { addon: this.keys.addon(name) },
+      args: { machine: holder.machine, epoch: holder.epoch, bytes: usage.bytes, connections: usage.connections, memoryBytes: usage.memoryBytes ?? '' },
+    });
+  }
+
   /** Destroyed add-ons whose data this machine still holds: id → kind. */
   async trash(machine: string): Promise<Record<string, string>> {
     return redisCall(() => this.redis.hgetall(this.keys.machineAddonTrash(machine)));
@@ -168,5 +190,8 @@ function addonOf(f: Record<string, string>): StoredAddon {
     pid: f.pid ? Number(f.pid) : null,
     detail: f.detail ?? '',
     restarts: Number(f.restarts ?? 0),
+    usage: f.usageAt
+      ? { bytes: Number(f.usageBytes), connections: Number(f.usageConnections), memoryBytes: f.usageMemoryBytes ? Number(f.usageMemoryBytes) : null, measuredAt: Number(f.usageAt) }
+      : null,
   };
 }

@@ -1,5 +1,5 @@
-// Add-ons with real servers (in-process hoster; addon-hoster-killed.test.ts kills a hoster process): a PostgreSQL and a Redis pinned to their machine, attached to apps through new releases, reached by an app and by psql, kept across a SIGKILL of the server and a restart of the hoster, shared by two apps, refused on bad input with nothing changed, never showing their password, destroyed with their data only when confirmed.
-import { spawnSync } from 'node:child_process';
+// Add-ons with real servers (in-process hoster; addon-hoster-killed.test.ts kills a hoster process): a PostgreSQL and a Redis pinned to their machine, attached to apps through new releases, reached by an app and by psql, kept across a SIGKILL of the server and a restart of the hoster, shared by two apps, refused on bad input with nothing changed, never showing their password, destroyed with their data only when confirmed, their data size and connections measured by their hoster and shown by addons:info.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Addon } from '../../sdk/types.js';
+import { AddonStore, registryKeys } from '../../registry/store/index.js';
 import { BerthApiError } from '../../sdk/api-error.js';
 import { runCli } from '../helpers/cli-process.js';
 import { startTestHoster, uploadApp, type HosterFixture } from '../helpers/hoster-fixture.js';
@@ -110,7 +111,7 @@ beforeAll(async () => {
   rc = redis.client();
   prefix = testPrefix();
   registry = await startTestRegistry(redis, { keyPrefix: prefix, reconcileIntervalMs: 50, drainMs: 200, addonPortRange: ADDON_PORTS, addonBackupDir: backupDir, addonBackupsKept: 2 });
-  hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: 'http://127.0.0.1:1', capacity: 50 });
+  hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: 'http://127.0.0.1:1', capacity: 50, addonUsageMs: 500 });
   cliEnv = { BERTH_URL: registry.daemon.url, BERTH_TOKEN: registry.token, NO_COLOR: '1', HOME: hoster.dataDir, BERTH_HOME: join(hoster.dataDir, 'cli') };
   const bundle = await uploadApp(registry.client, SHOP);
   await registry.client.publishApp({ name: 'shop', path: '/shop', instances: 1, bundle });
@@ -153,7 +154,7 @@ describe('add-ons', () => {
     expect(pg.port).toBeGreaterThanOrEqual(first);
     // The name is taken now: refused, nothing changed (but the lease its hoster renews meanwhile).
     const unleased = async () => ({ keys: (await rc.keys(`{${prefix}}:*addon*`)).sort(), releases: (await c.listReleases('shop')).length, config: await c.getConfig('shop'), ports: await rc.hgetall(`{${prefix}}:machine:m1:addon-ports`) });
-    const record = async () => Object.entries(await rc.hgetall(`{${prefix}}:addon:shop-postgres`)).filter(([k]) => !['leaseUntil', 'state', 'pid', 'detail', 'restarts', 'epoch'].includes(k));
+    const record = async () => Object.entries(await rc.hgetall(`{${prefix}}:addon:shop-postgres`)).filter(([k]) => !['leaseUntil', 'state', 'pid', 'detail', 'restarts', 'epoch'].includes(k) && !k.startsWith('usage'));
     const before = await unleased();
     const recordBefore = await record();
     expect(await refused(c.createAddon({ app: 'shop', kind: 'postgres', name: 'shop-postgres', as: 'OTHER_URL' }))).toMatchObject({ status: 409, code: 'addon_exists' });
@@ -192,6 +193,54 @@ describe('add-ons', () => {
     await expect(stranger.get('greeting')).rejects.toThrow(/NOAUTH/);
     stranger.disconnect();
   }, 180_000);
+
+  it('shows how big its data is and how many clients it has, measured by its hoster, in addons:info and the API', async () => {
+    const c = registry.client;
+    const config = await c.getConfig('shop');
+    const before = { pg: await measuredAfter('shop-postgres', Date.now()), rd: await measuredAfter('shop-redis', Date.now()) };
+    expect(before.pg).toMatchObject({ memoryBytes: null });
+    // A psql session kept open (its password in its environment) and a Redis client, each writing.
+    const pgUrl = new URL(config.DATABASE_URL!);
+    const password = decodeURIComponent(pgUrl.password);
+    pgUrl.password = '';
+    const session = spawn('psql', [pgUrl.href, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { env: { ...process.env, PGPASSWORD: password }, stdio: ['pipe', 'ignore', 'inherit'] });
+    const sessionEnded = new Promise((resolve) => session.once('exit', resolve));
+    session.stdin.write("CREATE TABLE notes AS SELECT g AS id, repeat('x', 200) AS body FROM generate_series(1, 2000) g;\n");
+    const client = new Redis(config.REDIS_URL!, { maxRetriesPerRequest: 1 });
+    try {
+      await client.set('big', 'x'.repeat(200_000));
+      await waitFor(() => psql(config.DATABASE_URL!, 'SELECT count(*) FROM notes').out === '2000', { deadlineMs: 20_000, what: 'the rows written' });
+      const since = Date.now();
+      // The rows on disk and the value in the append-only file (written each second), with the clients counted.
+      const pg = await measuredAfter('shop-postgres', since, (u) => u.bytes > before.pg.bytes && u.connections >= 1);
+      const rd = await measuredAfter('shop-redis', since, (u) => u.bytes > before.rd.bytes + 200_000 && u.connections >= 1 && (u.memoryBytes ?? 0) > before.rd.memoryBytes! + 200_000);
+      expect(pg.measuredAt).toBeLessThanOrEqual(Date.now());
+      expect(rd.measuredAt).toBeLessThanOrEqual(Date.now());
+      const info = await runCli(['addons:info', 'shop-postgres'], cliEnv);
+      expect(info.code, info.stderr).toBe(0);
+      expect(info.stdout).toMatch(/^ {2}data size +\d+(\.\d)? (B|kB|MB) \(measured \d+s ago\)$/m);
+      expect(Number(/^ {2}connections +(\d+)$/m.exec(info.stdout)?.[1])).toBeGreaterThanOrEqual(1);
+      const redisInfo = (await runCli(['addons:info', 'shop-redis'], cliEnv)).stdout;
+      expect(redisInfo).toMatch(/^ {2}memory used +\d+(\.\d)? (B|kB|MB)$/m);
+      const json = JSON.parse((await runCli(['addons:info', 'shop-redis', '--json'], cliEnv)).stdout) as Addon;
+      expect(Object.keys(json.usage ?? {}).sort()).toEqual(['bytes', 'connections', 'measuredAt', 'memoryBytes']);
+      expect(json.usage!.connections).toBeGreaterThanOrEqual(1);
+    } finally {
+      client.disconnect();
+      session.stdin.end();
+      await sessionEnded;
+    }
+    // Counted as they are: the session gone, the database has no client left.
+    await measuredAfter('shop-postgres', Date.now(), (u) => u.connections === 0);
+    // A hoster whose claim is not the current one (an older epoch, another machine) writes nothing.
+    const store = new AddonStore(rc, registryKeys(prefix));
+    const epoch = Number(await rc.hget(`{${prefix}}:addon:shop-postgres`, 'epoch'));
+    const bogus = { bytes: 1, connections: 99, memoryBytes: null };
+    await expect(store.reportUsage('shop-postgres', { machine: 'm1', epoch: epoch - 1 }, bogus)).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.reportUsage('shop-postgres', { machine: 'm2', epoch }, bogus)).rejects.toMatchObject({ code: 'stale_epoch' });
+    await expect(store.reportUsage('nothing-here', { machine: 'm1', epoch }, bogus)).rejects.toMatchObject({ code: 'addon_not_found' });
+    expect((await c.getAddon('shop-postgres')).usage).not.toMatchObject({ connections: 99 });
+  }, 120_000);
 
   it('keeps each server under a user of its own, its data 0700, never in another machine', async () => {
     for (const name of ['shop-postgres', 'shop-redis']) {
@@ -245,7 +294,7 @@ describe('add-ons', () => {
     const dataDir = hoster.dataDir;
     await hoster.daemon.close({ evacuate: false });
     expect((await registry.client.getAddon('shop-postgres')).state).toBe('stopped');
-    hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: 'http://127.0.0.1:1', capacity: 50, dataDir });
+    hoster = await startTestHoster(redis, prefix, 'm1', { proxyUrl: 'http://127.0.0.1:1', capacity: 50, addonUsageMs: 500, dataDir });
     await running('shop-postgres');
     await running('shop-redis');
     expect(psql((await registry.client.getConfig('shop')).DATABASE_URL!, 'SELECT item FROM orders ORDER BY id').out).toBe('tea\ncake');
@@ -341,6 +390,17 @@ describe('add-ons', () => {
     expect(await refused(c.restoreAddon('spare', redisBackup.id, 'spare'))).toMatchObject({ status: 409, code: 'addon_backup_kind' });
   }, 180_000);
 });
+
+/** The add-on's usage once its hoster measured it after `since` (and it meets `ok`). */
+async function measuredAfter(name: string, since: number, ok: (u: NonNullable<Addon['usage']>) => boolean = () => true): Promise<NonNullable<Addon['usage']>> {
+  let last: Addon['usage'] = null;
+  await waitFor(async () => {
+    last = (await registry.client.getAddon(name)).usage;
+    if (last !== null && last.measuredAt > since && ok(last)) return true;
+    throw new Error(`last measured: ${JSON.stringify(last)}`);
+  }, { deadlineMs: 30_000, what: `${name} measured` });
+  return last!;
+}
 
 async function serverPid(name: string): Promise<number> {
   let pid = 0;

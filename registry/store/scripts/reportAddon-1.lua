@@ -19,12 +19,10 @@
 ]]
 local rcall = redis.call
 --- @include "redisNow"
-local machine, epoch = unpack(rcall('HMGET', KEYS[1], 'machine', 'epoch'))
-if not machine then
-  return -23
-end
-if machine ~= ARGV[1] or epoch ~= ARGV[2] then
-  return -2
+--- @include "addonHolder"
+local failure = addonHolderFailure(KEYS[1], ARGV[1], ARGV[2])
+if failure then
+  return failure
 end
 local now = redisNow()
 if ARGV[4] == 'released' then
