@@ -22,7 +22,7 @@ const PEER_REFRESH_MS = 4000;
 /** Another machine as this one knows it, with its proxy's answer of this round. */
 export interface PeerView {
   machine: string;
-  /** It held claims when last heard of (its heartbeat). */
+  /** It held claims when last heard of (its heartbeat, or its proxy's table of instances). */
   holding: boolean;
   /**
    * When its proxy last reached Redis, on this machine's monotonic clock (null: not since it
@@ -368,7 +368,8 @@ export class ControlPlaneWatch {
             const when = (ago: number | null | undefined) => (typeof ago === 'number' ? at - ago : null);
             return {
               machine: p.machine,
-              holding: p.holding,
+              // Its proxy's table may know of claims made since this machine read the list.
+              holding: p.holding || (typeof report.localInstances === 'number' && report.localInstances > 0),
               reachedAt: when(report.redis.reachedAgoMs),
               failedAt: when(report.redis.failedAgoMs),
               probeEveryMs: report.redis.probeEveryMs,

@@ -12,7 +12,7 @@ import { AddonStore, AppStore, BundleStore, DEFAULT_KEY_PREFIX, DEFAULT_LEASE_MS
 import { AddonSupervisor, DEFAULT_ADDON_USAGE_MS } from './addon-supervisor.js';
 import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { buildApp } from './app-build.js';
-import { detectCgroups } from './cgroup-limits.js';
+import { detectCgroups, type CgroupSupport } from './cgroup-limits.js';
 import { installAppFirewall, removeAppFirewall } from './app-firewall.js';
 import { AppUsers } from './app-users.js';
 import { BundleCache } from './bundle-cache.js';
@@ -74,6 +74,12 @@ export const HOSTER_OPTIONS = {
     schema: graceSchema,
     describe: 'While Redis is away for every machine (not this one alone cut off), apps keep running for up to this long after this machine last reached Redis; 0: they stop before their leases end, as when cut off.',
   }),
+  memoryLimitBy: option({
+    env: 'BERTH_MEMORY_LIMIT_BY',
+    default: 'auto' as 'auto' | 'rlimit',
+    schema: z.enum(['auto', 'rlimit']),
+    describe: "How apps' memory limits are held: auto (the app's cgroup where the machine has cgroups the hoster may use, else RLIMIT_DATA per process) or rlimit (never cgroups; a CPU weight then cannot be held).",
+  }),
   bundleIdleMs: option({
     env: 'BERTH_BUNDLE_IDLE_MS',
     default: 24 * 3_600_000,
@@ -117,8 +123,8 @@ export async function startHoster(config: HosterConfig, logger: Logger, override
   const firewall = asRoot ? installAppFirewall(config.machine, config.portRange) : undefined;
   if (firewall && !firewall.installed) logger.warn({ why: firewall.why }, `apps on this machine can connect to each other's ports: ${firewall.why}`);
   // Apps with a memory or CPU limit get a cgroup each (cgroup-limits.ts); found once.
-  const cgroups = detectCgroups();
-  if (cgroups.kind === 'none') logger.info({ why: cgroups.why }, `apps with a memory or CPU limit cannot run here: ${cgroups.why}`);
+  const cgroups: CgroupSupport = config.memoryLimitBy === 'rlimit' ? { kind: 'none', why: 'BERTH_MEMORY_LIMIT_BY is rlimit' } : detectCgroups();
+  if (cgroups.kind === 'none') logger.info({ why: cgroups.why }, `no cgroups for apps here (${cgroups.why}): memory limits are held per process by RLIMIT_DATA, and apps with a CPU weight cannot run here`);
   const settings = redisSettingsFrom(config);
   let redisDown = false;
   const redis = connectRedis(settings, {

@@ -8,7 +8,7 @@ import type { AppUser, AppUsers } from './app-users.js';
 import { cgroupLimitsOf, makeInstanceCgroup, type CgroupSupport, type InstanceCgroup } from './cgroup-limits.js';
 import { instanceHome, makeInstanceDir } from './instance-dir.js';
 import { instanceEnv } from './instance-env.js';
-import { withResourceLimits } from './resource-limits.js';
+import { canLimitMemoryByRlimit, withResourceLimits } from './resource-limits.js';
 import type { ShimSpec } from './shim-protocol.js';
 import { DEFAULT_RELEASE_TIMEOUT_MS } from './release-task.js';
 import { NoStartCommandError, type StartCommand } from './start-command.js';
@@ -54,6 +54,8 @@ export interface Installed {
   user: AppUser | undefined;
   /** Its cgroup, when the app has memory or CPU limits (removed when the instance ends). */
   cgroup: InstanceCgroup | undefined;
+  /** Its memory limit, when RLIMIT_DATA holds it (this machine has no cgroups). */
+  memoryByRlimitMb: number | undefined;
   /** How long a release command may run. */
   releaseTimeoutMs: number;
 }
@@ -82,10 +84,12 @@ export async function installInstance(
   const typed = processCommand(claim.process, release);
   if (claim.process === RELEASE_PROCESS) lines.hoster(`-----> Running release command: ${typed!.shell} (v${release?.version ?? '?'} on ${ctx.machine})`);
   else lines.hoster(`-----> Starting ${claim.process === WEB_PROCESS ? 'instance' : `${claim.process} instance`} ${claim.id.slice(0, 8)} of v${release?.version ?? '?'} on ${ctx.machine}`);
-  const command = withResourceLimits(typed ?? ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {});
   const limits = cgroupLimitsOf(release?.requirements ?? {});
+  // Without cgroups, a memory limit is held by RLIMIT_DATA (resource-limits.ts); a CPU weight cannot be.
+  const memoryByRlimitMb = ctx.cgroups.kind === 'none' && limits?.memoryMb !== undefined && limits.cpuWeight === undefined && canLimitMemoryByRlimit() ? limits.memoryMb : undefined;
+  const command = withResourceLimits(typed ?? ctx.startCommand(appDir, release?.command ?? null), release?.requirements ?? {}, { memoryByRlimitMb });
   let cgroup: InstanceCgroup | undefined;
-  if (limits !== undefined) {
+  if (limits !== undefined && memoryByRlimitMb === undefined) {
     try {
       cgroup = makeInstanceCgroup(ctx.cgroups, `${claim.id}-${claim.epoch}`, limits);
     } catch (err) {
@@ -125,7 +129,7 @@ export async function installInstance(
     leaseValidForMs: 0,
     stopGraceMs: ctx.stopGraceMs,
   };
-  return { spec, health, user, cgroup, releaseTimeoutMs: release?.releaseTimeoutMs ?? DEFAULT_RELEASE_TIMEOUT_MS };
+  return { spec, health, user, cgroup, memoryByRlimitMb, releaseTimeoutMs: release?.releaseTimeoutMs ?? DEFAULT_RELEASE_TIMEOUT_MS };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_HEALTH_CHECK, type HealthCheck, type Instance, type LogStream, type RegistryStore } from '../registry/store/index.js';
 import type { AppUser } from './app-users.js';
 import type { InstanceCgroup } from './cgroup-limits.js';
+import { isAllocationFailure } from './resource-limits.js';
 import { CrashPolicy } from './crash-policy.js';
 import { neverHealthy, waitHealthy, watchHealth } from './health-check.js';
 import { instanceDir } from './instance-dir.js';
@@ -90,6 +91,10 @@ export class InstanceRunner {
   private spec: ShimSpec | undefined;
   private user: AppUser | undefined;
   private cgroup: InstanceCgroup | undefined;
+  /** Its memory limit, when RLIMIT_DATA holds it (no cgroups here). */
+  private memoryByRlimitMb: number | undefined;
+  /** The app said an allocation failed since it last started (under RLIMIT_DATA, its OOM). */
+  private allocationFailed = false;
   /** A release task's time limit (release-task.ts), while it runs. */
   private task: ReleaseTaskClock | undefined;
   /** The release's limit on its release command (read at install). */
@@ -213,7 +218,7 @@ export class InstanceRunner {
       () => this.stopRequested,
     );
     if (installed === undefined) return;
-    ({ spec: this.spec, health: this.health, user: this.user, cgroup: this.cgroup, releaseTimeoutMs: this.releaseTimeoutMs } = installed);
+    ({ spec: this.spec, health: this.health, user: this.user, cgroup: this.cgroup, memoryByRlimitMb: this.memoryByRlimitMb, releaseTimeoutMs: this.releaseTimeoutMs } = installed);
     await this.runOnce();
   }
 
@@ -223,6 +228,7 @@ export class InstanceRunner {
     if (this.stopRequested) return;
     this.phase = this.phase === 'restarting' ? 'restarting' : 'starting';
     spec.leaseValidForMs = this.lease.validForMs();
+    this.allocationFailed = false;
     const { socket, hello } = await spawnShim(this.ctx.shimPath, join(this.dir, `shim-${Date.now()}.json`), spec);
     this.appPid = hello.appPid;
     const link = this.attachShim(socket);
@@ -290,6 +296,7 @@ export class InstanceRunner {
     const link = new ShimLink(socket, {
       onLog: (stream, line) => {
         this.output.remember(line);
+        if (this.memoryByRlimitMb !== undefined && isAllocationFailure(line)) this.allocationFailed = true;
         // A release command's output is part of the deploy: berth publish shows it with the build.
         this.ctx.onLog(this.app, this.id, this.process === RELEASE_PROCESS ? 'build' : stream, line, this.process);
       },
@@ -303,8 +310,11 @@ export class InstanceRunner {
     return link;
   }
 
-  private async onAppExit(m: ShimExit): Promise<void> {
+  private async onAppExit(exit: ShimExit): Promise<void> {
     if (this.stopRequested || this.phase === 'done') return;
+    // Without cgroups no kernel count says so: the app's own words before it died do (resource-limits.ts).
+    const byRlimit = this.memoryByRlimitMb !== undefined && exit.oom !== true && this.allocationFailed && (exit.signal !== null || exit.code !== 0);
+    const m: ShimExit = byRlimit ? { ...exit, oom: true } : exit;
     this.shim = undefined;
     if (m.why === 'lease_deadline') {
       this.log.error('the shim stopped the app because the lease was not renewed in time');
@@ -313,10 +323,12 @@ export class InstanceRunner {
       return;
     }
     if (m.oom) {
-      const line = `[berth] out of memory: the kernel stopped the app at its limit of ${this.cgroup?.memoryMb ?? '?'} MB; raise it (berth update --memory) or make it use less`;
+      const line = byRlimit
+        ? `[berth] out of memory: the app could not allocate past its limit of ${this.memoryByRlimitMb} MB (RLIMIT_DATA: this machine has no cgroups); raise it (berth update --memory) or make it use less`
+        : `[berth] out of memory: the kernel stopped the app at its limit of ${this.cgroup?.memoryMb ?? '?'} MB; raise it (berth update --memory) or make it use less`;
       this.output.remember(line);
       this.ctx.onLog(this.app, this.id, 'err', line, this.process);
-      this.log.warn({ memoryMb: this.cgroup?.memoryMb }, `${this.app}/${this.id} went over its memory limit: the kernel killed it`);
+      this.log.warn({ memoryMb: this.cgroup?.memoryMb ?? this.memoryByRlimitMb }, `${this.app}/${this.id} went over its memory limit: ${byRlimit ? 'its allocations failed (RLIMIT_DATA)' : 'the kernel killed it'}`);
     }
     if (this.process === RELEASE_PROCESS) {
       await this.reportReleaseTask(m);

@@ -91,7 +91,11 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   });
   sampler.start();
   sync.start();
-  const contact = new RedisContact(redis, config.machine);
+  const contact = new RedisContact(redis, config.machine, () => {
+    let n = sync.unroutedLocal().length;
+    for (const route of table.routes()) n += route.local.length;
+    return n;
+  });
   contact.start();
 
   const reports: Record<string, () => unknown> = {

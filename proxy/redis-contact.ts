@@ -24,6 +24,12 @@ export interface ControlPlaneReport {
     /** How often it asks: `reachedAgoMs` may be this much older than the truth. */
     probeEveryMs: number;
   };
+  /**
+   * Instances its machine runs by this proxy's last table (routed ones and workers): then its
+   * hoster holds claims, which the asking hoster may not have read yet (claims made just before
+   * Redis went away). Absent from proxies before it was added.
+   */
+  localInstances?: number;
 }
 
 /**
@@ -39,6 +45,8 @@ export class RedisContact {
   constructor(
     private readonly redis: RedisClient,
     private readonly machine: string,
+    /** How many instances this machine runs, by the proxy's table. */
+    private readonly localInstances: () => number = () => 0,
   ) {}
 
   start(): void {
@@ -53,7 +61,7 @@ export class RedisContact {
 
   report(): ControlPlaneReport {
     const ago = (t: number | undefined) => (t === undefined ? null : Math.round(performance.now() - t));
-    return { machine: this.machine, redis: { reachedAgoMs: ago(this.lastOk), failedAgoMs: ago(this.lastFailed), probeEveryMs: REDIS_PROBE_EVERY_MS } };
+    return { machine: this.machine, redis: { reachedAgoMs: ago(this.lastOk), failedAgoMs: ago(this.lastFailed), probeEveryMs: REDIS_PROBE_EVERY_MS }, localInstances: this.localInstances() };
   }
 
   private async probe(): Promise<void> {

@@ -212,7 +212,9 @@ describe('the five-minute tour', () => {
 
     up.kill('SIGTERM');
     expect(await up.exited).toBe(0);
-    await waitFor(() => platformProcesses(dir).length === 0, { deadlineMs: 15_000, what: 'nothing of the platform left running' });
+    await waitFor(() => platformProcesses(dir).length === 0, { deadlineMs: 15_000, what: 'nothing of the platform left running' }).catch((err: Error) => {
+      throw new Error(`${err.message}; still running: ${platformProcesses(dir).join(' | ')}`);
+    });
     // Every daemon's log went to berth up's output: after the whole tour, no secret in it.
     expect(up.output().length).toBeGreaterThan(1000);
     expect(up.output().includes(secrets.token), 'the token in the logs').toBe(false);

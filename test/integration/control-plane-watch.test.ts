@@ -98,6 +98,53 @@ describe('control-plane watch', () => {
     }
   });
 
+  it("machines that took their first claims after it read the machines: their proxies' tables tell it, and Redis is away for all", async () => {
+    const s = await store(testPrefix());
+    await s.reapRound({ intervalMs: 200 });
+    for (const m of ['m2', 'm3']) await s.heartbeat(m, { proxy: `http://10.255.255.${m === 'm2' ? 2 : 3}:9`, instances: 0 });
+    let frozenAt = Infinity;
+    let tablesTell = false;
+    // Their proxies (faked) fail since the freeze; with tablesTell, their tables list instances.
+    const w = watch(s, (origin) => ({
+      machine: origin.includes('.2:') ? 'm2' : 'm3',
+      redis: { reachedAgoMs: Math.round(performance.now() - frozenAt), failedAgoMs: 100, probeEveryMs: 250 },
+      ...(tablesTell ? { localInstances: 1 } : {}),
+    }));
+    w.start();
+    try {
+      await waitFor(async () => (await w.refresh(), w.reachedAt !== undefined), { what: 'its presence' });
+      const machines = await s.listMachines();
+      await s.markPresent('m2', 60_000, true);
+      await s.markPresent('m3', 60_000, true);
+      const at = performance.now();
+      await waitFor(() => (w.reachedAt ?? 0) > at, { what: 'a presence written after they took claims' });
+      redis.freeze();
+      frozenAt = performance.now();
+      try {
+        // What it knew of them is from before their claims (Redis cannot be read again now).
+        w.setPeers(machines, Date.now(), ['m1']);
+        // Once their silence tells, they are silent but not known to hold claims: Redis's count of 3 is against.
+        await waitFor(() => w.verdict?.kind === 'unsure' && w.verdict.why.includes('1 of 3 machines holding claims are silent'), {
+          deadlineMs: 10_000,
+          what: 'the verdict that counts them against',
+        });
+        // It stays so (no verdict of away in the next rounds).
+        const until = performance.now() + 1500;
+        await waitFor(() => {
+          expect(w.verdict?.kind).toBe('unsure');
+          return performance.now() > until;
+        }, { deadlineMs: 10_000, what: 'rounds to pass' });
+        tablesTell = true;
+        const away = await waitFor(() => (w.verdict?.kind === 'away' ? w.verdict : undefined), { deadlineMs: 10_000, what: 'a verdict of away' });
+        expect(away.why).toContain('3 of 3 machines holding claims are silent');
+      } finally {
+        redis.thaw();
+      }
+    } finally {
+      await w.close();
+    }
+  });
+
   it('another machine reached Redis after this one lost it: cut off', async () => {
     const s = await store(testPrefix());
     await s.reapRound({ intervalMs: 200 });

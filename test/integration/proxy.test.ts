@@ -408,6 +408,11 @@ describe('machines', () => {
       redis.thaw();
     }
     await waitFor(async () => ((await reached()).redis.reachedAgoMs ?? Infinity) < 1000, { what: 'the report to show Redis reached again' });
+    // And how many instances its machine runs by its table: a hoster that read the machines before they took claims learns it so.
+    const routes = JSON.parse((await get('/_berth/routes')).body) as { routes: { local: unknown[] }[] };
+    const local = routes.routes.reduce((n, r) => n + r.local.length, 0);
+    expect(local).toBeGreaterThan(0);
+    expect((JSON.parse((await get('/_berth/control-plane')).body) as { localInstances: number }).localInstances).toBe(local);
   });
 
   it('reports the load (GetLoad) and the culprit (GetCulprit)', async () => {

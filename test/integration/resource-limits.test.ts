@@ -1,7 +1,10 @@
 // Memory and CPU limits per app, enforced by cgroups: an app over its memory limit is killed by
 // the kernel and its release fails as out_of_memory, with the reason in its log; one under it
-// runs in a cgroup with the limit and the CPU weight asked for; bad limits are refused.
+// runs in a cgroup with the limit and the CPU weight asked for; bad limits are refused. Without
+// cgroups, RLIMIT_DATA holds the memory limit: the app runs under it, fails past it, and its
+// release fails as out_of_memory too; a CPU weight is refused as limits_unavailable.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { PRLIMIT_PATHS } from '../../hoster/resource-limits.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -102,5 +105,36 @@ describe.skipIf(CGROUPS.kind === 'none')(`cgroup limits${CGROUPS.kind === 'none'
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
+  });
+});
+
+const PRLIMIT = PRLIMIT_PATHS.find((p) => existsSync(p));
+
+describe.skipIf(PRLIMIT === undefined)(`memory limits without cgroups (BERTH_MEMORY_LIMIT_BY=rlimit)${PRLIMIT === undefined ? ' (skipped: no prlimit; Debian has it in util-linux)' : ''}`, () => {
+  it('runs an app under RLIMIT_DATA, fails one past it as out_of_memory in its own words, and refuses a CPU weight it cannot hold', async () => {
+    hosters.push(await startTestHoster(redis, registry.prefix, 'm1', { memoryLimitBy: 'rlimit' }));
+    await client.publishApp({ name: 'lim', path: '/lim', instances: 1, bundle: await uploadApp(client, helloApp()), attributes: { maxMemoryMb: 128 } });
+    const running = await waitFor(async () => (await client.listAppInstances('lim')).find((i) => i.state === 'running'), { deadlineMs: 30_000, what: 'lim running under its limit' });
+    const limit = readFileSync(`/proc/${running.pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max data size'))!;
+    expect(limit.split(/\s{2,}/).slice(1, 3)).toEqual([String(128 * 1024 * 1024), String(128 * 1024 * 1024)]);
+    // No cgroup of its own: the limit is the process's.
+    expect(readFileSync(`/proc/${running.pid}/cgroup`, 'utf8')).not.toContain(`${running.id}-${running.epoch}`);
+
+    const hog = "const keep = []; for (let i = 0; i < 64; i++) keep.push(Buffer.alloc(4 * 1024 * 1024, 1)); require('node:http').createServer((q, s) => s.end('fat')).listen(Number(process.env.PORT), process.env.HOST);";
+    await client.publishApp({ name: 'hog', path: '/hog', instances: 1, bundle: await uploadApp(client, { 'server.js': hog }), attributes: { maxMemoryMb: 64 } });
+    const [failed] = await waitFor(async () => {
+      const releases = await client.listReleases('hog');
+      return releases[0]?.status === 'failed' ? releases : undefined;
+    }, { deadlineMs: 40_000, what: 'the release failed' });
+    expect(failed!.reason).toMatch(/^out_of_memory on m1: went over its memory limit, 3 times/);
+    const logs = await client.logs('hog');
+    expect(logs.some((l) => l.stream === 'err' && /^\[berth\] out of memory: the app could not allocate past its limit of 64 MB \(RLIMIT_DATA/.test(l.line))).toBe(true);
+
+    await client.publishApp({ name: 'weighty', path: '/weighty', instances: 1, bundle: await uploadApp(client, helloApp()), attributes: { maxMemoryMb: 128, cpuWeight: 50 } });
+    const [refused] = await waitFor(async () => {
+      const releases = await client.listReleases('weighty');
+      return releases[0]?.status === 'failed' ? releases : undefined;
+    }, { deadlineMs: 40_000, what: 'the release with a CPU weight failed' });
+    expect(refused!.reason).toMatch(/limits_unavailable/);
   });
 });
