@@ -145,8 +145,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     // The add-on operations are made just below: details are asked for only once both exist.
     addonsOf: (app) => addons.ofApp(app),
   });
+  const addonStore = new AddonStore(redis, registryKeys(config.keyPrefix));
   const addons: AddonOperations = new AddonOperations({
-    addons: new AddonStore(redis, registryKeys(config.keyPrefix)),
+    addons: addonStore,
     apps: appStore,
     appOperations: apps,
     store,
@@ -222,6 +223,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     store,
     apps: appStore,
     bundles,
+    addons: addonStore,
     logger,
     intervalMs: config.reconcileIntervalMs,
     drainMs: config.drainMs,
