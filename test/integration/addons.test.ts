@@ -290,6 +290,24 @@ describe('add-ons', () => {
     expect(await refused(c.detachAddon('shop-postgres', 'reports'))).toMatchObject({ status: 404, code: 'addon_not_attached' });
   });
 
+  it('forgets a deleted app: the add-on stays with its data, and an app made again under that name has none attached', async () => {
+    const c = registry.client;
+    const bundle = await uploadApp(c, SHOP);
+    await c.publishApp({ name: 'brief', path: '/brief', instances: 1, bundle });
+    await c.attachAddon('shop-postgres', 'brief', { as: 'SHOP_DATABASE_URL' });
+    expect((await c.getAddon('shop-postgres')).attachments.map((a) => a.app)).toEqual(['brief', 'shop']);
+    await c.deleteApp('brief');
+    await waitFor(async () => !(await c.listApps()).some((a) => a.name === 'brief'), { deadlineMs: 30_000, what: 'brief removed' });
+    expect((await c.getAddon('shop-postgres')).attachments).toEqual([{ app: 'shop', variable: 'DATABASE_URL' }]);
+    expect(await rc.exists(new AddonStore(rc, registryKeys(prefix)).keys.appAddons('brief'))).toBe(0);
+    await c.publishApp({ name: 'brief', path: '/brief', instances: 0, bundle });
+    expect((await c.getApp('brief')).addons).toEqual([]);
+    // Nothing holds the variable: the new app may take an add-on as it.
+    await c.attachAddon('shop-postgres', 'brief', { as: 'SHOP_DATABASE_URL' });
+    expect(psql((await c.getConfig('brief')).SHOP_DATABASE_URL!, 'SELECT count(*) FROM orders').out).toBe('2');
+    await c.deleteApp('brief');
+  }, 120_000);
+
   it('keeps the data across a restart of the hoster', async () => {
     const dataDir = hoster.dataDir;
     await hoster.daemon.close({ evacuate: false });
