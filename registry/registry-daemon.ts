@@ -136,6 +136,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   });
   const bundles = new BundleStore(redis, { keyPrefix: config.keyPrefix, limitBytes: config.bundleLimitBytes });
   const appStore = new AppStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength });
+  const addonStore = new AddonStore(redis, registryKeys(config.keyPrefix));
   const apps = new AppOperations({
     apps: appStore,
     store,
@@ -144,8 +145,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     publicUrl: config.publicUrl === '' ? null : config.publicUrl,
     // The add-on operations are made just below: details are asked for only once both exist.
     addonsOf: (app) => addons.ofApp(app),
+    addonVariables: (app) => addonStore.attachmentsOf(app),
   });
-  const addonStore = new AddonStore(redis, registryKeys(config.keyPrefix));
   const addons: AddonOperations = new AddonOperations({
     addons: addonStore,
     apps: appStore,
