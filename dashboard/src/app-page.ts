@@ -5,6 +5,7 @@ import { useLive } from './live.js';
 import { followLogs } from './streams.js';
 import { appCpuPoints, HourChart } from './load-chart.js';
 import { CronJobs } from './app-cron.js';
+import { Addons } from './app-addons.js';
 import { Domains } from './app-domains.js';
 import { Processes } from './app-processes.js';
 import { Runs } from './app-runs.js';
@@ -36,7 +37,7 @@ async function load(name: string): Promise<AppView> {
 /** What the last action did, or the API's error, announced to screen readers. */
 type Outcome = { ok: string } | { error: ApiError } | undefined;
 
-/** One app: its process types, instances by machine, domains, releases, config, runs, cron jobs, live logs, and (for a token that may) its actions. */
+/** One app: its process types, instances by machine, domains, add-ons, releases, config, runs, cron jobs, live logs, and (for a token that may) its actions. */
 export function AppPage({ name, session }: { name: string; session: Session }) {
   const view = useLive(() => load(name), [name], { when: (e) => e.service === undefined || e.service === name });
   const [outcome, setOutcome] = useState<Outcome>(undefined);
@@ -105,6 +106,11 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
         onRemove=${(domain: string) => act(`Removed ${domain}.`, () => api.del(`/apps/${n}/domains/${enc(domain)}`))} />
     </section>
 
+    <section aria-labelledby="addons-h">
+      <h2 id="addons-h">Add-ons</h2>
+      <${Addons} app=${name} attached=${app.addons ?? []} scoped=${session.app !== null} />
+    </section>
+
     <section aria-labelledby="cpu-h">
       <h2 id="cpu-h">CPU over the last hour</h2>
       <${AppCpu} app=${name} />
@@ -135,7 +141,7 @@ export function AppPage({ name, session }: { name: string; session: Session }) {
 
     <section aria-labelledby="config-h">
       <h2 id="config-h">Config vars</h2>
-      <${ConfigVars} env=${env} canAct=${canAct} busy=${busy}
+      <${ConfigVars} env=${env} heldBy=${Object.fromEntries((app.addons ?? []).map((a) => [a.variable, a.name]))} canAct=${canAct} busy=${busy}
         onSet=${(key: string, value: string) => act(`Set ${key}: a new release.`, () => api.patch(`/apps/${n}/config`, { set: { [key]: value } }))}
         onUnset=${(key: string) => act(`Unset ${key}: a new release.`, () => api.patch(`/apps/${n}/config`, { unset: [key] }))} />
     </section>
@@ -195,7 +201,8 @@ function InstancesByMachine({ instances }: { instances: Instance[] }) {
   </table></div>`)}`;
 }
 
-function ConfigVars({ env, canAct, busy, onSet, onUnset }: { env: Record<string, string>; canAct: boolean; busy: boolean; onSet: (k: string, v: string) => void; onUnset: (k: string) => void }) {
+/** The config vars; one that holds an add-on's URL is the add-on's to change (attach, detach), so it has no Unset. */
+function ConfigVars({ env, heldBy, canAct, busy, onSet, onUnset }: { env: Record<string, string>; heldBy: Record<string, string>; canAct: boolean; busy: boolean; onSet: (k: string, v: string) => void; onUnset: (k: string) => void }) {
   const [revealed, setRevealed] = useState(false);
   const [key, setKey] = useState('');
   const [value, setValue] = useState('');
@@ -206,7 +213,9 @@ function ConfigVars({ env, canAct, busy, onSet, onUnset }: { env: Record<string,
       <dl class="config">${names.map((k) => html`<div class="config-row" data-var=${k}>
         <dt><code>${k}</code></dt>
         <dd><code data-field="value">${revealed ? env[k] : '••••••'}</code>
-          ${canAct ? html` <button type="button" class="small-button" disabled=${busy} aria-label=${`Unset ${k}`} onClick=${() => onUnset(k)}>Unset</button>` : null}</dd>
+          ${heldBy[k] !== undefined
+            ? html` <span class="small" data-field="held-by">from the add-on ${heldBy[k]} (berth addons:detach ${heldBy[k]} to remove)</span>`
+            : canAct ? html` <button type="button" class="small-button" disabled=${busy} aria-label=${`Unset ${k}`} onClick=${() => onUnset(k)}>Unset</button>` : null}</dd>
       </div>`)}</dl>`}
     ${canAct ? html`<form class="inline" onSubmit=${(e: Event) => { e.preventDefault(); onSet(key.trim(), value); }}>
       <label for="config-key">Name</label>

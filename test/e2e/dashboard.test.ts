@@ -54,6 +54,12 @@ async function git(cwd: string, ...args: string[]): Promise<string> {
   return stdout.trim();
 }
 
+/** A random block of ten ports for add-ons, below the test hosters' instance ports. */
+function addonPorts(): string {
+  const first = 6000 + Math.floor(Math.random() * 390) * 10;
+  return `${first}-${first + 9}`;
+}
+
 async function berth(...args: string[]): Promise<string> {
   const run = await runCli(args, env, { deadlineMs: 120_000 });
   if (run.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
@@ -133,6 +139,9 @@ beforeAll(async () => {
     BERTH_DASHBOARD_SAMPLE_MS: '1000',
     // The scaler looks often, so that its decision shows within the test.
     BERTH_SCALER_INTERVAL_MS: '500',
+    BERTH_ADDON_USAGE_MS: '1000',
+    // Below every test hoster's instance ports (10000 and up), as the tour has them.
+    BERTH_ADDON_PORT_RANGE: addonPorts(),
   };
   up = startDaemon(
     ['up', '--data-dir', join(dir, 'data'), '--api-port', String(apiPort), '--proxy-port', String(await getPort()), '--https-port', String(httpsPort), '--redis-port', String(await getPort())],
@@ -334,8 +343,8 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await git(repo, 'push', '-q', 'berth', 'main');
     expect((await client.listReleases('pushed'))[0]).toMatchObject({ version: 1, commit: head });
     await page.evaluate(() => (location.hash = '#/apps/pushed'));
-    await page.waitForSelector('tr[data-release="1"]');
-    expect(await textOf(page, 'tr[data-release="1"] [data-field="commit"]')).toBe(head.slice(0, 7));
+    // The page before (hello's) has a release 1 too: wait for pushed's, by its heading and its commit.
+    await waitFor(async () => (await textOf(page, 'h1')).startsWith('pushed') && (await textOf(page, 'tr[data-release="1"] [data-field="commit"]')) === head.slice(0, 7), { deadlineMs: 10_000, what: "pushed's page with its release's commit" });
     expect(await page.$eval('tr[data-release="1"] [data-field="commit"] code', (c) => c.getAttribute('title'))).toBe(head);
     // A config change keeps the code, and so its commit.
     await client.setConfig('pushed', { set: { MODE: 'kept' } });
@@ -638,6 +647,27 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     const plain = await fetch(`${base}/dashboard/session`, { method: 'POST', headers: { origin: base, 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
     expect(plain.headers.get('set-cookie')).not.toContain('Secure');
   });
+
+  it("shows the app's add-ons with where each runs, its data size and its connections, as berth addons:info does", async () => {
+    await page.evaluate(() => (location.hash = '#/apps/hello'));
+    await page.waitForSelector('#addons-h');
+    expect(await textOf(page, 'section[aria-labelledby="addons-h"]')).toContain('No add-on');
+    const created = await client.createAddon({ app: 'hello', kind: 'redis' });
+    const row = `tr[data-addon="${created.name}"]`;
+    await waitFor(async () => (await textOf(page, `${row} [data-status]`)) === 'running', { deadlineMs: 60_000, what: 'the add-on running on the page' });
+    expect(await textOf(page, row)).toContain('REDIS_URL');
+    // Its variable is the add-on's: no Unset beside it (the API would refuse it with addon_var_taken).
+    await waitFor(async () => (await textOf(page, '[data-var="REDIS_URL"] [data-field="held-by"]')).includes(created.name), { deadlineMs: 10_000, what: 'REDIS_URL shown as the add-on\'s' });
+    expect(await page.$('button[aria-label="Unset REDIS_URL"]')).toBeNull();
+    const info = await client.getAddon(created.name);
+    expect(await textOf(page, `${row} [data-field="machine"]`)).toBe(`${info.machine} (${info.host}:${info.port})`);
+    // Its hoster measures it (BERTH_ADDON_USAGE_MS); the page reads it again without a reload.
+    await waitFor(async () => /^\d+(\.\d)? (B|kB|MB)/.test(await textOf(page, `${row} [data-field="size"]`)), { deadlineMs: 30_000, what: 'its data size on the page' });
+    expect(await textOf(page, `${row} [data-field="connections"]`)).toMatch(/^\d+$/);
+    await shot(page, '11-app-addons');
+    await client.destroyAddon(created.name, created.name);
+    await waitFor(async () => (await page.$(row)) === null, { deadlineMs: 30_000, what: 'the destroyed add-on gone from the page' });
+  }, 120_000);
 
   it('deletes with a typed confirmation', async () => {
     await page.evaluate(() => (location.hash = '#/apps/hello'));
