@@ -239,6 +239,8 @@ has_role hoster && dir 0711 root:root "$DATA/hoster"
 has_role balancer && dir 0700 berth:berth "$DATA/tls"
 # The git remotes' bare repositories (a cache of what was pushed: any registry takes any push).
 has_role registry && dir 0700 berth:berth "$DATA/git"
+# Add-on backups (BERTH_ADDON_BACKUP_DIR): the registry takes and keeps them; not in the unit's private /tmp, wiped at each restart.
+has_role registry && dir 0700 berth:berth "$DATA/addon-backups"
 if [ "$own_redis" -eq 1 ]; then
   dir 0750 redis:redis "$DATA/redis"
 fi
@@ -355,6 +357,9 @@ new_env=$(mktemp)
   # Kept across restarts (the unit's /tmp is private and wiped), so a push sends only what is new.
   if has_role registry && ! is_set BERTH_GIT_DIR; then
     echo "BERTH_GIT_DIR=$DATA/git"
+  fi
+  if has_role registry && ! is_set BERTH_ADDON_BACKUP_DIR; then
+    echo "BERTH_ADDON_BACKUP_DIR=$DATA/addon-backups"
   fi
   # Other machines' proxies and the balancer reach this machine's proxy through this URL.
   if has_role proxy && ! is_set BERTH_PROXY_URL; then

@@ -118,7 +118,7 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
       const users = m.sh('getent passwd berth');
       expect(users.status, users.out).toBe(0);
       expect(users.out).toMatch(/^berth:x:\d+:\d+::\/var\/lib\/berth:\/usr\/sbin\/nologin$/m);
-      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/acme-key', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis', '/var/lib/berth/git'])).toEqual({
+      expect(stats(m, ['/etc/berth', '/etc/berth/berth.env', '/etc/berth/acme-key', '/etc/berth/redis.conf', '/var/lib/berth', '/var/lib/berth/hoster', '/var/lib/berth/tls', '/var/lib/berth/redis', '/var/lib/berth/git', '/var/lib/berth/addon-backups'])).toEqual({
         '/etc/berth': '755 root:root',
         '/etc/berth/berth.env': '640 root:berth',
         '/etc/berth/acme-key': '640 root:berth',
@@ -128,12 +128,15 @@ describe.skipIf(missing.length > 0)('ami/provision.sh in a throwaway Debian root
         '/var/lib/berth/tls': '700 berth:berth',
         '/var/lib/berth/redis': '750 redis:redis',
         '/var/lib/berth/git': '700 berth:berth',
+        '/var/lib/berth/addon-backups': '700 berth:berth',
       });
       const env = envFile(m);
       expect(env.BERTH_TOKEN).toMatch(/^[A-Za-z0-9_-]{32}$/);
       expect(env.BERTH_TOKEN_SHA256).toBe(createHash('sha256').update(env.BERTH_TOKEN!).digest('hex'));
       expect(env.BERTH_DATA_DIR).toBe('/var/lib/berth');
       expect(env.BERTH_GIT_DIR).toBe('/var/lib/berth/git');
+      // Not the unit's private /tmp, which each restart wipes.
+      expect(env.BERTH_ADDON_BACKUP_DIR).toBe('/var/lib/berth/addon-backups');
       // The key sealing certificates' keys in Redis, made up here: other balancers and registries get it with --acme-key.
       expect(env.BERTH_ACME_KEY_FILE).toBe('/etc/berth/acme-key');
       expect(m.sh('cat /etc/berth/acme-key').out).toMatch(/^[0-9a-f]{64}\n$/);

@@ -59,8 +59,8 @@ describe('the systemd units of ami/', () => {
       expect(d.get('User')).toEqual(['berth']);
       expect(d.get('CapabilityBoundingSet')).toEqual(['']);
     }
-    // The registry writes only the git remotes' cache; the proxy nothing.
-    expect(directives('berth-registry.service').get('ReadWritePaths')).toEqual(['-/var/lib/berth/git']);
+    // The registry writes only the git remotes' cache and the add-on backups; the proxy nothing.
+    expect(directives('berth-registry.service').get('ReadWritePaths')).toEqual(['-/var/lib/berth/git -/var/lib/berth/addon-backups']);
     expect(directives('berth-proxy.service').get('ReadWritePaths')).toBeUndefined();
     const redis = directives('berth-redis.service');
     expect(redis.get('ExecStart')).toEqual(['/usr/bin/redis-server /etc/berth/redis.conf']);
