@@ -145,16 +145,17 @@ export function addonsBackupsCommand(ctx: CliContext): Command {
 
 export function addonsRestoreCommand(ctx: CliContext): Command {
   return new Command('addons:restore')
-    .description("Replace an add-on's data with one of its name's backups (of its kind).")
+    .description("Replace an add-on's data with one of its name's backups (of its kind); --to-machine moves it to another machine first (when its own died).")
     .argument('<name>', 'the add-on')
     .argument('<backup>', 'the backup (berth addons:backups NAME lists them)')
     .option('--confirm <name>', 'its name again: its data now is replaced')
+    .option('--to-machine <machine>', 'start it on this machine with the backup, its apps given the new address as new releases (its old machine removes its copy if it returns)')
     .option(...JSON_FLAG)
-    .addHelpText('after', '\nExample:\n  $ berth addons:restore shop-postgres 20261203T183500123Z --confirm shop-postgres')
-    .action(async (name: string, backup: string, flags: { confirm?: string; json?: boolean }) => {
-      const restored = await connect(ctx.env).restoreAddon(name, backup, flags.confirm ?? '');
+    .addHelpText('after', '\nExamples:\n  $ berth addons:restore shop-postgres 20261203T183500123Z --confirm shop-postgres\n  $ berth addons:restore shop-postgres 20261203T183500123Z --to-machine m2 --confirm shop-postgres')
+    .action(async (name: string, backup: string, flags: { confirm?: string; toMachine?: string; json?: boolean }) => {
+      const restored = await connect(ctx.env).restoreAddon(name, backup, flags.confirm ?? '', flags.toMachine === undefined ? {} : { toMachine: flags.toMachine });
       if (flags.json) return ctx.output.json(restored);
-      ctx.output.note(`Restored ${name} from ${restored.id}.`);
+      ctx.output.note(flags.toMachine === undefined ? `Restored ${name} from ${restored.id}.` : `Restored ${name} from ${restored.id} on ${flags.toMachine}: its apps' new releases roll out now.`);
     });
 }
 

@@ -23,6 +23,8 @@ export interface AddonKeys {
   appAddons(app: string): string;
   /** Hash of add-on id → kind of the destroyed add-ons whose data a machine's hoster still has to remove. */
   machineAddonTrash(machine: string): string;
+  /** Hash of a machine (its heartbeat: keys.ts's machine). */
+  machine(name: string): string;
   /** The epoch counter shared with instance claims: a later claim has a higher epoch. */
   readonly epoch: string;
 }
@@ -36,6 +38,7 @@ export function addonKeys(keys: RegistryKeys): AddonKeys {
     machineAddonPorts: (machine) => `${p}machine:${machine}:addon-ports`,
     appAddons: (app) => `${p}app:${app}:addons`,
     machineAddonTrash: (machine) => `${p}machine:${machine}:addon-trash`,
+    machine: (name) => keys.machine(name),
     epoch: keys.epoch,
   };
 }

@@ -52,4 +52,11 @@ export const reportAddonUsage = defineScript<number>()({
   args: ['machine', 'epoch', 'bytes', 'connections', 'memoryBytes'],
 });
 
-export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage] as const;
+/** Replies the add-on's port on its new machine. */
+export const moveAddon = defineScript<number>()({
+  name: 'moveAddon',
+  keys: ['addon', 'fromAddons', 'fromPorts', 'fromTrash', 'toAddons', 'toPorts', 'toMachine'],
+  args: ['name', 'id', 'from', 'machine', 'newId', 'host', 'portFirst', 'portLast', 'silentMs'],
+});
+
+export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage, moveAddon] as const;

@@ -1,6 +1,6 @@
 import type { RedisClient } from '../../common/redis-connection.js';
 import { addonKeys, type AddonKeys } from './addon-keys.js';
-import { attachAddon, claimAddon, createAddon, destroyAddon, detachAddon, reportAddon, reportAddonUsage } from './addon-scripts.js';
+import { attachAddon, claimAddon, createAddon, destroyAddon, detachAddon, moveAddon, reportAddon, reportAddonUsage } from './addon-scripts.js';
 import type { RegistryKeys } from './keys.js';
 import { redisCall } from './lua-scripts.js';
 import { SCRIPT_FAILURE } from './script-errors.js';
@@ -134,6 +134,29 @@ export class AddonStore {
       keys: { addon: k.addon(name), addons: k.addons, machineAddons: k.machineAddons(machine), machineAddonPorts: k.machineAddonPorts(machine), machineAddonTrash: k.machineAddonTrash(machine) },
       args: { name, machine },
     });
+  }
+
+  /**
+   * Re-pins the add-on, as read, to another machine (moveAddon-7.lua): a new id, a port there,
+   * no claim; the old machine's copy goes to its trash. Refused (addon_changed) when it moved or
+   * was re-created since `addon` was read, (machine_unavailable) when `to` is silent.
+   */
+  async move(addon: Pick<StoredAddon, 'name' | 'id' | 'machine'>, to: { machine: string; host: string; newId: string; portRange: readonly [number, number]; silentMs: number }): Promise<StoredAddon> {
+    const k = this.keys;
+    const from = addon.machine;
+    await moveAddon.run(this.redis, {
+      keys: {
+        addon: k.addon(addon.name),
+        fromAddons: k.machineAddons(from),
+        fromPorts: k.machineAddonPorts(from),
+        fromTrash: k.machineAddonTrash(from),
+        toAddons: k.machineAddons(to.machine),
+        toPorts: k.machineAddonPorts(to.machine),
+        toMachine: k.machine(to.machine),
+      },
+      args: { name: addon.name, id: addon.id, from, machine: to.machine, newId: to.newId, host: to.host, portFirst: to.portRange[0], portLast: to.portRange[1], silentMs: to.silentMs },
+    });
+    return (await this.get(addon.name))!;
   }
 
   /** Takes the add-on's lease for this machine: its epoch and lease end, or undefined while another claim's lease runs. */
