@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { BerthError } from '../common/errors.js';
 import { NAME_PATTERN } from '../common/names.js';
-import type { Addon, AddonBackup, AddonState, AppAddon, CreateAddonRequest } from '../sdk/types.js';
+import type { Addon, AddonBackup, AddonBackupSchedule, AddonState, AppAddon, CreateAddonRequest } from '../sdk/types.js';
+import { DEFAULT_ADDON_BACKUP_MIN_EVERY_MS, formatBackupPeriod, parseBackupPeriod } from './addon-backup-period.js';
 import type { AddonBackups } from './addon-backups.js';
 import type { AppOperations } from './app-operations.js';
-import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
+import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon, type StoredBackupSchedule } from './store/index.js';
 
 /** Ports add-on servers listen on, per machine (outside the hosters' instance ports, 20000-29999 by default). @default [15400, 15599] */
 export const DEFAULT_ADDON_PORT_RANGE: readonly [number, number] = [15_400, 15_599];
@@ -32,6 +33,8 @@ export interface AddonOperationsOptions {
   backups?: AddonBackups;
   /** @default DEFAULT_ADDON_MOVE_START_MS */
   moveStartMs?: number;
+  /** The shortest period of scheduled backups. @default DEFAULT_ADDON_BACKUP_MIN_EVERY_MS */
+  backupMinEveryMs?: number;
 }
 
 
@@ -155,6 +158,14 @@ export class AddonOperations {
   async backup(name: string): Promise<AddonBackup> {
     const stored = await this.runningOne(name);
     return this.backupsOrThrow().take(stored);
+  }
+
+  /** Backs the add-on up once per period (`every`: 24h, 30m…, or off), across every registry (addon-backup-scheduler.ts). */
+  async scheduleBackups(name: string, every: string): Promise<Addon> {
+    const everyMs = parseBackupPeriod(every, this.o.backupMinEveryMs ?? DEFAULT_ADDON_BACKUP_MIN_EVERY_MS);
+    this.backupsOrThrow();
+    await this.o.addons.setBackupSchedule(name, everyMs);
+    return this.info(name);
   }
 
   async backups(name: string): Promise<AddonBackup[]> {
@@ -296,8 +307,16 @@ export class AddonOperations {
       createdAt: a.createdAt,
       createdBy: a.createdBy,
       usage: a.usage === null ? null : { ...a.usage },
+      backupSchedule: a.backupSchedule === null ? null : scheduleView(a.backupSchedule, now),
+      lastScheduledBackup: a.scheduled === null ? null : { at: a.scheduled.at, backup: a.scheduled.backup === '' ? null : a.scheduled.backup, error: a.scheduled.error === '' ? null : a.scheduled.error },
     };
   }
+}
+
+/** The next period's start, or now when the current one is due and not yet taken. */
+function scheduleView(s: StoredBackupSchedule, now: number): AddonBackupSchedule {
+  const current = Math.floor(now / s.everyMs);
+  return { every: formatBackupPeriod(s.everyMs), everyMs: s.everyMs, nextAt: s.slot >= current ? (current + 1) * s.everyMs : now };
 }
 
 function kindOf(kind: string): AddonKind {

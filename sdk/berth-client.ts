@@ -257,6 +257,15 @@ export class BerthClient {
     return this.call('POST', `/v1/addons/${enc(name)}/backups`, { body: {}, idempotent: false, timeoutMs: ADDON_DATA_TIMEOUT_MS });
   }
 
+  /**
+   * ScheduleAddonBackups: a backup once per period (`every`: 24h, 30m, 1h30m, 7d…; at least the registry's
+   * BERTH_ADDON_BACKUP_MIN_EVERY_MS), taken by one of the registries at each period's start; `off` stops them. Replies the add-on
+   * (its `backupSchedule`); 400 invalid_request for a period that does not parse or is too short, 404 addon_not_found.
+   */
+  scheduleAddonBackups(name: string, every: string): Promise<Addon> {
+    return this.call('PUT', `/v1/addons/${enc(name)}/backup-schedule`, { body: { every }, idempotent: true });
+  }
+
   /** ListAddonBackups: the backups kept under the add-on's name, newest first. */
   async listAddonBackups(name: string): Promise<AddonBackup[]> {
     return (await this.call<{ backups: AddonBackup[] }>('GET', `/v1/addons/${enc(name)}/backups`, { idempotent: true })).backups;

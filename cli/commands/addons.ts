@@ -63,6 +63,7 @@ export function addonsInfoCommand(ctx: CliContext): Command {
         ['memory', `${a.memoryMb} MB`],
         ['restarts', String(a.restarts)],
         ...usageRows(a),
+        ...backupRows(a),
         ['apps', attachmentsText(a)],
         ['created', `${ago(a.createdAt)} by ${a.createdBy}`],
       ];
@@ -118,11 +119,18 @@ export function addonsDestroyCommand(ctx: CliContext): Command {
 
 export function addonsBackupCommand(ctx: CliContext): Command {
   return new Command('addons:backup')
-    .description('Back an add-on up now (PostgreSQL: pg_dump custom format; Redis: every key), kept under its name by count.')
+    .description('Back an add-on up now (PostgreSQL: pg_dump custom format; Redis: every key), kept under its name by count; --every schedules one per period instead.')
     .argument('<name>', 'the add-on')
+    .option('--every <period>', 'take one at the start of every period (24h, 30m, 1h30m, 7d; at least 1m by default), or off')
     .option(...JSON_FLAG)
-    .addHelpText('after', '\nExample:\n  $ berth addons:backup shop-postgres')
-    .action(async (name: string, flags: { json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  $ berth addons:backup shop-postgres\n  $ berth addons:backup shop-postgres --every 24h\n  $ berth addons:backup shop-postgres --every off')
+    .action(async (name: string, flags: { every?: string; json?: boolean }) => {
+      if (flags.every !== undefined) {
+        const addon = await connect(ctx.env).scheduleAddonBackups(name, flags.every);
+        if (flags.json) return ctx.output.json(addon);
+        const s = addon.backupSchedule;
+        return ctx.output.note(s === null ? `${name} is no longer backed up on a schedule (its backups stay).` : `${name} is backed up every ${s.every}, next at ${new Date(s.nextAt).toISOString()} (berth addons:backups ${name} lists them).`);
+      }
       const backup = await connect(ctx.env).backupAddon(name);
       if (flags.json) return ctx.output.json(backup);
       ctx.output.note(`Backed ${name} up as ${backup.id} (${backup.sizeBytes} bytes). Restore it with berth addons:restore ${name} ${backup.id} --confirm ${name}.`);
@@ -168,6 +176,17 @@ function usageRows(a: Addon): Array<[string, string]> {
     ['connections', String(u.connections)],
   ];
   if (u.memoryBytes !== null) rows.push(['memory used', bytes(u.memoryBytes)]);
+  return rows;
+}
+
+/** The schedule of its backups and how the last scheduled one went. */
+function backupRows(a: Addon): Array<[string, string]> {
+  const s = a.backupSchedule;
+  const rows: Array<[string, string]> = [['backups', s === null ? 'not scheduled (berth addons:backup NAME --every 24h)' : `every ${s.every}, next at ${new Date(s.nextAt).toISOString()}`]];
+  const last = a.lastScheduledBackup;
+  if (last !== null) {
+    rows.push(['last scheduled backup', last.error === null ? `${last.backup ?? '?'} (${ago(last.at)})` : `failed ${ago(last.at)}: ${last.error}`]);
+  }
   return rows;
 }
 

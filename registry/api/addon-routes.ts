@@ -30,6 +30,9 @@ const restoreBody = z.strictObject({
   toMachine: z.string().min(1).max(253).optional(),
 });
 
+// The period is parsed by AddonOperations (parseBackupPeriod), whose message says what a period looks like.
+const scheduleBody = z.strictObject({ every: z.string().min(1).max(40) });
+
 /** Add-ons: /v1/addons… (an app-scoped token reaches none: an add-on may serve several apps). */
 export function addonRoutes(addons: AddonOperations): Router {
   const r = Router();
@@ -73,6 +76,13 @@ export function addonRoutes(addons: AddonOperations): Router {
     noQuery(req);
     validate(z.strictObject({}), req.body, 'body');
     res.status(201).json(await addons.backup(addon));
+  });
+
+  r.put('/addons/:name/backup-schedule', async (req, res) => {
+    const addon = name(req);
+    noQuery(req);
+    const body = validate(scheduleBody, req.body, 'body');
+    res.json(await addons.scheduleBackups(addon, body.every));
   });
 
   r.get('/addons/:name/backups', async (req, res) => {

@@ -10,7 +10,9 @@ export interface AddonKeys {
    * Hash of one add-on: id, name, addonKind, machine, host, port, memoryMb, password, createdAt,
    * createdBy, and `attach:<app>` → the variable it is attached as; once its machine's hoster
    * holds it: epoch, leaseUntil (ms, Redis clock), state, pid, detail, restarts, startedAt; once it
-   * measured its server: usageBytes, usageConnections, usageMemoryBytes ('' for PostgreSQL), usageAt.
+   * measured its server: usageBytes, usageConnections, usageMemoryBytes ('' for PostgreSQL), usageAt;
+   * with scheduled backups: backupEveryMs, backupSlot (the last period taken); once one was tried:
+   * scheduledAt, scheduledBackup (the last taken), scheduledError ('' when the last worked).
    */
   addon(name: string): string;
   /** Set of every add-on's name. */

@@ -59,4 +59,25 @@ export const moveAddon = defineScript<number>()({
   args: ['name', 'id', 'from', 'machine', 'newId', 'host', 'portFirst', 'portLast', 'silentMs'],
 });
 
-export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage, moveAddon] as const;
+/** Replies when the next scheduled backup is due (0 when off). */
+export const setAddonBackupSchedule = defineScript<number>()({
+  name: 'setAddonBackupSchedule',
+  keys: ['addon'],
+  args: ['name', 'everyMs'],
+});
+
+/** Replies the period's slot claimed, or 0. */
+export const claimAddonBackup = defineScript<number>()({
+  name: 'claimAddonBackup',
+  keys: ['addon'],
+  args: ['name', 'id'],
+});
+
+/** Replies 1, or 0 when the add-on is gone or another. */
+export const recordAddonBackup = defineScript<number>()({
+  name: 'recordAddonBackup',
+  keys: ['addon'],
+  args: ['name', 'id', 'at', 'backup', 'error'],
+});
+
+export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage, moveAddon, setAddonBackupSchedule, claimAddonBackup, recordAddonBackup] as const;

@@ -1,6 +1,6 @@
 import type { RedisClient } from '../../common/redis-connection.js';
 import { addonKeys, type AddonKeys } from './addon-keys.js';
-import { attachAddon, claimAddon, createAddon, destroyAddon, detachAddon, moveAddon, reportAddon, reportAddonUsage } from './addon-scripts.js';
+import { attachAddon, claimAddon, claimAddonBackup, createAddon, destroyAddon, detachAddon, moveAddon, recordAddonBackup, reportAddon, reportAddonUsage, setAddonBackupSchedule } from './addon-scripts.js';
 import type { RegistryKeys } from './keys.js';
 import { redisCall } from './lua-scripts.js';
 import { SCRIPT_FAILURE } from './script-errors.js';
@@ -53,6 +53,16 @@ export interface StoredAddon {
   restarts: number;
   /** null before its holder first measured it. */
   usage: AddonUsage | null;
+  /** Scheduled backups (setAddonBackupSchedule); null when off. */
+  backupSchedule: StoredBackupSchedule | null;
+  /** The last scheduled backup tried (kept when the schedule is turned off); null before any. */
+  scheduled: { at: number; backup: string; error: string } | null;
+}
+
+export interface StoredBackupSchedule {
+  everyMs: number;
+  /** The last period taken: floor(time / everyMs) of Redis's clock. */
+  slot: number;
 }
 
 export interface NewAddon {
@@ -182,6 +192,25 @@ export class AddonStore {
     });
   }
 
+  /** Sets the period of its scheduled backups (0: off); replies when the next is due (0 when off). */
+  async setBackupSchedule(name: string, everyMs: number): Promise<number> {
+    return setAddonBackupSchedule.run(this.redis, { keys: { addon: this.keys.addon(name) }, args: { name, everyMs } });
+  }
+
+  /** Claims the current period's scheduled backup of the add-on as read: its slot, or undefined when not this caller's to take. */
+  async claimScheduledBackup(addon: Pick<StoredAddon, 'name' | 'id'>): Promise<number | undefined> {
+    const slot = await claimAddonBackup.run(this.redis, { keys: { addon: this.keys.addon(addon.name) }, args: { name: addon.name, id: addon.id } });
+    return slot > 0 ? slot : undefined;
+  }
+
+  /** Records how a scheduled backup went: its id, or why it failed. */
+  async recordScheduledBackup(addon: Pick<StoredAddon, 'name' | 'id'>, at: number, outcome: { backup: string } | { error: string }): Promise<void> {
+    await recordAddonBackup.run(this.redis, {
+      keys: { addon: this.keys.addon(addon.name) },
+      args: { name: addon.name, id: addon.id, at, backup: 'backup' in outcome ? outcome.backup : '', error: 'error' in outcome ? outcome.error.slice(0, 500) : '' },
+    });
+  }
+
   /** Destroyed add-ons whose data this machine still holds: id → kind. */
   async trash(machine: string): Promise<Record<string, string>> {
     return redisCall(() => this.redis.hgetall(this.keys.machineAddonTrash(machine)));
@@ -216,5 +245,7 @@ function addonOf(f: Record<string, string>): StoredAddon {
     usage: f.usageAt
       ? { bytes: Number(f.usageBytes), connections: Number(f.usageConnections), memoryBytes: f.usageMemoryBytes ? Number(f.usageMemoryBytes) : null, measuredAt: Number(f.usageAt) }
       : null,
+    backupSchedule: Number(f.backupEveryMs ?? 0) > 0 ? { everyMs: Number(f.backupEveryMs), slot: Number(f.backupSlot ?? 0) } : null,
+    scheduled: f.scheduledAt ? { at: Number(f.scheduledAt), backup: f.scheduledBackup ?? '', error: f.scheduledError ?? '' } : null,
   };
 }
