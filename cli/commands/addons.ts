@@ -163,7 +163,7 @@ export function addonsRestoreCommand(ctx: CliContext): Command {
     .action(async (name: string, backup: string, flags: { confirm?: string; toMachine?: string; json?: boolean }) => {
       const restored = await connect(ctx.env).restoreAddon(name, backup, flags.confirm ?? '', flags.toMachine === undefined ? {} : { toMachine: flags.toMachine });
       if (flags.json) return ctx.output.json(restored);
-      ctx.output.note(flags.toMachine === undefined ? `Restored ${name} from ${restored.id}.` : `Restored ${name} from ${restored.id} on ${flags.toMachine}: its apps' new releases roll out now.`);
+      ctx.output.note(flags.toMachine === undefined ? `Restored ${name} from ${restored.id}.` : `Restored ${name} from ${restored.id} on ${flags.toMachine} (when it moved there, its apps' new releases roll out now: berth addons:info ${name}).`);
     });
 }
 
