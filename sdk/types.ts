@@ -381,7 +381,8 @@ export type AddonKind = 'postgres' | 'redis';
  * Where an add-on's server stands: `unclaimed` before its machine's hoster took it, `starting`,
  * `running`, `crashed` (restarted with backoff), `stopped` (its hoster gave it back, e.g. on
  * shutdown), `unavailable` (its machine is silent, or its hoster's lease ended: the add-on is on
- * that machine's disk and runs nowhere else until the machine returns).
+ * that machine's disk and runs nowhere else until the machine returns, or until a restore moves
+ * it to another machine: restoreAddon's `toMachine`).
  */
 export type AddonState = 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped' | 'unavailable';
 
