@@ -119,6 +119,10 @@ export const ERROR_CATALOGUE = {
     status: 422,
     message: "The release command exited non-zero or ran out of time, so nothing of the release started: berth logs NAME --build shows its output; fix it and publish again.",
   },
+  addon_not_started: {
+    status: 422,
+    message: "An add-on attached to the app never started, so nothing of the release did: berth addons:info NAME says why (its machine's hoster runs it); publish again once it runs.",
+  },
   invalid_env: {
     status: 422,
     message: 'A config var cannot be given to a process (it contains a NUL byte): set it again without one (berth config:set).',

@@ -63,6 +63,7 @@ export class AddonOperations {
     if (attached[variable] !== undefined) {
       throw new BerthError('addon_var_taken', `${input.app} already has the add-on ${attached[variable]} attached as ${variable}: detach it first (berth addons:detach ${attached[variable]} ${input.app}), or choose another variable (--as VAR).`);
     }
+    await this.refuseHandSet(input.app, variable);
     const machine = await this.machineFor(input.machine);
     let name = input.name ?? `${input.app}-${kind}`;
     if (input.name === undefined && (await this.o.addons.get(name)) !== undefined) name = `${input.app}-${kind}-${randomBytes(2).toString('hex')}`;
@@ -120,6 +121,7 @@ export class AddonOperations {
     const stored = await this.stored(name);
     await this.o.apps.get(app);
     const as = variable ?? DEFAULT_VARIABLE[stored.kind];
+    await this.refuseHandSet(app, as);
     const before = await this.o.addons.attach(name, app, as);
     try {
       await this.o.appOperations.changeConfig(app, { set: { [as]: connectionUrl(stored, true) }, unset: before !== '' && before !== as ? [before] : [] }, user, `Attach ${name} as ${as}`);
@@ -247,6 +249,14 @@ export class AddonOperations {
       throw new BerthError('machine_unavailable', `The hoster of ${name} has not been heard from for ${Math.round((now - machine.heartbeatAt) / 1000)} s: start it there (berth hoster), or choose a machine whose hoster runs (berth machines).`);
     }
     return machine;
+  }
+
+  /** A variable the app has from config:set is the user's: attach never overwrites it. */
+  private async refuseHandSet(app: string, variable: string): Promise<void> {
+    const [config, attached] = await Promise.all([this.o.appOperations.config(app), this.o.addons.attachmentsOf(app)]);
+    if (config[variable] !== undefined && attached[variable] === undefined) {
+      throw new BerthError('addon_var_taken', `${app} has ${variable} set by config:set: unset it first (berth config:unset ${app} ${variable}), or attach as another variable (--as VAR).`);
+    }
   }
 
   private backupsOrThrow(): AddonBackups {

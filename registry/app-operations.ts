@@ -20,6 +20,8 @@ export interface AppOperationsOptions {
   publicUrl: string | null;
   /** The add-ons attached to an app, for its details (registry/addon-operations.ts); absent: none are shown. */
   addonsOf?: (app: string) => Promise<NonNullable<AppDetails['addons']>>;
+  /** The app's variables that hold an add-on's URL (variable → add-on name); absent: none. */
+  addonVariables?: (app: string) => Promise<Record<string, string>>;
 }
 
 /** Where a release's code came from when it is not a folder: a pushed commit (registry/git). */
@@ -239,6 +241,22 @@ export class AppOperations {
   async config(name: string): Promise<Record<string, string>> {
     const app = await this.o.apps.get(name);
     return (await this.o.apps.release(name, app.release))?.env ?? {};
+  }
+
+  /**
+   * What config:set and config:unset do: changeConfig, but a variable that holds an add-on's URL
+   * is the add-on's to set (attach) and unset (detach), as Heroku has it, so that the record of
+   * what is attached never says other than the app's variables.
+   */
+  async configure(name: string, change: { set?: Record<string, string>; unset?: string[] }, user: string): Promise<Release> {
+    const held = (await this.o.addonVariables?.(name)) ?? {};
+    for (const key of [...Object.keys(change.set ?? {}), ...(change.unset ?? [])]) {
+      const addon = held[key];
+      if (addon !== undefined) {
+        throw new BerthError('addon_var_taken', `${key} of ${name} holds the URL of the add-on ${addon}: detach it first (berth addons:detach ${addon} ${name}), or set another variable.`);
+      }
+    }
+    return this.changeConfig(name, change, user);
   }
 
   /** Sets and unsets variables in one new release. */

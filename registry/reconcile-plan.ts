@@ -25,6 +25,28 @@ export interface PlanInput {
   rolloutTimeoutMs: number;
   /** Machines whose hoster sent a heartbeat lately: a crash on each of them is conclusive. @default 2 */
   liveMachines?: number;
+  /** The app's attached add-ons whose server has not started yet (see addonsStarting); read only while a release deploys. */
+  startingAddons?: readonly StartingAddon[];
+}
+
+/** An add-on attached to the app whose server is still coming up: the release waits for it. */
+export interface StartingAddon {
+  name: string;
+  variable: string;
+  state: string;
+  detail: string;
+}
+
+/**
+ * Add-ons the release must wait for: a server not yet started for the first time (just created,
+ * or its hoster not yet there). Without the wait, the release command (a migration) and the
+ * new instances would race the server's first start and fail with ECONNREFUSED. A server that
+ * ran and crashed does not hold a release back: the app's own errors say what is wrong.
+ */
+export function addonsStarting(addons: readonly { name: string; state: string; restarts: number; detail: string; attachments: Record<string, string> }[], app: string): StartingAddon[] {
+  return addons
+    .filter((a) => (a.state === 'unclaimed' || a.state === 'starting') && a.restarts === 0 && a.attachments[app] !== undefined)
+    .map((a) => ({ name: a.name, variable: a.attachments[app]!, state: a.state, detail: a.detail }));
 }
 
 /** Machines a release may crash on before it, not the machines, is taken to be at fault. */
@@ -83,10 +105,15 @@ export function planApp(input: PlanInput): ReconcileAction[] {
     const runningMine = processes.filter((i) => isMine(i) && i.state === 'running');
     const wantedAll = [...wantedByType.values()].reduce((a, b) => a + b, 0);
     const runningEnough = [...wantedByType].every(([type, wanted]) => runningMine.filter((i) => i.process === type).length >= wanted);
-    const failure = rolloutFailure(current, phase, mineAll, runningMine.length, wantedAll, input);
+    const waiting = input.startingAddons ?? [];
+    const failure = waiting.length > 0 ? addonFailure(current, waiting, input) : rolloutFailure(current, phase, mineAll, runningMine.length, wantedAll, input);
     if (failure !== undefined) {
       const webOthers = processes.filter((i) => i.process === WEB_PROCESS && !isMine(i));
       actions.push({ kind: 'release-failed', version: current.version, reason: failure, fallback: fallbackRelease(app, releases, webOthers) });
+      return actions;
+    }
+    if (waiting.length > 0) {
+      // Nothing of the release starts before its add-ons' servers do; the release before keeps serving.
       return actions;
     }
     if (phase === 'pending') {
@@ -140,6 +167,13 @@ function planType(app: App, releases: ReadonlyMap<number, Release>, type: string
 export function releasePhase(release: Release | undefined): 'none' | 'pending' | 'succeeded' | 'failed' {
   if (release === undefined || !release.releaseCommand) return 'none';
   return release.releaseTask === undefined ? 'pending' : release.releaseTask.status;
+}
+
+/** A release waiting for add-ons fails once the rollout's time is up, naming them. */
+function addonFailure(current: Release, waiting: readonly StartingAddon[], input: PlanInput): string | undefined {
+  if (input.now - current.createdAt <= input.rolloutTimeoutMs) return undefined;
+  const which = waiting.map((a) => `${a.name} (${a.variable}) is still ${a.state}${a.detail === '' ? '' : `: ${a.detail}`}`).join('; ');
+  return `addon_not_started: ${Math.round(input.rolloutTimeoutMs / 1000)} s after the release, ${which} (berth addons:info shows why; the machine's hoster runs it)`;
 }
 
 function rolloutFailure(current: Release, phase: ReturnType<typeof releasePhase>, mine: Instance[], running: number, wanted: number, input: PlanInput): string | undefined {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { BerthError } from '../common/errors.js';
 import { LeaderLoop } from './store/index.js';
-import type { AppStore, BundleStore, App, Release, RegistryStore } from './store/index.js';
-import { planApp, type ReconcileAction } from './reconcile-plan.js';
+import type { AddonStore, AppStore, BundleStore, App, Release, RegistryStore } from './store/index.js';
+import { addonsStarting, planApp, type ReconcileAction, type StartingAddon } from './reconcile-plan.js';
 
 export const DEFAULT_RECONCILE_INTERVAL_MS = 200;
 export const DEFAULT_LEADER_LEASE_MS = 5000;
@@ -19,6 +19,8 @@ export interface ReconcilerOptions {
   apps: AppStore;
   /** When given, the leader deletes bundles that no release uses. */
   bundles?: BundleStore;
+  /** When given, a deploying release waits for its add-ons' first start (addonsStarting). */
+  addons?: AddonStore;
   logger: Logger;
   /** How often the leader looks at every app. @default 200 */
   intervalMs?: number;
@@ -46,7 +48,7 @@ export interface ReconcilerOptions {
  * dying at any point leaves nothing the next leader cannot finish.
  */
 export class Reconciler {
-  private readonly o: Required<Omit<ReconcilerOptions, 'onRound' | 'bundles'>> & Pick<ReconcilerOptions, 'onRound' | 'bundles'>;
+  private readonly o: Required<Omit<ReconcilerOptions, 'onRound' | 'bundles' | 'addons'>> & Pick<ReconcilerOptions, 'onRound' | 'bundles' | 'addons'>;
   // The first collection comes one interval after start, not at once: a bundle uploaded just
   // before its app is published must not be swept in between (with a short grace period).
   private lastCollect = Date.now();
@@ -149,8 +151,17 @@ export class Reconciler {
     const { store, apps } = this.o;
     const [releaseList, instances, now, liveMachines] = await Promise.all([apps.releases(app.name), store.instancesOf(app.name), store.now(), this.liveMachines()]);
     const releases = new Map<number, Release>(releaseList.map((r) => [r.version, r]));
-    const actions = planApp({ app, releases, instances, now, rolloutTimeoutMs: this.o.rolloutTimeoutMs, liveMachines });
+    // Add-ons are read only for a release that deploys: the only one that may wait for them.
+    const startingAddons = releases.get(app.release)?.status === 'deploying' && this.o.addons !== undefined ? await this.startingAddons(app.name) : undefined;
+    const actions = planApp({ app, releases, instances, now, rolloutTimeoutMs: this.o.rolloutTimeoutMs, liveMachines, startingAddons });
     for (const action of actions) await this.apply(app, releases, action);
+  }
+
+  private async startingAddons(app: string): Promise<StartingAddon[]> {
+    const addons = this.o.addons!;
+    const names = [...new Set(Object.values(await addons.attachmentsOf(app)))];
+    const stored = (await Promise.all(names.map((n) => addons.get(n)))).filter((a) => a !== undefined);
+    return addonsStarting(stored, app);
   }
 
   private async apply(app: App, releases: Map<number, Release>, action: ReconcileAction): Promise<void> {

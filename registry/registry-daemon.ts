@@ -144,6 +144,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   });
   const bundles = new BundleStore(redis, { keyPrefix: config.keyPrefix, limitBytes: config.bundleLimitBytes });
   const appStore = new AppStore(redis, { keyPrefix: config.keyPrefix, eventsMaxLength: config.eventsMaxLength });
+  const addonStore = new AddonStore(redis, registryKeys(config.keyPrefix));
   const apps = new AppOperations({
     apps: appStore,
     store,
@@ -152,8 +153,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     publicUrl: config.publicUrl === '' ? null : config.publicUrl,
     // The add-on operations are made just below: details are asked for only once both exist.
     addonsOf: (app) => addons.ofApp(app),
+    addonVariables: (app) => addonStore.attachmentsOf(app),
   });
-  const addonStore = new AddonStore(redis, registryKeys(config.keyPrefix));
   const addons: AddonOperations = new AddonOperations({
     addons: addonStore,
     backupMinEveryMs: config.addonBackupMinEveryMs,
@@ -232,6 +233,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     store,
     apps: appStore,
     bundles,
+    addons: addonStore,
     logger,
     intervalMs: config.reconcileIntervalMs,
     drainMs: config.drainMs,

@@ -24,7 +24,7 @@ export function addonsCreateCommand(ctx: CliContext): Command {
       const addon = await connect(ctx.env).createAddon({ app, kind, ...(flags.name === undefined ? {} : { name: flags.name }), ...(flags.machine === undefined ? {} : { machine: flags.machine }), ...(flags.as === undefined ? {} : { as: flags.as }), ...(memoryMb === undefined ? {} : { memoryMb }) });
       if (flags.json) return ctx.output.json(addon);
       const variable = addon.attachments.find((a) => a.app === app)?.variable ?? '?';
-      ctx.output.note(`Created ${addon.name} (${addon.kind}) on ${addon.machine}, attached to ${app} as ${variable}: its release rolls out now. berth addons:info ${addon.name} shows when it runs.`);
+      ctx.output.note(`Created ${addon.name} (${addon.kind}) on ${addon.machine}, attached to ${app} as ${variable}: its release rolls out once the server runs (berth addons:info ${addon.name}).`);
     });
 }
 

@@ -144,7 +144,7 @@ export function appRoutes(options: AppRoutesOptions): { router: Router; closeAll
   r.patch('/apps/:name/config', async (req, res) => {
     const name = params(req);
     noQuery(req);
-    const release = await operations.changeConfig(name, validate(s.config, req.body, 'body'), user(res));
+    const release = await operations.configure(name, validate(s.config, req.body, 'body'), user(res));
     res.status(201).json(release);
   });
 

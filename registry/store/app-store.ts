@@ -4,6 +4,7 @@ import type { RedisClient } from '../../common/redis-connection.js';
 import { appFromHash, releaseFromJson, type App, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
 import type { Attributes } from './instance.js';
 import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
+import { addonKeys } from './addon-keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
 import { DEFAULT_EVENTS_MAX_LENGTH } from './registry-store.js';
 import * as scripts from './script-declarations.js';
@@ -199,6 +200,7 @@ export class AppStore {
   /** Removes a deleting app that has no instances left; false when it still has some. */
   async remove(name: string): Promise<boolean> {
     const k = this.keys;
+    const addons = addonKeys(k);
     const out = await redisCall(() =>
       scripts.removeApp.run(this.redis, {
         keys: {
@@ -214,8 +216,9 @@ export class AppStore {
           serviceInstances: k.serviceInstances(name),
           domains: k.domains,
           appDomains: k.appDomains(name),
+          appAddons: addons.appAddons(name),
         },
-        args: { app: name, eventsMaxLength: this.maxLen },
+        args: { app: name, eventsMaxLength: this.maxLen, addonPrefix: addons.addon('') },
       }),
     );
     if (out === SCRIPT_FAILURE.appNotFound) return true;

@@ -175,8 +175,8 @@ export const markAppDeleting = defineScript<number>()({
 /** Replies 1 when removed, 0 while it still has instances (or is not being deleted); no such app is an answer too. */
 export const removeApp = defineScript<number>()({
   name: 'removeApp',
-  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances', 'domains', 'appDomains'],
-  args: ['app', 'eventsMaxLength'],
+  keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances', 'domains', 'appDomains', 'appAddons'],
+  args: ['app', 'eventsMaxLength', 'addonPrefix'],
   answers: [SCRIPT_FAILURE.appNotFound],
 });
 

@@ -1,7 +1,8 @@
 // The examples, published through a real `berth up` whose data dir lies in a 0700 folder (as
 // a clone in /root does): express-app with the SDK's ten-line deploy script (its dependencies
 // installed by the hoster's build, as the app's build user), ws-echo with the CLI and a
-// WebSocket echo through TLS, balancer and proxy; then `berth up` killed with SIGKILL leaves
+// WebSocket echo through TLS, balancer and proxy, notes with a PostgreSQL add-on it reaches
+// through DATABASE_URL with the pg package (its table made by its release command); then `berth up` killed with SIGKILL leaves
 // nothing running: no daemon, no Redis, no app.
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -35,17 +36,23 @@ let redisPort: number;
 let ca: string;
 let env: NodeJS.ProcessEnv;
 
-function get(path: string): Promise<{ status: number; body: string }> {
+function get(path: string, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: httpsPort, path, ca, servername: 'localhost', agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port: httpsPort, path, method, ca, servername: 'localhost', agent: false }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
+}
+
+/** A random block of ten ports for add-ons, below the test hosters' instance ports. */
+function addonPorts(): string {
+  const first = 6000 + Math.floor(Math.random() * 390) * 10;
+  return `${first}-${first + 9}`;
 }
 
 function portRefuses(port: number): Promise<boolean> {
@@ -73,7 +80,7 @@ beforeAll(async () => {
   httpsPort = await getPort();
   apiPort = await getPort();
   redisPort = await getPort();
-  env = { BERTH_HOME: join(dir, 'home'), BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(), BERTH_DRAIN_MS: '500' };
+  env = { BERTH_HOME: join(dir, 'home'), BERTH_MAX_LOAD_PER_CPU: '1000', BERTH_PORT_RANGE: instancePortRange(), BERTH_ADDON_PORT_RANGE: addonPorts(), BERTH_DRAIN_MS: '500' };
   up = startDaemon(
     ['up', '--data-dir', join(dir, 'data'), '--api-port', String(apiPort), '--proxy-port', String(await getPort()), '--https-port', String(httpsPort), '--redis-port', String(redisPort)],
     env,
@@ -135,6 +142,31 @@ describe('the examples through berth up', () => {
       socket.close();
     }
   }, BUILD_DEADLINE_MS + 60_000);
+
+  it('notes: a PostgreSQL add-on it reaches through DATABASE_URL (pg from npm), its table made by its release command, notes written and read over HTTPS', async () => {
+    const berth = async (...args: string[]) => {
+      const run = await runCli(args, env, { deadlineMs: BUILD_DEADLINE_MS });
+      expect(run.code, `berth ${args.join(' ')}: ${run.stderr}`).toBe(0);
+      return run;
+    };
+    const published = await berth('publish', example('notes'), '--name', 'notes');
+    expect(published.stderr).toContain('no DATABASE_URL yet: nothing to migrate');
+    expect(await get('/notes/notes')).toMatchObject({ status: 503 });
+
+    // The add-on comes with a new release (v2), whose release command makes the table.
+    await berth('addons:create', 'notes', 'postgres');
+    await waitFor(async () => (await get('/notes/notes')).status === 200, { deadlineMs: 90_000, what: 'notes v2 answering with its database' });
+    expect(JSON.parse(await berth('releases', 'notes', '--json').then((r) => r.stdout))[0].version).toBe(2);
+    for (const text of ['first note', 'second, through the balancer']) expect(await get('/notes/notes', 'POST', text)).toMatchObject({ status: 201 });
+    const listed = JSON.parse((await get('/notes/notes')).body) as { notes: { id: number; text: string }[] };
+    expect(listed.notes.map((n) => n.text)).toEqual(['first note', 'second, through the balancer']);
+    // The rows are in the add-on's database, as psql (through berth run, as the app) sees them.
+    const counted = await berth('addons:psql', 'notes-postgres', '--', '-X', '-t', '-A', '-c', 'SELECT count(*) FROM notes');
+    expect(counted.stdout).toBe('2\n');
+
+    await berth('addons:destroy', 'notes-postgres', '--confirm', 'notes-postgres');
+    await berth('delete', 'notes', '--yes');
+  }, BUILD_DEADLINE_MS + 120_000);
 
   it('berth up killed with SIGKILL: every daemon, Redis and every app stop by themselves', async () => {
     expect(appProcesses(TAG).size).toBe(1);

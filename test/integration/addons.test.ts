@@ -145,6 +145,14 @@ describe('add-ons', () => {
     expect(await refused(c.getAddon('nothing-here'))).toMatchObject({ status: 404, code: 'addon_not_found' });
     expect(await refused(c.destroyAddon('nothing-here', 'nothing-here'))).toMatchObject({ status: 404, code: 'addon_not_found' });
     expect(await state()).toEqual(before);
+    // A variable set by hand is the user's: an add-on is never attached over it.
+    await c.setConfig('shop', { set: { CACHE_URL: 'redis://elsewhere:6379' } });
+    const withVar = await state();
+    const taken = await refused(c.createAddon({ app: 'shop', kind: 'redis', as: 'CACHE_URL' }));
+    expect(taken).toMatchObject({ status: 409, code: 'addon_var_taken' });
+    expect(taken.message).toContain('berth config:unset shop CACHE_URL');
+    expect(await state()).toEqual(withVar);
+    await c.setConfig('shop', { unset: ['CACHE_URL'] });
   });
 
   it('creates a PostgreSQL and a Redis on the machine, attached as new releases; the app reaches Redis, psql reaches PostgreSQL', async () => {
@@ -284,11 +292,35 @@ describe('add-ons', () => {
     expect(psql(shared, 'SELECT count(*) FROM orders').out).toBe('2');
     expect((await c.getAddon('shop-postgres')).attachments).toEqual([{ app: 'reports', variable: 'SHOP_DATABASE_URL' }, { app: 'shop', variable: 'DATABASE_URL' }]);
     expect((await c.getApp('reports')).addons).toEqual([{ name: 'shop-postgres', kind: 'postgres', variable: 'SHOP_DATABASE_URL', state: 'running' }]);
+    // The variable is the add-on's: config:set and config:unset of it are refused, nothing changed.
+    const releases = (await c.listReleases('reports')).length;
+    expect(await refused(c.setConfig('reports', { set: { SHOP_DATABASE_URL: 'postgres://elsewhere/db' } }))).toMatchObject({ status: 409, code: 'addon_var_taken' });
+    expect(await refused(c.setConfig('reports', { unset: ['SHOP_DATABASE_URL'] }))).toMatchObject({ status: 409, code: 'addon_var_taken' });
+    expect((await c.listReleases('reports')).length).toBe(releases);
+    expect((await c.getConfig('reports')).SHOP_DATABASE_URL).toBe(shared);
     await c.detachAddon('shop-postgres', 'reports');
     expect((await c.getConfig('reports')).SHOP_DATABASE_URL).toBeUndefined();
     expect((await c.listReleases('reports'))[0]!.description).toBe('Detach shop-postgres (SHOP_DATABASE_URL)');
     expect(await refused(c.detachAddon('shop-postgres', 'reports'))).toMatchObject({ status: 404, code: 'addon_not_attached' });
   });
+
+  it('forgets a deleted app: the add-on stays with its data, and an app made again under that name has none attached', async () => {
+    const c = registry.client;
+    const bundle = await uploadApp(c, SHOP);
+    await c.publishApp({ name: 'brief', path: '/brief', instances: 1, bundle });
+    await c.attachAddon('shop-postgres', 'brief', { as: 'SHOP_DATABASE_URL' });
+    expect((await c.getAddon('shop-postgres')).attachments.map((a) => a.app)).toEqual(['brief', 'shop']);
+    await c.deleteApp('brief');
+    await waitFor(async () => !(await c.listApps()).some((a) => a.name === 'brief'), { deadlineMs: 30_000, what: 'brief removed' });
+    expect((await c.getAddon('shop-postgres')).attachments).toEqual([{ app: 'shop', variable: 'DATABASE_URL' }]);
+    expect(await rc.exists(new AddonStore(rc, registryKeys(prefix)).keys.appAddons('brief'))).toBe(0);
+    await c.publishApp({ name: 'brief', path: '/brief', instances: 0, bundle });
+    expect((await c.getApp('brief')).addons).toEqual([]);
+    // Nothing holds the variable: the new app may take an add-on as it.
+    await c.attachAddon('shop-postgres', 'brief', { as: 'SHOP_DATABASE_URL' });
+    expect(psql((await c.getConfig('brief')).SHOP_DATABASE_URL!, 'SELECT count(*) FROM orders').out).toBe('2');
+    await c.deleteApp('brief');
+  }, 120_000);
 
   it('keeps the data across a restart of the hoster', async () => {
     const dataDir = hoster.dataDir;

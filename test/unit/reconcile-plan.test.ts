@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_HEALTH_CHECK, type App, type Release } from '../../registry/store/app.js';
 import type { Instance, InstanceState } from '../../registry/store/instance.js';
-import { planApp, type PlanInput } from '../../registry/reconcile-plan.js';
+import { addonsStarting, planApp, type PlanInput } from '../../registry/reconcile-plan.js';
 
 let seq = 0;
 function inst(release: number, state: InstanceState, extra: Partial<Instance> = {}): Instance {
@@ -260,6 +260,25 @@ describe('planApp', () => {
       expect(plan({ app: app(1, 1), releases, instances: [], now: 60_000 })).toEqual([{ kind: 'register', release: 1, wanted: 1, process: 'release' }]);
       const late = plan({ app: app(1, 1), releases, instances: [], now: 70_001 });
       expect(late).toMatchObject([{ kind: 'release-failed', version: 1, reason: expect.stringMatching(/^release_command_failed: /) }]);
+    });
+
+    it("waits for an attached add-on's first start before its release command or any instance, then fails naming it", () => {
+      const old = inst(1, 'running');
+      const releases = new Map([[1, rel(1, 'active')], [2, withCommand(2, 'deploying', { createdAt: 0 })], [3, rel(3, 'deploying', 0)]]);
+      const startingAddons = [{ name: 'pay-postgres', variable: 'DATABASE_URL', state: 'starting', detail: '' }];
+      expect(plan({ app: app(1, 2), releases, instances: [old], startingAddons })).toEqual([]);
+      // Without a release command, the instances wait too.
+      expect(plan({ app: app(1, 3), releases, instances: [old], startingAddons })).toEqual([]);
+      expect(plan({ app: app(1, 2), releases, instances: [old], startingAddons: [] })).toEqual([{ kind: 'register', release: 2, wanted: 1, process: 'release' }]);
+      expect(plan({ app: app(1, 2), releases, instances: [old], startingAddons, now: 60_001 })).toEqual([
+        { kind: 'release-failed', version: 2, reason: expect.stringMatching(/^addon_not_started: 60 s after the release, pay-postgres \(DATABASE_URL\) is still starting/), fallback: 1 },
+      ]);
+    });
+
+    it("holds a release only for add-ons attached to the app that never ran yet", () => {
+      const a = (name: string, state: string, restarts: number, attachments: Record<string, string>) => ({ name, state, restarts, detail: '', attachments });
+      const starting = addonsStarting([a('new', 'starting', 0, { pay: 'DATABASE_URL' }), a('fresh', 'unclaimed', 0, { pay: 'REDIS_URL' }), a('crashed-before', 'starting', 2, { pay: 'OTHER_URL' }), a('up', 'running', 0, { pay: 'X_URL' }), a('theirs', 'starting', 0, { shop: 'DATABASE_URL' })], 'pay');
+      expect(starting.map((s) => `${s.name}:${s.variable}`)).toEqual(['new:DATABASE_URL', 'fresh:REDIS_URL']);
     });
 
     it('counts the rollout timeout from the end of the release command', () => {

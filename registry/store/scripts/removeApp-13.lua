@@ -1,7 +1,8 @@
 --[[
   Removes a deleted app once none of its instances remain: its record, releases, logs and
   what the scaler remembered of it (an app made later under the same name starts afresh),
-  and frees its path prefix and its domains.
+  and frees its path prefix and its domains; its add-ons forget it (they stay, with their
+  data, for other apps or a restore: only addons:destroy removes one).
 
   Input:
     KEYS[1] app hash
@@ -16,9 +17,11 @@
     KEYS[10] the app's instance index (sorted set; must be empty)
     KEYS[11] domain → its record (hash of JSON: app, path, createdAt)
     KEYS[12] set of the app's domains
+    KEYS[13] the app's attached variables (hash variable -> add-on name)
 
     ARGV[1] app name
     ARGV[2] event stream max length (approximate)
+    ARGV[3] the add-ons' key prefix (ARGV[3] .. name is an add-on's hash, under the same hash tag)
 
   Output:
     1
@@ -44,7 +47,10 @@ for _, domain in ipairs(rcall('SMEMBERS', KEYS[12])) do
     rcall('HDEL', KEYS[11], domain)
   end
 end
-rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[12])
+for _, addon in ipairs(rcall('HVALS', KEYS[13])) do
+  rcall('HDEL', ARGV[3] .. addon, 'attach:' .. ARGV[1])
+end
+rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[12], KEYS[13])
 rcall('SREM', KEYS[2], ARGV[1])
 rcall('HDEL', KEYS[8], ARGV[1])
 appendEvent(KEYS[7], ARGV[2], 'kind', 'app-deleted', 'service', ARGV[1])
