@@ -58,9 +58,10 @@ export class AddonBackupScheduler {
   }
 
   private async backUp(addon: StoredAddon): Promise<void> {
-    const slot = await this.o.addons.claimScheduledBackup(addon);
-    if (slot === undefined) return;
-    const at = await this.o.now();
+    const claim = await this.o.addons.claimScheduledBackup(addon);
+    if (claim === undefined) return;
+    // Recorded as tried when claimed: within the period it is for.
+    const { at } = claim;
     try {
       const backup = await this.o.operations.backup(addon.name);
       await this.o.addons.recordScheduledBackup(addon, at, { backup: backup.id });

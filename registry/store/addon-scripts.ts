@@ -66,8 +66,8 @@ export const setAddonBackupSchedule = defineScript<number>()({
   args: ['name', 'everyMs'],
 });
 
-/** Replies the period's slot claimed, or 0. */
-export const claimAddonBackup = defineScript<number>()({
+/** Replies {the period's slot claimed, now}, or 0. */
+export const claimAddonBackup = defineScript<[number, number] | number>()({
   name: 'claimAddonBackup',
   keys: ['addon'],
   args: ['name', 'id'],

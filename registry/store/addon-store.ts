@@ -197,10 +197,10 @@ export class AddonStore {
     return setAddonBackupSchedule.run(this.redis, { keys: { addon: this.keys.addon(name) }, args: { name, everyMs } });
   }
 
-  /** Claims the current period's scheduled backup of the add-on as read: its slot, or undefined when not this caller's to take. */
-  async claimScheduledBackup(addon: Pick<StoredAddon, 'name' | 'id'>): Promise<number | undefined> {
-    const slot = await claimAddonBackup.run(this.redis, { keys: { addon: this.keys.addon(addon.name) }, args: { name: addon.name, id: addon.id } });
-    return slot > 0 ? slot : undefined;
+  /** Claims the current period's scheduled backup of the add-on as read: its slot and the claim's time (Redis clock), or undefined when not this caller's to take. */
+  async claimScheduledBackup(addon: Pick<StoredAddon, 'name' | 'id'>): Promise<{ slot: number; at: number } | undefined> {
+    const reply = await claimAddonBackup.run(this.redis, { keys: { addon: this.keys.addon(addon.name) }, args: { name: addon.name, id: addon.id } });
+    return Array.isArray(reply) ? { slot: Number(reply[0]), at: Number(reply[1]) } : undefined;
   }
 
   /** Records how a scheduled backup went: its id, or why it failed. */

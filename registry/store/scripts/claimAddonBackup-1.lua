@@ -11,7 +11,8 @@
     ARGV[2] the add-on's id, as the caller read it (moved or re-created since: not claimed)
 
   Output:
-    the slot claimed, or 0 (not due, taken already, no schedule, or not the add-on read)
+    {the slot claimed, now (ms, Redis clock)}, or 0 (not due, taken already, no schedule, or
+    not the add-on read)
 ]]
 local rcall = redis.call
 --- @include "redisNow"
@@ -19,9 +20,10 @@ local id, every, slot = unpack(rcall('HMGET', KEYS[1], 'id', 'backupEveryMs', 'b
 if id ~= ARGV[2] or not every or tonumber(every) <= 0 then
   return 0
 end
-local now = math.floor(redisNow() / tonumber(every))
-if slot and tonumber(slot) >= now then
+local now = redisNow()
+local current = math.floor(now / tonumber(every))
+if slot and tonumber(slot) >= current then
   return 0
 end
-rcall('HSET', KEYS[1], 'backupSlot', now)
-return now
+rcall('HSET', KEYS[1], 'backupSlot', current)
+return {current, now}
