@@ -3,11 +3,12 @@
 // hoster is stopped; its rows come back on m2, the app's DATABASE_URL points at m2 in a new
 // release that rolls out, and m1's hoster started again neither runs it nor keeps its old data.
 // Bad input (an unknown machine, a silent one, no confirmation) is refused and changes nothing.
+// A running Redis moved the same way is stopped by m1's hoster (still up), its data removed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BerthApiError } from '../../sdk/api-error.js';
 import type { Addon } from '../../sdk/types.js';
@@ -152,4 +153,30 @@ describe('an add-on restored to another machine', () => {
     expect(psql(newUrl, 'SELECT item FROM orders ORDER BY id').out).toBe('tea\ncake');
     expect((await c.listReleases('shop')).length).toBe(releasesBefore + 1);
   }, 300_000);
+
+  it('moves a running one too: the old machine\'s hoster, still up, stops its server and removes its data', async () => {
+    const c = registry.client;
+    const rd = await c.createAddon({ app: 'shop', kind: 'redis', machine: 'm1', memoryMb: 32 });
+    await running(rd.name, 'm1');
+    const oldUrl = (await c.getConfig('shop')).REDIS_URL!;
+    const r = new Redis(oldUrl, { maxRetriesPerRequest: 1 });
+    await r.set('kept', 'yes');
+    const backup = await c.backupAddon(rd.name);
+    await r.set('after', 'the backup');
+    r.disconnect();
+    const oldId = (await rc.hget(`{${prefix}}:addon:${rd.name}`, 'id'))!;
+    const oldDir = join(m1.daemon.addons.dir, oldId);
+    expect(m1.daemon.addons.servers.has(rd.name)).toBe(true);
+
+    expect(await c.restoreAddon(rd.name, backup.id, rd.name, { toMachine: 'm2' })).toMatchObject({ id: backup.id, kind: 'redis' });
+    expect(await running(rd.name, 'm2')).toMatchObject({ host: M2_HOST });
+    await waitFor(() => !m1.daemon.addons.servers.has(rd.name) && !existsSync(oldDir), { deadlineMs: 30_000, what: "m1's server stopped and its data removed" });
+    const newUrl = (await c.getConfig('shop')).REDIS_URL!;
+    expect(new URL(newUrl).hostname).toBe(M2_HOST);
+    const moved = new Redis(newUrl, { maxRetriesPerRequest: 1 });
+    expect(await moved.get('kept')).toBe('yes');
+    // The backup's data, not what the old server had after it.
+    expect(await moved.get('after')).toBeNull();
+    moved.disconnect();
+  }, 120_000);
 });
