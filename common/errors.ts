@@ -55,6 +55,8 @@ export const ERROR_CATALOGUE = {
   addon_unavailable: { status: 409, message: 'The add-on is not running right now (berth addons:info NAME says why): retry once it runs.' },
   addon_backup_failed: { status: 502, message: "The add-on's backup or restore failed: the message quotes the tool; check that the add-on runs (berth addons:info NAME)." },
   machine_not_found: { status: 404, message: 'No machine has this name: list them with berth machines.' },
+  machine_unavailable: { status: 409, message: "The machine's hoster has not been heard from lately: start it there (berth hoster), or choose a machine whose hoster runs (berth machines)." },
+  addon_changed: { status: 409, message: 'The add-on was moved or re-created meanwhile: look at it again (berth addons:info NAME) and retry.' },
   no_addon_port: { status: 409, message: 'Every add-on port of this machine is taken: destroy an add-on there, choose another machine (--machine), or widen BERTH_ADDON_PORT_RANGE.' },
   release_conflict: {
     status: 409,

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { BerthError } from '../common/errors.js';
 import { NAME_PATTERN } from '../common/names.js';
-import type { Addon, AddonBackup, AddonState, AppAddon, CreateAddonRequest } from '../sdk/types.js';
+import type { Addon, AddonBackup, AddonBackupSchedule, AddonState, AppAddon, CreateAddonRequest } from '../sdk/types.js';
+import { DEFAULT_ADDON_BACKUP_MIN_EVERY_MS, formatBackupPeriod, parseBackupPeriod } from './addon-backup-period.js';
 import type { AddonBackups } from './addon-backups.js';
 import type { AppOperations } from './app-operations.js';
-import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon } from './store/index.js';
+import { ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonStore, type AppStore, type Machine, type RegistryStore, type StoredAddon, type StoredBackupSchedule } from './store/index.js';
 
 /** Ports add-on servers listen on, per machine (outside the hosters' instance ports, 20000-29999 by default). @default [15400, 15599] */
 export const DEFAULT_ADDON_PORT_RANGE: readonly [number, number] = [15_400, 15_599];
@@ -12,6 +13,10 @@ export const DEFAULT_ADDON_PORT_RANGE: readonly [number, number] = [15_400, 15_5
 export const DEFAULT_ADDON_MEMORY_MB = 256;
 /** A machine not heard from for this long holds its add-ons unavailable. @default 30000 */
 export const DEFAULT_ADDON_SILENT_MS = 30_000;
+/** How long a moved add-on may take to run on its new machine before the restore gives up (the request's own limit is 5 min). @default 120000 */
+export const DEFAULT_ADDON_MOVE_START_MS = 120_000;
+/** How often a restore that moves the add-on looks whether it runs on its new machine. */
+const MOVE_POLL_MS = 250;
 
 const DEFAULT_VARIABLE: Record<AddonKind, string> = { postgres: 'DATABASE_URL', redis: 'REDIS_URL' };
 
@@ -26,6 +31,10 @@ export interface AddonOperationsOptions {
   silentMs?: number;
   /** Backups (registry/addon-backups.ts); absent: refused as unavailable. */
   backups?: AddonBackups;
+  /** @default DEFAULT_ADDON_MOVE_START_MS */
+  moveStartMs?: number;
+  /** The shortest period of scheduled backups. @default DEFAULT_ADDON_BACKUP_MIN_EVERY_MS */
+  backupMinEveryMs?: number;
 }
 
 
@@ -37,10 +46,12 @@ export interface AddonOperationsOptions {
 export class AddonOperations {
   private readonly portRange: readonly [number, number];
   private readonly silentMs: number;
+  private readonly moveStartMs: number;
 
   constructor(private readonly o: AddonOperationsOptions) {
     this.portRange = o.portRange ?? DEFAULT_ADDON_PORT_RANGE;
     this.silentMs = o.silentMs ?? DEFAULT_ADDON_SILENT_MS;
+    this.moveStartMs = o.moveStartMs ?? DEFAULT_ADDON_MOVE_START_MS;
   }
 
   async create(input: CreateAddonRequest, user: string): Promise<Addon> {
@@ -151,20 +162,93 @@ export class AddonOperations {
     return this.backupsOrThrow().take(stored);
   }
 
+  /** Backs the add-on up once per period (`every`: 24h, 30m…, or off), across every registry (addon-backup-scheduler.ts). */
+  async scheduleBackups(name: string, every: string): Promise<Addon> {
+    const everyMs = parseBackupPeriod(every, this.o.backupMinEveryMs ?? DEFAULT_ADDON_BACKUP_MIN_EVERY_MS);
+    this.backupsOrThrow();
+    await this.o.addons.setBackupSchedule(name, everyMs);
+    return this.info(name);
+  }
+
   async backups(name: string): Promise<AddonBackup[]> {
     // The backups of a destroyed add-on stay listed under its name, for a new one to restore.
     return this.backupsOrThrow().list(name);
   }
 
-  /** Replaces the add-on's data with a backup of its name and kind; `confirm` repeats the name. */
-  async restore(name: string, backup: string, confirm: string | undefined): Promise<AddonBackup> {
+  /**
+   * Replaces the add-on's data with a backup of its name and kind; `confirm` repeats the name.
+   * With `toMachine` (another machine than its own: its own is a plain restore) the add-on
+   * moves there first, the way out when its machine died: see move.
+   */
+  async restore(name: string, backup: string, confirm: string | undefined, options: { toMachine?: string; user?: string } = {}): Promise<AddonBackup> {
     if (confirm !== name) {
-      throw new BerthError('confirmation_required', `Restoring replaces every row or key ${name} holds now: repeat its name to confirm (berth addons:restore ${name} ${backup} --confirm ${name}).`);
+      throw new BerthError('confirmation_required', `Restoring replaces every row or key ${name} holds now: repeat its name to confirm (berth addons:restore ${name} ${backup}${options.toMachine === undefined ? '' : ` --to-machine ${options.toMachine}`} --confirm ${name}).`);
     }
     // A backup that is not this add-on's, or of the other kind, is refused before its state matters.
-    this.backupsOrThrow().check(await this.stored(name), backup);
-    const stored = await this.runningOne(name);
-    return this.backupsOrThrow().restore(stored, backup);
+    const stored = await this.stored(name);
+    this.backupsOrThrow().check(stored, backup);
+    if (options.toMachine !== undefined && options.toMachine !== stored.machine) return this.move(stored, backup, options.toMachine, options.user ?? 'berth');
+    return this.backupsOrThrow().restore(await this.runningOne(name), backup);
+  }
+
+  /**
+   * Moves the add-on to `to` and loads the backup there: its record is re-pinned in one script
+   * (a new id, so that the old machine's hoster, if it returns, neither runs it nor keeps its old
+   * data), `to`'s hoster starts it with fresh data, the backup is loaded once it runs, and every
+   * attached app gets the new address in its variable as a new release, as attach does.
+   */
+  private async move(stored: StoredAddon, backup: string, to: string, user: string): Promise<AddonBackup> {
+    const machine = await this.liveMachine(to);
+    const moved = await this.o.addons.move(stored, { machine: machine.name, host: hostOf(machine), newId: randomBytes(8).toString('hex'), portRange: this.portRange, silentMs: this.silentMs });
+    let restored: AddonBackup | undefined;
+    let failure: unknown;
+    try {
+      await this.runningOn(moved);
+      restored = await this.backupsOrThrow().restore(moved, backup);
+    } catch (err) {
+      failure = err;
+    }
+    // The apps follow the record whatever came of the load: their old address is of a machine it left.
+    const unreleased: string[] = [];
+    for (const [app, variable] of Object.entries(moved.attachments).sort()) {
+      await this.o.appOperations.changeConfig(app, { set: { [variable]: connectionUrl(moved, true) } }, user, `Move ${moved.name} to ${machine.name} (restored from ${backup})`).catch((err: unknown) => {
+        // An app deleted meanwhile has no variable left to set.
+        if (!(err instanceof BerthError && err.code === 'app_not_found')) unreleased.push(`${app} (${err instanceof Error ? err.message : String(err)})`);
+      });
+    }
+    const again = `berth addons:restore ${moved.name} ${backup} --confirm ${moved.name}`;
+    if (failure !== undefined) {
+      const words = failure instanceof Error ? failure.message : String(failure);
+      throw new BerthError(failure instanceof BerthError ? failure.code : 'addon_backup_failed', `${moved.name} moved to ${machine.name}, but the backup was not loaded: ${words} Once it runs there, load it again (${again}).`);
+    }
+    if (unreleased.length > 0) {
+      throw new BerthError('release_conflict', `${moved.name} moved to ${machine.name} and holds the backup ${backup}, but these apps did not get its new address: ${unreleased.join('; ')}. Attach it again (berth addons:attach ${moved.name} APP).`);
+    }
+    return restored!;
+  }
+
+  /** Waits until the moved add-on runs on its new machine (its hoster takes it at its next look, and a PostgreSQL first makes its data folder). */
+  private async runningOn(moved: StoredAddon): Promise<void> {
+    const deadline = Date.now() + this.moveStartMs;
+    for (;;) {
+      const now = await this.o.addons.get(moved.name);
+      if (now === undefined || now.id !== moved.id) throw new BerthError('addon_changed', `${moved.name} was destroyed or moved again meanwhile.`);
+      const view = await this.info(moved.name);
+      if (view.state === 'running') return;
+      if (Date.now() > deadline) throw new BerthError('addon_unavailable', `it did not run on ${moved.machine} within ${Math.round(this.moveStartMs / 1000)} s (${view.state}${view.detail === '' ? '' : `: ${view.detail}`}).`);
+      await new Promise((resolve) => setTimeout(resolve, MOVE_POLL_MS));
+    }
+  }
+
+  /** A machine to move an add-on to: known, and its hoster heard from lately (moveAddon checks again, atomically). */
+  private async liveMachine(name: string): Promise<Machine> {
+    const [machines, now] = await Promise.all([this.o.store.listMachines(), this.o.store.now()]);
+    const machine = machines.find((m) => m.name === name);
+    if (machine === undefined) throw new BerthError('machine_not_found', `No machine is named ${name}: berth machines lists them.`);
+    if (now - machine.heartbeatAt > this.silentMs) {
+      throw new BerthError('machine_unavailable', `The hoster of ${name} has not been heard from for ${Math.round((now - machine.heartbeatAt) / 1000)} s: start it there (berth hoster), or choose a machine whose hoster runs (berth machines).`);
+    }
+    return machine;
   }
 
   /** A variable the app has from config:set is the user's: attach never overwrites it. */
@@ -233,8 +317,16 @@ export class AddonOperations {
       createdAt: a.createdAt,
       createdBy: a.createdBy,
       usage: a.usage === null ? null : { ...a.usage },
+      backupSchedule: a.backupSchedule === null ? null : scheduleView(a.backupSchedule, now),
+      lastScheduledBackup: a.scheduled === null ? null : { at: a.scheduled.at, backup: a.scheduled.backup === '' ? null : a.scheduled.backup, error: a.scheduled.error === '' ? null : a.scheduled.error },
     };
   }
+}
+
+/** The next period's start, or now when the current one is due and not yet taken. */
+function scheduleView(s: StoredBackupSchedule, now: number): AddonBackupSchedule {
+  const current = Math.floor(now / s.everyMs);
+  return { every: formatBackupPeriod(s.everyMs), everyMs: s.everyMs, nextAt: s.slot >= current ? (current + 1) * s.everyMs : now };
 }
 
 function kindOf(kind: string): AddonKind {

@@ -17,6 +17,8 @@ import { readBundleProcfile } from './bundle-procfile.js';
 import { AppOperations } from './app-operations.js';
 import { AddonOperations, DEFAULT_ADDON_PORT_RANGE } from './addon-operations.js';
 import { AddonBackups, DEFAULT_ADDON_BACKUPS_KEPT } from './addon-backups.js';
+import { DEFAULT_ADDON_BACKUP_MIN_EVERY_MS } from './addon-backup-period.js';
+import { AddonBackupScheduler, DEFAULT_ADDON_BACKUP_PASS_MS } from './addon-backup-scheduler.js';
 import { debianPostgresBinDir } from '../common/postgres-programs.js';
 import { DEFAULT_BUNDLE_GRACE_MS, DEFAULT_DRAIN_MS, DEFAULT_RECONCILE_INTERVAL_MS, DEFAULT_ROLLOUT_TIMEOUT_MS, Reconciler } from './reconciler.js';
 import { DEFAULT_REAP_INTERVAL_MS, startReaper } from './reaper.js';
@@ -87,6 +89,12 @@ export const REGISTRY_OPTIONS = {
     schema: z.string(),
     describe: "Where add-on backups are kept, by add-on name (default: <os tmpdir>/berth-addon-backups-<key prefix>; berth up: <data dir>/addon-backups). Give registries one shared folder, or take and restore backups through one of them.",
   }),
+  addonBackupMinEveryMs: option({
+    env: 'BERTH_ADDON_BACKUP_MIN_EVERY_MS',
+    default: DEFAULT_ADDON_BACKUP_MIN_EVERY_MS,
+    schema: positiveMsSchema,
+    describe: 'The shortest period of scheduled add-on backups (berth addons:backup NAME --every); the registries look for those due every quarter of it, at most every 5 s.',
+  }),
   addonBackupsKept: option({ env: 'BERTH_ADDON_BACKUPS_KEPT', default: DEFAULT_ADDON_BACKUPS_KEPT, schema: positiveIntSchema, describe: 'Backups kept per add-on: the oldest beyond this are removed at each new one.' }),
   postgresBinDir: option({ env: 'BERTH_POSTGRES_BIN_DIR', default: '', schema: z.string(), describe: "Folder of pg_dump and pg_restore for postgres add-ons' backups. Default: the newest /usr/lib/postgresql/<version>/bin." }),
   graceMs: option({ env: 'BERTH_GRACE_MS', default: 10_000, schema: positiveMsSchema, describe: 'How long a drain may take after SIGTERM.' }),
@@ -149,6 +157,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   });
   const addons: AddonOperations = new AddonOperations({
     addons: addonStore,
+    backupMinEveryMs: config.addonBackupMinEveryMs,
     apps: appStore,
     appOperations: apps,
     store,
@@ -236,6 +245,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
   runSweeper.start();
   const cronScheduler = new CronScheduler({ crons: new CronStore(redis, keys), apps, logger, passMs: DEFAULT_CRON_PASS_MS, lateMs: DEFAULT_CRON_LATE_MS });
   cronScheduler.start();
+  // A period's backup is taken within a quarter of the shortest period of its start.
+  const addonBackupScheduler = new AddonBackupScheduler({ addons: addonStore, operations: addons, now: () => store.now(), logger, passMs: Math.max(50, Math.min(DEFAULT_ADDON_BACKUP_PASS_MS, Math.floor(config.addonBackupMinEveryMs / 4))) });
+  addonBackupScheduler.start();
   loadHistory.start();
   logger.info({ url, keyPrefix: config.keyPrefix }, `registry listening on ${url}`);
 
@@ -245,6 +257,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger): Pro
     await reconciler.close();
     await runSweeper.close();
     await cronScheduler.close();
+    await addonBackupScheduler.close();
     await loadHistory.close();
     closeStreams();
     await connections.drain(config.graceMs);

@@ -15,6 +15,8 @@ export interface BerthClientOptions {
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_RETRIES = 3;
+/** Per-attempt timeout of an add-on's backup or restore: a dump of a large database, or a move's start on a new machine (the registry's request limit is 5 min). */
+const ADDON_DATA_TIMEOUT_MS = 5 * 60_000;
 /** Per-attempt timeout of a bundle upload or download, which may be large. */
 const BUNDLE_TIMEOUT_MS = 10 * 60_000;
 
@@ -23,6 +25,8 @@ interface CallOptions {
   query?: Record<string, string | number | undefined>;
   /** Safe to send again after a network failure or a 503. */
   idempotent: boolean;
+  /** A longer per-attempt timeout than the client's, for calls that take long by nature. */
+  timeoutMs?: number;
 }
 
 /**
@@ -250,7 +254,16 @@ export class BerthClient {
 
   /** BackupAddon: a backup now (pg_dump custom format, or every Redis key's DUMP); 409 addon_unavailable when it does not run. */
   backupAddon(name: string): Promise<AddonBackup> {
-    return this.call('POST', `/v1/addons/${enc(name)}/backups`, { body: {}, idempotent: false });
+    return this.call('POST', `/v1/addons/${enc(name)}/backups`, { body: {}, idempotent: false, timeoutMs: ADDON_DATA_TIMEOUT_MS });
+  }
+
+  /**
+   * ScheduleAddonBackups: a backup once per period (`every`: 24h, 30m, 1h30m, 7d…; at least the registry's
+   * BERTH_ADDON_BACKUP_MIN_EVERY_MS), taken by one of the registries at each period's start; `off` stops them. Replies the add-on
+   * (its `backupSchedule`); 400 invalid_request for a period that does not parse or is too short, 404 addon_not_found.
+   */
+  scheduleAddonBackups(name: string, every: string): Promise<Addon> {
+    return this.call('PUT', `/v1/addons/${enc(name)}/backup-schedule`, { body: { every }, idempotent: true });
   }
 
   /** ListAddonBackups: the backups kept under the add-on's name, newest first. */
@@ -258,9 +271,14 @@ export class BerthClient {
     return (await this.call<{ backups: AddonBackup[] }>('GET', `/v1/addons/${enc(name)}/backups`, { idempotent: true })).backups;
   }
 
-  /** RestoreAddon: replaces the add-on's data with a backup of its name; `confirm` repeats the name; 409 addon_backup_kind for a backup of the other kind. */
-  async restoreAddon(name: string, backup: string, confirm: string): Promise<AddonBackup> {
-    return (await this.call<{ restored: AddonBackup }>('POST', `/v1/addons/${enc(name)}/restore`, { body: { backup, confirm }, idempotent: false })).restored;
+  /**
+   * RestoreAddon: replaces the add-on's data with a backup of its name; `confirm` repeats the name; 409 addon_backup_kind for a
+   * backup of the other kind. `toMachine` (another machine) moves it there first, started with fresh data, its apps given its new
+   * address as new releases: 404 machine_not_found, 409 machine_unavailable when that machine's hoster is silent.
+   */
+  async restoreAddon(name: string, backup: string, confirm: string, options: { toMachine?: string } = {}): Promise<AddonBackup> {
+    // A move waits for the server to start on its new machine (up to 2 min by default) before loading the backup.
+    return (await this.call<{ restored: AddonBackup }>('POST', `/v1/addons/${enc(name)}/restore`, { body: { backup, confirm, ...options }, idempotent: false, timeoutMs: ADDON_DATA_TIMEOUT_MS })).restored;
   }
 
   /** ListCertificates: every domain's certificate (ACME's and operators'), with issuer and expiry. */
@@ -481,7 +499,7 @@ export class BerthClient {
       if (attempt > 0) await delay(Math.min(100 * 2 ** attempt, 2000) * (0.5 + Math.random() / 2));
       let res: Response;
       try {
-        res = await this.fetchImpl(url, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+        res = await this.fetchImpl(url, { method, headers, body, signal: AbortSignal.timeout(Math.max(this.timeoutMs, options.timeoutMs ?? 0)) });
       } catch (err) {
         lastError = new BerthApiError('network_error', 0, `Cannot reach the berth API at ${this.base}: ${describe(err)}. Check BERTH_URL and that the registry runs.`, { cause: err });
         continue;

@@ -381,7 +381,8 @@ export type AddonKind = 'postgres' | 'redis';
  * Where an add-on's server stands: `unclaimed` before its machine's hoster took it, `starting`,
  * `running`, `crashed` (restarted with backoff), `stopped` (its hoster gave it back, e.g. on
  * shutdown), `unavailable` (its machine is silent, or its hoster's lease ended: the add-on is on
- * that machine's disk and runs nowhere else until the machine returns).
+ * that machine's disk and runs nowhere else until the machine returns, or until a restore moves
+ * it to another machine: restoreAddon's `toMachine`).
  */
 export type AddonState = 'unclaimed' | 'starting' | 'running' | 'crashed' | 'stopped' | 'unavailable';
 
@@ -408,6 +409,19 @@ export interface Addon {
   createdBy: string;
   /** What its hoster last measured of its server (every 15 s by default); null before the first measurement. */
   usage: AddonUsage | null;
+  /** Its scheduled backups (berth addons:backup NAME --every 24h); null when off. */
+  backupSchedule: AddonBackupSchedule | null;
+  /** The last scheduled backup tried (kept when the schedule is turned off); null before any. */
+  lastScheduledBackup: { at: number; backup: string | null; error: string | null } | null;
+}
+
+/** How often an add-on is backed up by the registries (once per period across all of them). */
+export interface AddonBackupSchedule {
+  /** The period as given back: 24h, 30m, 1h30m. */
+  every: string;
+  everyMs: number;
+  /** When the next is due (ms since the epoch, Redis's clock): the start of the next period. */
+  nextAt: number;
 }
 
 /** An add-on's data size and connections at a moment (berth addons:info: "data size", "connections"). */

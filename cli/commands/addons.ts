@@ -63,6 +63,7 @@ export function addonsInfoCommand(ctx: CliContext): Command {
         ['memory', `${a.memoryMb} MB`],
         ['restarts', String(a.restarts)],
         ...usageRows(a),
+        ...backupRows(a),
         ['apps', attachmentsText(a)],
         ['created', `${ago(a.createdAt)} by ${a.createdBy}`],
       ];
@@ -118,11 +119,18 @@ export function addonsDestroyCommand(ctx: CliContext): Command {
 
 export function addonsBackupCommand(ctx: CliContext): Command {
   return new Command('addons:backup')
-    .description('Back an add-on up now (PostgreSQL: pg_dump custom format; Redis: every key), kept under its name by count.')
+    .description('Back an add-on up now (PostgreSQL: pg_dump custom format; Redis: every key), kept under its name by count; --every schedules one per period instead.')
     .argument('<name>', 'the add-on')
+    .option('--every <period>', 'take one at the start of every period (24h, 30m, 1h30m, 7d; at least 1m by default), or off')
     .option(...JSON_FLAG)
-    .addHelpText('after', '\nExample:\n  $ berth addons:backup shop-postgres')
-    .action(async (name: string, flags: { json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  $ berth addons:backup shop-postgres\n  $ berth addons:backup shop-postgres --every 24h\n  $ berth addons:backup shop-postgres --every off')
+    .action(async (name: string, flags: { every?: string; json?: boolean }) => {
+      if (flags.every !== undefined) {
+        const addon = await connect(ctx.env).scheduleAddonBackups(name, flags.every);
+        if (flags.json) return ctx.output.json(addon);
+        const s = addon.backupSchedule;
+        return ctx.output.note(s === null ? `${name} is no longer backed up on a schedule (its backups stay).` : `${name} is backed up every ${s.every}, next at ${new Date(s.nextAt).toISOString()} (berth addons:backups ${name} lists them).`);
+      }
       const backup = await connect(ctx.env).backupAddon(name);
       if (flags.json) return ctx.output.json(backup);
       ctx.output.note(`Backed ${name} up as ${backup.id} (${backup.sizeBytes} bytes). Restore it with berth addons:restore ${name} ${backup.id} --confirm ${name}.`);
@@ -145,16 +153,17 @@ export function addonsBackupsCommand(ctx: CliContext): Command {
 
 export function addonsRestoreCommand(ctx: CliContext): Command {
   return new Command('addons:restore')
-    .description("Replace an add-on's data with one of its name's backups (of its kind).")
+    .description("Replace an add-on's data with one of its name's backups (of its kind); --to-machine moves it to another machine first (when its own died).")
     .argument('<name>', 'the add-on')
     .argument('<backup>', 'the backup (berth addons:backups NAME lists them)')
     .option('--confirm <name>', 'its name again: its data now is replaced')
+    .option('--to-machine <machine>', 'start it on this machine with the backup, its apps given the new address as new releases (its old machine removes its copy if it returns)')
     .option(...JSON_FLAG)
-    .addHelpText('after', '\nExample:\n  $ berth addons:restore shop-postgres 20261203T183500123Z --confirm shop-postgres')
-    .action(async (name: string, backup: string, flags: { confirm?: string; json?: boolean }) => {
-      const restored = await connect(ctx.env).restoreAddon(name, backup, flags.confirm ?? '');
+    .addHelpText('after', '\nExamples:\n  $ berth addons:restore shop-postgres 20261203T183500123Z --confirm shop-postgres\n  $ berth addons:restore shop-postgres 20261203T183500123Z --to-machine m2 --confirm shop-postgres')
+    .action(async (name: string, backup: string, flags: { confirm?: string; toMachine?: string; json?: boolean }) => {
+      const restored = await connect(ctx.env).restoreAddon(name, backup, flags.confirm ?? '', flags.toMachine === undefined ? {} : { toMachine: flags.toMachine });
       if (flags.json) return ctx.output.json(restored);
-      ctx.output.note(`Restored ${name} from ${restored.id}.`);
+      ctx.output.note(flags.toMachine === undefined ? `Restored ${name} from ${restored.id}.` : `Restored ${name} from ${restored.id} on ${flags.toMachine} (when it moved there, its apps' new releases roll out now: berth addons:info ${name}).`);
     });
 }
 
@@ -167,6 +176,17 @@ function usageRows(a: Addon): Array<[string, string]> {
     ['connections', String(u.connections)],
   ];
   if (u.memoryBytes !== null) rows.push(['memory used', bytes(u.memoryBytes)]);
+  return rows;
+}
+
+/** The schedule of its backups and how the last scheduled one went. */
+function backupRows(a: Addon): Array<[string, string]> {
+  const s = a.backupSchedule;
+  const rows: Array<[string, string]> = [['backups', s === null ? 'not scheduled (berth addons:backup NAME --every 24h)' : `every ${s.every}, next at ${new Date(s.nextAt).toISOString()}`]];
+  const last = a.lastScheduledBackup;
+  if (last !== null) {
+    rows.push(['last scheduled backup', last.error === null ? `${last.backup ?? '?'} (${ago(last.at)})` : `failed ${ago(last.at)}: ${last.error}`]);
+  }
   return rows;
 }
 

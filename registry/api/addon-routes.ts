@@ -23,7 +23,15 @@ const createBody = z.strictObject({
 });
 const attachBody = z.strictObject({ app: nameSchema, as: envKeySchema.optional() });
 const destroyBody = z.strictObject({ confirm: z.string().max(100).optional() });
-const restoreBody = z.strictObject({ backup: z.string().regex(/^[0-9]{8}T[0-9]{9}Z$/, 'must be a backup id such as 20261203T183500123Z (berth addons:backups NAME)'), confirm: z.string().max(100).optional() });
+const restoreBody = z.strictObject({
+  backup: z.string().regex(/^[0-9]{8}T[0-9]{9}Z$/, 'must be a backup id such as 20261203T183500123Z (berth addons:backups NAME)'),
+  confirm: z.string().max(100).optional(),
+  // Another machine: the add-on moves there (its own: a plain restore).
+  toMachine: z.string().min(1).max(253).optional(),
+});
+
+// The period is parsed by AddonOperations (parseBackupPeriod), whose message says what a period looks like.
+const scheduleBody = z.strictObject({ every: z.string().min(1).max(40) });
 
 /** Add-ons: /v1/addons… (an app-scoped token reaches none: an add-on may serve several apps). */
 export function addonRoutes(addons: AddonOperations): Router {
@@ -70,6 +78,13 @@ export function addonRoutes(addons: AddonOperations): Router {
     res.status(201).json(await addons.backup(addon));
   });
 
+  r.put('/addons/:name/backup-schedule', async (req, res) => {
+    const addon = name(req);
+    noQuery(req);
+    const body = validate(scheduleBody, req.body, 'body');
+    res.json(await addons.scheduleBackups(addon, body.every));
+  });
+
   r.get('/addons/:name/backups', async (req, res) => {
     const addon = name(req);
     noQuery(req);
@@ -80,7 +95,7 @@ export function addonRoutes(addons: AddonOperations): Router {
     const addon = name(req);
     noQuery(req);
     const body = validate(restoreBody, req.body, 'body');
-    res.json({ restored: await addons.restore(addon, body.backup, body.confirm) });
+    res.json({ restored: await addons.restore(addon, body.backup, body.confirm, { ...(body.toMachine === undefined ? {} : { toMachine: body.toMachine }), user: user(res) }) });
   });
 
   // The body repeats the name: destroying removes the data for good.

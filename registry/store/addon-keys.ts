@@ -10,7 +10,9 @@ export interface AddonKeys {
    * Hash of one add-on: id, name, addonKind, machine, host, port, memoryMb, password, createdAt,
    * createdBy, and `attach:<app>` → the variable it is attached as; once its machine's hoster
    * holds it: epoch, leaseUntil (ms, Redis clock), state, pid, detail, restarts, startedAt; once it
-   * measured its server: usageBytes, usageConnections, usageMemoryBytes ('' for PostgreSQL), usageAt.
+   * measured its server: usageBytes, usageConnections, usageMemoryBytes ('' for PostgreSQL), usageAt;
+   * with scheduled backups: backupEveryMs, backupSlot (the last period taken); once one was tried:
+   * scheduledAt, scheduledBackup (the last taken), scheduledError ('' when the last worked).
    */
   addon(name: string): string;
   /** Set of every add-on's name. */
@@ -23,6 +25,8 @@ export interface AddonKeys {
   appAddons(app: string): string;
   /** Hash of add-on id → kind of the destroyed add-ons whose data a machine's hoster still has to remove. */
   machineAddonTrash(machine: string): string;
+  /** Hash of a machine (its heartbeat: keys.ts's machine). */
+  machine(name: string): string;
   /** The epoch counter shared with instance claims: a later claim has a higher epoch. */
   readonly epoch: string;
 }
@@ -36,6 +40,7 @@ export function addonKeys(keys: RegistryKeys): AddonKeys {
     machineAddonPorts: (machine) => `${p}machine:${machine}:addon-ports`,
     appAddons: (app) => `${p}app:${app}:addons`,
     machineAddonTrash: (machine) => `${p}machine:${machine}:addon-trash`,
+    machine: (name) => keys.machine(name),
     epoch: keys.epoch,
   };
 }

@@ -52,4 +52,32 @@ export const reportAddonUsage = defineScript<number>()({
   args: ['machine', 'epoch', 'bytes', 'connections', 'memoryBytes'],
 });
 
-export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage] as const;
+/** Replies the add-on's port on its new machine. */
+export const moveAddon = defineScript<number>()({
+  name: 'moveAddon',
+  keys: ['addon', 'fromAddons', 'fromPorts', 'fromTrash', 'toAddons', 'toPorts', 'toMachine'],
+  args: ['name', 'id', 'from', 'machine', 'newId', 'host', 'portFirst', 'portLast', 'silentMs'],
+});
+
+/** Replies when the next scheduled backup is due (0 when off). */
+export const setAddonBackupSchedule = defineScript<number>()({
+  name: 'setAddonBackupSchedule',
+  keys: ['addon'],
+  args: ['name', 'everyMs'],
+});
+
+/** Replies {the period's slot claimed, now}, or 0. */
+export const claimAddonBackup = defineScript<[number, number] | number>()({
+  name: 'claimAddonBackup',
+  keys: ['addon'],
+  args: ['name', 'id'],
+});
+
+/** Replies 1, or 0 when the add-on is gone or another. */
+export const recordAddonBackup = defineScript<number>()({
+  name: 'recordAddonBackup',
+  keys: ['addon'],
+  args: ['name', 'id', 'at', 'backup', 'error'],
+});
+
+export const ADDON_SCRIPTS = [createAddon, attachAddon, detachAddon, destroyAddon, claimAddon, reportAddon, reportAddonUsage, moveAddon, setAddonBackupSchedule, claimAddonBackup, recordAddonBackup] as const;

@@ -1,6 +1,6 @@
 import type { RedisClient } from '../../common/redis-connection.js';
 import { addonKeys, type AddonKeys } from './addon-keys.js';
-import { attachAddon, claimAddon, createAddon, destroyAddon, detachAddon, reportAddon, reportAddonUsage } from './addon-scripts.js';
+import { attachAddon, claimAddon, claimAddonBackup, createAddon, destroyAddon, detachAddon, moveAddon, recordAddonBackup, reportAddon, reportAddonUsage, setAddonBackupSchedule } from './addon-scripts.js';
 import type { RegistryKeys } from './keys.js';
 import { redisCall } from './lua-scripts.js';
 import { SCRIPT_FAILURE } from './script-errors.js';
@@ -53,6 +53,16 @@ export interface StoredAddon {
   restarts: number;
   /** null before its holder first measured it. */
   usage: AddonUsage | null;
+  /** Scheduled backups (setAddonBackupSchedule); null when off. */
+  backupSchedule: StoredBackupSchedule | null;
+  /** The last scheduled backup tried (kept when the schedule is turned off); null before any. */
+  scheduled: { at: number; backup: string; error: string } | null;
+}
+
+export interface StoredBackupSchedule {
+  everyMs: number;
+  /** The last period taken: floor(time / everyMs) of Redis's clock. */
+  slot: number;
 }
 
 export interface NewAddon {
@@ -136,6 +146,29 @@ export class AddonStore {
     });
   }
 
+  /**
+   * Re-pins the add-on, as read, to another machine (moveAddon-7.lua): a new id, a port there,
+   * no claim; the old machine's copy goes to its trash. Refused (addon_changed) when it moved or
+   * was re-created since `addon` was read, (machine_unavailable) when `to` is silent.
+   */
+  async move(addon: Pick<StoredAddon, 'name' | 'id' | 'machine'>, to: { machine: string; host: string; newId: string; portRange: readonly [number, number]; silentMs: number }): Promise<StoredAddon> {
+    const k = this.keys;
+    const from = addon.machine;
+    await moveAddon.run(this.redis, {
+      keys: {
+        addon: k.addon(addon.name),
+        fromAddons: k.machineAddons(from),
+        fromPorts: k.machineAddonPorts(from),
+        fromTrash: k.machineAddonTrash(from),
+        toAddons: k.machineAddons(to.machine),
+        toPorts: k.machineAddonPorts(to.machine),
+        toMachine: k.machine(to.machine),
+      },
+      args: { name: addon.name, id: addon.id, from, machine: to.machine, newId: to.newId, host: to.host, portFirst: to.portRange[0], portLast: to.portRange[1], silentMs: to.silentMs },
+    });
+    return (await this.get(addon.name))!;
+  }
+
   /** Takes the add-on's lease for this machine: its epoch and lease end, or undefined while another claim's lease runs. */
   async claim(addon: Pick<StoredAddon, 'name' | 'id'>, machine: string, leaseMs: number): Promise<{ epoch: number; leaseUntil: number } | undefined> {
     const reply = await claimAddon.run(this.redis, { keys: { addon: this.keys.addon(addon.name), epoch: this.keys.epoch }, args: { machine, leaseMs, id: addon.id } });
@@ -156,6 +189,25 @@ export class AddonStore {
     return reportAddonUsage.run(this.redis, {
       keys: { addon: this.keys.addon(name) },
       args: { machine: holder.machine, epoch: holder.epoch, bytes: usage.bytes, connections: usage.connections, memoryBytes: usage.memoryBytes ?? '' },
+    });
+  }
+
+  /** Sets the period of its scheduled backups (0: off); replies when the next is due (0 when off). */
+  async setBackupSchedule(name: string, everyMs: number): Promise<number> {
+    return setAddonBackupSchedule.run(this.redis, { keys: { addon: this.keys.addon(name) }, args: { name, everyMs } });
+  }
+
+  /** Claims the current period's scheduled backup of the add-on as read: its slot and the claim's time (Redis clock), or undefined when not this caller's to take. */
+  async claimScheduledBackup(addon: Pick<StoredAddon, 'name' | 'id'>): Promise<{ slot: number; at: number } | undefined> {
+    const reply = await claimAddonBackup.run(this.redis, { keys: { addon: this.keys.addon(addon.name) }, args: { name: addon.name, id: addon.id } });
+    return Array.isArray(reply) ? { slot: Number(reply[0]), at: Number(reply[1]) } : undefined;
+  }
+
+  /** Records how a scheduled backup went: its id, or why it failed. */
+  async recordScheduledBackup(addon: Pick<StoredAddon, 'name' | 'id'>, at: number, outcome: { backup: string } | { error: string }): Promise<void> {
+    await recordAddonBackup.run(this.redis, {
+      keys: { addon: this.keys.addon(addon.name) },
+      args: { name: addon.name, id: addon.id, at, backup: 'backup' in outcome ? outcome.backup : '', error: 'error' in outcome ? outcome.error.slice(0, 500) : '' },
     });
   }
 
@@ -193,5 +245,7 @@ function addonOf(f: Record<string, string>): StoredAddon {
     usage: f.usageAt
       ? { bytes: Number(f.usageBytes), connections: Number(f.usageConnections), memoryBytes: f.usageMemoryBytes ? Number(f.usageMemoryBytes) : null, measuredAt: Number(f.usageAt) }
       : null,
+    backupSchedule: Number(f.backupEveryMs ?? 0) > 0 ? { everyMs: Number(f.backupEveryMs), slot: Number(f.backupSlot ?? 0) } : null,
+    scheduled: f.scheduledAt ? { at: Number(f.scheduledAt), backup: f.scheduledBackup ?? '', error: f.scheduledError ?? '' } : null,
   };
 }

@@ -47,5 +47,5 @@ export { RunStore, runOutputOf, DEFAULT_RUN_TIMEOUT_MS, MAX_RUN_TIMEOUT_MS, type
 export { runKeys, type RunKeys } from './run-keys.js';
 export { CronStore, type StoredCron } from './cron-store.js';
 export { LeaderLoop, type LeaderLoopOptions } from './leader-loop.js';
-export { AddonStore, ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonServerState, type AddonUsage, type StoredAddon, type NewAddon } from './addon-store.js';
+export { AddonStore, ADDON_KINDS, postgresIdentifier, type AddonKind, type AddonServerState, type AddonUsage, type StoredAddon, type StoredBackupSchedule, type NewAddon } from './addon-store.js';
 export { addonKeys, type AddonKeys } from './addon-keys.js';

@@ -40,6 +40,10 @@ export const SCRIPT_FAILURE = {
   addonHeld: -26,
   /** Returned as `{-27, the add-on attached as that variable}`. */
   addonVarTaken: -27,
+  /** The add-on was moved or re-created since the caller read it. */
+  addonChanged: -28,
+  /** The machine's hoster has not been heard from within the silence allowed. */
+  machineSilent: -29,
 } as const;
 
 /**
@@ -107,6 +111,10 @@ export function scriptFailure(code: number, args: Readonly<Record<string, string
       const [, other] = reply as [number, string];
       return new BerthError('addon_var_taken', `${app} already has the add-on ${other} attached as ${String(args.variable)}: detach it first (berth addons:detach ${other} ${app}), or choose another variable (--as VAR).`);
     }
+    case SCRIPT_FAILURE.addonChanged:
+      return new BerthError('addon_changed', `The add-on ${String(args.name)} was moved or re-created meanwhile: look at it again (berth addons:info ${String(args.name)}) and retry.`);
+    case SCRIPT_FAILURE.machineSilent:
+      return new BerthError('machine_unavailable', `The hoster of ${String(args.machine)} has not been heard from lately: start it there (berth hoster), or choose a machine whose hoster runs (berth machines).`);
     case SCRIPT_FAILURE.uploadGone:
       return new BerthError('redis_unavailable');
     default:
