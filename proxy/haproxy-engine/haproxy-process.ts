@@ -242,6 +242,14 @@ export class HaproxyProcess {
     this.stoppedListening = undefined;
   }
 
+  /** Workers of earlier configs still finishing their connections after a reload (the master's `show proc`). */
+  async oldWorkers(): Promise<number[]> {
+    if (this.masterPid === 0) return [];
+    const table = await runtimeCommand(this.o.masterSocket, 'show proc', 1000);
+    const section = table.split(/^# old workers$/m)[1]?.split(/^#/m)[0] ?? '';
+    return [...section.matchAll(/^(\d+)\s+worker\b/gm)].map((m) => Number(m[1]));
+  }
+
   private async servingPid(): Promise<number> {
     const info = await runtimeCommand(this.o.adminSocket, 'show info', 1000);
     const match = /^Pid: (\d+)$/m.exec(info);
