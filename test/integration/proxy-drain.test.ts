@@ -3,7 +3,7 @@
 // its health check fails), keeps accepting for a moment while balancers learn that, then
 // stops accepting, finishes what is in flight, leaves idle kept-alive connections to their
 // clients for a moment rather than closing them under a request, and closes what is left.
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
@@ -96,6 +96,15 @@ async function once(port: number, method: string, path: string): Promise<Answer>
   return answer;
 }
 
+/** Whether a new server (a replacement proxy) can listen on the port now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 function refuses(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
@@ -170,6 +179,8 @@ describe('proxy drain', () => {
     const lateAnswer = late.send('POST', '/drain/late', 'xy');
     expect(await lateAnswer).toMatchObject({ status: 200, body: 'POST /drain/late 2', headers: { connection: 'close', 'x-berth-draining': '1' } });
     await waitFor(() => refuses(port), { what: 'the proxy to stop accepting' });
+    // The port is free for its replacement while this one finishes.
+    expect(await canListen(port)).toBe(true);
 
     // Idle connections are still open during the drain, and a request on one is answered, once.
     expect(connections.idleFast.closed).toBe(false);
