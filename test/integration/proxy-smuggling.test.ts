@@ -33,14 +33,16 @@ const smuggled = (n: string) => `GET /other/smuggled-${n} HTTP/1.1\r\nHost: smug
  * `smuggled`: the second request was never read as a request ("never": refused with the probe,
  * or read as its body, or dropped with the connection), or the proxy read it as a request of
  * its own and routed it, answering it too ("routed": a pipelined request, no desync).
+ * `closes`: the probe's answer says Connection: close (nothing after it on the connection is read).
  */
 interface Outcome {
   first: number;
+  closes: boolean;
   front?: 'empty' | 'the smuggled request' | 'abc';
   smuggled: 'never' | 'routed';
 }
 
-const REFUSED: Outcome = { first: 400, smuggled: 'never' };
+const REFUSED: Outcome = { first: 400, closes: true, smuggled: 'never' };
 
 /** A head whose framing is ambiguous, then the smuggled request, as one write. */
 interface Probe {
@@ -58,13 +60,13 @@ const PROBES: Probe[] = [
     name: 'Content-Length and Transfer-Encoding, the length covering the smuggled request (CL.TE)',
     bytes: (n) => `POST /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\nContent-Length: ${5 + smuggled(n).length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled(n)}`,
     node: REFUSED,
-    haproxy: { first: 200, front: 'empty', smuggled: 'never' },
+    haproxy: { first: 200, closes: true, front: 'empty', smuggled: 'never' },
   },
   {
     name: 'Transfer-Encoding and a short Content-Length (TE.CL)',
     bytes: (n) => `POST /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n${chunk(smuggled(n))}0\r\n\r\n`,
     node: REFUSED,
-    haproxy: { first: 200, front: 'the smuggled request', smuggled: 'never' },
+    haproxy: { first: 200, closes: true, front: 'the smuggled request', smuggled: 'never' },
   },
   {
     name: 'two different Content-Length headers',
@@ -100,19 +102,19 @@ const PROBES: Probe[] = [
     name: 'Transfer-Encoding folded onto the next line (obs-fold)',
     bytes: (n) => `POST /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\nContent-Length: ${5 + smuggled(n).length}\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n${smuggled(n)}`,
     node: REFUSED,
-    haproxy: { first: 200, front: 'empty', smuggled: 'never' },
+    haproxy: { first: 200, closes: true, front: 'empty', smuggled: 'never' },
   },
   {
     name: 'a header line ended by a bare LF',
     bytes: (n) => `POST /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\nX-Pad: 1\nContent-Length: ${smuggled(n).length}\r\n\r\n${smuggled(n)}`,
     node: REFUSED,
-    haproxy: { first: 200, front: 'the smuggled request', smuggled: 'never' },
+    haproxy: { first: 200, closes: false, front: 'the smuggled request', smuggled: 'never' },
   },
   {
     name: 'a chunk line ended by a bare LF',
     bytes: (n) => `POST /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n${smuggled(n)}`,
     node: REFUSED,
-    haproxy: { first: 200, front: 'abc', smuggled: 'routed' },
+    haproxy: { first: 200, closes: false, front: 'abc', smuggled: 'routed' },
   },
   {
     name: 'a chunk size that is not hex',
@@ -127,12 +129,12 @@ const PROBES: Probe[] = [
   {
     name: 'a GET with a body (the fast path hands it over)',
     bytes: (n) => `GET /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\nContent-Length: ${smuggled(n).length}\r\n\r\n${smuggled(n)}`,
-    node: { first: 200, front: 'the smuggled request', smuggled: 'never' },
+    node: { first: 200, closes: false, front: 'the smuggled request', smuggled: 'never' },
   },
   {
     name: 'an absolute-form target naming the other app',
     bytes: (n) => `GET http://smuggle.test/other/smuggled-${n} HTTP/1.1\r\nHost: smuggle.test\r\n\r\n${smuggled(n)}`,
-    node: { first: 400, smuggled: 'routed' },
+    node: { first: 400, closes: false, smuggled: 'routed' },
   },
   {
     name: 'a request line with spaces in its target',
@@ -142,13 +144,15 @@ const PROBES: Probe[] = [
   {
     name: 'a request line with two spaces',
     bytes: (n) => `GET  /smug/${n} HTTP/1.1\r\nHost: smuggle.test\r\n\r\n${smuggled(n)}`,
-    node: { first: 200, front: 'empty', smuggled: 'routed' },
+    node: { first: 200, closes: false, front: 'empty', smuggled: 'routed' },
   },
 ];
 
 interface Exchange {
   /** The status of each answer on the connection, in order. */
   statuses: number[];
+  /** Whether each said Connection: close. */
+  closes: boolean[];
   /** The connection was closed (by the proxy) within the probe's wait. */
   closed: boolean;
 }
@@ -165,7 +169,7 @@ function exchange(bytes: string): Promise<Exchange> {
     let closed = true;
     socket.once('close', () => {
       clearTimeout(timer);
-      resolve({ statuses: answerStatuses(text), closed });
+      resolve({ ...answers(text), closed });
     });
     timer.unref();
     socket.once('connect', () => socket.write(bytes));
@@ -173,9 +177,10 @@ function exchange(bytes: string): Promise<Exchange> {
   });
 }
 
-/** The statuses of the answers in `text`, each framed by its Content-Length or chunked (what the proxy sends). */
-function answerStatuses(text: string): number[] {
+/** The answers in `text`, each framed by its Content-Length or chunked (what the proxy sends). */
+function answers(text: string): { statuses: number[]; closes: boolean[] } {
   const statuses: number[] = [];
+  const closes: boolean[] = [];
   let at = 0;
   while (at < text.length) {
     const end = text.indexOf('\r\n\r\n', at);
@@ -183,11 +188,12 @@ function answerStatuses(text: string): number[] {
     const [statusLine, ...lines] = text.slice(at, end).split('\r\n');
     statuses.push(Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine!)?.[1] ?? 0));
     const header = (name: string) => lines.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+    closes.push(header('connection')?.toLowerCase() === 'close');
     at = end + 4;
     if (header('transfer-encoding')?.toLowerCase() === 'chunked') {
       for (;;) {
         const lineEnd = text.indexOf('\r\n', at);
-        if (lineEnd < 0) return statuses;
+        if (lineEnd < 0) return { statuses, closes };
         const size = parseInt(text.slice(at, lineEnd), 16);
         at = lineEnd + 2 + size + 2;
         if (size === 0) break;
@@ -196,7 +202,7 @@ function answerStatuses(text: string): number[] {
       at += Number(header('content-length') ?? 0);
     }
   }
-  return statuses;
+  return { statuses, closes };
 }
 
 /** A plain GET on a connection of its own: the app's answer names the target it read. */
@@ -233,7 +239,7 @@ describe(`request smuggling probes (engine ${testProxyEngine()})`, () => {
 
   it.each(PROBES.map((p, i) => [p.name, p, String(i)] as const))('%s', async (_name, probe, n) => {
     const expected = (testProxyEngine() === 'haproxy' ? probe.haproxy : undefined) ?? probe.node;
-    const { statuses, closed } = await exchange(probe.bytes(n));
+    const { statuses, closes, closed } = await exchange(probe.bytes(n));
     // Follow-ups on fresh connections: a desync left on a kept-alive connection to the app
     // would hand one of them the smuggled request's answer.
     for (let i = 0; i < 3; i++) expect(await plainGet(`/smug/after-${n}-${i}`)).toEqual({ status: 200, url: `/smug/after-${n}-${i}` });
@@ -243,6 +249,7 @@ describe(`request smuggling probes (engine ${testProxyEngine()})`, () => {
     expect(other.clientErrors).toEqual([]);
     expect(closed).toBe(true);
     expect(statuses[0]).toBe(expected.first);
+    expect(closes[0]).toBe(expected.closes);
     const body = { empty: '', 'the smuggled request': smuggled(n), abc: 'abc' };
     expect(front.requests.filter((r) => r.url === `/smug/${n}`).map((r) => r.body)).toEqual(expected.front === undefined ? [] : [body[expected.front]]);
     // A second request the proxy read as its own is routed and answered, once; otherwise nobody reads it.
