@@ -3,6 +3,7 @@
 // its health check fails), keeps accepting for a moment while balancers learn that, then
 // stops accepting, finishes what is in flight, leaves idle kept-alive connections to their
 // clients for a moment rather than closing them under a request, and closes what is left.
+// proxy-drain-haproxy.test.ts runs it through the haproxy engine.
 import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
