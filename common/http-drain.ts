@@ -11,6 +11,11 @@ export interface ConnectionTracker {
   drain(graceMs: number, linger?: DrainLinger): Promise<void>;
   /** A drain has begun: an answer not yet started should say `Connection: close` (node:http's are told here). */
   draining(): boolean;
+  /**
+   * A drain is coming and answers say so from now, while the server still serves as before:
+   * for a server behind another that drains first (the proxy's Node listener behind haproxy).
+   */
+  announceDrain(): void;
   /** A request on this connection began or ended outside node:http (the proxy's fast path). */
   started(socket: Socket): void;
   finished(socket: Socket): void;
@@ -84,6 +89,9 @@ export function trackConnections(server: Server, listener: NetServer = server): 
     started,
     finished,
     draining: () => draining,
+    announceDrain: () => {
+      draining = true;
+    },
     open: () => inFlight.size,
     drain: async (graceMs, { idleLingerMs = 0, listenLingerMs = 0 } = {}) => {
       draining = true;

@@ -157,10 +157,15 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
   }
 
   const close = idempotentClose(async () => {
-    // HAProxy first: it stops accepting and finishes its requests in flight (soft stop).
-    await haproxy?.close();
+    const linger = { idleLingerMs: IDLE_LINGER_MS, listenLingerMs: LISTEN_LINGER_MS };
+    if (haproxy !== undefined) {
+      // HAProxy drains first, as the Node engine would (its /_berth/health, which the Node
+      // listener answers, fails from now); then the Node listener, whose one client is gone.
+      connections.announceDrain();
+      await haproxy.close(linger);
+    }
     websocket.closeAll();
-    await connections.drain(config.graceMs, { idleLingerMs: IDLE_LINGER_MS, listenLingerMs: LISTEN_LINGER_MS });
+    await connections.drain(config.graceMs, haproxy === undefined ? linger : {});
     http.close();
     sampler.close();
     contact.close();

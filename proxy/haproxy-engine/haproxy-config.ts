@@ -24,6 +24,8 @@ export interface HaproxySettings {
   mapFile: string;
   /** Apps' own domains (exact or `*.`), each also with a trailing dot: requests for them go to berth's Node listener, which routes by host. */
   hostsFile: string;
+  /** The proxy's own state (`draining 1` once a drain began), followed at run time with add map. */
+  stateFile: string;
   /** berth's own Node listener (127.0.0.1): /_berth/*, /metrics, and every request HAProxy does not route itself. */
   nodePort: number;
   trustedProxies: string[];
@@ -42,6 +44,9 @@ export interface HaproxySettings {
 export const backendName = (app: string): string => `app-${app}`;
 export const serverName = (instance: string, epoch: number): string => `${instance}-e${epoch}`;
 export const NODE_BACKEND = 'berth-node';
+
+/** The state map's key for a drain begun. */
+export const DRAINING_KEY = 'draining';
 
 /** Connecting to an app on this machine (loopback) may take this long before another try. */
 export const LOCAL_CONNECT_TIMEOUT_MS = 250;
@@ -116,6 +121,12 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     '  acl odd_connection req.hdr(connection) -m reg -i -- ^(?!(keep-alive|close|upgrade)$)',
     // Cut idempotent requests go again once; nothing else is sent twice.
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS',
+    // A draining proxy says so on every answer (the Node engine's DRAINING_HEADER), and closes
+    // the connection after it; an app's own X-Berth-Draining is dropped (it is hop-by-hop).
+    `  acl draining str(${DRAINING_KEY}),map_str(${s.stateFile}) -m found`,
+    '  http-after-response del-header x-berth-draining unless draining',
+    '  http-after-response set-header x-berth-draining 1 if draining',
+    '  http-after-response set-header connection close if draining',
   );
   // Judged once (HAProxy evaluates an ACL again in every rule that names it); then the lookups,
   // each skipped as soon as one matched.

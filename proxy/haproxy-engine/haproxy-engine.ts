@@ -1,13 +1,14 @@
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
-import { backendName, serverName, type HaproxySettings } from './haproxy-config.js';
+import { backendName, DRAINING_KEY, serverName, type HaproxySettings } from './haproxy-config.js';
 import { HaproxyProcess } from './haproxy-process.js';
 import { readStats, serverStates, statsMetrics } from './haproxy-stats.js';
 import { RouteApplier } from './route-applier.js';
+import { runtimeChange } from './runtime-api.js';
 
 /** The proxy's settings HAProxy's config takes as they are (the rest of HaproxySettings the engine makes). */
 type PassedSettings = Pick<HaproxySettings, 'nodePort' | 'trustedProxies' | 'maxConnections' | 'connectTimeoutMs' | 'upstreamTimeoutMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'graceMs'>;
@@ -28,7 +29,8 @@ export interface HaproxyEngine {
   /** The engine's part of /_berth/routes: in flight per instance (HAProxy's), reloads, restarts, route-change latency. */
   report(): Promise<{ server: (app: string, instance: string, epoch: number) => { inFlight: number; setAside: { why: string } | null }; engine: Record<string, unknown> }>;
   metricsText(): Promise<string>;
-  close(): Promise<void>;
+  /** Drains haproxy (HaproxyProcess.close): every answer says so from the start, then the port stops as `linger` says. */
+  close(linger?: { listenLingerMs?: number; idleLingerMs?: number }): Promise<void>;
 }
 
 /** Where haproxy is: on PATH, or Debian's /usr/sbin (not on a non-root PATH), else undefined. */
@@ -61,6 +63,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     adminSocket: join(dir, 'admin.sock'),
     mapFile: join(dir, 'routes.map'),
     hostsFile: join(dir, 'hosts.map'),
+    stateFile: join(dir, 'state.map'),
     nodePort: o.nodePort,
     trustedProxies: o.trustedProxies,
     threads: Math.max(1, availableParallelism()),
@@ -107,6 +110,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   // The keeper holds the socket now: berth's own copy would accept connections itself.
   listening.close();
   applier = new RouteApplier({ table: o.table, settings, configFile, process: haproxy, logger: o.logger, graceMs: o.graceMs });
+  // Not draining; a haproxy restarted during a drain reads that it drains.
+  writeFileSync(settings.stateFile, '');
   try {
     await applier.enqueue(async () => {
       await applier.writeFiles();
@@ -159,10 +164,17 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
         '',
       ].join('\n');
     },
-    async close() {
+    async close(linger) {
       closing = true;
+      // First of all, and from the file too should a reload be under way: answers say that the proxy drains.
+      writeFileSync(settings.stateFile, `${DRAINING_KEY} 1\n`);
+      if (haproxy.workerPid > 0) {
+        await runtimeChange(settings.adminSocket, `add map ${settings.stateFile} ${DRAINING_KEY} 1`).catch((err: unknown) =>
+          o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'haproxy: answers do not say that the proxy drains'),
+        );
+      }
       await applier.close();
-      await haproxy.close(o.graceMs);
+      await haproxy.close(o.graceMs, linger);
       rmSync(dir, { recursive: true, force: true });
     },
   };

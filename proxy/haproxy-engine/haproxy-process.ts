@@ -10,8 +10,14 @@ const READY_WAIT_MS = 10_000;
 const FIRST_RESTART_DELAY_MS = 100;
 const MAX_RESTART_DELAY_MS = 5000;
 const STABLE_AFTER_MS = 30_000;
-/** On a stop, idle client connections are left this long to their clients (the Node engine's IDLE_LINGER_MS). */
-const IDLE_LINGER_MS = 1000;
+/**
+ * Stops the shared listening socket itself (shutdown(SHUT_RD) on descriptor 3): new
+ * connections are refused and the port is free for a replacement, while haproxy finishes what
+ * it has. haproxy never does this to a socket it inherited (it would break it for its master),
+ * and its master keeps its copy until it exits; Node has no shutdown for a listening socket.
+ * perl is part of every Debian (perl-base is essential).
+ */
+const STOP_LISTENING = 'open(my $s, "+<&=", 3) or die "fd 3: $!\\n"; shutdown($s, 0) or die "shutdown: $!\\n"';
 
 /** The listening socket's descriptor in haproxy (its config binds `fd@3`). */
 export const LISTEN_FD = 3;
@@ -20,13 +26,17 @@ export const LISTEN_FD = 3;
  * The socket keeper: a shell that holds the proxy's listening socket (its descriptor 3) for the
  * life of the proxy and starts haproxy, which inherits it, each time berth writes a line. A
  * haproxy that dies takes no socket with it: connections wait in the socket's backlog until the
- * next one accepts them, so a crash costs the requests in flight and nothing more. When berth
+ * next one accepts them, so a crash costs the requests in flight and nothing more. On a drain
+ * it stops the socket (`stop-listening`, STOP_LISTENING). When berth
  * is gone (its end of the pipe closes, even after a SIGKILL), the keeper stops haproxy and exits:
  * no haproxy outlives its proxy.
  */
 const KEEPER = [
-  'while read -r _; do',
-  '  ( "$0" -W -S "$1" -f "$2" 3<&3 & p=$!; echo "$p" > "$3"; echo "berth-haproxy-pid $p"; wait "$p"; echo "berth-haproxy-exit $?" ) &',
+  'while read -r line; do',
+  '  case "$line" in',
+  `    stop-listening) if perl -e '${STOP_LISTENING}' 3<&3; then echo berth-stopped-listening; else echo berth-still-listening; fi ;;`,
+  '    *) ( "$0" -W -S "$1" -f "$2" 3<&3 & p=$!; echo "$p" > "$3"; echo "berth-haproxy-pid $p"; wait "$p"; echo "berth-haproxy-exit $?" ) & ;;',
+  '  esac',
   'done',
   '[ -s "$3" ] && kill -TERM "$(cat "$3")" 2>/dev/null',
   'exit 0',
@@ -57,6 +67,7 @@ export class HaproxyProcess {
   private stderrTail: string[] = [];
   private started: ((pid: number) => void) | undefined;
   private exited: (() => void) | undefined;
+  private stoppedListening: ((ok: boolean) => void) | undefined;
   /** haproxy's master (what the keeper started), 0 while none runs. */
   masterPid = 0;
   /** The worker serving now (its stats socket's process). */
@@ -72,6 +83,10 @@ export class HaproxyProcess {
       if (pid) {
         this.masterPid = Number(pid[1]);
         this.started?.(this.masterPid);
+        return;
+      }
+      if (line === 'berth-stopped-listening' || line === 'berth-still-listening') {
+        this.stoppedListening?.(line === 'berth-stopped-listening');
         return;
       }
       const exit = /^berth-haproxy-exit (\d+)$/.exec(line);
@@ -177,11 +192,16 @@ export class HaproxyProcess {
   }
 
   /**
-   * Soft stop (SIGUSR1): listeners closed, requests in flight finished; idle client connections
-   * are left to their clients a moment (as the Node engine's drain does), then, once nothing is
-   * in flight, a hard stop closes them; SIGKILL after the grace. Then the keeper goes.
+   * The drain: haproxy keeps accepting for `listenLingerMs` (closing a listener resets the
+   * connections queued on it; the engine has made every answer say that it drains by then),
+   * then soft-stops (SIGUSR1: requests in flight finish, an idle client connection is answered
+   * once more with Connection: close, `option idle-close-on-response`) and the keeper stops the
+   * socket, so that the port refuses and is free for a replacement; idle client connections are
+   * left to their clients for `idleLingerMs` (as the Node engine's drain does), then, once
+   * nothing is in flight, a hard stop closes them; SIGKILL after the grace. Then the keeper goes.
    */
-  async close(graceMs: number): Promise<void> {
+  async close(graceMs: number, linger: { listenLingerMs?: number; idleLingerMs?: number } = {}): Promise<void> {
+    const { listenLingerMs = 0, idleLingerMs = 0 } = linger;
     this.closing = true;
     const master = this.masterPid;
     if (master > 0) {
@@ -189,16 +209,19 @@ export class HaproxyProcess {
       const exited = new Promise<void>((resolve) => (this.exited = resolve));
       void exited.then(() => (gone = true));
       const worker = this.workerPid;
-      process.kill(master, 'SIGUSR1');
       const timer = setTimeout(() => !gone && process.kill(master, 'SIGKILL'), graceMs + 1000);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, IDLE_LINGER_MS))]);
+      const wait = (ms: number) => Promise.race([exited, new Promise((r) => setTimeout(r, ms))]);
+      if (listenLingerMs > 0) await wait(Math.min(listenLingerMs, graceMs));
+      if (!gone) process.kill(master, 'SIGUSR1');
+      await this.stopListening();
+      await wait(idleLingerMs);
       while (!gone && worker > 0) {
         const sessions = await runtimeCommand(this.o.masterSocket, `@!${worker} show sess`, 1000).catch(() => undefined);
         if (sessions === undefined || !/ fe=berth /.test(sessions)) {
           process.kill(master, 'SIGTERM');
           break;
         }
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
+        await wait(100);
       }
       await exited;
       clearTimeout(timer);
@@ -206,6 +229,25 @@ export class HaproxyProcess {
     const keeperGone = new Promise<void>((resolve) => (this.keeper.exitCode !== null || this.keeper.signalCode !== null ? resolve() : this.keeper.once('exit', () => resolve())));
     this.keeper.stdin!.end();
     await keeperGone;
+  }
+
+  /** The keeper stops the listening socket (STOP_LISTENING); without perl the port is held until haproxy has exited. */
+  private async stopListening(): Promise<void> {
+    const done = new Promise<boolean>((resolve) => (this.stoppedListening = resolve));
+    this.keeper.stdin!.write('stop-listening\n');
+    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref());
+    if (!(await Promise.race([done, timeout]))) {
+      this.o.logger.warn(`the proxy's port could not be stopped before haproxy exits (is perl installed?): ${this.stderrTail.at(-1) ?? 'no answer'}`);
+    }
+    this.stoppedListening = undefined;
+  }
+
+  /** Workers of earlier configs still finishing their connections after a reload (the master's `show proc`). */
+  async oldWorkers(): Promise<number[]> {
+    if (this.masterPid === 0) return [];
+    const table = await runtimeCommand(this.o.masterSocket, 'show proc', 1000);
+    const section = table.split(/^# old workers$/m)[1]?.split(/^#/m)[0] ?? '';
+    return [...section.matchAll(/^(\d+)\s+worker\b/gm)].map((m) => Number(m[1]));
   }
 
   private async servingPid(): Promise<number> {

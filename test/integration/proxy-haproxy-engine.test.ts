@@ -1,8 +1,9 @@
 // What only the haproxy engine has: route changes through HAProxy's Runtime API (no reload), apps'
-// own domains handed to berth's Node listener (which routes by host), a rolling update under load
-// with no failed request, and a haproxy killed under load restarted by berth at the cost of the
+// own domains handed to berth's Node listener (which routes by host), a rolling update and reloads
+// for new apps under load with no failed request, and a haproxy killed under load restarted by berth at the cost of the
 // requests in flight at most.
 import { request as httpRequest } from 'node:http';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
 import { findHaproxy } from '../../proxy/haproxy-engine/index.js';
@@ -23,9 +24,10 @@ async function server(name: string, path: string) {
   return { ...s, ...inst };
 }
 
-async function status(path: string): Promise<number> {
+/** A GET's status (0: the request failed), through fetch's shared pool or the connections of `pool`. */
+async function status(path: string, pool?: Agent): Promise<number> {
   try {
-    const res = await fetch(`${proxy.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+    const res = pool ? await undiciFetch(`${proxy.url}${path}`, { dispatcher: pool, signal: AbortSignal.timeout(10_000) }) : await fetch(`${proxy.url}${path}`, { signal: AbortSignal.timeout(10_000) });
     await res.arrayBuffer();
     return res.status;
   } catch {
@@ -47,14 +49,28 @@ function request(url: string, host: string): Promise<{ status: number; body: str
   });
 }
 
-/** `clients` loops of GETs until stopped; counts the answers that were not 200 (0: the request failed). */
-function load(path: string, clients: number) {
+/** A POST with a body, which nothing may send twice: it must reach the app once and be answered. */
+async function posted(path: string): Promise<number> {
+  try {
+    const res = await fetch(`${proxy.url}${path}`, { method: 'POST', body: 'x'.repeat(1000), signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * `clients` loops of GETs (and POSTs, every other request, with `withPosts`) until stopped,
+ * through fetch's shared pool or `pool`; counts the answers that were not 200 (0: the request failed).
+ */
+function load(path: string, clients: number, { withPosts = false, pool }: { withPosts?: boolean; pool?: Agent } = {}) {
   let running = true;
   const failed: number[] = [];
   let done = 0;
   const loops = Array.from({ length: clients }, async () => {
     while (running) {
-      const s = await status(path);
+      const s = withPosts && done % 2 === 1 ? await posted(path) : await status(path, pool);
       if (s !== 200) failed.push(s);
       done++;
     }
@@ -173,9 +189,38 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     expect(traffic.failed).toEqual([]);
   });
 
+  it('reloads for new apps under a load of GETs and POSTs with no failed request', async () => {
+    await waitFor(async () => (await status('/roll')) === 200, { what: 'the route' });
+    const reloads = proxy.haproxy!.process.reloads;
+    const traffic = load('/roll', 4, { withPosts: true });
+    await waitFor(() => traffic.done() > 100, { what: 'traffic' });
+    // Each new app is a backend haproxy has not seen: a reload each (the Runtime API cannot add one).
+    for (let i = 0; i < 3; i++) {
+      const app = `fresh${i}`;
+      await createRoutedApp(registry.daemon.apps, app, `/${app}`);
+      await server(app, `/${app}`);
+      await waitFor(() => proxy.haproxy!.process.reloads > reloads + i, { what: `the reload for ${app}` });
+      const before = traffic.done();
+      await waitFor(() => traffic.done() > before + 50, { what: `traffic after the reload for ${app}` });
+      expect(await status(`/${app}`)).toBe(200);
+    }
+    await traffic.stop();
+    expect(traffic.failed).toEqual([]);
+    expect(proxy.haproxy!.process.reloads).toBeGreaterThanOrEqual(reloads + 3);
+    const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
+    expect(Number(/^berth_haproxy_reloads_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(reloads + 3);
+  });
+
   it('restarts haproxy killed under load and reports it; only the requests in flight may fail', async () => {
+    // The workers an earlier reload left finishing their connections are gone first: killed
+    // with the master, theirs would be counted against this test's bound too.
+    await waitFor(async () => (await proxy.haproxy!.process.oldWorkers()).length === 0, { deadlineMs: 30_000, what: 'the old workers of earlier reloads to exit' });
+    // Connections of its own, one a client: a SIGKILL fails at most the one request each
+    // carries (in flight, or sent before its reset was read). In fetch's shared pool, idle
+    // connections earlier tests left would be more such connections.
     const clients = 4;
-    const traffic = load('/roll', clients);
+    const pool = new Agent({ connections: clients });
+    const traffic = load('/roll', clients, { pool });
     await waitFor(() => traffic.done() > 100, { what: 'traffic' });
     const killed = proxy.haproxy!.process.masterPid;
     const restarts = proxy.haproxy!.process.restarts;
@@ -186,6 +231,7 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     const before = traffic.done();
     await waitFor(() => traffic.done() > before + 100, { what: 'traffic after the restart' });
     await traffic.stop();
+    await pool.close();
     expect(proxy.haproxy!.process.masterPid).not.toBe(killed);
     // The socket keeper holds the port: connections made meanwhile wait in its backlog.
     process.stdout.write(`haproxy SIGKILL: restarted in ${downMs.toFixed(0)} ms, ${traffic.failed.length} requests failed\n`);
