@@ -8,10 +8,17 @@ export interface ServerState {
   port: number;
 }
 
-/** One app's backend: its routing settings are in the config (changing them takes a reload), its servers change at run time. */
+/**
+ * A backend HAProxy holds: an app's (its servers change at run time), or a spare, declared
+ * empty so that a new app can take it through the Runtime API instead of a reload. A backend
+ * without stripPrefix has nothing of its app in the config (the prefix is only the map's key), so
+ * a spare, or one an app left, can serve any app without it; stripPrefix puts the prefix in the
+ * config (a reload to change).
+ */
 export interface BackendState {
   name: string;
-  app: string;
+  /** The app it serves, undefined for a spare. */
+  app: string | undefined;
   prefix: string;
   stripPrefix: boolean;
   servers: Map<string, ServerState>;
@@ -40,6 +47,7 @@ export interface HaproxySettings {
 
 /** HAProxy names of berth's things: app and instance names are a-z, 0-9 and "-", which HAProxy takes as they are. */
 export const backendName = (app: string): string => `app-${app}`;
+export const spareName = (n: number): string => `spare-${n}`;
 export const serverName = (instance: string, epoch: number): string => `${instance}-e${epoch}`;
 export const NODE_BACKEND = 'berth-node';
 

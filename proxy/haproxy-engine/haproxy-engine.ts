@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
-import { backendName, serverName, type HaproxySettings } from './haproxy-config.js';
+import { serverName, type HaproxySettings } from './haproxy-config.js';
 import { HaproxyProcess } from './haproxy-process.js';
 import { readStats, serverStates, statsMetrics } from './haproxy-stats.js';
 import { RouteApplier } from './route-applier.js';
@@ -123,7 +123,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   }
   o.logger.info({ pid: haproxy.masterPid, config: configFile }, `haproxy ${binary} serves the proxy's port ${port}`);
 
-  const engineReport = () => ({ name: 'haproxy', masterPid: haproxy.masterPid, workerPid: haproxy.workerPid, reloads: haproxy.reloads, restarts: haproxy.restarts, routeChange: applier.latency() });
+  const engineReport = () => ({ name: 'haproxy', masterPid: haproxy.masterPid, workerPid: haproxy.workerPid, reloads: haproxy.reloads, restarts: haproxy.restarts, ...applier.backendCounts(), routeChange: applier.latency() });
   return {
     port,
     process: haproxy,
@@ -132,7 +132,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
       const servers = serverStates(haproxy.workerPid === 0 ? [] : await readStats(settings.adminSocket).catch(() => []));
       return {
         server: (app, instance, epoch) => {
-          const s = servers.get(`${backendName(app)}/${serverName(instance, epoch)}`);
+          const backend = applier.backendOf(app);
+          const s = backend === undefined ? undefined : servers.get(`${backend}/${serverName(instance, epoch)}`);
           // UP (or "UP 1/2" while checks settle) serves; anything else is set aside, HAProxy's words for why.
           const serving = s === undefined || s.status.startsWith('UP') || s.status === 'no check';
           return { inFlight: s?.inFlight ?? 0, setAside: serving ? null : { why: `haproxy: ${s.status}${s.check ? ` (check ${s.check})` : ''}` } };
