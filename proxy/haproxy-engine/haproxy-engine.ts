@@ -170,13 +170,17 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
 }
 
 /**
- * HAProxy needs two descriptors a connection (client and server) and refuses to start when
- * it cannot raise its limit to that: its maxconn is kept within this process's hard limit.
+ * HAProxy needs two descriptors a connection (client and server), and some for its listeners,
+ * sockets and checks, and refuses to start (or reload) when it cannot raise its limit to that:
+ * its maxconn is kept within this process's hard limit, less a reserve (100 was too little
+ * for a reload with a thousand apps: it asked for 20,007 of 20,000).
  */
+const FD_RESERVE = 1000;
+
 function connectionsTheFdLimitAllows(): number {
   try {
     const match = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return match ? Math.max(100, Math.floor((Number(match[1]) - 100) / 2)) : Number.MAX_SAFE_INTEGER;
+    return match ? Math.max(100, Math.floor((Number(match[1]) - FD_RESERVE) / 2)) : Number.MAX_SAFE_INTEGER;
   } catch {
     return Number.MAX_SAFE_INTEGER;
   }

@@ -144,9 +144,9 @@ export class RouteApplier {
   /** The HAProxy backend serving an app now, if any. */
   backendOf = (app: string): string | undefined => this.byApp.get(app)?.name;
 
-  /** Backends declared, and how many of them are spares (for the engine's report). */
-  backendCounts(): { backends: number; spares: number } {
-    return { backends: this.backends.size, spares: this.spares.length };
+  /** Backends declared, how many serve an app and how many are spares (for the engine's report). */
+  backendCounts(): { backends: number; appBackends: number; spares: number } {
+    return { backends: this.backends.size, appBackends: this.byApp.size, spares: this.spares.length };
   }
 
   async close(): Promise<void> {
