@@ -36,6 +36,8 @@ export interface HaproxySettings {
   trustedProxies: string[];
   threads: number;
   maxConnections: number;
+  /** This process's hard limit of open files (haproxy inherits it), or undefined when unknown. */
+  fdLimit: number | undefined;
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   headersTimeoutMs: number;
@@ -68,7 +70,9 @@ export function segmentDepth(prefix: string): number {
  * instance here, a path that could escape its prefix, a target that is not a path, berth's own
  * endpoints) goes to berth's Node listener, which answers it as the Node engine does.
  */
-export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState>, depth: number): string {
+export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendState>, depth: number): string {
+  const backends = [...backendList];
+  const servers = backends.reduce((n, b) => n + b.servers.size, 0);
   const lines: string[] = [];
   const add = (...l: string[]) => lines.push(...l);
   add(
@@ -77,7 +81,7 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     `  stats socket ${s.adminSocket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 10s',
     `  nbthread ${s.threads}`,
-    `  maxconn ${s.maxConnections}`,
+    `  maxconn ${maxConnectionsFor(s, servers)}`,
     // After a reload the old worker finishes its requests within berth's grace, then stops.
     `  hard-stop-after ${s.graceMs}ms`,
     // Room for a head of maxHeaderBytes (431 beyond it, below), with the buffer's reserve.
@@ -164,6 +168,19 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     for (const server of b.servers.values()) add(`  ${serverLine(server)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Descriptors left to haproxy beside its connections' and servers' (listeners, sockets, pollers: 28 seen with 10,000 servers). */
+const FD_RESERVE = 1000;
+
+/**
+ * haproxy needs 2 descriptors a connection (client and server) and one a server, and refuses to
+ * start (or reload) when it cannot raise its limit to that ("Cannot raise FD limit to 29,028, limit
+ * is 20,000" with 10,000 servers): maxconn is kept within the hard limit for the servers rendered.
+ */
+export function maxConnectionsFor(s: HaproxySettings, servers: number): number {
+  if (s.fdLimit === undefined) return s.maxConnections;
+  return Math.max(100, Math.min(s.maxConnections, Math.floor((s.fdLimit - FD_RESERVE - servers) / 2)));
 }
 
 /** The keys of the hosts map for an app's domain: the name as stored, and with a trailing dot (a Host may end in one). */

@@ -64,7 +64,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     nodePort: o.nodePort,
     trustedProxies: o.trustedProxies,
     threads: Math.max(1, availableParallelism()),
-    maxConnections: Math.min(o.maxConnections, connectionsTheFdLimitAllows()),
+    maxConnections: o.maxConnections,
+    fdLimit: hardFdLimit(),
     connectTimeoutMs: o.connectTimeoutMs,
     upstreamTimeoutMs: o.upstreamTimeoutMs,
     headersTimeoutMs: o.headersTimeoutMs,
@@ -169,20 +170,13 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   };
 }
 
-/**
- * HAProxy needs two descriptors a connection (client and server), and some for its listeners,
- * sockets and checks, and refuses to start (or reload) when it cannot raise its limit to that:
- * its maxconn is kept within this process's hard limit, less a reserve (100 was too little
- * for a reload with a thousand apps: it asked for 20,007 of 20,000).
- */
-const FD_RESERVE = 1000;
-
-function connectionsTheFdLimitAllows(): number {
+/** This process's hard limit of open files, which haproxy inherits (haproxy-config.ts keeps its maxconn within it). */
+function hardFdLimit(): number | undefined {
   try {
     const match = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return match ? Math.max(100, Math.floor((Number(match[1]) - FD_RESERVE) / 2)) : Number.MAX_SAFE_INTEGER;
+    return match ? Number(match[1]) : undefined;
   } catch {
-    return Number.MAX_SAFE_INTEGER;
+    return undefined;
   }
 }
 
