@@ -99,7 +99,7 @@ export class HaproxyProcess {
       this.stderrTail = [...this.stderrTail.slice(-9), line];
       if (line.includes('Loading failure!')) this.loadFailed = true;
       // An old worker says so of each of its proxies as it stops after a reload: one line per app.
-      if (/\] +\(\d+\) : Proxy \S+ stopped \(cumulated conns/.test(line)) this.o.logger.debug({ haproxy: line }, 'haproxy');
+      if (/\] +\(\d+\) : (CLI : )?Proxy \S+ stopped \(cumulated conns/.test(line)) this.o.logger.debug({ haproxy: line }, 'haproxy');
       else if (line.includes('[ALERT]')) this.o.logger.error({ haproxy: line }, 'haproxy alert');
       else if (line.includes('[WARNING]')) this.o.logger.warn({ haproxy: line }, 'haproxy warning');
       else this.o.logger.debug({ haproxy: line }, 'haproxy');
