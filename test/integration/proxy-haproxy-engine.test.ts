@@ -129,7 +129,12 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
       const text = await res.text();
       return res.status === 200 ? (JSON.parse(text) as { name: string }).name : `status ${res.status}`;
     };
-    await waitFor(async () => (await name('/outer/x')) === 'outer', { what: '/outer served' });
+    // haproxy itself serving /outer (not berth's Node listener, as while a reload is pending).
+    const servedByHaproxy = async () => Number(/^berth_haproxy_requests_total\{app="outer",code="2xx"\} (\d+)$/m.exec(await proxy.haproxy!.metricsText())?.[1] ?? 0);
+    await waitFor(async () => {
+      const before = await servedByHaproxy();
+      return (await name('/outer/x')) === 'outer' && (await servedByHaproxy()) > before;
+    }, { what: 'haproxy serving /outer itself' });
     // The inner app has no instance anywhere: 503 from the Node listener, as the Node engine answers.
     expect(await name('/outer/inner/x')).toBe('status 503');
     expect(await name('/outer/inner')).toBe('status 503');
