@@ -306,7 +306,14 @@ export class RouteApplier {
       }
     }
     // An emptied backend of an app with no instance here goes back to the spares (reconcile does it).
-    if (emptied) this.enqueue(() => this.reconcile());
+    if (emptied)
+      this.enqueue(() =>
+        this.reconcile().catch((err: unknown) => {
+          this.reloadNext = true;
+          setTimeout(() => this.changed(), 200).unref();
+          throw err;
+        }),
+      );
   }
 
   private record(ms: number): void {
