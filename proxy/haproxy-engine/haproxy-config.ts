@@ -8,10 +8,17 @@ export interface ServerState {
   port: number;
 }
 
-/** One app's backend: its routing settings are in the config (changing them takes a reload), its servers change at run time. */
+/**
+ * A backend HAProxy holds: an app's (its servers change at run time), or a spare, declared
+ * empty so that a new app can take it through the Runtime API instead of a reload. A backend
+ * without stripPrefix has nothing of its app in the config (the prefix is only the map's key), so
+ * a spare, or one an app left, can serve any app without it; stripPrefix puts the prefix in the
+ * config (a reload to change).
+ */
 export interface BackendState {
   name: string;
-  app: string;
+  /** The app it serves, undefined for a spare. */
+  app: string | undefined;
   prefix: string;
   stripPrefix: boolean;
   servers: Map<string, ServerState>;
@@ -31,6 +38,8 @@ export interface HaproxySettings {
   trustedProxies: string[];
   threads: number;
   maxConnections: number;
+  /** This process's hard limit of open files (haproxy inherits it), or undefined when unknown. */
+  fdLimit: number | undefined;
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   headersTimeoutMs: number;
@@ -42,6 +51,7 @@ export interface HaproxySettings {
 
 /** HAProxy names of berth's things: app and instance names are a-z, 0-9 and "-", which HAProxy takes as they are. */
 export const backendName = (app: string): string => `app-${app}`;
+export const spareName = (n: number): string => `spare-${n}`;
 export const serverName = (instance: string, epoch: number): string => `${instance}-e${epoch}`;
 export const NODE_BACKEND = 'berth-node';
 
@@ -65,7 +75,9 @@ export function segmentDepth(prefix: string): number {
  * instance here, a path that could escape its prefix, a target that is not a path, berth's own
  * endpoints) goes to berth's Node listener, which answers it as the Node engine does.
  */
-export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState>, depth: number): string {
+export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendState>, depth: number): string {
+  const backends = [...backendList];
+  const servers = backends.reduce((n, b) => n + b.servers.size, 0);
   const lines: string[] = [];
   const add = (...l: string[]) => lines.push(...l);
   add(
@@ -74,7 +86,7 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     `  stats socket ${s.adminSocket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 10s',
     `  nbthread ${s.threads}`,
-    `  maxconn ${s.maxConnections}`,
+    `  maxconn ${maxConnectionsFor(s, servers)}`,
     // After a reload the old worker finishes its requests within berth's grace, then stops.
     `  hard-stop-after ${s.graceMs}ms`,
     // Room for a head of maxHeaderBytes (431 beyond it, below), with the buffer's reserve.
@@ -167,6 +179,19 @@ export function renderConfig(s: HaproxySettings, backends: Iterable<BackendState
     for (const server of b.servers.values()) add(`  ${serverLine(server)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Descriptors left to haproxy beside its connections' and servers' (listeners, sockets, pollers: 28 seen with 10,000 servers). */
+const FD_RESERVE = 1000;
+
+/**
+ * haproxy needs 2 descriptors a connection (client and server) and one a server, and refuses to
+ * start (or reload) when it cannot raise its limit to that ("Cannot raise FD limit to 29,028, limit
+ * is 20,000" with 10,000 servers): maxconn is kept within the hard limit for the servers rendered.
+ */
+export function maxConnectionsFor(s: HaproxySettings, servers: number): number {
+  if (s.fdLimit === undefined) return s.maxConnections;
+  return Math.max(100, Math.min(s.maxConnections, Math.floor((s.fdLimit - FD_RESERVE - servers) / 2)));
 }
 
 /** The keys of the hosts map for an app's domain: the name as stored, and with a trailing dot (a Host may end in one). */

@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
-import { backendName, DRAINING_KEY, serverName, type HaproxySettings } from './haproxy-config.js';
+import { DRAINING_KEY, serverName, type HaproxySettings } from './haproxy-config.js';
 import { HaproxyProcess } from './haproxy-process.js';
 import { readStats, serverStates, statsMetrics } from './haproxy-stats.js';
 import { RouteApplier } from './route-applier.js';
@@ -67,7 +67,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     nodePort: o.nodePort,
     trustedProxies: o.trustedProxies,
     threads: Math.max(1, availableParallelism()),
-    maxConnections: Math.min(o.maxConnections, connectionsTheFdLimitAllows()),
+    maxConnections: o.maxConnections,
+    fdLimit: hardFdLimit(),
     connectTimeoutMs: o.connectTimeoutMs,
     upstreamTimeoutMs: o.upstreamTimeoutMs,
     headersTimeoutMs: o.headersTimeoutMs,
@@ -128,7 +129,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   }
   o.logger.info({ pid: haproxy.masterPid, config: configFile }, `haproxy ${binary} serves the proxy's port ${port}`);
 
-  const engineReport = () => ({ name: 'haproxy', masterPid: haproxy.masterPid, workerPid: haproxy.workerPid, reloads: haproxy.reloads, restarts: haproxy.restarts, routeChange: applier.latency() });
+  const engineReport = () => ({ name: 'haproxy', masterPid: haproxy.masterPid, workerPid: haproxy.workerPid, reloads: haproxy.reloads, restarts: haproxy.restarts, ...applier.backendCounts(), routeChange: applier.latency() });
   return {
     port,
     process: haproxy,
@@ -137,7 +138,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
       const servers = serverStates(haproxy.workerPid === 0 ? [] : await readStats(settings.adminSocket).catch(() => []));
       return {
         server: (app, instance, epoch) => {
-          const s = servers.get(`${backendName(app)}/${serverName(instance, epoch)}`);
+          const backend = applier.backendOf(app);
+          const s = backend === undefined ? undefined : servers.get(`${backend}/${serverName(instance, epoch)}`);
           // UP (or "UP 1/2" while checks settle) serves; anything else is set aside, HAProxy's words for why.
           const serving = s === undefined || s.status.startsWith('UP') || s.status === 'no check';
           return { inFlight: s?.inFlight ?? 0, setAside: serving ? null : { why: `haproxy: ${s.status}${s.check ? ` (check ${s.check})` : ''}` } };
@@ -180,16 +182,13 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
   };
 }
 
-/**
- * HAProxy needs two descriptors a connection (client and server) and refuses to start when
- * it cannot raise its limit to that: its maxconn is kept within this process's hard limit.
- */
-function connectionsTheFdLimitAllows(): number {
+/** This process's hard limit of open files, which haproxy inherits (haproxy-config.ts keeps its maxconn within it). */
+function hardFdLimit(): number | undefined {
   try {
     const match = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return match ? Math.max(100, Math.floor((Number(match[1]) - 100) / 2)) : Number.MAX_SAFE_INTEGER;
+    return match ? Number(match[1]) : undefined;
   } catch {
-    return Number.MAX_SAFE_INTEGER;
+    return undefined;
   }
 }
 

@@ -68,6 +68,8 @@ export class HaproxyProcess {
   private started: ((pid: number) => void) | undefined;
   private exited: (() => void) | undefined;
   private stoppedListening: ((ok: boolean) => void) | undefined;
+  /** haproxy's master said a (re)load failed: its config or limits refused; the old worker serves on. */
+  private loadFailed = false;
   /** haproxy's master (what the keeper started), 0 while none runs. */
   masterPid = 0;
   /** The worker serving now (its stats socket's process). */
@@ -110,7 +112,10 @@ export class HaproxyProcess {
         return;
       }
       this.stderrTail = [...this.stderrTail.slice(-9), line];
-      if (line.includes('[ALERT]')) this.o.logger.error({ haproxy: line }, 'haproxy alert');
+      if (line.includes('Loading failure!')) this.loadFailed = true;
+      // An old worker says so of each of its proxies as it stops after a reload: one line per app.
+      if (/\] +\(\d+\) : (CLI : )?Proxy \S+ stopped \(cumulated conns/.test(line)) this.o.logger.debug({ haproxy: line }, 'haproxy');
+      else if (line.includes('[ALERT]')) this.o.logger.error({ haproxy: line }, 'haproxy alert');
       else if (line.includes('[WARNING]')) this.o.logger.warn({ haproxy: line }, 'haproxy warning');
       else this.o.logger.debug({ haproxy: line }, 'haproxy');
     };
@@ -177,9 +182,14 @@ export class HaproxyProcess {
     await this.check();
     const before = this.workerPid;
     this.workerPid = 0; // changes wait for the new worker (they are in the config it loads)
+    this.loadFailed = false;
     await runtimeCommand(this.o.masterSocket, 'reload', 5000).catch(() => '');
     const deadline = Date.now() + READY_WAIT_MS;
     for (;;) {
+      if (this.loadFailed) {
+        this.workerPid = before;
+        throw new Error(`haproxy's reload failed (the old worker serves on): ${this.stderrTail.filter((l) => l.includes('[ALERT]')).join(' | ')}`);
+      }
       const pid = await this.servingPid().catch(() => 0);
       if (pid > 0 && pid !== before) {
         this.workerPid = pid;

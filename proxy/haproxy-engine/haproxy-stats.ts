@@ -3,20 +3,21 @@ import { runtimeCommand } from './runtime-api.js';
 /** One row of `show stat`: a frontend, a backend or a server, by HAProxy's column names. */
 export type StatRow = Record<string, string>;
 
-/** HAProxy's counters now, from its Runtime API (`show stat`, CSV). */
-export async function readStats(adminSocket: string): Promise<StatRow[]> {
-  const text = await runtimeCommand(adminSocket, 'show stat');
+/** HAProxy's counters now, from its Runtime API (`show stat`, CSV): every proxy's, or one backend's servers. */
+export async function readStats(adminSocket: string, backend?: string): Promise<StatRow[]> {
+  const text = await runtimeCommand(adminSocket, backend === undefined ? 'show stat' : `show stat ${backend} 4 -1`);
   const lines = text.split('\n').filter((l) => l.length > 0);
-  const header = lines[0]?.replace(/^# /, '').split(',') ?? [];
+  // Only the columns berth reads: with 10,000 apps the answer has 20,000 rows of about 100.
+  const columns = (lines[0]?.replace(/^# /, '').split(',') ?? []).map((name, i) => [name, i] as const).filter(([name]) => COLUMNS_READ.has(name));
   return lines.slice(1).map((line) => {
     const cells = line.split(',');
     const row: StatRow = {};
-    header.forEach((name, i) => {
-      if (name !== '') row[name] = cells[i] ?? '';
-    });
+    for (const [name, i] of columns) row[name] = cells[i] ?? '';
     return row;
   });
 }
+
+const COLUMNS_READ = new Set(['pxname', 'svname', 'scur', 'status', 'check_status', 'hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other', 'econ', 'eresp', 'wretr', 'wredis']);
 
 /** Requests in flight on each server, `backend/server` → count (what the scaler reads per instance). */
 export function inFlightByServer(rows: StatRow[]): Map<string, number> {

@@ -6,7 +6,7 @@
 //   node proxy.mjs measure                                 the measurements (settings in BENCH_* env)
 // It uses the compiled code, as berth runs it.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
@@ -79,6 +79,9 @@ async function measure() {
   const MEMORY_ROUTES = 10_000;
   const REGISTER_CONCURRENCY = 64;
   const LEASE_MS = 3_600_000;
+  const UNDER_LOAD_S = 20;
+  const UNDER_LOAD_CONNECTIONS = 16;
+  const UNDER_LOAD_RUNS = 20;
 
   const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -117,7 +120,31 @@ async function measure() {
     return r.status === 200 && r.body === 'hello';
   };
   const proxyHealth = async () => JSON.parse((await get(proxyPort, '/_berth/health')).body);
-  const rssKiB = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${proxyPid}/status`, 'utf8'))[1]);
+  const rssOf = (pid) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  const rssKiB = () => rssOf(proxyPid);
+  /** The haproxy engine's part of /_berth/routes: pids, reloads, backends. */
+  const engineRoutes = async () => {
+    try {
+      return JSON.parse((await get(enginePort, '/_berth/routes')).body).engine;
+    } catch {
+      // once more, on a new connection: an old worker closes its idle ones as it stops after a reload
+      return JSON.parse((await get(enginePort, '/_berth/routes')).body).engine;
+    }
+  };
+  let haproxyMaster = 0;
+  /** RSS of haproxy's master and all its children (the worker, and old ones draining). */
+  const haproxyRss = () => {
+    const pids = [haproxyMaster];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1]) === haproxyMaster) pids.push(Number(entry));
+      } catch {
+        // gone
+      }
+    }
+    return { kib: pids.reduce((sum, pid) => sum + rssOf(pid), 0), processes: pids.length };
+  };
 
   const redis = connectRedis(
     { url: `redis://127.0.0.1:${redisPort}`, sentinels: [], sentinelName: 'mymaster', clusterNodes: [], commandTimeoutMs: 10_000 },
@@ -144,6 +171,7 @@ async function measure() {
     if (hp3Port !== undefined) await waitFor('the http-proxy-3 proxy', answersHello(hp3Port, '/bench'));
     if (enginePort !== undefined) await waitFor("berth's haproxy engine", answersHello(enginePort, '/bench'));
     if (haproxyPort !== undefined) await waitFor('HAProxy alone', answersHello(haproxyPort, '/bench'));
+    if (enginePort !== undefined) haproxyMaster = (await engineRoutes()).masterPid;
 
     const hp3Version = hp3Port === undefined ? '' : JSON.parse(readFileSync(join(env('BENCH_HP3_DIR'), 'node_modules/http-proxy-3/package.json'), 'utf8')).version;
     const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))[1];
@@ -245,30 +273,106 @@ async function measure() {
       if (failures > 0) console.log(`  ${failures} of ${PROPAGATION_RUNS} were not routed within 5 s`);
     };
     await propagation(proxyPort, 'through the Node engine', 'p');
-    // A new app is a new HAProxy backend: a seamless reload each (a new instance of a known app is a Runtime API change).
-    if (enginePort !== undefined) await propagation(enginePort, 'through the haproxy engine (each a new backend: a reload)', 'h');
+    // A new app takes a spare backend through the Runtime API (a reload only when none is left).
+    if (enginePort !== undefined) await propagation(enginePort, 'through the haproxy engine (each a new app: a spare backend)', 'h');
     console.log('');
-    // The 10,000 routes below would be as many new backends for the haproxy engine: it is stopped first.
-    if (env('BENCH_ENGINE_PID') !== '') process.kill(Number(env('BENCH_ENGINE_PID')), 'SIGTERM');
-
-    // 3. Memory with 10,000 more routes.
+    // 3. Memory with 10,000 more routes: the Node proxy's RSS before and after; with the haproxy
+    // engine, at 1,000 and at 10,000 routes, the RSS of haproxy (all its processes) and of berth's
+    // engine process, and route changes while wrk loads another route through the engine.
+    const enginePid = env('BENCH_ENGINE_PID') === '' ? undefined : Number(env('BENCH_ENGINE_PID'));
     const routesBefore = (await proxyHealth()).routes;
     await sleep(1000);
     const rssBefore = rssKiB();
     const registerStart = performance.now();
     let next = 0;
-    const worker = async () => {
-      while (next < MEMORY_ROUTES) {
-        const n = next++;
-        await (await runInstance(`bench-r${n}`, `/r${n}`))();
-      }
+    /** Registers /r<next>../r<upTo - 1>, each a running instance of a service of its own. */
+    const registerUpTo = async (upTo) => {
+      const worker = async () => {
+        while (next < upTo) {
+          const n = next++;
+          await (await runInstance(`bench-r${n}`, `/r${n}`))();
+        }
+      };
+      await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, worker));
     };
-    await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, worker));
+    const engineStages = enginePort === undefined ? [] : [1000, MEMORY_ROUTES];
+    for (const [stage, upTo] of engineStages.entries()) {
+      const peak = { kib: 0 };
+      const sampler = setInterval(() => {
+        try {
+          peak.kib = Math.max(peak.kib, haproxyRss().kib);
+        } catch {
+          // between two workers
+        }
+      }, 200);
+      const t0 = performance.now();
+      await registerUpTo(upTo);
+      const registeredAt = performance.now();
+      // haproxy serves them all itself: as many app backends as services with an instance here.
+      const apps = upTo + 1 + 2 * PROPAGATION_RUNS + stage * UNDER_LOAD_RUNS;
+      let engine = await engineRoutes();
+      await waitFor(`the haproxy engine to serve ${fmt(apps)} apps itself`, async () => (engine = await engineRoutes()).appBackends >= apps, 180_000, 500);
+      const servedAt = performance.now();
+      clearInterval(sampler);
+      await sleep(2000);
+      const hp = haproxyRss();
+      const reloadsBefore = engine.reloads;
+      console.log(`haproxy engine (restarts so far ${engine.restarts}) with ${fmt(upTo)} more routes (/r0../r${upTo - 1}, registered in ${fmt((registeredAt - t0) / 1000, 1)} s; haproxy served them all itself ${fmt((servedAt - registeredAt) / 1000, 1)} s later):`);
+      console.log(
+        `  haproxy RSS ${fmt(hp.kib / 1024, 1)} MiB in ${hp.processes} processes (master and workers; peak ${fmt(Math.max(peak.kib, hp.kib) / 1024, 1)} MiB while they came),` +
+          ` berth's engine process ${fmt(rssOf(enginePid) / 1024, 1)} MiB; ${engine.reloads} reloads so far, ${fmt(engine.backends)} backends of which ${fmt(engine.spares)} spare`,
+      );
+      // Route changes under load: wrk on /bench through the engine while new services start.
+      const load = runLoad(loadTool, enginePort, UNDER_LOAD_S, UNDER_LOAD_CONNECTIONS, 1);
+      await sleep(2000);
+      // The same new services through the one-process Node proxy too (it holds the same routes),
+      // polled in turn: what berth's route sync costs at this size, beside what the engine adds.
+      const delays = { engine: [], node: [] };
+      let failures = 0;
+      let resets = 0;
+      for (let n = 0; n < UNDER_LOAD_RUNS; n++) {
+        const path = `/u${upTo}x${n}`;
+        const markRunning = await runInstance(`bench-u${upTo}x${n}`, path);
+        await markRunning();
+        const start = performance.now();
+        const pending = new Map([['engine', enginePort], ['node', proxyPort]]);
+        while (pending.size > 0 && performance.now() - start < 10_000) {
+          for (const [name, port] of [...pending]) {
+            // An idle keep-alive connection to an old worker is closed when it stops after a reload (counted).
+            const status = await get(port, path).then((r) => r.status, () => (resets++, 0));
+            if (status === 200) {
+              delays[name].push(performance.now() - start);
+              pending.delete(name);
+            }
+          }
+          await sleep(1);
+        }
+        failures += pending.size;
+        await sleep(200);
+      }
+      const loaded = await load;
+      const summary = (list) => {
+        list.sort((a, b) => a - b);
+        const rank = (p) => list[Math.max(0, Math.ceil(p * list.length) - 1)];
+        return list.length === 0 ? 'none routed' : `p50 ${fmt(rank(0.5), 1)} ms, p99 ${fmt(rank(0.99), 1)} ms, max ${fmt(list.at(-1), 1)} ms`;
+      };
+      const after = await engineRoutes();
+      console.log(
+        `  route changes under load (${UNDER_LOAD_RUNS} new services, markRunning returned -> first 200, while ${loadTool === 'wrk' ? `wrk -t1 -c${UNDER_LOAD_CONNECTIONS}` : 'autocannon'} loads /bench through the engine):` +
+          ` through the engine ${summary(delays.engine)}; through the one-process Node proxy ${summary(delays.node)}` +
+          (failures > 0 ? `; ${failures} not routed within 10 s` : '') +
+          `; reloads meanwhile ${after.reloads - reloadsBefore}, restarts so far ${after.restarts}${resets > 0 ? `, ${resets} polls on a connection closed under them` : ''}`,
+      );
+      console.log(`  the load meanwhile: ${fmt(loaded.rps)} requests/s, p99 ${fmt(loaded.p99, 2)} ms, ${fmt(loaded.non2xx)} not 2xx, ${fmt(loaded.errors)} errors`);
+      if (upTo === 1000) console.log(`  (the one-process Node proxy with the same 1,000 routes: RSS ${fmt(rssKiB() / 1024, 1)} MiB, ${fmt(rssBefore / 1024, 1)} MiB before them)`);
+    }
+    await registerUpTo(MEMORY_ROUTES);
     const registered = performance.now();
+    const expectedRoutes = routesBefore + MEMORY_ROUTES + (enginePort === undefined ? 0 : engineStages.length * UNDER_LOAD_RUNS);
     let routesAfter = routesBefore;
     await waitFor(
-      `the proxy to hold ${fmt(routesBefore + MEMORY_ROUTES)} routes`,
-      async () => (routesAfter = (await proxyHealth()).routes) >= routesBefore + MEMORY_ROUTES,
+      `the proxy to hold ${fmt(expectedRoutes)} routes`,
+      async () => (routesAfter = (await proxyHealth()).routes) >= expectedRoutes,
       90_000,
       100,
     );
@@ -280,12 +384,12 @@ async function measure() {
     const rssAfter = rssKiB();
     console.log(`proxy memory (VmRSS of the one-process proxy, pid ${proxyPid}; each worker holds as much) with ${fmt(MEMORY_ROUTES)} more running instances of as many services (/r0../r${MEMORY_ROUTES - 1}):`);
     console.log(
-      `  registered+claimed+running in ${fmt((registered - registerStart) / 1000, 1)} s; the proxy held them all ${fmt((routed - registered) / 1000, 1)} s later` +
+      `  registered+claimed+running in ${fmt((registered - registerStart) / 1000, 1)} s${enginePort === undefined ? '' : ' (with the engine measures above between)'}; the proxy held them all ${fmt((routed - registered) / 1000, 1)} s later` +
         ` (routes ${fmt(routesBefore)} -> ${fmt(routesAfter)}, checked with /r${MEMORY_ROUTES - 1})`,
     );
     console.log(
       `  RSS before ${fmt(rssBefore / 1024, 1)} MiB, after ${fmt(rssAfter / 1024, 1)} MiB: +${fmt((rssAfter - rssBefore) / 1024, 1)} MiB` +
-        ` = ${fmt(((rssAfter - rssBefore) * 1024) / MEMORY_ROUTES)} bytes per route (route table, sync and CPU-sampler state; uncollected garbage included)`,
+        ` = ${fmt(((rssAfter - rssBefore) * 1024) / (routesAfter - routesBefore))} bytes per route (route table, sync and CPU-sampler state; uncollected garbage included)`,
     );
   } finally {
     agent.destroy();
@@ -294,11 +398,11 @@ async function measure() {
 }
 
 /** One load run against 127.0.0.1:<port>/bench: requests/s, p50 and p99 (ms), and what failed. */
-async function runLoad(tool, port, seconds, connections) {
+async function runLoad(tool, port, seconds, connections, threads = 2) {
   const url = `http://127.0.0.1:${port}/bench`;
   const run = promisify(execFile);
   if (tool === 'wrk') {
-    const { stdout } = await run('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', url], { timeout: (seconds + 30) * 1000 });
+    const { stdout } = await run('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', url], { timeout: (seconds + 30) * 1000 });
     const ms = (re) => {
       const m = re.exec(stdout);
       if (m === null) throw new Error(`cannot read ${re} from wrk's output:\n${stdout}`);

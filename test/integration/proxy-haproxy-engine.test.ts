@@ -103,6 +103,59 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     await redis?.stop();
   });
 
+  // First: the spares counted are those of the first load (apps of later cases would hold some).
+  it('serves new apps from spare backends without a reload, and reloads once when the spares are gone', async () => {
+    const engine = async () => ((await (await fetch(`${proxy.url}/_berth/routes`)).json()) as { engine: { reloads: number; spares: number; appBackends: number } }).engine;
+    const servedByHaproxy = async (app: string) => /^berth_haproxy_requests_total\{app="(.*?)",code="2xx"\} [1-9]/m.test((await proxy.haproxy!.metricsText()).split('\n').filter((l) => l.includes(`app="${app}",code="2xx"`)).join('\n'));
+    const start = await engine();
+    const reloads = proxy.haproxy!.process.reloads;
+    // As many new apps as there are spares: each served by haproxy itself, no reload.
+    for (let i = 0; i < start.spares; i++) {
+      await server(`spare${i}`, `/spare${i}`);
+      await waitFor(async () => (await status(`/spare${i}`)) === 200 && (await servedByHaproxy(`spare${i}`)), { what: `haproxy serving /spare${i}` });
+    }
+    expect(proxy.haproxy!.process.reloads).toBe(reloads);
+    expect((await engine()).spares).toBe(0);
+    // One more: no spare left, a reload, which declares spares again.
+    await server('onemore', '/onemore');
+    await waitFor(async () => (await status('/onemore')) === 200 && (await servedByHaproxy('onemore')), { what: 'haproxy serving /onemore' });
+    expect(proxy.haproxy!.process.reloads).toBe(reloads + 1);
+    const after = await engine();
+    expect(after.spares).toBeGreaterThan(0);
+    expect(after.appBackends).toBeGreaterThanOrEqual(start.spares + 1);
+  });
+
+  it("never lets a shorter prefix catch a deeper one's paths while that app has no instance here", async () => {
+    await createRoutedApp(registry.daemon.apps, 'outer', '/outer');
+    // Paths are owned now (no app's path inside another's): a nested one is a table from before that.
+    const r = redis.client();
+    const k = registry.daemon.apps.keys;
+    const saved = await r.hgetall(k.appPaths);
+    await r.del(k.appPaths, k.appPathList);
+    try {
+      await createRoutedApp(registry.daemon.apps, 'inner', '/outer/inner');
+    } finally {
+      await r.del(k.appPaths, k.appPathList);
+      await r.hset(k.appPaths, saved);
+      r.disconnect();
+    }
+    await server('outer', '/outer');
+    const name = async (path: string) => {
+      const res = await fetch(`${proxy.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      return res.status === 200 ? (JSON.parse(text) as { name: string }).name : `status ${res.status}`;
+    };
+    // haproxy itself serving /outer (not berth's Node listener, as while a reload is pending).
+    const servedByHaproxy = async () => Number(/^berth_haproxy_requests_total\{app="outer",code="2xx"\} (\d+)$/m.exec(await proxy.haproxy!.metricsText())?.[1] ?? 0);
+    await waitFor(async () => {
+      const before = await servedByHaproxy();
+      return (await name('/outer/x')) === 'outer' && (await servedByHaproxy()) > before;
+    }, { what: 'haproxy serving /outer itself' });
+    // The inner app has no instance anywhere: 503 from the Node listener, as the Node engine answers.
+    expect(await name('/outer/inner/x')).toBe('status 503');
+    expect(await name('/outer/inner')).toBe('status 503');
+  });
+
   it('applies each of 100 route changes through the Runtime API, without a reload', async () => {
     const reloads = proxy.haproxy!.process.reloads;
     const served: number[] = [];
@@ -150,7 +203,8 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
       const res = await request(`${proxy.url}${path}`, host);
       return res.status === 200 ? (JSON.parse(res.body) as { name: string }).name : `status ${res.status}`;
     };
-    await waitFor(async () => (await nameVia('shop.example.test', '/other')) === 'shop', { what: 'the domain routed by host' });
+    // Two domains, two route changes: both applied before the checks.
+    await waitFor(async () => (await nameVia('shop.example.test', '/other')) === 'shop' && (await nameVia('a.wild.example.test', '/other')) === 'shop', { what: 'the domains routed by host' });
     expect(await nameVia('SHOP.example.test.:8080', '/other/x')).toBe('shop');
     expect(await nameVia('a.wild.example.test', '/other')).toBe('shop');
     expect(await nameVia('a.b.wild.example.test', '/other')).toBe('other');
@@ -194,10 +248,11 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     const reloads = proxy.haproxy!.process.reloads;
     const traffic = load('/roll', 4, { withPosts: true });
     await waitFor(() => traffic.done() > 100, { what: 'traffic' });
-    // Each new app is a backend haproxy has not seen: a reload each (the Runtime API cannot add one).
+    // A new app that strips its prefix takes no spare backend (its rewrite is in its backend's
+    // config): a reload each, as the Runtime API cannot add a backend.
     for (let i = 0; i < 3; i++) {
       const app = `fresh${i}`;
-      await createRoutedApp(registry.daemon.apps, app, `/${app}`);
+      await createRoutedApp(registry.daemon.apps, app, `/${app}`, true);
       await server(app, `/${app}`);
       await waitFor(() => proxy.haproxy!.process.reloads > reloads + i, { what: `the reload for ${app}` });
       const before = traffic.done();

@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxyDaemon } from '../../proxy/proxy-daemon.js';
-import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
+import { createRoutedApp, runInstance, startAppServer, startTestProxy, testProxyEngine } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -265,10 +265,18 @@ describe('an app that cuts requests', () => {
     const s = await server('cutter', '/cutter', 'm1', (req) => req.socket.destroy());
     const reply = await waitFor(async () => {
       const r = await get('/cutter');
-      return r.status !== 404 && s.hits() > 0 ? r : undefined;
+      // On the haproxy engine, until haproxy has the instance, berth's Node listener answers (503 cut).
+      return r.status !== 404 && s.hits() > 0 && (testProxyEngine() === 'node' || r.status !== 503) ? r : undefined;
     }, { what: 'a GET to reach the cutting instance' });
-    expect([reply.status, reply.body]).toEqual([503, expect.stringContaining('no_healthy_instance')]);
-    expect(reply.headers.get('x-berth-unsent')).toBe('cut');
+    if (testProxyEngine() === 'haproxy') {
+      // haproxy resends the cut GET once (its L7 retry) and then answers 502: it cannot tell a
+      // cut from a broken answer in its error page (docs/proxy.md, "The haproxy engine"). This
+      // passed before only while a new app's requests went to berth's Node listener until a reload.
+      expect([reply.status, reply.body]).toEqual([502, expect.stringContaining('upstream_failed')]);
+    } else {
+      expect([reply.status, reply.body]).toEqual([503, expect.stringContaining('no_healthy_instance')]);
+      expect(reply.headers.get('x-berth-unsent')).toBe('cut');
+    }
     const hits = s.hits();
     const post = await fetch(`${proxy.url}/cutter`, { method: 'POST', body: 'x', signal: AbortSignal.timeout(10_000) });
     expect(post.status).toBe(502);
