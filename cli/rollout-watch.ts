@@ -20,7 +20,7 @@ export interface WaitOptions {
  */
 export async function waitForRelease(client: BerthClient, output: Output, name: string, version: number, options: WaitOptions): Promise<AppDetails> {
   const started = Date.now();
-  const build = await BuildLines.from(client, name);
+  const build = await BuildLines.from(client, name, version);
   for (;;) {
     await build.print(output);
     const app = await client.getApp(name);
@@ -60,8 +60,8 @@ const BUILD_LOOKBACK_LINES = 500;
 
 /**
  * The build's output (log lines of stream "build": npm's, and the hoster's "----->" lines),
- * printed on stderr as it arrives while a release rolls out: only lines newer than the
- * moment the wait began, each once.
+ * printed on stderr as it arrives while a release rolls out: only lines since the
+ * release was made, each once.
  */
 class BuildLines {
   private constructor(
@@ -70,7 +70,14 @@ class BuildLines {
     private after: string,
   ) {}
 
-  static async from(client: BerthClient, name: string): Promise<BuildLines> {
+  /**
+   * From the release's making on (its createdAt and the log's stream ids are both Redis's
+   * clock): a hoster may have written the build's first lines before this wait began. Without
+   * the release, from the last line there is.
+   */
+  static async from(client: BerthClient, name: string, version: number): Promise<BuildLines> {
+    const release = (await client.listReleases(name).catch(() => [] as Release[])).find((r) => r.version === version);
+    if (release !== undefined) return new BuildLines(client, name, `${release.createdAt - 1}-${Number.MAX_SAFE_INTEGER}`);
     const [last] = await client.logs(name, 1).catch(() => []);
     return new BuildLines(client, name, last?.id ?? '0-0');
   }
