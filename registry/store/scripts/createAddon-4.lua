@@ -24,16 +24,11 @@
 ]]
 local rcall = redis.call
 --- @include "redisNow"
+--- @include "freeAddonPort"
 if rcall('EXISTS', KEYS[1]) == 1 then
   return -21
 end
-local port = nil
-for p = tonumber(ARGV[6]), tonumber(ARGV[7]) do
-  if rcall('HEXISTS', KEYS[4], tostring(p)) == 0 then
-    port = p
-    break
-  end
-end
+local port = freeAddonPort(KEYS[4], ARGV[6], ARGV[7])
 if port == nil then
   return -22
 end

@@ -32,6 +32,7 @@
 ]]
 local rcall = redis.call
 --- @include "redisNow"
+--- @include "freeAddonPort"
 local id, machine, kind, port = unpack(rcall('HMGET', KEYS[1], 'id', 'machine', 'addonKind', 'port'))
 if not id then
   return -23
@@ -43,13 +44,7 @@ local heartbeatAt = rcall('HGET', KEYS[7], 'heartbeatAt')
 if not heartbeatAt or redisNow() - tonumber(heartbeatAt) > tonumber(ARGV[9]) then
   return -29
 end
-local newPort = nil
-for p = tonumber(ARGV[7]), tonumber(ARGV[8]) do
-  if rcall('HEXISTS', KEYS[6], tostring(p)) == 0 then
-    newPort = p
-    break
-  end
-end
+local newPort = freeAddonPort(KEYS[6], ARGV[7], ARGV[8])
 if newPort == nil then
   return -22
 end
