@@ -3,7 +3,7 @@ import { reservedPathProblem } from '../../common/names.js';
 import type { RedisClient } from '../../common/redis-connection.js';
 import { appFromHash, releaseFromJson, type App, type AutoscalePolicy, type HealthCheck, type Release } from './app.js';
 import type { Attributes } from './instance.js';
-import { DEFAULT_KEY_PREFIX, registryKeys, type RegistryKeys } from './keys.js';
+import { DEFAULT_KEY_PREFIX, KEY_NAME_SLOT, registryKeys, type RegistryKeys } from './keys.js';
 import { addonKeys } from './addon-keys.js';
 import { defineScripts, redisCall } from './lua-scripts.js';
 import { DEFAULT_EVENTS_MAX_LENGTH } from './registry-store.js';
@@ -218,7 +218,7 @@ export class AppStore {
           appDomains: k.appDomains(name),
           appAddons: addons.appAddons(name),
         },
-        args: { app: name, eventsMaxLength: this.maxLen, addonPrefix: addons.addon('') },
+        args: { app: name, eventsMaxLength: this.maxLen, addonFormat: addons.addon(KEY_NAME_SLOT) },
       }),
     );
     if (out === SCRIPT_FAILURE.appNotFound) return true;

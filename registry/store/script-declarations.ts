@@ -176,7 +176,7 @@ export const markAppDeleting = defineScript<number>()({
 export const removeApp = defineScript<number>()({
   name: 'removeApp',
   keys: ['app', 'apps', 'appPaths', 'appReleases', 'appReleaseSequence', 'appLogs', 'events', 'scalerMemory', 'appPathList', 'serviceInstances', 'domains', 'appDomains', 'appAddons'],
-  args: ['app', 'eventsMaxLength', 'addonPrefix'],
+  args: ['app', 'eventsMaxLength', 'addonFormat'],
   answers: [SCRIPT_FAILURE.appNotFound],
 });
 

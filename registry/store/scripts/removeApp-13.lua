@@ -21,7 +21,7 @@
 
     ARGV[1] app name
     ARGV[2] event stream max length (approximate)
-    ARGV[3] the add-ons' key prefix (ARGV[3] .. name is an add-on's hash, under the same hash tag)
+    ARGV[3] key format of an add-on's hash (keys.ts, filled by keyFormat)
 
   Output:
     1
@@ -30,6 +30,7 @@
 ]]
 local rcall = redis.call
 --- @include "appendEvent"
+--- @include "keyFormat"
 local cur = rcall('HMGET', KEYS[1], 'name', 'state', 'path')
 if not cur[1] then
   return -12
@@ -47,8 +48,9 @@ for _, domain in ipairs(rcall('SMEMBERS', KEYS[12])) do
     rcall('HDEL', KEYS[11], domain)
   end
 end
+local addonKey = keyFormat(ARGV[3])
 for _, addon in ipairs(rcall('HVALS', KEYS[13])) do
-  rcall('HDEL', ARGV[3] .. addon, 'attach:' .. ARGV[1])
+  rcall('HDEL', addonKey(addon), 'attach:' .. ARGV[1])
 end
 rcall('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[12], KEYS[13])
 rcall('SREM', KEYS[2], ARGV[1])
