@@ -140,7 +140,8 @@ describe('balancing and failures', () => {
     await app('spread', '/spread');
     const a = await server('spread', '/spread');
     const b = await server('spread', '/spread');
-    await waitFor(async () => (await get('/spread')).status === 200, { what: 'route' });
+    // Both routed (the haproxy engine may add the second server in a later change than the first).
+    await waitFor(async () => (await get('/spread')).status === 200 && a.hits() > 0 && b.hits() > 0, { what: 'both instances routed' });
     const before = a.hits() + b.hits();
     await Promise.all(Array.from({ length: 200 }, () => get('/spread')));
     expect(a.hits() + b.hits() - before).toBe(200);
