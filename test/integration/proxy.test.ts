@@ -152,7 +152,8 @@ describe('balancing and failures', () => {
     await app('kill', '/kill');
     const a = await server('kill', '/kill');
     const b = await server('kill', '/kill');
-    await waitFor(async () => (await get('/kill')).status === 200, { what: 'route' });
+    // Both routed before one goes: a route table without the second yet would have no other to retry on.
+    await waitFor(async () => (await get('/kill')).status === 200 && a.hits() > 0 && b.hits() > 0, { what: 'both instances routed' });
     let failures = 0;
     let done = 0;
     const load = (async () => {
@@ -168,8 +169,14 @@ describe('balancing and failures', () => {
     // Only a request in flight at the very moment of the kill may fail; none after it.
     expect(failures).toBeLessThanOrEqual(1);
     expect(b.hits()).toBeGreaterThan(0);
-    const routes = JSON.parse((await get('/_berth/routes')).body) as { routes: { prefix: string; local: { setAside: unknown }[] }[] };
-    expect(routes.routes.find((r) => r.prefix === '/kill')!.local.some((u) => u.setAside !== null)).toBe(true);
+    // The dead one is set aside (for 500 ms at first, then longer at each refusal: on a slow
+    // machine the last window may have lapsed by now, and the next request that tries it sets it
+    // aside again).
+    await waitFor(async () => {
+      expect((await get('/kill')).status).toBe(200);
+      const routes = JSON.parse((await get('/_berth/routes')).body) as { routes: { prefix: string; local: { setAside: unknown }[] }[] };
+      return routes.routes.find((r) => r.prefix === '/kill')!.local.some((u) => u.setAside !== null);
+    }, { deadlineMs: 5000, what: 'the killed instance set aside' });
   });
 
   it('follows route changes within moments: a new instance serves, a retired one no longer does', async () => {
