@@ -135,10 +135,11 @@ export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendSt
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS',
     // A draining proxy says so on every answer (the Node engine's DRAINING_HEADER), and closes
     // the connection after it; an app's own X-Berth-Draining is dropped (it is hop-by-hop).
-    `  acl draining str(${DRAINING_KEY}),map_str(${s.stateFile}) -m found`,
-    '  http-after-response del-header x-berth-draining unless draining',
-    '  http-after-response set-header x-berth-draining 1 if draining',
-    '  http-after-response set-header connection close if draining',
+    // One map lookup per answer, kept in a variable: an ACL would be looked up again in each rule.
+    '  http-after-response del-header x-berth-draining',
+    `  http-after-response set-var(txn.draining) str(${DRAINING_KEY}),map_str(${s.stateFile})`,
+    '  http-after-response set-header x-berth-draining 1 if { var(txn.draining) -m found }',
+    '  http-after-response set-header connection close if { var(txn.draining) -m found }',
   );
   // Judged once (HAProxy evaluates an ACL again in every rule that names it); then the lookups,
   // each skipped as soon as one matched.
