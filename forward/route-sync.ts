@@ -119,8 +119,7 @@ export class RouteSync {
     const appList = await apps.list();
     const appNames = new Set(appList.map((a) => a.name));
     for (const app of appList) settings.push({ name: app.name, path: app.path, stripPrefix: app.stripPrefix });
-    for (const service of await store.listServices()) {
-      const instances = await store.instancesOf(service);
+    for (const [service, instances] of await store.instancesOfEach(await store.listServices())) {
       // Services registered through the plain registry API are routed on their instances' path.
       if (!appNames.has(service) && instances[0] !== undefined) settings.push({ name: service, path: instances[0].path, stripPrefix: false });
       for (const i of instances) {
@@ -143,7 +142,7 @@ export class RouteSync {
       case 'running': {
         const i = await store.getInstance(e.instance!).catch(() => undefined);
         if (i !== undefined && routable(i)) {
-          if (!this.knowsApp(i.service)) await this.learnApp(i);
+          if (!this.o.table.hasApp(i.service)) await this.learnApp(i);
           table.addInstance(toRunning(i));
         } else if (i !== undefined && this.isUnroutedHere(i)) {
           this.unrouted.set(i.id, toUnrouted(i));
@@ -197,11 +196,6 @@ export class RouteSync {
   private forgetUnrouted(id: string, epoch: number | undefined): void {
     const known = this.unrouted.get(id);
     if (known !== undefined && (epoch === undefined || known.epoch <= epoch)) this.unrouted.delete(id);
-  }
-
-  private knowsApp(name: string): boolean {
-    for (const r of this.o.table.routes()) if (r.app === name) return true;
-    return false;
   }
 
   private async learnApp(i: Instance): Promise<void> {

@@ -112,6 +112,11 @@ export class RouteTable {
     return this.byPrefix.size;
   }
 
+  /** Whether the table has the app's settings (a route), with or without instances. */
+  hasApp(name: string): boolean {
+    return this.byApp.has(name);
+  }
+
   routes(): IterableIterator<Route> {
     return this.byPrefix.values();
   }

@@ -126,6 +126,9 @@ export interface Machine {
   joinedAt: number;
 }
 
+/** Services per pipeline of instancesOfEach: replies of a few MB at most, and other clients' commands go between them. */
+const INSTANCES_OF_EACH_CHUNK = 1000;
+
 const SCRIPTS = [
   scripts.registerInstance,
   scripts.registerMissing,
@@ -255,6 +258,31 @@ export class RegistryStore {
   async instancesOf(service: string): Promise<Instance[]> {
     const ids = await this.call(() => this.redis.zrange(this.keys.serviceInstances(service), 0, -1));
     return ids.length === 0 ? [] : this.instancesById(ids);
+  }
+
+  /**
+   * Every instance of each of `services`, oldest first, in two pipelined round trips per
+   * thousand services (a route table's full load: one `instancesOf` after another took 20,000
+   * round trips with 10,000 apps, seconds during which no event was applied).
+   */
+  async instancesOfEach(services: readonly string[]): Promise<Map<string, Instance[]>> {
+    const out = new Map<string, Instance[]>();
+    for (let from = 0; from < services.length; from += INSTANCES_OF_EACH_CHUNK) {
+      const chunk = services.slice(from, from + INSTANCES_OF_EACH_CHUNK);
+      const idRows = await this.call(() => {
+        const pipeline = this.redis.pipeline();
+        for (const service of chunk) pipeline.zrange(this.keys.serviceInstances(service), 0, -1);
+        return pipeline.exec();
+      });
+      const ids: string[][] = (idRows ?? []).map(([err, list]) => {
+        if (err) throw this.wrap(err);
+        return list as string[];
+      });
+      const instances = await this.instancesById(ids.flat());
+      const byId = new Map(instances.map((i) => [i.id, i]));
+      chunk.forEach((service, n) => out.set(service, ids[n]!.flatMap((id) => byId.get(id) ?? [])));
+    }
+    return out;
   }
 
   /** The keys of every script that may remove an instance (the removeInstance include touches them all). */

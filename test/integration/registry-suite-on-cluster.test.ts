@@ -5,3 +5,4 @@ process.env.BERTH_TEST_REDIS = 'cluster';
 await import('./claim-leases.test.js');
 await import('./reconciler-leadership.test.js');
 await import('./registry-api.test.js');
+await import('./registry-store-reads.test.js');
