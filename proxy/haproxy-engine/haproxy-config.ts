@@ -89,8 +89,11 @@ export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendSt
     `  maxconn ${maxConnectionsFor(s, servers)}`,
     // After a reload the old worker finishes its requests within berth's grace, then stops.
     `  hard-stop-after ${s.graceMs}ms`,
-    // Room for a head of maxHeaderBytes (431 beyond it, below), with the buffer's reserve.
-    `  tune.bufsize ${Math.max(16384, 2 * s.maxHeaderBytes)}`,
+    // Room for a head of maxHeaderBytes (431 beyond it, below) and no more: an L7 retry copies the
+    // whole buffer for every request (docs/benchmarks.md), so each KB here is paid per request.
+    `  tune.bufsize ${bufferSizeFor(s.maxHeaderBytes)}`,
+    `  tune.maxrewrite ${MAX_REWRITE}`,
+    `  tune.http.maxhdr ${MAX_HEADERS}`,
     '',
     'defaults',
     '  mode http',
@@ -177,9 +180,24 @@ export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendSt
     if (b.stripPrefix && b.prefix !== '/') {
       add(`  http-request set-header x-forwarded-prefix ${b.prefix}`, `  http-request set-path %[path,regsub(^${regexOf(b.prefix)}/?,/)]`);
     }
-    for (const server of b.servers.values()) add(`  ${serverLine(server)}`);
+    for (const server of b.servers.values()) add(`  ${serverLine(server, servers)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The buffer's reserve for what berth's rules add to a request (X-Forwarded-*: a few hundred bytes). */
+const MAX_REWRITE = 1024;
+/** haproxy's default, set so that the head room below holds: a request with more headers gets 400. */
+const MAX_HEADERS = 101;
+
+/**
+ * A buffer that holds a head of maxHeaderBytes: the rewrite reserve, and haproxy's internal form
+ * (HTX), which takes up to about 4 bytes more a header than the raw head (`MAX_HEADERS`), with
+ * some slack. A head between maxHeaderBytes and this gets berth's 431; a larger one does not fit,
+ * and haproxy answers its own 400 (the Node engine answers 431 to any size; docs/proxy.md).
+ */
+export function bufferSizeFor(maxHeaderBytes: number): number {
+  return Math.max(16384, maxHeaderBytes + MAX_REWRITE + 1024);
 }
 
 /** Descriptors left to haproxy beside its connections' and servers' (listeners, sockets, pollers: 28 seen with 10,000 servers). */
@@ -205,15 +223,25 @@ export function renderMap(entries: Map<string, string>): string {
   return [...entries].map(([prefix, backend]) => `${prefix} ${backend}\n`).join('');
 }
 
-export function serverLine(server: ServerState): string {
-  return `server ${server.name} ${addressOf(server)} ${SERVER_HEALTH}`;
+export function serverLine(server: ServerState, servers: number): string {
+  return `server ${server.name} ${addressOf(server)} ${serverHealth(servers)}`;
 }
+
+/** Connection checks a second, at most, of the servers that are up (those down are checked every 500 ms). */
+const UP_CHECKS_PER_SECOND = 100;
 
 /**
  * An instance that refuses a connection is set aside at once (observe layer4, the Node engine's
- * rule) and taken back when a connection check passes again (every 500 ms while down).
+ * rule: a request meanwhile goes to another instance) and taken back when a connection check
+ * passes again (every 500 ms while down). While up, a check only finds what the next request
+ * would: every 2 s, or less often with many servers (`servers` on this machine), so that checks
+ * stay within UP_CHECKS_PER_SECOND (10,000 servers every 2 s took 15 % of a CPU idle, and set
+ * servers aside under load when the checks timed out; docs/benchmarks.md).
  */
-export const SERVER_HEALTH = 'check inter 2s downinter 500ms rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down';
+export function serverHealth(servers: number): string {
+  const interMs = Math.max(2000, Math.ceil((servers * 1000) / UP_CHECKS_PER_SECOND));
+  return `check inter ${interMs}ms downinter 500ms rise 1 fall 1 observe layer4 error-limit 1 on-error mark-down`;
+}
 
 export function addressOf(server: ServerState): string {
   return server.host.includes(':') ? `ipv6@${server.host}:${server.port}` : `${server.host}:${server.port}`;

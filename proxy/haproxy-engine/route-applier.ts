@@ -2,7 +2,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable } from '../../forward/index.js';
-import { addressOf, SERVER_HEALTH, backendName, hostKeys, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, spareName, NODE_BACKEND, type BackendState, type HaproxySettings, type ServerState } from './haproxy-config.js';
+import { addressOf, serverHealth, backendName, hostKeys, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, spareName, NODE_BACKEND, type BackendState, type HaproxySettings, type ServerState } from './haproxy-config.js';
 import type { HaproxyProcess } from './haproxy-process.js';
 import { inFlightByServer, readStats } from './haproxy-stats.js';
 import { runtimeBatch, runtimeChange } from './runtime-api.js';
@@ -14,6 +14,9 @@ const LATENCIES_KEPT = 1024;
 /** Spare backends a (re)load declares: at least this many, and a quarter as many as the apps it has (each costs haproxy about 12 KB). */
 const MIN_SPARES = 32;
 const SPARE_SHARE = 0.25;
+/** A failed change is tried again after this, doubled each time it fails again, up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 200;
+const RETRY_MAX_MS = 10_000;
 
 export interface RouteApplierOptions {
   table: RouteTable;
@@ -62,6 +65,8 @@ export class RouteApplier {
   private pendingSince: number | undefined;
   /** Set when a runtime change failed: HAProxy's state is not known, so the next change reloads it whole. */
   private reloadNext = false;
+  /** Changes that failed in a row (the retry's backoff). */
+  private failures = 0;
   private readonly latencies: number[] = [];
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
@@ -84,11 +89,10 @@ export class RouteApplier {
       this.pendingSince = undefined;
       try {
         await this.reconcile();
+        this.failures = 0;
         if (since !== undefined) this.record(performance.now() - since);
       } catch (err) {
-        this.reloadNext = true;
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'haproxy: a route change failed: trying again with a reload');
-        setTimeout(() => this.changed(), 200).unref();
+        this.retryLater(err);
       }
     });
   }
@@ -211,6 +215,8 @@ export class RouteApplier {
     const api = (command: string, ok?: RegExp) => changes.push({ command, ok });
     // New servers first, then the map that sends requests to them.
     const served = new Map<string, string>();
+    let servers = 0;
+    for (const a of desired.apps.values()) servers += a.servers.size;
     for (const a of desired.apps.values()) {
       const b = this.backendFor(a);
       if (b === undefined) {
@@ -222,7 +228,7 @@ export class RouteApplier {
       for (const s of a.servers.values()) {
         const key = `${b.name}/${s.name}`;
         if (!b.servers.has(s.name)) {
-          api(`add server ${key} ${addressOf(s)} ${SERVER_HEALTH}`, /^New server registered\.$/);
+          api(`add server ${key} ${addressOf(s)} ${serverHealth(servers)}`, /^New server registered\.$/);
           // Ready first, then checked: leaving maintenance with checks on would wait for a first check.
           api(`enable server ${key}`);
           api(`enable health ${key}`);
@@ -306,20 +312,30 @@ export class RouteApplier {
       }
     }
     // An emptied backend of an app with no instance here goes back to the spares (reconcile does it).
-    if (emptied)
-      this.enqueue(() =>
-        this.reconcile().catch((err: unknown) => {
-          this.reloadNext = true;
-          setTimeout(() => this.changed(), 200).unref();
-          throw err;
-        }),
-      );
+    if (emptied) this.enqueue(() => this.reconcile().catch((err: unknown) => this.retryLater(err)));
+  }
+
+  /**
+   * A change failed: HAProxy's state is not known, so the next try reloads it whole, after 200 ms,
+   * then twice as long each time it fails again (up to 10 s): a reload that cannot succeed (a
+   * config haproxy refuses, no memory for a new worker) is not tried five times a second.
+   */
+  private retryLater(err: unknown): void {
+    this.reloadNext = true;
+    const delayMs = retryDelayMs(this.failures++);
+    this.o.logger.warn({ err: err instanceof Error ? err.message : String(err), failures: this.failures, delayMs }, `haproxy: a route change failed: trying again with a reload in ${delayMs} ms`);
+    setTimeout(() => this.changed(), delayMs).unref();
   }
 
   private record(ms: number): void {
     this.latencies.push(ms);
     if (this.latencies.length > LATENCIES_KEPT) this.latencies.shift();
   }
+}
+
+/** How long after its `failures`-th failure in a row (0 the first) a route change is tried again. */
+export function retryDelayMs(failures: number): number {
+  return Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
 }
 
 async function atomicWrite(path: string, text: string): Promise<void> {

@@ -323,8 +323,12 @@ describe('protocol edges', () => {
   });
 
   it('answers 431 to oversized headers and 408 to a client too slow with its headers', async () => {
+    // The limit is 16 KB (BERTH_MAX_HEADER_BYTES): a head within it is served, one just past it is 431.
+    expect((await get('/pay', { 'x-big': 'a'.repeat(16_000) })).status).toBe(200);
+    expect((await get('/pay', { 'x-big': 'a'.repeat(16_400) })).status).toBe(431);
     const big = await get('/pay', { 'x-big': 'a'.repeat(20_000) });
-    expect(big.status).toBe(431);
+    // haproxy's buffer holds a head of the limit and little more (docs/proxy.md): past it, its own 400.
+    expect(big.status).toBe(testProxyEngine() === 'haproxy' ? 400 : 431);
     const slow = await new Promise<string>((resolve) => {
       const s = connect(Number(new URL(proxy.url).port), '127.0.0.1');
       let out = '';
