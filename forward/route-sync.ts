@@ -34,6 +34,21 @@ export interface UnroutedInstance {
   pid: number;
 }
 
+/** What a full load reads: the table's contents, and this machine's unrouted instances. */
+interface Snapshot {
+  settings: AppRouteSettings[];
+  running: RunningInstance[];
+  unrouted: Map<string, UnroutedInstance>;
+  domains: DomainRouteSettings[];
+}
+
+/** A periodic load under way: the changes events made meanwhile (to do again on it), then the snapshot, or that it failed. */
+interface BackgroundLoad {
+  redo: Array<() => void>;
+  snapshot?: Snapshot;
+  failed: boolean;
+}
+
 const GONE = new Set(['draining', 'stopping', 'unregistered', 'released', 'expired']);
 
 /**
@@ -48,6 +63,7 @@ export class RouteSync {
   private readonly stopSignal = new StopSignal();
   private loop: Promise<void> | undefined;
   private lastFull = 0;
+  private background: BackgroundLoad | undefined;
   /** Set once the first full load succeeded. */
   ready = false;
 
@@ -78,15 +94,22 @@ export class RouteSync {
       try {
         // A fresh or reconnecting connection refuses commands until ready: wait for it, briefly.
         if (events.status !== 'ready') await waitForReady(events, 2000);
-        if (position === undefined || Date.now() - this.lastFull > (this.o.resyncIntervalMs ?? 30_000)) {
-          // Take the stream position first: nothing that happens during the load is missed.
+        if (position === undefined) {
+          // At start, after a gap or an outage the table waits for the load. Take the stream
+          // position first: nothing that happens during the load is missed.
+          this.background = undefined;
           const from = await this.stopSignal.race(currentEventId(events, store.keys));
           if (from === STOPPED) return;
           await this.fullLoad();
           position = from;
           if (failing) logger.info('route sync reaches Redis again: table reloaded');
           failing = false;
+        } else if (this.background === undefined && Date.now() - this.lastFull > (this.o.resyncIntervalMs ?? 30_000)) {
+          this.startBackgroundLoad();
         }
+        if (this.background?.failed === true) position = undefined;
+        if (this.background?.snapshot !== undefined) this.installBackgroundLoad();
+        if (position === undefined) continue;
         const batch = await this.stopSignal.race(readEvents(events, store.keys, position, { blockMs: 1000, count: 500 }));
         if (batch === STOPPED) return;
         if (batch.resync) {
@@ -112,6 +135,39 @@ export class RouteSync {
 
   /** Reads every app and running instance; replaces the table in one step. */
   async fullLoad(): Promise<void> {
+    this.install(await this.readSnapshot(), []);
+  }
+
+  /**
+   * The periodic load, read while events go on being applied (with 10,000 apps the read takes a
+   * quarter of a second, more under load: a change that came meanwhile waited for it). What the
+   * events change meanwhile is recorded, and done again on the snapshot when it is installed, in
+   * the same step: what changed before the read began is in the snapshot, what changed after it
+   * is in an event, applied before the install (and so redone on it) or after it.
+   */
+  private startBackgroundLoad(): void {
+    const load: BackgroundLoad = { redo: [], failed: false };
+    this.background = load;
+    this.readSnapshot().then(
+      // Installed by the loop once its event read returns (events, or its 1 s wait).
+      (snapshot) => {
+        load.snapshot = snapshot;
+      },
+      (err: unknown) => {
+        if (this.background !== load) return;
+        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'route sync: the periodic reload failed: reloading the table');
+        load.failed = true;
+      },
+    );
+  }
+
+  private installBackgroundLoad(): void {
+    const load = this.background!;
+    this.background = undefined;
+    this.install(load.snapshot!, load.redo);
+  }
+
+  private async readSnapshot(): Promise<Snapshot> {
     const { store, apps } = this.o;
     const settings: AppRouteSettings[] = [];
     const running: RunningInstance[] = [];
@@ -129,11 +185,23 @@ export class RouteSync {
     }
     const domains: DomainRouteSettings[] = (await this.o.domains.list()).map((d) => ({ domain: d.domain, app: d.app, path: d.path }));
     await this.loadMachines();
-    this.o.table.replaceAll(settings, running, domains);
-    this.unrouted = unrouted;
+    return { settings, running, unrouted, domains };
+  }
+
+  /** Replaces the table with `snapshot`, then does `redo` again on it, in one step (no request sees the table between). */
+  private install(snapshot: Snapshot, redo: Array<() => void>): void {
+    this.o.table.replaceAll(snapshot.settings, snapshot.running, snapshot.domains);
+    this.unrouted = snapshot.unrouted;
+    for (const change of redo) change();
     this.lastFull = Date.now();
     this.ready = true;
     this.o.onChange?.();
+  }
+
+  /** A change of the table (or of the unrouted instances) an event makes: done now, and again on a snapshot being read meanwhile. */
+  private change(fn: () => void): void {
+    fn();
+    this.background?.redo.push(fn);
   }
 
   private async apply(e: RegistryEvent): Promise<void> {
@@ -143,47 +211,68 @@ export class RouteSync {
         const i = await store.getInstance(e.instance!).catch(() => undefined);
         if (i !== undefined && routable(i)) {
           if (!this.o.table.hasApp(i.service)) await this.learnApp(i);
-          table.addInstance(toRunning(i));
+          const running = toRunning(i);
+          this.change(() => table.addInstance(running));
         } else if (i !== undefined && this.isUnroutedHere(i)) {
-          this.unrouted.set(i.id, toUnrouted(i));
+          const unrouted = toUnrouted(i);
+          this.change(() => this.unrouted.set(unrouted.instance, unrouted));
         }
         return;
       }
       case 'unroutable':
         // Failed its health check while it ran: out at once, back when it runs again.
-        if (e.instance !== undefined && e.epoch !== undefined) table.removeInstance(e.instance, e.epoch);
+        if (e.instance !== undefined && e.epoch !== undefined) {
+          const [id, epoch] = [e.instance, e.epoch];
+          this.change(() => table.removeInstance(id, epoch));
+        }
         return;
       case 'claimed':
         // A new claim: any older epoch of this instance is gone.
         if (e.instance !== undefined && e.epoch !== undefined) {
-          table.removeInstance(e.instance, e.epoch - 1);
-          this.forgetUnrouted(e.instance, e.epoch - 1);
+          const [id, older] = [e.instance, e.epoch - 1];
+          this.change(() => {
+            table.removeInstance(id, older);
+            this.forgetUnrouted(id, older);
+          });
         }
         return;
       case 'app-created':
       case 'app-updated': {
         const app = await apps.get(e.service!).catch(() => undefined);
-        if (app !== undefined) table.setApp({ name: app.name, path: app.path, stripPrefix: app.stripPrefix });
+        if (app !== undefined) {
+          const settings = { name: app.name, path: app.path, stripPrefix: app.stripPrefix };
+          this.change(() => table.setApp(settings));
+        }
         return;
       }
-      case 'app-deleted':
-        table.removeApp(e.service!);
+      case 'app-deleted': {
+        const name = e.service!;
+        this.change(() => table.removeApp(name));
         return;
+      }
       case 'domain-added': {
         const d = await this.o.domains.get(e.domain!).catch(() => undefined);
-        if (d !== undefined) table.setDomain({ domain: d.domain, app: d.app, path: d.path });
+        if (d !== undefined) {
+          const settings = { domain: d.domain, app: d.app, path: d.path };
+          this.change(() => table.setDomain(settings));
+        }
         return;
       }
-      case 'domain-removed':
-        table.removeDomain(e.domain!);
+      case 'domain-removed': {
+        const domain = e.domain!;
+        this.change(() => table.removeDomain(domain));
         return;
+      }
       case 'machine-joined':
         await this.loadMachines();
         return;
       default:
         if (GONE.has(e.kind) && e.instance !== undefined) {
-          table.removeInstance(e.instance, e.epoch);
-          this.forgetUnrouted(e.instance, e.epoch);
+          const [id, epoch] = [e.instance, e.epoch];
+          this.change(() => {
+            table.removeInstance(id, epoch);
+            this.forgetUnrouted(id, epoch);
+          });
         }
     }
   }
@@ -200,7 +289,8 @@ export class RouteSync {
 
   private async learnApp(i: Instance): Promise<void> {
     const app = await this.o.apps.get(i.service).catch(() => undefined);
-    this.o.table.setApp(app ? { name: app.name, path: app.path, stripPrefix: app.stripPrefix } : { name: i.service, path: i.path, stripPrefix: false });
+    const settings = app ? { name: app.name, path: app.path, stripPrefix: app.stripPrefix } : { name: i.service, path: i.path, stripPrefix: false };
+    this.change(() => this.o.table.setApp(settings));
   }
 
   private async loadMachines(): Promise<void> {

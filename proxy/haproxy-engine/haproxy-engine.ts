@@ -14,6 +14,8 @@ import { runtimeChange } from './runtime-api.js';
 type PassedSettings = Pick<HaproxySettings, 'nodePort' | 'trustedProxies' | 'maxConnections' | 'connectTimeoutMs' | 'upstreamTimeoutMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'graceMs'>;
 
 export interface HaproxyEngineOptions extends PassedSettings {
+  /** haproxy's threads (`--workers`); 0: haproxyThreads' default. */
+  workers: number;
   table: RouteTable;
   host: string;
   /** 0 picks a free one. */
@@ -66,7 +68,7 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
     stateFile: join(dir, 'state.map'),
     nodePort: o.nodePort,
     trustedProxies: o.trustedProxies,
-    threads: Math.max(1, availableParallelism()),
+    threads: o.workers > 0 ? o.workers : haproxyThreads(availableParallelism()),
     maxConnections: o.maxConnections,
     fdLimit: hardFdLimit(),
     connectTimeoutMs: o.connectTimeoutMs,
@@ -180,6 +182,15 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * haproxy's threads by default: one per CPU but one, left to the machine's apps. On a 2-CPU
+ * machine one thread served 18 % more requests than two, at a fifth of the p99, and so did
+ * HAProxy alone (the apps, the load and haproxy share those CPUs; docs/benchmarks.md).
+ */
+export function haproxyThreads(cpus: number): number {
+  return Math.max(1, cpus - 1);
 }
 
 /** This process's hard limit of open files, which haproxy inherits (haproxy-config.ts keeps its maxconn within it). */

@@ -1,6 +1,7 @@
-// What the haproxy engine sizes from the machine (the buffer from the head limit, the check interval from the servers, maxconn from the descriptors) and how it backs off a failing change.
+// What the haproxy engine sizes from the machine (its threads, the buffer from the head limit, the check interval from the servers, maxconn from the descriptors) and how it backs off a failing change.
 import { describe, expect, it } from 'vitest';
 import { bufferSizeFor, maxConnectionsFor, serverHealth, type HaproxySettings } from '../../proxy/haproxy-engine/haproxy-config.js';
+import { haproxyThreads } from '../../proxy/haproxy-engine/haproxy-engine.js';
 import { retryDelayMs } from '../../proxy/haproxy-engine/route-applier.js';
 
 const interOf = (servers: number): number => Number(/inter (\d+)ms/.exec(serverHealth(servers))![1]);
@@ -32,5 +33,9 @@ describe('haproxy config sizes', () => {
 
   it('tries a failed route change again after 200 ms, twice as long after each failure more, 10 s at most', () => {
     expect([0, 1, 2, 3, 4, 5, 6, 7, 100].map(retryDelayMs)).toEqual([200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
+  });
+
+  it('runs a thread per CPU but one (left to the apps), one at least', () => {
+    expect([1, 2, 4, 16].map(haproxyThreads)).toEqual([1, 1, 3, 15]);
   });
 });
