@@ -25,6 +25,13 @@ export interface Route {
   remote: Map<string, RoutedInstance[]>;
 }
 
+/** What changed in a table since the last `takeChanges()`: every app (a full load), or these apps, and whether any domain did. */
+export interface TableChanges {
+  all: boolean;
+  apps: Set<string>;
+  domains: boolean;
+}
+
 export interface AppRouteSettings {
   name: string;
   path: string;
@@ -106,7 +113,37 @@ export class RouteTable {
   private readonly byHost = new Map<string, Map<string, Route>>();
   private readonly domainSettings = new Map<string, DomainRouteSettings>();
 
+  /** Kept once trackChanges() was called: what an engine outside Node has not applied yet. */
+  private changes: TableChanges | undefined;
+
   constructor(private readonly machine: string) {}
+
+  /** From now on, note which apps change (takeChanges), so that an engine applies only those. */
+  trackChanges(): void {
+    this.changes ??= { all: true, apps: new Set(), domains: true };
+  }
+
+  /** What changed since the last call (everything, the first time), and starts noting afresh. */
+  takeChanges(): TableChanges {
+    const taken = this.changes ?? { all: true, apps: new Set(), domains: true };
+    if (this.changes !== undefined) this.changes = { all: false, apps: new Set(), domains: false };
+    return taken;
+  }
+
+  /** The app's route while it holds its prefix (an app whose prefix another took is not routed). */
+  routeOf(app: string): Route | undefined {
+    const route = this.byApp.get(app);
+    return route !== undefined && this.byPrefix.get(route.prefix) === route ? route : undefined;
+  }
+
+  /** The route holding exactly this prefix. */
+  routeAt(prefix: string): Route | undefined {
+    return this.byPrefix.get(prefix);
+  }
+
+  private touched(app: string): void {
+    this.changes?.apps.add(app);
+  }
 
   get size(): number {
     return this.byPrefix.size;
@@ -155,6 +192,7 @@ export class RouteTable {
    */
   setDomain(settings: DomainRouteSettings): void {
     this.removeDomain(settings.domain);
+    if (this.changes !== undefined) this.changes.domains = true;
     const table = this;
     const app = settings.app;
     const route: Route = {
@@ -179,6 +217,7 @@ export class RouteTable {
   removeDomain(domain: string): void {
     const known = this.domainSettings.get(domain);
     if (known === undefined) return;
+    if (this.changes !== undefined) this.changes.domains = true;
     this.domainSettings.delete(domain);
     const routes = this.byHost.get(domain);
     routes?.delete(known.path);
@@ -186,6 +225,10 @@ export class RouteTable {
   }
 
   setApp(settings: AppRouteSettings): void {
+    this.touched(settings.name);
+    // An app whose prefix this one takes is no longer routed.
+    const displaced = this.byPrefix.get(settings.path);
+    if (displaced !== undefined && displaced.app !== settings.name) this.touched(displaced.app);
     const existing = this.byApp.get(settings.name);
     if (existing !== undefined && existing.prefix === settings.path) {
       existing.stripPrefix = settings.stripPrefix;
@@ -206,6 +249,7 @@ export class RouteTable {
   }
 
   removeApp(name: string): void {
+    this.touched(name);
     for (const d of [...this.domainSettings.values()]) if (d.app === name) this.removeDomain(d.domain);
     const route = this.byApp.get(name);
     if (route === undefined) return;
@@ -216,6 +260,7 @@ export class RouteTable {
 
   /** Adds a running instance, or replaces an older epoch of it; an older epoch than known is ignored. */
   addInstance(instance: RunningInstance): void {
+    this.touched(instance.service);
     const route = this.byApp.get(instance.service);
     if (route === undefined) {
       this.orphans.set(instance.id, instance);
@@ -245,6 +290,7 @@ export class RouteTable {
     this.orphans.delete(id);
     const app = this.instanceApp.get(id);
     if (app === undefined) return;
+    this.touched(app);
     const route = this.byApp.get(app);
     if (route === undefined) return;
     const known = this.find(route, id);
@@ -274,6 +320,7 @@ export class RouteTable {
     for (const route of this.byApp.values()) {
       route.local = route.local.map((u) => previous.get(`${u.id}:${u.epoch}`) ?? u);
     }
+    if (this.changes !== undefined) this.changes = { all: true, apps: new Set(), domains: true };
   }
 
   private find(route: Route, id: string): RoutedInstance | undefined {

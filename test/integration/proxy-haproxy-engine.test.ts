@@ -156,6 +156,27 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     expect(await name('/outer/inner')).toBe('status 503');
   });
 
+  it("takes a deleted app's prefix out at once and gives its backend back to the spares, for the next new app, without a reload", async () => {
+    // Before the cases whose instances come and go: no other backend goes back to the spares meanwhile.
+    const engine = async () => ((await (await fetch(`${proxy.url}/_berth/routes`)).json()) as { engine: { spares: number; prefixes: number } }).engine;
+    await createRoutedApp(registry.daemon.apps, 'leaving', '/leaving');
+    const leaving = await server('leaving', '/leaving');
+    await waitFor(async () => (await status('/leaving/x')) === 200, { what: 'leaving served' });
+    const reloads = proxy.haproxy!.process.reloads;
+    const { spares, prefixes } = await engine();
+    await registry.daemon.apps.markDeleting('leaving');
+    await registry.daemon.store.unregister('leaving', leaving.id);
+    expect(await registry.daemon.apps.remove('leaving')).toBe(true);
+    // Its prefix leaves haproxy's map: berth's Node listener answers, with no route for it.
+    await waitFor(async () => (await status('/leaving/x')) === 404 && (await engine()).prefixes === prefixes - 1, { what: "the deleted prefix out of haproxy's map" });
+    // Once its server drained, its backend is a spare again, and the next new app takes it.
+    await waitFor(async () => (await engine()).spares === spares + 1, { what: "the deleted app's backend back to the spares" });
+    await createRoutedApp(registry.daemon.apps, 'arriving', '/arriving');
+    await server('arriving', '/arriving');
+    await waitFor(async () => (await status('/arriving/x')) === 200 && (await engine()).spares === spares, { what: 'arriving served from that spare' });
+    expect(proxy.haproxy!.process.reloads).toBe(reloads);
+  });
+
   it('applies each of 100 route changes through the Runtime API, without a reload', async () => {
     const reloads = proxy.haproxy!.process.reloads;
     const served: number[] = [];
