@@ -138,6 +138,8 @@ export async function startProxy(config: ProxyConfig, logger: Logger, overrides:
       await closeRedis(redis);
       throw err;
     });
+    // Changes while haproxy started found no engine to tell (the table noted them): applied now.
+    haproxy.changed();
   }
   const shown = withHaproxy ? config.host : address.address;
   const host = shown === '0.0.0.0' || shown === '::' ? '127.0.0.1' : shown;

@@ -10,6 +10,7 @@ import { findHaproxy } from '../../proxy/haproxy-engine/index.js';
 import { createRoutedApp, runInstance, startAppServer, startTestProxy } from '../helpers/proxy-fixture.js';
 import { startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { startTestRegistry, type RegistryFixture } from '../helpers/registry-fixture.js';
+import { getPort } from '../helpers/get-port.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let redis: TestRedis;
@@ -175,6 +176,29 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     await server('arriving', '/arriving');
     await waitFor(async () => (await status('/arriving/x')) === 200 && (await engine()).spares === spares, { what: 'arriving served from that spare' });
     expect(proxy.haproxy!.process.reloads).toBe(reloads);
+  });
+
+  it('serves itself the apps that came while it started (a change then found no engine to tell)', async () => {
+    const s = await startAppServer('early');
+    closers.push(s.close);
+    const port = await getPort();
+    const starting = startTestProxy(redis, registry.prefix, 'm2', { engine: 'haproxy', port });
+    // New apps on m2 every few ms while its haproxy starts, none once it answers (berth holds the
+    // port from the start: a request waits in its backlog until haproxy takes it).
+    const answers = () => fetch(`http://127.0.0.1:${port}/_berth/health`, { signal: AbortSignal.timeout(20) }).then(() => true, () => false);
+    let n = 0;
+    while (!(await answers())) {
+      await runInstance(registry.daemon.store, `early${n}`, `/early${n}`, 'm2', s.port);
+      n++;
+    }
+    const second = await starting;
+    try {
+      const engine = async () => ((await (await fetch(`${second.url}/_berth/routes`)).json()) as { engine: { appBackends: number } }).engine;
+      expect(n).toBeGreaterThan(0);
+      await waitFor(async () => (await engine()).appBackends === n, { what: `all ${n} apps served by haproxy itself` });
+    } finally {
+      await second.close();
+    }
   });
 
   it('applies each of 100 route changes through the Runtime API, without a reload', async () => {
