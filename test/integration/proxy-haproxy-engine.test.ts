@@ -1,7 +1,8 @@
-// What only the haproxy engine has: route changes through HAProxy's Runtime API (no reload), apps'
-// own domains handed to berth's Node listener (which routes by host), a rolling update and reloads
-// for new apps under load with no failed request, and a haproxy killed under load restarted by berth at the cost of the
-// requests in flight at most.
+// What only the haproxy engine has: route changes through HAProxy's Runtime API (no reload: new
+// apps on spare backends, a deleted app's backend given back, changes made while haproxy starts),
+// apps' own domains handed to berth's Node listener (which routes by host), a rolling update and
+// reloads for new apps under load with no failed request, and a haproxy killed under load
+// restarted by berth at the cost of the requests in flight at most.
 import { request as httpRequest } from 'node:http';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
