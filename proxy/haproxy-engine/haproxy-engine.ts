@@ -14,7 +14,7 @@ import { runtimeChange } from './runtime-api.js';
 type PassedSettings = Pick<HaproxySettings, 'nodePort' | 'trustedProxies' | 'maxConnections' | 'connectTimeoutMs' | 'upstreamTimeoutMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxHeaderBytes' | 'graceMs'>;
 
 export interface HaproxyEngineOptions extends PassedSettings {
-  /** haproxy's threads (`--workers`); 0: haproxyThreads' default. */
+  /** haproxy's threads (`--workers`); 0: one per CPU (haproxyThreads). */
   workers: number;
   table: RouteTable;
   host: string;
@@ -185,12 +185,13 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
 }
 
 /**
- * haproxy's threads by default: one per CPU but one, left to the machine's apps. On a 2-CPU
- * machine one thread served 18 % more requests than two, at a fifth of the p99, and so did
- * HAProxy alone (the apps, the load and haproxy share those CPUs; docs/benchmarks.md).
+ * haproxy's threads by default: one per CPU, haproxy's own default. One per CPU but one (left to
+ * the apps) was tried: on 2 CPUs it served 1–2 % more requests through the engine in one run and
+ * 18 % more through HAProxy alone in another (docs/benchmarks.md), no gain to keep against
+ * haproxy's own advice on machines with more CPUs.
  */
 export function haproxyThreads(cpus: number): number {
-  return Math.max(1, cpus - 1);
+  return Math.max(1, cpus);
 }
 
 /** This process's hard limit of open files, which haproxy inherits (haproxy-config.ts keeps its maxconn within it). */

@@ -35,7 +35,7 @@ describe('haproxy config sizes', () => {
     expect([0, 1, 2, 3, 4, 5, 6, 7, 100].map(retryDelayMs)).toEqual([200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
   });
 
-  it('runs a thread per CPU but one (left to the apps), one at least', () => {
-    expect([1, 2, 4, 16].map(haproxyThreads)).toEqual([1, 1, 3, 15]);
+  it('runs a thread per CPU by default', () => {
+    expect([1, 2, 4, 16].map(haproxyThreads)).toEqual([1, 2, 4, 16]);
   });
 });
