@@ -1,11 +1,18 @@
 import { ERROR_CATALOGUE, type ErrorCode } from '../../common/errors.js';
 import { LISTEN_FD } from './haproxy-process.js';
 
-/** A server as HAProxy holds it: one running instance of the app's backend. */
+/** One running instance of the app, as a server of its backend: `name` is berth's (instance and epoch). */
 export interface ServerState {
   name: string;
   host: string;
   port: number;
+}
+
+/** A server as HAProxy holds it: in one of its backend's slots (HAProxy's name for it there), or added at run time. */
+export interface SlotServer extends ServerState {
+  slot: string;
+  /** Added with `add server` (no free slot was left): deleted once drained, where a slot is freed. */
+  added?: boolean;
 }
 
 /**
@@ -21,7 +28,14 @@ export interface BackendState {
   app: string | undefined;
   prefix: string;
   stripPrefix: boolean;
-  servers: Map<string, ServerState>;
+  /** By berth's server name. */
+  servers: Map<string, SlotServer>;
+  /**
+   * Slots declared in the config that serve nothing (in maintenance): a new instance takes one
+   * with `set server … addr`, not `add server`, since haproxy 2.6 keeps no idle connection to a
+   * server added at run time (a new connection to the app for every request).
+   */
+  free: string[];
 }
 
 export interface HaproxySettings {
@@ -53,6 +67,7 @@ export interface HaproxySettings {
 export const backendName = (app: string): string => `app-${app}`;
 export const spareName = (n: number): string => `spare-${n}`;
 export const serverName = (instance: string, epoch: number): string => `${instance}-e${epoch}`;
+export const slotName = (n: number): string => `s${n}`;
 export const NODE_BACKEND = 'berth-node';
 
 /** The state map's key for a drain begun. */
@@ -78,6 +93,7 @@ export function segmentDepth(prefix: string): number {
 export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendState>, depth: number): string {
   const backends = [...backendList];
   const servers = backends.reduce((n, b) => n + b.servers.size, 0);
+  const slots = backends.reduce((n, b) => n + b.servers.size + b.free.length, 0);
   const lines: string[] = [];
   const add = (...l: string[]) => lines.push(...l);
   add(
@@ -86,7 +102,7 @@ export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendSt
     `  stats socket ${s.adminSocket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 10s',
     `  nbthread ${s.threads}`,
-    `  maxconn ${maxConnectionsFor(s, servers)}`,
+    `  maxconn ${maxConnectionsFor(s, slots)}`,
     // After a reload the old worker finishes its requests within berth's grace, then stops.
     `  hard-stop-after ${s.graceMs}ms`,
     // Room for a head of maxHeaderBytes (431 beyond it, below) and no more: an L7 retry copies the
@@ -181,6 +197,8 @@ export function renderConfig(s: HaproxySettings, backendList: Iterable<BackendSt
       add(`  http-request set-header x-forwarded-prefix ${b.prefix}`, `  http-request set-path %[path,regsub(^${regexOf(b.prefix)}/?,/)]`);
     }
     for (const server of b.servers.values()) add(`  ${serverLine(server, servers)}`);
+    // Free slots: in maintenance (no check, no traffic) until an instance takes one.
+    for (const slot of b.free) add(`  server ${slot} ${FREE_SLOT_ADDRESS} disabled ${serverHealth(servers)}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -223,9 +241,12 @@ export function renderMap(entries: Map<string, string>): string {
   return [...entries].map(([prefix, backend]) => `${prefix} ${backend}\n`).join('');
 }
 
-export function serverLine(server: ServerState, servers: number): string {
-  return `server ${server.name} ${addressOf(server)} ${serverHealth(servers)}`;
+export function serverLine(server: SlotServer, servers: number): string {
+  return `server ${server.slot} ${addressOf(server)} ${serverHealth(servers)}`;
 }
+
+/** Where a free slot points: nowhere haproxy ever connects to (it is in maintenance). */
+const FREE_SLOT_ADDRESS = '127.0.0.1:1';
 
 /** Connection checks a second, at most, of the servers that are up (those down are checked every 500 ms). */
 const UP_CHECKS_PER_SECOND = 100;

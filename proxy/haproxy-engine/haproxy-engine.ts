@@ -140,8 +140,8 @@ export async function startHaproxyEngine(o: HaproxyEngineOptions): Promise<Hapro
       const servers = serverStates(haproxy.workerPid === 0 ? [] : await readStats(settings.adminSocket).catch(() => []));
       return {
         server: (app, instance, epoch) => {
-          const backend = applier.backendOf(app);
-          const s = backend === undefined ? undefined : servers.get(`${backend}/${serverName(instance, epoch)}`);
+          const slot = applier.slotOf(app, serverName(instance, epoch));
+          const s = slot === undefined ? undefined : servers.get(slot);
           // UP (or "UP 1/2" while checks settle) serves; anything else is set aside, HAProxy's words for why.
           const serving = s === undefined || s.status.startsWith('UP') || s.status === 'no check';
           return { inFlight: s?.inFlight ?? 0, setAside: serving ? null : { why: `haproxy: ${s.status}${s.check ? ` (check ${s.check})` : ''}` } };

@@ -2,7 +2,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/logger.js';
 import type { RouteTable, TableChanges } from '../../forward/index.js';
-import { addressOf, serverHealth, backendName, hostKeys, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, spareName, NODE_BACKEND, type BackendState, type HaproxySettings, type ServerState } from './haproxy-config.js';
+import { addressOf, backendName, hostKeys, serverHealth, MIN_MATCH_DEPTH, renderConfig, renderMap, segmentDepth, serverName, slotName, spareName, NODE_BACKEND, type BackendState, type HaproxySettings, type ServerState } from './haproxy-config.js';
 import type { HaproxyProcess } from './haproxy-process.js';
 import { inFlightByServer, readStats } from './haproxy-stats.js';
 import { runtimeBatch, runtimeChange } from './runtime-api.js';
@@ -14,6 +14,10 @@ const LATENCIES_KEPT = 1024;
 /** Spare backends a (re)load declares: at least this many, and a quarter as many as the apps it has (each costs haproxy about 12 KB). */
 const MIN_SPARES = 32;
 const SPARE_SHARE = 0.25;
+/** Free slots a (re)load declares in each backend: as many as its servers, this many at least (each costs haproxy about 6 KB). */
+const MIN_FREE_SLOTS = 1;
+/** `set server … addr … port …` answers with what changed, or that nothing had to. */
+const SET_ADDRESS_OK = /(changed from|no need to change)/;
 /** A failed change is tried again after this, doubled each time it fails again, up to RETRY_MAX_MS. */
 const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 10_000;
@@ -43,16 +47,19 @@ interface Desired {
 }
 
 /**
- * Keeps HAProxy equal to the route table, through its Runtime API: servers added (`add server`,
- * `enable server`), drained (`state drain`) and removed once idle (`state maint`, `del server`),
+ * Keeps HAProxy equal to the route table, through its Runtime API: servers put in free slots of
+ * their backend (`set server … addr … port …`, `state ready`), drained (`state drain`) and their
+ * slots freed once idle (`state maint`),
  * prefixes mapped with `add/set/del map`. A new app takes a spare backend (declared empty at the
  * last reload), and one that has no instance here left gives its backend back: HAProxy cannot
  * add a backend at run time, and a reload costs a new worker parsing every backend (about 1.3 s
  * and 180 MB with 10,000) while the old one drains. Only what the Runtime API cannot do takes a
  * seamless reload, counted: no spare left (the reload declares spares for a quarter as many apps
  * again, so a burst of new apps takes a few reloads, not one each), an app with stripPrefix (its
- * prefix is in its backend's config) new or changed, a prefix deeper than the match depth.
- * Changes are applied one at a time, coalesced.
+ * prefix is in its backend's config) new or changed, a prefix deeper than the match depth. An
+ * instance that finds no free slot in its backend is no reason: it gets a server of its own at
+ * once (`add server`), without keep-alive to the app (haproxy 2.6 keeps no idle connection to
+ * such a server) until a reload gives it a slot. Changes are applied one at a time, coalesced.
  */
 export class RouteApplier {
   /** The backends HAProxy holds now, by name: apps' (those of deleted apps stay until they drained) and spares. */
@@ -118,14 +125,17 @@ export class RouteApplier {
     const backends = new Map<string, BackendState>();
     const byApp = new Map<string, BackendState>();
     for (const a of desired.apps.values()) {
-      const b: BackendState = { name: backendName(a.app), app: a.app, prefix: a.prefix, stripPrefix: a.stripPrefix, servers: new Map(a.servers) };
+      let n = 0;
+      const servers = new Map([...a.servers].map(([name, server]) => [name, { ...server, slot: slotName(++n) }] as const));
+      const free = Array.from({ length: Math.max(MIN_FREE_SLOTS, servers.size) }, () => slotName(++n));
+      const b: BackendState = { name: backendName(a.app), app: a.app, prefix: a.prefix, stripPrefix: a.stripPrefix, servers, free };
       backends.set(b.name, b);
       byApp.set(a.app, b);
     }
     const map = new Map([...desired.prefixes].map(([prefix, app]) => [prefix, byApp.get(app)?.name ?? NODE_BACKEND]));
     const spares: BackendState[] = [];
     for (let n = Math.max(MIN_SPARES, Math.ceil(desired.apps.size * SPARE_SHARE)) - 1; n >= 0; n--) {
-      const b: BackendState = { name: spareName(n), app: undefined, prefix: '', stripPrefix: false, servers: new Map() };
+      const b: BackendState = { name: spareName(n), app: undefined, prefix: '', stripPrefix: false, servers: new Map(), free: Array.from({ length: MIN_FREE_SLOTS }, (_, i) => slotName(i + 1)) };
       backends.set(b.name, b);
       spares.push(b);
     }
@@ -162,6 +172,13 @@ export class RouteApplier {
 
   /** The HAProxy backend serving an app now, if any. */
   backendOf = (app: string): string | undefined => this.byApp.get(app)?.name;
+
+  /** HAProxy's `backend/slot` of an instance of `app` (by berth's server name), if it holds it. */
+  slotOf = (app: string, server: string): string | undefined => {
+    const b = this.byApp.get(app);
+    const held = b?.servers.get(server);
+    return held === undefined ? undefined : `${b!.name}/${held.slot}`;
+  };
 
   /** Backends declared, how many serve an app and how many are spares, and the prefixes mapped (for the engine's report). */
   backendCounts(): { backends: number; appBackends: number; spares: number; prefixes: number } {
@@ -249,16 +266,30 @@ export class RouteApplier {
       b.prefix = a.prefix;
       served.set(a.app, b.name);
       for (const s of a.servers.values()) {
-        const key = `${b.name}/${s.name}`;
-        if (!b.servers.has(s.name)) {
-          api(`add server ${key} ${addressOf(s)} ${serverHealth(servers)}`, /^New server registered\.$/);
-          // Ready first, then checked: leaving maintenance with checks on would wait for a first check.
-          api(`enable server ${key}`);
-          api(`enable health ${key}`);
-          b.servers.set(s.name, s);
-        } else if (this.draining.has(key)) {
+        const held = b.servers.get(s.name);
+        if (held === undefined) {
+          const slot = b.free.pop();
+          if (slot === undefined) {
+            // No free slot left: a server of its own, at once, without keep-alive to the app
+            // (haproxy 2.6 keeps no idle connection to it) until a reload gives it a slot.
+            const key = `${b.name}/${s.name}`;
+            api(`add server ${key} ${addressOf(s)} ${serverHealth(servers)}`, /^New server registered\.$/);
+            api(`enable server ${key}`);
+            api(`enable health ${key}`);
+            b.servers.set(s.name, { ...s, slot: s.name, added: true });
+            continue;
+          }
+          const key = `${b.name}/${slot}`;
+          // Checks off while the address changes, ready, then checked: leaving maintenance with
+          // checks on would wait for a first check.
+          api(`disable health ${key}`);
+          api(`set server ${key} addr ${s.host} port ${s.port}`, SET_ADDRESS_OK);
           api(`set server ${key} state ready`);
-          this.draining.delete(key);
+          api(`enable health ${key}`);
+          b.servers.set(s.name, { ...s, slot });
+        } else if (this.draining.has(`${b.name}/${held.slot}`)) {
+          api(`set server ${b.name}/${held.slot} state ready`);
+          this.draining.delete(`${b.name}/${held.slot}`);
         }
       }
     }
@@ -305,7 +336,7 @@ export class RouteApplier {
       if (desired.apps.has(b.app!) && !served.has(b.app!)) continue;
       const wanted = desired.apps.get(b.app!)?.servers;
       for (const s of b.servers.values()) {
-        const key = `${b.name}/${s.name}`;
+        const key = `${b.name}/${s.slot}`;
         if (wanted?.has(s.name) || this.draining.has(key)) continue;
         api(`set server ${key} state drain`);
         this.draining.set(key, Date.now());
@@ -333,19 +364,26 @@ export class RouteApplier {
     let anyEmptied = false;
     for (const [key, since] of [...this.draining]) {
       if ((inFlight.get(key) ?? 0) > 0 && Date.now() - since < this.o.graceMs) continue;
-      const [backend, server] = key.split('/') as [string, string];
+      const [backend, slot] = key.split('/') as [string, string];
       try {
+        // In maintenance a slot is free again (its connections to this address go when another
+        // takes it); a server added at run time is deleted.
         await runtimeChange(this.o.settings.adminSocket, `set server ${key} state maint`);
-        await runtimeChange(this.o.settings.adminSocket, `del server ${key}`, /^Server deleted\.$/);
         const b = this.backends.get(backend);
-        b?.servers.delete(server);
+        for (const [name, server] of b?.servers ?? []) {
+          if (server.slot !== slot) continue;
+          if (server.added === true) await runtimeChange(this.o.settings.adminSocket, `del server ${key}`, /^Server deleted\.$/);
+          else b!.free.push(slot);
+          b!.servers.delete(name);
+        }
         if (b?.servers.size === 0 && b.app !== undefined) {
           this.emptied.add(b.app);
           anyEmptied = true;
         }
         this.draining.delete(key);
       } catch {
-        // Connections still attached (idle ones close soon): the next sweep tries again.
+        // Connections still attached to a server added at run time (idle ones close soon), or
+        // haproxy did not take the change: the next sweep tries again, and after that a reload.
         if (Date.now() - since < this.o.graceMs + 5000) continue;
         this.draining.delete(key);
         this.reloadNext = true;

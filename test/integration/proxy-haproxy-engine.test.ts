@@ -202,6 +202,28 @@ describe.skipIf(haproxy === undefined)(`the haproxy engine${haproxy === undefine
     }
   });
 
+  it('keeps its connections to an instance it got at run time (a free slot of the config, not add server)', async () => {
+    await createRoutedApp(registry.daemon.apps, 'kept', '/kept');
+    const s = await startAppServer('kept');
+    closers.push(s.close);
+    let connections = 0;
+    s.server.on('connection', () => connections++);
+    const reloads = proxy.haproxy!.process.reloads;
+    await runInstance(registry.daemon.store, 'kept', '/kept', 'm1', s.port);
+    const servedByHaproxy = async () => Number(/^berth_haproxy_requests_total\{app="kept",code="2xx"\} (\d+)$/m.exec(await proxy.haproxy!.metricsText())?.[1] ?? 0);
+    await waitFor(async () => (await status('/kept/x')) === 200 && (await servedByHaproxy()) > 0, { what: 'haproxy serving /kept itself' });
+    expect(proxy.haproxy!.process.reloads).toBe(reloads);
+    const before = connections;
+    const pool = new Agent({ connections: 1 });
+    try {
+      for (let i = 0; i < 200; i++) expect(await status('/kept/x', pool)).toBe(200);
+    } finally {
+      await pool.close();
+    }
+    // haproxy 2.6 opened a connection for each request through a server added with add server.
+    expect(connections - before).toBeLessThan(20);
+  });
+
   it('applies each of 100 route changes through the Runtime API, without a reload', async () => {
     const reloads = proxy.haproxy!.process.reloads;
     const served: number[] = [];
